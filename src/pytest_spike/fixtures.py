@@ -1,0 +1,77 @@
+"""Fixtures that give hand-written spike tests the plugin's machinery."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pytest
+
+from pytest_spike.model import Metric, SpikeError
+
+_RECORDER = pytest.StashKey["SpikeRecorder"]()
+
+
+@dataclass
+class SpikeRecorder:
+    """Notes and metrics one test reported; they ride on its report to the scorecard."""
+
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, Metric] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, item: pytest.Item) -> SpikeRecorder:
+        return item.stash.setdefault(_RECORDER, cls())
+
+
+def _require_candidate(request: pytest.FixtureRequest, fixture: str) -> pytest.Item:
+    item = request.node
+    if not isinstance(item, pytest.Item) or item.get_closest_marker("spike_candidate") is None:
+        raise SpikeError(
+            f"{fixture} is for spike tests: mark {request.node.nodeid} with spike.candidate(...)"
+        )
+    return item
+
+
+@pytest.fixture
+def spike_note(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Add a free-text note about the candidate to the report.
+
+    .. code-block:: python
+
+        def test_api_feels(spike_note):
+            spike_note("no type hints on the public API")
+    """
+    recorder = SpikeRecorder.of(_require_candidate(request, "spike_note"))
+
+    def note(text: str) -> None:
+        recorder.notes.append(" ".join(str(text).split()))
+
+    return note
+
+
+@pytest.fixture
+def spike_metric(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record a named number, compared across candidates in the scorecard.
+
+    ``spike_metric(name, value, *, unit=None, better="higher")``; ``better`` is
+    ``"higher"`` or ``"lower"`` and decides which candidate the scorecard marks best.
+
+    .. code-block:: python
+
+        def test_speed(spike_metric):
+            spike_metric("rows/s", 1250.0, unit="rows/s", better="higher")
+    """
+    recorder = SpikeRecorder.of(_require_candidate(request, "spike_metric"))
+
+    def metric(name: str, value: float, *, unit: Optional[str] = None, better: str = "higher") -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise SpikeError(f"spike_metric: the name must be a non-empty string, got {name!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SpikeError(f"spike_metric({name!r}): value must be a finite number, got {value!r}")
+        if better not in ("higher", "lower"):
+            raise SpikeError(f"spike_metric({name!r}): better={better!r} must be 'higher' or 'lower'")
+        recorder.metrics[name.strip()] = Metric(name.strip(), float(value), unit, better)
+
+    return metric

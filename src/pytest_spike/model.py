@@ -1,0 +1,476 @@
+"""Value types shared by every layer: candidates, findings, probe results, the scorecard.
+
+Nothing here imports pytest: the same types are built by the plugin, read back from
+results files by ``pytest-spike merge`` and handed to other plugins through hooks.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+SCHEMA = "pytest-spike/1"
+
+#: Probe kinds in the order the scorecard lists them.
+PROBE_KINDS = (
+    "install",
+    "import",
+    "readme",
+    "upstream",
+    "signals",
+    "hello_world",
+    "real_data",
+    "custom",
+)
+#: Kinds made by pytest-spike itself (one item per candidate), as opposed to user tests.
+BUILTIN_KINDS = ("install", "import")
+#: Kinds a user test can be tagged with.
+USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
+
+OUTCOMES = ("passed", "failed", "skipped", "error")
+
+
+class SpikeError(Exception):
+    """A problem with the user's input: reported as one line, never as a traceback."""
+
+
+class Severity(str, enum.Enum):
+    """How much a finding matters. Compare with ``rank`` (critical is highest)."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_SEVERITY_RANK = {
+    Severity.INFO: 0,
+    Severity.LOW: 1,
+    Severity.MEDIUM: 2,
+    Severity.HIGH: 3,
+    Severity.CRITICAL: 4,
+}
+
+
+class Level(str, enum.Enum):
+    """The risk level of a candidate, derived from its score and findings."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    BLOCKED = "blocked"
+
+    @property
+    def rank(self) -> int:
+        return _LEVEL_RANK[self]
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_LEVEL_RANK = {Level.LOW: 0, Level.MEDIUM: 1, Level.HIGH: 2, Level.BLOCKED: 3}
+
+
+def parse_choice(enum_type: type[enum.Enum], value: str, where: str) -> Any:
+    """Parse ``value`` as a member of ``enum_type``; the error names ``where`` it came from."""
+    try:
+        return enum_type(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in enum_type)  # type: ignore[attr-defined]
+        raise SpikeError(f"{where}: {value!r} is not one of {choices}") from None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a probe saw that bears on the risk of adopting a candidate.
+
+    ``code`` is stable and dotted (``install.missing``, ``import.deprecation``), ``message``
+    is one line, ``evidence`` holds short strings (cell, node id, excerpt) that back it.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity(self.severity))
+        object.__setattr__(self, "message", _one_line(self.message))
+        object.__setattr__(
+            self, "evidence", {str(k): str(v) for k, v in dict(self.evidence).items()}
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity.value,
+            "message": self.message,
+            "evidence": dict(self.evidence),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(
+            code=str(data["code"]),
+            severity=Severity(data["severity"]),
+            message=str(data["message"]),
+            evidence=dict(data.get("evidence") or {}),
+        )
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A package under evaluation, as declared by ``spike.candidate`` or ``--spike-candidate``."""
+
+    requirement: str
+    versions: str | tuple[str, ...] | None = None
+    python: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    timebox: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The canonical project name (``Foo_Bar`` -> ``foo-bar``); used in node ids."""
+        return canonicalize_name(Requirement(self.requirement).name)
+
+    @property
+    def project(self) -> str:
+        """The project name as the user wrote it."""
+        return Requirement(self.requirement).name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "requirement": self.requirement,
+            "versions": list(self.versions)
+            if isinstance(self.versions, tuple)
+            else self.versions,
+            "python": list(self.python),
+            "modules": list(self.modules),
+            "timebox": self.timebox,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Candidate:
+        versions = data.get("versions")
+        return cls(
+            requirement=str(data["requirement"]),
+            versions=tuple(versions) if isinstance(versions, list) else versions,
+            python=tuple(data.get("python") or ()),
+            modules=tuple(data.get("modules") or ()),
+            timebox=data.get("timebox"),
+        )
+
+
+def parse_requirement(text: str, where: str) -> Requirement:
+    """Parse a PEP 508 requirement; the error names ``where`` it came from."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0]
+        raise SpikeError(
+            f"{where}: {text!r} is not a valid requirement ({first}); "
+            "write it as for pip, e.g. 'tomli' or 'tomli>=2'"
+        ) from None
+    if req.url:
+        raise SpikeError(
+            f"{where}: {text!r} is a direct URL requirement; name a project on the "
+            "package index instead"
+        )
+    return req
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named number a test reported, compared across candidates."""
+
+    name: str
+    value: float
+    unit: str | None = None
+    better: str = "higher"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "unit": self.unit, "better": self.better}
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> Metric:
+        return cls(
+            name=name,
+            value=float(data["value"]),
+            unit=data.get("unit"),
+            better=str(data.get("better", "higher")),
+        )
+
+
+@dataclass
+class ProbeResult:
+    """What one probe item (built-in or user test) did for one candidate."""
+
+    candidate: str
+    kind: str
+    nodeid: str
+    outcome: str = "passed"
+    duration_s: float = 0.0
+    peak_memory_mb: float | None = None
+    version: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "kind": self.kind,
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "duration_s": round(self.duration_s, 4),
+            "peak_memory_mb": None
+            if self.peak_memory_mb is None
+            else round(self.peak_memory_mb, 2),
+            "version": self.version,
+            "findings": [f.to_dict() for f in self.findings],
+            "details": self.details,
+            "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbeResult:
+        return cls(
+            candidate=str(data["candidate"]),
+            kind=str(data["kind"]),
+            nodeid=str(data["nodeid"]),
+            outcome=str(data.get("outcome", "passed")),
+            duration_s=float(data.get("duration_s") or 0.0),
+            peak_memory_mb=data.get("peak_memory_mb"),
+            version=data.get("version"),
+            findings=[Finding.from_dict(f) for f in data.get("findings") or ()],
+            details=dict(data.get("details") or {}),
+            metrics={
+                name: Metric.from_dict(name, m)
+                for name, m in (data.get("metrics") or {}).items()
+            },
+            notes=[str(n) for n in data.get("notes") or ()],
+        )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A finding with the points it adds to its candidate's score."""
+
+    finding: Finding
+    points: float
+    probe: str | None = None
+
+
+@dataclass
+class CandidateResult:
+    """Everything known about one candidate in one cell, and its score."""
+
+    candidate: Candidate
+    version: str | None = None
+    probes: list[ProbeResult] = field(default_factory=list)
+    scored: list[Scored] = field(default_factory=list)
+    score: float = 0.0
+    level: Level = Level.LOW
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [s.finding for s in self.scored]
+
+    @property
+    def metrics(self) -> dict[str, Metric]:
+        merged: dict[str, Metric] = {}
+        for probe in self.probes:
+            merged.update(probe.metrics)
+        return merged
+
+    @property
+    def notes(self) -> list[str]:
+        return [note for probe in self.probes for note in probe.notes]
+
+    @property
+    def duration_s(self) -> float:
+        return sum(p.duration_s for p in self.probes)
+
+    @property
+    def peak_memory_mb(self) -> float | None:
+        peaks = [p.peak_memory_mb for p in self.probes if p.peak_memory_mb is not None]
+        return max(peaks) if peaks else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.candidate.to_dict()
+        data.update(
+            {
+                "version": self.version,
+                "level": self.level.value,
+                "score": _number(self.score),
+                "findings": [
+                    dict(s.finding.to_dict(), points=_number(s.points), probe=s.probe)
+                    for s in self.scored
+                ],
+                "probes": [
+                    {
+                        "kind": p.kind,
+                        "nodeid": p.nodeid,
+                        "outcome": p.outcome,
+                        "duration_s": round(p.duration_s, 4),
+                        "peak_memory_mb": p.peak_memory_mb,
+                        "details": p.details,
+                    }
+                    for p in self.probes
+                ],
+                "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+                "notes": self.notes,
+                "duration_s": round(self.duration_s, 4),
+                "peak_memory_mb": self.peak_memory_mb,
+            }
+        )
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateResult:
+        candidate = Candidate.from_dict(data)
+        probes = [
+            ProbeResult(
+                candidate=candidate.name,
+                kind=str(p["kind"]),
+                nodeid=str(p["nodeid"]),
+                outcome=str(p["outcome"]),
+                duration_s=float(p.get("duration_s") or 0.0),
+                peak_memory_mb=p.get("peak_memory_mb"),
+                details=dict(p.get("details") or {}),
+            )
+            for p in data.get("probes") or ()
+        ]
+        if probes:
+            probes[0].metrics = {
+                name: Metric.from_dict(name, m)
+                for name, m in (data.get("metrics") or {}).items()
+            }
+            probes[0].notes = [str(n) for n in data.get("notes") or ()]
+        return cls(
+            candidate=candidate,
+            version=data.get("version"),
+            probes=probes,
+            scored=[
+                Scored(Finding.from_dict(f), float(f.get("points", 0)), f.get("probe"))
+                for f in data.get("findings") or ()
+            ],
+            score=float(data.get("score") or 0),
+            level=Level(data.get("level", "low")),
+        )
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(value, 3)
+
+
+def current_cell() -> dict[str, str]:
+    """Describe the interpreter and platform this run happens on."""
+    return {
+        "python": platform.python_version(),
+        "python_short": f"{sys.version_info[0]}.{sys.version_info[1]}",
+        "implementation": platform.python_implementation(),
+        "platform": sys.platform,
+        "machine": platform.machine(),
+    }
+
+
+@dataclass
+class Scorecard:
+    """The candidates of one run (one matrix cell), ready to print or save."""
+
+    cell: dict[str, str]
+    candidates: list[CandidateResult]
+    complete: bool = True
+    plugin_version: str = ""
+    created: str = ""
+    fail_on: Level | None = None
+
+    def lowest_risk(self) -> list[CandidateResult]:
+        """The candidates that share the lowest (level, score); empty when there are none."""
+        if not self.candidates:
+            return []
+        best = min((c.level.rank, c.score) for c in self.candidates)
+        return [c for c in self.candidates if (c.level.rank, c.score) == best]
+
+    def reaching(self, level: Level) -> list[CandidateResult]:
+        return [c for c in self.candidates if c.level.rank >= level.rank]
+
+    def metric_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for cand in self.candidates:
+            for name in cand.metrics:
+                names.setdefault(name, None)
+        return list(names)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "plugin_version": self.plugin_version,
+            "created": self.created,
+            "complete": self.complete,
+            "cell": dict(self.cell),
+            "fail_on": self.fail_on.value if self.fail_on else None,
+            "lowest_risk": [c.name for c in self.lowest_risk()],
+            "candidates": [c.to_dict() for c in self.candidates],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scorecard:
+        schema = data.get("schema") if isinstance(data, Mapping) else None
+        if schema != SCHEMA:
+            raise SpikeError(
+                f"results schema {schema!r} is not {SCHEMA!r}: "
+                "re-run the spike with this version of pytest-spike"
+            )
+        fail_on = data.get("fail_on")
+        return cls(
+            cell=dict(data.get("cell") or {}),
+            candidates=[CandidateResult.from_dict(c) for c in data["candidates"]],
+            complete=bool(data.get("complete", True)),
+            plugin_version=str(data.get("plugin_version", "")),
+            created=str(data.get("created", "")),
+            fail_on=Level(fail_on) if fail_on else None,
+        )
+
+
+def best_metric(values: Iterable[tuple[str, Metric]]) -> set[str]:
+    """Names of the candidates holding the best value of one metric."""
+    pairs = [(name, m) for name, m in values if not math.isnan(m.value)]
+    if not pairs:
+        return set()
+    pick = max if pairs[0][1].better == "higher" else min
+    best = pick(m.value for _, m in pairs)
+    return {name for name, m in pairs if m.value == best}
+
+
+def sorted_scored(scored: Sequence[Scored]) -> list[Scored]:
+    """Findings most important first: points, then severity, then code."""
+    return sorted(scored, key=lambda s: (-s.points, -s.finding.severity.rank, s.finding.code))

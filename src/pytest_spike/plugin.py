@@ -1,0 +1,403 @@
+"""pytest hooks: options, markers, collection of spike items, reports, the scorecard.
+
+Probe results travel on test reports as JSON strings (``report.spike_probe``), so they
+survive pytest-xdist; scoring and printing happen once, on the controller.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Generator
+
+import pytest
+
+from pytest_spike import __version__, hookspec
+from pytest_spike.fixtures import SpikeRecorder, spike_metric, spike_note  # noqa: F401  (fixtures)
+from pytest_spike.marks import CANDIDATE_MARK, KIND_MARK, candidate_from_mark, candidate_from_values
+from pytest_spike.model import (
+    USER_KINDS,
+    Candidate,
+    CandidateResult,
+    Finding,
+    ProbeResult,
+    Scorecard,
+    Severity,
+    SpikeError,
+    current_cell,
+)
+from pytest_spike.probes.base import ProbeContext
+from pytest_spike.probes.items import ProbeItem, make_items
+from pytest_spike.report import results, terminal
+from pytest_spike.scoring import level_for, score
+from pytest_spike.settings import Settings, add_options, resolve
+
+SKIP_REASON = "spike probe: run with --spike"
+#: Severity of a failing user test, by its probe kind.
+USER_FAILURE_SEVERITY = {
+    "hello_world": Severity.HIGH,
+    "real_data": Severity.HIGH,
+    "upstream": Severity.MEDIUM,
+    "custom": Severity.MEDIUM,
+}
+
+_SESSION = pytest.StashKey["SpikeSession"]()
+_CANDIDATE = pytest.StashKey[Candidate]()
+_KIND = pytest.StashKey[str]()
+_FINDINGS = pytest.StashKey["list[Finding]"]()
+_PEAK = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "spike_candidate(requirement, *, versions=None, python=None, module=None, timebox=None): "
+        "the test probes this candidate package (use pytest_spike.spike.candidate)",
+    )
+    config.addinivalue_line(
+        "markers",
+        "spike_kind(kind): the probe kind of a spike test: hello_world, real_data or upstream",
+    )
+    try:
+        settings = resolve(config)
+    except SpikeError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session = SpikeSession(config, settings)
+    config.stash[_SESSION] = session
+    config.pluginmanager.register(session, "spike-session")
+
+
+def spike_session(config: pytest.Config) -> SpikeSession:
+    return config.stash[_SESSION]
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def candidate_of(item: pytest.Item) -> tuple[Candidate, str] | None:
+    """The candidate and probe kind of a user test, or None; raises SpikeError on bad marks."""
+    mark = item.get_closest_marker(CANDIDATE_MARK)
+    kind_mark = item.get_closest_marker(KIND_MARK)
+    if mark is None:
+        if kind_mark is not None:
+            raise SpikeError(
+                f"tagged spike.{kind_mark.args[0] if kind_mark.args else '?'} but has no "
+                "spike.candidate(...); add one to the test, its class or the module's pytestmark"
+            )
+        return None
+    own = {repr((m.args, sorted(m.kwargs.items()))) for m in item.own_markers if m.name == CANDIDATE_MARK}
+    if len(own) > 1:
+        raise SpikeError("has more than one spike.candidate(...) mark; a test belongs to exactly one candidate")
+    candidate = candidate_from_mark(mark.args, mark.kwargs)
+    kind = "custom"
+    if kind_mark is not None:
+        kind = kind_mark.args[0] if kind_mark.args else ""
+        if kind not in USER_KINDS:
+            raise SpikeError(f"spike_kind({kind!r}) is not one of {', '.join(USER_KINDS)}")
+    return candidate, kind
+
+
+class SpikeSession:
+    """Per-run state and the hooks that need it (registered as ``spike-session``)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.candidates: list[Candidate] = []
+        self.probes: dict[str, ProbeResult] = {}
+        self.order: dict[str, int] = {}
+        self.scorecard: Scorecard | None = None
+        self.memo: dict[Any, Any] = {}
+        self.known: dict[str, Candidate] = {}
+        self.workdir: Path | None = None
+        self.written: list[str] = []
+        self.write_errors: list[str] = []
+        self.started = datetime.now(timezone.utc)
+
+    # -- collection ---------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, Any, Any]:
+        report = yield
+        if not report.passed or not report.result:
+            return report
+        errors = []
+        for node in report.result:
+            if not isinstance(node, pytest.Item):
+                continue
+            try:
+                found = candidate_of(node)
+            except SpikeError as exc:
+                errors.append(f"{node.nodeid}: {exc}")
+                continue
+            if found:
+                node.stash[_CANDIDATE], node.stash[_KIND] = found
+        if errors:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(errors)
+            report.result = []
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        spike_items = [item for item in items if _CANDIDATE in item.stash]
+        if not self.settings.enabled:
+            for item in spike_items:
+                item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+            return
+        try:
+            self.candidates = self._gather(spike_items)
+        except SpikeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        keep = {c.name for c in self.candidates}
+        deselected = [item for item in spike_items if item.stash[_CANDIDATE].name not in keep]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            gone = set(map(id, deselected))
+            items[:] = [item for item in items if id(item) not in gone]
+        items[:0] = list(make_items(session, self.candidates, self._context))
+        self.order = {c.name: i for i, c in enumerate(self.candidates)}
+
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        if not self.settings.enabled:
+            return []
+        names = ", ".join(c.name for c in self.candidates) or "none"
+        count = len(self.candidates)
+        return [
+            f"spike: {count} candidate{'s' if count != 1 else ''} ({names}); "
+            "built-in probes added as spike::<name>::<probe>"
+        ]
+
+    def _gather(self, spike_items: list[pytest.Item]) -> list[Candidate]:
+        """Candidates of the collected tests, then of --spike-candidate, filtered by --spike-select."""
+        found: dict[str, tuple[Candidate, str]] = {}
+        for item in spike_items:
+            cand = item.stash[_CANDIDATE]
+            first = found.setdefault(cand.name, (cand, item.nodeid))
+            if first[0] != cand:
+                raise SpikeError(
+                    f"candidate {cand.name!r} is declared twice with different settings: "
+                    f"{first[1]} has {_describe(first[0])}, {item.nodeid} has {_describe(cand)}; "
+                    "declare it once (e.g. in the module's pytestmark)"
+                )
+        for req in self.settings.candidates:
+            cand = candidate_from_values(req, where=f"--spike-candidate {req!r}")
+            found.setdefault(cand.name, (cand, "--spike-candidate"))  # a file's own declaration wins
+        selected = self.settings.select
+        if selected:
+            from packaging.utils import canonicalize_name
+
+            wanted = {canonicalize_name(s) for s in selected}
+            unknown = sorted(wanted - set(found))
+            if unknown:
+                raise SpikeError(
+                    f"--spike-select {', '.join(unknown)} matches no candidate "
+                    f"(candidates: {', '.join(found) or 'none'})"
+                )
+            found = {name: v for name, v in found.items() if name in wanted}
+        return [cand for cand, _ in found.values()]
+
+    def _context(self, candidate: Candidate) -> ProbeContext:
+        return ProbeContext(
+            candidate=candidate,
+            python=sys.executable,
+            timeout=self.settings.probe_timeout,
+            workdir=self._workdir(),
+            memo=self.memo,
+        )
+
+    def _workdir(self) -> Path:
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="pytest-spike-"))
+        return self.workdir
+
+    def pytest_unconfigure(self) -> None:
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- running ------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if _CANDIDATE not in item.stash:
+            return (yield)
+        before = _maxrss_mb()
+        try:
+            return (yield)
+        finally:
+            item.stash[_PEAK] = max(0.0, _maxrss_mb() - before)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if isinstance(item, ProbeItem):
+            if report.skipped and isinstance(report.longrepr, tuple):
+                # Point the skip at the probe item, not at the line of ours that raised it.
+                report.longrepr = (item.nodeid, None, report.longrepr[2])
+            payload = self._builtin_payload(item)
+        elif _CANDIDATE in item.stash and self.settings.enabled:
+            payload = self._user_payload(item, call, report)
+        else:
+            return report
+        report.spike_probe = json.dumps(payload)  # type: ignore[attr-defined]
+        return report
+
+    def _builtin_payload(self, item: ProbeItem) -> dict[str, Any]:
+        outcome = getattr(item, "outcome", None)
+        probe = ProbeResult(candidate=item.candidate.name, kind=item.kind, nodeid=item.nodeid)
+        if outcome is not None:
+            probe.findings = list(outcome.findings)
+            probe.details = outcome.details
+            probe.version = outcome.version
+            probe.peak_memory_mb = outcome.peak_memory_mb
+        return self._payload(item.candidate, probe)
+
+    def _user_payload(
+        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    ) -> dict[str, Any]:
+        candidate, kind = item.stash[_CANDIDATE], item.stash[_KIND]
+        findings = item.stash.setdefault(_FINDINGS, [])
+        if report.failed and call.excinfo is not None and not hasattr(report, "wasxfail"):
+            error = call.excinfo.exconly().strip().splitlines()
+            first = error[0] if error else call.excinfo.typename
+            if report.when == "call":
+                code, severity, what = f"{kind}.failed", USER_FAILURE_SEVERITY[kind], "failed"
+            else:
+                code, severity, what = f"{kind}.error", Severity.MEDIUM, f"errored in {report.when}"
+            findings.append(
+                Finding(code, severity, f"{item.name} {what}: {first}", {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]})
+            )
+        recorder = SpikeRecorder.of(item)
+        probe = ProbeResult(
+            candidate=candidate.name,
+            kind=kind,
+            nodeid=item.nodeid,
+            version=_installed_version(candidate),
+            findings=list(findings),
+            peak_memory_mb=item.stash.get(_PEAK, None),
+            metrics=dict(recorder.metrics),
+            notes=list(recorder.notes),
+        )
+        return self._payload(candidate, probe)
+
+    def _payload(self, candidate: Candidate, probe: ProbeResult) -> dict[str, Any]:
+        return {
+            "candidate": candidate.to_dict(),
+            "order": self.order.get(candidate.name, len(self.order)),
+            "probe": probe.to_dict(),
+        }
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        raw = getattr(report, "spike_probe", None)
+        if raw is None or _is_worker(self.config):
+            return
+        payload = json.loads(raw)
+        candidate = Candidate.from_dict(payload["candidate"])
+        self.known.setdefault(candidate.name, candidate)
+        self.order.setdefault(candidate.name, payload["order"])
+        fresh = ProbeResult.from_dict(payload["probe"])
+        known = self.probes.get(report.nodeid)
+        if known is not None:
+            fresh.duration_s = known.duration_s
+            fresh.outcome = known.outcome
+        fresh.duration_s += report.duration
+        fresh.outcome = _merge_outcome(fresh.outcome if known else "passed", report)
+        self.probes[report.nodeid] = fresh
+
+    # -- the end ------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.settings.enabled or _is_worker(self.config):
+            return
+        self.scorecard = self._build_scorecard(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
+        self.config.hook.pytest_spike_scorecard(scorecard=self.scorecard, config=self.config)
+        self.written, self.write_errors = results.write_outputs(self.scorecard, self.settings)
+        if self.write_errors:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        fail_on = self.settings.fail_on
+        if fail_on and self.scorecard.reaching(fail_on) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _build_scorecard(self, complete: bool) -> Scorecard:
+        by_name: dict[str, CandidateResult] = {}
+        for cand in sorted(self.known.values(), key=lambda c: self.order.get(c.name, 1 << 30)):
+            by_name[cand.name] = CandidateResult(candidate=cand)
+        for probe in sorted(self.probes.values(), key=lambda p: p.nodeid):
+            result = by_name.get(probe.candidate)
+            if result is None:
+                continue
+            result.probes.append(probe)
+            if probe.version and (result.version is None or probe.kind == "install"):
+                result.version = probe.version
+        hook = self.config.hook
+        for result in by_name.values():
+            pairs = [(f, p.nodeid) for p in result.probes for f in p.findings]
+            for extra in hook.pytest_spike_add_findings(result=result, config=self.config):
+                pairs += [(f, None) for f in extra or ()]
+            result.scored = score(pairs, lambda f: self._points(f))
+            result.score = sum(s.points for s in result.scored)
+            level = hook.pytest_spike_level(result=result, config=self.config)
+            result.level = level if level is not None else level_for(result.score, result.findings)
+        return Scorecard(
+            cell=current_cell(),
+            candidates=list(by_name.values()),
+            complete=complete,
+            plugin_version=__version__,
+            created=self.started.isoformat(timespec="seconds"),
+            fail_on=self.settings.fail_on,
+        )
+
+    def _points(self, finding: Finding) -> float:
+        override = self.config.hook.pytest_spike_weight(finding=finding, config=self.config)
+        return float(override) if override is not None else self.settings.weights.points(finding)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.scorecard is None:
+            return
+        terminal.write_scorecard(terminalreporter, self.scorecard, self.written, self.write_errors)
+
+
+def _merge_outcome(previous: str, report: pytest.TestReport) -> str:
+    if report.skipped:
+        return "skipped" if previous == "passed" else previous
+    if report.failed:
+        return "failed" if report.when == "call" else "error"
+    return previous
+
+
+def _describe(candidate: Candidate) -> str:
+    data = candidate.to_dict()
+    return ", ".join(f"{k}={v!r}" for k, v in data.items() if v not in (None, [], "") and k != "name")
+
+
+def _installed_version(candidate: Candidate) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(candidate.project)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _maxrss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

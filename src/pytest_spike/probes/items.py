@@ -1,0 +1,86 @@
+"""Built-in probes as pytest items: ``spike::<candidate>::<kind>``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from pytest_spike.model import Candidate, Severity
+from pytest_spike.probes.base import ProbeContext, ProbeOutcome
+from pytest_spike.probes.importing import probe_import
+from pytest_spike.probes.install import probe_install
+
+Probe = Callable[[ProbeContext], ProbeOutcome]
+
+#: Built-in probe kinds in the order they run, and the function behind each.
+BUILTIN_PROBES: dict[str, Probe] = {
+    "install": probe_install,
+    "import": probe_import,
+}
+
+#: A probe item fails when it produced a finding of one of these severities.
+FAILING = (Severity.CRITICAL, Severity.HIGH)
+
+
+class ProbeFailed(Exception):
+    """Raised by a probe item whose findings make it fail; printed without a traceback."""
+
+
+class SpikeNode(pytest.Collector):
+    """The ``spike`` or ``spike::<candidate>`` node: holds the built-in items."""
+
+    children: list[pytest.Item | pytest.Collector]
+
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
+        return self.children
+
+
+class ProbeItem(pytest.Item):
+    """One built-in probe of one candidate."""
+
+    candidate: Candidate
+    kind: str
+    context_factory: Callable[[Candidate], ProbeContext]
+
+    def setup(self) -> None:
+        self.outcome: ProbeOutcome | None = None
+
+    def runtest(self) -> None:
+        probe = BUILTIN_PROBES[self.kind]
+        self.outcome = probe(self.context_factory(self.candidate))
+        if self.outcome.skipped:
+            pytest.skip(self.outcome.skipped)
+        failing = [f for f in self.outcome.findings if f.severity in FAILING]
+        if failing:
+            raise ProbeFailed("\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in failing))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, ProbeFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.nodeid
+
+
+def make_items(
+    session: pytest.Session,
+    candidates: list[Candidate],
+    context_factory: Callable[[Candidate], ProbeContext],
+) -> Iterator[ProbeItem]:
+    """Build ``spike::<name>::<kind>`` items for every candidate."""
+    root = SpikeNode.from_parent(session, name="spike", nodeid="spike")
+    root.children = []
+    for cand in candidates:
+        node = SpikeNode.from_parent(root, name=cand.name)
+        node.children = []
+        root.children.append(node)
+        for kind in BUILTIN_PROBES:
+            item = ProbeItem.from_parent(node, name=kind)
+            item.candidate = cand
+            item.kind = kind
+            item.context_factory = context_factory
+            node.children.append(item)
+            yield item

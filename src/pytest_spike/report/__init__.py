@@ -1,0 +1,1 @@
+"""Renderers and writers for the scorecard: terminal, Markdown, JSON results."""

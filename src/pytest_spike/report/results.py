@@ -1,0 +1,87 @@
+"""Results files: write atomically, read back with clear errors, and the run's outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_spike.model import Scorecard, SpikeError
+from pytest_spike.report import markdown
+
+if TYPE_CHECKING:
+    from pytest_spike.settings import Settings
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dumps(scorecard: Scorecard) -> str:
+    return json.dumps(scorecard.to_dict(), indent=2, sort_keys=False) + "\n"
+
+
+def load(path: Path) -> Scorecard:
+    """Read a results file; a missing, truncated, non-JSON or foreign file is a SpikeError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpikeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SpikeError(f"{path}: not a JSON results file ({exc}); was the run cut short?") from None
+    if not isinstance(data, dict):
+        raise SpikeError(f"{path}: not a pytest-spike results file (top level is not an object)")
+    try:
+        return Scorecard.from_dict(data)
+    except SpikeError as exc:
+        raise SpikeError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpikeError(f"{path}: malformed results file ({type(exc).__name__}: {exc})") from None
+
+
+def write_outputs(scorecard: Scorecard, settings: Settings) -> tuple[list[str], list[str]]:
+    """Write the JSON / Markdown files the settings ask for.
+
+    Returns (lines saying what was written, one-line errors for what could not be).
+    """
+    written: list[str] = []
+    errors: list[str] = []
+    targets = []
+    if settings.json_path is not None:
+        targets.append(("results", settings.json_path, dumps(scorecard)))
+    if settings.md_path is not None:
+        targets.append(("markdown", settings.md_path, markdown.render(scorecard)))
+    for label, path, text in targets:
+        try:
+            write_atomic(path, text)
+        except OSError as exc:
+            errors.append(f"spike {label}: cannot write {path}: {exc.strerror or exc}")
+            continue
+        written.append(f"spike {label}: {path}")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if settings.md_path is not None and os.environ.get("GITHUB_ACTIONS") == "true" and summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown.render(scorecard))
+            written.append("spike markdown: appended to the GitHub Actions step summary")
+        except OSError as exc:
+            errors.append(f"spike markdown: cannot append to $GITHUB_STEP_SUMMARY: {exc.strerror or exc}")
+    return written, errors

@@ -1,0 +1,179 @@
+"""The ``spike scorecard`` terminal section.
+
+Pure functions turn a Scorecard into (text, markup) lines that fit a given width; a thin
+writer hands them to pytest's terminal reporter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from typing import Any, Dict, List, Sequence, Tuple
+
+from pytest_spike.model import (
+    PROBE_KINDS,
+    CandidateResult,
+    Level,
+    Scorecard,
+    Scored,
+    Severity,
+    best_metric,
+    sorted_scored,
+)
+
+Line = Tuple[str, Dict[str, bool]]
+
+LEVEL_MARKUP: dict[Level, dict[str, bool]] = {
+    Level.LOW: {"green": True},
+    Level.MEDIUM: {"yellow": True},
+    Level.HIGH: {"red": True},
+    Level.BLOCKED: {"red": True, "bold": True},
+}
+#: Info findings (0 points) shown per candidate; the rest are in the JSON/Markdown report.
+INFO_SHOWN = 2
+_HEADERS = ("candidate", "version", "level", "score", "probes", "time", "peak mem")
+
+
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+def fmt_mb(mb: float | None) -> str:
+    return "-" if mb is None else f"{mb:.0f} MB" if mb >= 10 else f"{mb:.1f} MB"
+
+
+def fmt_points(points: float) -> str:
+    return f"{points:g}"
+
+
+def probe_summary(result: CandidateResult) -> str:
+    passed = sum(1 for p in result.probes if p.outcome == "passed")
+    return f"{passed}/{len(result.probes)} ok"
+
+
+def row_cells(result: CandidateResult) -> list[str]:
+    return [
+        result.name,
+        result.version or "-",
+        result.level.value.upper(),
+        fmt_points(result.score),
+        probe_summary(result),
+        fmt_seconds(result.duration_s),
+        fmt_mb(result.peak_memory_mb),
+    ]
+
+
+def table(rows: Sequence[Sequence[str]], width: int) -> list[str]:
+    """Align columns; shrink the first two (names, versions) so lines fit ``width``."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    for col in (0, 1):
+        if over <= 0:
+            break
+        cut = min(over, max(0, widths[col] - 8))
+        widths[col] -= cut
+        over -= cut
+    lines = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            text = cell if len(cell) <= widths[i] else cell[: widths[i] - 1] + "~"
+            cells.append(text.rjust(widths[i]) if i == 3 else text.ljust(widths[i]))
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
+    """Every finding that adds points, then a few info findings, each wrapped to ``width``."""
+    lines: list[Line] = []
+    ordered = sorted_scored(scored)
+    pointed = [s for s in ordered if s.points > 0]
+    info = [s for s in ordered if s.points <= 0]
+    for s in pointed + info[:INFO_SHOWN]:
+        head = f"  +{fmt_points(s.points)} {s.finding.severity.value} {s.finding.code}: "
+        text = head + s.finding.message
+        wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
+        markup = {"red": True} if s.finding.severity in (Severity.CRITICAL, Severity.HIGH) else {}
+        lines += [(line, markup) for line in wrapped]
+    hidden = len(info) - INFO_SHOWN
+    if hidden > 0:
+        lines.append((f"  (+{hidden} more info findings with 0 points: see --spike-json/--spike-md)", {}))
+    return lines
+
+
+def probe_line(result: CandidateResult, width: int) -> list[str]:
+    order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
+    parts = [
+        f"{p.kind} {p.outcome}" if p.kind in ("install", "import") else f"{p.nodeid.split('::')[-1]} {p.outcome}"
+        for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
+    ]
+    return textwrap.wrap("probes: " + ", ".join(parts), width=width, initial_indent="  ", subsequent_indent="    ")
+
+
+def metric_lines(scorecard: Scorecard, width: int) -> list[str]:
+    lines: list[str] = []
+    for name in scorecard.metric_names():
+        values = [(c.name, c.metrics[name]) for c in scorecard.candidates if name in c.metrics]
+        best = best_metric(values)
+        first = values[0][1]
+        unit = f" {first.unit}" if first.unit else ""
+        parts = []
+        for cand in scorecard.candidates:
+            metric = cand.metrics.get(name)
+            shown = "missing" if metric is None else f"{metric.value:g}{unit}"
+            parts.append(f"{cand.name} {shown}" + (" (best)" if cand.name in best else ""))
+        text = f"{name} ({first.better} is better): " + ", ".join(parts)
+        lines += textwrap.wrap(text, width=width, subsequent_indent="    ")
+    return lines
+
+
+def verdict(scorecard: Scorecard) -> str:
+    best = scorecard.lowest_risk()
+    if not best:
+        return "no candidates: mark tests with spike.candidate(...) or pass --spike-candidate REQ"
+    names = " and ".join(c.name for c in best)
+    first = best[0]
+    tie = " (tie)" if len(best) > 1 else ""
+    return f"lowest risk: {names}{tie} ({first.level.value}, {fmt_points(first.score)} points)"
+
+
+def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
+    """Everything the terminal section prints, as (text, markup) lines within ``width``."""
+    lines: list[Line] = []
+    if scorecard.candidates:
+        rows = [list(_HEADERS)] + [row_cells(c) for c in scorecard.candidates]
+        rendered = table(rows, width)
+        lines.append((rendered[0], {"bold": True}))
+        for result, text in zip(scorecard.candidates, rendered[1:]):
+            lines.append((text, LEVEL_MARKUP[result.level]))
+            lines += [(line, {}) for line in probe_line(result, width)]
+            lines += finding_lines(result.scored, width)
+        metrics = metric_lines(scorecard, width)
+        if metrics:
+            lines.append(("", {}))
+            lines.append(("metrics", {"bold": True}))
+            lines += [(line, {}) for line in metrics]
+        lines.append(("", {}))
+    if not scorecard.complete:
+        lines.append(("the run was interrupted: these results are incomplete", {"yellow": True}))
+    lines.append((verdict(scorecard), {"bold": True}))
+    if scorecard.fail_on is not None:
+        reached = scorecard.reaching(scorecard.fail_on)
+        if reached:
+            names = ", ".join(f"{c.name} ({c.level.value})" for c in reached)
+            lines.append((f"--spike-fail-on {scorecard.fail_on.value}: reached by {names}", {"red": True}))
+    return lines
+
+
+def write_scorecard(
+    reporter: Any, scorecard: Scorecard, written: List[str] = (), errors: List[str] = ()  # type: ignore[assignment]
+) -> None:
+    """Print the scorecard section through pytest's terminal reporter."""
+    width = min(shutil.get_terminal_size().columns, 120) - 1
+    reporter.write_sep("=", "spike scorecard")
+    for text, markup in scorecard_lines(scorecard, max(width, 40)):
+        reporter.write_line(text, **markup)
+    for line in written:
+        reporter.write_line(line)
+    for line in errors:
+        reporter.write_line(line, red=True, bold=True)

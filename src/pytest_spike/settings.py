@@ -1,0 +1,128 @@
+"""Every pytest-spike setting, its option and ini key, resolved in one place.
+
+Precedence: command line > ini (pytest.ini, pyproject.toml, tox.ini, setup.cfg) > default.
+A bad value is a one-line error naming where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from pytest_spike.marks import parse_duration
+from pytest_spike.model import Level, SpikeError, parse_choice
+from pytest_spike.scoring import Weights
+
+DEFAULT_PROBE_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class _Setting:
+    dest: str
+    option: str
+    ini: str | None
+    help: str
+    metavar: str | None = None
+    default: Any = None
+
+
+_SETTINGS = {
+    s.dest: s
+    for s in (
+        _Setting("spike", "--spike", None, "run spike probes: built-in probes for every candidate, "
+                 "and the tests marked with spike.candidate (skipped otherwise)"),
+        _Setting("candidates", "--spike-candidate", "spike_candidates",
+                 "add a candidate by requirement, with no test file (repeatable)", "REQ"),
+        _Setting("select", "--spike-select", None,
+                 "keep only the named candidates (repeatable)", "NAME"),
+        _Setting("json", "--spike-json", None,
+                 "write the results of this run (one matrix cell) as JSON to PATH", "PATH"),
+        _Setting("md", "--spike-md", None,
+                 "write the scorecard as Markdown to PATH (also appended to "
+                 "$GITHUB_STEP_SUMMARY under GitHub Actions)", "PATH"),
+        _Setting("fail_on", "--spike-fail-on", "spike_fail_on",
+                 "exit non-zero when any candidate reaches LEVEL (low, medium, high, blocked); "
+                 "default: the exit status is pytest's own", "LEVEL"),
+        _Setting("probe_timeout", "--spike-probe-timeout", "spike_probe_timeout",
+                 "time limit for each subprocess a probe starts, in seconds or like '2m' "
+                 f"(default: {DEFAULT_PROBE_TIMEOUT:.0f}s)", "SECONDS", DEFAULT_PROBE_TIMEOUT),
+        _Setting("weights", None, "spike_weights",
+                 "points per severity or finding code, one 'name = points' per line, "
+                 "e.g. 'high = 25' or 'signals.stale = 0'"),
+    )
+}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--spike-*`` options and their ``spike_*`` ini keys."""
+    group = parser.getgroup("spike", "research spikes (pytest-spike)")
+    for s in _SETTINGS.values():
+        if s.option == "--spike":
+            group.addoption(s.option, action="store_true", default=False, dest="spike", help=s.help)
+        elif s.option in ("--spike-candidate", "--spike-select"):
+            group.addoption(s.option, action="append", default=[], dest=f"spike_{s.dest}",
+                            metavar=s.metavar, help=s.help)
+        elif s.option:
+            group.addoption(s.option, default=None, dest=f"spike_{s.dest}", metavar=s.metavar,
+                            help=s.help)
+        if s.ini:
+            kind = "linelist" if s.dest in ("weights", "candidates") else "string"
+            parser.addini(s.ini, s.help, type=kind, default=[] if kind == "linelist" else None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one run."""
+
+    enabled: bool = False
+    candidates: tuple[str, ...] = ()
+    select: tuple[str, ...] = ()
+    json_path: Path | None = None
+    md_path: Path | None = None
+    fail_on: Level | None = None
+    probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    weights: Weights = field(default_factory=Weights)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Resolve every setting with its stated precedence; raise SpikeError naming the source."""
+    ini_source = _ini_source(config)
+
+    def pick(dest: str, parse: Callable[[str, str], Any]) -> Any:
+        s = _SETTINGS[dest]
+        value = config.getoption(f"spike_{dest}", None) if s.option else None
+        if value is not None:
+            return parse(value, s.option or dest)
+        if s.ini:
+            raw = config.getini(s.ini)
+            if raw:
+                return parse(raw, f"{s.ini} in {ini_source}")
+        return s.default
+
+    candidates = tuple(config.getoption("spike_candidates") or ()) + tuple(
+        config.getini("spike_candidates") or ()
+    )
+    return Settings(
+        enabled=bool(config.getoption("spike")),
+        candidates=tuple(c.strip() for c in candidates if c.strip()),
+        select=tuple(config.getoption("spike_select") or ()),
+        json_path=pick("json", lambda v, _w: _path(v, config.invocation_params.dir)),
+        md_path=pick("md", lambda v, _w: _path(v, config.invocation_params.dir)),
+        fail_on=pick("fail_on", lambda v, w: parse_choice(Level, v, w)),
+        probe_timeout=pick("probe_timeout", lambda v, w: parse_duration(v, w)),
+        weights=Weights.parse(config.getini("spike_weights"), f"spike_weights in {ini_source}")
+        if config.getini("spike_weights")
+        else Weights(),
+    )
+
+
+def _path(value: str, base: Path) -> Path:
+    return (base / os.path.expanduser(value)).resolve()
+
+
+def _ini_source(config: pytest.Config) -> str:
+    return config.inipath.name if config.inipath else "the ini file"
