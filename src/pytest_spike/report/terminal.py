@@ -11,7 +11,9 @@ import textwrap
 from typing import Any, Dict, List, Sequence, Tuple
 
 from pytest_spike.model import (
+    BUILTIN_KINDS,
     PROBE_KINDS,
+    ProbeResult,
     CandidateResult,
     Level,
     Scorecard,
@@ -101,13 +103,28 @@ def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
     return lines
 
 
+def probe_label(probe: ProbeResult) -> str:
+    """``install``, ``import``, or the test's name without a parameter id naming the candidate."""
+    if probe.kind in BUILTIN_KINDS:
+        return probe.kind
+    name = probe.nodeid.split("::")[-1]
+    return name.replace(f"[{probe.candidate}]", "")
+
+
 def probe_line(result: CandidateResult, width: int) -> list[str]:
     order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
     parts = [
-        f"{p.kind} {p.outcome}" if p.kind in ("install", "import") else f"{p.nodeid.split('::')[-1]} {p.outcome}"
+        f"{probe_label(p)} {p.outcome}"
         for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
     ]
     return textwrap.wrap("probes: " + ", ".join(parts), width=width, initial_indent="  ", subsequent_indent="    ")
+
+
+def note_lines(result: CandidateResult, width: int) -> list[str]:
+    lines: list[str] = []
+    for note in result.notes:
+        lines += textwrap.wrap(f"note: {note}", width=width, initial_indent="  ", subsequent_indent="    ")
+    return lines
 
 
 def metric_lines(scorecard: Scorecard, width: int) -> list[str]:
@@ -148,6 +165,7 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
             lines.append((text, LEVEL_MARKUP[result.level]))
             lines += [(line, {}) for line in probe_line(result, width)]
             lines += finding_lines(result.scored, width)
+            lines += [(line, {"cyan": True}) for line in note_lines(result, width)]
         metrics = metric_lines(scorecard, width)
         if metrics:
             lines.append(("", {}))

@@ -1,0 +1,55 @@
+"""Real packages from the real package index (marked ``network``; CI has the index)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def real_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tomli 2.0.1 and toml 0.10.2 installed by pip from the package index into a folder."""
+    site = tmp_path_factory.mktemp("real-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
+         "--target", str(site), "tomli==2.0.1", "toml==0.10.2"],
+        check=True,
+    )
+    return site
+
+
+def test_real_candidates_scorecard(pytester: pytest.Pytester, real_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(real_site))
+    monkeypatch.syspath_prepend(str(real_site))
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_spike import spike
+
+        @pytest.mark.parametrize("name", [
+            pytest.param("tomli", marks=spike.candidate("tomli", versions=">=2.1")),
+            pytest.param("toml", marks=spike.candidate("toml", versions="latest:3")),
+        ])
+        @spike.hello_world
+        def test_hello(name):
+            import importlib
+            assert importlib.import_module(name).loads("a = [1, 2]") == {"a": [1, 2]}
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-json", "r.json")
+    data = {c["name"]: c for c in json.loads((pytester.path / "r.json").read_text())["candidates"]}
+    assert data["tomli"]["version"] == "2.0.1"
+    assert data["toml"]["version"] == "0.10.2"
+    mismatch = [f for f in data["tomli"]["findings"] if f["code"] == "install.version_mismatch"]
+    assert mismatch and "outside the spike's versions (>=2.1)" in mismatch[0]["message"]
+    assert data["tomli"]["level"] == "high"
+    assert data["toml"]["level"] == "low"
+    imports = next(p for p in data["toml"]["probes"] if p["kind"] == "import")
+    assert imports["details"]["modules"] == ["toml"]
+    result.stdout.fnmatch_lines(["lowest risk: toml (low, 0 points)"])
