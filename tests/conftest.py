@@ -14,7 +14,20 @@ pytest_plugins = ["pytester"]
 #: Tiny packages with one behaviour each, installed once per session into a folder that
 #: tests put on PYTHONPATH (so subprocesses see them too).
 FIXTURE_PROJECTS = [
-    FakeProject("goodpkg", "1.0", files={"goodpkg/__init__.py": "def hello():\n    return 'hi'\n"}),
+    FakeProject(
+        "goodpkg",
+        "1.0",
+        files={"goodpkg/__init__.py": "def hello():\n    return 'hi'\n"},
+        readme="# goodpkg\n\n```python\nimport goodpkg\nprint(goodpkg.hello())\n```\n\n"
+        "```pycon\n>>> import goodpkg\n>>> goodpkg.hello()\n'hi'\n```\n",
+    ),
+    FakeProject(
+        "readmepkg",
+        "1.0",
+        readme="# readmepkg\n\n```python\nimport readmepkg\n```\n\n"
+        "```python\nreadmepkg.frobnicate('path/to/file')\n```\n\n"
+        "```python\nimport readmepkg.missing_module\n```\n\n```console\n$ pip install readmepkg\n```\n",
+    ),
     FakeProject(
         "warnpkg",
         "1.0",
@@ -54,4 +67,6 @@ def spike_site(fixture_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(fixture_site))
     monkeypatch.setenv("PYTHONPATH", str(fixture_site))
     monkeypatch.setenv("COLUMNS", "80")
+    # The core tests look at install and import; probes with their own tests opt in.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=install,import")
     return fixture_site

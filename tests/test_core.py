@@ -416,3 +416,42 @@ def test_show_command_reprints_a_results_file(pytester: pytest.Pytester, spike_s
     bad = pytester.run(sys.executable, "-m", "pytest_spike", "show", "bad.json")
     assert bad.ret == 2
     bad.stderr.fnmatch_lines(["pytest-spike: error: bad.json: not a JSON results file*"])
+
+
+def test_readme_probe_runs_the_examples(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest(
+        "--spike", "--spike-probes", "readme", "--spike-candidate", "goodpkg",
+        "--spike-candidate", "readmepkg", "--spike-candidate", "brokenpkg", "--spike-json", "r.json",
+    )
+    cands = by_name(results(pytester.path / "r.json"))
+    good = next(p for p in cands["goodpkg"]["probes"] if p["kind"] == "readme")
+    assert good["outcome"] == "passed"
+    assert good["details"]["counts"]["ok"] == 2
+    bad = cands["readmepkg"]
+    failed = next(f for f in bad["findings"] if f["code"] == "readme.failed")
+    assert failed["severity"] == "medium" and "2 of 3" in failed["message"]
+    assert next(p for p in bad["probes"] if p["kind"] == "readme")["outcome"] == "failed"
+    assert "readme.none" in codes(cands["brokenpkg"])
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_spike_readme_fixture(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_spike import spike
+
+        @spike.candidate("goodpkg")
+        def test_examples(spike_readme):
+            assert [b.kind for b in spike_readme.blocks()] == ["python", "pycon"]
+            run = spike_readme.run()
+            assert run.ok, run.summary()
+
+        @spike.candidate("readmepkg")
+        def test_broken_examples(spike_readme):
+            run = spike_readme.run()
+            assert len(run.failed) == 2
+            assert not run.ok
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-probes", "install")
+    result.assert_outcomes(passed=4)

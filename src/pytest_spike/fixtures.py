@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import pytest
 
-from pytest_spike.model import Metric, SpikeError
+from pytest_spike.marks import CANDIDATE_MARK, candidate_from_mark
+from pytest_spike.model import Candidate, Metric, SpikeError
+from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
 
 _RECORDER = pytest.StashKey["SpikeRecorder"]()
 
@@ -27,11 +30,42 @@ class SpikeRecorder:
 
 def _require_candidate(request: pytest.FixtureRequest, fixture: str) -> pytest.Item:
     item = request.node
-    if not isinstance(item, pytest.Item) or item.get_closest_marker("spike_candidate") is None:
+    if not isinstance(item, pytest.Item) or item.get_closest_marker(CANDIDATE_MARK) is None:
         raise SpikeError(
             f"{fixture} is for spike tests: mark {request.node.nodeid} with spike.candidate(...)"
         )
     return item
+
+
+def _candidate(request: pytest.FixtureRequest, fixture: str) -> Candidate:
+    mark = _require_candidate(request, fixture).get_closest_marker(CANDIDATE_MARK)
+    assert mark is not None
+    return candidate_from_mark(mark.args, mark.kwargs)
+
+
+@pytest.fixture
+def spike_readme(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SpikeReadme:
+    """The README examples of the test's candidate, as installed in this environment.
+
+    ``spike_readme.blocks(kind=None)`` lists the code blocks (kinds: python, pycon, shell,
+    toml, json, other); ``spike_readme.run()`` runs the Python ones in subprocesses, alone
+    and in order, and returns an outcome with ``.ok``, ``.failed``, ``.outcomes``,
+    ``.summary()``.
+
+    .. code-block:: python
+
+        @spike.candidate("humanize")
+        def test_readme_examples(spike_readme):
+            run = spike_readme.run()
+            assert run.ok, run.summary()
+    """
+    candidate = _candidate(request, "spike_readme")
+    return SpikeReadme(
+        python=sys.executable,
+        dist_name=candidate.project,
+        timeout=DEFAULT_BLOCK_TIMEOUT_S,
+        workdir=tmp_path_factory.mktemp(f"readme-{candidate.name}"),
+    )
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any, Generator
 import pytest
 
 from pytest_spike import __version__, hookspec
-from pytest_spike.fixtures import SpikeRecorder, spike_metric, spike_note  # noqa: F401  (fixtures)
+from pytest_spike.fixtures import SpikeRecorder, spike_metric, spike_note, spike_readme  # noqa: F401  (fixtures)
 from pytest_spike.marks import CANDIDATE_MARK, KIND_MARK, candidate_from_mark, candidate_from_values
 from pytest_spike.model import (
     USER_KINDS,
@@ -171,7 +171,7 @@ class SpikeSession:
             config.hook.pytest_deselected(items=deselected)
             gone = set(map(id, deselected))
             items[:] = [item for item in items if id(item) not in gone]
-        items[:0] = list(make_items(session, self.candidates, self._context))
+        items[:0] = list(make_items(session, self.candidates, self._context, self.settings.probes))
         self.order = {c.name: i for i, c in enumerate(self.candidates)}
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:

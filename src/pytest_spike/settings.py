@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_spike.marks import parse_duration
-from pytest_spike.model import Level, SpikeError, parse_choice
+from pytest_spike.model import BUILTIN_KINDS, Level, SpikeError, parse_choice
 from pytest_spike.scoring import Weights
 
 DEFAULT_PROBE_TIMEOUT = 120.0
@@ -50,6 +50,9 @@ _SETTINGS = {
         _Setting("probe_timeout", "--spike-probe-timeout", "spike_probe_timeout",
                  "time limit for each subprocess a probe starts, in seconds or like '2m' "
                  f"(default: {DEFAULT_PROBE_TIMEOUT:.0f}s)", "SECONDS", DEFAULT_PROBE_TIMEOUT),
+        _Setting("probes", "--spike-probes", "spike_probes",
+                 "comma-separated built-in probes to run (default: all: "
+                 f"{','.join(BUILTIN_KINDS)})", "LIST", BUILTIN_KINDS),
         _Setting("weights", None, "spike_weights",
                  "points per severity or finding code, one 'name = points' per line, "
                  "e.g. 'high = 25' or 'signals.stale = 0'"),
@@ -85,6 +88,7 @@ class Settings:
     md_path: Path | None = None
     fail_on: Level | None = None
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
+    probes: tuple[str, ...] = BUILTIN_KINDS
     weights: Weights = field(default_factory=Weights)
 
 
@@ -114,10 +118,21 @@ def resolve(config: pytest.Config) -> Settings:
         md_path=pick("md", lambda v, _w: _path(v, config.invocation_params.dir)),
         fail_on=pick("fail_on", lambda v, w: parse_choice(Level, v, w)),
         probe_timeout=pick("probe_timeout", lambda v, w: parse_duration(v, w)),
+        probes=pick("probes", _probe_list),
         weights=Weights.parse(config.getini("spike_weights"), f"spike_weights in {ini_source}")
         if config.getini("spike_weights")
         else Weights(),
     )
+
+
+def _probe_list(value: str, where: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in BUILTIN_KINDS]
+    if unknown:
+        raise SpikeError(
+            f"{where}: {unknown[0]!r} is not a built-in probe; choose from {', '.join(BUILTIN_KINDS)}"
+        )
+    return names
 
 
 def _path(value: str, base: Path) -> Path:

@@ -16,13 +16,18 @@ _INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encodin
 
 @dataclass
 class ProbeOutcome:
-    """Findings and evidence from one probe; ``skipped`` is the reason it could not run."""
+    """Findings and evidence from one probe.
+
+    ``skipped`` is the reason it could not run. ``failed`` says whether its pytest item
+    fails; when None, the item fails on any high or critical finding.
+    """
 
     findings: list[Finding] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
     version: str | None = None
     skipped: str | None = None
     peak_memory_mb: float | None = None
+    failed: bool | None = None
 
 
 @dataclass

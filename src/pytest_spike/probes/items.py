@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 
@@ -11,6 +11,7 @@ from pytest_spike.model import Candidate, Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
+from pytest_spike.probes.readme import probe_readme
 
 Probe = Callable[[ProbeContext], ProbeOutcome]
 
@@ -18,6 +19,7 @@ Probe = Callable[[ProbeContext], ProbeOutcome]
 BUILTIN_PROBES: dict[str, Probe] = {
     "install": probe_install,
     "import": probe_import,
+    "readme": probe_readme,
 }
 
 #: A probe item fails when it produced a finding of one of these severities.
@@ -53,6 +55,8 @@ class ProbeItem(pytest.Item):
         if self.outcome.skipped:
             pytest.skip(self.outcome.skipped)
         failing = [f for f in self.outcome.findings if f.severity in FAILING]
+        if self.outcome.failed is not None:
+            failing = [f for f in self.outcome.findings if f.severity.rank > 0] if self.outcome.failed else []
         if failing:
             raise ProbeFailed("\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in failing))
 
@@ -69,15 +73,16 @@ def make_items(
     session: pytest.Session,
     candidates: list[Candidate],
     context_factory: Callable[[Candidate], ProbeContext],
+    kinds: Sequence[str],
 ) -> Iterator[ProbeItem]:
-    """Build ``spike::<name>::<kind>`` items for every candidate."""
+    """Build ``spike::<name>::<kind>`` items for every candidate and each of ``kinds``."""
     root = SpikeNode.from_parent(session, name="spike", nodeid="spike")
     root.children = []
     for cand in candidates:
         node = SpikeNode.from_parent(root, name=cand.name)
         node.children = []
         root.children.append(node)
-        for kind in BUILTIN_PROBES:
+        for kind in kinds:
             item = ProbeItem.from_parent(node, name=kind)
             item.candidate = cand
             item.kind = kind
