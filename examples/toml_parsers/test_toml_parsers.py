@@ -40,9 +40,9 @@ def test_parses_a_string(name):
 
 @spike.real_data
 @pytest.mark.parametrize("name", PARSERS)
-def test_parses_our_configs(name, spike_metric):
+def test_parses_our_configs(name, spike_data, spike_metric):
     parser = importlib.import_module(name)
-    files = sorted(DATA.glob("*.toml"))
+    files = spike_data.files("*.toml")  # the folder is spike_data in pytest.ini
     failures = []
     start = time.perf_counter()
     for path in files:

@@ -11,9 +11,13 @@ import pytest
 
 from pytest_spike.marks import CANDIDATE_MARK, candidate_from_mark
 from pytest_spike.model import Candidate, Metric, SpikeError
+from pytest_spike.data import SpikeData
 from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
+from pytest_spike.settings import SETTINGS
 
 _RECORDER = pytest.StashKey["SpikeRecorder"]()
+#: The SpikeData a test used, so a failure can name the record it failed on.
+DATA_USED = pytest.StashKey[SpikeData]()
 
 
 @dataclass
@@ -109,3 +113,41 @@ def spike_metric(request: pytest.FixtureRequest) -> Callable[..., None]:
         recorder.metrics[name.strip()] = Metric(name.strip(), float(value), unit, better)
 
     return metric
+
+
+@pytest.fixture(scope="session")
+def _spike_data_folder(pytestconfig: pytest.Config) -> SpikeData:
+    data = pytestconfig.stash[SETTINGS].data
+    if data is None:
+        pytest.fail(
+            "spike_data needs a data folder: pass --spike-data DIR or set spike_data = \"DIR\" "
+            "under [tool.pytest.ini_options] in pyproject.toml",
+            pytrace=False,
+        )
+    try:
+        return SpikeData(data[0], source=data[1])
+    except SpikeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def spike_data(request: pytest.FixtureRequest, _spike_data_folder: SpikeData) -> SpikeData:
+    """The team's data folder (``--spike-data DIR`` or ini ``spike_data``).
+
+    ``files(pattern)`` lists files, ``rows(path, n=10)`` reads the first records of CSV,
+    TSV, JSON Lines, JSON arrays (Parquet with pyarrow), ``sample(path, n, seed=0)`` a
+    seeded sample, ``profile(path)`` column kinds and data smells (shown as notes), and
+    ``record(row)`` remembers the record under test so a failure names it.
+
+    .. code-block:: python
+
+        @spike.real_data
+        def test_parses_our_orders(spike_data):
+            import candidate
+            for row in spike_data.rows("orders.csv", n=10):
+                with spike_data.record(row):
+                    candidate.parse(row)
+    """
+    data = _spike_data_folder.fresh()
+    request.node.stash[DATA_USED] = data
+    return data

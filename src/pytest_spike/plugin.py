@@ -18,7 +18,16 @@ from typing import Any, Generator
 import pytest
 
 from pytest_spike import __version__, hookspec
-from pytest_spike.fixtures import SpikeRecorder, spike_metric, spike_note, spike_readme  # noqa: F401  (fixtures)
+from pytest_spike.data import data_findings
+from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the plugin module)
+    DATA_USED,
+    SpikeRecorder,
+    _spike_data_folder,
+    spike_data,
+    spike_metric,
+    spike_note,
+    spike_readme,
+)
 from pytest_spike.marks import CANDIDATE_MARK, KIND_MARK, candidate_from_mark, candidate_from_values
 from pytest_spike.model import (
     USER_KINDS,
@@ -35,7 +44,7 @@ from pytest_spike.probes.base import ProbeContext
 from pytest_spike.probes.items import ProbeItem, make_items
 from pytest_spike.report import results, terminal
 from pytest_spike.scoring import level_for, score
-from pytest_spike.settings import Settings, add_options, resolve
+from pytest_spike.settings import SETTINGS, Settings, add_options, resolve
 
 SKIP_REASON = "spike probe: run with --spike"
 #: Severity of a failing user test, by its probe kind.
@@ -75,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve(config)
     except SpikeError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS] = settings
     session = SpikeSession(config, settings)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "spike-session")
@@ -282,10 +292,19 @@ class SpikeSession:
                 code, severity, what = f"{kind}.failed", USER_FAILURE_SEVERITY[kind], "failed"
             else:
                 code, severity, what = f"{kind}.error", Severity.MEDIUM, f"errored in {report.when}"
-            findings.append(
-                Finding(code, severity, f"{item.name} {what}: {first}", {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]})
+            finding = Finding(
+                code, severity, f"{item.name} {what}: {first}",
+                {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]},
             )
+            data = item.stash.get(DATA_USED, None)
+            if kind == "real_data" and report.when == "call" and data and data.current_record:
+                # Name the record the test failed on, as the team would when checking by hand.
+                finding = data_findings(True, item.nodeid, first, data.current_record)[0]
+            findings.append(finding)
         recorder = SpikeRecorder.of(item)
+        data = item.stash.get(DATA_USED, None)
+        if data is not None and data.profile_notes:
+            recorder.notes.extend(n for n in data.profile_notes if n not in recorder.notes)
         probe = ProbeResult(
             candidate=candidate.name,
             kind=kind,

@@ -53,6 +53,9 @@ _SETTINGS = {
         _Setting("probes", "--spike-probes", "spike_probes",
                  "comma-separated built-in probes to run (default: all: "
                  f"{','.join(BUILTIN_KINDS)})", "LIST", BUILTIN_KINDS),
+        _Setting("data", "--spike-data", "spike_data",
+                 "the team's data folder for spike_data (relative paths: from the current "
+                 "folder on the command line, from the rootdir in the ini file)", "DIR"),
         _Setting("weights", None, "spike_weights",
                  "points per severity or finding code, one 'name = points' per line, "
                  "e.g. 'high = 25' or 'signals.stale = 0'"),
@@ -89,7 +92,13 @@ class Settings:
     fail_on: Level | None = None
     probe_timeout: float = DEFAULT_PROBE_TIMEOUT
     probes: tuple[str, ...] = BUILTIN_KINDS
+    #: (folder, where the setting came from), checked when a test first asks for spike_data
+    data: tuple[Path, str] | None = None
     weights: Weights = field(default_factory=Weights)
+
+
+#: The resolved settings of a run, in ``config.stash``.
+SETTINGS = pytest.StashKey[Settings]()
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -119,10 +128,21 @@ def resolve(config: pytest.Config) -> Settings:
         fail_on=pick("fail_on", lambda v, w: parse_choice(Level, v, w)),
         probe_timeout=pick("probe_timeout", lambda v, w: parse_duration(v, w)),
         probes=pick("probes", _probe_list),
+        data=_data_setting(config),
         weights=Weights.parse(config.getini("spike_weights"), f"spike_weights in {ini_source}")
         if config.getini("spike_weights")
         else Weights(),
     )
+
+
+def _data_setting(config: pytest.Config) -> tuple[Path, str] | None:
+    value = config.getoption("spike_data", None)
+    if value:
+        return _path(value, config.invocation_params.dir), "--spike-data"
+    value = config.getini("spike_data")
+    if value:
+        return _path(value, config.rootpath), f"spike_data in {_ini_source(config)}"
+    return None
 
 
 def _probe_list(value: str, where: str) -> tuple[str, ...]:
