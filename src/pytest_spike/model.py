@@ -30,7 +30,7 @@ PROBE_KINDS = (
     "custom",
 )
 #: Kinds made by pytest-spike itself (one item per candidate), as opposed to user tests.
-BUILTIN_KINDS = ("install", "import", "readme")
+BUILTIN_KINDS = ("install", "import", "readme", "signals")
 #: Kinds a user test can be tagged with.
 USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
 

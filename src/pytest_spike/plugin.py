@@ -28,6 +28,7 @@ from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the pl
     spike_note,
     spike_readme,
 )
+from pytest_spike.index import IndexClient
 from pytest_spike.marks import CANDIDATE_MARK, KIND_MARK, candidate_from_mark, candidate_from_values
 from pytest_spike.model import (
     USER_KINDS,
@@ -230,6 +231,15 @@ class SpikeSession:
             timeout=self.settings.probe_timeout,
             workdir=self._workdir(),
             memo=self.memo,
+            index_factory=self._index_client,
+            stale_after_days=self.settings.stale_after_days,
+        )
+
+    def _index_client(self) -> IndexClient:
+        return IndexClient(
+            self.settings.index_url,
+            cache_dir=self.settings.cache_dir / "index",
+            offline=self.settings.offline,
         )
 
     def _workdir(self) -> Path:

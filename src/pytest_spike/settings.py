@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
+from pytest_spike.index import default_cache_root
 from pytest_spike.marks import parse_duration
 from pytest_spike.model import BUILTIN_KINDS, Level, SpikeError, parse_choice
 from pytest_spike.scoring import Weights
@@ -56,6 +57,16 @@ _SETTINGS = {
         _Setting("data", "--spike-data", "spike_data",
                  "the team's data folder for spike_data (relative paths: from the current "
                  "folder on the command line, from the rootdir in the ini file)", "DIR"),
+        _Setting("index_url", "--spike-index-url", "spike_index_url",
+                 "package index (simple API) for signals and versions; default: pip's "
+                 "configuration (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf)", "URL"),
+        _Setting("cache_dir", "--spike-cache-dir", "spike_cache_dir",
+                 "where index answers are cached (default: $XDG_CACHE_HOME/pytest-spike)", "DIR"),
+        _Setting("offline", "--spike-offline", None,
+                 "never ask the package index; use only cached answers"),
+        _Setting("stale_after", "--spike-stale-after", "spike_stale_after",
+                 "days since the last release after which a project is stale (default: 730)",
+                 "DAYS", 730),
         _Setting("weights", None, "spike_weights",
                  "points per severity or finding code, one 'name = points' per line, "
                  "e.g. 'high = 25' or 'signals.stale = 0'"),
@@ -67,14 +78,14 @@ def add_options(parser: pytest.Parser) -> None:
     """Register the ``--spike-*`` options and their ``spike_*`` ini keys."""
     group = parser.getgroup("spike", "research spikes (pytest-spike)")
     for s in _SETTINGS.values():
-        if s.option == "--spike":
-            group.addoption(s.option, action="store_true", default=False, dest="spike", help=s.help)
+        dest = "spike" if s.dest == "spike" else f"spike_{s.dest}"
+        if s.option in ("--spike", "--spike-offline"):
+            group.addoption(s.option, action="store_true", default=False, dest=dest, help=s.help)
         elif s.option in ("--spike-candidate", "--spike-select"):
-            group.addoption(s.option, action="append", default=[], dest=f"spike_{s.dest}",
+            group.addoption(s.option, action="append", default=[], dest=dest,
                             metavar=s.metavar, help=s.help)
         elif s.option:
-            group.addoption(s.option, default=None, dest=f"spike_{s.dest}", metavar=s.metavar,
-                            help=s.help)
+            group.addoption(s.option, default=None, dest=dest, metavar=s.metavar, help=s.help)
         if s.ini:
             kind = "linelist" if s.dest in ("weights", "candidates") else "string"
             parser.addini(s.ini, s.help, type=kind, default=[] if kind == "linelist" else None)
@@ -94,6 +105,10 @@ class Settings:
     probes: tuple[str, ...] = BUILTIN_KINDS
     #: (folder, where the setting came from), checked when a test first asks for spike_data
     data: tuple[Path, str] | None = None
+    index_url: str | None = None
+    cache_dir: Path = field(default_factory=default_cache_root)
+    offline: bool = False
+    stale_after_days: int = 730
     weights: Weights = field(default_factory=Weights)
 
 
@@ -129,6 +144,11 @@ def resolve(config: pytest.Config) -> Settings:
         probe_timeout=pick("probe_timeout", lambda v, w: parse_duration(v, w)),
         probes=pick("probes", _probe_list),
         data=_data_setting(config),
+        index_url=pick("index_url", lambda v, _w: v.strip() or None),
+        cache_dir=pick("cache_dir", lambda v, _w: _path(v, config.invocation_params.dir))
+        or default_cache_root(),
+        offline=bool(config.getoption("spike_offline")),
+        stale_after_days=pick("stale_after", _days),
         weights=Weights.parse(config.getini("spike_weights"), f"spike_weights in {ini_source}")
         if config.getini("spike_weights")
         else Weights(),
@@ -143,6 +163,16 @@ def _data_setting(config: pytest.Config) -> tuple[Path, str] | None:
     if value:
         return _path(value, config.rootpath), f"spike_data in {_ini_source(config)}"
     return None
+
+
+def _days(value: str, where: str) -> int:
+    try:
+        days = int(str(value).strip().rstrip("d"))
+    except ValueError:
+        days = -1
+    if days <= 0:
+        raise SpikeError(f"{where}: {value!r} is not a number of days, e.g. 730")
+    return days
 
 
 def _probe_list(value: str, where: str) -> tuple[str, ...]:

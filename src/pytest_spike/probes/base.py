@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 
 from pytest_spike import runner
+from pytest_spike.index import IndexClient
 from pytest_spike.model import Candidate, Finding, SpikeError
 
 _INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
@@ -44,6 +45,9 @@ class ProbeContext:
     timeout: float = 60.0
     workdir: Path = field(default_factory=Path.cwd)
     memo: Dict[Any, Any] = field(default_factory=dict)
+    #: Builds the package index client (once per session, see ``index()``).
+    index_factory: Callable[[], Any] | None = None
+    stale_after_days: int = 730
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         if key not in self.memo:
@@ -55,6 +59,12 @@ class ProbeContext:
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("cwd", self.workdir)
         return runner.run(argv, **kwargs)
+
+    def index(self) -> IndexClient:
+        """The session's package index client."""
+        if self.index_factory is None:
+            raise SpikeError("no package index client was configured for this probe")
+        return self.remember("index-client", self.index_factory)
 
     def inspect(self) -> dict[str, Any]:
         """What the candidate's environment knows of its distribution (see _inspect_dist.py)."""

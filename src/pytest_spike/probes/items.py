@@ -12,6 +12,7 @@ from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
 from pytest_spike.probes.readme import probe_readme
+from pytest_spike.probes.signals import probe_signals
 
 Probe = Callable[[ProbeContext], ProbeOutcome]
 
@@ -20,6 +21,7 @@ BUILTIN_PROBES: dict[str, Probe] = {
     "install": probe_install,
     "import": probe_import,
     "readme": probe_readme,
+    "signals": probe_signals,
 }
 
 #: A probe item fails when it produced a finding of one of these severities.

@@ -1,0 +1,20 @@
+"""The signals probe: what the package index says about the candidate's health."""
+
+from __future__ import annotations
+
+from pytest_spike.probes.base import ProbeContext, ProbeOutcome
+from pytest_spike.signals import collect_signals
+
+
+def probe_signals(ctx: ProbeContext) -> ProbeOutcome:
+    info = ctx.inspect()
+    installed = info.get("version") if info.get("installed") else None
+    findings, details = collect_signals(
+        ctx.index(),
+        ctx.candidate.project,
+        installed_version=installed,
+        matrix_pythons=ctx.candidate.python,
+        stale_after_days=ctx.stale_after_days,
+    )
+    details["installed_version"] = installed
+    return ProbeOutcome(findings=findings, details=details, version=installed)
