@@ -68,5 +68,5 @@ def spike_site(fixture_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PYTHONPATH", str(fixture_site))
     monkeypatch.setenv("COLUMNS", "80")
     # The core tests look at install and import; probes with their own tests opt in.
-    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=install,import --spike-offline")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=install,import")
     return fixture_site
