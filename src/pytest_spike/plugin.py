@@ -48,6 +48,7 @@ from pytest_spike.scoring import level_for, score
 from pytest_spike.settings import SETTINGS, Settings, add_options, resolve
 
 SKIP_REASON = "spike probe: run with --spike"
+PLAN_SCHEMA = "pytest-spike-plan/1"
 #: Severity of a failing user test, by its probe kind.
 USER_FAILURE_SEVERITY = {
     "hello_world": Severity.HIGH,
@@ -182,6 +183,8 @@ class SpikeSession:
             config.hook.pytest_deselected(items=deselected)
             gone = set(map(id, deselected))
             items[:] = [item for item in items if id(item) not in gone]
+        if self.settings.plan_path is not None:
+            self._write_plan(spike_items)
         items[:0] = list(make_items(session, self.candidates, self._context, self.settings.probes))
         self.order = {c.name: i for i, c in enumerate(self.candidates)}
 
@@ -223,6 +226,30 @@ class SpikeSession:
                 )
             found = {name: v for name, v in found.items() if name in wanted}
         return [cand for cand, _ in found.values()]
+
+    def _write_plan(self, spike_items: list[pytest.Item]) -> None:
+        """The marks are the plan: candidates, their versions and Pythons, and their tests."""
+        tests: dict[str, list[str]] = {c.name: [] for c in self.candidates}
+        for item in spike_items:
+            tests.get(item.stash[_CANDIDATE].name, []).append(item.nodeid)
+        versions = self.settings.versions_default
+        plan = {
+            "schema": PLAN_SCHEMA,
+            "rootdir": str(self.config.rootpath),
+            "inifile": str(self.config.inipath) if self.config.inipath else None,
+            "defaults": {
+                "python": list(self.settings.python_default),
+                "versions": list(versions) if isinstance(versions, tuple) else versions,
+            },
+            "candidates": [dict(c.to_dict(), tests=tests[c.name]) for c in self.candidates],
+        }
+        assert self.settings.plan_path is not None
+        try:
+            results.write_atomic(self.settings.plan_path, json.dumps(plan, indent=2) + "\n")
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"--spike-plan: cannot write {self.settings.plan_path}: {exc.strerror or exc}"
+            ) from None
 
     def _context(self, candidate: Candidate) -> ProbeContext:
         return ProbeContext(
@@ -355,7 +382,7 @@ class SpikeSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not self.settings.enabled or _is_worker(self.config):
+        if not self.settings.enabled or _is_worker(self.config) or self.config.option.collectonly:
             return
         self.scorecard = self._build_scorecard(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
         self.config.hook.pytest_spike_scorecard(scorecard=self.scorecard, config=self.config)
@@ -386,8 +413,11 @@ class SpikeSession:
             result.score = sum(s.points for s in result.scored)
             level = hook.pytest_spike_level(result=result, config=self.config)
             result.level = level if level is not None else level_for(result.score, result.findings)
+        cell = current_cell()
+        if self.settings.cell:
+            cell["id"] = self.settings.cell
         return Scorecard(
-            cell=current_cell(),
+            cell=cell,
             candidates=list(by_name.values()),
             complete=complete,
             plugin_version=__version__,

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_spike.index import default_cache_root
-from pytest_spike.marks import parse_duration
+from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import BUILTIN_KINDS, Level, SpikeError, parse_choice
 from pytest_spike.scoring import Weights
 
@@ -67,6 +67,18 @@ _SETTINGS = {
         _Setting("stale_after", "--spike-stale-after", "spike_stale_after",
                  "days since the last release after which a project is stale (default: 730)",
                  "DAYS", 730),
+        _Setting("plan", "--spike-plan", None,
+                 "write the spike's plan (candidates with their versions and Pythons, and the "
+                 "ini defaults) as JSON to PATH; use with --collect-only", "PATH"),
+        _Setting("cell", "--spike-cell", None,
+                 "the matrix cell this run is (recorded in --spike-json), e.g. py3.11-tomli-2.2.1",
+                 "ID"),
+        _Setting("python_default", None, "spike_python",
+                 "Python versions a candidate without python= runs on in the matrix, "
+                 "e.g. '3.9 3.11 3.13'"),
+        _Setting("versions_default", None, "spike_versions",
+                 "versions a candidate without versions= runs in the matrix: a specifier, "
+                 "a list or 'latest:N'"),
         _Setting("weights", None, "spike_weights",
                  "points per severity or finding code, one 'name = points' per line, "
                  "e.g. 'high = 25' or 'signals.stale = 0'"),
@@ -109,6 +121,10 @@ class Settings:
     cache_dir: Path = field(default_factory=default_cache_root)
     offline: bool = False
     stale_after_days: int = 730
+    plan_path: Path | None = None
+    cell: str | None = None
+    python_default: tuple[str, ...] = ()
+    versions_default: str | tuple[str, ...] | None = None
     weights: Weights = field(default_factory=Weights)
 
 
@@ -149,6 +165,10 @@ def resolve(config: pytest.Config) -> Settings:
         or default_cache_root(),
         offline=bool(config.getoption("spike_offline")),
         stale_after_days=pick("stale_after", _days),
+        plan_path=pick("plan", lambda v, _w: _path(v, config.invocation_params.dir)),
+        cell=pick("cell", lambda v, _w: v.strip() or None),
+        python_default=pick("python_default", _pythons) or (),
+        versions_default=pick("versions_default", _versions_default),
         weights=Weights.parse(config.getini("spike_weights"), f"spike_weights in {ini_source}")
         if config.getini("spike_weights")
         else Weights(),
@@ -163,6 +183,20 @@ def _data_setting(config: pytest.Config) -> tuple[Path, str] | None:
     if value:
         return _path(value, config.rootpath), f"spike_data in {_ini_source(config)}"
     return None
+
+
+def _pythons(value: str, where: str) -> tuple[str, ...]:
+    items = tuple(value.replace(",", " ").split())
+    return candidate_from_values("x", where=where, python=list(items)).python
+
+
+def _versions_default(value: str, where: str) -> str | tuple[str, ...] | None:
+    text = value.strip()
+    try:
+        return candidate_from_values("x", where=where, versions=text).versions
+    except SpikeError:
+        # Not a specifier nor 'latest:N': a list of versions, as in versions=["1.0", "2.0"].
+        return candidate_from_values("x", where=where, versions=text.replace(",", " ").split()).versions
 
 
 def _days(value: str, where: str) -> int:
