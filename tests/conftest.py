@@ -67,6 +67,7 @@ def spike_site(fixture_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(fixture_site))
     monkeypatch.setenv("PYTHONPATH", str(fixture_site))
     monkeypatch.setenv("COLUMNS", "80")
-    # The core tests look at install and import; probes with their own tests opt in.
-    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=install,import")
+    # The core tests look at install and import in this environment; probes and
+    # candidate environments have tests of their own that opt in.
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=install,import --spike-isolation=never")
     return fixture_site

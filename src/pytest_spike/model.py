@@ -30,7 +30,7 @@ PROBE_KINDS = (
     "custom",
 )
 #: Kinds made by pytest-spike itself (one item per candidate), as opposed to user tests.
-BUILTIN_KINDS = ("install", "import", "readme", "signals")
+BUILTIN_KINDS = ("install", "import", "readme", "upstream", "signals")
 #: Kinds a user test can be tagged with.
 USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
 
@@ -157,6 +157,42 @@ class Candidate:
     def project(self) -> str:
         """The project name as the user wrote it."""
         return Requirement(self.requirement).name
+
+    def unmet(self, version: str) -> list[str]:
+        """The parts of the requirement and ``versions`` that ``version`` does not meet."""
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            current = Version(version)
+        except InvalidVersion:
+            return [f"a valid version (got {version!r})"]
+        unmet = []
+        spec = Requirement(self.requirement).specifier
+        if str(spec) and current not in SpecifierSet(str(spec), prereleases=True):
+            unmet.append(str(spec))
+        if isinstance(self.versions, tuple):
+            if not any(current == Version(v) for v in self.versions):
+                unmet.append(" or ".join(self.versions))
+        elif self.versions and not self.versions.startswith("latest"):
+            if current not in SpecifierSet(self.versions, prereleases=True):
+                unmet.append(self.versions)
+        return unmet
+
+    def install_requirement(self) -> str:
+        """What to ask an installer for: the newest version the spike accepts."""
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import Version
+
+        req = Requirement(self.requirement)
+        spec = SpecifierSet(str(req.specifier))
+        if isinstance(self.versions, tuple):
+            spec &= SpecifierSet(f"=={max(self.versions, key=Version)}")
+        elif self.versions and not self.versions.startswith("latest"):
+            spec &= SpecifierSet(self.versions)
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        marker = f" ; {req.marker}" if req.marker else ""
+        return f"{req.name}{extras}{spec}{marker}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -28,6 +28,7 @@ from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the pl
     spike_note,
     spike_readme,
 )
+from pytest_spike.envs import EnvManager
 from pytest_spike.index import IndexClient
 from pytest_spike.marks import CANDIDATE_MARK, KIND_MARK, candidate_from_mark, candidate_from_values
 from pytest_spike.model import (
@@ -254,13 +255,22 @@ class SpikeSession:
     def _context(self, candidate: Candidate) -> ProbeContext:
         return ProbeContext(
             candidate=candidate,
-            python=sys.executable,
+            host_python=sys.executable,
             timeout=self.settings.probe_timeout,
             workdir=self._workdir(),
             memo=self.memo,
             index_factory=self._index_client,
+            env_factory=self._env_manager,
+            isolation=self.settings.isolation,
             stale_after_days=self.settings.stale_after_days,
+            requirement_files=self.settings.requirement_files,
+            rootdir=self.config.rootpath,
+            upstream_sample=self.settings.upstream_sample,
+            upstream_seed=self.settings.upstream_seed,
         )
+
+    def _env_manager(self) -> EnvManager:
+        return EnvManager(self.settings.cache_dir / "envs", fresh=self.settings.fresh)
 
     def _index_client(self) -> IndexClient:
         return IndexClient(

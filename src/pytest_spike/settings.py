@@ -14,6 +14,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_spike.index import default_cache_root
+from pytest_spike.probes.base import ISOLATION_MODES
 from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import BUILTIN_KINDS, Level, SpikeError, parse_choice
 from pytest_spike.scoring import Weights
@@ -79,6 +80,23 @@ _SETTINGS = {
         _Setting("versions_default", None, "spike_versions",
                  "versions a candidate without versions= runs in the matrix: a specifier, "
                  "a list or 'latest:N'"),
+        _Setting("isolation", "--spike-isolation", "spike_isolation",
+                 "where candidates run: 'auto' (the running environment when the candidate is "
+                 "installed there at an accepted version, else an environment of its own), "
+                 "'always' (always its own), 'never' (only the running environment); default: auto",
+                 "MODE", "auto"),
+        _Setting("fresh", "--spike-fresh", None, "rebuild the candidates' cached environments"),
+        _Setting("keep_envs", "--spike-keep-envs", None,
+                 "print where the candidates' environments are (they are cached and reused)"),
+        _Setting("requirements", None, "spike_requirements",
+                 "the project's requirement or constraint files for the fit check, one per line "
+                 "(default: the packages of the running environment)"),
+        _Setting("upstream_sample", "--spike-upstream-sample", "spike_upstream_sample",
+                 "how many upstream tests the upstream probe runs (one per file; default: 5)",
+                 "N", 5),
+        _Setting("upstream_seed", "--spike-upstream-seed", "spike_upstream_seed",
+                 "seed of the upstream sample's hash order (recorded in the results; default: 0)",
+                 "SEED", 0),
         _Setting("weights", None, "spike_weights",
                  "points per severity or finding code, one 'name = points' per line, "
                  "e.g. 'high = 25' or 'signals.stale = 0'"),
@@ -91,7 +109,7 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("spike", "research spikes (pytest-spike)")
     for s in _SETTINGS.values():
         dest = "spike" if s.dest == "spike" else f"spike_{s.dest}"
-        if s.option in ("--spike", "--spike-offline"):
+        if s.option in ("--spike", "--spike-offline", "--spike-fresh", "--spike-keep-envs"):
             group.addoption(s.option, action="store_true", default=False, dest=dest, help=s.help)
         elif s.option in ("--spike-candidate", "--spike-select"):
             group.addoption(s.option, action="append", default=[], dest=dest,
@@ -99,7 +117,7 @@ def add_options(parser: pytest.Parser) -> None:
         elif s.option:
             group.addoption(s.option, default=None, dest=dest, metavar=s.metavar, help=s.help)
         if s.ini:
-            kind = "linelist" if s.dest in ("weights", "candidates") else "string"
+            kind = "linelist" if s.dest in ("weights", "candidates", "requirements") else "string"
             parser.addini(s.ini, s.help, type=kind, default=[] if kind == "linelist" else None)
 
 
@@ -125,6 +143,12 @@ class Settings:
     cell: str | None = None
     python_default: tuple[str, ...] = ()
     versions_default: str | tuple[str, ...] | None = None
+    isolation: str = "auto"
+    fresh: bool = False
+    keep_envs: bool = False
+    requirement_files: tuple[str, ...] | None = None
+    upstream_sample: int = 5
+    upstream_seed: int = 0
     weights: Weights = field(default_factory=Weights)
 
 
@@ -169,6 +193,12 @@ def resolve(config: pytest.Config) -> Settings:
         cell=pick("cell", lambda v, _w: v.strip() or None),
         python_default=pick("python_default", _pythons) or (),
         versions_default=pick("versions_default", _versions_default),
+        isolation=pick("isolation", _isolation),
+        fresh=bool(config.getoption("spike_fresh")),
+        keep_envs=bool(config.getoption("spike_keep_envs")),
+        requirement_files=tuple(config.getini("spike_requirements")) or None,
+        upstream_sample=pick("upstream_sample", lambda v, w: _whole(v, w, minimum=1)),
+        upstream_seed=pick("upstream_seed", lambda v, w: _whole(v, w, minimum=0)),
         weights=Weights.parse(config.getini("spike_weights"), f"spike_weights in {ini_source}")
         if config.getini("spike_weights")
         else Weights(),
@@ -197,6 +227,23 @@ def _versions_default(value: str, where: str) -> str | tuple[str, ...] | None:
     except SpikeError:
         # Not a specifier nor 'latest:N': a list of versions, as in versions=["1.0", "2.0"].
         return candidate_from_values("x", where=where, versions=text.replace(",", " ").split()).versions
+
+
+def _isolation(value: str, where: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ISOLATION_MODES:
+        raise SpikeError(f"{where}: {value!r} is not one of {', '.join(ISOLATION_MODES)}")
+    return mode
+
+
+def _whole(value: str, where: str, *, minimum: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise SpikeError(f"{where}: {value!r} is not a whole number >= {minimum}")
+    return number
 
 
 def _days(value: str, where: str) -> int:

@@ -1,4 +1,9 @@
-"""What a probe receives (ProbeContext) and what it returns (ProbeOutcome)."""
+"""What a probe receives (ProbeContext) and what it returns (ProbeOutcome).
+
+The context decides where the candidate lives (its Target): the running environment
+when the candidate is installed there at a version the spike accepts, otherwise an
+environment of its own, built (or reused) from the cache.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 
 from pytest_spike import runner
+from pytest_spike.envs import EnvManager, EnvResult
 from pytest_spike.index import IndexClient
 from pytest_spike.model import Candidate, Finding, SpikeError
 
 _INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
+
+#: How candidates find an environment: see ProbeContext.target().
+ISOLATION_MODES = ("auto", "always", "never")
 
 
 @dataclass
@@ -31,23 +40,41 @@ class ProbeOutcome:
     failed: bool | None = None
 
 
+@dataclass(frozen=True)
+class Target:
+    """The interpreter whose environment holds the candidate (None: none could be made)."""
+
+    python: str | None
+    isolated: bool
+    env: EnvResult | None = None
+    error: str | None = None
+
+
 @dataclass
 class ProbeContext:
     """Where and how a probe runs a candidate.
 
-    ``python`` is the interpreter whose environment holds the candidate (the running one,
-    or a candidate environment of its own). ``memo`` is shared by the probes of one
-    session (per xdist worker) so expensive look-ups happen once.
+    ``host_python`` is the running interpreter. ``memo`` is shared by the probes of one
+    session (per xdist worker) so expensive look-ups happen once; environments are shared
+    across workers and runs through the EnvManager's locked cache.
     """
 
     candidate: Candidate
-    python: str = sys.executable
+    host_python: str = sys.executable
     timeout: float = 60.0
     workdir: Path = field(default_factory=Path.cwd)
     memo: Dict[Any, Any] = field(default_factory=dict)
     #: Builds the package index client (once per session, see ``index()``).
-    index_factory: Callable[[], Any] | None = None
+    index_factory: Callable[[], IndexClient] | None = None
+    #: Builds the environment manager (once per session, see ``envs()``).
+    env_factory: Callable[[], EnvManager] | None = None
+    isolation: str = "never"
     stale_after_days: int = 730
+    #: requirement files from ini ``spike_requirements`` (None: the running environment)
+    requirement_files: tuple[str, ...] | None = None
+    rootdir: Path = field(default_factory=Path.cwd)
+    upstream_sample: int = 5
+    upstream_seed: int = 0
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         if key not in self.memo:
@@ -66,25 +93,72 @@ class ProbeContext:
             raise SpikeError("no package index client was configured for this probe")
         return self.remember("index-client", self.index_factory)
 
+    def envs(self) -> EnvManager:
+        """The session's environment manager."""
+        if self.env_factory is None:
+            raise SpikeError("candidate environments are not configured (--spike-isolation never)")
+        return self.remember("env-manager", self.env_factory)
+
+    def project_requirements(self) -> list[str]:
+        """The project's own requirements, for the fit check (once per session)."""
+        from pytest_spike.fit import project_requirements
+
+        files = self.requirement_files
+        return self.remember(
+            ("project-requirements", files),
+            lambda: project_requirements(list(files) if files is not None else None, root=self.rootdir),
+        )
+
+    # -- where the candidate lives ------------------------------------------------------
+
+    def target(self) -> Target:
+        """The running environment if it has an accepted version, else one of its own."""
+        return self.remember(("target", self.candidate), self._target)
+
+    def _target(self) -> Target:
+        if self.isolation != "always":
+            host = self.inspect_with(self.host_python)
+            accepted = host.get("installed") and not self.candidate.unmet(str(host["version"]))
+            if accepted or self.isolation == "never":
+                return Target(self.host_python, isolated=False)
+        try:
+            env = self.envs().ensure([self.candidate.install_requirement()])
+        except SpikeError as exc:
+            return Target(None, isolated=True, error=str(exc))
+        return Target(env.python if env.ok else None, isolated=True, env=env)
+
+    @property
+    def python(self) -> str | None:
+        """The interpreter to run candidate code with (None: the candidate has no environment)."""
+        return self.target().python
+
     def inspect(self) -> dict[str, Any]:
         """What the candidate's environment knows of its distribution (see _inspect_dist.py)."""
-        return self.remember(("inspect", self.python, self.candidate.requirement), self._inspect)
+        python = self.python
+        if python is None:
+            return {"installed": False, "python": None}
+        return self.inspect_with(python)
 
-    def _inspect(self) -> dict[str, Any]:
+    def inspect_with(self, python: str) -> dict[str, Any]:
+        return self.remember(
+            ("inspect", python, self.candidate.requirement), lambda: self._inspect(python)
+        )
+
+    def _inspect(self, python: str) -> dict[str, Any]:
         from packaging.requirements import Requirement
 
         req = Requirement(self.candidate.requirement)
         args = json.dumps({"name": req.name, "extras": sorted(req.extras)})
-        result = self.run(runner.python_argv(self.python, _INSPECT_SOURCE, args))
+        result = self.run(runner.python_argv(python, _INSPECT_SOURCE, args))
         if not result.ok:
             raise SpikeError(
-                f"cannot inspect {req.name} with {self.python}: {result.describe()}: "
+                f"cannot inspect {req.name} with {python}: {result.describe()}: "
                 f"{result.last_error_line()}"
             )
         try:
             return json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise SpikeError(
-                f"cannot inspect {req.name} with {self.python}: unreadable answer "
+                f"cannot inspect {req.name} with {python}: unreadable answer "
                 f"{result.stdout[:200]!r}"
             ) from None

@@ -46,10 +46,10 @@ print(@MARK@ + json.dumps(out))
 def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     info = ctx.inspect()
     cand = ctx.candidate
-    if not info.get("installed") and not cand.modules:
+    if ctx.python is None or (not info.get("installed") and not cand.modules):
         return ProbeOutcome(skipped=f"{cand.project} is not installed (see the install probe)")
     modules = list(cand.modules or info.get("modules") or [cand.project.replace("-", "_")])
-    result = ctx.run([ctx.python, "-c", _IMPORT_SCRIPT, *modules])
+    result = ctx.run([str(ctx.python), "-c", _IMPORT_SCRIPT, *modules])
     details: dict[str, Any] = {"modules": modules, "python": ctx.python}
     payload = next(
         (line[len(_MARK):] for line in result.stdout.splitlines() if line.startswith(_MARK)), None

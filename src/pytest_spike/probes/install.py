@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
-from pytest_spike.model import Finding, Severity
+from pytest_spike.envs import pip_command, tool_env
+from pytest_spike.fit import check_fit, install_findings
+from pytest_spike.model import Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: Above either, a footprint is worth a low finding: it is what every user will download.
@@ -24,8 +23,18 @@ _CHECK_LINE = re.compile(
 
 
 def probe_install(ctx: ProbeContext) -> ProbeOutcome:
-    info = ctx.inspect()
+    target = ctx.target()
     cand = ctx.candidate
+    findings: list[Finding] = []
+    details: dict[str, Any] = {"isolated": target.isolated}
+    if target.isolated:
+        env_findings, env_details = _environment(ctx)
+        details.update(env_details)
+        if target.python is None:
+            return ProbeOutcome(findings=env_findings, details=details)
+        # The inspection below describes the footprint in more detail than the build did.
+        findings += [f for f in env_findings if f.code != "install.footprint"]
+    info = ctx.inspect()
     if not info.get("installed"):
         return ProbeOutcome(
             findings=[
@@ -33,14 +42,18 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
                     "install.missing",
                     Severity.CRITICAL,
                     f"{cand.project} is not installed for {info.get('python', ctx.python)}; "
-                    f"install it there (python -m pip install '{cand.requirement}') and re-run",
+                    f"install it there (python -m pip install '{cand.requirement}') and re-run, "
+                    "or let pytest-spike build it an environment (--spike-isolation auto)",
                     {"python": str(info.get("python", ctx.python))},
                 )
             ],
-            details={"installed": False, "python": info.get("python", ctx.python)},
+            details=dict(details, installed=False, python=info.get("python", ctx.python)),
         )
     version = str(info["version"])
-    findings = _version_findings(cand.requirement, cand.versions, version)
+    findings += _version_findings(cand, version)
+    if target.isolated:
+        fit_findings, details["fit"] = _fit(ctx, version)
+        findings += fit_findings
     conflicts = pip_check(ctx)
     mine = [line for line in conflicts.get("lines", ()) if _involves(line, cand.name)]
     if mine:
@@ -81,7 +94,7 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
                 f"installed from {direct.get('url', 'a local source')}, not from the package index",
             )
         )
-    details = {
+    details.update({
         "installed": True,
         "version": version,
         "python": info.get("python"),
@@ -91,25 +104,11 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
         "missing_dependencies": missing,
         "size_mb": round(size_mb, 2),
         "pip_check": conflicts.get("status"),
-    }
+    })
     return ProbeOutcome(findings=findings, details=details, version=version)
 
 
-def _version_findings(
-    requirement: str, versions: str | tuple[str, ...] | None, installed: str
-) -> list[Finding]:
-    try:
-        current = Version(installed)
-    except InvalidVersion:
-        return [Finding("install.bad_version", Severity.MEDIUM, f"installed version {installed!r} is not a valid version")]
-    wanted: list[tuple[str, bool]] = []
-    spec = Requirement(requirement).specifier
-    if str(spec):
-        wanted.append((str(spec), current in SpecifierSet(str(spec), prereleases=True)))
-    if isinstance(versions, tuple):
-        wanted.append((" or ".join(versions), any(current == Version(v) for v in versions)))
-    elif versions and not versions.startswith("latest"):
-        wanted.append((versions, current in SpecifierSet(versions, prereleases=True)))
+def _version_findings(candidate: Candidate, installed: str) -> list[Finding]:
     return [
         Finding(
             "install.version_mismatch",
@@ -117,9 +116,27 @@ def _version_findings(
             f"installed version {installed} is outside the spike's versions ({text})",
             {"installed": installed, "wanted": text},
         )
-        for text, ok in wanted
-        if not ok
+        for text in candidate.unmet(installed)
     ]
+
+
+def _environment(ctx: ProbeContext) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings of building the candidate's own environment."""
+    target = ctx.target()
+    if target.env is None:
+        message = f"{ctx.candidate.project}: no environment could be built: {target.error}"
+        return [Finding("install.failed", Severity.CRITICAL, message)], {"error": target.error}
+    return install_findings(target.env)
+
+
+def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]]:
+    """Does the candidate, at the version it got, resolve next to the project's requirements?"""
+    project = ctx.project_requirements()
+    pin = f"{ctx.candidate.project}=={version}"
+    try:
+        return check_fit(ctx.host_python, pin, project, ctx.timeout)
+    except SpikeError as exc:
+        return [Finding("install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}")], {}
 
 
 def pip_check(ctx: ProbeContext) -> dict[str, Any]:
@@ -128,7 +145,10 @@ def pip_check(ctx: ProbeContext) -> dict[str, Any]:
 
 
 def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
-    result = ctx.run([ctx.python, "-m", "pip", "check"])
+    python = str(ctx.python)
+    # Candidate environments may have no pip of their own: the host pip checks them.
+    isolated = ctx.target().isolated
+    result = ctx.run([*pip_command(python), "check"], env=tool_env() if isolated else None)
     text = result.stdout.strip()
     if result.returncode == 0:
         return {"status": "ok", "lines": []}

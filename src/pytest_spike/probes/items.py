@@ -7,12 +7,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 
-from pytest_spike.model import Candidate, Severity
+from pytest_spike.model import Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
 from pytest_spike.probes.readme import probe_readme
 from pytest_spike.probes.signals import probe_signals
+from pytest_spike.probes.upstream import probe_upstream
 
 Probe = Callable[[ProbeContext], ProbeOutcome]
 
@@ -21,6 +22,7 @@ BUILTIN_PROBES: dict[str, Probe] = {
     "install": probe_install,
     "import": probe_import,
     "readme": probe_readme,
+    "upstream": probe_upstream,
     "signals": probe_signals,
 }
 
@@ -53,7 +55,13 @@ class ProbeItem(pytest.Item):
 
     def runtest(self) -> None:
         probe = BUILTIN_PROBES[self.kind]
-        self.outcome = probe(self.context_factory(self.candidate))
+        try:
+            self.outcome = probe(self.context_factory(self.candidate))
+        except SpikeError as exc:
+            # A probe that cannot do its work says why, as a finding, not a traceback.
+            self.outcome = ProbeOutcome(
+                findings=[Finding(f"{self.kind}.error", Severity.HIGH, f"{self.kind} probe could not run: {exc}")]
+            )
         if self.outcome.skipped:
             pytest.skip(self.outcome.skipped)
         failing = [f for f in self.outcome.findings if f.severity in FAILING]

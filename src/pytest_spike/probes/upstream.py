@@ -1,0 +1,85 @@
+"""The upstream probe: run a deterministic sample of the candidate's own tests against it.
+
+The sdist of the version under test comes from the index; only its tests are used. With
+candidate environments allowed, the tests run in an environment of their own (the
+candidate at that version, pytest and the upstream test harness), so the harness never
+lands in the user's environment or in the candidate's; otherwise they run in the
+candidate's environment as it is, without the harness.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_spike.index import FileEntry, IndexUnavailable, ProjectNotFound
+from pytest_spike.model import Finding, Severity, SpikeError
+from pytest_spike.probes.base import ProbeContext, ProbeOutcome
+from pytest_spike.upstream import SpikeUpstream, upstream_findings
+
+
+def sdist_of(ctx: ProbeContext, name: str, version: str) -> FileEntry | None:
+    """The index's sdist entry for one release, or None when it has none."""
+    files = ctx.index().release_files(name, version)
+    return next((f for f in files if f.kind == "sdist"), None)
+
+
+def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
+    info = ctx.inspect()
+    if ctx.python is None or not info.get("installed"):
+        return ProbeOutcome(skipped=f"{ctx.candidate.project} is not installed (see the install probe)")
+    name, version = str(info["name"]), str(info["version"])
+    try:
+        sdist = sdist_of(ctx, name, version)
+    except IndexUnavailable as exc:
+        return ProbeOutcome(
+            findings=[Finding("upstream.unchecked", Severity.INFO, f"{exc}; upstream tests not run")],
+            version=version,
+        )
+    except ProjectNotFound:
+        sdist = None
+    upstream = SpikeUpstream(
+        python=str(ctx.python),
+        dist_name=name,
+        version=version,
+        source=sdist.url if sdist else None,
+        workdir=ctx.workdir / f"upstream-{ctx.candidate.name}",
+        timeout=ctx.timeout,
+        package_modules=info.get("modules") or (),
+        seed=ctx.upstream_seed,
+        sha256=(sdist.hashes.get("sha256") if sdist else None),
+    )
+    harness: dict[str, Any] = {"environment": "candidate's, without the test harness"}
+    if ctx.isolation != "never" and sdist is not None:
+        harness = _harness_environment(ctx, upstream, name, version)
+    result = upstream.probe(n=ctx.upstream_sample)
+    findings, details = upstream_findings(result)
+    details["harness_environment"] = harness
+    return ProbeOutcome(findings=findings, details=details, version=version)
+
+
+def _harness_environment(
+    ctx: ProbeContext, upstream: SpikeUpstream, name: str, version: str
+) -> dict[str, Any]:
+    """Point ``upstream`` at an environment with the candidate pinned, pytest and the harness."""
+    try:
+        if not upstream.layout.has_tests:
+            return {"environment": "none needed: no tests"}
+        wanted = list(upstream.harness.requirements)
+    except SpikeError:
+        return {"environment": "none: the sdist could not be read"}  # probe() reports why
+    pin = f"{name}=={version}"
+    env = ctx.envs().ensure([pin, "pytest", *wanted])
+    used = wanted
+    if not env.ok and wanted:
+        # A harness that cannot be installed still leaves the tests worth a try without it.
+        upstream.notes.append(f"installing the test harness failed: {env.error_line}")
+        env, used = ctx.envs().ensure([pin, "pytest"]), []
+    if not env.ok:
+        return {"environment": f"could not be built: {env.error_line}"}
+    upstream.python = env.python
+    return {
+        "environment": env.path,
+        "harness": used,
+        "harness_source": upstream.harness.source,
+        "reused": env.reused,
+    }
