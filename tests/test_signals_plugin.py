@@ -27,7 +27,7 @@ def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spike_site: Path):
 def run_signals(pytester: pytest.Pytester, index: IndexServer, *extra: str) -> tuple[pytest.RunResult, dict]:
     result = pytester.runpytest(
         "--spike", "--spike-probes", "signals", "--spike-index-url", index.url,
-        "--spike-cache-dir", str(pytester.path / "cache"), "--spike-json", "r.json",
+        f"--spike-cache-dir={pytester.path / 'cache'}", "--spike-json", "r.json",
         "--spike-candidate", "goodpkg", "--spike-candidate", "warnpkg", *extra,
     )
     data = {c["name"]: c for c in json.loads((pytester.path / "r.json").read_text())["candidates"]}

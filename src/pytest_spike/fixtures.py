@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from importlib import metadata
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -12,6 +13,8 @@ import pytest
 from pytest_spike.marks import CANDIDATE_MARK, candidate_from_mark
 from pytest_spike.model import Candidate, Metric, SpikeError
 from pytest_spike.data import SpikeData
+from pytest_spike.index import IndexClient, sdist_entry
+from pytest_spike.upstream import SpikeUpstream
 from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
 from pytest_spike.settings import SETTINGS
 
@@ -113,6 +116,44 @@ def spike_metric(request: pytest.FixtureRequest) -> Callable[..., None]:
         recorder.metrics[name.strip()] = Metric(name.strip(), float(value), unit, better)
 
     return metric
+
+
+@pytest.fixture
+def spike_upstream(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SpikeUpstream:
+    """The upstream tests of the test's candidate, from the sdist of its installed version.
+
+    ``collect()`` lists what collects, ``sample(n)`` picks a deterministic sample (one
+    test per file, hash-ordered), ``run(nodeids)`` runs them against the installed package
+    and ``probe(n)`` does it all, returning counts and outcomes.
+
+    .. code-block:: python
+
+        @spike.candidate("more-itertools")
+        @spike.upstream
+        def test_their_tests_pass_here(spike_upstream):
+            result = spike_upstream.probe(5)
+            assert result.count("failed") == 0, result.outcomes
+    """
+    candidate = _candidate(request, "spike_upstream")
+    settings = request.config.stash[SETTINGS]
+    try:
+        version = metadata.version(candidate.project)
+    except metadata.PackageNotFoundError:
+        pytest.fail(f"spike_upstream: {candidate.project} is not installed for {sys.executable}", pytrace=False)
+    client = IndexClient(settings.index_url, cache_dir=settings.cache_dir / "index", offline=settings.offline)
+    try:
+        sdist = sdist_entry(client, candidate.project, version)
+    except SpikeError as exc:
+        pytest.fail(f"spike_upstream: {exc}", pytrace=False)
+    return SpikeUpstream(
+        python=sys.executable,
+        dist_name=candidate.project,
+        version=version,
+        source=sdist.url if sdist else None,
+        workdir=tmp_path_factory.mktemp(f"upstream-{candidate.name}"),
+        timeout=settings.probe_timeout,
+        sha256=sdist.hashes.get("sha256") if sdist else None,
+    )
 
 
 @pytest.fixture(scope="session")

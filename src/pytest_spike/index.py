@@ -669,3 +669,8 @@ def _auth_headers(url: str) -> tuple[str, dict[str, str]]:
     password = urllib.parse.unquote(parts.password or "")
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     return plain, {"Authorization": f"Basic {token}"}
+
+
+def sdist_entry(client: IndexClient, name: str, version: str) -> FileEntry | None:
+    """The index's sdist of one release, or None when the release has none."""
+    return next((f for f in client.release_files(name, version) if f.kind == "sdist"), None)

@@ -372,12 +372,9 @@ class CandidateResult:
                 ],
                 "probes": [
                     {
-                        "kind": p.kind,
-                        "nodeid": p.nodeid,
-                        "outcome": p.outcome,
-                        "duration_s": round(p.duration_s, 4),
-                        "peak_memory_mb": p.peak_memory_mb,
-                        "details": p.details,
+                        key: value
+                        for key, value in p.to_dict().items()
+                        if key not in ("candidate", "findings")
                     }
                     for p in self.probes
                 ],
@@ -393,23 +390,9 @@ class CandidateResult:
     def from_dict(cls, data: Mapping[str, Any]) -> CandidateResult:
         candidate = Candidate.from_dict(data)
         probes = [
-            ProbeResult(
-                candidate=candidate.name,
-                kind=str(p["kind"]),
-                nodeid=str(p["nodeid"]),
-                outcome=str(p["outcome"]),
-                duration_s=float(p.get("duration_s") or 0.0),
-                peak_memory_mb=p.get("peak_memory_mb"),
-                details=dict(p.get("details") or {}),
-            )
+            ProbeResult.from_dict(dict(p, candidate=candidate.name))
             for p in data.get("probes") or ()
         ]
-        if probes:
-            probes[0].metrics = {
-                name: Metric.from_dict(name, m)
-                for name, m in (data.get("metrics") or {}).items()
-            }
-            probes[0].notes = [str(n) for n in data.get("notes") or ()]
         return cls(
             candidate=candidate,
             version=data.get("version"),

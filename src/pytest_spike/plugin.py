@@ -17,7 +17,7 @@ from typing import Any, Generator
 
 import pytest
 
-from pytest_spike import __version__, hookspec
+from pytest_spike import __version__, child, hookspec
 from pytest_spike.data import data_findings
 from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the plugin module)
     DATA_USED,
@@ -27,6 +27,7 @@ from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the pl
     spike_metric,
     spike_note,
     spike_readme,
+    spike_upstream,
 )
 from pytest_spike.envs import EnvManager
 from pytest_spike.index import IndexClient
@@ -63,6 +64,11 @@ _CANDIDATE = pytest.StashKey[Candidate]()
 _KIND = pytest.StashKey[str]()
 _FINDINGS = pytest.StashKey["list[Finding]"]()
 _PEAK = pytest.StashKey[float]()
+#: What a child pytest in the candidate's environment reported for this test.
+_CHILD = pytest.StashKey[ProbeResult]()
+_LONGREPR = pytest.StashKey[str]()
+#: Characters of a failing user test's report kept in the results (for child runs too).
+MAX_LONGREPR = 4000
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -136,6 +142,7 @@ class SpikeSession:
         self.scorecard: Scorecard | None = None
         self.memo: dict[Any, Any] = {}
         self.known: dict[str, Candidate] = {}
+        self.user_nodeids: dict[str, list[str]] = {}
         self.workdir: Path | None = None
         self.written: list[str] = []
         self.write_errors: list[str] = []
@@ -179,6 +186,8 @@ class SpikeSession:
         except SpikeError as exc:
             raise pytest.UsageError(str(exc)) from None
         keep = {c.name for c in self.candidates}
+        for item in spike_items:
+            self.user_nodeids.setdefault(item.stash[_CANDIDATE].name, []).append(item.nodeid)
         deselected = [item for item in spike_items if item.stash[_CANDIDATE].name not in keep]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
@@ -290,6 +299,64 @@ class SpikeSession:
 
     # -- running ------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """Run the test in its candidate's own environment when the candidate lives there."""
+        if not self.settings.enabled or _CANDIDATE not in pyfuncitem.stash:
+            return None
+        candidate = pyfuncitem.stash[_CANDIDATE]
+        target = self._context(candidate).target()
+        if not target.isolated:
+            return None
+        if target.python is None:
+            pytest.skip(f"{candidate.project} could not be installed: see spike::{candidate.name}::install")
+        outcome = self._child_results(candidate, target.python)
+        if isinstance(outcome, str):
+            pytest.fail(outcome, pytrace=False)
+        result = outcome.get(pyfuncitem.nodeid)
+        if result is None:
+            pytest.fail(f"the child pytest in {target.python} did not report this test", pytrace=False)
+        pyfuncitem.stash[_CHILD] = result
+        headline = result.findings[0].message if result.findings else result.outcome
+        text = f"{headline} (in {candidate.project}'s environment: {target.python})"
+        if result.details.get("longrepr"):
+            text += "\n" + str(result.details["longrepr"])
+        if result.outcome == "skipped":
+            pytest.skip(text)
+        if result.outcome != "passed":
+            pytest.fail(text, pytrace=False)
+        return True
+
+    def _child_results(self, candidate: Candidate, python: str) -> dict[str, ProbeResult] | str:
+        """Run all of the candidate's tests once in its environment (per process)."""
+
+        def run() -> dict[str, ProbeResult] | str:
+            root = self.config.rootpath
+            nodeids = [str(root / n.split("::", 1)[0]) + n[len(n.split("::", 1)[0]):]
+                       for n in self.user_nodeids.get(candidate.name, [])]
+            args = ["--spike", "--spike-probes=none", "--spike-isolation=never",
+                    "-p", "no:cacheprovider", "-q", "-o", "addopts=", "--rootdir", str(root),
+                    "--spike-probe-timeout", str(self.settings.probe_timeout)]
+            if self.config.inipath:
+                args += ["-c", str(self.config.inipath)]
+            if self.settings.data:
+                args += ["--spike-data", str(self.settings.data[0])]
+            try:
+                layer = child.build_layer(self.settings.cache_dir)
+                found = child.run_child(
+                    python, layer, nodeids, args, cwd=self.config.invocation_params.dir,
+                    timeout=candidate.timebox or self.settings.probe_timeout * max(1, len(nodeids)),
+                )
+            except SpikeError as exc:
+                return str(exc)
+            return found  # node ids are relative to the rootdir, the same as here
+
+        key = ("child", candidate.name)
+        if key not in self.memo:
+            self.memo[key] = run()
+        result: dict[str, ProbeResult] | str = self.memo[key]
+        return result
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         if _CANDIDATE not in item.stash:
@@ -332,7 +399,15 @@ class SpikeSession:
     ) -> dict[str, Any]:
         candidate, kind = item.stash[_CANDIDATE], item.stash[_KIND]
         findings = item.stash.setdefault(_FINDINGS, [])
-        if report.failed and call.excinfo is not None and not hasattr(report, "wasxfail"):
+        recorder = SpikeRecorder.of(item)
+        remote = item.stash.get(_CHILD, None)
+        if remote is not None and report.when == "call":
+            # The test ran in the candidate's environment: its findings, metrics and notes
+            # come from there, not from the failure we re-raised here.
+            findings[:] = remote.findings
+            recorder.metrics.update(remote.metrics)
+            recorder.notes.extend(n for n in remote.notes if n not in recorder.notes)
+        elif report.failed and call.excinfo is not None and not hasattr(report, "wasxfail"):
             error = call.excinfo.exconly().strip().splitlines()
             first = error[0] if error else call.excinfo.typename
             if report.when == "call":
@@ -348,7 +423,8 @@ class SpikeSession:
                 # Name the record the test failed on, as the team would when checking by hand.
                 finding = data_findings(True, item.nodeid, first, data.current_record)[0]
             findings.append(finding)
-        recorder = SpikeRecorder.of(item)
+            if report.when == "call":
+                item.stash[_LONGREPR] = str(report.longrepr)[-MAX_LONGREPR:]
         data = item.stash.get(DATA_USED, None)
         if data is not None and data.profile_notes:
             recorder.notes.extend(n for n in data.profile_notes if n not in recorder.notes)
@@ -356,12 +432,14 @@ class SpikeSession:
             candidate=candidate.name,
             kind=kind,
             nodeid=item.nodeid,
-            version=_installed_version(candidate),
+            version=remote.version if remote else _installed_version(candidate),
             findings=list(findings),
-            peak_memory_mb=item.stash.get(_PEAK, None),
+            peak_memory_mb=remote.peak_memory_mb if remote else item.stash.get(_PEAK, None),
             metrics=dict(recorder.metrics),
             notes=list(recorder.notes),
         )
+        if _LONGREPR in item.stash:
+            probe.details["longrepr"] = item.stash[_LONGREPR]
         return self._payload(candidate, probe)
 
     def _payload(self, candidate: Candidate, probe: ProbeResult) -> dict[str, Any]:

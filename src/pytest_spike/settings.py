@@ -53,7 +53,7 @@ _SETTINGS = {
                  "time limit for each subprocess a probe starts, in seconds or like '2m' "
                  f"(default: {DEFAULT_PROBE_TIMEOUT:.0f}s)", "SECONDS", DEFAULT_PROBE_TIMEOUT),
         _Setting("probes", "--spike-probes", "spike_probes",
-                 "comma-separated built-in probes to run (default: all: "
+                 "comma-separated built-in probes to run, or 'none' (default: all: "
                  f"{','.join(BUILTIN_KINDS)})", "LIST", BUILTIN_KINDS),
         _Setting("data", "--spike-data", "spike_data",
                  "the team's data folder for spike_data (relative paths: from the current "
@@ -257,6 +257,8 @@ def _days(value: str, where: str) -> int:
 
 
 def _probe_list(value: str, where: str) -> tuple[str, ...]:
+    if value.strip().lower() == "none":
+        return ()
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     unknown = [n for n in names if n not in BUILTIN_KINDS]
     if unknown:

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_spike.index import FileEntry, IndexUnavailable, ProjectNotFound
+from pytest_spike.index import IndexUnavailable, ProjectNotFound, sdist_entry
 from pytest_spike.model import Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.upstream import SpikeUpstream, upstream_findings
-
-
-def sdist_of(ctx: ProbeContext, name: str, version: str) -> FileEntry | None:
-    """The index's sdist entry for one release, or None when it has none."""
-    files = ctx.index().release_files(name, version)
-    return next((f for f in files if f.kind == "sdist"), None)
 
 
 def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
@@ -29,7 +23,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         return ProbeOutcome(skipped=f"{ctx.candidate.project} is not installed (see the install probe)")
     name, version = str(info["name"]), str(info["version"])
     try:
-        sdist = sdist_of(ctx, name, version)
+        sdist = sdist_entry(ctx.index(), name, version)
     except IndexUnavailable as exc:
         return ProbeOutcome(
             findings=[Finding("upstream.unchecked", Severity.INFO, f"{exc}; upstream tests not run")],
