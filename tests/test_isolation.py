@@ -76,7 +76,8 @@ def run(pytester: pytest.Pytester, cache_dir: Path, *args: str) -> tuple[pytest.
 
 def test_candidate_gets_its_own_environment(pytester: pytest.Pytester, cache_dir: Path, offline_index: Path) -> None:
     pytester.makepyfile(test_iso=USER_TESTS)
-    result, data = run(pytester, cache_dir)
+    result, data = run(pytester, cache_dir, "--spike-keep-envs")
+    result.stdout.fnmatch_lines([f"spike environment: isopkg: {cache_dir}/envs/*"])
     iso = data["isopkg"]
     install = next(p for p in iso["probes"] if p["kind"] == "install")["details"]
     assert install["isolated"] is True and install["version"] == "1.0"

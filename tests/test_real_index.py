@@ -42,7 +42,9 @@ def test_real_candidates_scorecard(pytester: pytest.Pytester, real_site: Path, m
             assert importlib.import_module(name).loads("a = [1, 2]") == {"a": [1, 2]}
         """
     )
-    result = pytester.runpytest("--spike", "--spike-json", "r.json")
+    result = pytester.runpytest(
+        "--spike", "--spike-probes", "install,import", "--spike-isolation", "never", "--spike-json", "r.json"
+    )
     data = {c["name"]: c for c in json.loads((pytester.path / "r.json").read_text())["candidates"]}
     assert data["tomli"]["version"] == "2.0.1"
     assert data["toml"]["version"] == "0.10.2"
@@ -53,3 +55,35 @@ def test_real_candidates_scorecard(pytester: pytest.Pytester, real_site: Path, m
     imports = next(p for p in data["toml"]["probes"] if p["kind"] == "import")
     assert imports["details"]["modules"] == ["toml"]
     result.stdout.fnmatch_lines(["lowest risk: toml (low, 0 points)"])
+
+
+def test_real_candidate_in_its_own_environment_all_probes(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """attrs from the index into a fresh environment: install, import, README, upstream sample
+    (with its test harness), signals; and a user test re-run there by a child pytest."""
+    pytester.makepyfile(
+        """
+        from pytest_spike import spike
+
+        @spike.candidate("attrs", versions=">=23")
+        @spike.hello_world
+        def test_define():
+            import attrs
+            @attrs.define
+            class Point:
+                x: int
+            assert Point(1).x == 1
+        """
+    )
+    result = pytester.runpytest(
+        "--spike", "--spike-isolation", "always", f"--spike-cache-dir={tmp_path / 'cache'}",
+        "--spike-upstream-sample", "3", "--spike-json=r.json",
+    )
+    cand = json.loads((pytester.path / "r.json").read_text())["candidates"][0]
+    probes = {p["kind"]: p for p in cand["probes"]}
+    assert probes["install"]["details"]["isolated"] is True
+    assert probes["hello_world"]["outcome"] == "passed"
+    upstream = probes["upstream"]["details"]
+    assert upstream["sampled"] == 3 and upstream["passed"] >= 2, upstream
+    assert probes["signals"]["outcome"] == "passed"
+    assert "signals.unchecked" not in {f["code"] for f in cand["findings"]}
+    result.stdout.fnmatch_lines(["lowest risk: attrs*"])

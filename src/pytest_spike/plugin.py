@@ -475,6 +475,8 @@ class SpikeSession:
         self.scorecard = self._build_scorecard(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
         self.config.hook.pytest_spike_scorecard(scorecard=self.scorecard, config=self.config)
         self.written, self.write_errors = results.write_outputs(self.scorecard, self.settings)
+        if self.settings.keep_envs:
+            self.written += [f"spike environment: {line}" for line in _environments(self.scorecard)]
         if self.write_errors:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
         fail_on = self.settings.fail_on
@@ -521,6 +523,20 @@ class SpikeSession:
         if self.scorecard is None:
             return
         terminal.write_scorecard(terminalreporter, self.scorecard, self.written, self.write_errors)
+
+
+def _environments(scorecard: Scorecard) -> list[str]:
+    """Where each candidate's environment is (for --spike-keep-envs)."""
+    lines = []
+    for result in scorecard.candidates:
+        for probe in result.probes:
+            if probe.kind == "install":
+                where = probe.details.get("env") or (
+                    f"the running environment ({probe.details.get('python')})"
+                    if probe.details.get("installed") else "none (not installed)"
+                )
+                lines.append(f"{result.name}: {where}")
+    return lines
 
 
 def _merge_outcome(previous: str, report: pytest.TestReport) -> str:
