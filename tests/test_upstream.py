@@ -125,7 +125,7 @@ def test_sample_runs_against_the_installed_package_with_upstream_options(
     assert argv[1] == "-P" and "--import-mode=importlib" in argv
 
     findings, details = upstream_findings(result)
-    assert [(f.code, f.severity) for f in findings] == [("upstream.failed", Severity.MEDIUM)]
+    assert [(f.code, f.severity) for f in findings] == [("upstream.failed", Severity.HIGH)]
     assert "weak evidence" in findings[0].message
     assert findings[0].evidence["nodeids"] == "tests/test_fail.py::test_broken"
     assert details["passed"] == 3 and details["failed"] == 1 and details["mode"] == "importlib"
@@ -163,11 +163,11 @@ def test_no_tests_in_the_sdist_is_a_low_finding(tmp_path: Path, installed: dict[
     result = spike(tmp_path, installed, make_sdist(tmp_path, {})).probe()
     assert result.status == "none"
     findings, details = upstream_findings(result)
-    assert [(f.code, f.severity) for f in findings] == [("upstream.none", Severity.LOW)]
+    assert [(f.code, f.severity) for f in findings] == [("upstream.unavailable", Severity.LOW)]
     assert details["sampled"] == 0
     missing = SpikeUpstream(sys.executable, NAME, "1.0", None, tmp_path / "w2", 10.0).probe()
     assert missing.status == "none" and "has no sdist of spikedemo 1.0" in missing.reason
-    assert upstream_findings(missing)[0][0].code == "upstream.none"
+    assert upstream_findings(missing)[0][0].code == "upstream.unavailable"
 
 
 def test_missing_harness_dependency_makes_tests_uncollectable(

@@ -47,8 +47,9 @@ def test_upstream_probe_samples_the_installed_version(pytester: pytest.Pytester,
     details = next(p for p in cand["probes"] if p["kind"] == "upstream")["details"]
     assert details["sampled"] == 4 and details["passed"] == 3 and details["failed"] == 1
     failed = next(f for f in cand["findings"] if f["code"] == "upstream.failed")
-    assert failed["severity"] == "medium" and "weak evidence" in failed["message"]
-    result.assert_outcomes(passed=1)
+    assert failed["severity"] == "high" and "weak evidence" in failed["message"]
+    assert "tests/test_broken.py::test_wrong" in failed["evidence"]["nodeids"]
+    result.assert_outcomes(failed=1)
 
 
 def test_spike_upstream_fixture(pytester: pytest.Pytester, upstream_env: IndexServer) -> None:
@@ -64,10 +65,20 @@ def test_spike_upstream_fixture(pytester: pytest.Pytester, upstream_env: IndexSe
             result = spike_upstream.run(spike_upstream.sample(2))
             assert len(result.sampled) == 2
             assert spike_upstream.sample(2) == spike_upstream.sample(2)
+            assert spike_upstream.sample(5, keyword="add") == ["tests/test_add.py::test_add"]
+
+        @spike.candidate("uppkg")
+        def test_local_checkout(spike_upstream, tmp_path):
+            (tmp_path / "tests").mkdir()
+            (tmp_path / "tests" / "test_local.py").write_text(
+                "import uppkg\\ndef test_sub():\\n    assert uppkg.add(2, -2) == 0\\n")
+            local = spike_upstream.with_source(tmp_path)
+            result = local.run(local.sample(1))
+            assert result.count("passed") == 1
         """
     )
     result = pytester.runpytest(
         "--spike", "--spike-probes", "none", f"--spike-index-url={upstream_env.url}",
         f"--spike-cache-dir={pytester.path / 'cache'}",
     )
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)

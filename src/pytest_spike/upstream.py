@@ -256,6 +256,16 @@ class SpikeUpstream:
             self._harness = harness_requirements(self._src_root, self.dist_name)
         return self._harness
 
+    def with_source(self, source: str | Path) -> SpikeUpstream:
+        """The same candidate and interpreter with other tests: a local checkout, a tests
+        folder or another sdist."""
+        return SpikeUpstream(
+            self.python, self.dist_name, self.version, source,
+            self.workdir.with_name(self.workdir.name + "-local"), self.timeout,
+            package_modules=self.package_modules, seed=self.seed,
+            extra_env={k: v for k, v in self.env.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_PLUGINS")},
+        )
+
     def install_harness(self, timeout: float | None = None) -> HarnessInstall:
         """Install the harness into the candidate's interpreter, pinning the candidate."""
         return install_harness(
@@ -515,7 +525,7 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
         findings.append(Finding("upstream.unsafe", Severity.HIGH,
                                 f"the sdist was refused: {result.reason}", {"reason": result.reason}))
     elif result.status == "none":
-        findings.append(Finding("upstream.none", Severity.LOW,
+        findings.append(Finding("upstream.unavailable", Severity.LOW,
                                 f"no upstream tests to sample: {result.reason or 'the sdist has no tests'}"))
     elif result.status == "uncollectable":
         harness = result.harness.source if result.harness else "none"
@@ -526,9 +536,8 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
         n, total = len(failed), len(result.sampled)
         first_id, first = next(iter(failed.items()))
         weak = " (one failure is weak evidence: environment noise can cause it)" if n == 1 else ""
-        severity = Severity.HIGH if n >= 2 and 2 * n > total else Severity.MEDIUM
         findings.append(Finding(
-            "upstream.failed", severity,
+            "upstream.failed", Severity.HIGH,
             f"{n} of {total} sampled upstream tests failed{weak}: {first_id}: {first.message}",
             {"nodeids": " ".join(failed), "first_error": first.message, "seed": str(result.seed)},
         ))
