@@ -276,10 +276,32 @@ class SpikeSession:
             rootdir=self.config.rootpath,
             upstream_sample=self.settings.upstream_sample,
             upstream_seed=self.settings.upstream_seed,
+            say=self._say,
         )
 
     def _env_manager(self) -> EnvManager:
-        return EnvManager(self.settings.cache_dir / "envs", fresh=self.settings.fresh)
+        try:
+            return EnvManager(
+                self.settings.cache_dir / "envs",
+                fresh=self.settings.fresh,
+                backend=self.settings.backend,
+                progress=self._say,
+            )
+        except SpikeError as exc:
+            raise SpikeError(f"--spike-backend: {exc}") from None
+
+    def _say(self, text: str) -> None:
+        """Show a long step while it runs; quiet under -q, and on xdist workers."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or _is_worker(self.config) or self.config.getoption("verbose") < 0:
+            return
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is None:
+            reporter.write_line(f"spike: {text}")
+            return
+        # The probe runs inside a test, where output is captured; this is for the user now.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"spike: {text}")
 
     def _index_client(self) -> IndexClient:
         return IndexClient(

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
+from pytest_spike.envs import BACKENDS
 from pytest_spike.index import default_cache_root
 from pytest_spike.probes.base import ISOLATION_MODES
 from pytest_spike.marks import candidate_from_values, parse_duration
@@ -86,6 +87,9 @@ _SETTINGS = {
                  "'always' (always its own), 'never' (only the running environment); default: auto",
                  "MODE", "auto"),
         _Setting("fresh", "--spike-fresh", None, "rebuild the candidates' cached environments"),
+        _Setting("backend", "--spike-backend", "spike_backend",
+                 "how candidate environments are built: 'auto' (uv when installed, else venv), "
+                 "'uv' or 'venv' (default: auto)", "NAME", "auto"),
         _Setting("keep_envs", "--spike-keep-envs", None,
                  "print where the candidates' environments are (they are cached and reused)"),
         _Setting("requirements", None, "spike_requirements",
@@ -144,6 +148,7 @@ class Settings:
     python_default: tuple[str, ...] = ()
     versions_default: str | tuple[str, ...] | None = None
     isolation: str = "auto"
+    backend: str = "auto"
     fresh: bool = False
     keep_envs: bool = False
     requirement_files: tuple[str, ...] | None = None
@@ -194,6 +199,7 @@ def resolve(config: pytest.Config) -> Settings:
         python_default=pick("python_default", _pythons) or (),
         versions_default=pick("versions_default", _versions_default),
         isolation=pick("isolation", _isolation),
+        backend=pick("backend", _backend),
         fresh=bool(config.getoption("spike_fresh")),
         keep_envs=bool(config.getoption("spike_keep_envs")),
         requirement_files=tuple(config.getini("spike_requirements")) or None,
@@ -227,6 +233,13 @@ def _versions_default(value: str, where: str) -> str | tuple[str, ...] | None:
     except SpikeError:
         # Not a specifier nor 'latest:N': a list of versions, as in versions=["1.0", "2.0"].
         return candidate_from_values("x", where=where, versions=text.replace(",", " ").split()).versions
+
+
+def _backend(value: str, where: str) -> str:
+    name = value.strip().lower()
+    if name not in BACKENDS:
+        raise SpikeError(f"{where}: {value!r} is not one of {', '.join(BACKENDS)}")
+    return name
 
 
 def _isolation(value: str, where: str) -> str:

@@ -75,6 +75,8 @@ class ProbeContext:
     rootdir: Path = field(default_factory=Path.cwd)
     upstream_sample: int = 5
     upstream_seed: int = 0
+    #: Tells the user what a long step is doing (quiet under -q).
+    say: Callable[[str], None] = lambda text: None
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         if key not in self.memo:

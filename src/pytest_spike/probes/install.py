@@ -133,6 +133,7 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
     """Does the candidate, at the version it got, resolve next to the project's requirements?"""
     project = ctx.project_requirements()
     pin = f"{ctx.candidate.project}=={version}"
+    ctx.say(f"resolving {pin} with the project's requirements")
     try:
         return check_fit(ctx.host_python, pin, project, ctx.timeout)
     except SpikeError as exc:

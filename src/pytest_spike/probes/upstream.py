@@ -31,6 +31,8 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         )
     except ProjectNotFound:
         sdist = None
+    if sdist is not None:
+        ctx.say(f"fetching the sdist of {name} {version} for its tests")
     upstream = SpikeUpstream(
         python=str(ctx.python),
         dist_name=name,
