@@ -14,7 +14,8 @@ from pytest_spike.model import Candidate, SpikeError, parse_requirement
 CANDIDATE_MARK = "spike_candidate"
 KIND_MARK = "spike_kind"
 
-_CANDIDATE_KEYWORDS = ("versions", "python", "module", "timebox")
+_CANDIDATE_KEYWORDS = ("versions", "python", "module", "timebox", "budget")
+_BUDGET_KEYS = ("seconds", "memory_mb")
 _PYTHON_RE = re.compile(r"^\d+\.\d+$")
 _LATEST_RE = re.compile(r"^latest(:\d+)?$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
@@ -47,7 +48,9 @@ class _Spike:
         ``requirement`` is a PEP 508 requirement (``"tomli"``, ``"tomli>=2"``). Keywords:
         ``versions`` (a specifier, a list of versions, or ``"latest:N"``), ``python``
         (``"3.11"`` or a list), ``module`` (the import name(s) when they differ from the
-        project name) and ``timebox`` (seconds, or ``"10m"``). Usable as a decorator, as
+        project name), ``timebox`` (seconds, or ``"10m"``: all of the candidate's probes
+        together) and ``budget`` (``{"seconds": 30, "memory_mb": 512}``: each of its
+        tests). Usable as a decorator, as
         ``pytestmark`` and in ``pytest.param(marks=...)``. The values are checked when the
         tests are collected, so a mistake is a collection error naming the test.
         """
@@ -87,6 +90,7 @@ def candidate_from_values(
     python: Any = None,
     module: Any = None,
     timebox: Any = None,
+    budget: Any = None,
 ) -> Candidate:
     """Build a Candidate from raw values; every error names ``where`` and the bad value."""
     parse_requirement(requirement, where)
@@ -96,7 +100,25 @@ def candidate_from_values(
         python=_str_tuple(python, where, "python", _PYTHON_RE, "'3.11'"),
         modules=_str_tuple(module, where, "module", re.compile(r"^[A-Za-z_][\w.]*$"), "'yaml'"),
         timebox=parse_duration(timebox, f"{where} timebox") if timebox is not None else None,
+        budget=_budget(budget, where),
     )
+
+
+def _budget(value: Any, where: str) -> tuple[tuple[str, float], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict) or not value:
+        raise SpikeError(f"{where}: budget={value!r} must be a dict like {{'seconds': 30, 'memory_mb': 512}}")
+    pairs = []
+    for key, limit in value.items():
+        if key not in _BUDGET_KEYS:
+            close = difflib.get_close_matches(str(key), _BUDGET_KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpikeError(f"{where}: budget has an unknown key {key!r}{hint}; it takes seconds, memory_mb")
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+            raise SpikeError(f"{where}: budget {key}={limit!r} must be a positive number")
+        pairs.append((key, float(limit)))
+    return tuple(sorted(pairs))
 
 
 def _versions(value: Any, where: str) -> str | tuple[str, ...] | None:

@@ -147,6 +147,8 @@ class Candidate:
     python: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()
     timebox: float | None = None
+    #: per-test limits: (("memory_mb", 512.0), ("seconds", 30.0))
+    budget: tuple[tuple[str, float], ...] = ()
 
     @property
     def name(self) -> str:
@@ -204,6 +206,7 @@ class Candidate:
             "python": list(self.python),
             "modules": list(self.modules),
             "timebox": self.timebox,
+            "budget": dict(self.budget),
         }
 
     @classmethod
@@ -215,6 +218,7 @@ class Candidate:
             python=tuple(data.get("python") or ()),
             modules=tuple(data.get("modules") or ()),
             timebox=data.get("timebox"),
+            budget=tuple(sorted((str(k), float(v)) for k, v in (data.get("budget") or {}).items())),
         )
 
 
@@ -330,6 +334,8 @@ class CandidateResult:
     scored: list[Scored] = field(default_factory=list)
     score: float = 0.0
     level: Level = Level.LOW
+    #: measured compute time turned into money (``spike_cost_per_hour``), or None
+    cost: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -382,6 +388,7 @@ class CandidateResult:
                 "notes": self.notes,
                 "duration_s": round(self.duration_s, 4),
                 "peak_memory_mb": self.peak_memory_mb,
+                "cost": self.cost,
             }
         )
         return data
@@ -403,6 +410,7 @@ class CandidateResult:
             ],
             score=float(data.get("score") or 0),
             level=Level(data.get("level", "low")),
+            cost=data.get("cost"),
         )
 
 

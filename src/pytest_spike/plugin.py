@@ -11,6 +11,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generator
@@ -32,7 +33,9 @@ from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the pl
 from pytest_spike.envs import EnvManager
 from pytest_spike.index import IndexClient
 from pytest_spike.marks import CANDIDATE_MARK, KIND_MARK, candidate_from_mark, candidate_from_values
+from pytest_spike.budgets import TimeboxExceeded, alarm, budget_findings, timebox_finding
 from pytest_spike.model import (
+    BUILTIN_KINDS,
     USER_KINDS,
     Candidate,
     CandidateResult,
@@ -67,6 +70,9 @@ _PEAK = pytest.StashKey[float]()
 #: What a child pytest in the candidate's environment reported for this test.
 _CHILD = pytest.StashKey[ProbeResult]()
 _LONGREPR = pytest.StashKey[str]()
+#: Seconds left in the candidate's time box when the test started; whether the box cut it.
+_REMAINING = pytest.StashKey[float]()
+_TIMEBOX = pytest.StashKey[bool]()
 #: Characters of a failing user test's report kept in the results (for child runs too).
 MAX_LONGREPR = 4000
 
@@ -143,6 +149,8 @@ class SpikeSession:
         self.memo: dict[Any, Any] = {}
         self.known: dict[str, Candidate] = {}
         self.user_nodeids: dict[str, list[str]] = {}
+        #: wall time each candidate's probes took in this process, for its time box
+        self.spent: dict[str, float] = {}
         self.workdir: Path | None = None
         self.written: list[str] = []
         self.write_errors: list[str] = []
@@ -261,11 +269,17 @@ class SpikeSession:
                 f"--spike-plan: cannot write {self.settings.plan_path}: {exc.strerror or exc}"
             ) from None
 
+    def _timebox(self, candidate: Candidate) -> float:
+        return candidate.timebox or self.settings.timebox  # the mark wins over options and ini
+
+    def _remaining(self, candidate: Candidate) -> float:
+        return self._timebox(candidate) - self.spent.get(candidate.name, 0.0)
+
     def _context(self, candidate: Candidate) -> ProbeContext:
         return ProbeContext(
             candidate=candidate,
             host_python=sys.executable,
-            timeout=self.settings.probe_timeout,
+            timeout=max(1.0, min(self.settings.probe_timeout, self._remaining(candidate))),
             workdir=self._workdir(),
             memo=self.memo,
             index_factory=self._index_client,
@@ -320,6 +334,27 @@ class SpikeSession:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- running ------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
+        candidate = _candidate(item) if self.settings.enabled else None
+        if candidate is None:
+            return (yield)
+        start = time.monotonic()
+        try:
+            return (yield)
+        finally:
+            self.spent[candidate.name] = self.spent.get(candidate.name, 0.0) + time.monotonic() - start
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        candidate = _candidate(item) if self.settings.enabled else None
+        if candidate is None:
+            return
+        remaining = item.stash[_REMAINING] = self._remaining(candidate)
+        if remaining <= 0:
+            item.stash[_TIMEBOX] = True
+            pytest.skip(f"{candidate.name}'s time box of {self._timebox(candidate):g}s is used up")
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
@@ -384,8 +419,11 @@ class SpikeSession:
         if _CANDIDATE not in item.stash:
             return (yield)
         before = _maxrss_mb()
+        candidate = item.stash[_CANDIDATE]
+        message = f"{candidate.name}'s time box of {self._timebox(candidate):g}s ran out during this test"
         try:
-            return (yield)
+            with alarm(item.stash.get(_REMAINING, self._remaining(candidate)), message):
+                return (yield)
         finally:
             item.stash[_PEAK] = max(0.0, _maxrss_mb() - before)
 
@@ -394,6 +432,8 @@ class SpikeSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.when == "call" and _REMAINING in item.stash and call.duration >= item.stash[_REMAINING]:
+            item.stash[_TIMEBOX] = True  # the time box ended this probe, whatever it reported
         if isinstance(item, ProbeItem):
             if report.skipped and isinstance(report.longrepr, tuple):
                 # Point the skip at the probe item, not at the line of ours that raised it.
@@ -414,6 +454,8 @@ class SpikeSession:
             probe.details = outcome.details
             probe.version = outcome.version
             probe.peak_memory_mb = outcome.peak_memory_mb
+        if item.stash.get(_TIMEBOX, False):
+            probe.details["timebox"] = True
         return self._payload(item.candidate, probe)
 
     def _user_payload(
@@ -429,7 +471,12 @@ class SpikeSession:
             findings[:] = remote.findings
             recorder.metrics.update(remote.metrics)
             recorder.notes.extend(n for n in remote.notes if n not in recorder.notes)
-        elif report.failed and call.excinfo is not None and not hasattr(report, "wasxfail"):
+        elif (
+            report.failed
+            and call.excinfo is not None
+            and not hasattr(report, "wasxfail")
+            and not call.excinfo.errisinstance(TimeboxExceeded)  # timebox.exceeded says it
+        ):
             error = call.excinfo.exconly().strip().splitlines()
             first = error[0] if error else call.excinfo.typename
             if report.when == "call":
@@ -462,6 +509,8 @@ class SpikeSession:
         )
         if _LONGREPR in item.stash:
             probe.details["longrepr"] = item.stash[_LONGREPR]
+        if item.stash.get(_TIMEBOX, False):
+            probe.details["timebox"] = True
         return self._payload(candidate, probe)
 
     def _payload(self, candidate: Candidate, probe: ProbeResult) -> dict[str, Any]:
@@ -519,6 +568,25 @@ class SpikeSession:
         hook = self.config.hook
         for result in by_name.values():
             pairs = [(f, p.nodeid) for p in result.probes for f in p.findings]
+            pairs += [
+                (f, p.nodeid)
+                for p in result.probes
+                if p.kind not in BUILTIN_KINDS
+                for f in budget_findings(result.candidate, p)
+            ]
+            boxed = timebox_finding(result.candidate, self._timebox(result.candidate), result.probes)
+            if boxed is not None:
+                pairs.append((boxed, None))
+            if self.settings.cost is not None:
+                rate = self.settings.cost
+                result.cost = {
+                    "seconds": round(result.duration_s, 3),
+                    "per_hour": rate.per_hour,
+                    "currency": rate.currency,
+                    "amount": round(rate.cost(result.duration_s), 6),
+                    "text": f"{rate.format(rate.cost(result.duration_s))} for "
+                    f"{result.duration_s:.1f}s of compute at {rate.format(rate.per_hour)}/h",
+                }
             for extra in hook.pytest_spike_add_findings(result=result, config=self.config):
                 pairs += [(f, None) for f in extra or ()]
             result.scored = score(pairs, lambda f: self._points(f))
@@ -545,6 +613,13 @@ class SpikeSession:
         if self.scorecard is None:
             return
         terminal.write_scorecard(terminalreporter, self.scorecard, self.written, self.write_errors)
+
+
+def _candidate(item: pytest.Item) -> Candidate | None:
+    """The candidate a probe item or a user test belongs to."""
+    if isinstance(item, ProbeItem):
+        return item.candidate
+    return item.stash.get(_CANDIDATE, None)
 
 
 def _environments(scorecard: Scorecard) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
+from pytest_spike.budgets import DEFAULT_TIMEBOX_S, Rate
 from pytest_spike.envs import BACKENDS
 from pytest_spike.index import default_cache_root
 from pytest_spike.probes.base import ISOLATION_MODES
@@ -101,6 +102,13 @@ _SETTINGS = {
         _Setting("upstream_seed", "--spike-upstream-seed", "spike_upstream_seed",
                  "seed of the upstream sample's hash order (recorded in the results; default: 0)",
                  "SEED", 0),
+        _Setting("timebox", "--spike-timebox", "spike_timebox",
+                 "wall time all probes of one candidate may take, in seconds or like '10m'; "
+                 "a candidate's timebox= wins (default: 10m)", "SECONDS", DEFAULT_TIMEBOX_S),
+        _Setting("cost", "--spike-cost-per-hour", "spike_cost_per_hour",
+                 "what an hour of compute costs here, e.g. '3.20' or '2.5 EUR': the scorecard "
+                 "turns each candidate's measured time into money (the option overrides the ini "
+                 "key, e.g. per matrix cell)", "RATE"),
         _Setting("weights", None, "spike_weights",
                  "points per severity or finding code, one 'name = points' per line, "
                  "e.g. 'high = 25' or 'signals.stale = 0'"),
@@ -148,6 +156,8 @@ class Settings:
     python_default: tuple[str, ...] = ()
     versions_default: str | tuple[str, ...] | None = None
     isolation: str = "auto"
+    timebox: float = DEFAULT_TIMEBOX_S
+    cost: Rate | None = None
     backend: str = "auto"
     fresh: bool = False
     keep_envs: bool = False
@@ -199,6 +209,8 @@ def resolve(config: pytest.Config) -> Settings:
         python_default=pick("python_default", _pythons) or (),
         versions_default=pick("versions_default", _versions_default),
         isolation=pick("isolation", _isolation),
+        timebox=pick("timebox", lambda v, w: parse_duration(v, w)),
+        cost=pick("cost", Rate.parse),
         backend=pick("backend", _backend),
         fresh=bool(config.getoption("spike_fresh")),
         keep_envs=bool(config.getoption("spike_keep_envs")),

@@ -49,6 +49,8 @@ def render(scorecard: Scorecard) -> str:
                     for s in scored
                 ]
                 out.append("")
+            if result.cost:
+                out += [f"Cost: {result.cost['text']}", ""]
             for note in result.notes:
                 out.append(f"> note: {_escape(note)}")
             if result.notes:

@@ -166,6 +166,9 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
             lines += [(line, {}) for line in probe_line(result, width)]
             lines += finding_lines(result.scored, width)
             lines += [(line, {"cyan": True}) for line in note_lines(result, width)]
+            if result.cost:
+                lines += [(line, {}) for line in textwrap.wrap(
+                    f"cost: {result.cost['text']}", width=width, initial_indent="  ", subsequent_indent="    ")]
         metrics = metric_lines(scorecard, width)
         if metrics:
             lines.append(("", {}))
