@@ -252,6 +252,11 @@ def test_plain_html_index_still_gives_signals(tmp_path: Path) -> None:
             False,
         ),
         ("Python 2 is no longer supported.", False),
+        (
+            "There is a very old fork in the python2.2 branch. This is based on a very old "
+            "version, is not maintained, and should only be used as a last resort.",
+            False,
+        ),
         ("Actively maintained; deprecated APIs are listed in the changelog.", False),
         ("", False),
     ],

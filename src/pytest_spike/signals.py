@@ -30,17 +30,17 @@ INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
 #: How much of a README counts as its opening: declarations of deprecation live up top.
 README_HEAD_CHARS = 3000
+SHOUTED_HEAD_CHARS = 600
 _DEPRECATION = re.compile(
     r"""
     \b(?:this|the)\s+(?:[\w.-]+\s+)?(?:project|package|library|module|repository|repo)\s+
         (?:is|has\s+been)\s+(?:now\s+)?
         (?:deprecated|archived|abandoned|unmaintained|discontinued|no\s+longer\s+maintained)
     | \bno\s+longer\s+(?:maintained|developed|under\s+(?:active\s+)?development)\b
-    | \b(?:unmaintained|not\s+maintained)\b
     | \bwill\s+be\s+the\s+last\s+(?:version|release)\b
     | \bdevelopment\s+(?:will\s+continue|has\s+moved)\s+(?:with|in|to)\b
     | \bsuperseded\s+by\b
-    | \A\W*(?:deprecated|obsolete)\b
+    | \A\W*(?:deprecated|obsolete|unmaintained)\b
     """,
     re.IGNORECASE | re.VERBOSE,
 )
@@ -61,7 +61,8 @@ def _age_text(days: int) -> str:
 def deprecation_phrase(text: str) -> str | None:
     """The sentence fragment where ``text`` declares its project deprecated, if it does."""
     head = _BADGE.sub("", text or "")[:README_HEAD_CHARS]
-    match = _DEPRECATION.search(head) or _SHOUTED.search(head)
+    # A shouted DEPRECATED is a banner only near the top; further down it names an option.
+    match = _DEPRECATION.search(head) or _SHOUTED.search(head[:SHOUTED_HEAD_CHARS])
     if match is None:
         return None
     line_start = head.rfind("\n", 0, match.start()) + 1
