@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from pkgfactory import FakeProject, build_sdist, build_wheel
+from pkgfactory import build_local_index
 
 from pytest_spike.envs import (
     INDEX_ENV_VARS,
@@ -29,53 +29,6 @@ BACKENDS = [
     "venv",
     pytest.param("uv", marks=pytest.mark.skipif(find_uv() is None, reason="uv is not installed")),
 ]
-
-# A PEP 517 backend small enough to ship inside a test sdist: no build requirements, so
-# pip and uv build it offline, for real.
-_BACKEND = """
-import base64, hashlib, os, zipfile
-
-def _line(path, data):
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return "%s,sha256=%s,%d" % (path, digest, len(data))
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    info = "srconly-1.5.dist-info"
-    files = {
-        "srconly/__init__.py": b"VALUE = 15\\n",
-        info + "/METADATA": b"Metadata-Version: 2.1\\nName: srconly\\nVersion: 1.5\\n",
-        info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\n"
-        b"Tag: py3-none-any\\n",
-    }
-    record = [_line(p, d) for p, d in files.items()] + [info + "/RECORD,,"]
-    files[info + "/RECORD"] = ("\\n".join(record) + "\\n").encode()
-    name = "srconly-1.5-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return name
-"""
-_PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["."]\n'
-
-
-def build_local_index(dest: Path) -> Path:
-    """A find-links folder: dep 1.0/2.0, cand (dep>=2), oldcand (dep<2), broken (missing dep),
-    an sdist that builds and one that does not."""
-    build_wheel(FakeProject("dep", "1.0"), dest)
-    build_wheel(FakeProject("dep", "2.0", files={"dep/__init__.py": "VERSION = 2\n"}), dest)
-    build_wheel(FakeProject("cand", "1.0", requires=["dep>=2"]), dest)
-    build_wheel(FakeProject("oldcand", "1.0", requires=["dep<2"]), dest)
-    build_wheel(FakeProject("broken", "1.0", requires=["missingdep>=1"]), dest)
-    sdist_files = {"pyproject.toml": _PYPROJECT, "tinybackend.py": _BACKEND}
-    build_sdist(FakeProject("srconly", "1.5", sdist_files=sdist_files), dest)
-    failing = {
-        "pyproject.toml": _PYPROJECT,
-        "tinybackend.py": "def build_wheel(*args, **kwargs):\n"
-        "    raise RuntimeError('failbuild does not build here')\n",
-    }
-    build_sdist(FakeProject("failbuild", "1.0", sdist_files=failing), dest)
-    return dest
-
 
 @contextlib.contextmanager
 def hermetic() -> Iterator[None]:

@@ -7,7 +7,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from test_envs import BACKENDS, _offline, build_local_index  # noqa: F401 (autouse fixture)
+from pkgfactory import build_local_index
+from test_envs import BACKENDS, _offline  # noqa: F401 (autouse fixture)
 
 from pytest_spike.envs import EnvResult
 from pytest_spike.fit import check_fit, install_findings, project_requirements

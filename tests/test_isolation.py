@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pkgfactory import FakeProject, build_wheel
+from pkgfactory import FAILING_BUILD, FakeProject, build_sdist, build_wheel
 
 PROJECTS = [
     FakeProject("isodep", "1.0"),
@@ -20,6 +20,7 @@ PROJECTS = [
         readme="```python\nimport isopkg\nassert isopkg.double(2) == 4\n```\n",
     ),
     FakeProject("isopkg", "0.9", files={"isopkg/__init__.py": "def double(x):\n    return x + x\n"}),
+    FakeProject("oldiso", "1.0", requires=["isodep<2"]),
 ]
 
 USER_TESTS = """
@@ -46,6 +47,7 @@ def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("local-index")
     for project in PROJECTS:
         build_wheel(project, folder)
+    build_sdist(FAILING_BUILD, folder)  # sdist only, and its build fails
     return folder
 
 
@@ -146,3 +148,24 @@ def test_never_isolation_keeps_the_running_environment(
     result, data = run(pytester, cache_dir, "--spike-candidate", "isopkg", "--spike-isolation", "never")
     assert "install.missing" in {f["code"] for f in data["isopkg"]["findings"]}
     assert not (cache_dir / "envs").exists() or data["isopkg"]["level"] == "blocked"
+
+
+def test_candidate_whose_build_fails_is_blocked_with_the_builds_error(
+    pytester: pytest.Pytester, cache_dir: Path, offline_index: Path
+) -> None:
+    result, data = run(pytester, cache_dir, "--spike-candidate", "failbuild")
+    failed = next(f for f in data["failbuild"]["findings"] if f["code"] == "install.failed")
+    assert failed["message"].endswith("RuntimeError: failbuild does not build here")
+    assert data["failbuild"]["level"] == "blocked"
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_candidate_needing_an_older_major_of_a_pinned_package(
+    pytester: pytest.Pytester, cache_dir: Path, offline_index: Path
+) -> None:
+    (pytester.path / "requirements.txt").write_text("isodep==2.0\n")
+    pytester.makeini("[pytest]\nspike_requirements = requirements.txt\n")
+    _, data = run(pytester, cache_dir, "--spike-candidate", "oldiso", "--spike-probes", "install")
+    fit = [f for f in data["oldiso"]["findings"] if f["code"] in ("install.conflict", "install.changes")]
+    assert fit and "isodep" in fit[0]["message"], data["oldiso"]["findings"]
+    assert "2.0 -> 1.0" in fit[0]["message"] or fit[0]["code"] == "install.conflict"

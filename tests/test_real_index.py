@@ -87,3 +87,29 @@ def test_real_candidate_in_its_own_environment_all_probes(pytester: pytest.Pytes
     assert probes["signals"]["outcome"] == "passed"
     assert "signals.unchecked" not in {f["code"] for f in cand["findings"]}
     result.stdout.fnmatch_lines(["lowest risk: attrs*"])
+
+
+def freeze() -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
+    )
+    return sorted(done.stdout.splitlines())
+
+
+def test_zero_file_spike_leaves_the_environment_unchanged(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    before = freeze()
+    result = pytester.runpytest(
+        "--spike", "--spike-probes", "install,import,signals", "--spike-isolation", "always",
+        f"--spike-cache-dir={tmp_path / 'cache'}", "--spike-json=r.json",
+        "--spike-candidate", "tomli", "--spike-candidate", "tomlkit",
+        "--spike-candidate", "tomli-but-not-on-the-index-xyz",
+    )
+    assert freeze() == before
+    data = {c["name"]: c for c in json.loads((pytester.path / "r.json").read_text())["candidates"]}
+    assert data["tomli"]["level"] != "blocked" and data["tomlkit"]["level"] != "blocked"
+    assert data["tomli"]["version"] and data["tomlkit"]["version"]
+    missing = data["tomli-but-not-on-the-index-xyz"]
+    assert missing["level"] == "blocked"
+    failed = next(f for f in missing["findings"] if f["code"] == "install.failed")
+    assert "tomli-but-not-on-the-index-xyz" in failed["message"]
+    result.stdout.fnmatch_lines(["lowest risk: *"])
