@@ -216,6 +216,8 @@ def test_pip_settings_are_translated_for_uv(tmp_path: Path, monkeypatch: pytest.
     assert uv_index_args() == [
         "--index-url", "http://127.0.0.1:9/simple",
         "--extra-index-url", "http://127.0.0.1:8/simple",
+        # pip's choice across indexes (best version), not uv's default (first index)
+        "--index-strategy", "unsafe-best-match",
         "--find-links", "/a", "--find-links", "/b",
         "--no-index",
     ]

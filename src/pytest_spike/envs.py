@@ -160,8 +160,13 @@ def uv_index_args(settings: Mapping[str, str] | None = None) -> list[str]:
     args: list[str] = []
     if "index-url" in settings:
         args += ["--index-url", settings["index-url"].strip()]
-    for url in settings.get("extra-index-url", "").split():
+    extra = settings.get("extra-index-url", "").split()
+    for url in extra:
         args += ["--extra-index-url", url]
+    if extra:
+        # pip takes the best version across all indexes; uv, by default, the first index
+        # that has the project, which would make an older mirror win over the index.
+        args += ["--index-strategy", "unsafe-best-match"]
     for link in settings.get("find-links", "").split():
         args += ["--find-links", link]
     if settings.get("no-index", "").strip().lower() in ("1", "true", "yes", "on"):

@@ -285,6 +285,7 @@ class SpikeSession:
             index_factory=self._index_client,
             env_factory=self._env_manager,
             isolation=self.settings.isolation,
+            backend=self.settings.backend,
             stale_after_days=self.settings.stale_after_days,
             requirement_files=self.settings.requirement_files,
             rootdir=self.config.rootpath,

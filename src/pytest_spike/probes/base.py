@@ -69,6 +69,8 @@ class ProbeContext:
     #: Builds the environment manager (once per session, see ``envs()``).
     env_factory: Callable[[], EnvManager] | None = None
     isolation: str = "never"
+    #: environment backend ("auto", "uv", "venv"); the fit check resolves with the same tool
+    backend: str = "auto"
     stale_after_days: int = 730
     #: requirement files from ini ``spike_requirements`` (None: the running environment)
     requirement_files: tuple[str, ...] | None = None

@@ -135,7 +135,8 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
     pin = f"{ctx.candidate.project}=={version}"
     ctx.say(f"resolving {pin} with the project's requirements")
     try:
-        return check_fit(ctx.host_python, pin, project, ctx.timeout)
+        # The same tool that built the environment: their index caches can disagree.
+        return check_fit(ctx.host_python, pin, project, ctx.timeout, backend=ctx.backend)
     except SpikeError as exc:
         return [Finding("install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}")], {}
 
