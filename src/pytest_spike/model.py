@@ -473,10 +473,7 @@ class Scorecard:
     def from_dict(cls, data: Mapping[str, Any]) -> Scorecard:
         schema = data.get("schema") if isinstance(data, Mapping) else None
         if schema != SCHEMA:
-            raise SpikeError(
-                f"results schema {schema!r} is not {SCHEMA!r}: "
-                "re-run the spike with this version of pytest-spike"
-            )
+            raise SpikeError(_schema_problem(schema))
         fail_on = data.get("fail_on")
         return cls(
             cell=dict(data.get("cell") or {}),
@@ -501,3 +498,16 @@ def best_metric(values: Iterable[tuple[str, Metric]]) -> set[str]:
 def sorted_scored(scored: Sequence[Scored]) -> list[Scored]:
     """Findings most important first: points, then severity, then code."""
     return sorted(scored, key=lambda s: (-s.points, -s.finding.severity.rank, s.finding.code))
+
+
+def _schema_problem(schema: object) -> str:
+    """Why a results file's ``schema`` cannot be read, and what to do about it."""
+    family, _, number = str(schema).partition("/")
+    ours = int(SCHEMA.split("/")[1])
+    if family != SCHEMA.split("/")[0] or not number.isdigit():
+        fix = "not a pytest-spike results file"
+    elif int(number) > ours:
+        fix = "written by a newer pytest-spike; upgrade pytest-spike to read it"
+    else:
+        fix = "re-run the spike with this version of pytest-spike"
+    return f"results schema {schema!r} is not {SCHEMA!r}: {fix}"

@@ -14,11 +14,12 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any, Callable, Generator
 
 import pytest
 
 from pytest_spike import __version__, child, hookspec
+from pytest_spike.interrupt import sigterm_as_interrupt
 from pytest_spike.data import data_findings
 from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the plugin module)
     DATA_USED,
@@ -155,6 +156,7 @@ class SpikeSession:
         self.written: list[str] = []
         self.write_errors: list[str] = []
         self.started = datetime.now(timezone.utc)
+        self._restore_sigterm: Callable[[], None] = lambda: None
 
     # -- collection ---------------------------------------------------------------------
 
@@ -331,10 +333,17 @@ class SpikeSession:
         return self.workdir
 
     def pytest_unconfigure(self) -> None:
+        self._restore_sigterm()  # also when the session never reached its finish
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- running ------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.settings.enabled:
+            # CI cancels with SIGTERM: stop like Ctrl-C, so probes are killed and the
+            # results written so far are marked incomplete instead of never written.
+            self._restore_sigterm = sigterm_as_interrupt()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, Any, Any]:
@@ -542,6 +551,7 @@ class SpikeSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._restore_sigterm()  # a SIGTERM from here on ends the process; writes are atomic
         if not self.settings.enabled or _is_worker(self.config) or self.config.option.collectonly:
             return
         self.scorecard = self._build_scorecard(complete=exitstatus != pytest.ExitCode.INTERRUPTED)

@@ -190,7 +190,14 @@ def run(
             proc.stdin.close()
         except OSError:
             pass
-    status, rusage, timed_out = _wait(proc, start + timeout)
+    try:
+        status, rusage, timed_out = _wait(proc, start + timeout)
+    except BaseException:
+        # Ctrl-C, SIGTERM turned into an interrupt, or a time box ringing while we wait:
+        # the child is in a session of its own, so nobody else would ever stop it.
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
     duration = time.perf_counter() - start
     _kill_group(proc.pid)  # children that outlived the leader hold our pipes open
     for reader in readers:

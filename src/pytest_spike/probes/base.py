@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict
 
 from pytest_spike import runner
-from pytest_spike.envs import EnvManager, EnvResult
+from pytest_spike.envs import EnvManager, EnvResult, tool_env
 from pytest_spike.index import IndexClient
 from pytest_spike.model import Candidate, Finding, SpikeError
 
@@ -89,7 +89,16 @@ class ProbeContext:
         """Run candidate-side code with this context's time limit, from its work dir."""
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("cwd", self.workdir)
+        if argv and argv[0] != self.host_python:
+            # The user's PYTHONPATH belongs to the running environment; in a candidate's own
+            # environment it would shadow what that environment installed.
+            kwargs.setdefault("env", self.foreign_env())
         return runner.run(argv, **kwargs)
+
+    @staticmethod
+    def foreign_env() -> dict[str, str]:
+        """The environment for interpreters other than the running one."""
+        return tool_env()
 
     def index(self) -> IndexClient:
         """The session's package index client."""

@@ -11,6 +11,8 @@ from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 #: An import slower than this is a low finding: every process that uses it pays it.
 SLOW_IMPORT_S = 1.0
 _MARK = "@@pytest-spike-import@@"
+#: Warnings kept per module: the report line must stay inside the runner's output cap.
+MAX_WARNINGS = 50
 _WARNING_SEVERITY = {
     "DeprecationWarning": Severity.MEDIUM,
     "PendingDeprecationWarning": Severity.MEDIUM,
@@ -29,18 +31,19 @@ for name in sys.argv[1:]:
         try:
             __import__(name)
         except BaseException as exc:
-            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
         took = time.perf_counter() - start
     out.append({
         "module": name, "seconds": took, "error": error,
         "warnings": [
             {"category": w.category.__name__, "message": str(w.message)[:300],
              "where": "%s:%s" % (w.filename, w.lineno)}
-            for w in caught
+            for w in caught[:@MAX_WARNINGS@]
         ],
     })
-print(@MARK@ + json.dumps(out))
-""".replace("@MARK@", repr(_MARK))
+# A newline first: the import may have printed text without one.
+sys.stdout.write("\\n" + @MARK@ + json.dumps(out) + "\\n")
+""".replace("@MARK@", repr(_MARK)).replace("@MAX_WARNINGS@", str(MAX_WARNINGS))
 
 
 def probe_import(ctx: ProbeContext) -> ProbeOutcome:
@@ -51,10 +54,8 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     modules = list(cand.modules or info.get("modules") or [cand.project.replace("-", "_")])
     result = ctx.run([str(ctx.python), "-c", _IMPORT_SCRIPT, *modules])
     details: dict[str, Any] = {"modules": modules, "python": ctx.python}
-    payload = next(
-        (line[len(_MARK):] for line in result.stdout.splitlines() if line.startswith(_MARK)), None
-    )
-    if payload is None:
+    imports = _read_report(result.stdout)
+    if imports is None:
         # The interpreter died before reporting: a crash, an os._exit or a hang.
         code = "import.timeout" if result.timed_out else "import.crashed"
         detail = result.last_error_line()
@@ -73,7 +74,6 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
             peak_memory_mb=result.peak_memory_mb,
         )
     findings: list[Finding] = []
-    imports = json.loads(payload)
     details["imports"] = imports
     for entry in imports:
         module = entry["module"]
@@ -114,6 +114,18 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
         version=info.get("version"),
         peak_memory_mb=result.peak_memory_mb,
     )
+
+
+def _read_report(stdout: str) -> list[dict[str, Any]] | None:
+    """The import script's report, or None when the interpreter never wrote a whole one."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(_MARK):
+            try:
+                report = json.loads(line[len(_MARK):])
+            except ValueError:
+                return None  # cut by the output cap, or by a crash in mid-write
+            return report if isinstance(report, list) else None
+    return None
 
 
 def _unique(warnings: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -13,6 +13,7 @@ def probe_readme(ctx: ProbeContext) -> ProbeOutcome:
     if not info.get("installed"):
         return ProbeOutcome(skipped=f"{ctx.candidate.project} is not installed (see the install probe)")
     readme = SpikeReadme(
+        env=None if ctx.python == ctx.host_python else ctx.foreign_env(),
         python=str(ctx.python),
         dist_name=str(info["name"]),
         timeout=min(DEFAULT_BLOCK_TIMEOUT_S, ctx.timeout),
