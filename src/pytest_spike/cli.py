@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytest_spike import __version__, cli_versions
+from pytest_spike import __version__, cli_matrix, cli_versions
 from pytest_spike.model import SpikeError
 from pytest_spike.report import markdown, results
 from pytest_spike.report.terminal import scorecard_lines
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--md", action="store_true", help="print Markdown instead of the terminal table")
     show.set_defaults(func=_show)
     cli_versions.add_parser(commands)
+    cli_matrix.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,167 @@
+"""Find Python interpreters the way users have them: PATH, pyenv, uv-managed.
+
+A version that cannot be found, or one older than pytest-spike supports, comes back with
+the reason; the caller turns that into a ``skipped`` cell, never into a pass.
+
+pyenv's shims only answer for the active version (``python3.9`` through a shim fails with
+"command not found" while ``$(pyenv root)/versions/3.9.18/bin/python`` exists), so every
+candidate path is run once to confirm its version, and the real executable it reports
+is what cells use (which also avoids the shim's start-up cost on every call).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from pytest_spike import runner
+from pytest_spike.envs import find_uv
+
+#: The oldest Python pytest-spike runs on; older interpreters are skipped with a reason.
+MIN_PYTHON = (3, 9)
+_PROBE = "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"
+_PROBE_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """An interpreter for ``version`` ("3.11"): its ``path``, or the ``reason`` there is none."""
+
+    version: str
+    path: str | None
+    source: str = ""
+    reason: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.path is not None
+
+
+def parse_python(value: str) -> tuple[int, int]:
+    """(3, 11) from "3.11"; ValueError for anything else."""
+    parts = value.strip().split(".")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{value!r} is not a Python version like 3.11")
+    return int(parts[0]), int(parts[1])
+
+
+def pyenv_root(env: Mapping[str, str] | None = None) -> Path | None:
+    """``$PYENV_ROOT``, else ``~/.pyenv`` when it exists."""
+    env = os.environ if env is None else env
+    root = env.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    return Path(root) if Path(root, "versions").is_dir() else None
+
+
+def _patch_key(path: str) -> tuple[int, ...]:
+    name = Path(path).parent.parent.name
+    return tuple(int(p) if p.isdigit() else -1 for p in name.split("."))
+
+
+class Finder:
+    """Finds and confirms interpreters; each answer is remembered for the finder's life.
+
+    ``search_path`` (default ``$PATH``), ``pyenv`` (default ``pyenv_root()``; ``False`` to
+    leave pyenv out) and ``uv`` (default ``find_uv()``; ``False`` to leave uv out) let tests
+    and callers say exactly where to look.
+    """
+
+    def __init__(
+        self,
+        *,
+        search_path: str | None = None,
+        pyenv: Path | bool | None = None,
+        uv: str | bool | None = None,
+    ) -> None:
+        self.search_path = os.environ.get("PATH", "") if search_path is None else search_path
+        self.pyenv: Path | None = pyenv_root() if pyenv is None else (
+            Path(pyenv) if isinstance(pyenv, (str, Path)) else None
+        )
+        self.uv: str | None = find_uv() if uv is None else (uv if isinstance(uv, str) else None)
+        self._known: dict[str, Interpreter] = {}
+
+    def find(self, version: str) -> Interpreter:
+        """The interpreter for "X.Y", or one with ``path=None`` and the reason."""
+        if version not in self._known:
+            self._known[version] = self._find(version)
+        return self._known[version]
+
+    def find_all(self, versions: Iterable[str]) -> dict[str, Interpreter]:
+        return {v: self.find(v) for v in versions}
+
+    def _find(self, version: str) -> Interpreter:
+        try:
+            wanted = parse_python(version)
+        except ValueError as exc:
+            return Interpreter(version, None, reason=str(exc))
+        if wanted < MIN_PYTHON:
+            floor = ".".join(map(str, MIN_PYTHON))
+            return Interpreter(
+                version, None, reason=f"Python {version} is not supported by pytest-spike ({floor}+)"
+            )
+        for source, path in self._candidates(version):
+            confirmed = _confirm(path, version)
+            if confirmed:
+                return Interpreter(version, confirmed, source=source)
+        places = ["PATH"]
+        if self.pyenv is not None:
+            places.append(f"pyenv ({self.pyenv / 'versions'})")
+        if self.uv is not None:
+            places.append("uv python find")
+        return Interpreter(
+            version,
+            None,
+            reason=f"no Python {version} interpreter found on {', '.join(places)}",
+        )
+
+    def _candidates(self, version: str) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        on_path = shutil.which(f"python{version}", path=self.search_path)
+        if on_path:
+            found.append(("PATH", on_path))
+        if self.pyenv is not None:
+            pattern = str(self.pyenv / "versions" / f"{version}.*" / "bin" / "python")
+            found += [("pyenv", p) for p in sorted(glob.glob(pattern), key=_patch_key, reverse=True)]
+        if self.uv is not None:
+            done = runner.run(
+                [self.uv, "python", "find", version],
+                timeout=_PROBE_TIMEOUT,
+                extra_env={"UV_PYTHON_DOWNLOADS": "never"},
+            )
+            if done.ok and done.stdout.strip():
+                found.append(("uv", done.stdout.strip().splitlines()[-1]))
+        return found
+
+
+def _confirm(path: str, version: str) -> str | None:
+    """The real executable behind ``path`` when it runs and is ``version``, else None."""
+    if not os.access(path, os.X_OK):
+        return None
+    done = runner.run([path, "-c", _PROBE], timeout=_PROBE_TIMEOUT)
+    lines = done.stdout.split()
+    if not done.ok or len(lines) < 2 or lines[0] != version:
+        return None
+    return lines[1] or path
+
+
+def host_python() -> str:
+    """"X.Y" of the running interpreter."""
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def sort_pythons(versions: Sequence[str]) -> list[str]:
+    """Unique "X.Y" strings in version order (unparsable ones last, as given)."""
+    unique = list(dict.fromkeys(versions))
+
+    def key(v: str) -> tuple[int, int, int]:
+        try:
+            major, minor = parse_python(v)
+            return (0, major, minor)
+        except ValueError:
+            return (1, 0, 0)
+
+    return sorted(unique, key=key)

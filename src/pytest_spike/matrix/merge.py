@@ -1,0 +1,312 @@
+"""Fold many cell results files into one scorecard with a Python x version grid.
+
+A finding present in every cell that ran is kept as it is. A finding present in only
+some cells becomes a matrix finding that says where it holds: ``matrix.python_gap``
+when it holds on exactly some Pythons ("fails on 3.12 and 3.13: ..."),
+``matrix.version_gap`` when on exactly some versions, ``matrix.partial`` otherwise.
+Skipped cells are shown in the grid and listed in an info finding, never scored as a
+pass; expected cells without a results file are ``missing`` and cost points.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from packaging.version import InvalidVersion, Version
+
+from pytest_spike.matrix.interpreters import sort_pythons
+from pytest_spike.matrix.plan import Cell
+from pytest_spike.model import (
+    Candidate,
+    CandidateResult,
+    Finding,
+    ProbeResult,
+    Scorecard,
+    Scored,
+    Severity,
+    SpikeError,
+)
+from pytest_spike.report import results
+from pytest_spike.scoring import Weights, level_for
+
+MISSING_SEVERITY = Severity.MEDIUM
+
+
+@dataclass
+class GridCell:
+    """What one (python, version) cell of a candidate shows: a level or a status."""
+
+    state: str
+    cell_id: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Grid:
+    """One candidate's cells, Pythons across and versions down."""
+
+    candidate: str
+    pythons: list[str] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    cells: dict[tuple[str, str], GridCell] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "pythons": self.pythons,
+            "versions": self.versions,
+            "cells": [
+                {"python": p, "version": v, "state": c.state, "cell": c.cell_id, "reason": c.reason}
+                for (p, v), c in sorted(self.cells.items(), key=lambda kv: _cell_key(*kv[0]))
+            ],
+        }
+
+
+@dataclass
+class Merged:
+    """The merged scorecard, its grids and what could not be merged."""
+
+    scorecard: Scorecard
+    grids: list[Grid]
+    refused: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The scorecard's own JSON plus a ``matrix`` block (``pytest-spike show`` reads it)."""
+        data = self.scorecard.to_dict()
+        data["matrix"] = {
+            "grids": [g.to_dict() for g in self.grids],
+            "refused": list(self.refused),
+            "notes": list(self.notes),
+        }
+        return data
+
+
+@dataclass
+class _Run:
+    python: str
+    version: str
+    cell_id: str
+    result: CandidateResult
+
+
+def load_all(paths: Iterable[Path]) -> tuple[list[tuple[Path, Scorecard]], list[str]]:
+    """Read every file; each unreadable one becomes a one-line refusal, the rest load."""
+    loaded: list[tuple[Path, Scorecard]] = []
+    refused: list[str] = []
+    for path in paths:
+        try:
+            loaded.append((path, results.load(path)))
+        except SpikeError as exc:
+            refused.append(str(exc))
+    return loaded, refused
+
+
+def merge(
+    scorecards: Sequence[tuple[Path, Scorecard]],
+    *,
+    expected: Sequence[Cell] = (),
+    refused: Sequence[str] = (),
+    weights: Weights | None = None,
+) -> Merged:
+    """Merge cell scorecards; ``expected`` cells with no file show as ``missing``."""
+    weights = weights or Weights()
+    grids: dict[str, Grid] = {}
+    runs: dict[str, list[_Run]] = {}
+    skipped: dict[str, list[GridCell]] = {}
+    requirements: dict[str, Candidate] = {}
+    notes: list[str] = []
+    seen: dict[str, Path] = {}
+    for path, card in scorecards:
+        cell = card.cell
+        cid = str(cell.get("id") or path.stem)
+        if cid in seen:
+            notes.append(f"{path}: cell {cid} also in {seen[cid]}; kept the later file")
+            for name in list(runs):
+                runs[name] = [r for r in runs[name] if r.cell_id != cid]
+        seen[cid] = path
+        python = _short(str(cell.get("python_short") or cell.get("python") or "?"))
+        if cell.get("status") == "skipped" or not card.candidates:
+            name = str(cell.get("candidate") or "?")
+            version = str(cell.get("version") or "?")
+            grid = grids.setdefault(name, Grid(name))
+            state = GridCell("skipped", cid, str(cell.get("reason") or "no candidate in the file"))
+            grid.cells[(python, version)] = state
+            skipped.setdefault(name, []).append(state)
+            continue
+        for result in card.candidates:
+            version = result.version or str(cell.get("version") or "?")
+            grid = grids.setdefault(result.name, Grid(result.name))
+            status = str(cell.get("status") or "")
+            grid.cells[(python, version)] = GridCell(status or result.level.value, cid)
+            runs.setdefault(result.name, []).append(_Run(python, version, cid, result))
+            requirements.setdefault(result.name, result.candidate)
+    for planned in expected:
+        grid = grids.setdefault(planned.candidate, Grid(planned.candidate))
+        key = (planned.python, planned.version)
+        if key in grid.cells:
+            continue
+        if planned.status != "run":
+            grid.cells[key] = GridCell("skipped", planned.id, planned.reason)
+            skipped.setdefault(planned.candidate, []).append(grid.cells[key])
+        else:
+            grid.cells[key] = GridCell("missing", planned.id, "no results file")
+        requirements.setdefault(planned.candidate, Candidate(planned.requirement))
+    candidates = []
+    for name, grid in grids.items():
+        grid.pythons = sort_pythons([p for p, _ in grid.cells])
+        grid.versions = sorted({v for _, v in grid.cells}, key=_version_key)
+        candidate = requirements.get(name) or Candidate(name)
+        candidates.append(
+            _merge_candidate(candidate, grid, runs.get(name, []), skipped.get(name, []), weights)
+        )
+    pythons = sort_pythons([p for g in grids.values() for p in g.pythons])
+    cards = [card for _, card in scorecards]
+    merged_card = Scorecard(
+        cell={
+            "id": "matrix",
+            "python": ", ".join(pythons),
+            "implementation": _joined(c.cell.get("implementation") for c in cards),
+            "platform": _joined(c.cell.get("platform") for c in cards),
+            "cells": str(sum(len(g.cells) for g in grids.values())),
+        },
+        candidates=candidates,
+        complete=all(c.complete for c in cards),
+        plugin_version=next((c.plugin_version for c in cards if c.plugin_version), ""),
+        created=max((c.created for c in cards), default=""),
+        fail_on=next((c.fail_on for c in cards if c.fail_on), None),
+    )
+    return Merged(merged_card, list(grids.values()), list(refused), notes)
+
+
+def _merge_candidate(
+    candidate: Candidate, grid: Grid, runs: list[_Run], skipped: list[GridCell], weights: Weights
+) -> CandidateResult:
+    merged = CandidateResult(candidate=candidate)
+    merged.version = ", ".join(grid.versions)
+    merged.probes = _merge_probes(candidate.name, runs)
+    scored = _merge_findings(runs, grid)
+    missing = [c for c in grid.cells.values() if c.state == "missing"]
+    if missing:
+        finding = Finding(
+            "matrix.cell_missing",
+            MISSING_SEVERITY,
+            f"no results for {len(missing)} cell(s): {', '.join(c.cell_id for c in missing)}; "
+            "they did not run, or their files were refused",
+            {"cells": ", ".join(c.cell_id for c in missing)},
+        )
+        scored.append(Scored(finding, weights.points(finding)))
+    if skipped:
+        reasons = Counter(c.reason for c in skipped)
+        text = "; ".join(f"{reason} ({n})" for reason, n in reasons.most_common())
+        finding = Finding(
+            "matrix.skipped",
+            Severity.INFO,
+            f"{len(skipped)} cell(s) skipped: {text}",
+            {"cells": ", ".join(c.cell_id for c in skipped)},
+        )
+        scored.append(Scored(finding, weights.points(finding)))
+    merged.scored = scored
+    merged.score = sum(s.points for s in scored)
+    merged.level = level_for(merged.score, merged.findings)
+    return merged
+
+
+def _merge_probes(name: str, runs: list[_Run]) -> list[ProbeResult]:
+    by_node: dict[str, list[ProbeResult]] = {}
+    for run in runs:
+        for probe in run.result.probes:
+            by_node.setdefault(probe.nodeid, []).append(probe)
+    merged = []
+    for nodeid, probes in by_node.items():
+        bad = [p for p in probes if p.outcome != "passed"]
+        if not bad:
+            outcome = "passed"
+        else:
+            worst = Counter(p.outcome for p in bad).most_common(1)[0][0]
+            outcome = f"{worst} on {len(bad)}/{len(runs)} cells"
+        peaks = [p.peak_memory_mb for p in probes if p.peak_memory_mb is not None]
+        merged.append(
+            ProbeResult(
+                candidate=name,
+                kind=probes[0].kind,
+                nodeid=nodeid,
+                outcome=outcome,
+                duration_s=max(p.duration_s for p in probes),
+                peak_memory_mb=max(peaks) if peaks else None,
+                metrics=dict(probes[-1].metrics),
+                notes=list(dict.fromkeys(n for p in probes for n in p.notes)),
+            )
+        )
+    return merged
+
+
+def _merge_findings(runs: list[_Run], grid: Grid) -> list[Scored]:
+    where: dict[str, list[tuple[_Run, Scored]]] = {}
+    for run in runs:
+        for code in dict.fromkeys(s.finding.code for s in run.result.scored):
+            first = next(s for s in run.result.scored if s.finding.code == code)
+            where.setdefault(code, []).append((run, first))
+    merged: list[Scored] = []
+    for code, hits in where.items():
+        worst = max(hits, key=lambda h: (h[1].points, h[1].finding.severity.rank))[1]
+        if len({h[0].cell_id for h in hits}) == len({r.cell_id for r in runs}):
+            merged.append(worst)
+            continue
+        merged.append(Scored(_gap_finding(code, hits, runs), worst.points, worst.probe))
+    return merged
+
+
+def _gap_finding(code: str, hits: list[tuple[_Run, Scored]], runs: list[_Run]) -> Finding:
+    """Say on which Pythons / versions a finding holds, when it holds on only some cells."""
+    hit_ids = {h[0].cell_id for h in hits}
+    pythons = sort_pythons([h[0].python for h in hits])
+    versions = sorted({h[0].version for h in hits}, key=_version_key)
+    on_pythons = {r.cell_id for r in runs if r.python in pythons}
+    on_versions = {r.cell_id for r in runs if r.version in versions}
+    ran_pythons = {r.python for r in runs}
+    newest = max(hits, key=lambda h: _cell_key(h[0].python, h[0].version))[1].finding
+    messages = Counter(h[1].finding.message for h in hits)
+    message = newest.message if messages[newest.message] else messages.most_common(1)[0][0]
+    verb = "fails" if newest.severity.rank >= Severity.HIGH.rank else "holds"
+    if hit_ids == on_pythons and len(ran_pythons) > 1:
+        new_code, place = "matrix.python_gap", _and(pythons)
+    elif hit_ids == on_versions:
+        new_code, place = "matrix.version_gap", _and(versions)
+    else:
+        new_code = "matrix.partial"
+        place = f"{len(hit_ids)} of {len(runs)} cells ({', '.join(sorted(hit_ids))})"
+    evidence = {
+        "code": code,
+        "cells": ", ".join(sorted(hit_ids)),
+        "pythons": ", ".join(pythons),
+        "versions": ", ".join(versions),
+    }
+    return Finding(new_code, newest.severity, f"{verb} on {place}: {message}", evidence)
+
+
+def _joined(values: Iterable[Any]) -> str:
+    return ", ".join(sorted({str(v) for v in values if v})) or "?"
+
+
+def _and(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _short(python: str) -> str:
+    parts = python.split(".")
+    return ".".join(parts[:2]) if len(parts) >= 2 else python
+
+
+def _version_key(text: str) -> tuple[int, Any]:
+    try:
+        return (0, Version(text))
+    except InvalidVersion:
+        return (1, text)
+
+
+def _cell_key(python: str, version: str) -> tuple[Any, ...]:
+    return (_version_key(python), _version_key(version))

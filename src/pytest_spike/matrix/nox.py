@@ -1,0 +1,198 @@
+"""Register the spike matrix as nox sessions from a project's ``noxfile.py``.
+
+::
+
+    # noxfile.py
+    from pytest_spike.matrix.nox import spike_sessions
+
+    spike_sessions(["tests/spikes"])
+
+gives one session per cell, ``spike_cell(py3.11-tomli-2.2.1)`` (``nox -l --json`` lists
+them, ``nox -s "spike_cell(py3.11-tomli-2.2.1)"`` runs one), and ``spike``, which requires
+every cell and merges their results: ``nox -s spike`` runs the whole matrix and ends with
+the merged scorecard; ``nox -s spike -j 2`` runs cells two at a time.
+
+Interpreters are resolved before nox sees them (full paths from PATH, pyenv or uv), and
+nox is told never to download one. A cell whose interpreter is absent runs without a
+virtualenv, writes a ``skipped`` results file with the reason and ends as a skipped
+session: nox's "missing interpreters are skipped, exit 0" can't lose a cell silently.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pytest_spike import runner
+from pytest_spike.envs import find_uv, tool_env, uv_index_args
+from pytest_spike.matrix import cells
+from pytest_spike.matrix.merge import load_all, merge
+from pytest_spike.matrix.plan import Cell, MatrixPlan, load_matrix_plan, plan_matrix
+from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.model import Level, SpikeError
+from pytest_spike.report import results
+
+#: Set by the nox process that planned, so its --parallel workers reuse the plan.
+PLAN_ENV = "PYTEST_SPIKE_NOX_PLAN"
+#: Installing a pin can mean building an sdist: give it time, but not forever.
+INSTALL_TIMEOUT = 900.0
+
+
+def install_argv(python: str, requirements: Sequence[str], uv: str | None) -> list[str]:
+    """The command that installs ``requirements`` into ``python``'s environment.
+
+    uv (about 10x faster here) gets pip's index settings as arguments, since it reads
+    neither pip.conf nor ``PIP_*``; pip reads them itself.
+    """
+    if uv:
+        return [uv, "pip", "install", "--python", python, *uv_index_args(), *requirements]
+    return [python, "-m", "pip", "install", "--disable-pip-version-check", *requirements]
+
+
+def pytest_argv(cell: Cell, out: Path, paths: Sequence[str]) -> list[str]:
+    """The pytest command line of one cell (run with the cell's interpreter)."""
+    return [
+        "-m", "pytest", "--spike", "--spike-select", cell.candidate,
+        "--spike-cell", cell.id, "--spike-json", str(out), *paths,
+    ]  # fmt: skip
+
+
+def _venv_python(session: Any) -> str:
+    name = "python.exe" if os.name == "nt" else "python"
+    return str(Path(session.bin) / name)
+
+
+def run_cell(
+    session: Any,
+    cell: Cell,
+    *,
+    results_dir: Path,
+    paths: Sequence[str],
+    plugin: Sequence[str],
+    install: Sequence[str],
+) -> Path:
+    """One cell in a nox session: install the pin, run pytest, always leave a results file."""
+    out = results_dir / f"{cell.id}.json"
+    if out.exists():
+        out.unlink()  # a stale file from an earlier run must not pass for this one
+    if cell.status != "run":
+        cells.write(cells.skipped_scorecard(cell, cell.reason), out)
+        session.skip(f"{cell.id} skipped: {cell.reason}")
+    python = _venv_python(session)
+    done = runner.run(
+        install_argv(python, [*plugin, *install, cell.pin], find_uv()),
+        timeout=INSTALL_TIMEOUT,
+        env=tool_env(),
+    )
+    if not done.ok:
+        cells.write(cells.install_failed_scorecard(cell, done.stderr + "\n" + done.stdout), out)
+        session.warn(f"{cell.pin} did not install ({done.describe()}); recorded in {out}")
+        return out
+    session.log(f"installed {cell.pin} and pytest-spike in {done.duration_s:.1f}s")
+    # Exit 1 means the probes found high risks: that is a result, not a broken cell.
+    session.run("python", *pytest_argv(cell, out, paths), success_codes=list(range(0, 6)))
+    try:
+        results.load(out)
+    except SpikeError as exc:
+        cells.write(cells.error_scorecard(cell, "pytest left no usable results file", str(exc)), out)
+        session.warn(f"{cell.id}: {exc}")
+    return out
+
+
+def report(
+    plan: MatrixPlan, results_dir: Path, out_dir: Path, fail_on: Level | None = None
+) -> tuple[list[str], bool]:
+    """Merge the plan's cell files; (terminal lines, whether the matrix is clean)."""
+    files = [results_dir / f"{c.id}.json" for c in plan.cells]
+    loaded, refused = load_all(f for f in files if f.exists())
+    merged = merge(loaded, expected=plan.cells, refused=refused)
+    if fail_on is not None:
+        merged.scorecard.fail_on = fail_on
+    results.write_atomic(out_dir / "report.json", json.dumps(merged.to_dict(), indent=2) + "\n")
+    results.write_atomic(out_dir / "report.md", render_markdown(merged))
+    width = max(min(shutil.get_terminal_size().columns, 120) - 1, 40)
+    lines = [text for text, _ in terminal_lines(merged, width)]
+    lines.append(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
+    broken = any(
+        c.state in ("missing", "error") for g in merged.grids for c in g.cells.values()
+    )
+    reached = bool(fail_on and merged.scorecard.reaching(fail_on))
+    return lines, not (refused or broken or reached)
+
+
+def _supported(decorator: Callable[..., Any], **wanted: Any) -> dict[str, Any]:
+    """The keyword arguments this nox version's decorator accepts (older ones lack some)."""
+    params = inspect.signature(decorator).parameters
+    return {k: v for k, v in wanted.items() if k in params}
+
+
+def spike_sessions(
+    paths: Sequence[str] = (".",),
+    *,
+    name: str = "spike",
+    plugin: Sequence[str] = ("pytest-spike",),
+    install: Sequence[str] = (),
+    pythons: Sequence[str] = (),
+    versions: str | None = None,
+    candidates: Sequence[str] = (),
+    results_dir: str = ".spike/results",
+    fail_on: str | None = None,
+    plan: MatrixPlan | None = None,
+) -> MatrixPlan:
+    """Register ``<name>_cell`` (one parametrized session per cell) and ``<name>`` (merge).
+
+    ``plugin`` is how each cell installs pytest-spike (``["-e", "../.."]`` for a checkout),
+    ``install`` adds requirements every cell needs, ``pythons`` overrides the marks' Python
+    lists and ``versions`` their ``versions=`` specs. Paths are relative to the noxfile's
+    folder, where nox runs sessions.
+    """
+    import nox
+
+    level = Level(fail_on) if fail_on else None
+    out_dir = Path(results_dir).parent
+    inherited = os.environ.get(PLAN_ENV)
+    if plan is None and inherited and Path(inherited).is_file():
+        # A nox --parallel worker: the parent nox planned already; re-planning in every
+        # worker would cost a collection and index look-ups per cell.
+        plan = load_matrix_plan(Path(inherited))
+    if plan is None:
+        plan = plan_matrix(paths, candidates=candidates, pythons=pythons, versions=versions)
+        plan_file = out_dir / "plan.json"
+        results.write_atomic(plan_file, json.dumps(plan.to_dict(), indent=2) + "\n")
+        os.environ[PLAN_ENV] = str(plan_file.resolve())
+    by_id = {c.id: c for c in plan.cells}
+    for note in plan.notes:
+        print(f"pytest-spike: {note}", file=sys.stderr)
+
+    def spike_cell(session: nox.Session, cell: str) -> None:
+        run_cell(
+            session, by_id[cell], results_dir=Path(results_dir), paths=list(paths),
+            plugin=plugin, install=install,
+        )  # fmt: skip
+
+    spike_cell.__doc__ = "One cell of the spike matrix (python x candidate x version)."
+    params = [
+        nox.param(c.interpreter if c.status == "run" else False, c.id, id=c.id)
+        for c in plan.cells
+    ]
+    backend = "uv|virtualenv" if find_uv() else "virtualenv"
+    extra = _supported(nox.session, download_python="never", allow_parallel=True)
+    nox.session(name=f"{name}_cell", venv_backend=backend, **extra)(
+        nox.parametrize(["python", "cell"], params)(spike_cell)
+    )
+
+    def spike_report(session: nox.Session) -> None:
+        lines, clean = report(plan, Path(results_dir), out_dir, level)
+        print("\n".join(lines))
+        if not clean:
+            session.error("the spike matrix has missing or broken cells, refused files, or a "
+                          "candidate at the --fail-on level (see above)")
+
+    spike_report.__doc__ = "Run every spike cell, then merge them into one scorecard."
+    nox.session(name=name, python=False, requires=[f"{name}_cell"])(spike_report)
+    return plan

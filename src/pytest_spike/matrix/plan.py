@@ -1,0 +1,299 @@
+"""The matrix plan: the marks' candidates, versions and Pythons as cells.
+
+Planning collects the spike in the host environment (``pytest --spike --collect-only
+--spike-plan``: candidates are imported inside tests, so none needs to be installed),
+resolves each candidate's ``versions`` against the package index, and crosses them with
+its Pythons. A cell whose release excludes its Python (requires-python) or whose
+interpreter is absent is kept in the plan as ``skipped`` with the reason: it is shown in
+every output and never counted as a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+import pytest_spike
+from pytest_spike import runner
+from pytest_spike.index import IndexClient
+from pytest_spike.matrix.interpreters import (
+    MIN_PYTHON,
+    Finder,
+    host_python,
+    parse_python,
+    sort_pythons,
+)
+from pytest_spike.model import SpikeError
+from pytest_spike.versions import python_allows, resolve
+
+PYTEST_PLAN_SCHEMA = "pytest-spike-plan/1"
+MATRIX_SCHEMA = "pytest-spike-matrix/1"
+#: Collecting a spike runs conftest files and imports test modules: give it time.
+COLLECT_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (python, candidate, version) of the matrix.
+
+    ``status`` is ``run`` or ``skipped``; ``interpreter`` is the path found for ``python``
+    on this machine (None where it is absent or not looked up), ``reason`` says why a
+    cell is skipped.
+    """
+
+    python: str
+    candidate: str
+    requirement: str
+    version: str
+    status: str = "run"
+    reason: str = ""
+    interpreter: str | None = None
+
+    @property
+    def id(self) -> str:
+        """Stable across runs and machines: ``py3.11-tomli-2.2.1``."""
+        return cell_id(self.python, self.candidate, self.version)
+
+    @property
+    def pin(self) -> str:
+        """The requirement pinned to this cell's version, extras kept: ``requests[socks]==2.31.0``."""
+        req = Requirement(self.requirement)
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        return f"{req.name}{extras}=={self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(asdict(self), id=self.id, pin=self.pin)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def cell_id(python: str, candidate: str, version: str) -> str:
+    return f"py{python}-{candidate}-{version}"
+
+
+@dataclass
+class MatrixPlan:
+    """All cells of a spike, with the pytest paths that run them."""
+
+    rootdir: str
+    paths: list[str]
+    cells: list[Cell] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def runnable(self) -> list[Cell]:
+        return [c for c in self.cells if c.status == "run"]
+
+    def skipped(self) -> list[Cell]:
+        return [c for c in self.cells if c.status != "run"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": MATRIX_SCHEMA,
+            "rootdir": self.rootdir,
+            "paths": list(self.paths),
+            "cells": [c.to_dict() for c in self.cells],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MatrixPlan:
+        if not isinstance(data, Mapping) or data.get("schema") != MATRIX_SCHEMA:
+            found = data.get("schema") if isinstance(data, Mapping) else None
+            raise SpikeError(
+                f"matrix plan schema {found!r} is not {MATRIX_SCHEMA!r}: "
+                "write it again with 'pytest-spike matrix --json'"
+            )
+        return cls(
+            rootdir=str(data.get("rootdir", "")),
+            paths=[str(p) for p in data.get("paths") or ()],
+            cells=[Cell.from_dict(c) for c in data.get("cells") or ()],
+            notes=[str(n) for n in data.get("notes") or ()],
+        )
+
+
+def load_matrix_plan(path: Path) -> MatrixPlan:
+    """Read a plan written by ``pytest-spike matrix --json``; errors are one line."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpikeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise SpikeError(f"{path}: not a JSON matrix plan ({exc})") from None
+    try:
+        return MatrixPlan.from_dict(data)
+    except SpikeError as exc:
+        raise SpikeError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SpikeError(f"{path}: malformed matrix plan ({type(exc).__name__}: {exc})") from None
+
+
+def plugin_pythonpath() -> str:
+    """The folder holding the running ``pytest_spike`` package, for child processes.
+
+    Planning runs pytest in a child with this on PYTHONPATH, so a development checkout
+    (``src/`` layout, not installed) plans the same way as an installed release.
+    """
+    return str(Path(pytest_spike.__file__).resolve().parent.parent)
+
+
+def collect(
+    paths: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    candidates: Sequence[str] = (),
+    python: str | None = None,
+    timeout: float = COLLECT_TIMEOUT,
+) -> dict[str, Any]:
+    """Run ``pytest --spike --collect-only --spike-plan`` and return the pytest plan."""
+    with tempfile.TemporaryDirectory(prefix="spike-plan-") as tmp:
+        out = Path(tmp) / "plan.json"
+        argv = [python or sys.executable, "-m", "pytest", "--spike", "--collect-only", "-q"]
+        argv += ["-p", "no:cacheprovider", "--spike-plan", str(out)]
+        if python is None and not _plugin_installed():
+            argv += ["-p", "pytest_spike.plugin"]  # a checkout on PYTHONPATH has no entry point
+        for req in candidates:
+            argv += ["--spike-candidate", req]
+        pythonpath = os.pathsep.join(
+            p for p in (plugin_pythonpath(), os.environ.get("PYTHONPATH", "")) if p
+        )
+        done = runner.run(
+            [*argv, *paths], timeout=timeout, cwd=cwd, extra_env={"PYTHONPATH": pythonpath}
+        )
+        if not out.is_file():
+            said = (done.stderr + "\n" + done.stdout).splitlines()
+            errors = [line.strip() for line in said if "error" in line.lower()]
+            tail = (errors[:1] or [done.last_error_line() or done.describe()])[0]
+            raise SpikeError(
+                f"collecting the spike in {', '.join(paths) or '.'} failed ({done.describe()}): "
+                f"{tail}; run 'pytest --spike --collect-only' there to see why"
+            )
+        data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    if data.get("schema") != PYTEST_PLAN_SCHEMA:
+        raise SpikeError(
+            f"pytest wrote a plan of schema {data.get('schema')!r}, not {PYTEST_PLAN_SCHEMA!r}: "
+            "the pytest-spike in that environment is of another version"
+        )
+    return data
+
+
+def _plugin_installed() -> bool:
+    from importlib.metadata import entry_points
+
+    found = entry_points()
+    # Python 3.9's entry_points() is a dict of groups; 3.10+ has select().
+    group = found.select(group="pytest11") if hasattr(found, "select") else found.get("pytest11", ())
+    return any(ep.value.startswith("pytest_spike") for ep in group)
+
+
+def _spec_of(candidate: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
+    if candidate.get("versions") is not None:
+        return candidate["versions"]
+    if defaults.get("versions") is not None:
+        return defaults["versions"]
+    return str(Requirement(candidate["requirement"]).specifier) or None
+
+
+def build_plan(
+    pytest_plan: Mapping[str, Any],
+    client: IndexClient,
+    *,
+    paths: Sequence[str] = (),
+    finder: Finder | None = None,
+    pythons: Sequence[str] = (),
+    versions: str | None = None,
+) -> MatrixPlan:
+    """Cross each candidate's resolved versions with its Pythons.
+
+    ``pythons`` overrides every candidate's Python list (as ``--python`` on the command
+    line does), ``versions`` overrides their ``versions=`` specs. With a ``finder``, each
+    Python's interpreter is looked up and a cell whose interpreter is absent is skipped;
+    without one (GitHub Actions installs its own Pythons) only unsupported Pythons are.
+    """
+    defaults = pytest_plan.get("defaults") or {}
+    plan = MatrixPlan(rootdir=str(pytest_plan.get("rootdir", "")), paths=list(paths))
+    local = finder
+    finder = finder or Finder(search_path="", pyenv=False, uv=False)
+    for cand in pytest_plan.get("candidates") or ():
+        req = Requirement(cand["requirement"])
+        wanted = sort_pythons(
+            list(pythons) or list(cand.get("python") or ()) or list(defaults.get("python") or ())
+            or [host_python()]
+        )
+        spec = versions or _spec_of(cand, defaults)
+        supported = [p for p in wanted if _supported(p)]
+        chosen: set[Version] = set()
+        asked: list[str | None] = list(supported) or [None]
+        for python in asked:
+            found = resolve(client, cand["name"], spec, python=python).versions
+            chosen.update(v for v in found if not req.specifier or req.specifier.contains(v, True))
+        if not chosen:
+            plan.notes.append(
+                f"{cand['name']}: no release matches {spec or 'the newest release'} "
+                f"on Python {', '.join(wanted)}"
+            )
+        releases = client.releases(cand["name"])
+        for python in wanted:
+            interp = finder.find(python)
+            for version in sorted(chosen):
+                cell = Cell(python, cand["name"], cand["requirement"], str(version))
+                requires = releases[version].requires_python if version in releases else None
+                if not interp.found and (local is not None or not _supported(python)):
+                    cell = _skip(cell, interp.reason)
+                elif not python_allows(requires, python):
+                    cell = _skip(cell, f"{cell.pin} requires-python {requires} excludes {python}")
+                elif local is not None:
+                    cell = Cell(**dict(asdict(cell), interpreter=interp.path))
+                plan.cells.append(cell)
+    return plan
+
+
+def _skip(cell: Cell, reason: str) -> Cell:
+    return Cell(**dict(asdict(cell), status="skipped", reason=reason))
+
+
+def _supported(python: str) -> bool:
+    try:
+        return parse_python(python) >= MIN_PYTHON
+    except ValueError:
+        return False
+
+
+def plan_matrix(
+    paths: Sequence[str] = (),
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    candidates: Sequence[str] = (),
+    pythons: Sequence[str] = (),
+    versions: str | None = None,
+    local: bool = True,
+    index_url: str | None = None,
+    offline: bool = False,
+    cache_dir: Path | None = None,
+) -> MatrixPlan:
+    """Collect the spike at ``paths`` and build its plan.
+
+    ``local=True`` looks up each Python's interpreter on this machine (PATH, pyenv, uv)
+    and skips cells whose interpreter is absent; ``local=False`` plans for a CI service
+    that brings its own Pythons.
+    """
+    from pytest_spike.index import default_cache_root
+
+    pytest_plan = collect(paths, cwd=cwd, candidates=candidates)
+    client = IndexClient(
+        index_url, cache_dir=cache_dir or default_cache_root() / "index", offline=offline
+    )
+    finder = Finder() if local else None
+    return build_plan(
+        pytest_plan, client, paths=list(paths), finder=finder, pythons=pythons, versions=versions
+    )
