@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+from packaging.version import Version
 
 from indexserver import IndexServer
 from pytest_spike.matrix import github, tox
@@ -87,7 +88,7 @@ def test_requires_python_excludes_cell(index: IndexServer) -> None:
     old = "3.9" if HOST != "3.9" else "3.10"
     plan = build_plan(pytest_plan(versions=["1.1", "2.0"], python=[old, HOST]), index.client())
     cell = {c.id: c for c in plan.cells}[f"py{old}-tomly-2.0"]
-    if HOST > old:  # 2.0 requires >= the host's Python
+    if Version(HOST) > Version(old):  # 2.0 requires >= the host's Python
         assert cell.status == "skipped"
         assert cell.reason == f"tomly==2.0 requires-python >={HOST} excludes {old}"
     assert {c.id: c for c in plan.cells}[f"py{old}-tomly-1.1"].status == "run"
