@@ -455,3 +455,15 @@ def test_spike_readme_fixture(pytester: pytest.Pytester, spike_site: Path) -> No
     )
     result = pytester.runpytest("--spike", "--spike-probes", "install")
     result.assert_outcomes(passed=4)
+
+
+def test_scorecard_lines_fit_with_many_tied_candidates() -> None:
+    from pytest_spike.model import Candidate, CandidateResult, Level, Scorecard
+    from pytest_spike.report.terminal import scorecard_lines
+
+    tied = [CandidateResult(Candidate(f"package-number-{i}"), version="1.0") for i in range(30)]
+    card = Scorecard(cell={}, candidates=tied, fail_on=Level.LOW)
+    lines = [text for text, _ in scorecard_lines(card, 80)]
+    assert max(map(len, lines)) <= 80
+    assert any(line.startswith("lowest risk: package-number-0 and") for line in lines)
+    assert any(line.startswith("--spike-fail-on low: reached by") for line in lines)

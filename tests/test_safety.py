@@ -331,20 +331,11 @@ def test_upstream_tests_reading_stdin_or_waiting_on_a_socket(safety_site: Path, 
 # -- interrupted runs --------------------------------------------------------------------------
 
 
-def _sigterm_wired() -> bool:
-    from pytest_spike import plugin
-
-    return "sigterm_as_interrupt" in Path(plugin.__file__).read_text()
-
-
 @pytest.mark.parametrize(
     "signum",
     [
         pytest.param(signal.SIGINT, id="SIGINT"),
-        pytest.param(signal.SIGTERM, id="SIGTERM", marks=pytest.mark.xfail(
-            not _sigterm_wired(), strict=True,
-            reason="SIGTERM ends the process until the plugin installs sigterm_as_interrupt "
-            "(helpers/issue8-plugin.patch)")),
+        pytest.param(signal.SIGTERM, id="SIGTERM"),
     ],
 )
 def test_an_interrupted_run_writes_valid_incomplete_results(

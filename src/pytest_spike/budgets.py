@@ -19,7 +19,6 @@ from typing import Iterator, Sequence
 
 from pytest_spike.model import Candidate, Finding, ProbeResult, Severity, SpikeError
 
-DEFAULT_TIMEBOX_S = 600.0
 _MONEY = re.compile(r"^\s*([^\d\s.,-]*)\s*(\d+(?:\.\d+)?)\s*([A-Za-z]{3})?\s*$")
 
 

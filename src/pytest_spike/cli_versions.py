@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from pytest_spike.index import IndexClient, default_cache_root, redact
+from pytest_spike.defaults import default_cache_root
+from pytest_spike.index import IndexClient, redact
 from pytest_spike.model import SpikeError, parse_requirement
 from pytest_spike.versions import resolve
 

@@ -6,21 +6,22 @@ import math
 import sys
 from importlib import metadata
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import pytest
 
 from pytest_spike.marks import CANDIDATE_MARK, candidate_from_mark
 from pytest_spike.model import Candidate, Metric, SpikeError
-from pytest_spike.data import SpikeData
-from pytest_spike.index import IndexClient, sdist_entry
-from pytest_spike.upstream import SpikeUpstream
-from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
 from pytest_spike.settings import SETTINGS
+
+if TYPE_CHECKING:  # imported in the fixtures that need them: a run without --spike never does
+    from pytest_spike.data import SpikeData
+    from pytest_spike.readme import SpikeReadme
+    from pytest_spike.upstream import SpikeUpstream
 
 _RECORDER = pytest.StashKey["SpikeRecorder"]()
 #: The SpikeData a test used, so a failure can name the record it failed on.
-DATA_USED = pytest.StashKey[SpikeData]()
+DATA_USED = pytest.StashKey["SpikeData"]()
 
 
 @dataclass
@@ -67,6 +68,8 @@ def spike_readme(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             assert run.ok, run.summary()
     """
     candidate = _candidate(request, "spike_readme")
+    from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
+
     return SpikeReadme(
         python=sys.executable,
         dist_name=candidate.project,
@@ -140,6 +143,9 @@ def spike_upstream(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         version = metadata.version(candidate.project)
     except metadata.PackageNotFoundError:
         pytest.fail(f"spike_upstream: {candidate.project} is not installed for {sys.executable}", pytrace=False)
+    from pytest_spike.index import IndexClient, sdist_entry
+    from pytest_spike.upstream import SpikeUpstream
+
     client = IndexClient(settings.index_url, cache_dir=settings.cache_dir / "index", offline=settings.offline)
     try:
         sdist = sdist_entry(client, candidate.project, version)
@@ -166,6 +172,8 @@ def _spike_data_folder(pytestconfig: pytest.Config) -> SpikeData:
             pytrace=False,
         )
     try:
+        from pytest_spike.data import SpikeData
+
         return SpikeData(data[0], source=data[1])
     except SpikeError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -45,12 +45,6 @@ _USER_AGENT = "pytest-spike (index client)"
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-def default_cache_root() -> Path:
-    """Where pytest-spike keeps what it fetched: ``$XDG_CACHE_HOME/pytest-spike``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-spike"
-
-
 class IndexUnavailable(SpikeError):
     """The package index could not be asked (no network, errors, garbage answers, offline)."""
 

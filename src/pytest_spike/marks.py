@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from pytest_spike.model import Candidate, SpikeError, parse_requirement
+from pytest_spike.model import USER_KINDS, Candidate, SpikeError, parse_requirement
 
 CANDIDATE_MARK = "spike_candidate"
 KIND_MARK = "spike_kind"
@@ -179,3 +179,31 @@ def parse_duration(value: Any, where: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise SpikeError(f"{where}: {value!r} must be a positive duration")
     return seconds
+
+
+#: The candidate and probe kind of a user test, set when its module is collected.
+CANDIDATE_KEY = pytest.StashKey[Candidate]()
+KIND_KEY = pytest.StashKey[str]()
+
+
+def candidate_of(item: pytest.Item) -> tuple[Candidate, str] | None:
+    """The candidate and probe kind of a user test, or None; raises SpikeError on bad marks."""
+    mark = item.get_closest_marker(CANDIDATE_MARK)
+    kind_mark = item.get_closest_marker(KIND_MARK)
+    if mark is None:
+        if kind_mark is not None:
+            raise SpikeError(
+                f"tagged spike.{kind_mark.args[0] if kind_mark.args else '?'} but has no "
+                "spike.candidate(...); add one to the test, its class or the module's pytestmark"
+            )
+        return None
+    own = {repr((m.args, sorted(m.kwargs.items()))) for m in item.own_markers if m.name == CANDIDATE_MARK}
+    if len(own) > 1:
+        raise SpikeError("has more than one spike.candidate(...) mark; a test belongs to exactly one candidate")
+    candidate = candidate_from_mark(mark.args, mark.kwargs)
+    kind = "custom"
+    if kind_mark is not None:
+        kind = kind_mark.args[0] if kind_mark.args else ""
+        if kind not in USER_KINDS:
+            raise SpikeError(f"spike_kind({kind!r}) is not one of {', '.join(USER_KINDS)}")
+    return candidate, kind

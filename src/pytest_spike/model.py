@@ -11,10 +11,10 @@ import math
 import platform
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 SCHEMA = "pytest-spike/1"
 
@@ -153,12 +153,14 @@ class Candidate:
     @property
     def name(self) -> str:
         """The canonical project name (``Foo_Bar`` -> ``foo-bar``); used in node ids."""
-        return canonicalize_name(Requirement(self.requirement).name)
+        from packaging.utils import canonicalize_name
+
+        return canonicalize_name(_requirement(self.requirement).name)
 
     @property
     def project(self) -> str:
         """The project name as the user wrote it."""
-        return Requirement(self.requirement).name
+        return _requirement(self.requirement).name
 
     def unmet(self, version: str) -> list[str]:
         """The parts of the requirement and ``versions`` that ``version`` does not meet."""
@@ -170,7 +172,7 @@ class Candidate:
         except InvalidVersion:
             return [f"a valid version (got {version!r})"]
         unmet = []
-        spec = Requirement(self.requirement).specifier
+        spec = _requirement(self.requirement).specifier
         if str(spec) and current not in SpecifierSet(str(spec), prereleases=True):
             unmet.append(str(spec))
         if isinstance(self.versions, tuple):
@@ -186,7 +188,7 @@ class Candidate:
         from packaging.specifiers import SpecifierSet
         from packaging.version import Version
 
-        req = Requirement(self.requirement)
+        req = _requirement(self.requirement)
         spec = SpecifierSet(str(req.specifier))
         if isinstance(self.versions, tuple):
             spec &= SpecifierSet(f"=={max(self.versions, key=Version)}")
@@ -222,10 +224,19 @@ class Candidate:
         )
 
 
+def _requirement(text: str) -> Requirement:
+    # packaging's parser is imported on first use: a run without spike marks never needs it.
+    from packaging.requirements import Requirement
+
+    return Requirement(text)
+
+
 def parse_requirement(text: str, where: str) -> Requirement:
     """Parse a PEP 508 requirement; the error names ``where`` it came from."""
+    from packaging.requirements import InvalidRequirement
+
     try:
-        req = Requirement(text)
+        req = _requirement(text)
     except InvalidRequirement as exc:
         first = str(exc).splitlines()[0]
         raise SpikeError(

@@ -13,10 +13,8 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_spike.budgets import DEFAULT_TIMEBOX_S, Rate
-from pytest_spike.envs import BACKENDS
-from pytest_spike.index import default_cache_root
-from pytest_spike.probes.base import ISOLATION_MODES
+from pytest_spike.budgets import Rate
+from pytest_spike.defaults import BACKENDS, DEFAULT_TIMEBOX_S, ISOLATION_MODES, default_cache_root
 from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import BUILTIN_KINDS, Level, SpikeError, parse_choice
 from pytest_spike.scoring import Weights

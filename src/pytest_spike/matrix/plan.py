@@ -287,7 +287,7 @@ def plan_matrix(
     and skips cells whose interpreter is absent; ``local=False`` plans for a CI service
     that brings its own Pythons.
     """
-    from pytest_spike.index import default_cache_root
+    from pytest_spike.defaults import default_cache_root
 
     pytest_plan = collect(paths, cwd=cwd, candidates=candidates)
     client = IndexClient(

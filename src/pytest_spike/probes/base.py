@@ -20,8 +20,6 @@ from pytest_spike.model import Candidate, Finding, SpikeError
 
 _INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
 
-#: How candidates find an environment: see ProbeContext.target().
-ISOLATION_MODES = ("auto", "always", "never")
 
 
 @dataclass

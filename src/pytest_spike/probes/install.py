@@ -7,7 +7,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pytest_spike.envs import pip_command, tool_env
+from pytest_spike.envs import find_uv, pip_command, tool_env
 from pytest_spike.fit import check_fit, install_findings
 from pytest_spike.model import Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
@@ -148,18 +148,26 @@ def pip_check(ctx: ProbeContext) -> dict[str, Any]:
 
 def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
     python = str(ctx.python)
-    # Candidate environments may have no pip of their own: the host pip checks them.
-    isolated = ctx.target().isolated
-    result = ctx.run([*pip_command(python), "check"], env=tool_env() if isolated else None)
-    text = result.stdout.strip()
+    uv = find_uv()
+    if ctx.target().isolated and uv:
+        # A candidate environment: uv checks it in milliseconds, the host pip in seconds.
+        result = ctx.run([uv, "pip", "check", "--python", python], env=tool_env())
+        lines = [line for line in result.stdout.splitlines() if line.startswith("The package ")]
+    else:
+        # The running environment is checked as pip sees it (PYTHONPATH entries included).
+        result = ctx.run([*pip_command(python), "check"])
+        lines = result.stdout.strip().splitlines()
     if result.returncode == 0:
         return {"status": "ok", "lines": []}
-    if "No module named pip" in result.stderr or result.timed_out or not text:
+    if result.timed_out or not lines:
         return {"status": f"not run: {result.describe()}: {result.last_error_line()}", "lines": []}
-    return {"status": "problems", "lines": text.splitlines()}
+    return {"status": "problems", "lines": lines}
 
 
 def _involves(line: str, name: str) -> bool:
+    quoted = re.findall(r"`([A-Za-z0-9][A-Za-z0-9._-]*)", line)  # uv: The package `a` requires `b>=1`
+    if quoted:
+        return name in {canonicalize_name(n) for n in quoted}
     match = _CHECK_LINE.match(line.strip())
     if not match:
         return name in canonicalize_name(line.split(" ", 1)[0])

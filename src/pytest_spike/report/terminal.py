@@ -177,12 +177,13 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
         lines.append(("", {}))
     if not scorecard.complete:
         lines.append(("the run was interrupted: these results are incomplete", {"yellow": True}))
-    lines.append((verdict(scorecard), {"bold": True}))
+    lines += [(text, {"bold": True}) for text in textwrap.wrap(verdict(scorecard), width, subsequent_indent="  ")]
     if scorecard.fail_on is not None:
         reached = scorecard.reaching(scorecard.fail_on)
         if reached:
             names = ", ".join(f"{c.name} ({c.level.value})" for c in reached)
-            lines.append((f"--spike-fail-on {scorecard.fail_on.value}: reached by {names}", {"red": True}))
+            text = f"--spike-fail-on {scorecard.fail_on.value}: reached by {names}"
+            lines += [(t, {"red": True}) for t in textwrap.wrap(text, width, subsequent_indent="  ")]
     return lines
 
 

@@ -1,0 +1,171 @@
+"""Shared pieces of the benchmarks: timing, results, work folders and tools.
+
+Every comparison runs pytest-spike and its baseline alternately in the same run and
+compares medians, because absolute times drift on a shared machine; only ratios are
+judged against targets.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+#: The checkout these benchmarks belong to (pytest-spike is installed from it).
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    """One judged number: a ratio (lower is better) or an absolute value, with its target."""
+
+    name: str
+    value: float | None  # None: not measured (say why in ``detail``)
+    target: float | None  # None: reported, not judged
+    unit: str = "x"
+    detail: list[str] = field(default_factory=list)
+    check: bool | None = None  # for yes/no targets (linearity, width)
+
+    @property
+    def ok(self) -> bool | None:
+        if self.check is not None:
+            return self.check
+        if self.value is None or self.target is None:
+            return None
+        return self.value <= self.target
+
+    def line(self) -> str:
+        shown = "n/a" if self.value is None else f"{self.value:.3f}{self.unit}"
+        target = "" if self.target is None else f" (target <= {self.target}{self.unit})"
+        verdict = {True: "ok", False: "MISSED", None: "not judged"}[self.ok]
+        return f"{verdict:>10}  {self.name}: {shown}{target}"
+
+
+@dataclass
+class Context:
+    """What every benchmark gets: where to work, which Python, how many repetitions."""
+
+    work: Path
+    python: str
+    runs: int
+    cold_runs: int
+    log: Callable[[str], None]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def timed(argv: Sequence[str], **options: Any) -> float:
+    """Wall seconds of one command (``run_measured``'s options); output goes to ``log_to``."""
+    return run_measured(argv, **options)[0]
+
+
+def run_measured(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    ok_codes: Sequence[int] = (0,),
+    log_to: Path | None = None,
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one command and everything it waited for.
+
+    CPU time (user + system of the finished children) barely moves when neighbours load
+    the machine, where wall time does: small ratios are judged on it.
+    """
+    out = open(log_to, "ab") if log_to else subprocess.DEVNULL
+    try:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(list(argv), cwd=cwd, env=dict(env) if env else None, stdout=out,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        elapsed = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    finally:
+        if log_to:
+            out.close()  # type: ignore[union-attr]
+    if done.returncode not in ok_codes:
+        where = f"; output in {log_to}" if log_to else ""
+        raise RuntimeError(f"{argv[0]} ... exited {done.returncode}{where}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def alternate(
+    runs: int, first: Callable[[], float], second: Callable[[], float]
+) -> tuple[list[float], list[float]]:
+    """Run the two sides in turn ``runs`` times (order swapped every round): their times."""
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(runs):
+        if i % 2 == 0:
+            a.append(first())
+            b.append(second())
+        else:
+            b.append(second())
+            a.append(first())
+    return a, b
+
+
+def fresh_dir(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for child commands: ours, minus anything that would steer pytest."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NOX_", "VIRTUAL_ENV"))}
+    env.update(extra)
+    return env
+
+
+def find_uv() -> str | None:
+    """uv next to our interpreter first: a pyenv shim costs ~0.2 s per call."""
+    local = Path(sys.executable).parent / "uv"
+    return str(local) if local.exists() else shutil.which("uv")
+
+
+def tool_python(ctx: Context) -> str:
+    """An interpreter with nox and pytest-spike (editable from this checkout), built once."""
+    venv = ctx.work / "tools"
+    python = venv / "bin" / "python"
+    marker = venv / ".ready"
+    if marker.exists():
+        return str(python)
+    ctx.log("setting up the tools environment (nox, pytest-spike from this checkout)")
+    fresh_dir(venv)
+    uv = find_uv()
+    if uv:
+        subprocess.run([uv, "venv", "-q", "--python", ctx.python, str(venv)], check=True)
+        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), "nox", "-e", str(REPO)],
+                       check=True)
+    else:
+        subprocess.run([ctx.python, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "nox", "-e", str(REPO)], check=True)
+    marker.write_text("ok\n")
+    return str(python)
+
+
+def pyenv_pythons(versions: Sequence[str]) -> dict[str, str]:
+    """``{"3.11": "/.../versions/3.11.7/bin/python"}`` for the versions pyenv has."""
+    try:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    found: dict[str, str] = {}
+    for version in versions:
+        matches = sorted(Path(root, "versions").glob(f"{version}.*/bin/python"))
+        if matches:
+            found[version] = str(matches[-1])
+    return found

@@ -1,0 +1,181 @@
+"""3. Matrix: 3 Pythons x 3 versions of tomli, pytest-spike's nox sessions vs a plain noxfile.
+
+pytest-spike side: ``nox -s spike -j 2`` with a noxfile that calls
+``pytest_spike.matrix.nox.spike_sessions`` (uv backend when uv is installed, two cells at a
+time, then the merged scorecard) on a spike file with one ``hello_world`` test and the
+``import`` built-in probe (``spike_probes = import`` in its pytest.ini). Cells install
+pytest-spike from a wheel of this checkout built once before timing, as users get it from
+the index; ``SPIKE_BENCH_EDITABLE=1`` installs it with ``-e`` as the example noxfile does
+(an editable build in every cell: about 2.5 s more per cell here).
+Baseline: a plain noxfile, nox's default virtualenv backend and pip, one parametrized
+session per cell, run sequentially: ``pip install tomli==V pytest`` and pytest on a file with
+the same two tests (import tomli; parse a string).
+
+cold: new nox environments, new pip/uv caches and a new pytest-spike cache (XDG_CACHE_HOME)
+on both sides. warm: the caches are kept, the virtualenvs are made anew (nox's default).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from _bench import (
+    REPO,
+    Context,
+    Result,
+    alternate,
+    clean_env,
+    fresh_dir,
+    median,
+    pyenv_pythons,
+    timed,
+    tool_python,
+)
+
+PYTHONS = ("3.9", "3.11", "3.13")
+CANDIDATE = "tomli"
+VERSIONS = "latest:3"
+TARGET_COLD = 0.2
+TARGET_WARM = 0.1
+
+SPIKE_TEST = '''\
+from pytest_spike import spike
+
+pytestmark = spike.candidate("tomli")
+
+
+@spike.hello_world
+def test_parses_a_string():
+    import tomli
+    assert tomli.loads("a = 1") == {"a": 1}
+'''
+
+SPIKE_NOXFILE = '''\
+import nox
+from pytest_spike.matrix.nox import spike_sessions
+
+nox.options.error_on_missing_interpreters = True
+spike_sessions(["."], plugin={plugin!r}, pythons={pythons!r}, versions={versions!r})
+'''
+
+PLAIN_TEST = '''\
+def test_imports():
+    import tomli  # noqa: F401
+
+
+def test_parses_a_string():
+    import tomli
+    assert tomli.loads("a = 1") == {"a": 1}
+'''
+
+PLAIN_NOXFILE = '''\
+import nox
+
+CELLS = {cells!r}
+
+
+@nox.session(venv_backend="virtualenv")
+@nox.parametrize(["python", "version"], [nox.param(p, v, id=i) for i, p, v in CELLS])
+def plain(session, version):
+    session.install("tomli==" + version, "pytest")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py")
+'''
+
+_INSTALLED = re.compile(r"installed \S+ and pytest-spike in ([\d.]+)s")
+
+
+class _Matrix:
+    def __init__(self, ctx: Context, nox: str, interpreters: dict[str, str]) -> None:
+        self.ctx, self.nox, self.interpreters = ctx, nox, interpreters
+        self.root = ctx.work / "matrix"
+        self.spike_dir = self.root / "spike"
+        self.plain_dir = self.root / "plain"
+        self.log = ctx.work / "matrix.log"
+
+    def _env(self, side: Path) -> dict[str, str]:
+        return clean_env(XDG_CACHE_HOME=str(side / "xdg"), PIP_CACHE_DIR=str(side / "pip-cache"),
+                         UV_CACHE_DIR=str(side / "uv-cache"))
+
+    def _caches(self, side: Path, cold: bool) -> Path:
+        cache = side / "caches"
+        if cold:
+            fresh_dir(cache)
+        for leftover in (side / "project" / ".nox", side / "project" / ".spike"):
+            if leftover.exists():
+                fresh_dir(leftover)
+        return cache
+
+    def setup(self) -> list[tuple[str, str, str]]:
+        project = fresh_dir(self.spike_dir / "project")
+        (project / "test_spike.py").write_text(SPIKE_TEST)
+        (project / "pytest.ini").write_text("[pytest]\nspike_probes = import\n")
+        (project / "noxfile.py").write_text(SPIKE_NOXFILE.format(
+            plugin=self.plugin(), pythons=list(PYTHONS), versions=VERSIONS))
+        plan = subprocess.run(
+            [str(Path(self.nox).parent / "pytest-spike"), "matrix", "--json",
+             *(arg for v in PYTHONS for arg in ("--python", v)), "--versions", VERSIONS, "."],
+            cwd=project, capture_output=True, text=True, env=self._env(self.spike_dir / "caches"), check=False,
+        )
+        if plan.returncode != 0:
+            raise RuntimeError(f"pytest-spike matrix --json failed: {plan.stderr.strip()[-300:]}")
+        cells = [(c["id"], self.interpreters[c["python"]], c["version"])
+                 for c in json.loads(plan.stdout)["cells"] if c.get("status", "run") == "run"]
+        plain = fresh_dir(self.plain_dir / "project")
+        (plain / "test_plain.py").write_text(PLAIN_TEST)
+        (plain / "noxfile.py").write_text(PLAIN_NOXFILE.format(cells=cells))
+        return cells
+
+    def plugin(self) -> list[str]:
+        """How cells install pytest-spike: a wheel of this checkout built once (as a user
+        installing it from the index gets a wheel), or with SPIKE_BENCH_EDITABLE=1 the
+        example noxfile's ``-e`` (a build per cell)."""
+        if os.environ.get("SPIKE_BENCH_EDITABLE") == "1":
+            return ["-e", str(REPO)]
+        out = fresh_dir(self.root / "wheel")
+        subprocess.run([self.ctx.python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
+                       check=True, stdout=subprocess.DEVNULL)
+        return [str(next(out.glob("*.whl")))]
+
+    def spike(self, cold: bool) -> float:
+        cache = self._caches(self.spike_dir, cold)
+        return timed([self.nox, "-s", "spike", "-j", "2"], cwd=self.spike_dir / "project",
+                     env=self._env(cache), log_to=self.log)
+
+    def plain(self, cold: bool) -> float:
+        cache = self._caches(self.plain_dir, cold)
+        return timed([self.nox, "-s", "plain"], cwd=self.plain_dir / "project",
+                     env=self._env(cache), log_to=self.log)
+
+
+def measure(ctx: Context) -> list[Result]:
+    interpreters = pyenv_pythons(PYTHONS)
+    missing = [v for v in PYTHONS if v not in interpreters]
+    if missing:
+        why = f"no pyenv interpreter for Python {', '.join(missing)}"
+        return [Result(f"matrix {len(PYTHONS)}x3, {m}", None, t, detail=[why])
+                for m, t in (("cold", TARGET_COLD), ("warm", TARGET_WARM))]
+    nox = str(Path(tool_python(ctx)).parent / "nox")
+    m = _Matrix(ctx, nox, interpreters)
+    cells = m.setup()
+    ctx.log(f"matrix cells: {[c[0] for c in cells]}")
+    if m.log.exists():
+        m.log.unlink()
+    cold_spike, cold_plain = alternate(ctx.cold_runs, lambda: m.spike(True), lambda: m.plain(True))
+    ctx.log(f"cold: spike {cold_spike}, plain nox {cold_plain}")
+    warm_spike, warm_plain = alternate(ctx.runs, lambda: m.spike(False), lambda: m.plain(False))
+    ctx.log(f"warm: spike {warm_spike}, plain nox {warm_plain}")
+    installs = [float(s) for s in _INSTALLED.findall(m.log.read_text(errors="replace"))]
+    per_cell = f"; install step per cell (uv, median) {median(installs):.2f}s" if installs else ""
+    label = f"matrix {len(PYTHONS)} Pythons x {len(cells) // len(PYTHONS)} versions of {CANDIDATE}"
+    return [
+        Result(f"{label}, cold", median(cold_spike) / median(cold_plain), TARGET_COLD,
+               detail=[(f"pytest-spike (nox -j 2) {median(cold_spike):.1f}s, plain nox "
+                       f"{median(cold_plain):.1f}s (median of {len(cold_spike)})")]),
+        Result(f"{label}, warm", median(warm_spike) / median(warm_plain), TARGET_WARM,
+               detail=[(f"pytest-spike (nox -j 2) {median(warm_spike):.1f}s, plain nox "
+                       f"{median(warm_plain):.1f}s (median of {len(warm_spike)}){per_cell}")]),
+    ]
