@@ -309,8 +309,8 @@ def test_render_ini_writes_lists_and_booleans(tmp_path: Path) -> None:
 
 
 def test_harness_sources_in_order(tmp_path: Path) -> None:
-    (tmp_path / "requirements-dev.txt").write_text("black\n")
-    assert harness_requirements(tmp_path, "demo") == Harness(("black",), "requirements-dev.txt")
+    (tmp_path / "requirements-dev.txt").write_text("hypothesis\nblack\n")
+    assert harness_requirements(tmp_path, "demo") == Harness(("hypothesis",), "requirements-dev.txt")
     (tmp_path / "requirements").mkdir()
     (tmp_path / "requirements" / "base.txt").write_text("attrs  # pinned elsewhere\n")
     (tmp_path / "requirements-tests.txt").write_text("-r requirements/base.txt\n-e .[extra]\n--index-url x\n")
@@ -385,3 +385,12 @@ def test_first_error_line_prefers_pytest_e_lines() -> None:
     assert first_error_line(text) == "ModuleNotFoundError: No module named 'x'"
     assert first_error_line("nothing to see\n") == "nothing to see"
 
+
+
+def test_dev_requirements_lose_docs_and_lint_tools(tmp_path: Path) -> None:
+    (tmp_path / "requirements-dev.txt").write_text(
+        "pytest>=7\nSphinx<5,>=4.3\nfuro\nmypy==1.19.1\npre-commit\nPyYAML~=6.0\n"
+    )
+    harness = harness_requirements(tmp_path, "somepkg")
+    assert harness.source == "requirements-dev.txt"
+    assert list(harness.requirements) == ["pytest>=7", "PyYAML~=6.0"]

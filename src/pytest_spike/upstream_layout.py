@@ -277,9 +277,20 @@ def harness_requirements(src_root: str | Path, dist_name: str) -> Harness:
             rel = path.relative_to(root).as_posix()
             candidates.append((rel, _requirements_file(path, root, expand, set())))
     for source, reqs in candidates:
+        if "dev" in source.lower():
+            # A "dev" set also holds the docs, lint and release tools: the tests need none.
+            reqs = [r for r in reqs if not _NOT_FOR_TESTS.match(r.strip())]
         if reqs:
             return Harness(tuple(dict.fromkeys(reqs)), source)
     return Harness((), "none")
+
+
+#: Projects found in "dev" requirement sets that running tests never needs.
+_NOT_FOR_TESTS = re.compile(
+    r"(?i)(sphinx[\w-]*|furo|mkdocs[\w-]*|myst[\w-]*|pre-commit|mypy|types-[\w-]+|ruff|black|"
+    r"flake8[\w-]*|pylint|isort|twine|build|towncrier|bump2version|commitizen|ipython|jupyter[\w-]*)"
+    r"(?![\w.-])"
+)
 
 
 class _Expander:
