@@ -17,7 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from pytest_spike import runner
 from pytest_spike.envs import find_uv
@@ -118,14 +118,16 @@ class Finder:
             reason=f"no Python {version} interpreter found on {', '.join(places)}",
         )
 
-    def _candidates(self, version: str) -> list[tuple[str, str]]:
-        found: list[tuple[str, str]] = []
+    def _candidates(self, version: str) -> Iterator[tuple[str, str]]:
+        # A generator: asking uv costs about a second, so it is asked only when PATH and
+        # pyenv had no confirmed interpreter.
         on_path = shutil.which(f"python{version}", path=self.search_path)
         if on_path:
-            found.append(("PATH", on_path))
+            yield "PATH", on_path
         if self.pyenv is not None:
             pattern = str(self.pyenv / "versions" / f"{version}.*" / "bin" / "python")
-            found += [("pyenv", p) for p in sorted(glob.glob(pattern), key=_patch_key, reverse=True)]
+            for path in sorted(glob.glob(pattern), key=_patch_key, reverse=True):
+                yield "pyenv", path
         if self.uv is not None:
             done = runner.run(
                 [self.uv, "python", "find", version],
@@ -133,8 +135,7 @@ class Finder:
                 extra_env={"UV_PYTHON_DOWNLOADS": "never"},
             )
             if done.ok and done.stdout.strip():
-                found.append(("uv", done.stdout.strip().splitlines()[-1]))
-        return found
+                yield "uv", done.stdout.strip().splitlines()[-1]
 
 
 def _confirm(path: str, version: str) -> str | None:
