@@ -251,7 +251,7 @@ class SpikeUpstream:
     def harness(self) -> Harness:
         """The upstream test requirements and where they were found."""
         if self._harness is None:
-            self.layout
+            _ = self.layout  # fetches and extracts the sdist once
             assert self._src_root is not None
             self._harness = harness_requirements(self._src_root, self.dist_name)
         return self._harness
@@ -276,7 +276,7 @@ class SpikeUpstream:
     def target_info(self) -> dict[str, Any]:
         """The target's Python version, pytest version, and where its modules import from."""
         if self._info is None:
-            self.layout
+            _ = self.layout  # fetches and extracts the sdist once
             result = runner.run(
                 [self.python, "-c", _TARGET_INFO, *self.package_modules],
                 timeout=min(self.timeout, 60.0), cwd=self.run_dir, extra_env=self.env,
@@ -454,7 +454,7 @@ class SpikeUpstream:
 
     def test_files(self) -> list[str]:
         """The copied test files pytest would collect by upstream's ``python_files``."""
-        self.layout
+        _ = self.layout  # fetches and extracts the sdist once
         patterns = self.layout.config.python_files
         return sorted(
             p.relative_to(self.run_dir).as_posix() for p in self.run_dir.rglob("*.py")
