@@ -50,6 +50,16 @@ def test_upstream_probe_samples_the_installed_version(pytester: pytest.Pytester,
     assert failed["severity"] == "high" and "weak evidence" in failed["message"]
     assert "tests/test_broken.py::test_wrong" in failed["evidence"]["nodeids"]
     result.assert_outcomes(failed=1)
+    # A warm run takes the extracted sdist from the cache: no second download.
+    downloads = upstream_env.hits("/files/")
+    assert downloads == 1
+    again = pytester.runpytest(
+        "--spike", "--spike-candidate", "uppkg", "--spike-probes", "upstream", "--spike-isolation", "never",
+        f"--spike-index-url={upstream_env.url}", f"--spike-cache-dir={pytester.path / 'cache'}",
+        "--spike-upstream-sample", "4",
+    )
+    again.assert_outcomes(failed=1)
+    assert upstream_env.hits("/files/") == downloads
 
 
 def test_spike_upstream_fixture(pytester: pytest.Pytester, upstream_env: IndexServer) -> None:

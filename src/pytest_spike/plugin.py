@@ -7,6 +7,7 @@ registered and does the rest.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Generator
 
 import pytest
@@ -84,6 +85,14 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, A
         report.longrepr = "\n".join(errors)
         report.result = []
     return report
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Never collect inside the spike cache (it holds other projects' test suites)."""
+    cache = config.stash[SETTINGS].cache_dir
+    if collection_path == cache or cache in collection_path.parents:
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -202,6 +202,7 @@ class SpikeSession:
             rootdir=self.config.rootpath,
             upstream_sample=self.settings.upstream_sample,
             upstream_seed=self.settings.upstream_seed,
+            cache_dir=self.settings.cache_dir,
             say=self._say,
         )
 

@@ -74,6 +74,8 @@ class ProbeContext:
     requirement_files: tuple[str, ...] | None = None
     rootdir: Path = field(default_factory=Path.cwd)
     upstream_sample: int = 5
+    #: where fetched things are kept between runs (extracted sdists); None: nowhere
+    cache_dir: Path | None = None
     upstream_seed: int = 0
     #: Tells the user what a long step is doing (quiet under -q).
     say: Callable[[str], None] = lambda text: None

@@ -9,11 +9,17 @@ candidate's environment as it is, without the harness.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from pytest_spike.index import IndexUnavailable, ProjectNotFound, sdist_entry
+from pytest_spike.index import FileEntry, IndexUnavailable, ProjectNotFound, sdist_entry
 from pytest_spike.model import Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
+from pytest_spike.sdist import fetch_sdist, safe_extract
 from pytest_spike.upstream import SpikeUpstream, upstream_findings
 
 
@@ -37,7 +43,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         python=str(ctx.python),
         dist_name=name,
         version=version,
-        source=sdist.url if sdist else None,
+        source=_cached_source(ctx, sdist) if sdist else None,
         workdir=ctx.workdir / f"upstream-{ctx.candidate.name}",
         timeout=ctx.timeout,
         package_modules=info.get("modules") or (),
@@ -51,6 +57,43 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     findings, details = upstream_findings(result)
     details["harness_environment"] = harness
     return ProbeOutcome(findings=findings, details=details, version=version)
+
+
+def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
+    """The sdist, extracted once into the cache when its hash is known; else its URL.
+
+    A release's sdist never changes under the same hash, so a warm run skips the download
+    and the extraction. Anything unusual (no hash, an unsafe archive, a failed download)
+    falls back to the URL, and SpikeUpstream reports it as it would without the cache.
+    """
+    digest = sdist.hashes.get("sha256")
+    if not digest or ctx.cache_dir is None:
+        return sdist.url
+    entry = ctx.cache_dir / "sdists" / digest[:32]
+    marker = entry / "extracted.json"
+    if marker.is_file():
+        try:
+            return str(entry / json.loads(marker.read_text("utf-8"))["root"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # an unreadable marker is no marker: extract again
+    staging = Path(tempfile.mkdtemp(prefix=".sdist-", dir=_mkdir(entry.parent)))
+    try:
+        archive = fetch_sdist(sdist.url, staging / "download", timeout=ctx.timeout, sha256=digest)
+        root = safe_extract(archive, staging / "src")
+        shutil.rmtree(staging / "download", ignore_errors=True)
+        (staging / "extracted.json").write_text(json.dumps({"root": root.relative_to(staging).as_posix()}))
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(staging, entry)
+    except (SpikeError, OSError):
+        return sdist.url
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return str(entry / root.relative_to(staging))
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _harness_environment(
