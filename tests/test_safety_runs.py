@@ -42,7 +42,7 @@ def candidates(path: Path) -> dict[str, dict]:
 WRITER = """
 import sys
 from pathlib import Path
-from pytest_spike.report.results import write_atomic
+from pytest_spike.files import write_atomic
 
 path, mark = Path(sys.argv[1]), sys.argv[2]
 body = '{"writer": "%s", "pad": "%s"}' % (mark, mark * 300000)

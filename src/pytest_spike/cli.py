@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -11,7 +10,7 @@ from typing import Sequence
 from pytest_spike import __version__, cli_matrix, cli_versions
 from pytest_spike.model import SpikeError
 from pytest_spike.report import markdown, results
-from pytest_spike.report.terminal import scorecard_lines
+from pytest_spike.report.terminal import output_width, scorecard_lines
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -19,8 +18,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.md:
         sys.stdout.write(markdown.render(scorecard))
         return 0
-    width = min(shutil.get_terminal_size().columns, 120) - 1
-    for text, _markup in scorecard_lines(scorecard, max(width, 40)):
+    for text, _markup in scorecard_lines(scorecard, output_width()):
         print(text)
     return 0
 

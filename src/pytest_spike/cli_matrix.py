@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from pytest_spike.matrix import cells, github, tox
 from pytest_spike.matrix.merge import Merged, load_all, merge
 from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.report.terminal import output_width
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
-from pytest_spike.report import results
+from pytest_spike.files import write_atomic
 
 
 def _matrix(args: argparse.Namespace) -> int:
@@ -66,11 +66,10 @@ def _merge(args: argparse.Namespace) -> int:
     if args.fail_on:
         merged.scorecard.fail_on = Level(args.fail_on)
     if args.json:
-        results.write_atomic(Path(args.json), json.dumps(merged.to_dict(), indent=2) + "\n")
+        write_atomic(Path(args.json), json.dumps(merged.to_dict(), indent=2) + "\n")
     if args.md:
-        results.write_atomic(Path(args.md), render_markdown(merged))
-    width = max(min(shutil.get_terminal_size().columns, 120) - 1, 40)
-    for text, _markup in terminal_lines(merged, width):
+        write_atomic(Path(args.md), render_markdown(merged))
+    for text, _markup in terminal_lines(merged, output_width()):
         print(text)
     if args.annotate:
         for line in github_annotations(merged):

@@ -32,6 +32,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from pytest_spike.defaults import BACKENDS
+from pytest_spike.files import write_atomic
 from pytest_spike.model import SpikeError
 from pytest_spike.pipconfig import pip_config_values
 from pytest_spike.runner import RunResult, run
@@ -389,7 +390,7 @@ class EnvManager:
             return result
         _describe(result, inspected, built)
         result.ok = True
-        _write_atomic(entry / MARKER, json.dumps(result.to_dict(), indent=1))
+        write_atomic(entry / MARKER, json.dumps(result.to_dict(), indent=1))
         return result
 
     def _commands(self, entry: Path, python: str, reqs: list[str], report: Path) -> list[list[str]]:
@@ -517,14 +518,3 @@ def _remove(entry: Path) -> None:
     except FileNotFoundError:
         pass
     shutil.rmtree(entry, ignore_errors=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

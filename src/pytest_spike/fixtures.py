@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import pytest
 
-from pytest_spike.marks import CANDIDATE_MARK, candidate_from_mark
+from pytest_spike.marks import CANDIDATE_KEY
 from pytest_spike.model import Candidate, Metric, SpikeError
 from pytest_spike.settings import SETTINGS
 
@@ -38,7 +38,7 @@ class SpikeRecorder:
 
 def _require_candidate(request: pytest.FixtureRequest, fixture: str) -> pytest.Item:
     item = request.node
-    if not isinstance(item, pytest.Item) or item.get_closest_marker(CANDIDATE_MARK) is None:
+    if not isinstance(item, pytest.Item) or CANDIDATE_KEY not in item.stash:
         raise SpikeError(
             f"{fixture} is for spike tests: mark {request.node.nodeid} with spike.candidate(...)"
         )
@@ -46,9 +46,8 @@ def _require_candidate(request: pytest.FixtureRequest, fixture: str) -> pytest.I
 
 
 def _candidate(request: pytest.FixtureRequest, fixture: str) -> Candidate:
-    mark = _require_candidate(request, fixture).get_closest_marker(CANDIDATE_MARK)
-    assert mark is not None
-    return candidate_from_mark(mark.args, mark.kwargs)
+    # The mark was checked and turned into a Candidate when the test was collected.
+    return _require_candidate(request, fixture).stash[CANDIDATE_KEY]
 
 
 @pytest.fixture

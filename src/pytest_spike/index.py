@@ -14,7 +14,6 @@ import json
 import os
 import socket
 import ssl
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +33,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
+from pytest_spike.files import write_atomic
 from pytest_spike.model import SpikeError
 from pytest_spike.pipconfig import IndexConfig
 
@@ -611,11 +611,7 @@ class IndexClient:
             return
         entry["fetched"] = time.time()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle)
-            os.replace(tmp, path)
+            write_atomic(path, json.dumps(entry))
         except OSError:
             pass  # a read-only cache costs speed, not correctness
 

@@ -25,6 +25,7 @@ from pytest_spike.interrupt import sigterm_as_interrupt
 from pytest_spike.data import data_findings
 from pytest_spike.fixtures import DATA_USED, SpikeRecorder
 from pytest_spike.envs import EnvManager
+from pytest_spike.files import write_atomic
 from pytest_spike.index import IndexClient
 from pytest_spike.marks import CANDIDATE_KEY as _CANDIDATE
 from pytest_spike.marks import KIND_KEY as _KIND
@@ -174,7 +175,7 @@ class SpikeSession:
         }
         assert self.settings.plan_path is not None
         try:
-            results.write_atomic(self.settings.plan_path, json.dumps(plan, indent=2) + "\n")
+            write_atomic(self.settings.plan_path, json.dumps(plan, indent=2) + "\n")
         except OSError as exc:
             raise pytest.UsageError(
                 f"--spike-plan: cannot write {self.settings.plan_path}: {exc.strerror or exc}"

@@ -23,7 +23,8 @@ from pytest_spike.model import (
     Scorecard,
     Severity,
 )
-from pytest_spike.report.results import dumps, write_atomic
+from pytest_spike.files import write_atomic
+from pytest_spike.report.results import dumps
 from pytest_spike.scoring import Weights, level_for, score
 
 #: ``cell.status`` values a results file can carry (a normal pytest run has none).

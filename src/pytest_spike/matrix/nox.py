@@ -23,7 +23,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,7 +33,9 @@ from pytest_spike.matrix import cells
 from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell, MatrixPlan, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.report.terminal import output_width
 from pytest_spike.model import Level, SpikeError
+from pytest_spike.files import write_atomic
 from pytest_spike.report import results
 
 #: Set by the nox process that planned, so its --parallel workers reuse the plan.
@@ -113,10 +114,9 @@ def report(
     merged = merge(loaded, expected=plan.cells, refused=refused)
     if fail_on is not None:
         merged.scorecard.fail_on = fail_on
-    results.write_atomic(out_dir / "report.json", json.dumps(merged.to_dict(), indent=2) + "\n")
-    results.write_atomic(out_dir / "report.md", render_markdown(merged))
-    width = max(min(shutil.get_terminal_size().columns, 120) - 1, 40)
-    lines = [text for text, _ in terminal_lines(merged, width)]
+    write_atomic(out_dir / "report.json", json.dumps(merged.to_dict(), indent=2) + "\n")
+    write_atomic(out_dir / "report.md", render_markdown(merged))
+    lines = [text for text, _ in terminal_lines(merged, output_width())]
     lines.append(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
     broken = any(
         c.state in ("missing", "error") for g in merged.grids for c in g.cells.values()
@@ -163,7 +163,7 @@ def spike_sessions(
     if plan is None:
         plan = plan_matrix(paths, candidates=candidates, pythons=pythons, versions=versions)
         plan_file = out_dir / "plan.json"
-        results.write_atomic(plan_file, json.dumps(plan.to_dict(), indent=2) + "\n")
+        write_atomic(plan_file, json.dumps(plan.to_dict(), indent=2) + "\n")
         os.environ[PLAN_ENV] = str(plan_file.resolve())
     by_id = {c.id: c for c in plan.cells}
     for note in plan.notes:

@@ -31,6 +31,7 @@ from pytest_spike.matrix.interpreters import (
     parse_python,
     sort_pythons,
 )
+from pytest_spike.files import load_json_document
 from pytest_spike.model import SpikeError
 from pytest_spike.versions import python_allows, resolve
 
@@ -124,18 +125,7 @@ class MatrixPlan:
 
 def load_matrix_plan(path: Path) -> MatrixPlan:
     """Read a plan written by ``pytest-spike matrix --json``; errors are one line."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SpikeError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise SpikeError(f"{path}: not a JSON matrix plan ({exc})") from None
-    try:
-        return MatrixPlan.from_dict(data)
-    except SpikeError as exc:
-        raise SpikeError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SpikeError(f"{path}: malformed matrix plan ({type(exc).__name__}: {exc})") from None
+    return load_json_document(path, "matrix plan", MatrixPlan.from_dict)
 
 
 def plugin_pythonpath() -> str:

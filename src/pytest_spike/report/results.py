@@ -4,33 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pytest_spike.files import load_json_document, write_atomic
 from pytest_spike.model import Scorecard, SpikeError
 from pytest_spike.report import markdown
 
 if TYPE_CHECKING:
     from pytest_spike.settings import Settings
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def dumps(scorecard: Scorecard) -> str:
@@ -39,22 +21,15 @@ def dumps(scorecard: Scorecard) -> str:
 
 def load(path: Path) -> Scorecard:
     """Read a results file; a missing, truncated, non-JSON or foreign file is a SpikeError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpikeError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise SpikeError(f"{path}: not a JSON results file ({exc}); was the run cut short?") from None
+    return load_json_document(
+        path, "results file", _scorecard, hint="; was the run cut short?"
+    )
+
+
+def _scorecard(data: Any) -> Scorecard:
     if not isinstance(data, dict):
-        raise SpikeError(f"{path}: not a pytest-spike results file (top level is not an object)")
-    try:
-        return Scorecard.from_dict(data)
-    except SpikeError as exc:
-        raise SpikeError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SpikeError(f"{path}: malformed results file ({type(exc).__name__}: {exc})") from None
+        raise SpikeError("not a pytest-spike results file (top level is not an object)")
+    return Scorecard.from_dict(data)
 
 
 def write_outputs(scorecard: Scorecard, settings: Settings) -> tuple[list[str], list[str]]:

@@ -36,6 +36,11 @@ INFO_SHOWN = 2
 _HEADERS = ("candidate", "version", "level", "score", "probes", "time", "peak mem")
 
 
+def output_width() -> int:
+    """Columns for the scorecard: the terminal's (at most 120), never fewer than 40."""
+    return max(min(shutil.get_terminal_size().columns, 120) - 1, 40)
+
+
 def fmt_seconds(seconds: float) -> str:
     return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.0f}s"
 
@@ -191,9 +196,8 @@ def write_scorecard(
     reporter: Any, scorecard: Scorecard, written: List[str] = (), errors: List[str] = ()  # type: ignore[assignment]
 ) -> None:
     """Print the scorecard section through pytest's terminal reporter."""
-    width = min(shutil.get_terminal_size().columns, 120) - 1
     reporter.write_sep("=", "spike scorecard")
-    for text, markup in scorecard_lines(scorecard, max(width, 40)):
+    for text, markup in scorecard_lines(scorecard, output_width()):
         reporter.write_line(text, **markup)
     for line in written:
         reporter.write_line(line)
