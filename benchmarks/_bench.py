@@ -86,8 +86,15 @@ def run_measured(
     try:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run(list(argv), cwd=cwd, env=dict(env) if env else None, stdout=out,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+        done = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env=dict(env) if env else None,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
@@ -148,8 +155,9 @@ def tool_python(ctx: Context) -> str:
     uv = find_uv()
     if uv:
         subprocess.run([uv, "venv", "-q", "--python", ctx.python, str(venv)], check=True)
-        subprocess.run([uv, "pip", "install", "-q", "--python", str(python), "nox", "-e", str(REPO)],
-                       check=True)
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--python", str(python), "nox", "-e", str(REPO)], check=True
+        )
     else:
         subprocess.run([ctx.python, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", "nox", "-e", str(REPO)], check=True)

@@ -53,17 +53,29 @@ def measure(ctx: Context) -> list[Result]:
     with_plugin, without = alternate(ctx.runs * 3, run, lambda: run("-p", "no:spike"))
     ratio = median(with_plugin) / median(without)
     # Where the difference goes: importing the plugin vs its hooks running per test.
-    imports = [run_measured([ctx.python, "-c", code], env=env)[1]
-               for _ in range(ctx.runs * 3)
-               for code in ("import pytest", "import pytest, pytest_spike.plugin")]
+    imports = [
+        run_measured([ctx.python, "-c", code], env=env)[1]
+        for _ in range(ctx.runs * 3)
+        for code in ("import pytest", "import pytest, pytest_spike.plugin")
+    ]
     import_cost = median(imports[1::2]) - median(imports[0::2])
     wall_ratio = median(walls[True]) / median(walls[False])
-    return [Result(
-        f"idle overhead, {TESTS} tests (CPU time)", ratio, TARGET,
-        detail=[(f"CPU with plugin {median(with_plugin):.3f}s, -p no:spike {median(without):.3f}s "
-                f"(median of {len(with_plugin)} each); wall time ratio {wall_ratio:.3f} "
-                f"({median(walls[True]):.2f}s / {median(walls[False]):.2f}s)"),
-                (f"importing pytest_spike.plugin costs {import_cost:.3f}s CPU; the rest of the "
-                f"difference, {median(with_plugin) - median(without) - import_cost:.3f}s, is its hooks "
-                f"on {TESTS} tests")],
-    )]
+    return [
+        Result(
+            f"idle overhead, {TESTS} tests (CPU time)",
+            ratio,
+            TARGET,
+            detail=[
+                (
+                    f"CPU with plugin {median(with_plugin):.3f}s, -p no:spike {median(without):.3f}s "
+                    f"(median of {len(with_plugin)} each); wall time ratio {wall_ratio:.3f} "
+                    f"({median(walls[True]):.2f}s / {median(walls[False]):.2f}s)"
+                ),
+                (
+                    f"importing pytest_spike.plugin costs {import_cost:.3f}s CPU; the rest of the "
+                    f"difference, {median(with_plugin) - median(without) - import_cost:.3f}s, is its hooks "
+                    f"on {TESTS} tests"
+                ),
+            ],
+        )
+    ]

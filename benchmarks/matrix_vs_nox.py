@@ -42,7 +42,7 @@ VERSIONS = "latest:3"
 TARGET_COLD = 0.2
 TARGET_WARM = 0.1
 
-SPIKE_TEST = '''\
+SPIKE_TEST = """\
 from pytest_spike import spike
 
 pytestmark = spike.candidate("tomli")
@@ -52,17 +52,17 @@ pytestmark = spike.candidate("tomli")
 def test_parses_a_string():
     import tomli
     assert tomli.loads("a = 1") == {"a": 1}
-'''
+"""
 
-SPIKE_NOXFILE = '''\
+SPIKE_NOXFILE = """\
 import nox
 from pytest_spike.matrix.nox import spike_sessions
 
 nox.options.error_on_missing_interpreters = True
 spike_sessions(["."], plugin={plugin!r}, pythons={pythons!r}, versions={versions!r})
-'''
+"""
 
-PLAIN_TEST = '''\
+PLAIN_TEST = """\
 def test_imports():
     import tomli  # noqa: F401
 
@@ -70,9 +70,9 @@ def test_imports():
 def test_parses_a_string():
     import tomli
     assert tomli.loads("a = 1") == {"a": 1}
-'''
+"""
 
-PLAIN_NOXFILE = '''\
+PLAIN_NOXFILE = """\
 import nox
 
 CELLS = {cells!r}
@@ -83,7 +83,7 @@ CELLS = {cells!r}
 def plain(session, version):
     session.install("tomli==" + version, "pytest")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py")
-'''
+"""
 
 _INSTALLED = re.compile(r"installed \S+ and pytest-spike in ([\d.]+)s")
 
@@ -97,8 +97,11 @@ class _Matrix:
         self.log = ctx.work / "matrix.log"
 
     def _env(self, side: Path) -> dict[str, str]:
-        return clean_env(XDG_CACHE_HOME=str(side / "xdg"), PIP_CACHE_DIR=str(side / "pip-cache"),
-                         UV_CACHE_DIR=str(side / "uv-cache"))
+        return clean_env(
+            XDG_CACHE_HOME=str(side / "xdg"),
+            PIP_CACHE_DIR=str(side / "pip-cache"),
+            UV_CACHE_DIR=str(side / "uv-cache"),
+        )
 
     def _caches(self, side: Path, cold: bool) -> Path:
         cache = side / "caches"
@@ -113,17 +116,32 @@ class _Matrix:
         project = fresh_dir(self.spike_dir / "project")
         (project / "test_spike.py").write_text(SPIKE_TEST)
         (project / "pytest.ini").write_text("[pytest]\nspike_probes = import\n")
-        (project / "noxfile.py").write_text(SPIKE_NOXFILE.format(
-            plugin=self.plugin(), pythons=list(PYTHONS), versions=VERSIONS))
+        (project / "noxfile.py").write_text(
+            SPIKE_NOXFILE.format(plugin=self.plugin(), pythons=list(PYTHONS), versions=VERSIONS)
+        )
         plan = subprocess.run(
-            [str(Path(self.nox).parent / "pytest-spike"), "matrix", "--json",
-             *(arg for v in PYTHONS for arg in ("--python", v)), "--versions", VERSIONS, "."],
-            cwd=project, capture_output=True, text=True, env=self._env(self.spike_dir / "caches"), check=False,
+            [
+                str(Path(self.nox).parent / "pytest-spike"),
+                "matrix",
+                "--json",
+                *(arg for v in PYTHONS for arg in ("--python", v)),
+                "--versions",
+                VERSIONS,
+                ".",
+            ],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env=self._env(self.spike_dir / "caches"),
+            check=False,
         )
         if plan.returncode != 0:
             raise RuntimeError(f"pytest-spike matrix --json failed: {plan.stderr.strip()[-300:]}")
-        cells = [(c["id"], self.interpreters[c["python"]], c["version"])
-                 for c in json.loads(plan.stdout)["cells"] if c.get("status", "run") == "run"]
+        cells = [
+            (c["id"], self.interpreters[c["python"]], c["version"])
+            for c in json.loads(plan.stdout)["cells"]
+            if c.get("status", "run") == "run"
+        ]
         plain = fresh_dir(self.plain_dir / "project")
         (plain / "test_plain.py").write_text(PLAIN_TEST)
         (plain / "noxfile.py").write_text(PLAIN_NOXFILE.format(cells=cells))
@@ -136,19 +154,27 @@ class _Matrix:
         if os.environ.get("SPIKE_BENCH_EDITABLE") == "1":
             return ["-e", str(REPO)]
         out = fresh_dir(self.root / "wheel")
-        subprocess.run([self.ctx.python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [self.ctx.python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         return [str(next(out.glob("*.whl")))]
 
     def spike(self, cold: bool) -> float:
         cache = self._caches(self.spike_dir, cold)
-        return timed([self.nox, "-s", "spike", "-j", "2"], cwd=self.spike_dir / "project",
-                     env=self._env(cache), log_to=self.log)
+        return timed(
+            [self.nox, "-s", "spike", "-j", "2"],
+            cwd=self.spike_dir / "project",
+            env=self._env(cache),
+            log_to=self.log,
+        )
 
     def plain(self, cold: bool) -> float:
         cache = self._caches(self.plain_dir, cold)
-        return timed([self.nox, "-s", "plain"], cwd=self.plain_dir / "project",
-                     env=self._env(cache), log_to=self.log)
+        return timed(
+            [self.nox, "-s", "plain"], cwd=self.plain_dir / "project", env=self._env(cache), log_to=self.log
+        )
 
 
 def measure(ctx: Context) -> list[Result]:
@@ -156,8 +182,10 @@ def measure(ctx: Context) -> list[Result]:
     missing = [v for v in PYTHONS if v not in interpreters]
     if missing:
         why = f"no pyenv interpreter for Python {', '.join(missing)}"
-        return [Result(f"matrix {len(PYTHONS)}x3, {m}", None, t, detail=[why])
-                for m, t in (("cold", TARGET_COLD), ("warm", TARGET_WARM))]
+        return [
+            Result(f"matrix {len(PYTHONS)}x3, {m}", None, t, detail=[why])
+            for m, t in (("cold", TARGET_COLD), ("warm", TARGET_WARM))
+        ]
     nox = str(Path(tool_python(ctx)).parent / "nox")
     m = _Matrix(ctx, nox, interpreters)
     cells = m.setup()
@@ -172,10 +200,26 @@ def measure(ctx: Context) -> list[Result]:
     per_cell = f"; install step per cell (uv, median) {median(installs):.2f}s" if installs else ""
     label = f"matrix {len(PYTHONS)} Pythons x {len(cells) // len(PYTHONS)} versions of {CANDIDATE}"
     return [
-        Result(f"{label}, cold", median(cold_spike) / median(cold_plain), TARGET_COLD,
-               detail=[(f"pytest-spike (nox -j 2) {median(cold_spike):.1f}s, plain nox "
-                       f"{median(cold_plain):.1f}s (median of {len(cold_spike)})")]),
-        Result(f"{label}, warm", median(warm_spike) / median(warm_plain), TARGET_WARM,
-               detail=[(f"pytest-spike (nox -j 2) {median(warm_spike):.1f}s, plain nox "
-                       f"{median(warm_plain):.1f}s (median of {len(warm_spike)}){per_cell}")]),
+        Result(
+            f"{label}, cold",
+            median(cold_spike) / median(cold_plain),
+            TARGET_COLD,
+            detail=[
+                (
+                    f"pytest-spike (nox -j 2) {median(cold_spike):.1f}s, plain nox "
+                    f"{median(cold_plain):.1f}s (median of {len(cold_spike)})"
+                )
+            ],
+        ),
+        Result(
+            f"{label}, warm",
+            median(warm_spike) / median(warm_plain),
+            TARGET_WARM,
+            detail=[
+                (
+                    f"pytest-spike (nox -j 2) {median(warm_spike):.1f}s, plain nox "
+                    f"{median(warm_plain):.1f}s (median of {len(warm_spike)}){per_cell}"
+                )
+            ],
+        ),
     ]

@@ -41,15 +41,33 @@ def write_cells(folder: Path, count: int) -> None:
         cand, py, ver = n % 10, PYTHONS[(n // 10) % 5], n // 50
         name, version = f"candidate-{cand}", f"1.{ver}.0"
         cell_id = f"py{py}-{name}-{version}"
-        card = scorecard({"id": cell_id, "python": f"{py}.1", "python_short": py, "candidate": name,
-                          "version": version, "implementation": "CPython", "platform": "linux"},
-                         [candidate_result(name, version, n)])
+        card = scorecard(
+            {
+                "id": cell_id,
+                "python": f"{py}.1",
+                "python_short": py,
+                "candidate": name,
+                "version": version,
+                "implementation": "CPython",
+                "platform": "linux",
+            },
+            [candidate_result(name, version, n)],
+        )
         (folder / f"{cell_id}.json").write_text(dumps(card))
 
 
 def merge_once(ctx: Context, folder: Path, out: Path) -> dict[str, float]:
-    argv = [ctx.python, "-c", _CHILD, "merge", str(folder), "--json", str(out / "merged.json"),
-            "--md", str(out / "merged.md")]
+    argv = [
+        ctx.python,
+        "-c",
+        _CHILD,
+        "merge",
+        str(folder),
+        "--json",
+        str(out / "merged.json"),
+        "--md",
+        str(out / "merged.md"),
+    ]
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=clean_env(COLUMNS="80"), check=False)
     wall = time.perf_counter() - start
@@ -72,17 +90,25 @@ def measure(ctx: Context) -> list[Result]:
         out = fresh_dir(root / f"out-{size}")
         samples = [merge_once(ctx, folder, out) for _ in range(max(2 * ctx.runs, 5))]
         rows[size] = {k: median([s[k] for s in samples]) for k in samples[0]}
-    lines = [f"{n} files: {r['wall']:.2f}s wall ({r['inside']:.2f}s in merge), peak {r['rss']:.0f} MB"
-             for n, r in rows.items()]
+    lines = [
+        f"{n} files: {r['wall']:.2f}s wall ({r['inside']:.2f}s in merge), peak {r['rss']:.0f} MB"
+        for n, r in rows.items()
+    ]
     mid, big = rows[SIZES[1]], rows[SIZES[2]]
     # Doubling the cells may at most double the time (quadratic work would give x4): the
     # normalised growth is judged, on the two largest sizes where start-up matters least.
     growth = (big["inside"] / max(mid["inside"], 1e-9)) / (SIZES[2] / SIZES[1])
     per_cell_kb = (big["rss"] - rows[SIZES[0]]["rss"]) * 1024 / (SIZES[2] - SIZES[0])
-    lines.append(f"time x{big['inside'] / max(mid['inside'], 1e-9):.2f} from {SIZES[1]} to {SIZES[2]} files "
-                 f"(x2 is linear); memory grows {per_cell_kb:.0f} KB per cell file")
+    lines.append(
+        f"time x{big['inside'] / max(mid['inside'], 1e-9):.2f} from {SIZES[1]} to {SIZES[2]} files "
+        f"(x2 is linear); memory grows {per_cell_kb:.0f} KB per cell file"
+    )
     return [
         Result("merge of 500 cell files", big["wall"], None, unit="s", detail=lines),
-        Result(f"merge time growth per doubling of cells ({SIZES[1]} -> {SIZES[2]}), normalised",
-               growth, 1.3, detail=["1.0 is linear, 2.0 quadratic"]),
+        Result(
+            f"merge time growth per doubling of cells ({SIZES[1]} -> {SIZES[2]}), normalised",
+            growth,
+            1.3,
+            detail=["1.0 is linear, 2.0 quadratic"],
+        ),
     ]

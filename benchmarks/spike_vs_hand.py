@@ -42,8 +42,20 @@ class _Sides:
             fresh_dir(cache), fresh_dir(uv_cache)
         fresh_dir(self.project)
         (self.project / "pytest.ini").write_text("[pytest]\n")
-        argv = [self.ctx.python, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist",
-                "--spike", "--spike-isolation", "always", "--spike-cache-dir", str(cache)]
+        argv = [
+            self.ctx.python,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--spike",
+            "--spike-isolation",
+            "always",
+            "--spike-cache-dir",
+            str(cache),
+        ]
         for name in CANDIDATES:
             argv += ["--spike-candidate", name]
         if durations:
@@ -52,8 +64,9 @@ class _Sides:
         if out.exists():
             out.unlink()
         # Exit 1 is a result (a probe found a high risk), not a broken run.
-        return timed(argv, cwd=self.project, env=clean_env(UV_CACHE_DIR=str(uv_cache)),
-                     ok_codes=(0, 1), log_to=out)
+        return timed(
+            argv, cwd=self.project, env=clean_env(UV_CACHE_DIR=str(uv_cache)), ok_codes=(0, 1), log_to=out
+        )
 
     def by_hand(self, cold: bool) -> float:
         pip_cache = self.root / "pip-cache"
@@ -61,15 +74,32 @@ class _Sides:
             fresh_dir(pip_cache)
         work = fresh_dir(self.root / "by-hand")
         specs = [f"{d}:{m}" for d, m in CANDIDATES.items()]
-        return timed(["bash", str(BY_HAND), str(work), self.ctx.python, *specs],
-                     env=clean_env(PIP_CACHE_DIR=str(pip_cache)), log_to=self.log)
+        return timed(
+            ["bash", str(BY_HAND), str(work), self.ctx.python, *specs],
+            env=clean_env(PIP_CACHE_DIR=str(pip_cache)),
+            log_to=self.log,
+        )
 
     def download_floor(self) -> float:
         """What fetching the candidates' wheels and sdists plus pytest costs with empty caches."""
         dest = fresh_dir(self.root / "download")
         cache = fresh_dir(self.root / "download-cache")
-        return timed([self.ctx.python, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest),
-                      *CANDIDATES, "pytest"], env=clean_env(PIP_CACHE_DIR=str(cache)), log_to=self.log)
+        return timed(
+            [
+                self.ctx.python,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "-d",
+                str(dest),
+                *CANDIDATES,
+                "pytest",
+            ],
+            env=clean_env(PIP_CACHE_DIR=str(cache)),
+            log_to=self.log,
+        )
 
 
 def probe_breakdown(text: str) -> list[str]:
@@ -94,15 +124,27 @@ def measure(ctx: Context) -> list[Result]:
     names = ", ".join(CANDIDATES)
     return [
         Result(
-            f"zero-file spike ({names}), cold", median(cold_spike) / median(cold_hand), TARGET_COLD,
-            detail=[(f"pytest-spike {median(cold_spike):.1f}s, by hand {median(cold_hand):.1f}s "
+            f"zero-file spike ({names}), cold",
+            median(cold_spike) / median(cold_hand),
+            TARGET_COLD,
+            detail=[
+                (
+                    f"pytest-spike {median(cold_spike):.1f}s, by hand {median(cold_hand):.1f}s "
                     f"(median of {len(cold_spike)}); downloading the same wheels and sdists "
-                    f"alone with an empty pip cache: {floor:.1f}s")],
+                    f"alone with an empty pip cache: {floor:.1f}s"
+                )
+            ],
         ),
         Result(
-            f"zero-file spike ({names}), warm", median(warm_spike) / median(warm_hand), TARGET_WARM,
-            detail=[(f"pytest-spike {median(warm_spike):.1f}s, by hand {median(warm_hand):.1f}s "
-                    f"(median of {len(warm_spike)})"),
-                    *(f"warm probe time by kind: {line}" for line in breakdown)],
+            f"zero-file spike ({names}), warm",
+            median(warm_spike) / median(warm_hand),
+            TARGET_WARM,
+            detail=[
+                (
+                    f"pytest-spike {median(warm_spike):.1f}s, by hand {median(warm_hand):.1f}s "
+                    f"(median of {len(warm_spike)})"
+                ),
+                *(f"warm probe time by kind: {line}" for line in breakdown),
+            ],
         ),
     ]

@@ -20,8 +20,10 @@ TARGET_SECONDS = 0.5
 
 
 def measure(ctx: Context) -> list[Result]:
-    card = scorecard({"python": "3.11", "python_short": "3.11"},
-                     [candidate_result(f"candidate-{i:02d}", f"1.{i}.0", i) for i in range(CANDIDATES)])
+    card = scorecard(
+        {"python": "3.11", "python_short": "3.11"},
+        [candidate_result(f"candidate-{i:02d}", f"1.{i}.0", i) for i in range(CANDIDATES)],
+    )
     times = []
     for _ in range(max(ctx.runs, 5)):
         start = time.perf_counter()
@@ -31,9 +33,19 @@ def measure(ctx: Context) -> list[Result]:
     detail = [f"{len(lines)} lines"]
     detail += [f"{len(t)} columns: {t[:70]}..." for t in too_wide[:3]]
     return [
-        Result(f"scorecard of {CANDIDATES} candidates, render", median(times), TARGET_SECONDS,
-               unit="s", detail=[f"median of {len(times)} renders"]),
-        Result(f"scorecard of {CANDIDATES} candidates fits 80 columns",
-               float(max(len(t) for t, _ in lines)), 80.0, unit=" cols",
-               detail=detail, check=not too_wide),
+        Result(
+            f"scorecard of {CANDIDATES} candidates, render",
+            median(times),
+            TARGET_SECONDS,
+            unit="s",
+            detail=[f"median of {len(times)} renders"],
+        ),
+        Result(
+            f"scorecard of {CANDIDATES} candidates fits 80 columns",
+            float(max(len(t) for t, _ in lines)),
+            80.0,
+            unit=" cols",
+            detail=detail,
+            check=not too_wide,
+        ),
     ]

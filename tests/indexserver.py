@@ -17,15 +17,15 @@ import html
 import json
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
 from pkgfactory import FakeProject, build_sdist, build_wheel
 
 SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
@@ -207,7 +207,7 @@ class IndexServer:
     def client(self, **options: Any) -> Any:
         """An ``IndexClient`` that asks this server only (no pip config, extra indexes or
         find-links from the machine), with a short timeout and no retries unless overridden."""
-        from pytest_spike.index import IndexClient
+        from pytest_spike.index.client import IndexClient
 
         defaults: dict[str, Any] = dict(
             extra_index_urls=(),
@@ -314,9 +314,7 @@ class IndexServer:
             "project_urls": {"Homepage": f"https://example.invalid/{fake.name}"},
             "home_page": None,
             "yanked": all(bool(f.yanked) for f in release.files),
-            "yanked_reason": next(
-                (f.yanked for f in release.files if isinstance(f.yanked, str)), None
-            ),
+            "yanked_reason": next((f.yanked for f in release.files if isinstance(f.yanked, str)), None),
         }
         info.update(release.info)
         return info
@@ -335,9 +333,7 @@ class IndexServer:
             "last_serial": 1,
         }
         if version is None:
-            doc["releases"] = {
-                str(v): [f.legacy() for f in r.files] for v, r in project.releases.items()
-            }
+            doc["releases"] = {str(v): [f.legacy() for f in r.files] for v, r in project.releases.items()}
         return doc
 
     def answer(self, path: str, accept: str) -> tuple[int, str, bytes]:
@@ -359,12 +355,7 @@ class IndexServer:
             if project is not None:
                 as_json = self.simple_json and SIMPLE_JSON in accept
                 return (200, *self._simple_page(project, as_json))
-        elif (
-            parts[:1] == ["pypi"]
-            and parts[-1:] == ["json"]
-            and len(parts) in (3, 4)
-            and self.json_api
-        ):
+        elif parts[:1] == ["pypi"] and parts[-1:] == ["json"] and len(parts) in (3, 4) and self.json_api:
             project = self.projects.get(canonicalize_name(parts[1]))
             version = Version(parts[2]) if len(parts) == 4 else None
             known = project is not None and (version is None or version in project.releases)
@@ -390,9 +381,7 @@ def _handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
                 self._send(500, "text/plain", b"internal error")
                 return
             if mode == "garbage":
-                self._send(
-                    200, "text/html", b"<html><body><h1>Down for maintenance</h1></body></html>"
-                )
+                self._send(200, "text/html", b"<html><body><h1>Down for maintenance</h1></body></html>")
                 return
             status, ctype, body = server.answer(self.path, self.headers.get("Accept", ""))
             if mode == "truncated":

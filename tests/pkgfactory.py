@@ -14,9 +14,9 @@ import sys
 import tarfile
 import textwrap
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 
 @dataclass
@@ -78,9 +78,7 @@ def build_wheel(project: FakeProject, dest: Path) -> Path:
     """Write ``<name>-<version>-py3-none-any.whl`` into ``dest`` and return its path."""
     dest.mkdir(parents=True, exist_ok=True)
     info = f"{project.dist_name}-{project.version}.dist-info"
-    contents: dict[str, bytes] = {
-        path: text.encode() for path, text in project.package_files().items()
-    }
+    contents: dict[str, bytes] = {path: text.encode() for path, text in project.package_files().items()}
     contents[f"{info}/METADATA"] = project.metadata().encode()
     contents[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: pkgfactory\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

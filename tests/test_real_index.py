@@ -17,14 +17,27 @@ def real_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tomli 2.0.1 and toml 0.10.2 installed by pip from the package index into a folder."""
     site = tmp_path_factory.mktemp("real-site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-         "--target", str(site), "tomli==2.0.1", "toml==0.10.2"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(site),
+            "tomli==2.0.1",
+            "toml==0.10.2",
+        ],
         check=True,
     )
     return site
 
 
-def test_real_candidates_scorecard(pytester: pytest.Pytester, real_site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_candidates_scorecard(
+    pytester: pytest.Pytester, real_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PYTHONPATH", str(real_site))
     monkeypatch.syspath_prepend(str(real_site))
     pytester.makepyfile(
@@ -75,8 +88,13 @@ def test_real_candidate_in_its_own_environment_all_probes(pytester: pytest.Pytes
         """
     )
     result = pytester.runpytest(
-        "--spike", "--spike-isolation", "always", f"--spike-cache-dir={tmp_path / 'cache'}",
-        "--spike-upstream-sample", "3", "--spike-json=r.json",
+        "--spike",
+        "--spike-isolation",
+        "always",
+        f"--spike-cache-dir={tmp_path / 'cache'}",
+        "--spike-upstream-sample",
+        "3",
+        "--spike-json=r.json",
     )
     cand = json.loads((pytester.path / "r.json").read_text())["candidates"][0]
     probes = {p["kind"]: p for p in cand["probes"]}
@@ -99,10 +117,19 @@ def freeze() -> list[str]:
 def test_zero_file_spike_leaves_the_environment_unchanged(pytester: pytest.Pytester, tmp_path: Path) -> None:
     before = freeze()
     result = pytester.runpytest(
-        "--spike", "--spike-probes", "install,import,signals", "--spike-isolation", "always",
-        f"--spike-cache-dir={tmp_path / 'cache'}", "--spike-json=r.json",
-        "--spike-candidate", "tomli", "--spike-candidate", "tomlkit",
-        "--spike-candidate", "tomli-but-not-on-the-index-xyz",
+        "--spike",
+        "--spike-probes",
+        "install,import,signals",
+        "--spike-isolation",
+        "always",
+        f"--spike-cache-dir={tmp_path / 'cache'}",
+        "--spike-json=r.json",
+        "--spike-candidate",
+        "tomli",
+        "--spike-candidate",
+        "tomlkit",
+        "--spike-candidate",
+        "tomli-but-not-on-the-index-xyz",
     )
     assert freeze() == before
     data = {c["name"]: c for c in json.loads((pytester.path / "r.json").read_text())["candidates"]}

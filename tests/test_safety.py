@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
-from pytest_spike import child, runner
-from pytest_spike.budgets import TimeboxExceeded, alarm
-from pytest_spike.upstream import SpikeUpstream
+from pytest_spike._core import runner
+from pytest_spike.data.budgets import TimeboxExceeded, alarm
+from pytest_spike.envs import layer
+from pytest_spike.upstream.run import SpikeUpstream
 
 #: Credentials set in the environment of every run below; none may reach candidate code.
 SECRETS = {
@@ -112,11 +113,15 @@ def safety_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def safety_site(safety_wheels: Path, spike_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def safety_site(
+    safety_wheels: Path, spike_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Path:
     """conftest's ``spike_site`` plus the packages above, the secrets and a dump folder."""
     site = safety_wheels / "site"
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), str(spike_site), OUTER_PYTHONPATH])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(site), str(spike_site), OUTER_PYTHONPATH]))
+    )
     for name, value in {**SECRETS, CANARY[0]: CANARY[1]}.items():
         monkeypatch.setenv(name, value)
     dumps = tmp_path / "dumps"
@@ -179,7 +184,10 @@ def test_import_that_exits_floods_or_forks_is_contained(
     monkeypatch.setenv("SPIKE_SAFETY_PIDFILE", str(pidfile))
     started = time.monotonic()
     result = pytester.runpytest(
-        "--spike", "--spike-probes=import", "--spike-probe-timeout=20", "--spike-json=r.json",
+        "--spike",
+        "--spike-probes=import",
+        "--spike-probe-timeout=20",
+        "--spike-json=r.json",
         *[f"--spike-candidate={name}" for name in ("exitpkg", "loudpkg", "warnfloodpkg", "forkpkg")],
     )
     took = time.monotonic() - started
@@ -209,13 +217,15 @@ def test_import_that_exits_floods_or_forks_is_contained(
 def test_an_interrupt_while_waiting_kills_the_childs_group(tmp_path: Path) -> None:
     """Ctrl-C, SIGTERM-as-interrupt or a time box ringing inside runner.run."""
     pidfile = tmp_path / "pid"
-    code = ("import os, sys, time\n"
-            "pid = os.fork()\n"
-            "if pid == 0:\n"
-            "    time.sleep(60)\n"
-            "    os._exit(0)\n"
-            "open(sys.argv[1], 'w').write('%d %d' % (os.getpid(), pid))\n"
-            "time.sleep(60)\n")
+    code = (
+        "import os, sys, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    time.sleep(60)\n"
+        "    os._exit(0)\n"
+        "open(sys.argv[1], 'w').write('%d %d' % (os.getpid(), pid))\n"
+        "time.sleep(60)\n"
+    )
     if not hasattr(os, "fork"):
         pytest.skip("needs os.fork")
     with alarm(1.0, "box ran out") as usable:
@@ -240,10 +250,19 @@ def test_credentials_never_reach_the_import_probe_or_readme_blocks(
     assert_no_secrets(Path(os.environ["SPIKE_SAFETY_DUMPS"]), {"import", "readme"})
 
 
-def test_credentials_never_reach_upstream_tests(safety_site: Path, safety_wheels: Path, tmp_path: Path) -> None:
+def test_credentials_never_reach_upstream_tests(
+    safety_site: Path, safety_wheels: Path, tmp_path: Path
+) -> None:
     sdist = build_sdist(next(p for p in PROJECTS if p.name == "envpkg"), tmp_path / "dist")
-    spike = SpikeUpstream(sys.executable, "envpkg", "1.0", sdist, tmp_path / "work", 30.0,
-                          extra_env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    spike = SpikeUpstream(
+        sys.executable,
+        "envpkg",
+        "1.0",
+        sdist,
+        tmp_path / "work",
+        30.0,
+        extra_env={"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
     result = spike.probe()
     assert [o.outcome for o in result.outcomes.values()] == ["passed"], result
     # the test imported envpkg (one dump) and called dump (another), both in the child
@@ -253,7 +272,6 @@ def test_credentials_never_reach_upstream_tests(safety_site: Path, safety_wheels
 def test_credentials_never_reach_user_tests_rerun_by_the_child_pytest(
     safety_site: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("pytest_spike.plugin")
     from importlib import metadata
 
     try:
@@ -270,13 +288,24 @@ def test_credentials_never_reach_user_tests_rerun_by_the_child_pytest(
         "    import envpkg\n"
         "    envpkg.dump('child')\n"
     )
-    layer = tmp_path / "layer"  # empty: this interpreter has pytest already
-    layer.mkdir()
-    found = child.run_child(
-        sys.executable, layer, [str(project / "test_user.py") + "::test_dump"],
-        ["--spike", "--spike-probes=none", "--spike-isolation=never", "-p", "no:cacheprovider",
-         "-q", "--rootdir", str(project)],
-        cwd=project, timeout=60,
+    layer_dir = tmp_path / "layer"  # empty: this interpreter has pytest already
+    layer_dir.mkdir()
+    found = layer.run_child(
+        sys.executable,
+        layer_dir,
+        [str(project / "test_user.py") + "::test_dump"],
+        [
+            "--spike",
+            "--spike-probes=none",
+            "--spike-isolation=never",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(project),
+        ],
+        cwd=project,
+        timeout=60,
     )
     assert [r.outcome for r in found.values()] == ["passed"], found
     assert_no_secrets(Path(os.environ["SPIKE_SAFETY_DUMPS"]), {"import", "child"})
@@ -299,19 +328,26 @@ def test_upstream_tests_reading_stdin_or_waiting_on_a_socket(safety_site: Path, 
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)  # accepts the connection in the kernel, never answers
     port = listener.getsockname()[1]
-    project = FakeProject("envpkg", "1.0", files={"envpkg/__init__.py": ""}, sdist_files={
-        "tests/test_stdin.py": "import sys\n\ndef test_stdin():\n    sys.stdin.read()\n",
-        "tests/test_socket.py": "import socket\n\ndef test_socket():\n"
-        f"    socket.create_connection(('127.0.0.1', {port})).recv(1)\n",
-    })
+    project = FakeProject(
+        "envpkg",
+        "1.0",
+        files={"envpkg/__init__.py": ""},
+        sdist_files={
+            "tests/test_stdin.py": "import sys\n\ndef test_stdin():\n    sys.stdin.read()\n",
+            "tests/test_socket.py": "import socket\n\ndef test_socket():\n"
+            f"    socket.create_connection(('127.0.0.1', {port})).recv(1)\n",
+        },
+    )
     sdist = build_sdist(project, tmp_path / "dist")
     env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     try:
-        stdin_run = SpikeUpstream(sys.executable, "envpkg", "1.0", sdist, tmp_path / "w1", 20.0,
-                                  extra_env=env)
+        stdin_run = SpikeUpstream(
+            sys.executable, "envpkg", "1.0", sdist, tmp_path / "w1", 20.0, extra_env=env
+        )
         stdin_result = stdin_run.run(["tests/test_stdin.py::test_stdin"])
-        socket_run = SpikeUpstream(sys.executable, "envpkg", "1.0", sdist, tmp_path / "w2", 30.0,
-                                   extra_env=env)
+        socket_run = SpikeUpstream(
+            sys.executable, "envpkg", "1.0", sdist, tmp_path / "w2", 30.0, extra_env=env
+        )
         assert socket_run.test_files() and socket_run.target_info()  # set up before the clock runs
         socket_run.timeout = 2.0
         started = time.monotonic()
@@ -343,11 +379,26 @@ def test_an_interrupted_run_writes_valid_incomplete_results(
 ) -> None:
     pidfile = tmp_path / "probe.pid"
     env = {**os.environ, "SPIKE_SAFETY_PIDFILE": str(pidfile)}
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--spike",
-            "--spike-candidate=goodpkg", "--spike-candidate=sleeppkg",
-            "--spike-probe-timeout=60", "--spike-json=r.json"]
-    proc = subprocess.Popen(argv, cwd=pytester.path, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--spike",
+        "--spike-candidate=goodpkg",
+        "--spike-candidate=sleeppkg",
+        "--spike-probe-timeout=60",
+        "--spike-json=r.json",
+    ]
+    proc = subprocess.Popen(
+        argv,
+        cwd=pytester.path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (pidfile.is_file() and pidfile.read_text()) and time.monotonic() < deadline:
@@ -374,7 +425,7 @@ def test_an_interrupted_run_writes_valid_incomplete_results(
 
 
 def test_sigterm_becomes_an_interrupt_once() -> None:
-    from pytest_spike.interrupt import sigterm_as_interrupt
+    from pytest_spike._core.interrupt import sigterm_as_interrupt
 
     seen: list[int] = []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
@@ -415,14 +466,21 @@ def test_credentials_never_reach_a_candidate_in_its_own_environment(
         "    envpkg.dump('child')\n"
     )
     result = pytester.runpytest_subprocess(
-        "--spike", "--spike-isolation=always", "--spike-probes=install,import",
+        "--spike",
+        "--spike-isolation=always",
+        "--spike-probes=install,import",
         # environments, layer and venv scripts under a path no shell may see unquoted
-        f"--spike-cache-dir={pytester.path / 'cache ü $(touch pwned)'}", "--spike-json=r.json",
-        "-p", "no:cacheprovider",
+        f"--spike-cache-dir={pytester.path / 'cache ü $(touch pwned)'}",
+        "--spike-json=r.json",
+        "-p",
+        "no:cacheprovider",
     )
     result.assert_outcomes(passed=3)
-    install = next(p for p in json.loads((pytester.path / "r.json").read_text())["candidates"][0]["probes"]
-                   if p["kind"] == "install")
+    install = next(
+        p
+        for p in json.loads((pytester.path / "r.json").read_text())["candidates"][0]["probes"]
+        if p["kind"] == "install"
+    )
     assert install["details"].get("env"), "the candidate was not given an environment of its own"
     assert_no_secrets(Path(os.environ["SPIKE_SAFETY_DUMPS"]), {"import", "child"})
     assert not list(pytester.path.rglob("pwned")) and not list(Path.cwd().glob("pwned"))

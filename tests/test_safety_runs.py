@@ -42,7 +42,7 @@ def candidates(path: Path) -> dict[str, dict]:
 WRITER = """
 import sys
 from pathlib import Path
-from pytest_spike.files import write_atomic
+from pytest_spike._core.files import write_atomic
 
 path, mark = Path(sys.argv[1]), sys.argv[2]
 body = '{"writer": "%s", "pad": "%s"}' % (mark, mark * 300000)
@@ -69,19 +69,21 @@ def test_two_runs_writing_one_results_path_never_tear_it(tmp_path: Path) -> None
 LAYER = """
 import sys
 from pathlib import Path
-from pytest_spike import child
-print(child.build_layer(Path(sys.argv[1])))
+from pytest_spike.envs import layer
+print(layer.build_layer(Path(sys.argv[1])))
 """
 
 
 def test_two_runs_sharing_a_cache_build_the_child_layer_once(tmp_path: Path) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", LAYER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", LAYER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     paths = {p.communicate(timeout=60)[0].strip() for p in procs}
     assert [p.returncode for p in procs] == [0, 0]
     (layer,) = paths
     assert (Path(layer) / "spike-layer.json").is_file()
-    assert (Path(layer) / "pytest_spike" / "runner.py").is_file()
+    assert (Path(layer) / "pytest_spike" / "_core" / "runner.py").is_file()
     leftovers = [p.name for p in (tmp_path / "layers").iterdir() if p.name.startswith(".layer-")]
     assert leftovers == []  # a half-built copy is never left to be taken for a layer
 
@@ -99,8 +101,14 @@ def test_four_xdist_workers_give_the_same_scorecard(pytester: pytest.Pytester, s
 
     def essence(path: str) -> list:
         return [
-            (name, c["version"], c["level"], c["score"], sorted(f["code"] for f in c["findings"]),
-             sorted((p["nodeid"], p["outcome"]) for p in c["probes"]))
+            (
+                name,
+                c["version"],
+                c["level"],
+                c["score"],
+                sorted(f["code"] for f in c["findings"]),
+                sorted((p["nodeid"], p["outcome"]) for p in c["probes"]),
+            )
             for name, c in candidates(pytester.path / path).items()
         ]
 
@@ -119,16 +127,19 @@ def test_odd_paths_and_names_never_reach_a_shell(pytester: pytest.Pytester, spik
     project.mkdir()
     (project / "test_spike.py").write_text(SPIKE_FILE)
     result = pytester.runpytest(
-        str(project), "--spike",
-        "--spike-probes=install,import,readme", f"--spike-json={project / 'out ü $(touch pwned3).json'}",
+        str(project),
+        "--spike",
+        "--spike-probes=install,import,readme",
+        f"--spike-json={project / 'out ü $(touch pwned3).json'}",
         f"--spike-cache-dir={project / 'cache $HOME'}",
     )
     found = candidates(project / "out ü $(touch pwned3).json")
     assert set(found) == {"goodpkg", "warnpkg"}
     assert "readme.failed" not in {f["code"] for f in found["goodpkg"]["findings"]}
     assert result.ret == 1  # the failing warnpkg test, nothing else
-    bad = pytester.runpytest("--spike", "--spike-candidate=goodpkg; touch pwned4",
-                             "--spike-candidate=$(touch pwned5)")
+    bad = pytester.runpytest(
+        "--spike", "--spike-candidate=goodpkg; touch pwned4", "--spike-candidate=$(touch pwned5)"
+    )
     assert bad.ret != 0
     assert "goodpkg; touch pwned4" in bad.stdout.str() + bad.stderr.str()
     assert not [p for p in pytester.path.rglob("pwned*")]
@@ -138,8 +149,12 @@ def test_odd_paths_and_names_never_reach_a_shell(pytester: pytest.Pytester, spik
 def test_no_shell_is_ever_built() -> None:
     """Untrusted names and paths only ever travel in argument lists."""
     shellish = re.compile(r"shell\s*=\s*True|os\.system\(|os\.popen\(|os\.exec\w*p\w*\(|shlex\.join\(")
-    offenders = [f"{p.relative_to(SRC)}:{n}" for p in sorted(SRC.rglob("*.py"))
-                 for n, line in enumerate(p.read_text("utf-8").splitlines(), 1) if shellish.search(line)]
+    offenders = [
+        f"{p.relative_to(SRC)}:{n}"
+        for p in sorted(SRC.rglob("*.py"))
+        for n, line in enumerate(p.read_text("utf-8").splitlines(), 1)
+        if shellish.search(line)
+    ]
     assert offenders == []
 
 
@@ -153,8 +168,13 @@ def test_a_broken_index_is_an_info_finding_and_poisons_nothing(
     for key, value in HERMETIC_ENV.items():
         monkeypatch.setenv(key, value)
     cache = tmp_path / "cache"
-    args = ["--spike", "--spike-probes=signals", f"--spike-cache-dir={cache}", "--spike-json=r.json",
-            "--spike-candidate=goodpkg"]
+    args = [
+        "--spike",
+        "--spike-probes=signals",
+        f"--spike-cache-dir={cache}",
+        "--spike-json=r.json",
+        "--spike-candidate=goodpkg",
+    ]
     with IndexServer(tmp_path / "index") as index:
         index.add("goodpkg", "1.0", upload_time="2019-03-01", license="MIT")
         index.misbehave(mode)
@@ -179,19 +199,28 @@ def test_a_broken_index_is_an_info_finding_and_poisons_nothing(
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"schema": "pytest-spike/1", "candidates": [{"na', "not a JSON results file*was the run cut short?"),
+        (
+            '{"schema": "pytest-spike/1", "candidates": [{"na',
+            "not a JSON results file*was the run cut short?",
+        ),
         ("<html>502 Bad Gateway</html>", "not a JSON results file*"),
         ("[1, 2]", "not a pytest-spike results file (top level is not an object)"),
-        ('{"schema": "pytest-spike/0", "candidates": []}',
-         "results schema 'pytest-spike/0' is not *: re-run the spike with this version of pytest-spike"),
-        ('{"schema": "pytest-spike/7", "candidates": []}',
-         "*'pytest-spike/7'*written by a newer pytest-spike; upgrade pytest-spike to read it"),
+        (
+            '{"schema": "pytest-spike/0", "candidates": []}',
+            "results schema 'pytest-spike/0' is not *: re-run the spike with this version of pytest-spike",
+        ),
+        (
+            '{"schema": "pytest-spike/7", "candidates": []}',
+            "*'pytest-spike/7'*written by a newer pytest-spike; upgrade pytest-spike to read it",
+        ),
         ('{"schema": "junit/1"}', "*'junit/1'*not a pytest-spike results file"),
         (json.dumps({"schema": SCHEMA}), "malformed results file (KeyError: 'candidates')"),
     ],
     ids=["truncated", "not-json", "not-object", "older", "newer", "foreign", "no-candidates"],
 )
-def test_show_refuses_a_bad_results_file_with_one_line(pytester: pytest.Pytester, text: str, message: str) -> None:
+def test_show_refuses_a_bad_results_file_with_one_line(
+    pytester: pytest.Pytester, text: str, message: str
+) -> None:
     (pytester.path / "r.json").write_text(text)
     shown = pytester.run(sys.executable, "-m", "pytest_spike", "show", "r.json")
     assert shown.ret == 2

@@ -25,9 +25,20 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--only-binary=:all:", WHEEL, "--dest", tmp],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                WHEEL,
+                "--dest",
+                tmp,
+            ],
+            capture_output=True,
+            text=True,
         )
         wheels = list(Path(tmp).glob("*.whl"))
         if done.returncode != 0 or not wheels:

@@ -67,7 +67,9 @@ def test_writes_weather_rows(name, spike_data, spike_metric):
     start = time.perf_counter()
     for _ in range(ROUNDS):
         text = dumps(library, rows)
-    spike_metric("write speed", round(len(text) * ROUNDS / 1e6 / (time.perf_counter() - start), 1), unit="MB/s")
+    spike_metric(
+        "write speed", round(len(text) * ROUNDS / 1e6 / (time.perf_counter() - start), 1), unit="MB/s"
+    )
     assert json.loads(text) == rows
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import sys
-from importlib import metadata
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from importlib import metadata
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 
@@ -15,9 +15,9 @@ from pytest_spike.model import Candidate, Metric, SpikeError
 from pytest_spike.settings import SETTINGS
 
 if TYPE_CHECKING:  # imported in the fixtures that need them: a run without --spike never does
-    from pytest_spike.data import SpikeData
-    from pytest_spike.readme import SpikeReadme
-    from pytest_spike.upstream import SpikeUpstream
+    from pytest_spike.data.folder import SpikeData
+    from pytest_spike.readme.run import SpikeReadme
+    from pytest_spike.upstream.run import SpikeUpstream
 
 _RECORDER = pytest.StashKey["SpikeRecorder"]()
 #: The SpikeData a test used, so a failure can name the record it failed on.
@@ -67,7 +67,7 @@ def spike_readme(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             assert run.ok, run.summary()
     """
     candidate = _candidate(request, "spike_readme")
-    from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
+    from pytest_spike.readme.run import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
 
     return SpikeReadme(
         python=sys.executable,
@@ -108,7 +108,7 @@ def spike_metric(request: pytest.FixtureRequest) -> Callable[..., None]:
     """
     recorder = SpikeRecorder.of(_require_candidate(request, "spike_metric"))
 
-    def metric(name: str, value: float, *, unit: Optional[str] = None, better: str = "higher") -> None:
+    def metric(name: str, value: float, *, unit: str | None = None, better: str = "higher") -> None:
         if not isinstance(name, str) or not name.strip():
             raise SpikeError(f"spike_metric: the name must be a non-empty string, got {name!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -141,9 +141,11 @@ def spike_upstream(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     try:
         version = metadata.version(candidate.project)
     except metadata.PackageNotFoundError:
-        pytest.fail(f"spike_upstream: {candidate.project} is not installed for {sys.executable}", pytrace=False)
-    from pytest_spike.index import IndexClient, sdist_entry
-    from pytest_spike.upstream import SpikeUpstream
+        pytest.fail(
+            f"spike_upstream: {candidate.project} is not installed for {sys.executable}", pytrace=False
+        )
+    from pytest_spike.index.client import IndexClient, sdist_entry
+    from pytest_spike.upstream.run import SpikeUpstream
 
     client = IndexClient(settings.index_url, cache_dir=settings.cache_dir / "index", offline=settings.offline)
     try:
@@ -166,12 +168,12 @@ def _spike_data_folder(pytestconfig: pytest.Config) -> SpikeData:
     data = pytestconfig.stash[SETTINGS].data
     if data is None:
         pytest.fail(
-            "spike_data needs a data folder: pass --spike-data DIR or set spike_data = \"DIR\" "
+            'spike_data needs a data folder: pass --spike-data DIR or set spike_data = "DIR" '
             "under [tool.pytest.ini_options] in pyproject.toml",
             pytrace=False,
         )
     try:
-        from pytest_spike.data import SpikeData
+        from pytest_spike.data.folder import SpikeData
 
         return SpikeData(data[0], source=data[1])
     except SpikeError as exc:

@@ -5,7 +5,8 @@ Every docstring is a working ``conftest.py`` example.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,9 +14,7 @@ if TYPE_CHECKING:
     from pytest_spike.model import CandidateResult, Finding, Level, Scorecard
 
 
-def pytest_spike_add_findings(
-    result: CandidateResult, config: pytest.Config
-) -> Sequence[Finding] | None:
+def pytest_spike_add_findings(result: CandidateResult, config: pytest.Config) -> Sequence[Finding] | None:
     """Add findings to a candidate before it is scored (called once per candidate).
 
     Runs on the controller (under pytest-xdist too), after every probe has reported.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -135,8 +136,7 @@ def _versions(value: Any, where: str) -> str | tuple[str, ...] | None:
             SpecifierSet(text)
         except InvalidSpecifier:
             raise SpikeError(
-                f"{where}: versions={value!r} is not a specifier ('>=2,<3'), "
-                "a list of versions or 'latest:N'"
+                f"{where}: versions={value!r} is not a specifier ('>=2,<3'), a list of versions or 'latest:N'"
             ) from None
         return text
     if isinstance(value, (list, tuple)) and value:
@@ -151,9 +151,7 @@ def _versions(value: Any, where: str) -> str | tuple[str, ...] | None:
     )
 
 
-def _str_tuple(
-    value: Any, where: str, key: str, pattern: re.Pattern[str], example: str
-) -> tuple[str, ...]:
+def _str_tuple(value: Any, where: str, key: str, pattern: re.Pattern[str], example: str) -> tuple[str, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else value
@@ -199,7 +197,9 @@ def candidate_of(item: pytest.Item) -> tuple[Candidate, str] | None:
         return None
     own = {repr((m.args, sorted(m.kwargs.items()))) for m in item.own_markers if m.name == CANDIDATE_MARK}
     if len(own) > 1:
-        raise SpikeError("has more than one spike.candidate(...) mark; a test belongs to exactly one candidate")
+        raise SpikeError(
+            "has more than one spike.candidate(...) mark; a test belongs to exactly one candidate"
+        )
     candidate = candidate_from_mark(mark.args, mark.kwargs)
     kind = "custom"
     if kind_mark is not None:

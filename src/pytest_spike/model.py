@@ -10,8 +10,9 @@ import enum
 import math
 import platform
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -111,9 +112,7 @@ class Finding:
     def __post_init__(self) -> None:
         object.__setattr__(self, "severity", Severity(self.severity))
         object.__setattr__(self, "message", _one_line(self.message))
-        object.__setattr__(
-            self, "evidence", {str(k): str(v) for k, v in dict(self.evidence).items()}
-        )
+        object.__setattr__(self, "evidence", {str(k): str(v) for k, v in dict(self.evidence).items()})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -202,9 +201,7 @@ class Candidate:
         return {
             "name": self.name,
             "requirement": self.requirement,
-            "versions": list(self.versions)
-            if isinstance(self.versions, tuple)
-            else self.versions,
+            "versions": list(self.versions) if isinstance(self.versions, tuple) else self.versions,
             "python": list(self.python),
             "modules": list(self.modules),
             "timebox": self.timebox,
@@ -245,8 +242,7 @@ def parse_requirement(text: str, where: str) -> Requirement:
         ) from None
     if req.url:
         raise SpikeError(
-            f"{where}: {text!r} is a direct URL requirement; name a project on the "
-            "package index instead"
+            f"{where}: {text!r} is a direct URL requirement; name a project on the package index instead"
         )
     return req
 
@@ -296,9 +292,7 @@ class ProbeResult:
             "nodeid": self.nodeid,
             "outcome": self.outcome,
             "duration_s": round(self.duration_s, 4),
-            "peak_memory_mb": None
-            if self.peak_memory_mb is None
-            else round(self.peak_memory_mb, 2),
+            "peak_memory_mb": None if self.peak_memory_mb is None else round(self.peak_memory_mb, 2),
             "version": self.version,
             "findings": [f.to_dict() for f in self.findings],
             "details": self.details,
@@ -318,10 +312,7 @@ class ProbeResult:
             version=data.get("version"),
             findings=[Finding.from_dict(f) for f in data.get("findings") or ()],
             details=dict(data.get("details") or {}),
-            metrics={
-                name: Metric.from_dict(name, m)
-                for name, m in (data.get("metrics") or {}).items()
-            },
+            metrics={name: Metric.from_dict(name, m) for name, m in (data.get("metrics") or {}).items()},
             notes=[str(n) for n in data.get("notes") or ()],
         )
 
@@ -384,15 +375,10 @@ class CandidateResult:
                 "level": self.level.value,
                 "score": _number(self.score),
                 "findings": [
-                    dict(s.finding.to_dict(), points=_number(s.points), probe=s.probe)
-                    for s in self.scored
+                    dict(s.finding.to_dict(), points=_number(s.points), probe=s.probe) for s in self.scored
                 ],
                 "probes": [
-                    {
-                        key: value
-                        for key, value in p.to_dict().items()
-                        if key not in ("candidate", "findings")
-                    }
+                    {key: value for key, value in p.to_dict().items() if key not in ("candidate", "findings")}
                     for p in self.probes
                 ],
                 "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
@@ -407,10 +393,7 @@ class CandidateResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CandidateResult:
         candidate = Candidate.from_dict(data)
-        probes = [
-            ProbeResult.from_dict(dict(p, candidate=candidate.name))
-            for p in data.get("probes") or ()
-        ]
+        probes = [ProbeResult.from_dict(dict(p, candidate=candidate.name)) for p in data.get("probes") or ()]
         return cls(
             candidate=candidate,
             version=data.get("version"),

@@ -7,8 +7,9 @@ registered and does the rest.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Generator
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     if settings.enabled:
-        from pytest_spike.session import SpikeSession
+        from pytest_spike.session.spike import SpikeSession
 
         config.pluginmanager.register(SpikeSession(config, settings), "spike-session")
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Callable
 
 from pytest_spike.model import Finding, Level, Scored, Severity, SpikeError
 
@@ -83,8 +84,6 @@ def level_for(score: float, findings: Iterable[Finding]) -> Level:
     return Level.LOW
 
 
-def score(
-    findings: Iterable[tuple[Finding, str | None]], points: Callable[[Finding], float]
-) -> list[Scored]:
+def score(findings: Iterable[tuple[Finding, str | None]], points: Callable[[Finding], float]) -> list[Scored]:
     """Each (finding, probe node id) with the points ``points`` gives it."""
     return [Scored(f, points(f), probe) for f, probe in findings]

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_spike.budgets import Rate
-from pytest_spike.defaults import BACKENDS, DEFAULT_TIMEBOX_S, ISOLATION_MODES, default_cache_root
+from pytest_spike._core.defaults import BACKENDS, DEFAULT_TIMEBOX_S, ISOLATION_MODES, default_cache_root
+from pytest_spike.data.budgets import Rate
 from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import BUILTIN_KINDS, Level, SpikeError, parse_choice
 from pytest_spike.scoring import Weights
@@ -35,81 +35,194 @@ class _Setting:
 _SETTINGS = {
     s.dest: s
     for s in (
-        _Setting("spike", "--spike", None, "run spike probes: built-in probes for every candidate, "
-                 "and the tests marked with spike.candidate (skipped otherwise)"),
-        _Setting("candidates", "--spike-candidate", "spike_candidates",
-                 "add a candidate by requirement, with no test file (repeatable)", "REQ"),
-        _Setting("select", "--spike-select", None,
-                 "keep only the named candidates (repeatable)", "NAME"),
-        _Setting("json", "--spike-json", None,
-                 "write the results of this run (one matrix cell) as JSON to PATH", "PATH"),
-        _Setting("md", "--spike-md", None,
-                 "write the scorecard as Markdown to PATH (also appended to "
-                 "$GITHUB_STEP_SUMMARY under GitHub Actions)", "PATH"),
-        _Setting("fail_on", "--spike-fail-on", "spike_fail_on",
-                 "exit non-zero when any candidate reaches LEVEL (low, medium, high, blocked); "
-                 "default: the exit status is pytest's own", "LEVEL"),
-        _Setting("probe_timeout", "--spike-probe-timeout", "spike_probe_timeout",
-                 "time limit for each subprocess a probe starts, in seconds or like '2m' "
-                 f"(default: {DEFAULT_PROBE_TIMEOUT:.0f}s)", "SECONDS", DEFAULT_PROBE_TIMEOUT),
-        _Setting("probes", "--spike-probes", "spike_probes",
-                 "comma-separated built-in probes to run, or 'none' (default: all: "
-                 f"{','.join(BUILTIN_KINDS)})", "LIST", BUILTIN_KINDS),
-        _Setting("data", "--spike-data", "spike_data",
-                 "the team's data folder for spike_data (relative paths: from the current "
-                 "folder on the command line, from the rootdir in the ini file)", "DIR"),
-        _Setting("index_url", "--spike-index-url", "spike_index_url",
-                 "package index (simple API) for signals and versions; default: pip's "
-                 "configuration (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf)", "URL"),
-        _Setting("cache_dir", "--spike-cache-dir", "spike_cache_dir",
-                 "where index answers are cached (default: $XDG_CACHE_HOME/pytest-spike)", "DIR"),
-        _Setting("offline", "--spike-offline", None,
-                 "never ask the package index; use only cached answers"),
-        _Setting("stale_after", "--spike-stale-after", "spike_stale_after",
-                 "days since the last release after which a project is stale (default: 730)",
-                 "DAYS", 730),
-        _Setting("plan", "--spike-plan", None,
-                 "write the spike's plan (candidates with their versions and Pythons, and the "
-                 "ini defaults) as JSON to PATH; use with --collect-only", "PATH"),
-        _Setting("cell", "--spike-cell", None,
-                 "the matrix cell this run is (recorded in --spike-json), e.g. py3.11-tomli-2.2.1",
-                 "ID"),
-        _Setting("python_default", None, "spike_python",
-                 "Python versions a candidate without python= runs on in the matrix, "
-                 "e.g. '3.9 3.11 3.13'"),
-        _Setting("versions_default", None, "spike_versions",
-                 "versions a candidate without versions= runs in the matrix: a specifier, "
-                 "a list or 'latest:N'"),
-        _Setting("isolation", "--spike-isolation", "spike_isolation",
-                 "where candidates run: 'auto' (the running environment when the candidate is "
-                 "installed there at an accepted version, else an environment of its own), "
-                 "'always' (always its own), 'never' (only the running environment); default: auto",
-                 "MODE", "auto"),
+        _Setting(
+            "spike",
+            "--spike",
+            None,
+            "run spike probes: built-in probes for every candidate, "
+            "and the tests marked with spike.candidate (skipped otherwise)",
+        ),
+        _Setting(
+            "candidates",
+            "--spike-candidate",
+            "spike_candidates",
+            "add a candidate by requirement, with no test file (repeatable)",
+            "REQ",
+        ),
+        _Setting("select", "--spike-select", None, "keep only the named candidates (repeatable)", "NAME"),
+        _Setting(
+            "json",
+            "--spike-json",
+            None,
+            "write the results of this run (one matrix cell) as JSON to PATH",
+            "PATH",
+        ),
+        _Setting(
+            "md",
+            "--spike-md",
+            None,
+            "write the scorecard as Markdown to PATH (also appended to "
+            "$GITHUB_STEP_SUMMARY under GitHub Actions)",
+            "PATH",
+        ),
+        _Setting(
+            "fail_on",
+            "--spike-fail-on",
+            "spike_fail_on",
+            "exit non-zero when any candidate reaches LEVEL (low, medium, high, blocked); "
+            "default: the exit status is pytest's own",
+            "LEVEL",
+        ),
+        _Setting(
+            "probe_timeout",
+            "--spike-probe-timeout",
+            "spike_probe_timeout",
+            "time limit for each subprocess a probe starts, in seconds or like '2m' "
+            f"(default: {DEFAULT_PROBE_TIMEOUT:.0f}s)",
+            "SECONDS",
+            DEFAULT_PROBE_TIMEOUT,
+        ),
+        _Setting(
+            "probes",
+            "--spike-probes",
+            "spike_probes",
+            f"comma-separated built-in probes to run, or 'none' (default: all: {','.join(BUILTIN_KINDS)})",
+            "LIST",
+            BUILTIN_KINDS,
+        ),
+        _Setting(
+            "data",
+            "--spike-data",
+            "spike_data",
+            "the team's data folder for spike_data (relative paths: from the current "
+            "folder on the command line, from the rootdir in the ini file)",
+            "DIR",
+        ),
+        _Setting(
+            "index_url",
+            "--spike-index-url",
+            "spike_index_url",
+            "package index (simple API) for signals and versions; default: pip's "
+            "configuration (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf)",
+            "URL",
+        ),
+        _Setting(
+            "cache_dir",
+            "--spike-cache-dir",
+            "spike_cache_dir",
+            "where index answers are cached (default: $XDG_CACHE_HOME/pytest-spike)",
+            "DIR",
+        ),
+        _Setting("offline", "--spike-offline", None, "never ask the package index; use only cached answers"),
+        _Setting(
+            "stale_after",
+            "--spike-stale-after",
+            "spike_stale_after",
+            "days since the last release after which a project is stale (default: 730)",
+            "DAYS",
+            730,
+        ),
+        _Setting(
+            "plan",
+            "--spike-plan",
+            None,
+            "write the spike's plan (candidates with their versions and Pythons, and the "
+            "ini defaults) as JSON to PATH; use with --collect-only",
+            "PATH",
+        ),
+        _Setting(
+            "cell",
+            "--spike-cell",
+            None,
+            "the matrix cell this run is (recorded in --spike-json), e.g. py3.11-tomli-2.2.1",
+            "ID",
+        ),
+        _Setting(
+            "python_default",
+            None,
+            "spike_python",
+            "Python versions a candidate without python= runs on in the matrix, e.g. '3.9 3.11 3.13'",
+        ),
+        _Setting(
+            "versions_default",
+            None,
+            "spike_versions",
+            "versions a candidate without versions= runs in the matrix: a specifier, a list or 'latest:N'",
+        ),
+        _Setting(
+            "isolation",
+            "--spike-isolation",
+            "spike_isolation",
+            "where candidates run: 'auto' (the running environment when the candidate is "
+            "installed there at an accepted version, else an environment of its own), "
+            "'always' (always its own), 'never' (only the running environment); default: auto",
+            "MODE",
+            "auto",
+        ),
         _Setting("fresh", "--spike-fresh", None, "rebuild the candidates' cached environments"),
-        _Setting("backend", "--spike-backend", "spike_backend",
-                 "how candidate environments are built: 'auto' (uv when installed, else venv), "
-                 "'uv' or 'venv' (default: auto)", "NAME", "auto"),
-        _Setting("keep_envs", "--spike-keep-envs", None,
-                 "print where the candidates' environments are (they are cached and reused)"),
-        _Setting("requirements", None, "spike_requirements",
-                 "the project's requirement or constraint files for the fit check, one per line "
-                 "(default: the packages of the running environment)"),
-        _Setting("upstream_sample", "--spike-upstream-sample", "spike_upstream_sample",
-                 "how many upstream tests the upstream probe runs (one per file; default: 5)",
-                 "N", 5),
-        _Setting("upstream_seed", "--spike-upstream-seed", "spike_upstream_seed",
-                 "seed of the upstream sample's hash order (recorded in the results; default: 0)",
-                 "SEED", 0),
-        _Setting("timebox", "--spike-timebox", "spike_timebox",
-                 "wall time all probes of one candidate may take, in seconds or like '10m'; "
-                 "a candidate's timebox= wins (default: 10m)", "SECONDS", DEFAULT_TIMEBOX_S),
-        _Setting("cost", "--spike-cost-per-hour", "spike_cost_per_hour",
-                 "what an hour of compute costs here, e.g. '3.20' or '2.5 EUR': the scorecard "
-                 "turns each candidate's measured time into money (the option overrides the ini "
-                 "key, e.g. per matrix cell)", "RATE"),
-        _Setting("weights", None, "spike_weights",
-                 "points per severity or finding code, one 'name = points' per line, "
-                 "e.g. 'high = 25' or 'signals.stale = 0'"),
+        _Setting(
+            "backend",
+            "--spike-backend",
+            "spike_backend",
+            "how candidate environments are built: 'auto' (uv when installed, else venv), "
+            "'uv' or 'venv' (default: auto)",
+            "NAME",
+            "auto",
+        ),
+        _Setting(
+            "keep_envs",
+            "--spike-keep-envs",
+            None,
+            "print where the candidates' environments are (they are cached and reused)",
+        ),
+        _Setting(
+            "requirements",
+            None,
+            "spike_requirements",
+            "the project's requirement or constraint files for the fit check, one per line "
+            "(default: the packages of the running environment)",
+        ),
+        _Setting(
+            "upstream_sample",
+            "--spike-upstream-sample",
+            "spike_upstream_sample",
+            "how many upstream tests the upstream probe runs (one per file; default: 5)",
+            "N",
+            5,
+        ),
+        _Setting(
+            "upstream_seed",
+            "--spike-upstream-seed",
+            "spike_upstream_seed",
+            "seed of the upstream sample's hash order (recorded in the results; default: 0)",
+            "SEED",
+            0,
+        ),
+        _Setting(
+            "timebox",
+            "--spike-timebox",
+            "spike_timebox",
+            "wall time all probes of one candidate may take, in seconds or like '10m'; "
+            "a candidate's timebox= wins (default: 10m)",
+            "SECONDS",
+            DEFAULT_TIMEBOX_S,
+        ),
+        _Setting(
+            "cost",
+            "--spike-cost-per-hour",
+            "spike_cost_per_hour",
+            "what an hour of compute costs here, e.g. '3.20' or '2.5 EUR': the scorecard "
+            "turns each candidate's measured time into money (the option overrides the ini "
+            "key, e.g. per matrix cell)",
+            "RATE",
+        ),
+        _Setting(
+            "weights",
+            None,
+            "spike_weights",
+            "points per severity or finding code, one 'name = points' per line, "
+            "e.g. 'high = 25' or 'signals.stale = 0'",
+        ),
     )
 }
 
@@ -122,8 +235,7 @@ def add_options(parser: pytest.Parser) -> None:
         if s.option in ("--spike", "--spike-offline", "--spike-fresh", "--spike-keep-envs"):
             group.addoption(s.option, action="store_true", default=False, dest=dest, help=s.help)
         elif s.option in ("--spike-candidate", "--spike-select"):
-            group.addoption(s.option, action="append", default=[], dest=dest,
-                            metavar=s.metavar, help=s.help)
+            group.addoption(s.option, action="append", default=[], dest=dest, metavar=s.metavar, help=s.help)
         elif s.option:
             group.addoption(s.option, default=None, dest=dest, metavar=s.metavar, help=s.help)
         if s.ini:

@@ -13,7 +13,8 @@ import datetime as _dt
 from pathlib import Path
 
 from pytest_spike import __version__
-from pytest_spike.envs import resolver_excerpt
+from pytest_spike._core.files import write_atomic
+from pytest_spike.envs.manager import resolver_excerpt
 from pytest_spike.matrix.plan import Cell
 from pytest_spike.model import (
     Candidate,
@@ -23,7 +24,6 @@ from pytest_spike.model import (
     Scorecard,
     Severity,
 )
-from pytest_spike.files import write_atomic
 from pytest_spike.report.results import dumps
 from pytest_spike.scoring import Weights, level_for, score
 

@@ -56,8 +56,7 @@ def include_list(plan: MatrixPlan, limit: int = MAX_JOBS) -> tuple[list[dict[str
     skipped = plan.skipped()
     if skipped:
         lines.append(
-            f"{len(skipped)} cells not in the matrix: "
-            + "; ".join(f"{c.id}: {c.reason}" for c in skipped)
+            f"{len(skipped)} cells not in the matrix: " + "; ".join(f"{c.id}: {c.reason}" for c in skipped)
         )
     return include, lines
 

@@ -15,12 +15,12 @@ import glob
 import os
 import shutil
 import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
 
-from pytest_spike import runner
-from pytest_spike.envs import find_uv
+from pytest_spike._core import runner
+from pytest_spike.envs.manager import find_uv
 
 #: The oldest Python pytest-spike runs on; older interpreters are skipped with a reason.
 MIN_PYTHON = (3, 9)
@@ -78,8 +78,8 @@ class Finder:
         uv: str | bool | None = None,
     ) -> None:
         self.search_path = os.environ.get("PATH", "") if search_path is None else search_path
-        self.pyenv: Path | None = pyenv_root() if pyenv is None else (
-            Path(pyenv) if isinstance(pyenv, (str, Path)) else None
+        self.pyenv: Path | None = (
+            pyenv_root() if pyenv is None else (Path(pyenv) if isinstance(pyenv, (str, Path)) else None)
         )
         self.uv: str | None = find_uv() if uv is None else (uv if isinstance(uv, str) else None)
         self._known: dict[str, Interpreter] = {}
@@ -150,7 +150,7 @@ def _confirm(path: str, version: str) -> str | None:
 
 
 def host_python() -> str:
-    """"X.Y" of the running interpreter."""
+    """ "X.Y" of the running interpreter."""
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 

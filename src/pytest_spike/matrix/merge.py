@@ -11,9 +11,10 @@ pass; expected cells without a results file are ``missing`` and cost points.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 

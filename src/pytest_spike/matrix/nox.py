@@ -24,19 +24,20 @@ import inspect
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-from pytest_spike import runner
-from pytest_spike.envs import find_uv, tool_env, uv_index_args
+from pytest_spike._core import runner
+from pytest_spike._core.files import write_atomic
+from pytest_spike.envs.manager import find_uv, tool_env, uv_index_args
 from pytest_spike.matrix import cells
 from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell, MatrixPlan, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
-from pytest_spike.report.terminal import output_width
 from pytest_spike.model import Level, SpikeError
-from pytest_spike.files import write_atomic
 from pytest_spike.report import results
+from pytest_spike.report.terminal import output_width
 
 #: Set by the nox process that planned, so its --parallel workers reuse the plan.
 PLAN_ENV = "PYTEST_SPIKE_NOX_PLAN"
@@ -118,9 +119,7 @@ def report(
     write_atomic(out_dir / "report.md", render_markdown(merged))
     lines = [text for text, _ in terminal_lines(merged, output_width())]
     lines.append(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
-    broken = any(
-        c.state in ("missing", "error") for g in merged.grids for c in g.cells.values()
-    )
+    broken = any(c.state in ("missing", "error") for g in merged.grids for c in g.cells.values())
     reached = bool(fail_on and merged.scorecard.reaching(fail_on))
     return lines, not (refused or broken or reached)
 
@@ -176,10 +175,7 @@ def spike_sessions(
         )  # fmt: skip
 
     spike_cell.__doc__ = "One cell of the spike matrix (python x candidate x version)."
-    params = [
-        nox.param(c.interpreter if c.status == "run" else False, c.id, id=c.id)
-        for c in plan.cells
-    ]
+    params = [nox.param(c.interpreter if c.status == "run" else False, c.id, id=c.id) for c in plan.cells]
     backend = "uv|virtualenv" if find_uv() else "virtualenv"
     extra = _supported(nox.session, download_python="never", allow_parallel=True)
     nox.session(name=f"{name}_cell", venv_backend=backend, **extra)(
@@ -190,8 +186,10 @@ def spike_sessions(
         lines, clean = report(plan, Path(results_dir), out_dir, level)
         print("\n".join(lines))
         if not clean:
-            session.error("the spike matrix has missing or broken cells, refused files, or a "
-                          "candidate at the --fail-on level (see above)")
+            session.error(
+                "the spike matrix has missing or broken cells, refused files, or a "
+                "candidate at the --fail-on level (see above)"
+            )
 
     spike_report.__doc__ = "Run every spike cell, then merge them into one scorecard."
     nox.session(name=name, python=False, requires=[f"{name}_cell"])(spike_report)

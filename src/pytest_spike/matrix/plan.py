@@ -14,16 +14,19 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 import pytest_spike
-from pytest_spike import runner
-from pytest_spike.index import IndexClient
+from pytest_spike._core import runner
+from pytest_spike._core.files import load_json_document
+from pytest_spike.index.client import IndexClient
+from pytest_spike.index.versions import python_allows, resolve
 from pytest_spike.matrix.interpreters import (
     MIN_PYTHON,
     Finder,
@@ -31,9 +34,7 @@ from pytest_spike.matrix.interpreters import (
     parse_python,
     sort_pythons,
 )
-from pytest_spike.files import load_json_document
 from pytest_spike.model import SpikeError
-from pytest_spike.versions import python_allows, resolve
 
 PYTEST_PLAN_SCHEMA = "pytest-spike-plan/1"
 MATRIX_SCHEMA = "pytest-spike-matrix/1"
@@ -154,12 +155,8 @@ def collect(
             argv += ["-p", "pytest_spike.plugin"]  # a checkout on PYTHONPATH has no entry point
         for req in candidates:
             argv += ["--spike-candidate", req]
-        pythonpath = os.pathsep.join(
-            p for p in (plugin_pythonpath(), os.environ.get("PYTHONPATH", "")) if p
-        )
-        done = runner.run(
-            [*argv, *paths], timeout=timeout, cwd=cwd, extra_env={"PYTHONPATH": pythonpath}
-        )
+        pythonpath = os.pathsep.join(p for p in (plugin_pythonpath(), os.environ.get("PYTHONPATH", "")) if p)
+        done = runner.run([*argv, *paths], timeout=timeout, cwd=cwd, extra_env={"PYTHONPATH": pythonpath})
         if not out.is_file():
             said = (done.stderr + "\n" + done.stdout).splitlines()
             errors = [line.strip() for line in said if "error" in line.lower()]
@@ -217,7 +214,9 @@ def build_plan(
     for cand in pytest_plan.get("candidates") or ():
         req = Requirement(cand["requirement"])
         wanted = sort_pythons(
-            list(pythons) or list(cand.get("python") or ()) or list(defaults.get("python") or ())
+            list(pythons)
+            or list(cand.get("python") or ())
+            or list(defaults.get("python") or ())
             or [host_python()]
         )
         spec = versions or _spec_of(cand, defaults)
@@ -277,12 +276,10 @@ def plan_matrix(
     and skips cells whose interpreter is absent; ``local=False`` plans for a CI service
     that brings its own Pythons.
     """
-    from pytest_spike.defaults import default_cache_root
+    from pytest_spike._core.defaults import default_cache_root
 
     pytest_plan = collect(paths, cwd=cwd, candidates=candidates)
-    client = IndexClient(
-        index_url, cache_dir=cache_dir or default_cache_root() / "index", offline=offline
-    )
+    client = IndexClient(index_url, cache_dir=cache_dir or default_cache_root() / "index", offline=offline)
     finder = Finder() if local else None
     return build_plan(
         pytest_plan, client, paths=list(paths), finder=finder, pythons=pythons, versions=versions

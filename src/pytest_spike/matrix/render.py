@@ -6,12 +6,12 @@ single-run renderer's own output, so a merged report reads like a single run's.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pytest_spike.matrix.merge import Grid, Merged
+from pytest_spike.model import Level
 from pytest_spike.report import markdown
 from pytest_spike.report.terminal import LEVEL_MARKUP, Line, scorecard_lines
-from pytest_spike.model import Level
 
 #: How a grid cell that did not produce a level is printed.
 STATE_TEXT = {

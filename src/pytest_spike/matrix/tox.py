@@ -11,7 +11,7 @@ comment and in the plan that ``spike-report`` merges with ``--plan``).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pytest_spike.matrix.plan import Cell, MatrixPlan
 
@@ -29,9 +29,7 @@ def dep_lines(items: Sequence[str]) -> list[str]:
     return [f"    {line}" for line in lines]
 
 
-def _cell_env(
-    cell: Cell, plugin: Sequence[str], install: Sequence[str], paths: Sequence[str]
-) -> list[str]:
+def _cell_env(cell: Cell, plugin: Sequence[str], install: Sequence[str], paths: Sequence[str]) -> list[str]:
     out = f"{RESULTS}/{cell.id}.json"
     deps = [*plugin, *install, cell.pin]
     return [

@@ -82,9 +82,14 @@ def top_level(dist):
     names = []
     for path in dist.files or ():
         parts = path.parts
-        if not parts or parts[0].endswith((".dist-info", ".egg-info", ".data")) or parts[0] in (
-            "..",
-            "__pycache__",
+        if (
+            not parts
+            or parts[0].endswith((".dist-info", ".egg-info", ".data"))
+            or parts[0]
+            in (
+                "..",
+                "__pycache__",
+            )
         ):
             continue
         if len(parts) == 1 and parts[0].endswith(".py"):

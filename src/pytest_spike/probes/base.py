@@ -11,15 +11,14 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable
 
-from pytest_spike import runner
-from pytest_spike.envs import EnvManager, EnvResult, tool_env
-from pytest_spike.index import IndexClient
+from pytest_spike._core import runner
+from pytest_spike.envs.manager import EnvManager, EnvResult, tool_env
+from pytest_spike.index.client import IndexClient
 from pytest_spike.model import Candidate, Finding, SpikeError
 
 _INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
-
 
 
 @dataclass
@@ -61,7 +60,7 @@ class ProbeContext:
     host_python: str = sys.executable
     timeout: float = 60.0
     workdir: Path = field(default_factory=Path.cwd)
-    memo: Dict[Any, Any] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)
     #: Builds the package index client (once per session, see ``index()``).
     index_factory: Callable[[], IndexClient] | None = None
     #: Builds the environment manager (once per session, see ``envs()``).
@@ -114,7 +113,7 @@ class ProbeContext:
 
     def project_requirements(self) -> list[str]:
         """The project's own requirements, for the fit check (once per session)."""
-        from pytest_spike.fit import project_requirements
+        from pytest_spike.envs.fit import project_requirements
 
         files = self.requirement_files
         return self.remember(
@@ -153,9 +152,7 @@ class ProbeContext:
         return self.inspect_with(python)
 
     def inspect_with(self, python: str) -> dict[str, Any]:
-        return self.remember(
-            ("inspect", python, self.candidate.requirement), lambda: self._inspect(python)
-        )
+        return self.remember(("inspect", python, self.candidate.requirement), lambda: self._inspect(python))
 
     def _inspect(self, python: str) -> dict[str, Any]:
         from packaging.requirements import Requirement
@@ -165,13 +162,11 @@ class ProbeContext:
         result = self.run(runner.python_argv(python, _INSPECT_SOURCE, args))
         if not result.ok:
             raise SpikeError(
-                f"cannot inspect {req.name} with {python}: {result.describe()}: "
-                f"{result.last_error_line()}"
+                f"cannot inspect {req.name} with {python}: {result.describe()}: {result.last_error_line()}"
             )
         try:
             return json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             raise SpikeError(
-                f"cannot inspect {req.name} with {python}: unreadable answer "
-                f"{result.stdout[:200]!r}"
+                f"cannot inspect {req.name} with {python}: unreadable answer {result.stdout[:200]!r}"
             ) from None

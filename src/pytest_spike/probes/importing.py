@@ -121,7 +121,7 @@ def _read_report(stdout: str) -> list[dict[str, Any]] | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith(_MARK):
             try:
-                report = json.loads(line[len(_MARK):])
+                report = json.loads(line[len(_MARK) :])
             except ValueError:
                 return None  # cut by the output cap, or by a crash in mid-write
             return report if isinstance(report, list) else None

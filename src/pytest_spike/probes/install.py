@@ -7,8 +7,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pytest_spike.envs import find_uv, pip_command, tool_env
-from pytest_spike.fit import check_fit, install_findings
+from pytest_spike.envs.fit import check_fit, install_findings
+from pytest_spike.envs.manager import find_uv, pip_command, tool_env
 from pytest_spike.model import Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
@@ -94,17 +94,19 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
                 f"installed from {direct.get('url', 'a local source')}, not from the package index",
             )
         )
-    details.update({
-        "installed": True,
-        "version": version,
-        "python": info.get("python"),
-        "location": info.get("location"),
-        "modules": info.get("modules"),
-        "dependencies": deps,
-        "missing_dependencies": missing,
-        "size_mb": round(size_mb, 2),
-        "pip_check": conflicts.get("status"),
-    })
+    details.update(
+        {
+            "installed": True,
+            "version": version,
+            "python": info.get("python"),
+            "location": info.get("location"),
+            "modules": info.get("modules"),
+            "dependencies": deps,
+            "missing_dependencies": missing,
+            "size_mb": round(size_mb, 2),
+            "pip_check": conflicts.get("status"),
+        }
+    )
     return ProbeOutcome(findings=findings, details=details, version=version)
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable
 
 import pytest
 
@@ -60,7 +61,9 @@ class ProbeItem(pytest.Item):
         except SpikeError as exc:
             # A probe that cannot do its work says why, as a finding, not a traceback.
             self.outcome = ProbeOutcome(
-                findings=[Finding(f"{self.kind}.error", Severity.HIGH, f"{self.kind} probe could not run: {exc}")]
+                findings=[
+                    Finding(f"{self.kind}.error", Severity.HIGH, f"{self.kind} probe could not run: {exc}")
+                ]
             )
         if self.outcome.skipped:
             pytest.skip(self.outcome.skipped)

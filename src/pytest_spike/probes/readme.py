@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pytest_spike.model import Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.readme import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
-
+from pytest_spike.readme.run import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
 
 
 def probe_readme(ctx: ProbeContext) -> ProbeOutcome:

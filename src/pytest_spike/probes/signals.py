@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from pytest_spike.index.signals import collect_signals
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.signals import collect_signals
 
 
 def probe_signals(ctx: ProbeContext) -> ProbeOutcome:

@@ -16,11 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pytest_spike.index import FileEntry, IndexUnavailable, ProjectNotFound, sdist_entry
+from pytest_spike.index.client import FileEntry, IndexUnavailable, ProjectNotFound, sdist_entry
 from pytest_spike.model import Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.sdist import fetch_sdist, safe_extract
-from pytest_spike.upstream import SpikeUpstream, upstream_findings
+from pytest_spike.upstream.run import SpikeUpstream, upstream_findings
+from pytest_spike.upstream.sdist import fetch_sdist, safe_extract
 
 
 def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:

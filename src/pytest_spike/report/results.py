@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_spike.files import load_json_document, write_atomic
+from pytest_spike._core.files import load_json_document, write_atomic
 from pytest_spike.model import Scorecard, SpikeError
 from pytest_spike.report import markdown
 
@@ -21,9 +21,7 @@ def dumps(scorecard: Scorecard) -> str:
 
 def load(path: Path) -> Scorecard:
     """Read a results file; a missing, truncated, non-JSON or foreign file is a SpikeError."""
-    return load_json_document(
-        path, "results file", _scorecard, hint="; was the run cut short?"
-    )
+    return load_json_document(path, "results file", _scorecard, hint="; was the run cut short?")
 
 
 def _scorecard(data: Any) -> Scorecard:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from typing import Any, Dict, List, Sequence, Tuple
+from collections.abc import Sequence
+from typing import Any
 
 from pytest_spike.model import (
     BUILTIN_KINDS,
     PROBE_KINDS,
-    ProbeResult,
     CandidateResult,
     Level,
+    ProbeResult,
     Scorecard,
     Scored,
     Severity,
@@ -23,7 +24,7 @@ from pytest_spike.model import (
     sorted_scored,
 )
 
-Line = Tuple[str, Dict[str, bool]]
+Line = tuple[str, dict[str, bool]]
 
 LEVEL_MARKUP: dict[Level, dict[str, bool]] = {
     Level.LOW: {"green": True},
@@ -122,7 +123,9 @@ def probe_line(result: CandidateResult, width: int) -> list[str]:
         f"{probe_label(p)} {p.outcome}"
         for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
     ]
-    return textwrap.wrap("probes: " + ", ".join(parts), width=width, initial_indent="  ", subsequent_indent="    ")
+    return textwrap.wrap(
+        "probes: " + ", ".join(parts), width=width, initial_indent="  ", subsequent_indent="    "
+    )
 
 
 def note_lines(result: CandidateResult, width: int) -> list[str]:
@@ -172,8 +175,15 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
             lines += finding_lines(result.scored, width)
             lines += [(line, {"cyan": True}) for line in note_lines(result, width)]
             if result.cost:
-                lines += [(line, {}) for line in textwrap.wrap(
-                    f"cost: {result.cost['text']}", width=width, initial_indent="  ", subsequent_indent="    ")]
+                lines += [
+                    (line, {})
+                    for line in textwrap.wrap(
+                        f"cost: {result.cost['text']}",
+                        width=width,
+                        initial_indent="  ",
+                        subsequent_indent="    ",
+                    )
+                ]
         metrics = metric_lines(scorecard, width)
         if metrics:
             lines.append(("", {}))
@@ -182,7 +192,9 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
         lines.append(("", {}))
     if not scorecard.complete:
         lines.append(("the run was interrupted: these results are incomplete", {"yellow": True}))
-    lines += [(text, {"bold": True}) for text in textwrap.wrap(verdict(scorecard), width, subsequent_indent="  ")]
+    lines += [
+        (text, {"bold": True}) for text in textwrap.wrap(verdict(scorecard), width, subsequent_indent="  ")
+    ]
     if scorecard.fail_on is not None:
         reached = scorecard.reaching(scorecard.fail_on)
         if reached:
@@ -193,7 +205,10 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
 
 
 def write_scorecard(
-    reporter: Any, scorecard: Scorecard, written: List[str] = (), errors: List[str] = ()  # type: ignore[assignment]
+    reporter: Any,
+    scorecard: Scorecard,
+    written: list[str] = (),
+    errors: list[str] = (),  # type: ignore[assignment]
 ) -> None:
     """Print the scorecard section through pytest's terminal reporter."""
     reporter.write_sep("=", "spike scorecard")

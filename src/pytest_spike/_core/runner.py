@@ -1,0 +1,259 @@
+"""Run untrusted code (candidates, README blocks, upstream tests) in a subprocess.
+
+Every child gets: an argument list (never a shell string), a time limit after which its
+whole process group is killed, a closed stdin, an environment scrubbed of credentials,
+captured output capped in size, and its own resource usage (wall time, peak RSS).
+
+This is containment, not a sandbox: the child runs as the same user and can touch what
+that user can touch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+#: Environment variables never passed to candidate code (matched case-insensitively).
+SECRET_PATTERNS = (
+    "*_TOKEN",
+    "*_TOKEN_*",
+    "*_KEY",
+    "*_KEY_ID",
+    "*_SECRET",
+    "*_SECRET_*",
+    "*SECRET_KEY*",
+    "*PASSWORD*",
+    "*PASSWD*",
+    "*_CREDENTIALS",
+    "*_CREDENTIALS_*",
+    "*_API_KEY*",
+    "AWS_*",
+    "AZURE_*",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_*",
+    "GCP_*",
+    "GCLOUD_*",
+    "CLOUDSDK_*",
+    "DIGITALOCEAN_*",
+    "HEROKU_API_KEY",
+    "NPM_TOKEN",
+    "TWINE_*",
+    "ACTIONS_RUNTIME_*",
+    "ACTIONS_ID_TOKEN_*",
+    "SSH_AUTH_SOCK",
+)
+
+#: Bytes of stdout / stderr kept from each end of a child's output.
+OUTPUT_CAP = 64 * 1024
+
+
+def scrub_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Return a copy of ``env`` (default: this process's) without credentials."""
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if not is_secret(k)}
+
+
+def is_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a child process ended and what it cost."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+    peak_memory_mb: float | None
+    timed_out: bool = False
+    output_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that killed the child, if it died of one."""
+        if self.returncode is not None and self.returncode < 0:
+            return -self.returncode
+        return None
+
+    def describe(self) -> str:
+        """One line on how the child ended: 'exit code 1', 'killed by SIGSEGV', ..."""
+        if self.timed_out:
+            return f"timed out after {self.duration_s:.1f}s"
+        sig = self.signal
+        if sig is not None:
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = f"signal {sig}"
+            return f"killed by {name}"
+        return f"exit code {self.returncode}"
+
+    def last_error_line(self) -> str:
+        """The last non-empty line of stderr (else stdout): usually the exception."""
+        for stream in (self.stderr, self.stdout):
+            lines = [line.strip() for line in stream.splitlines() if line.strip()]
+            if lines:
+                return lines[-1]
+        return ""
+
+
+class _CappedReader(threading.Thread):
+    """Drain a pipe, keeping the first and last ``cap`` bytes."""
+
+    def __init__(self, stream: IO[bytes], cap: int) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.cap = cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                chunk = self.stream.read1(65536)  # type: ignore[attr-defined]
+                if not chunk:
+                    break
+                room = self.cap - len(self.head)
+                if room > 0:
+                    self.head += chunk[:room]
+                    chunk = chunk[room:]
+                if chunk:
+                    self.tail += chunk
+                    excess = len(self.tail) - self.cap
+                    if excess > 0:
+                        del self.tail[:excess]
+                        self.dropped += excess
+        except (OSError, ValueError):
+            pass
+
+    def text(self) -> str:
+        body = bytes(self.head)
+        if self.dropped:
+            body += f"\n[... {self.dropped} bytes dropped ...]\n".encode()
+        body += bytes(self.tail)
+        return body.decode("utf-8", "replace")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout: float,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    stdin_data: bytes | None = None,
+    cap: int = OUTPUT_CAP,
+) -> RunResult:
+    """Run ``argv`` with a time limit and a scrubbed environment; never raises for the child.
+
+    ``env`` replaces the (scrubbed) current environment, ``extra_env`` is added on top.
+    A missing executable is reported as exit code 127 with the reason in ``stderr``.
+    """
+    child_env = scrub_env(env)
+    if extra_env:
+        child_env.update(extra_env)
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=child_env,
+            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: {exc}", 0.0, None)
+    assert proc.stdout is not None and proc.stderr is not None
+    readers = [_CappedReader(proc.stdout, cap), _CappedReader(proc.stderr, cap)]
+    for reader in readers:
+        reader.start()
+    if stdin_data is not None and proc.stdin is not None:
+        try:
+            proc.stdin.write(stdin_data)
+            proc.stdin.close()
+        except OSError:
+            pass
+    try:
+        status, rusage, timed_out = _wait(proc, start + timeout)
+    except BaseException:
+        # Ctrl-C, SIGTERM turned into an interrupt, or a time box ringing while we wait:
+        # the child is in a session of its own, so nobody else would ever stop it.
+        _kill_group(proc.pid)
+        proc.wait()
+        raise
+    duration = time.perf_counter() - start
+    _kill_group(proc.pid)  # children that outlived the leader hold our pipes open
+    for reader in readers:
+        reader.join(timeout=5)
+    proc.returncode = status
+    peak = None
+    if rusage is not None:
+        peak = _maxrss_mb(rusage.ru_maxrss)
+    return RunResult(
+        argv=tuple(argv),
+        returncode=status,
+        stdout=readers[0].text(),
+        stderr=readers[1].text(),
+        duration_s=duration,
+        peak_memory_mb=peak,
+        timed_out=timed_out,
+        output_truncated=any(r.dropped for r in readers),
+    )
+
+
+def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, os.struct_rusage | None, bool]:
+    """Wait for the child, collecting its own rusage; kill its group at the deadline."""
+    if not hasattr(os, "wait4"):  # pragma: no cover - Windows
+        try:
+            return proc.wait(timeout=max(0.0, deadline - time.perf_counter())), None, False
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            return proc.wait(), None, True
+    delay = 0.001
+    timed_out = False
+    while True:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return os.waitstatus_to_exitcode(status), rusage, timed_out
+        if not timed_out and time.perf_counter() >= deadline:
+            timed_out = True
+            _kill_group(proc.pid)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def _kill_group(pid: int) -> None:
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _maxrss_mb(maxrss: int) -> float:
+    # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
+    return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+
+
+def python_argv(python: str, code: str, *args: str) -> list[str]:
+    """The argv that runs ``code`` with ``python`` without the cwd shadowing imports."""
+    return [python, "-c", code, *args]

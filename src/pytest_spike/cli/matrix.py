@@ -1,0 +1,197 @@
+"""pytest-spike matrix / merge / cell-failed: plan, record a failed install, merge cells.
+
+``matrix`` exit status: 0, or 2 on an error. ``merge``: 0; 1 when a candidate reaches
+``--fail-on``; 3 when a file was refused or an expected cell has no results (the rest
+are still merged); 2 when nothing could be merged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from pytest_spike._core.files import write_atomic
+from pytest_spike.matrix import cells, github, tox
+from pytest_spike.matrix.merge import Merged, load_all, merge
+from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
+from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
+from pytest_spike.report.terminal import output_width
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    plan = plan_matrix(
+        args.paths, candidates=args.candidate or (), pythons=args.python or (), versions=args.versions,
+        local=not args.github, index_url=args.index_url, offline=args.offline,
+    )  # fmt: skip
+    for note in plan.notes:
+        print(f"pytest-spike matrix: {note}", file=sys.stderr)
+    if args.github:
+        include, lines = github.include_list(plan)
+        for line in github.annotate(lines):
+            print(line, file=sys.stderr)
+        print(json.dumps({"include": include}, separators=(",", ":")))
+    elif args.json:
+        print(json.dumps(plan.to_dict(), indent=2))
+    elif args.tox:
+        print(tox.tox_ini(plan, plugin=args.plugin or ("pytest-spike",)))
+    else:
+        for cell in plan.cells:
+            where = cell.interpreter or "-"
+            extra = f"  skipped: {cell.reason}" if cell.status != "run" else f"  {where}"
+            print(f"{cell.id}{extra}")
+    return 0
+
+
+def _result_files(items: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        files += sorted(path.glob("*.json")) if path.is_dir() else [path]
+    return files
+
+
+def _merge(args: argparse.Namespace) -> int:
+    expected = load_matrix_plan(Path(args.plan)).cells if args.plan else []
+    loaded, refused = load_all(_result_files(args.results))
+    for line in refused:
+        print(f"pytest-spike merge: refused {line}", file=sys.stderr)
+    if not loaded and not expected:
+        raise SpikeError("no results file could be merged")
+    merged = merge(loaded, expected=expected, refused=refused)
+    if args.fail_on:
+        merged.scorecard.fail_on = Level(args.fail_on)
+    if args.json:
+        write_atomic(Path(args.json), json.dumps(merged.to_dict(), indent=2) + "\n")
+    if args.md:
+        write_atomic(Path(args.md), render_markdown(merged))
+    for text, _markup in terminal_lines(merged, output_width()):
+        print(text)
+    if args.annotate:
+        for line in github_annotations(merged):
+            print(line)
+    missing = any(c.state == "missing" for g in merged.grids for c in g.cells.values())
+    if refused or missing:
+        return 3
+    fail_on = merged.scorecard.fail_on
+    return 1 if fail_on and merged.scorecard.reaching(fail_on) else 0
+
+
+#: GitHub Actions shows at most 10 error annotations per step.
+MAX_ANNOTATIONS = 10
+
+
+def github_annotations(merged: Merged) -> list[str]:
+    """``::error`` workflow commands for blocked candidates, within GitHub's per-step limit."""
+    lines = []
+    for cand in merged.scorecard.candidates:
+        if cand.level is not Level.BLOCKED:
+            continue
+        worst = sorted_scored(cand.scored)[0].finding if cand.scored else None
+        text = worst.message if worst else "blocked"
+        lines.append(f"::error title=spike: {cand.name} is blocked::{_escape(text)}")
+    return lines[:MAX_ANNOTATIONS]
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _cell_failed(args: argparse.Namespace) -> int:
+    req = parse_requirement(args.pin, "--pin")
+    pins = [s.version for s in req.specifier if s.operator == "=="]
+    if len(pins) != 1:
+        raise SpikeError(f"--pin {args.pin!r} is not pinned to one version (name==X)")
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    cell = Cell(args.python, canonicalize_name(req.name), f"{req.name}{extras}", pins[0])
+    try:
+        text = Path(args.log).read_text(encoding="utf-8", errors="replace") if args.log else ""
+    except OSError as exc:
+        text = f"(install log unreadable: {exc.strerror or exc})"
+    out = Path(args.out or f".spike/results/{args.cell}.json")
+    card = cells.install_failed_scorecard(cell, text)
+    card.cell["id"] = args.cell
+    cells.write(card, out)
+    print(f"pytest-spike cell-failed: {args.cell}: install.failed recorded in {out}")
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``matrix`` and ``merge`` on the ``pytest-spike`` parser."""
+    matrix = subparsers.add_parser(
+        "matrix", help="print the spike's matrix plan (cells: python x candidate x version)"
+    )
+    matrix.add_argument("paths", metavar="PATHS", nargs="*", help="spike test paths (default: .)")
+    out = matrix.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the plan as JSON")
+    out.add_argument(
+        "--github", action="store_true", help="print a GitHub Actions matrix (include list, at most 256 jobs)"
+    )
+    out.add_argument("--tox", action="store_true", help="print a tox 4 configuration")
+    matrix.add_argument(
+        "--python",
+        metavar="X.Y",
+        action="append",
+        help="run on these Pythons instead of the marks' (repeatable)",
+    )
+    matrix.add_argument(
+        "--versions",
+        metavar="SPEC",
+        default=None,
+        help="run these versions instead of the marks' ('latest:2', '>=2')",
+    )
+    matrix.add_argument(
+        "--candidate",
+        metavar="REQ",
+        action="append",
+        help="add a candidate as --spike-candidate does (repeatable)",
+    )
+    matrix.add_argument(
+        "--plugin",
+        metavar="REQ",
+        action="append",
+        help="how --tox cells install pytest-spike (default: pytest-spike)",
+    )
+    matrix.add_argument(
+        "--index-url", metavar="URL", default=None, help="the simple index URL (default: pip's configuration)"
+    )
+    matrix.add_argument("--offline", action="store_true", help="answer from the cache only")
+    matrix.set_defaults(func=_matrix)
+
+    merge_cmd = subparsers.add_parser(
+        "merge", help="merge cell results files into one scorecard with a Python x version grid"
+    )
+    merge_cmd.add_argument(
+        "results", metavar="RESULTS", nargs="+", help="results files (--spike-json) or folders of them"
+    )
+    merge_cmd.add_argument("--json", metavar="OUT", help="write the merged results as JSON")
+    merge_cmd.add_argument("--md", metavar="OUT", help="write the merged report as Markdown")
+    merge_cmd.add_argument(
+        "--plan", metavar="PLAN", help="the plan (matrix --json): its cells without results show as missing"
+    )
+    merge_cmd.add_argument(
+        "--fail-on",
+        metavar="LEVEL",
+        choices=[lv.value for lv in Level],
+        help="exit 1 when a candidate reaches LEVEL",
+    )
+    merge_cmd.add_argument(
+        "--annotate",
+        action="store_true",
+        help="also print GitHub Actions ::error lines for blocked candidates",
+    )
+    merge_cmd.set_defaults(func=_merge)
+
+    failed = subparsers.add_parser(
+        "cell-failed", help="write a cell's results file when its pin did not install"
+    )
+    failed.add_argument("cell", metavar="CELL", help="the cell id, e.g. py3.11-tomli-2.2.1")
+    failed.add_argument("--pin", metavar="REQ", required=True, help="the pin, e.g. tomli==2.2.1")
+    failed.add_argument("--python", metavar="X.Y", required=True, help="the cell's Python")
+    failed.add_argument("--log", metavar="FILE", help="the installer's output (resolver text)")
+    failed.add_argument("--out", metavar="OUT", help="default: .spike/results/CELL.json")
+    failed.set_defaults(func=_cell_failed)

@@ -1,0 +1,542 @@
+"""Throwaway environments for candidates: build, cache, reuse, and describe what got installed.
+
+An environment is keyed by (interpreter, requirement set, index settings, backend) and lives
+in a cache folder. It is reused only when its completion marker exists: the marker is written
+last, so a build that died half-way is rebuilt, never trusted. A lock file per entry keeps two
+runs sharing the cache from building the same entry at once.
+
+Backends, fastest first (measured on a 2-core machine, tiny wheels, local index):
+``uv`` (``uv venv`` + ``uv pip install``, ~0.3 s), ``venv`` with the host pip driving a
+pip-less venv through ``pip --python`` (~1.5 s; needs pip >= 22.3), ``venv`` with its own
+pip from ensurepip (~7.5 s: ensurepip alone costs ~6.5 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from pytest_spike._core.defaults import BACKENDS
+from pytest_spike._core.files import write_atomic
+from pytest_spike._core.runner import RunResult, run
+from pytest_spike.index.pipconfig import pip_config_values
+from pytest_spike.model import SpikeError
+
+try:  # pragma: no cover - the import itself is platform-dependent
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: entries are still marker-checked
+    fcntl = None  # type: ignore[assignment]
+
+MARKER = "spike-env.json"
+#: Bumped when the layout or the marker's content changes, so old entries are not trusted.
+CACHE_VERSION = "1"
+#: Index settings that change what a resolver sees (pip's and uv's spellings).
+INDEX_ENV_VARS = (
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_FIND_LINKS",
+    "PIP_NO_INDEX",
+    "UV_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_EXTRA_INDEX_URL",
+    "UV_FIND_LINKS",
+    "UV_NO_INDEX",
+)
+_PIP_CONFIG_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
+#: Variables of ours that must not leak into the tools' interpreters.
+_DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+_EXCERPT_LINES = 25
+#: The last line of a traceback: what a failing build backend raised.
+_EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit)(: |$)")
+#: pip's progress lines: they say what it did, not why it failed.
+_NOISE = re.compile(
+    r"\s*(Looking in |Processing |INFO: |Collecting |Downloading |Using cached |Obtaining "
+    r"|Requirement already |Getting requirements |Preparing metadata |Building wheel "
+    r"|Using Python )"
+)
+
+
+@dataclass
+class EnvResult:
+    """What building (or reusing) one environment gave."""
+
+    ok: bool
+    python: str
+    path: str
+    backend: str
+    requirements: list[str]
+    reused: bool = False
+    install_time_s: float = 0.0
+    candidate: str = ""
+    version: str | None = None
+    from_sdist: bool | None = None
+    #: every distribution in the candidate's closure that was built from an sdist
+    sdists: list[str] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    size_bytes: int = 0
+    error: str = ""
+    error_line: str = ""
+
+    @property
+    def dependency_count(self) -> int:
+        return len(self.dependencies)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnvResult:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def find_uv() -> str | None:
+    """The uv executable beside this interpreter, on PATH, or from the ``uv`` package, else None."""
+    # Beside sys.executable first: a pyenv shim on PATH costs ~0.2 s a call to resolve.
+    beside = Path(sys.executable).parent / ("uv.exe" if sys.platform == "win32" else "uv")
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("uv")
+    if found:
+        return found
+    try:
+        from uv import find_uv_bin  # type: ignore[import-not-found]
+
+        return str(find_uv_bin())
+    except Exception:  # the uv package is optional and may be half-installed
+        return None
+
+
+def host_pip_version() -> Version | None:
+    """The version of the pip installed next to the running interpreter, if any."""
+    try:
+        return Version(metadata.version("pip"))
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def pip_command(python: str) -> list[str]:
+    """The argv prefix of a pip that installs into ``python``'s environment.
+
+    The host pip drives other interpreters with ``--python`` (pip >= 22.3), so a target
+    needs no pip of its own; older host pips fall back to the target's ``-m pip``.
+    """
+    version = host_pip_version()
+    if python == sys.executable or version is None or version < Version("22.3"):
+        return [python, "-m", "pip"]
+    return [sys.executable, "-m", "pip", "--python", python]
+
+
+def tool_env() -> dict[str, str]:
+    """The environment for pip / uv / venv children: ours, minus import-path overrides."""
+    return {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+
+
+def pip_index_settings() -> dict[str, str]:
+    """pip's index settings (config files, then ``PIP_*`` variables, later wins)."""
+    values = pip_config_values(os.environ)
+    settings = {key: values[key] for key in _PIP_CONFIG_KEYS if key in values}
+    for key in _PIP_CONFIG_KEYS:
+        value = os.environ.get("PIP_" + key.upper().replace("-", "_"))
+        if value is not None:
+            settings[key] = value
+    return settings
+
+
+def uv_index_args(settings: Mapping[str, str] | None = None) -> list[str]:
+    """pip's index settings as uv arguments: uv reads neither pip.conf nor ``PIP_*``."""
+    settings = pip_index_settings() if settings is None else settings
+    args: list[str] = []
+    if "index-url" in settings:
+        args += ["--index-url", settings["index-url"].strip()]
+    extra = settings.get("extra-index-url", "").split()
+    for url in extra:
+        args += ["--extra-index-url", url]
+    if extra:
+        # pip takes the best version across all indexes; uv, by default, the first index
+        # that has the project, which would make an older mirror win over the index.
+        args += ["--index-strategy", "unsafe-best-match"]
+    for link in settings.get("find-links", "").split():
+        args += ["--find-links", link]
+    if settings.get("no-index", "").strip().lower() in ("1", "true", "yes", "on"):
+        args.append("--no-index")
+    return args
+
+
+def resolver_excerpt(text: str) -> tuple[str, str]:
+    """(excerpt, one line) of a pip / uv failure: from the first error line on.
+
+    The line is the build's own exception when a build backend failed (the last
+    ``SomethingError: ...`` line), else the resolver's first explanation.
+    """
+    lines = [line.rstrip() for line in text.splitlines()]
+    start = next((i for i, line in enumerate(lines) if re.match(r"\s*(ERROR|error|×)\b", line)), None)
+    body = [
+        line
+        for line in (lines if start is None else lines[start:])
+        if line.strip() and not _NOISE.match(line)
+    ]
+    excerpt = "\n".join(body[:_EXCERPT_LINES])
+    stripped = [line.strip() for line in body]
+    exceptions = [ln for ln in stripped if _EXCEPTION.match(ln)]
+    causes = [ln[len("cause:") :].strip() for ln in stripped if ln.startswith("cause:")]
+    errors = [ln for ln in stripped if re.match(r"(ERROR|error):", ln)]
+    best = exceptions[-1:] or causes[:1] or errors[:1] or stripped[:1]
+    return excerpt, best[0] if best else ""
+
+
+def normalize_requirements(requirements: Sequence[str], where: str = "requirement") -> list[str]:
+    """Validated, canonically named, de-duplicated, sorted requirement strings."""
+    normal: set[str] = set()
+    for text in requirements:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as exc:
+            raise SpikeError(
+                f"{where}: {text!r} is not a valid requirement ({str(exc).splitlines()[0]})"
+            ) from None
+        req.name = canonicalize_name(req.name)
+        normal.add(str(req))
+    return sorted(normal)
+
+
+# Runs inside the environment's interpreter: what got installed, and the marker values
+# that decide which requirements apply there. Standard library only.
+_INSPECT = r"""
+import json, os, platform, sys, sysconfig
+from importlib import metadata
+
+def fmt(info):
+    v = "%d.%d.%d" % (info.major, info.minor, info.micro)
+    return v if info.releaselevel == "final" else v + info.releaselevel[0] + str(info.serial)
+
+paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+dists = []
+for dist in metadata.distributions(path=paths):
+    size = 0
+    for f in dist.files or ():
+        if "__pycache__" in f.parts:
+            continue
+        try:
+            size += os.stat(f.locate()).st_size
+        except OSError:
+            pass
+    dists.append({
+        "name": dist.metadata["Name"], "version": dist.version,
+        "requires": dist.requires or [], "size": size,
+        "uv_built": dist.read_text("uv_build.json") is not None,
+    })
+env = {
+    "implementation_name": sys.implementation.name,
+    "implementation_version": fmt(sys.implementation.version),
+    "os_name": os.name, "platform_machine": platform.machine(),
+    "platform_release": platform.release(), "platform_system": platform.system(),
+    "platform_version": platform.version(), "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
+}
+print(json.dumps({"dists": dists, "env": env}))
+"""
+
+_INTERPRETER = (
+    "import json, platform, sys; print(json.dumps({'version': platform.python_version(), "
+    "'implementation': sys.implementation.name, 'executable': sys.executable}))"
+)
+
+
+class EnvManager:
+    """Builds and caches one environment per (interpreter, requirements, index settings)."""
+
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike[str],
+        *,
+        python: str = sys.executable,
+        backend: str = "auto",
+        fresh: bool = False,
+        index_args: Sequence[str] = (),
+        timeout: float = 900.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise SpikeError(f"environment backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        # Absolute: tools run with the cache as their cwd, and venvs record their own path.
+        self.cache_dir = Path(cache_dir).absolute()
+        self.python = python if os.sep in python else shutil.which(python) or python
+        self.fresh = fresh
+        self.index_args = list(index_args)
+        self.timeout = timeout
+        self.progress = progress
+        self.uv = find_uv() if backend in ("auto", "uv") else None
+        if backend == "uv" and self.uv is None:
+            raise SpikeError(
+                "environment backend 'uv' asked for, but uv is not installed: "
+                "pip install uv, or use the 'venv' backend"
+            )
+        self.backend = "uv" if self.uv else "venv"
+        self._interpreter: dict[str, str] | None = None
+        #: entries this manager built: ``fresh`` means once per run, not once per call
+        self._built: set[Path] = set()
+
+    def interpreter(self) -> dict[str, str]:
+        """Version, implementation and executable of the target interpreter (asked once)."""
+        if self._interpreter is None:
+            result = run([self.python, "-I", "-c", _INTERPRETER], timeout=60, env=tool_env())
+            if not result.ok:
+                raise SpikeError(
+                    f"interpreter {self.python!r} does not run ({result.describe()}: "
+                    f"{result.last_error_line()}); point to a working Python"
+                )
+            self._interpreter = json.loads(result.stdout)
+        return self._interpreter
+
+    def key(self, requirements: Sequence[str]) -> str:
+        """The cache key of an environment holding ``requirements``."""
+        index_env = {name: os.environ[name] for name in INDEX_ENV_VARS if name in os.environ}
+        ident = {
+            "cache": CACHE_VERSION,
+            "python": os.path.abspath(self.python),
+            "interpreter": self.interpreter(),
+            "requirements": normalize_requirements(requirements),
+            "index": {"settings": pip_index_settings(), "env": index_env, "args": self.index_args},
+            "backend": self.backend,
+        }
+        blob = json.dumps(ident, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:20]
+
+    def path(self, requirements: Sequence[str]) -> Path:
+        """Where the environment for ``requirements`` lives (built or not)."""
+        return self.cache_dir / self.key(requirements)
+
+    def ensure(self, requirements: Sequence[str]) -> EnvResult:
+        """Build or reuse an environment with ``requirements`` installed.
+
+        The first requirement is the candidate: its version, wheel-or-sdist, dependency
+        closure and size are reported. An install that fails is returned (``ok`` False,
+        the resolver's text in ``error``), not raised, and not cached; bad input raises
+        SpikeError. A reused result keeps the ``install_time_s`` of the build.
+        """
+        if not requirements:
+            raise SpikeError("no requirements to build an environment for")
+        candidate = normalize_requirements(requirements[:1])[0]
+        entry = self.path(requirements)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(entry.with_suffix(".lock"), self.timeout):
+            marker = entry / MARKER
+            if marker.is_file() and (not self.fresh or entry in self._built):
+                try:
+                    result = EnvResult.from_dict(json.loads(marker.read_text("utf-8")))
+                except (OSError, ValueError, TypeError):
+                    result = None  # an unreadable marker is the same as none: rebuild
+                if result is not None and Path(result.python).exists():
+                    result.reused = True
+                    return result
+            _remove(entry)
+            self._built.add(entry)
+            return self._build(entry, list(requirements), candidate)
+
+    def _say(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress(text)
+
+    def _build(self, entry: Path, requirements: list[str], candidate: str) -> EnvResult:
+        deadline = time.monotonic() + self.timeout
+        start = time.perf_counter()
+        self._say(f"building environment for {' '.join(requirements)} ({self.backend})")
+        python = str(_env_python(entry))
+        result = EnvResult(
+            ok=False,
+            python=python,
+            path=str(entry),
+            backend=self.backend,
+            requirements=requirements,
+            candidate=candidate,
+        )
+        with tempfile.TemporaryDirectory(prefix="spike-report-") as scratch:
+            report = Path(scratch) / "report.json"
+            for argv in self._commands(entry, python, requirements, report):
+                left = max(1.0, deadline - time.monotonic())
+                done = run(argv, timeout=left, cwd=self.cache_dir, env=tool_env())
+                if not done.ok:
+                    break
+            built = _pip_report_sdists(report) | _uv_output_sdists(done)
+        if done.ok:
+            left = max(1.0, deadline - time.monotonic())
+            done = run([python, "-I", "-c", _INSPECT], timeout=left, env=tool_env())
+        result.install_time_s = time.perf_counter() - start
+        if not done.ok:
+            result.error, result.error_line = _failure(done)
+            _remove(entry)  # a failure is not cached: the index may be fixed by the next run
+            return result
+        try:
+            inspected = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            result.error = result.error_line = "cannot read the new environment's metadata"
+            _remove(entry)
+            return result
+        _describe(result, inspected, built)
+        result.ok = True
+        write_atomic(entry / MARKER, json.dumps(result.to_dict(), indent=1))
+        return result
+
+    def _commands(self, entry: Path, python: str, reqs: list[str], report: Path) -> list[list[str]]:
+        if self.uv is not None:
+            # uv leaves no .pyc behind; compiled now, a reused env is not recompiled each run.
+            return [
+                [self.uv, "venv", "--quiet", "--python", self.python, str(entry)],
+                [
+                    self.uv,
+                    "pip",
+                    "install",
+                    "--python",
+                    python,
+                    "--compile-bytecode",
+                    *uv_index_args(),
+                    *self.index_args,
+                    *reqs,
+                ],
+            ]
+        pip = pip_command(python)
+        without_pip = [] if pip[0] == python else ["--without-pip"]
+        return [
+            [self.python, "-m", "venv", *without_pip, str(entry)],
+            [
+                *pip,
+                "install",
+                "--no-input",
+                "--disable-pip-version-check",
+                "--progress-bar",
+                "off",
+                "--report",
+                str(report),
+                *self.index_args,
+                *reqs,
+            ],
+        ]
+
+
+def _env_python(entry: Path) -> Path:
+    if sys.platform == "win32":  # pragma: no cover
+        return entry / "Scripts" / "python.exe"
+    return entry / "bin" / "python"
+
+
+def _failure(done: RunResult) -> tuple[str, str]:
+    # pip and uv explain failures on stderr; stdout only holds progress unless stderr is empty
+    excerpt, line = resolver_excerpt(done.stderr if done.stderr.strip() else done.stdout)
+    if done.timed_out or done.signal is not None or not line:
+        line = f"{Path(done.argv[0]).name} {done.describe()}" + (f": {line}" if line else "")
+    return excerpt, line
+
+
+def _pip_report_sdists(report: Path) -> set[str]:
+    """Names pip installed from something that is not a wheel (it had to build them)."""
+    if not report.is_file():
+        return set()
+    try:
+        data = json.loads(report.read_text("utf-8"))
+    except (OSError, ValueError):
+        return set()
+    names = set()
+    for item in data.get("install", []):
+        url = (item.get("download_info") or {}).get("url", "")
+        if not url.split("#")[0].endswith(".whl"):
+            names.add(canonicalize_name(item["metadata"]["name"]))
+    return names
+
+
+def _uv_output_sdists(done: RunResult) -> set[str]:
+    """uv prints ``Built name==version`` for each wheel it had to build in this run."""
+    found = re.findall(r"^\s*Built (\S+?)==", done.stderr, flags=re.MULTILINE)
+    return {canonicalize_name(name) for name in found}
+
+
+def _describe(result: EnvResult, inspected: Mapping[str, Any], built: set[str]) -> None:
+    """Fill the candidate's version, closure, size and sdist flags from the env's metadata."""
+    dists = {canonicalize_name(d["name"]): d for d in inspected["dists"] if d.get("name")}
+    marker_env = dict(inspected["env"])
+    root = Requirement(result.candidate)
+    closure: dict[str, None] = {}
+    todo = [(root.name, frozenset(root.extras))]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen or name not in dists:
+            continue
+        seen.add((name, extras))
+        closure.setdefault(name, None)
+        for text in dists[name]["requires"]:
+            req = Requirement(text)
+            if req.marker is None or _marker_applies(req.marker, marker_env, extras):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    for name in closure:
+        if dists[name].get("uv_built"):
+            built.add(name)
+    found = dists.get(root.name)
+    result.version = found["version"] if found else None
+    result.from_sdist = (root.name in built) if found else None
+    result.dependencies = sorted(n for n in closure if n != root.name)
+    result.sdists = sorted(n for n in closure if n in built)
+    result.size_bytes = sum(int(dists[n]["size"]) for n in closure)
+
+
+def _marker_applies(marker: Marker, env: Mapping[str, str], extras: frozenset[str]) -> bool:
+    if not extras:
+        return marker.evaluate(dict(env, extra=""))
+    return any(marker.evaluate(dict(env, extra=extra)) for extra in extras)
+
+
+class _locked:
+    """An exclusive ``flock`` on ``path``, waited for at most ``timeout`` seconds."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.fd = -1
+
+    def __enter__(self) -> _locked:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:  # pragma: no cover
+            return self
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    raise SpikeError(
+                        f"another run held {self.path} for over {self.timeout:.0f}s; "
+                        "wait for it, or give this run its own cache folder"
+                    ) from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor releases the lock
+
+
+def _remove(entry: Path) -> None:
+    # The marker goes first: if we die while deleting, what is left is never trusted.
+    try:
+        (entry / MARKER).unlink()
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(entry, ignore_errors=True)

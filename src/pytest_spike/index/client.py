@@ -1,0 +1,656 @@
+"""Read the package index: project pages, release metadata, and the versions a spike should run.
+
+Speaks the simple repository API (PEP 691 JSON, PEP 503 HTML when that is all an index offers)
+and the per-release JSON metadata API, honours pip's index configuration, and keeps every good
+answer in an on-disk cache so a second run inside the freshness window asks the network nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import html.parser
+import http.client
+import json
+import os
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from pytest_spike._core.files import write_atomic
+from pytest_spike.index.pipconfig import IndexConfig
+from pytest_spike.model import SpikeError
+
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+_ACCEPT_SIMPLE = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+_ACCEPT_JSON = "application/json"
+_USER_AGENT = "pytest-spike (index client)"
+#: HTTP answers worth asking again: the server or something in between is having a bad moment.
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class IndexUnavailable(SpikeError):
+    """The package index could not be asked (no network, errors, garbage answers, offline)."""
+
+
+class ProjectNotFound(SpikeError):
+    """No configured index knows the project."""
+
+
+class _Garbage(Exception):
+    """An answer that is not what the endpoint promises; never cached."""
+
+
+def redact(url: str) -> str:
+    """``url`` without a password, for messages, caches and reports."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None and "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    # A user without a password is usually a token (https://TOKEN@host): hide it whole, as pip does.
+    shown = f"{parts.username}:***" if parts.password is not None else "***"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One distribution file of a release, as the index lists it."""
+
+    filename: str
+    url: str
+    kind: str  # "wheel", "sdist" or "other"
+    version: str | None = None
+    requires_python: str | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    upload_time: datetime | None = None
+    size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__, url=redact(self.url), hashes=dict(self.hashes))
+        data["upload_time"] = self.upload_time.isoformat() if self.upload_time else None
+        return data
+
+
+@dataclass(frozen=True)
+class Release:
+    """All files of one version."""
+
+    version: Version
+    files: tuple[FileEntry, ...]
+
+    @property
+    def yanked(self) -> bool:
+        return bool(self.files) and all(f.yanked for f in self.files)
+
+    @property
+    def yanked_reason(self) -> str | None:
+        return next((f.yanked_reason for f in self.files if f.yanked_reason), None)
+
+    @property
+    def requires_python(self) -> str | None:
+        live = [f for f in self.files if not f.yanked] or list(self.files)
+        return next((f.requires_python for f in live if f.requires_python), None)
+
+    @property
+    def upload_time(self) -> datetime | None:
+        times = [f.upload_time for f in self.files if f.upload_time]
+        return min(times) if times else None
+
+    def kinds(self) -> set[str]:
+        return {f.kind for f in self.files}
+
+
+@dataclass
+class ProjectMeta:
+    """What the index says about a project: releases, the JSON metadata, status, advisories."""
+
+    name: str
+    releases: dict[Version, Release]
+    info: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
+    status_reason: str | None = None
+    version: str | None = None
+    #: advisories for ``version``; None when the index offered no per-release metadata for it
+    vulnerabilities: list[dict[str, Any]] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def latest(self) -> Release | None:
+        """The newest release that is neither yanked nor a pre-release (else the newest at all)."""
+        good = [r for v, r in self.releases.items() if not r.yanked and not v.is_prerelease]
+        pool = good or list(self.releases.values())
+        return max(pool, key=lambda r: r.version) if pool else None
+
+
+@dataclass(frozen=True)
+class _Page:
+    files: tuple[FileEntry, ...]
+    status: str | None = None
+    status_reason: str | None = None
+    url: str = ""
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _file_entry(filename: str, url: str, **extra: Any) -> FileEntry:
+    version: str | None = None
+    kind = "other"
+    try:
+        if filename.endswith(".whl"):
+            version, kind = str(parse_wheel_filename(filename)[1]), "wheel"
+        elif filename.endswith((".tar.gz", ".zip")):
+            version, kind = str(parse_sdist_filename(filename)[1]), "sdist"
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        kind = "other"
+    return FileEntry(filename=filename, url=url, kind=kind, version=version, **extra)
+
+
+def _yank(value: Any) -> tuple[bool, str | None]:
+    """PEP 691/592: ``yanked`` is a bool or the reason string (an empty string still yanks)."""
+    if isinstance(value, str):
+        return True, value or None
+    return bool(value), None
+
+
+class _AnchorParser(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchors: list[dict[str, str | None]] = []
+        self.meta: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "a" and values.get("href"):
+            self.anchors.append(values)
+        elif tag == "meta" and values.get("name"):
+            self.meta[str(values["name"])] = values.get("content") or ""
+
+
+def parse_simple_page(body: str, content_type: str, page_url: str) -> _Page:
+    """Files of a project page (PEP 691 JSON or PEP 503 HTML); relative URLs joined to the page."""
+    if SIMPLE_JSON in content_type or "json" in content_type:
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise _Garbage(f"project page is not valid JSON ({exc})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            raise _Garbage("project page JSON has no 'files' list")
+        files = []
+        for item in data["files"]:
+            if not isinstance(item, dict) or "filename" not in item or "url" not in item:
+                raise _Garbage("project page JSON lists a file without filename or url")
+            yanked, reason = _yank(item.get("yanked"))
+            files.append(
+                _file_entry(
+                    str(item["filename"]),
+                    urllib.parse.urljoin(page_url, str(item["url"])),
+                    requires_python=item.get("requires-python") or None,
+                    yanked=yanked,
+                    yanked_reason=reason,
+                    hashes=dict(item.get("hashes") or {}),
+                    upload_time=_parse_time(item.get("upload-time")),
+                    size=item.get("size"),
+                )
+            )
+        status = data.get("project-status") or {}
+        return _Page(tuple(files), status.get("status"), status.get("reason"))
+    if "html" not in content_type:
+        raise _Garbage(f"project page came as {content_type or 'no content type'}")
+    parser = _AnchorParser()
+    parser.feed(body)
+    if not parser.anchors and "pypi:repository-version" not in parser.meta:
+        raise _Garbage("project page is HTML without links or repository version")
+    files = []
+    for anchor in parser.anchors:
+        url, _, fragment = urllib.parse.urljoin(page_url, str(anchor["href"])).partition("#")
+        algo, _, digest = fragment.partition("=")
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        yanked = "data-yanked" in anchor
+        files.append(
+            _file_entry(
+                filename,
+                url,
+                requires_python=anchor.get("data-requires-python") or None,
+                yanked=yanked,
+                yanked_reason=(anchor.get("data-yanked") or None) if yanked else None,
+                hashes={algo: digest} if digest else {},
+            )
+        )
+    status = parser.meta.get("pypi:project-status") or None
+    return _Page(tuple(files), status, parser.meta.get("pypi:project-status-reason") or None)
+
+
+def parse_json_metadata(body: str) -> dict[str, Any]:
+    """A project or release document of the JSON metadata API, checked for its shape."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise _Garbage(f"JSON metadata is not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("info"), dict):
+        raise _Garbage("JSON metadata has no 'info' object")
+    return data
+
+
+def json_api_url(index_url: str, name: str, version: str | None = None) -> str | None:
+    """``.../simple`` -> ``.../pypi/<name>[/<version>]/json``; None when there is no such twin."""
+    parts = urllib.parse.urlsplit(index_url)
+    path = parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not path.endswith("/simple"):
+        return None
+    tail = f"/pypi/{name}/{version}/json" if version else f"/pypi/{name}/json"
+    return urllib.parse.urlunsplit(parts._replace(path=path[: -len("/simple")] + tail))
+
+
+class IndexClient:
+    """Ask the configured indexes about projects, with a timeout, bounded retries and a cache.
+
+    ``cache_dir`` holds one file per answer (written atomically); answers younger than
+    ``max_age`` seconds are used without asking. ``offline=True`` answers from the cache
+    only, whatever its age. ``network_requests`` counts HTTP requests actually sent.
+    """
+
+    def __init__(
+        self,
+        index_url: str | None = None,
+        *,
+        extra_index_urls: Sequence[str] | None = None,
+        find_links: Sequence[str] | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        offline: bool = False,
+        timeout: float = 15.0,
+        retries: int = 2,
+        backoff: float = 0.5,
+        max_age: float = 3600.0,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        config = IndexConfig.from_pip(index_url, env=env)
+        extras = config.extra_index_urls if extra_index_urls is None else extra_index_urls
+        self.index_url = config.index_url
+        self.extra_index_urls = tuple(u.rstrip("/") for u in extras)
+        self.find_links = tuple(config.find_links if find_links is None else find_links)
+        self.no_index = config.no_index
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.offline = offline
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_age = max_age
+        self.network_requests = 0
+        self._cert = config.cert if config.cert and Path(config.cert).exists() else None
+        self._ssl: ssl.SSLContext | None = None
+        self._memo: dict[tuple[str, str], Any] = {}
+        #: hosts that timed out or refused: later requests fail at once instead of waiting again
+        self._down: dict[str, str] = {}
+        #: why an index was left out of the last answer that other indexes gave
+        self.skipped: list[str] = []
+
+    @property
+    def index_urls(self) -> list[str]:
+        """The index URLs to ask, primary first; ``file://`` ones without a folder left out."""
+        urls = []
+        for url in () if self.no_index else (self.index_url, *self.extra_index_urls):
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "file" and not Path(urllib.request.url2pathname(parts.path)).is_dir():
+                continue
+            urls.append(url)
+        return urls
+
+    # -- projects -----------------------------------------------------------------------
+
+    def releases(self, name: str) -> dict[Version, Release]:
+        """Every release of ``name`` over all indexes (first index wins for a file name)."""
+        pages = self._pages(name)
+        seen: dict[str, FileEntry] = {}
+        for page in pages:
+            for entry in page.files:
+                seen.setdefault(entry.filename, entry)
+        grouped: dict[Version, list[FileEntry]] = {}
+        for entry in seen.values():
+            if entry.version is None:
+                continue
+            try:
+                grouped.setdefault(Version(entry.version), []).append(entry)
+            except InvalidVersion:
+                continue
+        return {v: Release(v, tuple(files)) for v, files in sorted(grouped.items())}
+
+    def release_files(self, name: str, version: str | Version) -> list[FileEntry]:
+        """The files of one release (wheels and sdists, with URL, hashes, yanked state)."""
+        wanted = Version(str(version))
+        release = self.releases(name).get(wanted)
+        if release is None:
+            raise SpikeError(f"{name} has no release {version} on the package index")
+        return list(release.files)
+
+    def project_meta(self, name: str, version: str | None = None) -> ProjectMeta:
+        """Releases, JSON metadata, project status and advisories of ``version`` (or the latest)."""
+        pages = self._pages(name)
+        releases = self.releases(name)
+        status = next((p for p in pages if p.status), None)
+        meta = ProjectMeta(
+            name=canonicalize_name(name),
+            releases=releases,
+            status=status.status if status else None,
+            status_reason=status.status_reason if status else None,
+            sources={"releases": " ".join(page.url for page in pages)},
+        )
+        if self.skipped:
+            meta.sources["skipped"] = "; ".join(self.skipped)
+        project_doc, project_url = self._json_doc(name, None)
+        if project_doc is None:
+            return meta
+        meta.info = dict(project_doc["info"])
+        meta.name = str(meta.info.get("name") or meta.name)
+        meta.sources["info"] = redact(project_url)
+        latest = meta.info.get("version")
+        meta.version = str(version or latest or "") or None
+        self._fill_upload_times(meta, project_doc)
+        if same_version(meta.version, latest):
+            meta.vulnerabilities = list(project_doc.get("vulnerabilities") or [])
+            meta.sources["vulnerabilities"] = redact(project_url)
+        else:
+            release_doc, release_url = self._json_doc(name, meta.version)
+            if release_doc is not None:
+                meta.vulnerabilities = list(release_doc.get("vulnerabilities") or [])
+                meta.sources["vulnerabilities"] = redact(release_url)
+        return meta
+
+    @staticmethod
+    def _fill_upload_times(meta: ProjectMeta, doc: Mapping[str, Any]) -> None:
+        """HTML project pages carry no upload times; the JSON metadata does."""
+        times = {
+            f.get("filename"): _parse_time(f.get("upload_time_iso_8601") or f.get("upload_time"))
+            for files in (doc.get("releases") or {}).values()
+            if isinstance(files, list)
+            for f in files
+            if isinstance(f, dict)
+        }
+        for version, release in list(meta.releases.items()):
+            if release.upload_time is None:
+                files = tuple(
+                    dataclasses.replace(f, upload_time=times.get(f.filename)) for f in release.files
+                )
+                meta.releases[version] = Release(version, files)
+
+    def _page_url(self, index_url: str, name: str) -> str:
+        return f"{index_url}/{canonicalize_name(name)}/"
+
+    def _pages(self, name: str) -> list[_Page]:
+        pages: list[_Page] = []
+        failures: list[IndexUnavailable] = []
+        wanted = canonicalize_name(name)
+        locations = [(self._page_url(index, name), True) for index in self.index_urls]
+        locations += [(_link_url(link), False) for link in self.find_links]
+        for url, is_project_page in locations:
+            try:
+                page = self._fetch(url, _ACCEPT_SIMPLE, _simple_parser)
+            except IndexUnavailable as exc:
+                failures.append(exc)
+                continue
+            if page is None:
+                continue
+            if not is_project_page:
+                # a find-links page lists every project's files: keep this project's
+                page = _Page(tuple(f for f in page.files if _project_of(f.filename) == wanted))
+            if is_project_page or page.files:
+                pages.append(dataclasses.replace(page, url=redact(url)))
+        if pages:
+            self.skipped = [str(exc) for exc in failures]
+            return pages
+        if failures:
+            raise failures[0]
+        if not locations:
+            raise IndexUnavailable("index not reachable: pip is configured with no-index and no find-links")
+        raise ProjectNotFound(f"no project {name!r} on the package index{self._suggest(name)}")
+
+    def _suggest(self, name: str) -> str:
+        """Close names from local (``file://``) indexes only: listing a remote one is not cheap."""
+        import difflib
+
+        names: list[str] = []
+        for url in self.index_urls:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme == "file":
+                folder = Path(urllib.request.url2pathname(parts.path))
+                names += [p.name for p in folder.iterdir() if p.is_dir()]
+        close = difflib.get_close_matches(canonicalize_name(name), names, n=3)
+        return f"; did you mean {', '.join(close)}?" if close else ""
+
+    def _json_doc(self, name: str, version: str | None) -> tuple[dict[str, Any] | None, str]:
+        """The first JSON metadata document any index offers (None, "" when none has one)."""
+        for index in self.index_urls:
+            url = json_api_url(index, canonicalize_name(name), version)
+            if url is None:
+                continue
+            try:
+                doc = self._fetch(url, _ACCEPT_JSON, lambda body, ctype, _url: parse_json_metadata(body))
+            except IndexUnavailable:
+                continue  # signals fall back to what the project pages say
+            if doc is not None:
+                return doc, url
+        return None, ""
+
+    # -- transport and cache ---------------------------------------------------------------
+
+    def _fetch(self, url: str, accept: str, parse: Callable[[str, str, str], Any]) -> Any:
+        """Parsed answer for ``url``; None when it is not there (404). Raises IndexUnavailable."""
+        key = (url, accept)
+        if key in self._memo:
+            return self._memo[key]
+        if url.startswith("file:"):
+            result = self._read_local(url, parse)
+        else:
+            result = self._fetch_remote(url, accept, parse)
+        self._memo[key] = result
+        return result
+
+    def _read_local(self, url: str, parse: Callable[[str, str, str], Any]) -> Any:
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        if path.is_dir() and not (path / "index.html").is_file():
+            # a find-links folder: its files are the listing
+            links = "".join(
+                f'<a href="{urllib.parse.quote(p.name)}">{html.escape(p.name)}</a>'
+                for p in sorted(path.iterdir())
+            )
+            return parse(f"<html><body>{links}</body></html>", "text/html", path.as_uri() + "/")
+        if path.is_dir():
+            path = path / "index.html"
+        try:
+            body = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexUnavailable(f"index not reachable: cannot read {path}: {exc}") from None
+        ctype = "application/json" if path.suffix == ".json" else "text/html"
+        try:
+            return parse(body, ctype, url)
+        except _Garbage as exc:
+            raise IndexUnavailable(f"index not reachable: {path}: {exc}") from None
+
+    def _fetch_remote(self, url: str, accept: str, parse: Callable[[str, str, str], Any]) -> Any:
+        cached = self._cache_read(url, accept)
+        if cached is not None:
+            age = time.time() - float(cached.get("fetched", 0))
+            parsed = self._parse_cached(cached, parse)
+            if parsed is not _MISSING and (self.offline or age <= self.max_age):
+                return parsed
+        if self.offline:
+            raise IndexUnavailable(f"index not reachable: offline and nothing cached for {redact(url)}")
+        try:
+            status, final_url, ctype, body, parsed = self._download(url, accept, parse)
+        except IndexUnavailable:
+            if cached is not None and self._parse_cached(cached, parse) is not _MISSING:
+                return self._parse_cached(cached, parse)  # stale beats nothing when the index is down
+            raise
+        self._cache_write(
+            url,
+            accept,
+            {"url": redact(final_url), "status": status, "content_type": ctype, "body": body},
+        )
+        return parsed
+
+    @staticmethod
+    def _parse_cached(entry: Mapping[str, Any], parse: Callable[[str, str, str], Any]) -> Any:
+        if entry.get("status") == 404:
+            return None
+        try:
+            return parse(str(entry["body"]), str(entry["content_type"]), str(entry["url"]))
+        except (_Garbage, KeyError):
+            return _MISSING
+
+    def _download(
+        self, url: str, accept: str, parse: Callable[[str, str, str], Any]
+    ) -> tuple[int, str, str, str, Any]:
+        """(status, final URL, content type, body, parsed), retrying what may pass."""
+        plain_url, headers = _auth_headers(url)
+        headers.update({"Accept": accept, "User-Agent": _USER_AGENT})
+        host = urllib.parse.urlsplit(plain_url).netloc
+        if host in self._down:
+            raise IndexUnavailable(f"index not reachable: {self._down[host]}")
+        reason = "no attempt made"
+        unreachable = False
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self.network_requests += 1
+            try:
+                request = urllib.request.Request(plain_url, headers=headers)
+                with urllib.request.urlopen(
+                    request, timeout=self.timeout, context=self._context(plain_url)
+                ) as answer:
+                    body = answer.read().decode("utf-8")
+                    ctype = answer.headers.get("Content-Type", "")
+                    final = answer.geturl()
+                return 200, final, ctype, body, parse(body, ctype, final)
+            except urllib.error.HTTPError as exc:
+                if exc.code in (404, 410):
+                    return 404, url, "", "", None
+                reason = f"HTTP {exc.code} {exc.reason} from {redact(url)}"
+                if exc.code not in _RETRY_STATUS:
+                    break
+            except _Garbage as exc:
+                reason = f"{redact(url)} answered garbage: {exc}"
+            except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
+                cause = getattr(exc, "reason", exc)
+                if isinstance(cause, (socket.timeout, TimeoutError)):
+                    cause = f"timed out after {self.timeout:g} s"
+                reason = f"{cause} ({redact(url)})"
+                unreachable = True
+                continue
+            except (OSError, http.client.HTTPException, UnicodeDecodeError, ValueError) as exc:
+                # truncated bodies (IncompleteRead), resets mid-read, bad bytes
+                reason = f"{type(exc).__name__}: {exc} ({redact(url)})"
+            unreachable = False
+        if unreachable:
+            self._down[host] = reason
+        raise IndexUnavailable(f"index not reachable: {reason}")
+
+    def _context(self, url: str) -> ssl.SSLContext | None:
+        """pip's CA bundle for HTTPS, loaded on first use (loading it costs ~0.1 s)."""
+        if self._cert is None or not url.startswith("https:"):
+            return None
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context(cafile=self._cert)
+        return self._ssl
+
+    def _cache_file(self, url: str, accept: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha256(f"{accept}\n{url}".encode()).hexdigest()
+        return self.cache_dir / f"{digest}.json"
+
+    def _cache_read(self, url: str, accept: str) -> dict[str, Any] | None:
+        path = self._cache_file(url, accept)
+        if path is None:
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return entry if isinstance(entry, dict) else None
+
+    def _cache_write(self, url: str, accept: str, entry: dict[str, Any]) -> None:
+        path = self._cache_file(url, accept)
+        if path is None:
+            return
+        entry["fetched"] = time.time()
+        try:
+            write_atomic(path, json.dumps(entry))
+        except OSError:
+            pass  # a read-only cache costs speed, not correctness
+
+
+_MISSING = object()
+
+
+def same_version(a: Any, b: Any) -> bool:
+    """Are ``a`` and ``b`` the same version ("2.0" and "2.0.0" are)?"""
+    try:
+        return a is not None and b is not None and Version(str(a)) == Version(str(b))
+    except InvalidVersion:
+        return str(a) == str(b)
+
+
+def _link_url(link: str) -> str:
+    """A find-links entry as a URL (pip accepts plain paths there)."""
+    return link if "://" in link else Path(link).resolve().as_uri()
+
+
+def _project_of(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        if filename.endswith((".tar.gz", ".zip")):
+            return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        pass
+    return None
+
+
+def _simple_parser(body: str, ctype: str, url: str) -> _Page:
+    return parse_simple_page(body, ctype, url)
+
+
+def _auth_headers(url: str) -> tuple[str, dict[str, str]]:
+    """Move ``user:password@`` out of the URL into a Basic auth header, as pip does."""
+    import base64
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    plain = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))
+    user = urllib.parse.unquote(parts.username)
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return plain, {"Authorization": f"Basic {token}"}
+
+
+def sdist_entry(client: IndexClient, name: str, version: str) -> FileEntry | None:
+    """The index's sdist of one release, or None when the release has none."""
+    return next((f for f in client.release_files(name, version) if f.kind == "sdist"), None)

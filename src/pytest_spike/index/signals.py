@@ -1,0 +1,420 @@
+"""Turn what the package index says about a project into findings: maintenance and security signals.
+
+Every signal is also recorded in a details dict with the value it saw and where that came from,
+so a score point can always be traced back to an index answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from packaging.tags import Tag, sys_tags
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from pytest_spike.index.client import (
+    IndexClient,
+    IndexUnavailable,
+    ProjectMeta,
+    ProjectNotFound,
+    Release,
+    same_version,
+)
+from pytest_spike.index.versions import python_allows
+from pytest_spike.model import Finding, Severity
+
+STALE_AFTER_DAYS = 730
+INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
+INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
+#: How much of a README counts as its opening: declarations of deprecation live up top.
+README_HEAD_CHARS = 3000
+SHOUTED_HEAD_CHARS = 600
+_DEPRECATION = re.compile(
+    r"""
+    \b(?:this|the)\s+(?:[\w.-]+\s+)?(?:project|package|library|module|repository|repo)\s+
+        (?:is|has\s+been)\s+(?:now\s+)?
+        (?:deprecated|archived|abandoned|unmaintained|discontinued|no\s+longer\s+maintained)
+    | \bno\s+longer\s+(?:maintained|developed|under\s+(?:active\s+)?development)\b
+    | \bwill\s+be\s+the\s+last\s+(?:version|release)\b
+    | \bdevelopment\s+(?:will\s+continue|has\s+moved)\s+(?:with|in|to)\b
+    | \bsuperseded\s+by\b
+    | \A\W*(?:deprecated|obsolete|unmaintained)\b
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_SHOUTED = re.compile(r"\b(?:DEPRECATED|UNMAINTAINED|ARCHIVED)\b")
+_BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)|!\[[^\]]*\]\([^)]*\)")
+
+
+def _finding(code: str, severity: Severity, message: str, **evidence: Any) -> Finding:
+    return Finding(code, severity, message, {k: str(v) for k, v in evidence.items() if v is not None})
+
+
+def _age_text(days: int) -> str:
+    return f"{days / 365.25:.1f} years" if days >= 365 else f"{days} days"
+
+
+def deprecation_phrase(text: str) -> str | None:
+    """The sentence fragment where ``text`` declares its project deprecated, if it does."""
+    head = _BADGE.sub("", text or "")[:README_HEAD_CHARS]
+    # A shouted DEPRECATED is a banner only near the top; further down it names an option.
+    match = _DEPRECATION.search(head) or _SHOUTED.search(head[:SHOUTED_HEAD_CHARS])
+    if match is None:
+        return None
+    line_start = head.rfind("\n", 0, match.start()) + 1
+    start = max(line_start, match.start() - 60)
+    if start > line_start:
+        start = head.find(" ", start, match.start()) + 1 or match.start()  # whole words only
+    end = head.find("\n", match.end())
+    words = head[start : end if end != -1 else None].split()
+    return " ".join(words)[:200]
+
+
+def _wheel_tags(release: Release) -> set[Tag]:
+    tags: set[Tag] = set()
+    for entry in release.files:
+        if entry.kind == "wheel" and not entry.yanked:
+            try:
+                tags |= set(parse_wheel_filename(entry.filename)[3])
+            except (InvalidWheelFilename, InvalidVersion):
+                continue
+    return tags
+
+
+def signal_findings(
+    meta: ProjectMeta,
+    *,
+    installed_version: str | None,
+    matrix_pythons: Sequence[str] = (),
+    now: datetime | None = None,
+    stale_after_days: int = STALE_AFTER_DAYS,
+    tags: Iterable[Tag] | None = None,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Findings from the index's view of a project, and every signal's value and source.
+
+    ``installed_version`` is the version under test (None: the latest release);
+    ``matrix_pythons`` the interpreters the spike asks for ("3.9", "3.13");
+    ``tags`` the wheel tags the running interpreter accepts (default: this one's).
+    """
+    now = now or datetime.now(timezone.utc)
+    details: dict[str, Any] = {}
+    latest = meta.latest()
+    version = installed_version or (str(latest.version) if latest else None)
+    try:
+        current = meta.releases.get(Version(version)) if version else None
+    except InvalidVersion:
+        current = None
+    releases_src = meta.sources.get("releases", "")
+    details["version"] = {
+        "value": version,
+        "source": "installed" if installed_version else releases_src,
+    }
+    findings = _release_age(meta, now, stale_after_days, details)
+    findings += _yanked(meta, current, version, details)
+    findings += _vulnerabilities(meta, version, details)
+    findings += _status(meta, details)
+    findings += _python_gap(current or latest, matrix_pythons, details, releases_src)
+    findings += _wheels(current or latest, tags, details, releases_src)
+    findings += _hygiene(meta, details)
+    return findings, details
+
+
+def _release_age(
+    meta: ProjectMeta, now: datetime, stale_after_days: int, details: dict[str, Any]
+) -> list[Finding]:
+    source = meta.sources.get("releases", "")
+    times = [(r.upload_time, r) for r in meta.releases.values() if r.upload_time and not r.yanked]
+    if not times:
+        details["last_release"] = {"value": None, "source": "the index gave no upload times"}
+        return []
+    last_time, last = max(times, key=lambda pair: pair[0])
+    age = (now - last_time).days
+    details["last_release"] = {
+        "value": {"version": str(last.version), "date": str(last_time.date()), "age_days": age},
+        "source": source,
+    }
+    findings = []
+    if age > stale_after_days:
+        findings.append(
+            _finding(
+                "signals.stale",
+                Severity.MEDIUM,
+                f"last release {last.version} was {_age_text(age)} ago ({last_time.date()}); "
+                f"stale after {_age_text(stale_after_days)}",
+                last_release=last.version,
+                date=last_time.date(),
+                source=source,
+            )
+        )
+    recent = [
+        str(r.version)
+        for t, r in sorted(times, key=lambda pair: pair[1].version)
+        if now - t <= timedelta(days=365)
+    ]
+    details["cadence"] = {"value": len(recent), "versions": recent, "source": source}
+    findings.append(
+        _finding(
+            "signals.cadence",
+            Severity.INFO,
+            f"{len(recent)} release(s) in the last 12 months",
+            releases=", ".join(recent[-10:]) or "none",
+            source=source,
+        )
+    )
+    return findings
+
+
+def _yanked(
+    meta: ProjectMeta, current: Release | None, version: str | None, details: dict[str, Any]
+) -> list[Finding]:
+    source = meta.sources.get("releases", "")
+    yanked = [r for r in meta.releases.values() if r.yanked]
+    details["yanked"] = {
+        "value": {str(r.version): r.yanked_reason for r in yanked},
+        "source": source,
+    }
+    if current is not None and current.yanked:
+        reason = current.yanked_reason or "no reason given"
+        message = f"the version under test, {version}, is yanked: {reason}"
+        return [_finding("signals.yanked", Severity.HIGH, message, reason=reason, source=source)]
+    if yanked:
+        listed = ", ".join(str(r.version) for r in yanked[-10:])
+        message = f"{len(yanked)} yanked release(s): {listed}"
+        return [_finding("signals.yanked", Severity.INFO, message, source=source)]
+    return []
+
+
+def _vulnerabilities(meta: ProjectMeta, version: str | None, details: dict[str, Any]) -> list[Finding]:
+    source = meta.sources.get("vulnerabilities", "")
+    if meta.vulnerabilities is None or not same_version(meta.version, version):
+        why = f"the index offers no per-release metadata for {meta.name} {version}"
+        details["vulnerabilities"] = {"value": None, "source": why}
+        # Unknown is not clean: say so rather than let silence read as "no advisories".
+        return [
+            _finding(
+                "signals.vulnerabilities_unknown",
+                Severity.INFO,
+                f"known vulnerabilities not checked: {why}",
+            )
+        ]
+    live = [v for v in meta.vulnerabilities if not v.get("withdrawn")]
+    rows: list[dict[str, Any]] = [
+        {
+            "id": str(v.get("id")),
+            "aliases": [str(a) for a in v.get("aliases") or []],
+            "fixed_in": [str(f) for f in v.get("fixed_in") or []],
+        }
+        for v in live
+    ]
+    details["vulnerabilities"] = {
+        "value": rows,
+        "withdrawn": len(meta.vulnerabilities) - len(live),
+        "source": source,
+    }
+    if not rows:
+        return []
+    ids = ", ".join(str(row["id"]) for row in rows)
+    fixes = sorted({f for row in rows for f in row["fixed_in"]}, key=_version_key)
+    fixed = f"; fixed in {', '.join(fixes)}" if fixes else "; no fixed version listed"
+    return [
+        _finding(
+            "signals.vulnerable",
+            Severity.HIGH,
+            f"{len(rows)} known {'vulnerability' if len(rows) == 1 else 'vulnerabilities'} "
+            f"in {meta.name} {version}: {ids}{fixed}",
+            ids=ids,
+            aliases=", ".join(a for row in rows for a in row["aliases"]),
+            fixed_in=", ".join(fixes),
+            source=source,
+        )
+    ]
+
+
+def _version_key(text: str) -> tuple[int, Any]:
+    try:
+        return 0, Version(text)
+    except InvalidVersion:
+        return 1, text
+
+
+def _status(meta: ProjectMeta, details: dict[str, Any]) -> list[Finding]:
+    info_src = meta.sources.get("info", "")
+    findings = []
+    classifiers = list(meta.info.get("classifiers") or [])
+    status_classifiers = [c for c in classifiers if c.startswith("Development Status ::")]
+    details["status"] = {
+        "value": {"index_status": meta.status, "classifiers": status_classifiers},
+        "source": f"{meta.sources.get('releases', '')} {info_src}".strip(),
+    }
+    if INACTIVE_CLASSIFIER in classifiers:
+        findings.append(
+            _finding(
+                "signals.inactive",
+                Severity.HIGH,
+                f"{meta.name} declares itself inactive ({INACTIVE_CLASSIFIER})",
+                classifier=INACTIVE_CLASSIFIER,
+                source=info_src,
+            )
+        )
+    if (meta.status or "").lower() in INACTIVE_STATUSES:
+        reason = f": {meta.status_reason}" if meta.status_reason else ""
+        findings.append(
+            _finding(
+                "signals.inactive",
+                Severity.HIGH,
+                f"the package index marks {meta.name} as {meta.status}{reason}",
+                status=meta.status,
+                source=meta.sources.get("releases", ""),
+            )
+        )
+    for field_name, label in (("summary", "summary"), ("description", "README")):
+        phrase = deprecation_phrase(str(meta.info.get(field_name) or ""))
+        if phrase:
+            details["deprecated"] = {"value": phrase, "field": label, "source": info_src}
+            findings.append(
+                _finding(
+                    "signals.deprecated",
+                    Severity.HIGH,
+                    f'the {label} declares {meta.name} deprecated: "{phrase}"',
+                    excerpt=phrase,
+                    source=info_src,
+                )
+            )
+            break
+    else:
+        details["deprecated"] = {"value": None, "source": info_src or "no JSON metadata"}
+    return findings
+
+
+def _python_gap(
+    release: Release | None, pythons: Sequence[str], details: dict[str, Any], source: str
+) -> list[Finding]:
+    requires = release.requires_python if release else None
+    excluded = [p for p in pythons if not python_allows(requires, p)]
+    details["requires_python"] = {"value": requires, "excludes": excluded, "source": source}
+    if not excluded or release is None:
+        return []
+    return [
+        _finding(
+            "signals.python_gap",
+            Severity.MEDIUM,
+            f"{release.version} requires Python {requires}, "
+            f"which excludes {', '.join(excluded)} from the matrix",
+            requires_python=requires,
+            excluded=", ".join(excluded),
+            source=source,
+        )
+    ]
+
+
+def _wheels(
+    release: Release | None, tags: Iterable[Tag] | None, details: dict[str, Any], source: str
+) -> list[Finding]:
+    if release is None:
+        details["wheels"] = {"value": None, "source": source}
+        return []
+    kinds = sorted(release.kinds())
+    wheel_tags = _wheel_tags(release)
+    accepted = set(sys_tags() if tags is None else tags)
+    fits = bool(wheel_tags & accepted)
+    details["wheels"] = {
+        "value": {"kinds": kinds, "wheel_for_this_platform": fits},
+        "source": source,
+    }
+    if not wheel_tags:
+        return [
+            _finding(
+                "signals.no_wheels",
+                Severity.LOW,
+                f"{release.version} has no wheels (sdist only): installing needs a build, maybe a compiler",
+                files=", ".join(f.filename for f in release.files),
+                source=source,
+            )
+        ]
+    if not fits:
+        return [
+            _finding(
+                "signals.no_platform_wheel",
+                Severity.LOW,
+                f"no wheel of {release.version} fits this interpreter and platform: pip builds from source",
+                wheels=", ".join(sorted({str(t) for t in wheel_tags})[:5]),
+                source=source,
+            )
+        ]
+    return []
+
+
+def _hygiene(meta: ProjectMeta, details: dict[str, Any]) -> list[Finding]:
+    info_src = meta.sources.get("info", "")
+    if not meta.info:
+        details["license"] = details["project_urls"] = {"value": None, "source": "no JSON metadata"}
+        return []
+    info = meta.info
+    licence = (info.get("license_expression") or info.get("license") or "").strip() or next(
+        (c for c in info.get("classifiers") or [] if c.startswith("License ::")), None
+    )
+    urls = dict(info.get("project_urls") or {})
+    for key in ("home_page", "download_url"):
+        if info.get(key):
+            urls.setdefault(key, info[key])
+    details["license"] = {
+        "value": licence.splitlines()[0][:100] if licence else None,
+        "source": info_src,
+    }
+    details["project_urls"] = {"value": urls, "source": info_src}
+    findings = []
+    if not licence and not info.get("license_files"):
+        findings.append(
+            _finding(
+                "signals.no_license",
+                Severity.LOW,
+                f"{meta.name} declares no license",
+                source=info_src,
+            )
+        )
+    if not urls:
+        findings.append(
+            _finding(
+                "signals.no_urls",
+                Severity.LOW,
+                f"{meta.name} lists no project URLs (no home, source or tracker)",
+                source=info_src,
+            )
+        )
+    return findings
+
+
+def unchecked(reason: str) -> tuple[list[Finding], dict[str, Any]]:
+    """The info finding when the index cannot be asked: the run goes on without signals."""
+    message = f"{reason}; signals not checked"
+    return [_finding("signals.unchecked", Severity.INFO, message)], {"unchecked": {"value": reason}}
+
+
+def collect_signals(
+    client: IndexClient,
+    name: str,
+    *,
+    installed_version: str | None,
+    matrix_pythons: Sequence[str] = (),
+    now: datetime | None = None,
+    stale_after_days: int = STALE_AFTER_DAYS,
+) -> tuple[list[Finding], dict[str, Any]]:
+    """Ask the index about ``name`` and return ``signal_findings``; index trouble is a finding."""
+    try:
+        meta = client.project_meta(name, installed_version)
+    except IndexUnavailable as exc:
+        return unchecked(str(exc))
+    except ProjectNotFound as exc:
+        return [_finding("signals.not_on_index", Severity.INFO, f"{exc}; signals not checked")], {
+            "unchecked": {"value": str(exc)}
+        }
+    return signal_findings(
+        meta,
+        installed_version=installed_version,
+        matrix_pythons=matrix_pythons,
+        now=now,
+        stale_after_days=stale_after_days,
+    )

@@ -1,0 +1,154 @@
+"""Which versions a spike runs: ``versions=`` specs resolved against the package index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from pytest_spike.index.client import IndexClient
+from pytest_spike.model import SpikeError
+
+
+@dataclass
+class Resolution:
+    """The versions a ``versions=`` spec picks, and why every other release was left out."""
+
+    project: str
+    spec: str | list[str] | None
+    python: str | None
+    versions: list[Version]
+    excluded: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "spec": self.spec,
+            "python": self.python,
+            "versions": [str(v) for v in self.versions],
+            "excluded": dict(self.excluded),
+        }
+
+
+_SPEC_HELP = "write a specifier ('>=2,<3'), a list of versions ('1.0, 2.0') or 'latest:N'"
+
+
+def _parse_spec(spec: str | Sequence[str] | None) -> tuple[str, Any]:
+    """-> ("latest", N) | ("pins", [Version]) | ("specifier", SpecifierSet)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if spec is None:
+        return "latest", 1
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text == "latest" or text.startswith("latest:"):
+            count = text.partition(":")[2] or "1"
+            if not count.isdigit() or int(count) < 1:
+                raise SpikeError(f"versions={spec!r}: N in 'latest:N' must be a whole number >= 1")
+            return "latest", int(count)
+        if text and text[0] in "<>=!~":
+            try:
+                return "specifier", SpecifierSet(text)
+            except InvalidSpecifier:
+                raise SpikeError(f"versions={spec!r} is not a valid specifier; {_SPEC_HELP}") from None
+        spec = [part for part in text.replace(",", " ").split() if part]
+    try:
+        pins = [Version(str(item)) for item in spec]
+    except InvalidVersion:
+        raise SpikeError(f"versions={spec!r}: not a version; {_SPEC_HELP}") from None
+    if not pins:
+        raise SpikeError(f"versions={spec!r} is empty; {_SPEC_HELP}")
+    return "pins", pins
+
+
+def python_allows(requires_python: str | None, python: str | None) -> bool:
+    """Does ``requires_python`` admit ``python`` ("3.11" admits any 3.11.x; invalid admits all)?"""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    if not requires_python or not python:
+        return True
+    try:
+        spec = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return True  # pip ignores a broken requires-python too
+    release = Version(python).release
+    if len(release) >= 3:
+        return spec.contains(python, prereleases=True)
+    # A bare "3.11" stands for the newest and oldest patch releases of that line.
+    major_minor = ".".join(str(p) for p in (release + (0,))[:2])
+    return any(spec.contains(f"{major_minor}.{patch}", prereleases=True) for patch in (0, 99))
+
+
+def resolve(
+    client: IndexClient,
+    name: str,
+    spec: str | Sequence[str] | None = None,
+    *,
+    python: str | None = None,
+    prereleases: bool = False,
+) -> Resolution:
+    """Resolve a ``versions=`` spec against the index; see ``resolve_versions``."""
+    kind, value = _parse_spec(spec)
+    releases = client.releases(name)
+    spec_out = spec if spec is None or isinstance(spec, str) else [str(s) for s in spec]
+    result = Resolution(canonicalize_name(name), spec_out, python, [])
+    if kind == "pins":
+        missing = [str(v) for v in value if v not in releases]
+        if missing:
+            newest = ", ".join(str(v) for v in list(releases)[-3:]) or "none"
+            if client.skipped:
+                newest += f"; not asked: {client.skipped[0]}"
+            raise SpikeError(
+                f"{name} has no release {', '.join(missing)} on the package index (newest: {newest})"
+            )
+    eligible: list[Version] = []
+    for version, release in releases.items():
+        pinned = kind == "pins" and version in value
+        if kind == "pins" and not pinned:
+            reason = "not in the list"
+        elif release.yanked and not pinned:
+            reason = "yanked" + (f" ({release.yanked_reason})" if release.yanked_reason else "")
+        elif version.is_prerelease and not (
+            pinned or prereleases or (kind == "specifier" and value.prereleases)
+        ):
+            reason = "pre-release"
+        elif not python_allows(release.requires_python, python):
+            reason = f"requires-python {release.requires_python} excludes {python}"
+        elif kind == "specifier" and not value.contains(version, prereleases=True):
+            reason = f"outside {value}"
+        else:
+            eligible.append(version)
+            continue
+        result.excluded[str(version)] = reason
+    if kind == "latest":
+        lines: dict[tuple[int, ...], Version] = {}
+        for version in eligible:
+            lines[(version.release + (0,))[:2]] = version  # ascending, so the newest patch wins
+        chosen = sorted(lines.values())[-value:]
+        for version in eligible:
+            if version not in chosen:
+                result.excluded[str(version)] = f"not the newest of the last {value} minor releases"
+        eligible = chosen
+    result.versions = eligible
+    return result
+
+
+def resolve_versions(
+    client: IndexClient,
+    name: str,
+    spec: str | Sequence[str] | None = None,
+    *,
+    python: str | None = None,
+    prereleases: bool = False,
+) -> list[Version]:
+    """The versions of ``name`` a spike should run, oldest first.
+
+    ``spec`` is None (the newest release), a specifier (``">=2,<3"``), explicit versions (a list
+    or ``"1.0, 2.0"``), or ``"latest:N"`` (the newest patch of each of the last N minor
+    releases). Yanked releases and pre-releases are left out unless pinned (or asked for);
+    ``python`` ("3.11") drops releases whose requires-python excludes it. May be empty.
+    """
+    return resolve(client, name, spec, python=python, prereleases=prereleases).versions

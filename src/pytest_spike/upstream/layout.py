@@ -1,0 +1,554 @@
+"""Read an unpacked sdist: where its tests are, how upstream configures pytest, what harness
+the tests need, and copy the tests (never the package source) into a work folder.
+
+Everything here reads files only; nothing from the sdist is imported or executed.
+"""
+
+from __future__ import annotations
+
+import configparser
+import email.parser
+import fnmatch
+import re
+import shlex
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import InvalidMarker, Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+TEST_DIR_NAMES = ("tests", "test", "testing")
+DEFAULT_PYTHON_FILES = ("test_*.py", "*_test.py")
+#: Upstream ini keys that shape collection or outcomes; ``addopts`` and the rest are dropped.
+KEPT_INI_KEYS = (
+    "filterwarnings",
+    "markers",
+    "python_files",
+    "python_classes",
+    "python_functions",
+    "xfail_strict",
+    "norecursedirs",
+    "usefixtures",
+    "empty_parameter_set_mark",
+    "doctest_optionflags",
+    "asyncio_mode",
+    "asyncio_default_fixture_loop_scope",
+)
+HARNESS_NAMES = ("test", "tests", "testing")
+_SKIP_DIRS = {"docs", "doc", "build", "dist", "node_modules", "venv", "site-packages", "__pycache__"}
+_MAX_DEPTH = 3  # root/tests, root/pkg/tests, root/src/pkg/tests
+
+
+@dataclass(frozen=True)
+class PytestConfig:
+    """The parts of upstream's pytest configuration the sample run keeps."""
+
+    source: str = ""
+    ini: Mapping[str, Any] = field(default_factory=dict)
+    markexpr: str | None = None
+    plugins: tuple[str, ...] = ()
+    dropped_addopts: str = ""
+    testpaths: tuple[str, ...] = ()
+
+    @property
+    def python_files(self) -> tuple[str, ...]:
+        value = self.ini.get("python_files")
+        if not value:
+            return DEFAULT_PYTHON_FILES
+        return tuple(_as_list(value, split_words=True))
+
+
+@dataclass(frozen=True)
+class TestLayout:
+    """Where an unpacked sdist keeps its tests, relative to ``root``."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    root: Path
+    test_dirs: tuple[str, ...]
+    test_files: tuple[str, ...]
+    conftest: bool
+    config: PytestConfig
+    notes: tuple[str, ...] = ()
+
+    @property
+    def has_tests(self) -> bool:
+        return bool(self.test_dirs or self.test_files)
+
+    @property
+    def paths(self) -> list[str]:
+        """What to hand pytest, relative to the copied folder."""
+        return [*self.test_dirs, *self.test_files]
+
+
+@dataclass(frozen=True)
+class Harness:
+    """Requirements the upstream tests need beyond the package, and where they came from."""
+
+    requirements: tuple[str, ...]
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requirements": list(self.requirements), "source": self.source}
+
+
+def find_tests(src_root: str | Path, package_modules: Sequence[str] = ()) -> TestLayout:
+    """Find the test folders (``tests/``, ``test/``, ``testing/``, ``pkg/tests``), root test
+    files, the root ``conftest.py`` and upstream's pytest configuration under ``src_root``."""
+    root = Path(src_root)
+    notes: list[str] = []
+    config = read_pytest_config(root, notes)
+    patterns = config.python_files
+    packages = {m.split(".")[0] for m in package_modules} | {"src"}
+    found: list[str] = []
+    for rel in config.testpaths:
+        path = root / rel
+        if path.is_dir() and path.name not in packages and _has_tests(path, patterns):
+            found.append(path.relative_to(root).as_posix())
+    for path in _walk_dirs(root):
+        if path.name in TEST_DIR_NAMES and _has_tests(path, patterns):
+            found.append(path.relative_to(root).as_posix())
+    test_dirs = _outermost(found)
+    test_files = sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_file() and p.name != "conftest.py" and _matches(p.name, patterns)
+    )
+    return TestLayout(
+        root=root,
+        test_dirs=tuple(test_dirs),
+        test_files=tuple(test_files),
+        conftest=(root / "conftest.py").is_file(),
+        config=config,
+        notes=tuple(notes),
+    )
+
+
+def _walk_dirs(root: Path, depth: int = 1) -> Iterable[Path]:
+    if depth > _MAX_DEPTH:
+        return
+    for path in sorted(root.iterdir()):
+        if not path.is_dir() or path.is_symlink():
+            continue
+        if path.name.startswith(".") or path.name in _SKIP_DIRS:
+            continue
+        yield path
+        if path.name not in TEST_DIR_NAMES:
+            yield from _walk_dirs(path, depth + 1)
+
+
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def _has_tests(folder: Path, patterns: Sequence[str]) -> bool:
+    return any(_matches(p.name, patterns) for p in folder.rglob("*.py"))
+
+
+def _outermost(paths: Iterable[str]) -> list[str]:
+    kept: list[str] = []
+    for path in sorted(set(paths), key=lambda p: (p.count("/"), p)):
+        if not any(path == k or path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
+def copy_tests(layout: TestLayout, dest: str | Path) -> list[str]:
+    """Copy the test folders, root test files and root conftest into ``dest``; return what to
+    pass pytest. Links are copied as links, so one pointing at the package source dangles
+    instead of bringing the source along."""
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+    for rel in layout.test_dirs:
+        shutil.copytree(layout.root / rel, out / rel, symlinks=True, ignore=ignore, dirs_exist_ok=True)
+    for rel in [*layout.test_files, *(["conftest.py"] if layout.conftest else [])]:
+        shutil.copy2(layout.root / rel, out / rel, follow_symlinks=False)
+    return layout.paths
+
+
+# -- upstream pytest configuration ---------------------------------------------------------
+
+
+def read_pytest_config(root: Path, notes: list[str] | None = None) -> PytestConfig:
+    """Upstream's pytest settings, found the way pytest looks for them (first match wins)."""
+    notes = notes if notes is not None else []
+    for name, section in (("pytest.ini", "pytest"), (".pytest.ini", "pytest")):
+        if (root / name).is_file():
+            return _config(f"{name} [{section}]", _ini_section(root / name, section, notes) or {})
+    if (root / "pyproject.toml").is_file():
+        data = load_toml(root / "pyproject.toml", notes)
+        tool = data.get("tool", {}).get("pytest", {})
+        if isinstance(tool, dict) and isinstance(tool.get("ini_options"), dict):
+            return _config("pyproject.toml [tool.pytest.ini_options]", tool["ini_options"])
+        if isinstance(tool, dict) and tool:
+            return _config("pyproject.toml [tool.pytest]", tool)
+    for name, section in (("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+        values = _ini_section(root / name, section, notes) if (root / name).is_file() else None
+        if values is not None:
+            return _config(f"{name} [{section}]", values)
+    return PytestConfig()
+
+
+def _ini_section(path: Path, section: str, notes: list[str]) -> dict[str, str] | None:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read_string(path.read_text(encoding="utf-8", errors="replace"))
+    except configparser.Error as exc:
+        notes.append(f"{path.name}: unreadable ({str(exc).splitlines()[0]})")
+        return None
+    return dict(parser[section]) if parser.has_section(section) else None
+
+
+def _as_list(value: Any, split_words: bool = False) -> list[str]:
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    text = str(value)
+    return text.split() if split_words else [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def _config(source: str, values: Mapping[str, Any]) -> PytestConfig:
+    addopts = values.get("addopts", "")
+    args = list(addopts) if isinstance(addopts, list) else shlex.split(str(addopts), comments=True)
+    markexpr, plugins = _kept_options(args)
+    return PytestConfig(
+        source=source,
+        ini={k: values[k] for k in KEPT_INI_KEYS if k in values},
+        markexpr=markexpr,
+        plugins=tuple(plugins),
+        dropped_addopts=" ".join(args),
+        testpaths=tuple(_as_list(values.get("testpaths", ""), split_words=True)),
+    )
+
+
+def _kept_options(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    """Upstream's ``-m`` expression and ``-p`` plugins: they decide what is meant to run."""
+    markexpr: str | None = None
+    plugins: list[str] = []
+    i = 0
+    while i < len(args):
+        arg, value = args[i], None
+        if arg in ("-m", "-p") and i + 1 < len(args):
+            value, i = args[i + 1], i + 1
+        elif arg[:2] in ("-m", "-p") and len(arg) > 2 and not arg.startswith("--"):
+            value = arg[2:]
+        if value is not None and arg.startswith("-m"):
+            markexpr = value
+        elif value is not None:
+            plugins.append(value)
+        i += 1
+    return markexpr, plugins
+
+
+# -- harness requirements -----------------------------------------------------------------
+
+_EXTRA = re.compile(r"""extra\s*==\s*(['"])(?P<name>[^'"]+)\1""")
+
+
+def harness_requirements(src_root: str | Path, dist_name: str) -> Harness:
+    """The upstream test requirements, from the first source that has any: a test extra, a
+    dependency group, a Poetry group, a test requirements file, ``requirements-dev.txt``.
+    The package itself is left out (its extras are expanded instead), so installing the
+    harness never replaces the version under test."""
+    root = Path(src_root)
+    dist = canonicalize_name(dist_name)
+    notes: list[str] = []
+    pyproject = load_toml(root / "pyproject.toml", notes) if (root / "pyproject.toml").is_file() else {}
+    extras = _pkg_info_extras(root / "PKG-INFO")
+    project = pyproject.get("project", {})
+    for name, reqs in (project.get("optional-dependencies") or {}).items():
+        extras.setdefault(canonicalize_name(name), [str(r) for r in reqs])
+    groups: dict[str, list[Any]] = {
+        canonicalize_name(k): v for k, v in (pyproject.get("dependency-groups") or {}).items()
+    }
+    poetry = pyproject.get("tool", {}).get("poetry", {})
+    poetry_groups: dict[str, list[str]] = {
+        canonicalize_name(k): _poetry_reqs((v or {}).get("dependencies") or {})
+        for k, v in (poetry.get("group") or {}).items()
+    }
+    if poetry.get("dev-dependencies"):
+        poetry_groups.setdefault("dev", _poetry_reqs(poetry["dev-dependencies"]))
+    expand = _Expander(dist, extras, groups)
+    candidates: list[tuple[str, list[str]]] = []
+    for name in HARNESS_NAMES:
+        candidates.append((f"extra '{name}'", expand.extra(name)))
+    for name in (*HARNESS_NAMES, "dev"):
+        candidates.append((f"dependency group '{name}' in pyproject.toml", expand.group(name)))
+    for name in (*HARNESS_NAMES, "dev"):
+        candidates.append(
+            (f"Poetry group '{name}' (version constraints dropped)", poetry_groups.get(name, []))
+        )
+    files = sorted(p for p in root.glob("requirements*.txt") if "test" in p.name.lower())
+    files += sorted(root.glob("requirements/test*.txt"))
+    files += [root / d / "requirements.txt" for d in TEST_DIR_NAMES]
+    files += [root / "requirements-dev.txt", root / "requirements" / "dev.txt"]
+    for path in files:
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            candidates.append((rel, _requirements_file(path, root, expand, set())))
+    for source, reqs in candidates:
+        if "dev" in source.lower():
+            # A "dev" set also holds the docs, lint and release tools: the tests need none.
+            reqs = [r for r in reqs if not _NOT_FOR_TESTS.match(r.strip())]
+        if reqs:
+            return Harness(tuple(dict.fromkeys(reqs)), source)
+    return Harness((), "none")
+
+
+#: Projects found in "dev" requirement sets that running tests never needs.
+_NOT_FOR_TESTS = re.compile(
+    r"(?i)(sphinx[\w-]*|furo|mkdocs[\w-]*|myst[\w-]*|pre-commit|mypy|types-[\w-]+|ruff|black|"
+    r"flake8[\w-]*|pylint|isort|twine|build|towncrier|bump2version|commitizen|ipython|jupyter[\w-]*)"
+    r"(?![\w.-])"
+)
+
+
+class _Expander:
+    """Resolves self-references (``pkg[tests]``) and ``include-group`` into plain requirements."""
+
+    def __init__(self, dist: str, extras: dict[str, list[str]], groups: dict[str, list[Any]]) -> None:
+        self.dist, self.extras, self.groups = dist, extras, groups
+
+    def extra(self, name: str, seen: set[tuple[str, str]] | None = None) -> list[str]:
+        return self._expand("extra", name, set() if seen is None else seen)
+
+    def group(self, name: str) -> list[str]:
+        return self._expand("group", name, set())
+
+    def _expand(self, kind: str, name: str, seen: set[tuple[str, str]]) -> list[str]:
+        key = canonicalize_name(name)
+        if (kind, key) in seen:  # extras and groups may include each other in a cycle
+            return []
+        seen.add((kind, key))
+        out: list[str] = []
+        for entry in (self.extras if kind == "extra" else self.groups).get(key, []):
+            if isinstance(entry, dict) and "include-group" in entry:
+                out += self._expand("group", str(entry["include-group"]), seen)
+            elif isinstance(entry, str):
+                out += self.lines([entry], seen)
+        return out
+
+    def lines(self, lines: Iterable[str], seen: set[tuple[str, str]]) -> list[str]:
+        out: list[str] = []
+        for line in lines:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if canonicalize_name(req.name) == self.dist:
+                for extra in sorted(req.extras):
+                    out += self.extra(extra, seen)
+            else:
+                out.append(str(req))
+        return out
+
+
+def _pkg_info_extras(path: Path) -> dict[str, list[str]]:
+    """``Requires-Dist`` lines of PKG-INFO grouped by extra, with the extra clause removed."""
+    if not path.is_file():
+        return {}
+    meta = email.parser.Parser().parsestr(path.read_text(encoding="utf-8", errors="replace"))
+    extras: dict[str, list[str]] = {}
+    for line in meta.get_all("Requires-Dist") or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        match = _EXTRA.search(str(req.marker or ""))
+        if not match:
+            continue
+        marker = str(req.marker)
+        rest = (marker[: match.start()] + marker[match.end() :]).strip()
+        rest = re.sub(r"^(and|or)\s+|\s+(and|or)$", "", rest).strip()
+        try:
+            req.marker = Marker(rest) if rest and rest != "()" else None
+        except InvalidMarker:
+            req.marker = None
+        extras.setdefault(canonicalize_name(match.group("name")), []).append(str(req))
+    return extras
+
+
+def _poetry_reqs(table: Mapping[str, Any]) -> list[str]:
+    out = []
+    for name, spec in table.items():
+        if name.lower() == "python":
+            continue
+        extras = spec.get("extras") if isinstance(spec, dict) else None
+        out.append(f"{name}[{','.join(extras)}]" if extras else name)
+    return out
+
+
+def _requirements_file(path: Path, root: Path, expand: _Expander, seen: set[Path]) -> list[str]:
+    """Requirements in a pip requirements file; ``-r`` is followed inside the sdist only."""
+    if path in seen or len(seen) > 20:
+        return []
+    seen.add(path)
+    text = path.read_text(encoding="utf-8", errors="replace").replace("\\\n", " ")
+    out: list[str] = []
+    for raw in text.splitlines():
+        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
+        if not line:
+            continue
+        if line.startswith(("-r", "--requirement")):
+            name = line.split(None, 1)[-1] if " " in line else line[2:]
+            include = (path.parent / name.strip()).resolve()
+            if include.is_file() and root.resolve() in include.parents:
+                out += _requirements_file(include, root, expand, seen)
+            continue
+        line = re.sub(r"^(-e|--editable)\s+", "", line)
+        self_ref = re.match(r"^\.(\[(?P<extras>[^\]]*)\])?$", line)
+        if self_ref:
+            for extra in (self_ref.group("extras") or "").split(","):
+                out += expand.extra(extra.strip()) if extra.strip() else []
+        elif not line.startswith("-"):
+            out += expand.lines([line], set())
+    return out
+
+
+# -- TOML on any Python ---------------------------------------------------------------------
+
+_toml: Any
+try:
+    import tomllib as _toml
+except ImportError:  # Python < 3.11
+    try:
+        import tomli as _toml  # type: ignore[no-redef]
+    except ImportError:
+        _toml = None
+
+
+def load_toml(path: Path, notes: list[str]) -> dict[str, Any]:
+    """Parse a TOML file; without tomllib/tomli a small reader gets keys, strings, arrays and
+    inline tables, and ``notes`` says so."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if _toml is not None:
+        try:
+            return dict(_toml.loads(text))
+        except _toml.TOMLDecodeError as exc:
+            notes.append(f"{path.name}: invalid TOML ({exc}); its settings were ignored")
+            return {}
+    data, complete = _TomlSubset(text).parse()
+    skipped = "" if complete else "; some values could not be read"
+    notes.append(f"{path.name}: read without tomli (install tomli on Python < 3.11){skipped}")
+    return data
+
+
+class _TomlSubset:
+    """Just enough TOML for pyproject.toml tables, when no TOML library is installed."""
+
+    _BARE = re.compile(r"[A-Za-z0-9_-]+")
+    _ATOM = re.compile(r"[^,\]}\s#]+")
+
+    def __init__(self, text: str) -> None:
+        self.s, self.i = text, 0
+
+    def parse(self) -> tuple[dict[str, Any], bool]:
+        root: dict[str, Any] = {}
+        table, complete = root, True
+        while self._skip(newlines=True) < len(self.s):
+            try:
+                if self.s.startswith("[[", self.i):  # arrays of tables: not needed here
+                    table = {}
+                    self._line_end(skip=True)
+                elif self.s[self.i] == "[":
+                    self.i += 1
+                    table = self._descend(root, self._keys("]"))
+                    self.i += 1
+                    self._line_end()
+                else:
+                    keys = self._keys("=")
+                    self.i += 1
+                    self._descend(table, keys[:-1])[keys[-1]] = self._value()
+                    self._line_end()
+            except (ValueError, IndexError, AttributeError):
+                complete = False
+                self._line_end(skip=True)
+        return root, complete
+
+    def _descend(self, table: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+        for key in keys:
+            table = table.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise ValueError(key)
+        return table
+
+    def _skip(self, newlines: bool) -> int:
+        chars = " \t\r\n" if newlines else " \t"
+        while self.i < len(self.s):
+            if self.s[self.i] in chars:
+                self.i += 1
+            elif self.s[self.i] == "#":
+                end = self.s.find("\n", self.i)
+                self.i = len(self.s) if end < 0 else end
+            else:
+                break
+        return self.i
+
+    def _line_end(self, skip: bool = False) -> None:
+        if not skip and self._skip(newlines=False) < len(self.s) and self.s[self.i] not in "\r\n":
+            raise ValueError("text after value")
+        end = self.s.find("\n", self.i)
+        self.i = len(self.s) if end < 0 else end + 1
+
+    def _keys(self, until: str) -> list[str]:
+        keys = []
+        while True:
+            self._skip(newlines=False)
+            if self.s[self.i] in "\"'":
+                keys.append(self._string())
+            else:
+                keys.append(self._BARE.match(self.s, self.i).group())  # type: ignore[union-attr]
+                self.i += len(keys[-1])
+            self._skip(newlines=False)
+            if self.s[self.i] == until:
+                return keys
+            if self.s[self.i] != ".":
+                raise ValueError("bad key")
+            self.i += 1
+
+    def _value(self) -> Any:
+        self._skip(newlines=False)
+        char = self.s[self.i]
+        if char in "\"'":
+            return self._string()
+        if char in "[{":
+            close = "]" if char == "[" else "}"
+            items: list[Any] = []
+            pairs: dict[str, Any] = {}
+            self.i += 1
+            while self._skip(newlines=True) < len(self.s) and self.s[self.i] != close:
+                if close == "]":
+                    items.append(self._value())
+                else:
+                    keys = self._keys("=")
+                    self.i += 1
+                    self._descend(pairs, keys[:-1])[keys[-1]] = self._value()
+                if self._skip(newlines=True) < len(self.s) and self.s[self.i] == ",":
+                    self.i += 1
+            if self.i >= len(self.s):
+                raise ValueError("unterminated array or table")
+            self.i += 1
+            return items if close == "]" else pairs
+        atom = self._ATOM.match(self.s, self.i).group()  # type: ignore[union-attr]
+        self.i += len(atom)
+        return {"true": True, "false": False}.get(atom, int(atom) if atom.isdigit() else atom)
+
+    def _string(self) -> str:
+        quote = self.s[self.i]
+        if self.s.startswith(quote * 3, self.i):
+            end = self.s.index(quote * 3, self.i + 3)
+            body, self.i = self.s[self.i + 3 : end], end + 3
+            return body[1:] if body.startswith("\n") else body
+        if quote == "'":
+            end = self.s.index("'", self.i + 1)
+            body, self.i = self.s[self.i + 1 : end], end + 1
+            return body
+        match = re.compile(r'"((?:[^"\\\n]|\\.)*)"').match(self.s, self.i)
+        if match is None:
+            raise ValueError("unterminated string")
+        self.i = match.end()
+        return match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")

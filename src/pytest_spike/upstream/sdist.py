@@ -1,0 +1,332 @@
+"""Fetch a source distribution and unpack it without trusting it.
+
+An sdist comes from whoever uploaded it: its members may name absolute paths, climb out with
+``..``, link outside, be device files, or decompress into gigabytes. Every member is checked
+before anything is written, files are written by us (never through ``extractall``), and each
+write is checked to land inside the destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO, Callable, cast
+
+from pytest_spike.model import SpikeError
+
+#: Defaults sized for real sdists (the largest popular ones are a few MB packed).
+MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
+MAX_TOTAL_BYTES = 500 * 1024 * 1024
+MAX_MEMBERS = 20_000
+
+_CHUNK = 64 * 1024
+_SCHEMES = ("http", "https", "file")
+
+
+class UnsafeArchive(SpikeError):
+    """An archive member that would escape the destination or exhaust the disk."""
+
+
+def redact(url: str) -> str:
+    """``url`` without a user name or password, safe to print."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def fetch_sdist(
+    url: str,
+    dest_dir: str | os.PathLike[str],
+    *,
+    timeout: float = 60.0,
+    max_bytes: int = MAX_DOWNLOAD_BYTES,
+    sha256: str | None = None,
+) -> Path:
+    """Download ``url`` (http, https or file) into ``dest_dir`` and return the file's path.
+
+    The file appears atomically under the URL's last path segment, or not at all. A
+    ``#sha256=...`` fragment (as index pages write them) is checked when ``sha256`` is not given.
+    """
+    parts = urllib.parse.urlsplit(url)
+    shown = redact(url)
+    if parts.scheme not in _SCHEMES:
+        raise SpikeError(f"sdist URL {shown!r}: scheme must be one of {', '.join(_SCHEMES)}")
+    fragment = urllib.parse.parse_qs(parts.fragment)
+    expected = (sha256 or (fragment.get("sha256") or [""])[0]).lower() or None
+    name = urllib.parse.unquote(PurePosixPath(parts.path).name)
+    if not name or name in (".", "..") or "\\" in name:
+        raise SpikeError(f"sdist URL {shown!r} names no file; give the URL of the .tar.gz or .zip")
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout
+    digest = hashlib.sha256()
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".download-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, _open_url(url, shown, timeout) as response:
+            length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+            if length and length.isdigit() and int(length) > max_bytes:
+                raise SpikeError(f"sdist {shown!r} is {int(length)} bytes, over the {max_bytes} limit")
+            size = 0
+            while True:
+                chunk = response.read(_CHUNK)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SpikeError(f"sdist {shown!r} is over the {max_bytes}-byte download limit")
+                if time.monotonic() > deadline:
+                    raise SpikeError(f"downloading {shown!r} took over {timeout:g}s; raise the timeout")
+                digest.update(chunk)
+                out.write(chunk)
+        if expected and digest.hexdigest() != expected:
+            raise SpikeError(
+                f"sdist {shown!r} has sha256 {digest.hexdigest()}, expected {expected}: "
+                "the file changed or the download was corrupted"
+            )
+        target = dest / name
+        os.replace(tmp, target)
+        return target
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _open_url(url: str, shown: str, timeout: float) -> IO[bytes]:
+    try:
+        return cast("IO[bytes]", urllib.request.urlopen(url, timeout=timeout))  # scheme checked
+    except urllib.error.HTTPError as exc:
+        raise SpikeError(f"cannot download sdist {shown!r}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise SpikeError(
+            f"cannot download sdist {shown!r}: {reason}; check the URL and network access"
+        ) from None
+
+
+@dataclass
+class _Member:
+    """One archive entry, reduced to what we are willing to create."""
+
+    name: str  # normalised, relative, '/'-separated
+    kind: str  # file | dir | symlink | hardlink
+    size: int = 0
+    target: str = ""  # link target; for hard links, a member name
+    executable: bool = False
+    open: Callable[[], IO[bytes]] | None = None
+
+
+def safe_extract(
+    archive: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_members: int = MAX_MEMBERS,
+) -> Path:
+    """Unpack a tar (any compression) or zip archive into ``dest`` after checking every member.
+
+    Refuses, with an ``UnsafeArchive`` naming the member, absolute paths, ``..``, links that
+    point outside, device files and FIFOs, more than ``max_members`` entries or more than
+    ``max_total_bytes`` unpacked. Nothing is written until every member passed. Returns the
+    archive's single top-level folder (``name-1.0/`` in an sdist), else ``dest``.
+    """
+    path = Path(archive)
+    out = Path(dest)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                members = _checked(_zip_members(zf), max_total_bytes, max_members)
+                _write(members, out)
+        else:
+            with tarfile.open(path, "r:*") as tf:
+                members = _checked(_tar_members(tf, out), max_total_bytes, max_members)
+                _write(members, out)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        if isinstance(exc, UnsafeArchive):
+            raise
+        raise SpikeError(f"cannot unpack {path.name}: {exc}; is it a .tar.gz or .zip?") from None
+    tops = {m.name.split("/")[0] for m in members}
+    if len(tops) == 1:
+        top = out / tops.pop()
+        if top.is_dir() and not top.is_symlink():
+            return top
+    return out
+
+
+def _tar_members(tf: tarfile.TarFile, dest: Path) -> Iterator[_Member]:
+    data_filter = getattr(tarfile, "data_filter", None)
+    for info in tf:  # streaming: a bomb is stopped by the caps before it is all read
+        name = _clean_name(info.name)
+        if info.isdir():
+            member = _Member(name, "dir")
+        elif info.isreg():
+            member = _Member(
+                name,
+                "file",
+                info.size,
+                executable=bool(info.mode & 0o111),
+                open=functools.partial(_tar_open, tf, info),
+            )
+        elif info.issym():
+            member = _Member(name, "symlink", target=info.linkname)
+            _check_symlink(member)
+        elif info.islnk():
+            member = _Member(name, "hardlink", target=_clean_name(info.linkname))
+        else:
+            raise UnsafeArchive(f"archive member {info.name!r} is a device file or FIFO: refused")
+        if data_filter is not None:  # a second opinion, where this Python has one
+            try:
+                data_filter(info, str(dest))
+            except tarfile.FilterError as exc:
+                raise UnsafeArchive(f"unsafe archive member {info.name!r}: {exc}") from None
+        yield member
+
+
+def _tar_open(tf: tarfile.TarFile, info: tarfile.TarInfo) -> IO[bytes]:
+    stream = tf.extractfile(info)
+    if stream is None:  # only for non-files, which never get here
+        raise UnsafeArchive(f"archive member {info.name!r} has no data")
+    return stream
+
+
+def _zip_members(zf: zipfile.ZipFile) -> Iterator[_Member]:
+    for info in zf.infolist():
+        name = _clean_name(info.filename)
+        mode = info.external_attr >> 16
+        if info.is_dir():
+            yield _Member(name, "dir")
+        elif stat.S_ISLNK(mode):
+            yield _Member(name, "symlink", target=zf.read(info).decode("utf-8", "replace"))
+        elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            raise UnsafeArchive(f"archive member {info.filename!r} is a device file or FIFO: refused")
+        else:
+            yield _Member(
+                name,
+                "file",
+                info.file_size,
+                executable=bool(mode & 0o111),
+                open=functools.partial(zf.open, info),
+            )
+
+
+def _clean_name(raw: str) -> str:
+    if not raw or "\x00" in raw:
+        raise UnsafeArchive(f"archive member {raw!r} has an empty or invalid name")
+    if raw.startswith(("/", "\\")) or PureWindowsPath(raw).drive or re.match(r"^[A-Za-z]:", raw):
+        raise UnsafeArchive(f"archive member {raw!r} has an absolute path: refused")
+    parts = [p for p in re.split(r"[\\/]+", raw) if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchive(f"archive member {raw!r} climbs out with '..': refused")
+    if not parts:
+        raise UnsafeArchive(f"archive member {raw!r} names the archive root")
+    return "/".join(parts)
+
+
+def _checked(members: Iterator[_Member], max_total: int, max_members: int) -> list[_Member]:
+    seen: list[_Member] = []
+    links: set[str] = set()
+    files: set[str] = set()
+    total = 0
+    for member in members:
+        if len(seen) >= max_members:
+            raise UnsafeArchive(
+                f"archive has over {max_members} members (stopped at {member.name!r}): refused"
+            )
+        total += member.size
+        if total > max_total:
+            raise UnsafeArchive(
+                f"archive unpacks to over {max_total} bytes (at member {member.name!r}): refused"
+            )
+        # A member under a symlink could be written through it, wherever it points.
+        for i in range(1, member.name.count("/") + 1):
+            if member.name.rsplit("/", i)[0] in links:
+                raise UnsafeArchive(f"archive member {member.name!r} lies under a symlink: refused")
+        if member.kind == "symlink":
+            _check_symlink(member)
+            links.add(member.name)
+        elif member.kind == "hardlink" and member.target not in files:
+            raise UnsafeArchive(
+                f"archive member {member.name!r} is a hard link to {member.target!r}, "
+                "which is not a file earlier in the archive: refused"
+            )
+        if member.kind == "file":
+            files.add(member.name)
+        seen.append(member)
+    return seen
+
+
+def _check_symlink(member: _Member) -> None:
+    target = member.target
+    if not target or target.startswith(("/", "\\")) or PureWindowsPath(target).drive:
+        raise UnsafeArchive(
+            f"archive member {member.name!r} is a symlink to {target!r}, outside the archive: refused"
+        )
+    depth = member.name.count("/")  # folders above the link, inside the archive
+    for part in re.split(r"[\\/]+", target):
+        if part == "..":
+            depth -= 1
+        elif part not in ("", "."):
+            depth += 1
+        if depth < 0:
+            raise UnsafeArchive(
+                f"archive member {member.name!r} is a symlink to {target!r}, "
+                "which points outside the archive: refused"
+            )
+
+
+def _write(members: list[_Member], dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(dest)
+    # Links last, so no file is ever written through a link made from the same archive.
+    for member in sorted(members, key=lambda m: m.kind in ("symlink", "hardlink")):
+        target = dest / member.name
+        parent = os.path.realpath(target.parent if member.kind != "dir" else target)
+        if os.path.commonpath([root, parent]) != root:
+            raise UnsafeArchive(f"archive member {member.name!r} would land outside {dest}: refused")
+        if member.kind == "dir":
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        if member.kind == "symlink":
+            os.symlink(member.target, target)
+        elif member.kind == "hardlink":
+            shutil.copyfile(dest / member.target, target, follow_symlinks=False)
+        else:
+            _copy_capped(member, target)
+            os.chmod(target, 0o755 if member.executable else 0o644)
+
+
+def _copy_capped(member: _Member, target: Path) -> None:
+    """Copy one member, never more bytes than its header declared (the caps were summed on those)."""
+    assert member.open is not None
+    left = member.size
+    with member.open() as src, open(target, "xb") as out:
+        while True:
+            chunk = src.read(min(_CHUNK, left + 1))
+            if not chunk:
+                break
+            left -= len(chunk)
+            if left < 0:
+                raise UnsafeArchive(f"archive member {member.name!r} is larger than declared: refused")
+            out.write(chunk)

@@ -1,0 +1,217 @@
+"""Real environments built from a local index of tiny wheels and sdists (no network)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from backends import BACKENDS, hermetic  # noqa: F401
+from pkgfactory import build_local_index
+
+from pytest_spike._core.runner import run
+from pytest_spike.envs.fit import install_findings
+from pytest_spike.envs.manager import (
+    MARKER,
+    EnvManager,
+    EnvResult,
+    uv_index_args,
+)
+from pytest_spike.model import Severity, SpikeError
+
+
+@pytest.fixture(scope="module")
+def index_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    folder = build_local_index(tmp_path_factory.mktemp("index"))
+    return ["--no-index", "--find-links", str(folder)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def built(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, index_args: list[str]
+) -> tuple[EnvManager, EnvResult]:
+    """One environment with ``cand`` per backend, shared by the module's tests."""
+    with hermetic():
+        manager = EnvManager(tmp_path_factory.mktemp("cache"), backend=request.param, index_args=index_args)
+        return manager, manager.ensure(["cand"])
+
+
+def test_installs_candidate_with_its_dependency(built: tuple[EnvManager, EnvResult]) -> None:
+    manager, result = built
+    assert result.ok, result.error
+    assert (result.backend, result.version, result.reused) == (manager.backend, "1.0", False)
+    assert result.dependencies == ["dep"] and result.dependency_count == 1
+    assert result.from_sdist is False and result.sdists == []
+    assert result.size_bytes > 0 and result.install_time_s > 0
+    assert Path(result.python).is_relative_to(manager.cache_dir)
+    probe = run([result.python, "-I", "-c", "import cand, dep; print(dep.VERSION)"], timeout=30)
+    assert probe.stdout.strip() == "2", probe.stderr
+    findings, details = install_findings(result)
+    assert [f.code for f in findings] == ["install.footprint"]
+    assert details["dependencies"] == 1 and details["version"] == "1.0"
+
+
+def test_second_ensure_reuses_the_entry(built: tuple[EnvManager, EnvResult]) -> None:
+    manager, first = built
+    again = EnvManager(manager.cache_dir, backend=manager.backend, index_args=manager.index_args)
+    start = time.perf_counter()
+    second = again.ensure(["cand"])
+    elapsed = time.perf_counter() - start
+    assert second.reused and second.ok
+    assert second.path == first.path and second.version == first.version
+    assert elapsed < min(1.0, first.install_time_s)
+
+
+def test_fresh_rebuilds(built: tuple[EnvManager, EnvResult]) -> None:
+    manager, first = built
+    sentinel = Path(first.path) / "left-by-an-old-build"
+    sentinel.write_text("x")
+    fresh = EnvManager(manager.cache_dir, backend=manager.backend, index_args=manager.index_args, fresh=True)
+    result = fresh.ensure(["cand"])
+    assert result.ok and not result.reused and result.path == first.path
+    assert not sentinel.exists()
+    assert (Path(result.path) / MARKER).is_file()
+    assert fresh.ensure(["cand"]).reused  # fresh means once per run, not once per call
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_half_built_entry_is_rebuilt(backend: str, tmp_path: Path, index_args: list[str]) -> None:
+    said: list[str] = []
+    manager = EnvManager(tmp_path, backend=backend, index_args=index_args, progress=said.append)
+    entry = manager.path(["dep==1.0"])
+    (entry / "bin").mkdir(parents=True)
+    (entry / "half-written").write_text("a build died here")
+    result = manager.ensure(["dep==1.0"])
+    assert result.ok and not result.reused and result.version == "1.0"
+    assert not (entry / "half-written").exists()
+    assert manager.ensure(["dep==1.0"]).reused
+    assert said == [f"building environment for dep==1.0 ({backend})"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unresolvable_candidate_fails_with_resolver_text(
+    backend: str, tmp_path: Path, index_args: list[str]
+) -> None:
+    manager = EnvManager(tmp_path, backend=backend, index_args=index_args)
+    result = manager.ensure(["broken"])
+    assert not result.ok and result.version is None
+    assert "missingdep" in result.error_line and "missingdep" in result.error
+    assert "Traceback" not in result.error
+    assert not Path(result.path).exists()  # failures are not cached
+    findings, details = install_findings(result)
+    assert [(f.code, f.severity) for f in findings] == [("install.failed", Severity.CRITICAL)]
+    assert "missingdep" in findings[0].message
+    assert "missingdep" in findings[0].evidence["resolver"]
+    assert details["error"] == result.error
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sdist_only_candidate_is_built_and_flagged(
+    backend: str, tmp_path: Path, index_args: list[str]
+) -> None:
+    result = EnvManager(tmp_path, backend=backend, index_args=index_args).ensure(["srconly"])
+    assert result.ok, result.error
+    assert result.from_sdist is True and result.sdists == ["srconly"]
+    findings, _ = install_findings(result)
+    sdist = [f for f in findings if f.code == "install.sdist"]
+    assert len(sdist) == 1 and sdist[0].severity is Severity.LOW
+    assert "srconly" in sdist[0].message
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_failing_build_reports_the_builds_error_line(
+    backend: str, tmp_path: Path, index_args: list[str]
+) -> None:
+    result = EnvManager(tmp_path, backend=backend, index_args=index_args).ensure(["failbuild"])
+    assert not result.ok
+    assert result.error_line == "RuntimeError: failbuild does not build here"
+    findings, _ = install_findings(result)
+    assert findings[0].message.endswith("RuntimeError: failbuild does not build here")
+
+
+def test_relative_cache_and_bare_interpreter_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent), prepend=os.pathsep)
+    name = Path(sys.executable).name
+    manager = EnvManager("envs", python=name, backend="venv", index_args=index_args)
+    result = manager.ensure(["dep==1.0"])
+    assert result.ok, result.error
+    assert Path(result.path).is_absolute() and Path(result.path).parent == tmp_path / "envs"
+
+
+def test_two_runs_sharing_a_cache_build_once(tmp_path: Path, index_args: list[str]) -> None:
+    results: list[EnvResult] = []
+
+    def build() -> None:
+        results.append(EnvManager(tmp_path, backend="venv", index_args=index_args).ensure(["dep"]))
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.ok for r in results) and len(results) == 2
+    assert sorted(r.reused for r in results) == [False, True]
+
+
+def test_cache_key_follows_requirements_and_index_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager = EnvManager(tmp_path, backend="venv")
+    key = manager.key(["Cand>=1", "dep"])
+    assert manager.key(["dep", "cand>=1", "dep"]) == key
+    assert manager.key(["dep", "cand>=2"]) != key
+    offline = EnvManager(tmp_path, backend="venv", index_args=["--no-index"])
+    assert offline.key(["dep", "cand>=1"]) != key
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")
+    assert manager.key(["dep", "cand>=1"]) != key
+
+
+def test_pip_settings_are_translated_for_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nindex-url = http://127.0.0.1:9/simple\nfind-links = /a /b\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "none"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "none"))
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:8/simple")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    assert uv_index_args() == [
+        "--index-url",
+        "http://127.0.0.1:9/simple",
+        "--extra-index-url",
+        "http://127.0.0.1:8/simple",
+        # pip's choice across indexes (best version), not uv's default (first index)
+        "--index-strategy",
+        "unsafe-best-match",
+        "--find-links",
+        "/a",
+        "--find-links",
+        "/b",
+        "--no-index",
+    ]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpikeError, match="does not run"):
+        EnvManager(tmp_path, python=str(tmp_path / "no-python")).ensure(["dep"])
+    with pytest.raises(SpikeError, match="not a valid requirement"):
+        EnvManager(tmp_path, backend="venv").ensure(["dep >= >= 1"])
+    with pytest.raises(SpikeError, match="not one of"):
+        EnvManager(tmp_path, backend="conda")
+
+
+@pytest.mark.network
+def test_real_candidate_from_the_package_index(tmp_path: Path) -> None:
+    result = EnvManager(tmp_path, fresh=True).ensure(["tomli"])
+    assert result.ok, result.error
+    assert result.version and result.from_sdist is False and result.dependencies == []
+    code = "import tomli; print(tomli.loads('a = 1'))"
+    probe = run([result.python, "-I", "-c", code], timeout=60)
+    assert probe.stdout.strip() == "{'a': 1}"
+    assert sys.executable != result.python

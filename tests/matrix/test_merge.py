@@ -1,0 +1,163 @@
+"""Merging cell results: grids, python_gap findings, refused files, exit statuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_spike import cli
+from pytest_spike.matrix import cells
+from pytest_spike.matrix.merge import load_all, merge
+from pytest_spike.matrix.plan import Cell
+from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.model import (
+    Candidate,
+    CandidateResult,
+    Finding,
+    Level,
+    ProbeResult,
+    Scorecard,
+    Severity,
+)
+from pytest_spike.report.results import dumps
+from pytest_spike.scoring import Weights, level_for, score
+
+IMP = "import nose failed: ModuleNotFoundError: No module named 'imp'"
+
+
+def cell_file(folder: Path, python: str, version: str, findings: list[Finding]) -> Path:
+    cid = f"py{python}-nose-{version}"
+    broken = any(f.severity is Severity.CRITICAL for f in findings)
+    probes = [
+        ProbeResult(
+            "nose",
+            "import",
+            "spike::nose::import",
+            outcome="failed" if broken else "passed",
+            findings=list(findings),
+        )
+    ]
+    result = CandidateResult(Candidate("nose"), version=version, probes=probes)
+    result.scored = score([(f, "spike::nose::import") for f in findings], Weights().points)
+    result.score = sum(s.points for s in result.scored)
+    result.level = level_for(result.score, result.findings)
+    card = Scorecard(cell={"id": cid, "python": f"{python}.1", "python_short": python}, candidates=[result])
+    path = folder / f"{cid}.json"
+    path.write_text(dumps(card))
+    return path
+
+
+@pytest.fixture
+def grid_files(tmp_path: Path) -> list[Path]:
+    files = []
+    broke = Finding("import.failed", Severity.CRITICAL, IMP)
+    stale = Finding("signals.stale", Severity.MEDIUM, "last release 9 years ago")
+    for python in ("3.9", "3.11", "3.12", "3.13"):
+        for version in ("1.3.6", "1.3.7"):
+            bad = [broke] if python in ("3.12", "3.13") else []
+            files.append(cell_file(tmp_path, python, version, bad + [stale]))
+    skipped = Cell("3.14", "nose", "nose", "1.3.7", "skipped", "no Python 3.14 interpreter found")
+    files.append(
+        cells.write(cells.skipped_scorecard(skipped, skipped.reason), tmp_path / f"{skipped.id}.json")
+    )
+    return files
+
+
+def test_python_gap_grid_and_overall_level(grid_files: list[Path]) -> None:
+    loaded, refused = load_all(grid_files)
+    merged = merge(loaded, refused=refused)
+    (grid,) = merged.grids
+    assert grid.pythons == ["3.9", "3.11", "3.12", "3.13", "3.14"]
+    assert grid.cells[("3.12", "1.3.7")].state == "blocked"
+    assert grid.cells[("3.11", "1.3.6")].state == "medium"
+    assert grid.cells[("3.14", "1.3.7")].state == "skipped"
+    (cand,) = merged.scorecard.candidates
+    codes = {s.finding.code: s for s in cand.scored}
+    gap = codes["matrix.python_gap"].finding
+    assert gap.message == f"fails on 3.12 and 3.13: {IMP}"
+    assert gap.evidence["code"] == "import.failed"
+    assert codes["signals.stale"].points == 10  # held everywhere: kept as it is
+    assert "no Python 3.14" in codes["matrix.skipped"].finding.message
+    assert cand.level is Level.BLOCKED
+    probe = {p.nodeid: p for p in cand.probes}["spike::nose::import"]
+    assert probe.outcome == "failed on 4/8 cells"
+    text = "\n".join(t for t, _ in terminal_lines(merged, 100))
+    assert "nose     3.9     3.11    3.12     3.13     3.14" in text
+    assert "  1.3.7  MEDIUM  MEDIUM  BLOCKED  BLOCKED  skipped" in text
+    md = render_markdown(merged)
+    assert "| 1.3.6 | **MEDIUM** | **MEDIUM** | **BLOCKED** | **BLOCKED** | - |" in md
+    assert "`matrix.python_gap`" in md
+
+
+def test_version_gap_and_install_failed_cell(tmp_path: Path) -> None:
+    warn = Finding("import.deprecation", Severity.MEDIUM, "DeprecationWarning: old API")
+    files = [
+        cell_file(tmp_path, p, v, [warn] if v == "1.0" else [])
+        for p in ("3.11", "3.12")
+        for v in ("1.0", "2.0")
+    ]
+    bad = Cell("3.13", "nose", "nose", "2.0")
+    files.append(
+        cells.write(
+            cells.install_failed_scorecard(
+                bad, "  × No solution found when resolving dependencies:\n  ╰─▶ Because nose==2.0 ..."
+            ),
+            tmp_path / f"{bad.id}.json",
+        )
+    )
+    merged = merge(load_all(files)[0])
+    codes = {s.finding.code: s.finding for s in merged.scorecard.candidates[0].scored}
+    assert codes["matrix.version_gap"].message == "holds on 1.0: DeprecationWarning: old API"
+    install = codes["matrix.python_gap"]  # 3.13 ran only 2.0, and only there it broke
+    assert install.evidence["code"] == "install.failed"
+    assert install.message.startswith("fails on 3.13: nose==2.0 does not install on Python 3.13: ")
+    assert merged.grids[0].cells[("3.13", "2.0")].state == "install_failed"
+
+
+def test_merge_cli_refuses_bad_files_one_by_one(
+    grid_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(grid_files[0].read_text()[:80])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "pytest-spike/99", "candidates": []}))
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("<html>not json</html>")
+    out_json, out_md = tmp_path / "m.json", tmp_path / "m.md"
+    argv = [
+        "merge",
+        *map(str, grid_files),
+        str(truncated),
+        str(other),
+        str(garbage),
+        "--json",
+        str(out_json),
+        "--md",
+        str(out_md),
+    ]
+    assert cli.main(argv) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3
+    assert all(line.startswith("pytest-spike merge: refused ") for line in err)
+    assert "truncated.json: not a JSON results file" in err[0]
+    assert "'pytest-spike/99' is not 'pytest-spike/1'" in err[1]
+    data = json.loads(out_json.read_text())
+    assert data["candidates"][0]["level"] == "blocked"
+    assert len(data["matrix"]["refused"]) == 3
+    assert cli.main(["show", str(out_json)]) == 0  # the merged file reads like a single run's
+    assert cli.main(["merge", str(garbage)]) == 2
+
+
+def test_merge_cli_exit_status_without_refusals(grid_files: list[Path]) -> None:
+    assert cli.main(["merge", *map(str, grid_files)]) == 0
+    assert cli.main(["merge", *map(str, grid_files), "--fail-on", "high"]) == 1
+
+
+def test_expected_cell_without_results_is_missing(grid_files: list[Path], tmp_path: Path) -> None:
+    expected = [Cell("3.10", "nose", "nose", "1.3.7")]
+    merged = merge(load_all(grid_files)[0], expected=expected)
+    assert merged.grids[0].cells[("3.10", "1.3.7")].state == "missing"
+    codes = {s.finding.code for s in merged.scorecard.candidates[0].scored}
+    assert "matrix.cell_missing" in codes

@@ -1,0 +1,505 @@
+"""End-to-end tests of the core: marks, built-in items, findings, score, reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SPIKE_FILE = """
+import pytest
+from pytest_spike import spike
+
+pytestmark = spike.candidate("goodpkg")
+
+@spike.hello_world
+def test_hello():
+    import goodpkg
+    assert goodpkg.hello() == "hi"
+
+def test_custom():
+    import goodpkg
+    assert goodpkg
+"""
+
+
+def results(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def by_name(data: dict) -> dict:
+    return {c["name"]: c for c in data["candidates"]}
+
+
+def codes(candidate: dict) -> set:
+    return {f["code"] for f in candidate["findings"]}
+
+
+def test_without_spike_candidate_tests_are_skipped(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE, test_plain="def test_plain():\n    assert True\n")
+    result = pytester.runpytest("-rs", "-p", "no:randomly")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*spike probe: run with --spike*"])
+    result.stdout.no_fnmatch_line("*spike scorecard*")
+    result.stdout.no_fnmatch_line("*spike::*")
+
+
+def test_spike_adds_builtin_items_with_stable_node_ids(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    result = pytester.runpytest("--spike", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        [
+            "spike::goodpkg::install",
+            "spike::goodpkg::import",
+            "test_spike.py::test_hello",
+            "test_spike.py::test_custom",
+        ]
+    )
+
+
+def test_spike_run_scores_and_prints_scorecard(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    result = pytester.runpytest("--spike", "--spike-json", "out.json", "--spike-md", "out.md")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*= spike scorecard =*",
+            "candidate*version*level*score*probes*time*peak mem",
+            "goodpkg*1.0*LOW*0*4/4 ok*",
+            "*probes: install passed, import passed, test_hello passed, test_custom passed*",
+            "lowest risk: goodpkg (low, 0 points)",
+        ]
+    )
+    data = results(pytester.path / "out.json")
+    assert data["schema"] == "pytest-spike/1"
+    assert data["complete"] is True
+    assert data["cell"]["python"] and data["cell"]["implementation"] == "CPython"
+    good = by_name(data)["goodpkg"]
+    assert good["version"] == "1.0" and good["level"] == "low" and good["score"] == 0
+    kinds = {p["nodeid"]: (p["kind"], p["outcome"]) for p in good["probes"]}
+    assert kinds == {
+        "spike::goodpkg::install": ("install", "passed"),
+        "spike::goodpkg::import": ("import", "passed"),
+        "test_spike.py::test_hello": ("hello_world", "passed"),
+        "test_spike.py::test_custom": ("custom", "passed"),
+    }
+    assert all(p["duration_s"] >= 0 for p in good["probes"])
+    md = (pytester.path / "out.md").read_text()
+    assert "| goodpkg | 1.0 | **LOW** | 0 | 4/4 ok |" in md
+    assert not list(pytester.path.glob(".out.json.*")), "temporary files left behind"
+
+
+def test_zero_file_spike_in_an_empty_folder(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest("--spike", "--spike-candidate", "goodpkg", "--spike-candidate", "other-name")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["*spike: 2 candidates (goodpkg, other-name)*", "lowest risk: goodpkg and other-name (tie)*"]
+    )
+    assert result.ret == 0
+
+
+def test_module_name_is_read_from_the_distribution(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest("--spike", "--spike-candidate", "Other_Name", "--spike-json", "r.json")
+    result.assert_outcomes(passed=2)
+    cand = by_name(results(pytester.path / "r.json"))["other-name"]
+    imports = next(p for p in cand["probes"] if p["kind"] == "import")["details"]
+    assert imports["modules"] == ["othermod"]
+
+
+@pytest.mark.parametrize(
+    "mark, expected",
+    [
+        (
+            'spike.candidate("goodpkg", verions="latest:3")',
+            "*unknown keyword 'verions' (did you mean 'versions'?)*",
+        ),
+        ('spike.candidate("good pkg!!")', "*'good pkg!!' is not a valid requirement*"),
+        (
+            'spike.candidate("goodpkg", python="three")',
+            "*python='three' has 'three', which is not like '3.11'*",
+        ),
+        ('spike.candidate("goodpkg", versions="~~2")', "*versions='~~2' is not a specifier*"),
+        ('spike.candidate("goodpkg", timebox="soon")', "*'soon' is not a duration*"),
+    ],
+)
+def test_bad_mark_is_a_collection_error_naming_the_test(
+    pytester: pytest.Pytester, mark: str, expected: str
+) -> None:
+    pytester.makepyfile(
+        test_bad=f"""
+        from pytest_spike import spike
+
+        @{mark}
+        def test_it():
+            pass
+
+        def test_fine():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*ERROR collecting test_bad.py*", f"test_bad.py::test_it: {expected}"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_kind_without_candidate_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("from pytest_spike import spike\n\n@spike.hello_world\ndef test_it():\n    pass\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*test_it: tagged spike.hello_world but has no spike.candidate(...)*"])
+
+
+def test_candidate_declared_twice_differently_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_spike import spike
+
+        @spike.candidate("goodpkg>=1")
+        def test_a():
+            pass
+
+        @spike.candidate("goodpkg<3")
+        def test_b():
+            pass
+        """
+    )
+    result = pytester.runpytest("--spike")
+    result.stderr.fnmatch_lines(["*candidate 'goodpkg' is declared twice with different settings*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_select_keeps_only_named_candidates(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    result = pytester.runpytest(
+        "--spike", "--spike-candidate", "other-name", "--spike-select", "other_name", "-q"
+    )
+    result.assert_outcomes(passed=2, deselected=2)
+    result.stdout.no_fnmatch_line("*goodpkg*LOW*")
+    bad = pytester.runpytest("--spike", "--spike-select", "tomly")
+    bad.stderr.fnmatch_lines(["*--spike-select tomly matches no candidate (candidates: goodpkg)*"])
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_missing_candidate_is_blocked_with_a_fix(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest("--spike", "--spike-candidate", "no-such-package-xyz", "-rs")
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]critical] install.missing: no-such-package-xyz is not installed for*python -m pip install 'no-such-package-xyz'*",
+            "no-such-package-xyz*BLOCKED*100*0/2 ok*",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_version_outside_spec_is_high(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest("--spike", "--spike-candidate", "goodpkg>=2", "--spike-json", "r.json")
+    result.assert_outcomes(failed=1, passed=1)
+    good = by_name(results(pytester.path / "r.json"))["goodpkg"]
+    assert "install.version_mismatch" in codes(good)
+    assert good["level"] == "high" and good["score"] == 30
+
+
+def test_pip_check_conflicts_involving_the_candidate(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest(
+        "--spike", "--spike-candidate", "conflictpkg", "--spike-candidate", "deppkg", "--spike-json", "r.json"
+    )
+    cands = by_name(results(pytester.path / "r.json"))
+    conflict = next(f for f in cands["conflictpkg"]["findings"] if f["code"] == "install.conflicts")
+    assert "missingdep, which is not installed" in conflict["message"]
+    assert "install.conflicts" not in codes(cands["deppkg"])
+    footprint = next(f for f in cands["deppkg"]["findings"] if f["code"] == "install.footprint")
+    assert footprint["message"].startswith("1 transitive dependencies")
+    result.assert_outcomes(failed=1, passed=3)
+
+
+@pytest.mark.parametrize(
+    "package, code, severity, text",
+    [
+        ("warnpkg", "import.deprecation", "medium", "DeprecationWarning: warnpkg.old_api is deprecated"),
+        ("brokenpkg", "import.failed", "critical", "ImportError: brokenpkg needs libfoo"),
+        ("segvpkg", "import.crashed", "critical", "killed by SIGSEGV"),
+        ("hangpkg", "import.timeout", "critical", "timed out after"),
+    ],
+)
+def test_import_probe_turns_faults_into_findings(
+    pytester: pytest.Pytester, spike_site: Path, package: str, code: str, severity: str, text: str
+) -> None:
+    result = pytester.runpytest(
+        "--spike", "--spike-candidate", package, "--spike-probe-timeout", "3", "--spike-json", "r.json"
+    )
+    cand = by_name(results(pytester.path / "r.json"))[package]
+    found = [f for f in cand["findings"] if f["code"] == code]
+    assert found, cand["findings"]
+    assert found[0]["severity"] == severity
+    assert text in found[0]["message"]
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert result.ret == (0 if severity == "medium" else 1)
+
+
+def test_user_test_failure_is_a_finding(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_spike import spike
+
+        @spike.candidate("goodpkg")
+        @spike.real_data
+        def test_rows():
+            assert 1 + 1 == 3, "row 7 did not parse"
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-json", "r.json")
+    good = by_name(results(pytester.path / "r.json"))["goodpkg"]
+    finding = next(f for f in good["findings"] if f["code"] == "real_data.failed")
+    assert finding["severity"] == "high"
+    assert "test_rows failed: AssertionError: row 7 did not parse" in finding["message"]
+    assert finding["probe"] == "test_user_test_failure_is_a_finding.py::test_rows"
+    result.stdout.fnmatch_lines(["*+30 high real_data.failed: test_rows failed*"])
+
+
+def test_weights_and_fail_on_from_ini(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makeini(
+        """
+        [pytest]
+        spike_weights =
+            medium = 4
+            import.deprecation = 12
+        spike_fail_on = medium
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-candidate", "warnpkg")
+    result.stdout.fnmatch_lines(
+        ["warnpkg*MEDIUM*12*", "*--spike-fail-on medium: reached by warnpkg (medium)*"]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    relaxed = pytester.runpytest("--spike", "--spike-candidate", "warnpkg", "--spike-fail-on", "high")
+    assert relaxed.ret == pytest.ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    "args, ini, expected",
+    [
+        (
+            ["--spike-fail-on", "severe"],
+            "",
+            "*--spike-fail-on: 'severe' is not one of low, medium, high, blocked*",
+        ),
+        ([], "spike_fail_on = meh", "*spike_fail_on in tox.ini: 'meh' is not one of*"),
+        ([], "spike_weights = high: 3", "*spike_weights in tox.ini: 'high: 3' is not 'name = points'*"),
+        (["--spike-probe-timeout", "-1"], "", "*--spike-probe-timeout: '-1' is not a duration*"),
+    ],
+)
+def test_bad_settings_name_their_source(
+    pytester: pytest.Pytester, args: list, ini: str, expected: str
+) -> None:
+    pytester.makefile(".ini", tox=f"[pytest]\n{ini}\n")
+    result = pytester.runpytest("--spike", *args)
+    result.stderr.fnmatch_lines([expected])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_hooks_add_findings_reweight_and_relevel(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_spike import Finding, Level, Severity
+
+        def pytest_spike_add_findings(result, config):
+            if result.name == "goodpkg":
+                return [Finding("policy.review", Severity.LOW, "needs a security review")]
+
+        def pytest_spike_weight(finding, config):
+            return 7.0 if finding.code == "policy.review" else None
+
+        def pytest_spike_level(result, config):
+            return Level.HIGH if result.score >= 7 else None
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-candidate", "goodpkg")
+    result.stdout.fnmatch_lines(["goodpkg*HIGH*7*", "*+7 low policy.review: needs a security review*"])
+
+
+def test_notes_and_metrics_side_by_side(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_spike import spike
+
+        @pytest.mark.parametrize("name, speed", [
+            pytest.param("goodpkg", 120.0, marks=spike.candidate("goodpkg")),
+            pytest.param("other-name", 80.0, marks=spike.candidate("other-name")),
+        ])
+        def test_speed(name, speed, spike_metric, spike_note):
+            spike_metric("rows/s", speed, unit="rows/s")
+            if name == "goodpkg":
+                spike_metric("errors", 3, better="lower")
+            spike_note(f"{name} felt fine")
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-json", "r.json", "--spike-md", "r.md")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(
+        [
+            "metrics",
+            "rows/s (higher is better): goodpkg 120 rows/s (best), other-name 80 rows/s",
+            "errors (lower is better): goodpkg 3 (best), other-name missing",
+        ]
+    )
+    data = by_name(results(pytester.path / "r.json"))
+    assert data["goodpkg"]["metrics"]["rows/s"] == {"value": 120.0, "unit": "rows/s", "better": "higher"}
+    assert data["other-name"]["notes"] == ["other-name felt fine"]
+    assert "> note: goodpkg felt fine" in (pytester.path / "r.md").read_text()
+
+
+def test_bad_metric_fails_the_test(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_spike import spike
+
+        @spike.candidate("goodpkg")
+        def test_m(spike_metric):
+            spike_metric("acc", "high")
+        """
+    )
+    result = pytester.runpytest("--spike")
+    result.stdout.fnmatch_lines(["*spike_metric('acc'): value must be a finite number, got 'high'*"])
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_scorecard_fits_80_columns(pytester: pytest.Pytester, spike_site: Path) -> None:
+    long_name = "other-name"
+    result = pytester.runpytest(
+        "--spike",
+        "--spike-candidate",
+        "warnpkg",
+        "--spike-candidate",
+        long_name,
+        "--spike-candidate",
+        "a-very-long-package-name-that-is-not-installed-anywhere",
+    )
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "spike scorecard" in line)
+    section = lines[
+        start : next(i for i in range(start, len(lines)) if lines[i].startswith("lowest risk")) + 1
+    ]
+    assert len(section) > 8
+    assert max(len(line) for line in section) <= 80, "\n".join(section)
+
+
+def test_github_step_summary(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    summary = pytester.path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.runpytest("--spike", "--spike-candidate", "goodpkg", "--spike-md", "r.md")
+    text = summary.read_text()
+    assert text.startswith("earlier step\n## spike scorecard")
+    assert "lowest risk: goodpkg" in text
+
+
+def test_unwritable_results_path_is_an_error_not_a_traceback(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    (pytester.path / "blocker").write_text("a file, not a folder")
+    result = pytester.runpytest("--spike", "--spike-candidate", "goodpkg", "--spike-json", "blocker/r.json")
+    result.stdout.fnmatch_lines(["spike results: cannot write */blocker/r.json: *"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_xdist_gives_the_same_scorecard(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytest.importorskip("xdist")
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    args = ["--spike", "--spike-candidate", "warnpkg", "--spike-candidate", "brokenpkg"]
+    single = pytester.runpytest_subprocess(*args, "--spike-json", "one.json")
+    multi = pytester.runpytest_subprocess(*args, "-n", "2", "--spike-json", "two.json")
+    assert single.ret == multi.ret == 1
+
+    def essence(path: str) -> list:
+        return [
+            (
+                c["name"],
+                c["version"],
+                c["level"],
+                c["score"],
+                sorted(codes(c)),
+                sorted((p["nodeid"], p["outcome"]) for p in c["probes"]),
+            )
+            for c in results(pytester.path / path)["candidates"]
+        ]
+
+    assert essence("one.json") == essence("two.json")
+    assert multi.stdout.str().count("spike scorecard") == 1
+
+
+def test_show_command_reprints_a_results_file(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.runpytest("--spike", "--spike-candidate", "warnpkg", "--spike-json", "r.json")
+    shown = pytester.run(sys.executable, "-m", "pytest_spike", "show", "r.json")
+    shown.stdout.fnmatch_lines(["warnpkg*MEDIUM*10*", "lowest risk: warnpkg*"])
+    (pytester.path / "bad.json").write_text('{"schema": "pytest-spike/1", "cand')
+    bad = pytester.run(sys.executable, "-m", "pytest_spike", "show", "bad.json")
+    assert bad.ret == 2
+    bad.stderr.fnmatch_lines(["pytest-spike: error: bad.json: not a JSON results file*"])
+
+
+def test_readme_probe_runs_the_examples(pytester: pytest.Pytester, spike_site: Path) -> None:
+    result = pytester.runpytest(
+        "--spike",
+        "--spike-probes",
+        "readme",
+        "--spike-candidate",
+        "goodpkg",
+        "--spike-candidate",
+        "readmepkg",
+        "--spike-candidate",
+        "brokenpkg",
+        "--spike-json",
+        "r.json",
+    )
+    cands = by_name(results(pytester.path / "r.json"))
+    good = next(p for p in cands["goodpkg"]["probes"] if p["kind"] == "readme")
+    assert good["outcome"] == "passed"
+    assert good["details"]["counts"]["ok"] == 2
+    bad = cands["readmepkg"]
+    failed = next(f for f in bad["findings"] if f["code"] == "readme.failed")
+    assert failed["severity"] == "medium" and "2 of 3" in failed["message"]
+    assert next(p for p in bad["probes"] if p["kind"] == "readme")["outcome"] == "failed"
+    assert "readme.none" in codes(cands["brokenpkg"])
+    result.assert_outcomes(passed=2, failed=1)
+
+
+def test_spike_readme_fixture(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(
+        """
+        from pytest_spike import spike
+
+        @spike.candidate("goodpkg")
+        def test_examples(spike_readme):
+            assert [b.kind for b in spike_readme.blocks()] == ["python", "pycon"]
+            run = spike_readme.run()
+            assert run.ok, run.summary()
+
+        @spike.candidate("readmepkg")
+        def test_broken_examples(spike_readme):
+            run = spike_readme.run()
+            assert len(run.failed) == 2
+            assert not run.ok
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-probes", "install")
+    result.assert_outcomes(passed=4)
+
+
+def test_scorecard_lines_fit_with_many_tied_candidates() -> None:
+    from pytest_spike.model import Candidate, CandidateResult, Level, Scorecard
+    from pytest_spike.report.terminal import scorecard_lines
+
+    tied = [CandidateResult(Candidate(f"package-number-{i}"), version="1.0") for i in range(30)]
+    card = Scorecard(cell={}, candidates=tied, fail_on=Level.LOW)
+    lines = [text for text, _ in scorecard_lines(card, 80)]
+    assert max(map(len, lines)) <= 80
+    assert any(line.startswith("lowest risk: package-number-0 and") for line in lines)
+    assert any(line.startswith("--spike-fail-on low: reached by") for line in lines)
