@@ -6,8 +6,8 @@ The public surface is what ``__all__`` lists; everything else may change between
 from __future__ import annotations
 
 from pytest_spike.marks import spike
-from pytest_spike.model import Finding, Level, Severity, SpikeError
+from pytest_spike.model import Blame, Finding, Level, Severity, SpikeError
 
 __version__ = "0.1.0"
 
-__all__ = ["Finding", "Level", "Severity", "SpikeError", "__version__", "spike"]
+__all__ = ["Blame", "Finding", "Level", "Severity", "SpikeError", "__version__", "spike"]

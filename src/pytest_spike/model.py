@@ -87,6 +87,23 @@ class Level(str, enum.Enum):
 _LEVEL_RANK = {Level.LOW: 0, Level.MEDIUM: 1, Level.HIGH: 2, Level.BLOCKED: 3}
 
 
+class Blame(str, enum.Enum):
+    """Whose fault a finding shows (evidence rule 1, attribution).
+
+    Only the candidate's findings score. What the spike's environment refused or lacked
+    (network, a harness package, a file the README leaves to the reader, a time box too
+    tight for a cold cache) and errors of the spike's own code or of the user's use of a
+    fixture are ``unchecked``: shown with the reason, never counted against the candidate.
+    """
+
+    CANDIDATE = "candidate"
+    ENVIRONMENT = "environment"
+    SPIKE = "spike"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def parse_choice(enum_type: type[enum.Enum], value: str, where: str) -> Any:
     """Parse ``value`` as a member of ``enum_type``; the error names ``where`` it came from."""
     try:
@@ -102,15 +119,23 @@ class Finding:
 
     ``code`` is stable and dotted (``install.missing``, ``import.deprecation``), ``message``
     is one line, ``evidence`` holds short strings (cell, node id, excerpt) that back it.
+    ``blame`` says whose fault it shows: anything but the candidate's is ``unchecked``.
     """
 
     code: str
     severity: Severity
     message: str
     evidence: Mapping[str, str] = field(default_factory=dict)
+    blame: Blame = Blame.CANDIDATE
+
+    @property
+    def unchecked(self) -> bool:
+        """True when the finding is not the candidate's fault, so it never scores."""
+        return self.blame is not Blame.CANDIDATE
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "severity", Severity(self.severity))
+        object.__setattr__(self, "blame", Blame(self.blame))
         object.__setattr__(self, "message", _one_line(self.message))
         object.__setattr__(self, "evidence", {str(k): str(v) for k, v in dict(self.evidence).items()})
 
@@ -120,6 +145,7 @@ class Finding:
             "severity": self.severity.value,
             "message": self.message,
             "evidence": dict(self.evidence),
+            "blame": self.blame.value,
         }
 
     @classmethod
@@ -129,6 +155,8 @@ class Finding:
             severity=Severity(data["severity"]),
             message=str(data["message"]),
             evidence=dict(data.get("evidence") or {}),
+            # results files written before attribution existed blamed the candidate for all
+            blame=Blame(data.get("blame") or Blame.CANDIDATE.value),
         )
 
 

@@ -36,6 +36,8 @@ class Weights:
     codes: Mapping[str, float] = field(default_factory=dict)
 
     def points(self, finding: Finding) -> float:
+        if finding.unchecked:
+            return 0.0  # not the candidate's fault: shown, never scored
         if finding.code in self.codes:
             return self.codes[finding.code]
         return self.severity[finding.severity]
@@ -74,8 +76,8 @@ class Weights:
 
 
 def level_for(score: float, findings: Iterable[Finding]) -> Level:
-    """The level a score reaches; a critical finding blocks whatever the score."""
-    if any(f.severity is Severity.CRITICAL for f in findings):
+    """The level a score reaches; a critical finding of the candidate's blocks whatever the score."""
+    if any(f.severity is Severity.CRITICAL and not f.unchecked for f in findings):
         return Level.BLOCKED
     if score >= LEVEL_THRESHOLDS[Level.HIGH]:
         return Level.HIGH
