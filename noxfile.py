@@ -34,3 +34,10 @@ def example(session: nox.Session) -> None:
     """Run the example spike from the README."""
     session.install("-e", ".", "-r", "examples/toml_parsers/requirements.txt")
     session.run("pytest", "--spike", "examples/toml_parsers", *session.posargs, success_codes=[0, 1])
+
+
+@nox.session(python="3.11")
+def calibration(session: nox.Session) -> None:
+    """Spike the calibration panel (healthy and known-bad packages) and judge the verdicts."""
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/calibration.py", *session.posargs)
