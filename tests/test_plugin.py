@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -503,3 +504,90 @@ def test_scorecard_lines_fit_with_many_tied_candidates() -> None:
     assert max(map(len, lines)) <= 80
     assert any(line.startswith("lowest risk: package-number-0 and") for line in lines)
     assert any(line.startswith("--spike-fail-on low: reached by") for line in lines)
+
+
+def test_a_bad_candidate_option_is_a_usage_error_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    result = pytester.runpytest("--spike", "--spike-candidate", "foo>>1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --spike-candidate 'foo>>1': 'foo>>1' is not a valid requirement*"])
+    for wrong in ("*spike scorecard*", "*no candidates*", "*spike: 0 candidates*", "*interrupted*"):
+        result.stdout.no_fnmatch_line(wrong)
+
+
+def test_a_collection_error_prints_no_scorecard(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE, test_broken="import no_such_module_here\n")
+    result = pytester.runpytest("--spike", "--spike-probes=none", "--spike-json", "r.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(
+        ["*ERROR collecting test_broken.py*", "*Interrupted: 1 error during collection*"]
+    )
+    for wrong in ("*spike scorecard*", "*no candidates*", "*the run was interrupted*"):
+        result.stdout.no_fnmatch_line(wrong)
+    assert not (pytester.path / "r.json").exists()
+
+    # Told to go on, the run is a run: its scorecard is printed and complete.
+    result = pytester.runpytest("--spike", "--spike-probes=none", "--continue-on-collection-errors")
+    result.stdout.fnmatch_lines(["*spike scorecard*", "goodpkg *", "lowest risk: goodpkg*"])
+    result.stdout.no_fnmatch_line("*the run was interrupted*")
+
+
+def test_an_idle_plugin_imports_only_its_entry_modules() -> None:
+    """What pytest loads without --spike stays small, so an installed plugin costs nothing."""
+    allowed = {
+        "pytest_spike",
+        "pytest_spike.plugin",
+        "pytest_spike.marks",
+        "pytest_spike.settings",
+        "pytest_spike.fixtures",
+        "pytest_spike.hookspec",
+        "pytest_spike.model",
+    }
+    script = (
+        "import sys, pytest_spike.plugin; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'pytest_spike')))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    loaded = set(out.split())
+    assert "pytest_spike.plugin" in loaded
+    assert not loaded - allowed, f"imported by pytest_spike.plugin: {sorted(loaded - allowed)}"
+
+
+ROLES_CONFTEST = """
+import os
+
+def pytest_sessionfinish(session):
+    config = session.config
+    role = config.workerinput["workerid"] if hasattr(config, "workerinput") else "main"
+    plugins = sorted(
+        name for name in ("spike-worker", "spike-controller", "spike-sigterm")
+        if config.pluginmanager.has_plugin(name)
+    )
+    with open(os.path.join(str(config.rootpath), f"roles-{role}.txt"), "w") as handle:
+        handle.write(" ".join(plugins))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param([], {"main": "spike-controller spike-sigterm spike-worker"}, id="no-xdist"),
+        pytest.param(
+            ["-n", "1"],
+            {"main": "spike-controller spike-sigterm", "gw0": "spike-sigterm spike-worker"},
+            id="xdist",
+        ),
+        pytest.param(
+            ["-n", "1", "--collect-only"], {"main": "spike-sigterm spike-worker"}, id="collect-only"
+        ),
+    ],
+)
+def test_each_side_of_the_session_is_registered_where_it_applies(
+    pytester: pytest.Pytester, spike_site: Path, args: list, expected: dict
+) -> None:
+    pytester.makeconftest(ROLES_CONFTEST)
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    result = pytester.runpytest_subprocess("--spike", "--spike-probes=none", "-p", "no:randomly", *args)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    found = {p.stem[len("roles-") :]: p.read_text() for p in pytester.path.glob("roles-*.txt")}
+    assert found == expected

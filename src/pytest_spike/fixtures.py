@@ -12,13 +12,18 @@ import pytest
 
 from pytest_spike.marks import CANDIDATE_KEY
 from pytest_spike.model import Candidate, Metric, SpikeError
-from pytest_spike.settings import SETTINGS
+from pytest_spike.settings import Settings
 
 if TYPE_CHECKING:  # imported in the fixtures that need them: a run without --spike never does
     from pytest_spike.data.folder import SpikeData
     from pytest_spike.readme.run import SpikeReadme
+    from pytest_spike.services import Services
     from pytest_spike.upstream.run import SpikeUpstream
 
+#: The resolved settings of a run (every run, with or without --spike).
+SETTINGS = pytest.StashKey[Settings]()
+#: The index client, environments and work folders of a --spike run (see plugin.py).
+SERVICES: pytest.StashKey[Services] = pytest.StashKey()
 _RECORDER = pytest.StashKey["SpikeRecorder"]()
 #: The SpikeData a test used, so a failure can name the record it failed on.
 DATA_USED = pytest.StashKey["SpikeData"]()
@@ -138,18 +143,18 @@ def spike_upstream(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     """
     candidate = _candidate(request, "spike_upstream")
     settings = request.config.stash[SETTINGS]
+    services = request.config.stash[SERVICES]  # a candidate's test runs only under --spike
     try:
         version = metadata.version(candidate.project)
     except metadata.PackageNotFoundError:
         pytest.fail(
             f"spike_upstream: {candidate.project} is not installed for {sys.executable}", pytrace=False
         )
-    from pytest_spike.index.client import IndexClient, sdist_entry
+    from pytest_spike.index.client import sdist_entry
     from pytest_spike.upstream.run import SpikeUpstream
 
-    client = IndexClient(settings.index_url, cache_dir=settings.cache_dir / "index", offline=settings.offline)
     try:
-        sdist = sdist_entry(client, candidate.project, version)
+        sdist = sdist_entry(services.index(), candidate.project, version)
     except SpikeError as exc:
         pytest.fail(f"spike_upstream: {exc}", pytrace=False)
     return SpikeUpstream(

@@ -37,6 +37,15 @@ USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
 
 OUTCOMES = ("passed", "failed", "skipped", "error")
 
+# Choices and thresholds that lower floors (envs, index) and the settings table both need.
+# They live here, not in settings.py, because those floors never import settings.
+#: How candidate environments are built (``--spike-backend``).
+BACKENDS = ("auto", "uv", "venv")
+#: Where candidates run (``--spike-isolation``): see probes.base.ProbeContext.target().
+ISOLATION_MODES = ("auto", "always", "never")
+#: Days since the last release after which a project is stale (``--spike-stale-after``).
+STALE_AFTER_DAYS = 730
+
 
 class SpikeError(Exception):
     """A problem with the user's input: reported as one line, never as a traceback."""

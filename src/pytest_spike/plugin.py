@@ -1,8 +1,10 @@
 """The pytest entry point (``pytest11: spike``): options, markers, mark checks, fixtures.
 
 Without ``--spike`` this is all that runs: candidate tests are checked and skipped, and
-nothing else is imported or changed. With ``--spike``, ``session.SpikeSession`` is
-registered and does the rest.
+nothing else is imported or changed. With ``--spike``, the session's plugins are registered
+where they apply, as pytest-xdist splits its own: ``session.worker.SpikeWorker`` where tests
+are collected and run (no xdist, or an xdist worker) and ``session.controller.SpikeController``
+where results are gathered and reported (no xdist, or the xdist controller).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import pytest
 
 from pytest_spike import hookspec
 from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the plugin module)
+    SERVICES,
+    SETTINGS,
     _spike_data_folder,
     spike_data,
     spike_metric,
@@ -24,7 +28,7 @@ from pytest_spike.fixtures import (  # noqa: F401  (fixtures are found on the pl
 )
 from pytest_spike.marks import CANDIDATE_KEY, CANDIDATE_MARK, KIND_KEY, KIND_MARK, candidate_of
 from pytest_spike.model import SpikeError
-from pytest_spike.settings import SETTINGS, add_options, resolve
+from pytest_spike.settings import Settings, add_options, resolve
 
 SKIP_REASON = "spike probe: run with --spike"
 SPIKE_MARKS = frozenset({CANDIDATE_MARK, KIND_MARK})
@@ -54,9 +58,36 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     if settings.enabled:
-        from pytest_spike.session.spike import SpikeSession
+        _register_session(config, settings)
 
-        config.pluginmanager.register(SpikeSession(config, settings), "spike-session")
+
+def _register_session(config: pytest.Config, settings: Settings) -> None:
+    """Register the worker side where tests run and the controller side where results meet."""
+    from pytest_spike.session.sigterm import SigtermAsInterrupt
+
+    on_worker = hasattr(config, "workerinput")
+    # As pytest-xdist decides (it registers its DSession later in pytest_configure): the
+    # controller distributes when a distribution mode and workers are set, unless it only collects.
+    collect_only = bool(config.getoption("collectonly"))
+    on_controller = (
+        not on_worker
+        and not collect_only
+        and getattr(config.option, "dist", "no") != "no"
+        and bool(getattr(config.option, "tx", None))
+    )
+    config.pluginmanager.register(SigtermAsInterrupt(), "spike-sigterm")
+    if not on_controller:
+        from pytest_spike.services import Services
+        from pytest_spike.session.worker import SpikeWorker, terminal_say
+
+        quiet = on_worker or config.getoption("verbose") < 0
+        say = None if quiet else terminal_say(config)
+        services = config.stash[SERVICES] = Services(settings, rootdir=config.rootpath, say=say)
+        config.pluginmanager.register(SpikeWorker(config, settings, services), "spike-worker")
+    if not on_worker and not collect_only:
+        from pytest_spike.session.controller import SpikeController
+
+        config.pluginmanager.register(SpikeController(config, settings), "spike-controller")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -1,19 +1,34 @@
-"""Findings -> points -> score -> level.
+"""Findings -> points -> score -> level, and the scorecard of a run.
 
 The score is the sum of the points of a candidate's findings. A finding's points come from
 its code's weight when one is set (``import.deprecation = 2``), else from its severity's
 weight. The level follows from the score; any critical finding makes the candidate BLOCKED.
+
+:func:`build_scorecard` turns the probe results gathered for each candidate into the
+scorecard; it is pure: the controller hands it the results, the rules and the hooks.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Protocol
 
-from pytest_spike.model import Finding, Level, Scored, Severity, SpikeError
+from pytest_spike.data.budgets import Rate, budget_findings, timebox_finding
+from pytest_spike.model import (
+    BUILTIN_KINDS,
+    Candidate,
+    CandidateResult,
+    Finding,
+    Level,
+    ProbeResult,
+    Scorecard,
+    Scored,
+    Severity,
+    SpikeError,
+)
 
 DEFAULT_WEIGHTS: Mapping[Severity, float] = {
     Severity.CRITICAL: 100.0,
@@ -89,3 +104,106 @@ def level_for(score: float, findings: Iterable[Finding]) -> Level:
 def score(findings: Iterable[tuple[Finding, str | None]], points: Callable[[Finding], float]) -> list[Scored]:
     """Each (finding, probe node id) with the points ``points`` gives it."""
     return [Scored(f, points(f), probe) for f, probe in findings]
+
+
+class ScoringHooks(Protocol):
+    """What other plugins may say while a scorecard is built (see hookspec.py)."""
+
+    def add_findings(self, result: CandidateResult) -> Iterable[Iterable[Finding] | None]:
+        """Extra findings for a candidate, one iterable (or None) per answering plugin."""
+        ...
+
+    def weight(self, finding: Finding) -> float | None:
+        """A finding's points, or None to keep the weights' own."""
+        ...
+
+    def level(self, result: CandidateResult) -> Level | None:
+        """A scored candidate's level, or None to keep the one its score gives."""
+        ...
+
+
+class NoHooks:
+    """No plugin says anything: the weights and the score decide."""
+
+    def add_findings(self, result: CandidateResult) -> Iterable[Iterable[Finding] | None]:
+        return ()
+
+    def weight(self, finding: Finding) -> float | None:
+        return None
+
+    def level(self, result: CandidateResult) -> Level | None:
+        return None
+
+
+def build_scorecard(
+    gathered: Sequence[tuple[Candidate, Sequence[ProbeResult]]],
+    *,
+    weights: Weights | None = None,
+    timebox: float,
+    cost: Rate | None = None,
+    hooks: ScoringHooks | None = None,
+    complete: bool = True,
+    cell: Mapping[str, str] | None = None,
+    plugin_version: str = "",
+    created: str = "",
+    fail_on: Level | None = None,
+) -> Scorecard:
+    """Score each candidate's probe results, in the order given.
+
+    A candidate's version is its install probe's, else the first one a probe saw. Its
+    findings are its probes' own, the budget overruns of its tests, one finding for what
+    its time box cut (``timebox`` unless the candidate sets its own) and what ``hooks``
+    add; ``weights`` (default: :data:`DEFAULT_WEIGHTS`) give their points unless ``hooks``
+    do. ``cost`` turns each candidate's time into money.
+    """
+    weights = weights if weights is not None else Weights()
+    hooks = hooks if hooks is not None else NoHooks()
+
+    def points(finding: Finding) -> float:
+        override = hooks.weight(finding)
+        return float(override) if override is not None else weights.points(finding)
+
+    results = []
+    for candidate, probes in gathered:
+        result = CandidateResult(candidate=candidate, probes=sorted(probes, key=lambda p: p.nodeid))
+        for probe in result.probes:
+            if probe.version and (result.version is None or probe.kind == "install"):
+                result.version = probe.version
+        pairs: list[tuple[Finding, str | None]] = [(f, p.nodeid) for p in result.probes for f in p.findings]
+        pairs += [
+            (f, p.nodeid)
+            for p in result.probes
+            if p.kind not in BUILTIN_KINDS
+            for f in budget_findings(candidate, p)
+        ]
+        boxed = timebox_finding(candidate, candidate.timebox or timebox, result.probes)
+        if boxed is not None:
+            pairs.append((boxed, None))
+        if cost is not None:
+            result.cost = cost_summary(cost, result.duration_s)
+        for extra in hooks.add_findings(result):
+            pairs += [(f, None) for f in extra or ()]
+        result.scored = score(pairs, points)
+        result.score = sum(s.points for s in result.scored)
+        level = hooks.level(result)
+        result.level = level if level is not None else level_for(result.score, result.findings)
+        results.append(result)
+    return Scorecard(
+        cell=dict(cell or {}),
+        candidates=results,
+        complete=complete,
+        plugin_version=plugin_version,
+        created=created,
+        fail_on=fail_on,
+    )
+
+
+def cost_summary(rate: Rate, seconds: float) -> dict[str, Any]:
+    """What ``seconds`` of compute cost at ``rate``, as the results file records it."""
+    return {
+        "seconds": round(seconds, 3),
+        "per_hour": rate.per_hour,
+        "currency": rate.currency,
+        "amount": round(rate.cost(seconds), 6),
+        "text": f"{rate.format(rate.cost(seconds))} for {seconds:.1f}s of compute at {rate.format(rate.per_hour)}/h",
+    }

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_spike._core.defaults import default_cache_root
-from pytest_spike.index.client import IndexClient, redact
+from pytest_spike.index.client import redact
 from pytest_spike.index.versions import resolve
 from pytest_spike.model import SpikeError, parse_requirement
+from pytest_spike.services import INDEX_CACHE, index_client
+from pytest_spike.settings import default_cache_root
 
 PROG = "pytest-spike versions"
 
@@ -65,7 +66,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         metavar="DIR",
         type=Path,
         default=None,
-        help=f"cache for index answers (default: {(default_cache_root() / 'index')})",
+        help=f"cache for index answers (default: {(default_cache_root() / INDEX_CACHE)})",
     )
     parser.add_argument(
         "--timeout",
@@ -92,11 +93,8 @@ def main(args: argparse.Namespace) -> int:
     """Run the command; prints to stdout (results) and stderr (one-line errors)."""
     try:
         req = parse_requirement(args.requirement, "REQ")
-        client = IndexClient(
-            args.index_url,
-            cache_dir=args.cache_dir or (default_cache_root() / "index"),
-            offline=args.offline,
-            timeout=args.timeout,
+        client = index_client(
+            args.index_url, cache_dir=args.cache_dir, offline=args.offline, timeout=args.timeout
         )
         # A bare "tomli>=2" is itself the spec; with SPEC too, it filters what SPEC picks.
         spec = args.spec if args.spec is not None else (str(req.specifier) or None)

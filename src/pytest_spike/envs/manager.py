@@ -32,11 +32,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pytest_spike._core.defaults import BACKENDS
 from pytest_spike._core.files import write_atomic
 from pytest_spike._core.runner import RunResult, run
 from pytest_spike.index.pipconfig import pip_config_values
-from pytest_spike.model import SpikeError
+from pytest_spike.model import BACKENDS, SpikeError
 
 try:  # pragma: no cover - the import itself is platform-dependent
     import fcntl

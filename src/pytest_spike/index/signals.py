@@ -24,9 +24,8 @@ from pytest_spike.index.client import (
     same_version,
 )
 from pytest_spike.index.versions import python_allows
-from pytest_spike.model import Finding, Severity
+from pytest_spike.model import STALE_AFTER_DAYS, Finding, Severity
 
-STALE_AFTER_DAYS = 730
 INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
 #: How much of a README counts as its opening: declarations of deprecation live up top.

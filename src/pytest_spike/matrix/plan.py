@@ -35,6 +35,7 @@ from pytest_spike.matrix.interpreters import (
     sort_pythons,
 )
 from pytest_spike.model import SpikeError
+from pytest_spike.services import index_client
 
 PYTEST_PLAN_SCHEMA = "pytest-spike-plan/1"
 MATRIX_SCHEMA = "pytest-spike-matrix/1"
@@ -276,10 +277,8 @@ def plan_matrix(
     and skips cells whose interpreter is absent; ``local=False`` plans for a CI service
     that brings its own Pythons.
     """
-    from pytest_spike._core.defaults import default_cache_root
-
     pytest_plan = collect(paths, cwd=cwd, candidates=candidates)
-    client = IndexClient(index_url, cache_dir=cache_dir or default_cache_root() / "index", offline=offline)
+    client = index_client(index_url, cache_dir=cache_dir, offline=offline)
     finder = Finder() if local else None
     return build_plan(
         pytest_plan, client, paths=list(paths), finder=finder, pythons=pythons, versions=versions

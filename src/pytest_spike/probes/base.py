@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pytest_spike._core import runner
-from pytest_spike.envs.manager import EnvManager, EnvResult, tool_env
-from pytest_spike.index.client import IndexClient
+from pytest_spike.envs.manager import EnvResult, tool_env
 from pytest_spike.model import Candidate, Finding, SpikeError
+
+if TYPE_CHECKING:
+    from pytest_spike.services import Services
+    from pytest_spike.settings import Settings
 
 _INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
 
@@ -47,42 +51,53 @@ class Target:
     error: str | None = None
 
 
+_T = TypeVar("_T")
+
+
+class ProbeMemo:
+    """Values the probes of one process compute once and share, keyed by what they depend on.
+
+    Where each candidate lives (``("target", candidate)``), what an interpreter knows of a
+    distribution (``("inspect", python, requirement)``), the project's requirements, pip's
+    check of an environment. The services (index client, environments) are not here: they
+    are on :class:`~pytest_spike.services.Services`.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+
+    def remember(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        if key not in self._values:
+            self._values[key] = compute()
+        value: _T = self._values[key]
+        return value
+
+
 @dataclass
 class ProbeContext:
     """Where and how a probe runs a candidate.
 
-    ``host_python`` is the running interpreter. ``memo`` is shared by the probes of one
-    session (per xdist worker) so expensive look-ups happen once; environments are shared
-    across workers and runs through the EnvManager's locked cache.
+    ``settings`` are the run's; ``services`` (index client, environments, work folders) and
+    ``memo`` are shared by the probes of one process (per xdist worker) so expensive work
+    happens once; environments are shared across workers and runs through the EnvManager's
+    locked cache. ``timeout`` bounds each subprocess; ``host_python`` is the running
+    interpreter.
     """
 
     candidate: Candidate
+    settings: Settings
+    services: Services
+    timeout: float
+    memo: ProbeMemo = field(default_factory=ProbeMemo)
     host_python: str = sys.executable
-    timeout: float = 60.0
-    workdir: Path = field(default_factory=Path.cwd)
-    memo: dict[Any, Any] = field(default_factory=dict)
-    #: Builds the package index client (once per session, see ``index()``).
-    index_factory: Callable[[], IndexClient] | None = None
-    #: Builds the environment manager (once per session, see ``envs()``).
-    env_factory: Callable[[], EnvManager] | None = None
-    isolation: str = "never"
-    #: environment backend ("auto", "uv", "venv"); the fit check resolves with the same tool
-    backend: str = "auto"
-    stale_after_days: int = 730
-    #: requirement files from ini ``spike_requirements`` (None: the running environment)
-    requirement_files: tuple[str, ...] | None = None
-    rootdir: Path = field(default_factory=Path.cwd)
-    upstream_sample: int = 5
-    #: where fetched things are kept between runs (extracted sdists); None: nowhere
-    cache_dir: Path | None = None
-    upstream_seed: int = 0
-    #: Tells the user what a long step is doing (quiet under -q).
-    say: Callable[[str], None] = lambda text: None
 
-    def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if key not in self.memo:
-            self.memo[key] = compute()
-        return self.memo[key]
+    @property
+    def workdir(self) -> Path:
+        """The scratch folder probes run candidate code from."""
+        return self.services.workdir()
+
+    def remember(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        return self.memo.remember(key, compute)
 
     def run(self, argv: list[str], **kwargs: Any) -> runner.RunResult:
         """Run candidate-side code with this context's time limit, from its work dir."""
@@ -99,26 +114,15 @@ class ProbeContext:
         """The environment for interpreters other than the running one."""
         return tool_env()
 
-    def index(self) -> IndexClient:
-        """The session's package index client."""
-        if self.index_factory is None:
-            raise SpikeError("no package index client was configured for this probe")
-        return self.remember("index-client", self.index_factory)
-
-    def envs(self) -> EnvManager:
-        """The session's environment manager."""
-        if self.env_factory is None:
-            raise SpikeError("candidate environments are not configured (--spike-isolation never)")
-        return self.remember("env-manager", self.env_factory)
-
     def project_requirements(self) -> list[str]:
         """The project's own requirements, for the fit check (once per session)."""
         from pytest_spike.envs.fit import project_requirements
 
-        files = self.requirement_files
+        files = self.settings.requirement_files
+        root = self.services.rootdir
         return self.remember(
             ("project-requirements", files),
-            lambda: project_requirements(list(files) if files is not None else None, root=self.rootdir),
+            lambda: project_requirements(list(files) if files is not None else None, root=root),
         )
 
     # -- where the candidate lives ------------------------------------------------------
@@ -128,13 +132,14 @@ class ProbeContext:
         return self.remember(("target", self.candidate), self._target)
 
     def _target(self) -> Target:
-        if self.isolation != "always":
+        isolation = self.settings.isolation
+        if isolation != "always":
             host = self.inspect_with(self.host_python)
             accepted = host.get("installed") and not self.candidate.unmet(str(host["version"]))
-            if accepted or self.isolation == "never":
+            if accepted or isolation == "never":
                 return Target(self.host_python, isolated=False)
         try:
-            env = self.envs().ensure([self.candidate.install_requirement()])
+            env = self.services.envs().ensure([self.candidate.install_requirement()])
         except SpikeError as exc:
             return Target(None, isolated=True, error=str(exc))
         return Target(env.python if env.ok else None, isolated=True, env=env)

@@ -135,10 +135,10 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
     """Does the candidate, at the version it got, resolve next to the project's requirements?"""
     project = ctx.project_requirements()
     pin = f"{ctx.candidate.project}=={version}"
-    ctx.say(f"resolving {pin} with the project's requirements")
+    ctx.services.say(f"resolving {pin} with the project's requirements")
     try:
         # The same tool that built the environment: their index caches can disagree.
-        return check_fit(ctx.host_python, pin, project, ctx.timeout, backend=ctx.backend)
+        return check_fit(ctx.host_python, pin, project, ctx.timeout, backend=ctx.settings.backend)
     except SpikeError as exc:
         return [Finding("install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}")], {}
 

@@ -10,11 +10,11 @@ def probe_signals(ctx: ProbeContext) -> ProbeOutcome:
     info = ctx.inspect()
     installed = info.get("version") if info.get("installed") else None
     findings, details = collect_signals(
-        ctx.index(),
+        ctx.services.index(),
         ctx.candidate.project,
         installed_version=installed,
         matrix_pythons=ctx.candidate.python,
-        stale_after_days=ctx.stale_after_days,
+        stale_after_days=ctx.settings.stale_after_days,
     )
     details["installed_version"] = installed
     return ProbeOutcome(findings=findings, details=details, version=installed)

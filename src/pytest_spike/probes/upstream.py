@@ -29,7 +29,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         return ProbeOutcome(skipped=f"{ctx.candidate.project} is not installed (see the install probe)")
     name, version = str(info["name"]), str(info["version"])
     try:
-        sdist = sdist_entry(ctx.index(), name, version)
+        sdist = sdist_entry(ctx.services.index(), name, version)
     except IndexUnavailable as exc:
         return ProbeOutcome(
             findings=[Finding("upstream.unchecked", Severity.INFO, f"{exc}; upstream tests not run")],
@@ -38,7 +38,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     except ProjectNotFound:
         sdist = None
     if sdist is not None:
-        ctx.say(f"fetching the sdist of {name} {version} for its tests")
+        ctx.services.say(f"fetching the sdist of {name} {version} for its tests")
     upstream = SpikeUpstream(
         python=str(ctx.python),
         dist_name=name,
@@ -47,13 +47,13 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         workdir=ctx.workdir / f"upstream-{ctx.candidate.name}",
         timeout=ctx.timeout,
         package_modules=info.get("modules") or (),
-        seed=ctx.upstream_seed,
+        seed=ctx.settings.upstream_seed,
         sha256=(sdist.hashes.get("sha256") if sdist else None),
     )
     harness: dict[str, Any] = {"environment": "candidate's, without the test harness"}
-    if ctx.isolation != "never" and sdist is not None:
+    if ctx.settings.isolation != "never" and sdist is not None:
         harness = _harness_environment(ctx, upstream, name, version)
-    result = upstream.probe(n=ctx.upstream_sample)
+    result = upstream.probe(n=ctx.settings.upstream_sample)
     findings, details = upstream_findings(result)
     details["harness_environment"] = harness
     return ProbeOutcome(findings=findings, details=details, version=version)
@@ -67,9 +67,9 @@ def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
     falls back to the URL, and SpikeUpstream reports it as it would without the cache.
     """
     digest = sdist.hashes.get("sha256")
-    if not digest or ctx.cache_dir is None:
+    if not digest:
         return sdist.url
-    entry = ctx.cache_dir / "sdists" / digest[:32]
+    entry = ctx.settings.cache_dir / "sdists" / digest[:32]
     marker = entry / "extracted.json"
     if marker.is_file():
         try:
@@ -107,12 +107,12 @@ def _harness_environment(
     except SpikeError:
         return {"environment": "none: the sdist could not be read"}  # probe() reports why
     pin = f"{name}=={version}"
-    env = ctx.envs().ensure([pin, "pytest", *wanted])
+    env = ctx.services.envs().ensure([pin, "pytest", *wanted])
     used = wanted
     if not env.ok and wanted:
         # A harness that cannot be installed still leaves the tests worth a try without it.
         upstream.notes.append(f"installing the test harness failed: {env.error_line}")
-        env, used = ctx.envs().ensure([pin, "pytest"]), []
+        env, used = ctx.services.envs().ensure([pin, "pytest"]), []
     if not env.ok:
         return {"environment": f"could not be built: {env.error_line}"}
     upstream.python = env.python

@@ -1,0 +1,102 @@
+"""What the probes of one process share, built once from the Settings.
+
+:class:`Services` holds the package index client, the environment manager and the work
+folders; each is made on first use, so a run whose probes never ask the index never reads
+pip's configuration. :func:`index_client` is the one way any part of pytest-spike (the
+session, the fixtures, ``pytest-spike versions``, the matrix planner) gets an index client.
+
+Layering: above index/, envs/ and settings; below probes/ and session/. No pytest here.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from pytest_spike.envs.manager import EnvManager
+from pytest_spike.index.client import IndexClient
+from pytest_spike.model import SpikeError
+from pytest_spike.settings import Settings, default_cache_root
+
+#: The folder of the spike cache that holds the index's answers.
+INDEX_CACHE = "index"
+#: The folder of the spike cache that holds the candidates' environments.
+ENVS_CACHE = "envs"
+
+
+def index_client(
+    index_url: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+    timeout: float | None = None,
+) -> IndexClient:
+    """The package index client: pip's configuration unless ``index_url`` is given.
+
+    Answers are cached in ``cache_dir`` (default: the index folder of the spike cache);
+    ``offline`` answers from that cache only.
+    """
+    folder = cache_dir if cache_dir is not None else default_cache_root() / INDEX_CACHE
+    if timeout is None:  # the client's own default
+        return IndexClient(index_url, cache_dir=folder, offline=offline)
+    return IndexClient(index_url, cache_dir=folder, offline=offline, timeout=timeout)
+
+
+def _quiet(text: str) -> None:
+    """Say nothing (xdist workers, ``-q``)."""
+
+
+class Services:
+    """The index client, the environment manager and the work folders of one process.
+
+    ``rootdir`` is the project's (pytest's rootdir); ``say`` tells the user what a long
+    step is doing (default: nothing, as on xdist workers and under ``-q``).
+    """
+
+    def __init__(
+        self, settings: Settings, *, rootdir: Path, say: Callable[[str], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.rootdir = rootdir
+        self.say = say or _quiet
+        self._index: IndexClient | None = None
+        self._envs: EnvManager | None = None
+        self._workdir: Path | None = None
+
+    def index(self) -> IndexClient:
+        """The package index client (made on first use)."""
+        if self._index is None:
+            self._index = index_client(
+                self.settings.index_url,
+                cache_dir=self.settings.cache_dir / INDEX_CACHE,
+                offline=self.settings.offline,
+            )
+        return self._index
+
+    def envs(self) -> EnvManager:
+        """The manager of the candidates' cached environments (made on first use)."""
+        if self._envs is None:
+            try:
+                self._envs = EnvManager(
+                    self.settings.cache_dir / ENVS_CACHE,
+                    fresh=self.settings.fresh,
+                    backend=self.settings.backend,
+                    progress=self.say,
+                )
+            except SpikeError as exc:
+                raise SpikeError(f"--spike-backend: {exc}") from None
+        return self._envs
+
+    def workdir(self) -> Path:
+        """A scratch folder for this process's probes, removed by :meth:`close`."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="pytest-spike-"))
+        return self._workdir
+
+    def close(self) -> None:
+        """Remove the scratch folder (the caches stay)."""
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None

@@ -1,0 +1,441 @@
+"""The side of a spike run that collects and runs: candidates, probe items, time boxes, payloads.
+
+Registered by ``plugin.py`` where tests are collected and run: in a run without xdist and
+on each xdist worker (never on the xdist controller, which runs nothing). Each probe's
+result leaves this process as a JSON string on its test report (``report.spike_probe``),
+so it survives xdist; ``controller.py`` gathers them.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections.abc import Generator
+from typing import Any, Callable
+
+import pytest
+
+from pytest_spike._core.files import write_atomic
+from pytest_spike.data.budgets import TimeboxExceeded, alarm
+from pytest_spike.data.folder import data_findings
+from pytest_spike.envs import layer
+from pytest_spike.fixtures import DATA_USED, SpikeRecorder
+from pytest_spike.marks import CANDIDATE_KEY as _CANDIDATE
+from pytest_spike.marks import KIND_KEY as _KIND
+from pytest_spike.marks import candidate_from_values
+from pytest_spike.model import Candidate, Finding, ProbeResult, Severity, SpikeError
+from pytest_spike.probes.base import ProbeContext, ProbeMemo
+from pytest_spike.probes.items import ProbeItem, make_items
+from pytest_spike.services import Services
+from pytest_spike.settings import Settings
+
+PLAN_SCHEMA = "pytest-spike-plan/1"
+#: Severity of a failing user test, by its probe kind.
+USER_FAILURE_SEVERITY = {
+    "hello_world": Severity.HIGH,
+    "real_data": Severity.HIGH,
+    "upstream": Severity.MEDIUM,
+    "custom": Severity.MEDIUM,
+}
+
+_FINDINGS = pytest.StashKey["list[Finding]"]()
+_PEAK = pytest.StashKey[float]()
+#: What a child pytest in the candidate's environment reported for this test.
+_CHILD = pytest.StashKey[ProbeResult]()
+_LONGREPR = pytest.StashKey[str]()
+#: Seconds left in the candidate's time box when the test started; whether the box cut it.
+_REMAINING = pytest.StashKey[float]()
+_TIMEBOX = pytest.StashKey[bool]()
+#: Characters of a failing user test's report kept in the results (for child runs too).
+MAX_LONGREPR = 4000
+
+
+class SpikeWorker:
+    """Collects the candidates, adds their probe items and runs them in their time boxes.
+
+    ``services`` (index client, environments, work folder) and ``memo`` are this process's;
+    ``say`` is quiet on xdist workers and under ``-q``.
+    """
+
+    def __init__(self, config: pytest.Config, settings: Settings, services: Services) -> None:
+        self.config = config
+        self.settings = settings
+        self.services = services
+        self.memo = ProbeMemo()
+        #: None until collected, and when the candidates could not be gathered
+        self.candidates: list[Candidate] | None = None
+        self.order: dict[str, int] = {}
+        self.user_nodeids: dict[str, list[str]] = {}
+        #: wall time each candidate's probes took in this process, for its time box
+        self.spent: dict[str, float] = {}
+        #: what each candidate's child pytest reported, by node id, or why it could not run
+        self._child: dict[str, dict[str, ProbeResult] | str] = {}
+
+    # -- collection ---------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        spike_items = [item for item in items if _CANDIDATE in item.stash]
+        try:
+            candidates = gather_candidates(spike_items, self.settings)
+        except SpikeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.candidates = candidates
+        keep = {c.name for c in candidates}
+        for item in spike_items:
+            self.user_nodeids.setdefault(item.stash[_CANDIDATE].name, []).append(item.nodeid)
+        deselected = [item for item in spike_items if item.stash[_CANDIDATE].name not in keep]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            gone = set(map(id, deselected))
+            items[:] = [item for item in items if id(item) not in gone]
+        if self.settings.plan_path is not None:
+            self._write_plan(spike_items, candidates)
+        items[:0] = list(make_items(session, candidates, self.context, self.settings.probes))
+        self.order = {c.name: i for i, c in enumerate(candidates)}
+
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        if self.candidates is None:
+            return []  # a usage error says what went wrong, alone
+        names = ", ".join(c.name for c in self.candidates) or "none"
+        count = len(self.candidates)
+        return [
+            f"spike: {count} candidate{'s' if count != 1 else ''} ({names}); "
+            "built-in probes added as spike::<name>::<probe>"
+        ]
+
+    def _write_plan(self, spike_items: list[pytest.Item], candidates: list[Candidate]) -> None:
+        """The marks are the plan: candidates, their versions and Pythons, and their tests."""
+        tests: dict[str, list[str]] = {c.name: [] for c in candidates}
+        for item in spike_items:
+            tests.get(item.stash[_CANDIDATE].name, []).append(item.nodeid)
+        versions = self.settings.versions_default
+        plan = {
+            "schema": PLAN_SCHEMA,
+            "rootdir": str(self.config.rootpath),
+            "inifile": str(self.config.inipath) if self.config.inipath else None,
+            "defaults": {
+                "python": list(self.settings.python_default),
+                "versions": list(versions) if isinstance(versions, tuple) else versions,
+            },
+            "candidates": [dict(c.to_dict(), tests=tests[c.name]) for c in candidates],
+        }
+        assert self.settings.plan_path is not None
+        try:
+            write_atomic(self.settings.plan_path, json.dumps(plan, indent=2) + "\n")
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"--spike-plan: cannot write {self.settings.plan_path}: {exc.strerror or exc}"
+            ) from None
+
+    # -- the time box -------------------------------------------------------------------
+
+    def _timebox(self, candidate: Candidate) -> float:
+        return candidate.timebox or self.settings.timebox  # the mark wins over options and ini
+
+    def _remaining(self, candidate: Candidate) -> float:
+        return self._timebox(candidate) - self.spent.get(candidate.name, 0.0)
+
+    def context(self, candidate: Candidate) -> ProbeContext:
+        """What a probe of ``candidate`` gets: its subprocess limit is what its time box has left."""
+        return ProbeContext(
+            candidate=candidate,
+            settings=self.settings,
+            services=self.services,
+            timeout=max(1.0, min(self.settings.probe_timeout, self._remaining(candidate))),
+            memo=self.memo,
+        )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(
+        self, item: pytest.Item, nextitem: pytest.Item | None
+    ) -> Generator[None, Any, Any]:
+        candidate = _candidate(item)
+        if candidate is None:
+            return (yield)
+        start = time.monotonic()
+        try:
+            return (yield)
+        finally:
+            self.spent[candidate.name] = self.spent.get(candidate.name, 0.0) + time.monotonic() - start
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        candidate = _candidate(item)
+        if candidate is None:
+            return
+        remaining = item.stash[_REMAINING] = self._remaining(candidate)
+        if remaining <= 0:
+            item.stash[_TIMEBOX] = True
+            pytest.skip(f"{candidate.name}'s time box of {self._timebox(candidate):g}s is used up")
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if _CANDIDATE not in item.stash:
+            return (yield)
+        before = _maxrss_mb()
+        candidate = item.stash[_CANDIDATE]
+        message = f"{candidate.name}'s time box of {self._timebox(candidate):g}s ran out during this test"
+        try:
+            with alarm(item.stash.get(_REMAINING, self._remaining(candidate)), message):
+                return (yield)
+        finally:
+            item.stash[_PEAK] = max(0.0, _maxrss_mb() - before)
+
+    # -- user tests in the candidate's own environment ----------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
+        """Run the test in its candidate's own environment when the candidate lives there."""
+        if _CANDIDATE not in pyfuncitem.stash:
+            return None
+        candidate = pyfuncitem.stash[_CANDIDATE]
+        target = self.context(candidate).target()
+        if not target.isolated:
+            return None
+        if target.python is None:
+            pytest.skip(f"{candidate.project} could not be installed: see spike::{candidate.name}::install")
+        outcome = self._child_results(candidate, target.python)
+        if isinstance(outcome, str):
+            pytest.fail(outcome, pytrace=False)
+        result = outcome.get(pyfuncitem.nodeid)
+        if result is None:
+            pytest.fail(f"the child pytest in {target.python} did not report this test", pytrace=False)
+        pyfuncitem.stash[_CHILD] = result
+        headline = result.findings[0].message if result.findings else result.outcome
+        text = f"{headline} (in {candidate.project}'s environment: {target.python})"
+        if result.details.get("longrepr"):
+            text += "\n" + str(result.details["longrepr"])
+        if result.outcome == "skipped":
+            pytest.skip(text)
+        if result.outcome != "passed":
+            pytest.fail(text, pytrace=False)
+        return True
+
+    def _child_results(self, candidate: Candidate, python: str) -> dict[str, ProbeResult] | str:
+        """Run all of the candidate's tests once in its environment (per process)."""
+        if candidate.name not in self._child:
+            self._child[candidate.name] = self._run_child(candidate, python)
+        return self._child[candidate.name]
+
+    def _run_child(self, candidate: Candidate, python: str) -> dict[str, ProbeResult] | str:
+        root = self.config.rootpath
+        nodeids = [
+            str(root / n.split("::", 1)[0]) + n[len(n.split("::", 1)[0]) :]
+            for n in self.user_nodeids.get(candidate.name, [])
+        ]
+        args = [
+            "--spike",
+            "--spike-probes=none",
+            "--spike-isolation=never",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "addopts=",
+            "--rootdir",
+            str(root),
+            "--spike-probe-timeout",
+            str(self.settings.probe_timeout),
+        ]
+        if self.config.inipath:
+            args += ["-c", str(self.config.inipath)]
+        if self.settings.data:
+            args += ["--spike-data", str(self.settings.data[0])]
+        try:
+            layer_dir = layer.build_layer(self.settings.cache_dir)
+            return layer.run_child(
+                python,
+                layer_dir,
+                nodeids,
+                args,
+                cwd=self.config.invocation_params.dir,
+                timeout=candidate.timebox or self.settings.probe_timeout * max(1, len(nodeids)),
+            )  # node ids are relative to the rootdir, the same as here
+        except SpikeError as exc:
+            return str(exc)
+
+    # -- payloads: each probe's result, on its report -----------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if report.when == "call" and _REMAINING in item.stash and call.duration >= item.stash[_REMAINING]:
+            item.stash[_TIMEBOX] = True  # the time box ended this probe, whatever it reported
+        if isinstance(item, ProbeItem):
+            if report.skipped and isinstance(report.longrepr, tuple):
+                # Point the skip at the probe item, not at the line of ours that raised it.
+                report.longrepr = (item.nodeid, None, report.longrepr[2])  # type: ignore[assignment]  # no line: the item is ours
+            payload = self._builtin_payload(item)
+        elif _CANDIDATE in item.stash:
+            payload = self._user_payload(item, call, report)
+        else:
+            return report
+        report.spike_probe = json.dumps(payload)  # type: ignore[attr-defined]
+        return report
+
+    def _builtin_payload(self, item: ProbeItem) -> dict[str, Any]:
+        outcome = getattr(item, "outcome", None)
+        probe = ProbeResult(candidate=item.candidate.name, kind=item.kind, nodeid=item.nodeid)
+        if outcome is not None:
+            probe.findings = list(outcome.findings)
+            probe.details = outcome.details
+            probe.version = outcome.version
+            probe.peak_memory_mb = outcome.peak_memory_mb
+        if item.stash.get(_TIMEBOX, False):
+            probe.details["timebox"] = True
+        return self._payload(item.candidate, probe)
+
+    def _user_payload(
+        self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+    ) -> dict[str, Any]:
+        candidate, kind = item.stash[_CANDIDATE], item.stash[_KIND]
+        findings = item.stash.setdefault(_FINDINGS, [])
+        recorder = SpikeRecorder.of(item)
+        remote = item.stash.get(_CHILD, None)
+        if remote is not None and report.when == "call":
+            # The test ran in the candidate's environment: its findings, metrics and notes
+            # come from there, not from the failure we re-raised here.
+            findings[:] = remote.findings
+            recorder.metrics.update(remote.metrics)
+            recorder.notes.extend(n for n in remote.notes if n not in recorder.notes)
+        elif (
+            report.failed
+            and call.excinfo is not None
+            and not hasattr(report, "wasxfail")
+            and not call.excinfo.errisinstance(TimeboxExceeded)  # timebox.exceeded says it
+        ):
+            findings.append(_failure_finding(item, kind, call, report))
+            if report.when == "call":
+                item.stash[_LONGREPR] = str(report.longrepr)[-MAX_LONGREPR:]
+        data = item.stash.get(DATA_USED, None)
+        if data is not None and data.profile_notes:
+            recorder.notes.extend(n for n in data.profile_notes if n not in recorder.notes)
+        probe = ProbeResult(
+            candidate=candidate.name,
+            kind=kind,
+            nodeid=item.nodeid,
+            version=remote.version if remote else _installed_version(candidate),
+            findings=list(findings),
+            peak_memory_mb=remote.peak_memory_mb if remote else item.stash.get(_PEAK, None),
+            metrics=dict(recorder.metrics),
+            notes=list(recorder.notes),
+        )
+        if _LONGREPR in item.stash:
+            probe.details["longrepr"] = item.stash[_LONGREPR]
+        if item.stash.get(_TIMEBOX, False):
+            probe.details["timebox"] = True
+        return self._payload(candidate, probe)
+
+    def _payload(self, candidate: Candidate, probe: ProbeResult) -> dict[str, Any]:
+        return {
+            "candidate": candidate.to_dict(),
+            "order": self.order.get(candidate.name, len(self.order)),
+            "probe": probe.to_dict(),
+        }
+
+    def pytest_unconfigure(self) -> None:
+        self.services.close()
+
+
+def gather_candidates(spike_items: list[pytest.Item], settings: Settings) -> list[Candidate]:
+    """Candidates of the collected tests, then of --spike-candidate, filtered by --spike-select."""
+    found: dict[str, tuple[Candidate, str]] = {}
+    for item in spike_items:
+        cand = item.stash[_CANDIDATE]
+        first = found.setdefault(cand.name, (cand, item.nodeid))
+        if first[0] != cand:
+            raise SpikeError(
+                f"candidate {cand.name!r} is declared twice with different settings: "
+                f"{first[1]} has {_describe(first[0])}, {item.nodeid} has {_describe(cand)}; "
+                "declare it once (e.g. in the module's pytestmark)"
+            )
+    for req in settings.candidates:
+        cand = candidate_from_values(req, where=f"--spike-candidate {req!r}")
+        found.setdefault(cand.name, (cand, "--spike-candidate"))  # a file's own declaration wins
+    selected = settings.select
+    if selected:
+        from packaging.utils import canonicalize_name
+
+        wanted = {canonicalize_name(s) for s in selected}
+        unknown = sorted(wanted - set(found))
+        if unknown:
+            raise SpikeError(
+                f"--spike-select {', '.join(unknown)} matches no candidate "
+                f"(candidates: {', '.join(found) or 'none'})"
+            )
+        found = {name: v for name, v in found.items() if name in wanted}
+    return [cand for cand, _ in found.values()]
+
+
+def terminal_say(config: pytest.Config) -> Callable[[str], None]:
+    """Show a long step while it runs, through pytest's terminal (outside output capture)."""
+
+    def say(text: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None:
+            return
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if capture is None:
+            reporter.write_line(f"spike: {text}")
+            return
+        # The probe runs inside a test, where output is captured; this is for the user now.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"spike: {text}")
+
+    return say
+
+
+def _failure_finding(
+    item: pytest.Item, kind: str, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> Finding:
+    """The finding of a user test that failed or errored here."""
+    assert call.excinfo is not None
+    error = call.excinfo.exconly().strip().splitlines()
+    first = error[0] if error else call.excinfo.typename
+    if report.when == "call":
+        code, severity, what = f"{kind}.failed", USER_FAILURE_SEVERITY[kind], "failed"
+    else:
+        code, severity, what = f"{kind}.error", Severity.MEDIUM, f"errored in {report.when}"
+    data = item.stash.get(DATA_USED, None)
+    if kind == "real_data" and report.when == "call" and data and data.current_record:
+        # Name the record the test failed on, as the team would when checking by hand.
+        return data_findings(True, item.nodeid, first, data.current_record)[0]
+    return Finding(
+        code,
+        severity,
+        f"{item.name} {what}: {first}",
+        {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]},
+    )
+
+
+def _candidate(item: pytest.Item) -> Candidate | None:
+    """The candidate a probe item or a user test belongs to."""
+    if isinstance(item, ProbeItem):
+        return item.candidate
+    return item.stash.get(_CANDIDATE, None)
+
+
+def _describe(candidate: Candidate) -> str:
+    data = candidate.to_dict()
+    return ", ".join(f"{k}={v!r}" for k, v in data.items() if v not in (None, [], "") and k != "name")
+
+
+def _installed_version(candidate: Candidate) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(candidate.project)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _maxrss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
