@@ -67,8 +67,8 @@ def test_spike_run_scores_and_prints_scorecard(pytester: pytest.Pytester, spike_
     result.stdout.fnmatch_lines(
         [
             "*= spike scorecard =*",
-            "candidate*version*level*score*probes*time*peak mem",
-            "goodpkg*1.0*LOW*0*4/4 ok*",
+            "candidate*version*level*score*evidence*time*peak mem",
+            "goodpkg*1.0*LOW*0*4/4*",
             "*probes: install passed, import passed, test_hello passed, test_custom passed*",
             "lowest risk: goodpkg (low, 0 points)",
         ]
@@ -88,7 +88,7 @@ def test_spike_run_scores_and_prints_scorecard(pytester: pytest.Pytester, spike_
     }
     assert all(p["duration_s"] >= 0 for p in good["probes"])
     md = (pytester.path / "out.md").read_text()
-    assert "| goodpkg | 1.0 | **LOW** | 0 | 4/4 ok |" in md
+    assert "| goodpkg | 1.0 | **LOW** | 0 | 4/4 |" in md
     assert not list(pytester.path.glob(".out.json.*")), "temporary files left behind"
 
 
@@ -189,7 +189,7 @@ def test_missing_candidate_is_blocked_with_a_fix(pytester: pytest.Pytester, spik
     result.stdout.fnmatch_lines(
         [
             "*[[]critical] install.missing: no-such-package-xyz is not installed for*python -m pip install 'no-such-package-xyz'*",
-            "no-such-package-xyz*BLOCKED*100*0/2 ok*",
+            "no-such-package-xyz*BLOCKED*100*1/2*",
         ]
     )
     result.stdout.no_fnmatch_line("*Traceback*")

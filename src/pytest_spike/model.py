@@ -45,6 +45,8 @@ BACKENDS = ("auto", "uv", "venv")
 ISOLATION_MODES = ("auto", "always", "never")
 #: Days since the last release after which a project is stale (``--spike-stale-after``).
 STALE_AFTER_DAYS = 730
+#: A release younger than this many days is a signal of its own (info, never scored).
+YOUNG_RELEASE_DAYS = 3
 
 
 class SpikeError(Exception):
@@ -356,11 +358,32 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class Scored:
-    """A finding with the points it adds to its candidate's score."""
+    """A finding with the points it adds to its candidate's score.
+
+    ``waiver`` is the team's waiver covering it (``until``, ``reason``, ``expired``): an
+    active one makes the points 0, an expired one is shown beside the points it gives again.
+    """
 
     finding: Finding
     points: float
     probe: str | None = None
+    waiver: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.finding.to_dict(), points=_number(self.points), probe=self.probe)
+        if self.waiver is not None:
+            data["waiver"] = dict(self.waiver)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scored:
+        waiver = data.get("waiver")
+        return cls(
+            Finding.from_dict(data),
+            float(data.get("points", 0)),
+            data.get("probe"),
+            dict(waiver) if isinstance(waiver, Mapping) else None,
+        )
 
 
 @dataclass
@@ -404,6 +427,28 @@ class CandidateResult:
         peaks = [p.peak_memory_mb for p in self.probes if p.peak_memory_mb is not None]
         return max(peaks) if peaks else None
 
+    @property
+    def evidence(self) -> dict[str, Any]:
+        """How much evidence the verdict rests on (evidence rule 3).
+
+        A probe kind has evidence when one of its items ran to an outcome; a kind whose
+        every item was skipped is unknown, with the reason its first item gave.
+        """
+        order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
+        why: dict[str, str | None] = {}
+        for probe in sorted(self.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid)):
+            if probe.outcome == "skipped":
+                why.setdefault(probe.kind, str(probe.details.get("unknown") or "skipped"))
+            else:
+                why[probe.kind] = None
+        unknown = {kind: reason for kind, reason in why.items() if reason is not None}
+        return {
+            "probes_with_evidence": len(why) - len(unknown),
+            "probes": len(why),
+            "unknown": list(unknown),
+            "why": unknown,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         data = self.candidate.to_dict()
         data.update(
@@ -411,9 +456,8 @@ class CandidateResult:
                 "version": self.version,
                 "level": self.level.value,
                 "score": _number(self.score),
-                "findings": [
-                    dict(s.finding.to_dict(), points=_number(s.points), probe=s.probe) for s in self.scored
-                ],
+                "evidence": self.evidence,
+                "findings": [s.to_dict() for s in self.scored],
                 "probes": [
                     {key: value for key, value in p.to_dict().items() if key not in ("candidate", "findings")}
                     for p in self.probes
@@ -435,10 +479,7 @@ class CandidateResult:
             candidate=candidate,
             version=data.get("version"),
             probes=probes,
-            scored=[
-                Scored(Finding.from_dict(f), float(f.get("points", 0)), f.get("probe"))
-                for f in data.get("findings") or ()
-            ],
+            scored=[Scored.from_dict(f) for f in data.get("findings") or ()],
             score=float(data.get("score") or 0),
             level=Level(data.get("level", "low")),
             cost=data.get("cost"),
@@ -470,6 +511,8 @@ class Scorecard:
     plugin_version: str = ""
     created: str = ""
     fail_on: Level | None = None
+    #: the thresholds, weights and waivers this verdict used, so a reader can check them
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def lowest_risk(self) -> list[CandidateResult]:
         """The candidates that share the lowest (level, score); empty when there are none."""
@@ -496,6 +539,7 @@ class Scorecard:
             "complete": self.complete,
             "cell": dict(self.cell),
             "fail_on": self.fail_on.value if self.fail_on else None,
+            "settings": dict(self.settings),
             "lowest_risk": [c.name for c in self.lowest_risk()],
             "candidates": [c.to_dict() for c in self.candidates],
         }
@@ -513,6 +557,7 @@ class Scorecard:
             plugin_version=str(data.get("plugin_version", "")),
             created=str(data.get("created", "")),
             fail_on=Level(fail_on) if fail_on else None,
+            settings=dict(data.get("settings") or {}),
         )
 
 

@@ -2,7 +2,9 @@
 
 The score is the sum of the points of a candidate's findings. A finding's points come from
 its code's weight when one is set (``import.deprecation = 2``), else from its severity's
-weight. The level follows from the score; any critical finding makes the candidate BLOCKED.
+weight. Only the candidate's own findings score: an ``unchecked`` one (the environment's or
+the spike's fault) and one under an active waiver score 0 and are shown with the reason.
+The level follows from the score; a critical finding of the candidate's makes it BLOCKED.
 
 :func:`build_scorecard` turns the probe results gathered for each candidate into the
 scorecard; it is pure: the controller hands it the results, the rules and the hooks.
@@ -10,6 +12,7 @@ scorecard; it is pure: the controller hands it the results, the rules and the ho
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +32,7 @@ from pytest_spike.model import (
     Severity,
     SpikeError,
 )
+from pytest_spike.waivers import Waiver, waiver_for
 
 DEFAULT_WEIGHTS: Mapping[Severity, float] = {
     Severity.CRITICAL: 100.0,
@@ -90,9 +94,13 @@ class Weights:
         return cls(severity, codes)
 
 
-def level_for(score: float, findings: Iterable[Finding]) -> Level:
-    """The level a score reaches; a critical finding of the candidate's blocks whatever the score."""
-    if any(f.severity is Severity.CRITICAL and not f.unchecked for f in findings):
+def level_for(score: float, findings: Iterable[Finding], waived: Iterable[Finding] = ()) -> Level:
+    """The level a score reaches; a critical finding of the candidate's blocks whatever the score.
+
+    ``waived`` are findings under an active waiver: they block nothing.
+    """
+    skip = {id(f) for f in waived}
+    if any(f.severity is Severity.CRITICAL and not f.unchecked and id(f) not in skip for f in findings):
         return Level.BLOCKED
     if score >= LEVEL_THRESHOLDS[Level.HIGH]:
         return Level.HIGH
@@ -101,9 +109,32 @@ def level_for(score: float, findings: Iterable[Finding]) -> Level:
     return Level.LOW
 
 
-def score(findings: Iterable[tuple[Finding, str | None]], points: Callable[[Finding], float]) -> list[Scored]:
-    """Each (finding, probe node id) with the points ``points`` gives it."""
-    return [Scored(f, points(f), probe) for f, probe in findings]
+def score(
+    findings: Iterable[tuple[Finding, str | None]],
+    points: Callable[[Finding], float],
+    waiver: Callable[[Finding], Waiver | None] = lambda finding: None,
+    today: dt.date | None = None,
+) -> list[Scored]:
+    """Each (finding, probe node id) with the points ``points`` gives it.
+
+    A finding ``waiver`` covers scores 0 while the waiver is active (until its date,
+    inclusive, seen from ``today``); an expired waiver is recorded and the points count.
+    """
+    today = today or dt.date.today()
+    scored = []
+    for finding, probe in findings:
+        covering = waiver(finding)
+        if covering is None:
+            scored.append(Scored(finding, points(finding), probe))
+            continue
+        given = 0.0 if covering.active(today) else points(finding)
+        scored.append(Scored(finding, given, probe, covering.to_dict(today)))
+    return scored
+
+
+def is_waived(scored: Scored) -> bool:
+    """Whether an active waiver covers this finding."""
+    return scored.waiver is not None and not scored.waiver.get("expired")
 
 
 class ScoringHooks(Protocol):
@@ -147,6 +178,9 @@ def build_scorecard(
     plugin_version: str = "",
     created: str = "",
     fail_on: Level | None = None,
+    waivers: Sequence[Waiver] = (),
+    today: dt.date | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Scorecard:
     """Score each candidate's probe results, in the order given.
 
@@ -154,7 +188,8 @@ def build_scorecard(
     findings are its probes' own, the budget overruns of its tests, one finding for what
     its time box cut (``timebox`` unless the candidate sets its own) and what ``hooks``
     add; ``weights`` (default: :data:`DEFAULT_WEIGHTS`) give their points unless ``hooks``
-    do. ``cost`` turns each candidate's time into money.
+    do, and ``waivers`` active on ``today`` (default: today) make them 0. ``cost`` turns
+    each candidate's time into money; ``settings`` records the rules used.
     """
     weights = weights if weights is not None else Weights()
     hooks = hooks if hooks is not None else NoHooks()
@@ -183,10 +218,11 @@ def build_scorecard(
             result.cost = cost_summary(cost, result.duration_s)
         for extra in hooks.add_findings(result):
             pairs += [(f, None) for f in extra or ()]
-        result.scored = score(pairs, points)
+        result.scored = score(pairs, points, lambda f, name=candidate.name: waiver_for(waivers, name, f), today)
         result.score = sum(s.points for s in result.scored)
         level = hooks.level(result)
-        result.level = level if level is not None else level_for(result.score, result.findings)
+        waived = [s.finding for s in result.scored if is_waived(s)]
+        result.level = level if level is not None else level_for(result.score, result.findings, waived)
         results.append(result)
     return Scorecard(
         cell=dict(cell or {}),
@@ -195,6 +231,7 @@ def build_scorecard(
         plugin_version=plugin_version,
         created=created,
         fail_on=fail_on,
+        settings=dict(settings or {}),
     )
 
 

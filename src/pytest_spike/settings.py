@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from pytest_spike.data.budgets import Rate
     from pytest_spike.scoring import Weights
+    from pytest_spike.waivers import Waiver
 
 
 def default_cache_root() -> Path:
@@ -68,7 +69,7 @@ class Option:
     metavar: str | None = None
     #: ``value`` (takes one argument), ``switch`` (store_true) or ``repeat`` (append)
     action: Literal["value", "switch", "repeat"] = "value"
-    ini_type: Literal["string", "linelist"] = "string"
+    ini_type: Literal["string", "linelist", "bool"] = "string"
     parse: Parse | None = None
     default: Any = None
     default_factory: Callable[[], Any] | None = None
@@ -102,7 +103,7 @@ class Option:
         """This setting's value in ``config``, by the stated precedence."""
         cwd = config.invocation_params.dir
         if self.action == "switch":
-            return bool(config.getoption(self.dest))
+            return bool(config.getoption(self.dest)) or bool(self.ini and config.getini(self.ini))
         given = config.getoption(self.dest, None) if self.flag else None
         from_ini = config.getini(self.ini) if self.ini else None
         where_ini = Source(f"{self.ini} in {ini_file}", config.rootpath if self.ini_from_rootdir else cwd)
@@ -231,6 +232,12 @@ def _weights(lines: list[str], source: Source) -> Weights:
     from pytest_spike.scoring import Weights  # only when weights are given: idle runs skip it
 
     return Weights.parse(lines, source.where)
+
+
+def _waivers(lines: list[str], source: Source) -> tuple[Waiver, ...]:
+    from pytest_spike.waivers import parse_waivers  # only when waivers are given: idle runs skip it
+
+    return parse_waivers(lines, source.where)
 
 
 def _duration_text(seconds: float) -> str:
@@ -449,6 +456,23 @@ class Settings:
         "turns each candidate's measured time into money (the option overrides the ini "
         "key, e.g. per matrix cell)",
     )
+    allow_network: bool = option(
+        flag="--spike-allow-network",
+        ini="spike_allow_network",
+        ini_type="bool",
+        action="switch",
+        default=False,
+        help="let README examples and upstream tests use the network (default: refused, and "
+        "what failed for want of it is recorded as unchecked, never scored)",
+    )
+    waivers: tuple[Waiver, ...] = option(
+        ini="spike_waivers",
+        ini_type="linelist",
+        parse=_waivers,
+        default=(),
+        help="findings the team has read and accepts until a date, one per line: "
+        "'CANDIDATE CODE until YYYY-MM-DD: reason'; a waived finding is shown and scores 0 until then",
+    )
     #: None: the default weights (scoring.DEFAULT_WEIGHTS)
     weights: Weights | None = option(
         ini="spike_weights",
@@ -480,8 +504,8 @@ def add_options(parser: pytest.Parser) -> None:
             else:
                 group.addoption(opt.flag, default=None, dest=opt.dest, metavar=opt.metavar, help=text)
         if opt.ini is not None:
-            linelist = opt.ini_type == "linelist"
-            parser.addini(opt.ini, text, type=opt.ini_type, default=[] if linelist else None)
+            default = {"linelist": [], "bool": False}.get(opt.ini_type)
+            parser.addini(opt.ini, text, type=opt.ini_type, default=default)
 
 
 def resolve(config: pytest.Config) -> Settings:

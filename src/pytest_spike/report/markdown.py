@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
-from pytest_spike.model import Scorecard, sorted_scored
-from pytest_spike.report.terminal import fmt_points, metric_lines, probe_summary, row_cells, verdict
+from pytest_spike.model import Scorecard, Scored, sorted_scored
+from pytest_spike.report.terminal import (
+    evidence_line,
+    finding_head,
+    fmt_points,
+    metric_lines,
+    probe_summary,
+    row_cells,
+    verdict,
+)
 
 
 def _escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _annotation(s: Scored) -> str:
+    """Why a finding scores what it does, when that is not its severity's weight."""
+    if s.finding.unchecked or s.waiver is not None:
+        return f"{finding_head(s).rsplit(' ', 2 if not s.finding.unchecked else 1)[0]}: "
+    return ""
 
 
 def render(scorecard: Scorecard) -> str:
@@ -23,7 +38,7 @@ def render(scorecard: Scorecard) -> str:
     ]
     if scorecard.candidates:
         out += [
-            "| candidate | version | level | score | probes | time | peak mem |",
+            "| candidate | version | level | score | evidence | time | peak mem |",
             "| --- | --- | --- | ---: | --- | ---: | ---: |",
         ]
         for result in scorecard.candidates:
@@ -34,9 +49,12 @@ def render(scorecard: Scorecard) -> str:
         for result in scorecard.candidates:
             out.append(
                 f"### {result.name} {result.version or ''} — {result.level.value}, "
-                f"{fmt_points(result.score)} points, probes {probe_summary(result)}"
+                f"{fmt_points(result.score)} points, evidence {probe_summary(result)}"
             )
             out.append("")
+            coverage = evidence_line(result)
+            if coverage:
+                out += [f"_{_escape(coverage)}_", ""]
             for probe in result.probes:
                 out.append(f"- `{probe.nodeid}`: {probe.outcome} ({probe.duration_s:.2f}s)")
             out.append("")
@@ -45,7 +63,7 @@ def render(scorecard: Scorecard) -> str:
                 out += ["| points | severity | code | finding |", "| ---: | --- | --- | --- |"]
                 out += [
                     f"| {fmt_points(s.points)} | {s.finding.severity.value} | `{s.finding.code}` | "
-                    f"{_escape(s.finding.message)} |"
+                    f"{_escape(_annotation(s) + s.finding.message)} |"
                     for s in scored
                 ]
                 out.append("")

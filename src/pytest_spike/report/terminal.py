@@ -34,7 +34,7 @@ LEVEL_MARKUP: dict[Level, dict[str, bool]] = {
 }
 #: Info findings (0 points) shown per candidate; the rest are in the JSON/Markdown report.
 INFO_SHOWN = 2
-_HEADERS = ("candidate", "version", "level", "score", "probes", "time", "peak mem")
+_HEADERS = ("candidate", "version", "level", "score", "evidence", "time", "peak mem")
 
 
 def output_width() -> int:
@@ -55,8 +55,18 @@ def fmt_points(points: float) -> str:
 
 
 def probe_summary(result: CandidateResult) -> str:
-    passed = sum(1 for p in result.probes if p.outcome == "passed")
-    return f"{passed}/{len(result.probes)} ok"
+    """How many probe kinds gave evidence, of those run: ``4/5``."""
+    evidence = result.evidence
+    return f"{evidence['probes_with_evidence']}/{evidence['probes']}"
+
+
+def evidence_line(result: CandidateResult) -> str | None:
+    """What the verdict rests on, when some probe gave no evidence (None: all did)."""
+    evidence = result.evidence
+    if not evidence["unknown"]:
+        return None
+    why = "; ".join(f"{kind}: {reason}" for kind, reason in evidence["why"].items())
+    return f"{result.level.value.upper()} risk on evidence {probe_summary(result)}, unknown: {why}"
 
 
 def row_cells(result: CandidateResult) -> list[str]:
@@ -91,21 +101,40 @@ def table(rows: Sequence[Sequence[str]], width: int) -> list[str]:
     return lines
 
 
+def finding_head(s: Scored) -> str:
+    """``+10 medium signals.stale``, ``unchecked (environment) readme.failed``,
+    ``waived until 2027-06-30 (pinned) medium signals.stale``."""
+    finding = s.finding
+    if finding.unchecked:
+        return f"unchecked ({finding.blame.value}) {finding.code}"
+    if s.waiver is not None and not s.waiver.get("expired"):
+        return (
+            f"waived until {s.waiver['until']} ({s.waiver['reason']}) {finding.severity.value} {finding.code}"
+        )
+    head = f"+{fmt_points(s.points)} {finding.severity.value} {finding.code}"
+    if s.waiver is not None:
+        head += f" (waiver expired {s.waiver['until']})"
+    return head
+
+
 def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
-    """Every finding that adds points, then a few info findings, each wrapped to ``width``."""
+    """Findings that add points, waived ones, unchecked ones, then a few info findings."""
     lines: list[Line] = []
     ordered = sorted_scored(scored)
     pointed = [s for s in ordered if s.points > 0]
-    info = [s for s in ordered if s.points <= 0]
-    for s in pointed + info[:INFO_SHOWN]:
-        head = f"  +{fmt_points(s.points)} {s.finding.severity.value} {s.finding.code}: "
-        text = head + s.finding.message
+    waived = [s for s in ordered if s.points <= 0 and s.waiver is not None]
+    unchecked = [s for s in ordered if s.points <= 0 and s.waiver is None and s.finding.unchecked]
+    info = [s for s in ordered if s.points <= 0 and s.waiver is None and not s.finding.unchecked]
+    for s in pointed + waived + unchecked[:INFO_SHOWN] + info[:INFO_SHOWN]:
+        text = f"  {finding_head(s)}: {s.finding.message}"
         wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
-        markup = {"red": True} if s.finding.severity in (Severity.CRITICAL, Severity.HIGH) else {}
-        lines += [(line, markup) for line in wrapped]
-    hidden = len(info) - INFO_SHOWN
-    if hidden > 0:
-        lines.append((f"  (+{hidden} more info findings with 0 points: see --spike-json/--spike-md)", {}))
+        red = s.points > 0 and s.finding.severity in (Severity.CRITICAL, Severity.HIGH)
+        lines += [(line, {"red": True} if red else {}) for line in wrapped]
+    for kind, rest in (("unchecked", unchecked[INFO_SHOWN:]), ("info", info[INFO_SHOWN:])):
+        if rest:
+            codes = ", ".join(dict.fromkeys(s.finding.code for s in rest))
+            text = f"  (+{len(rest)} more {kind} findings with 0 points: {codes})"
+            lines += [(line, {}) for line in textwrap.wrap(text, width=width, subsequent_indent=" " * 4)]
     return lines
 
 
@@ -171,6 +200,12 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
         lines.append((rendered[0], {"bold": True}))
         for result, text in zip(scorecard.candidates, rendered[1:]):
             lines.append((text, LEVEL_MARKUP[result.level]))
+            coverage = evidence_line(result)
+            if coverage:
+                lines += [
+                    (line, {"yellow": True})
+                    for line in textwrap.wrap(coverage, width, initial_indent="  ", subsequent_indent="    ")
+                ]
             lines += [(line, {}) for line in probe_line(result, width)]
             lines += finding_lines(result.scored, width)
             lines += [(line, {"cyan": True}) for line in note_lines(result, width)]

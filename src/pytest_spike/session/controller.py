@@ -18,6 +18,7 @@ import pytest
 
 from pytest_spike import __version__
 from pytest_spike.model import (
+    YOUNG_RELEASE_DAYS,
     Candidate,
     CandidateResult,
     Finding,
@@ -86,6 +87,9 @@ class SpikeController:
             fresh.outcome = known.outcome
         fresh.duration_s += report.duration
         fresh.outcome = _merge_outcome(fresh.outcome if known else "passed", report)
+        if report.skipped and "unknown" not in fresh.details and isinstance(report.longrepr, tuple):
+            # a skipped test holds no evidence: keep why, for the scorecard's coverage line
+            fresh.details["unknown"] = str(report.longrepr[2]).removeprefix("Skipped: ")
         self.probes[report.nodeid] = fresh
 
     def _never_ran(self, exitstatus: int) -> bool:
@@ -130,12 +134,35 @@ class SpikeController:
             plugin_version=__version__,
             created=self.started.isoformat(timespec="seconds"),
             fail_on=self.settings.fail_on,
+            waivers=self.settings.waivers,
+            settings=verdict_settings(self.settings),
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.scorecard is None:
             return
         terminal.write_scorecard(terminalreporter, self.scorecard, self.written, self.write_errors)
+
+
+def verdict_settings(settings: Settings) -> dict[str, Any]:
+    """The rules a verdict used, recorded in the results so a reader can check every point."""
+    from pytest_spike.scoring import LEVEL_THRESHOLDS, Weights
+
+    weights = settings.weights or Weights()
+    return {
+        "stale_after_days": settings.stale_after_days,
+        "young_release_days": YOUNG_RELEASE_DAYS,
+        "level_thresholds": {level.value: points for level, points in LEVEL_THRESHOLDS.items()},
+        "weights": {
+            "severity": {severity.value: points for severity, points in weights.severity.items()},
+            "codes": dict(weights.codes),
+        },
+        "waivers": [str(w) for w in settings.waivers],
+        "allow_network": settings.allow_network,
+        "upstream_sample": settings.upstream_sample,
+        "upstream_seed": settings.upstream_seed,
+        "probes": list(settings.probes),
+    }
 
 
 def _environments(scorecard: Scorecard) -> list[str]:

@@ -25,7 +25,7 @@ from pytest_spike.fixtures import DATA_USED, SpikeRecorder
 from pytest_spike.marks import CANDIDATE_KEY as _CANDIDATE
 from pytest_spike.marks import KIND_KEY as _KIND
 from pytest_spike.marks import candidate_from_values
-from pytest_spike.model import Candidate, Finding, ProbeResult, Severity, SpikeError
+from pytest_spike.model import Blame, Candidate, Finding, ProbeResult, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeMemo
 from pytest_spike.probes.items import ProbeItem, make_items
 from pytest_spike.services import Services
@@ -288,6 +288,8 @@ class SpikeWorker:
             probe.details = outcome.details
             probe.version = outcome.version
             probe.peak_memory_mb = outcome.peak_memory_mb
+            if outcome.skipped:
+                probe.details["unknown"] = outcome.skipped  # why this probe holds no evidence
         if item.stash.get(_TIMEBOX, False):
             probe.details["timebox"] = True
         return self._payload(item.candidate, probe)
@@ -403,6 +405,16 @@ def _failure_finding(
         code, severity, what = f"{kind}.failed", USER_FAILURE_SEVERITY[kind], "failed"
     else:
         code, severity, what = f"{kind}.error", Severity.MEDIUM, f"errored in {report.when}"
+    if call.excinfo.errisinstance(SpikeError):
+        # pytest-spike's own error, or the test's use of a fixture (an unsupported format, a
+        # file that is not in the data folder): the test fails, the candidate is not charged.
+        return Finding(
+            f"{kind}.spike_error",
+            Severity.MEDIUM,
+            f"{item.name} stopped on pytest-spike's error, not the candidate's: {first}",
+            {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]},
+            blame=Blame.SPIKE,
+        )
     data = item.stash.get(DATA_USED, None)
     if kind == "real_data" and report.when == "call" and data and data.current_record:
         # Name the record the test failed on, as the team would when checking by hand.
