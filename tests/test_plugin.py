@@ -412,7 +412,6 @@ def test_unwritable_results_path_is_an_error_not_a_traceback(
 
 
 def test_xdist_gives_the_same_scorecard(pytester: pytest.Pytester, spike_site: Path) -> None:
-    pytest.importorskip("xdist")
     pytester.makepyfile(test_spike=SPIKE_FILE)
     args = ["--spike", "--spike-candidate", "warnpkg", "--spike-candidate", "brokenpkg"]
     single = pytester.runpytest_subprocess(*args, "--spike-json", "one.json")

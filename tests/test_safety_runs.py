@@ -92,7 +92,6 @@ def test_two_runs_sharing_a_cache_build_the_child_layer_once(tmp_path: Path) -> 
 
 
 def test_four_xdist_workers_give_the_same_scorecard(pytester: pytest.Pytester, spike_site: Path) -> None:
-    pytest.importorskip("xdist")
     pytester.makepyfile(test_spike=SPIKE_FILE)
     args = ["--spike", "--spike-candidate=brokenpkg", "-p", "no:cacheprovider"]
     single = pytester.runpytest(*args, "--spike-json=one.json")

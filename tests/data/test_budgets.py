@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from pytest_spike.data.budgets import TimeboxExceeded, alarm
 
 
 def results(pytester: pytest.Pytester) -> dict:
@@ -109,3 +115,124 @@ def test_cost_per_hour(pytester: pytest.Pytester, spike_site: Path) -> None:
     override.stdout.fnmatch_lines(["  cost: $0.0* for *s of compute at $10.00/h"])
     bad = pytester.runpytest("--spike", "--spike-cost-per-hour", "lots")
     bad.stderr.fnmatch_lines(["*--spike-cost-per-hour: 'lots' is not a rate per hour*"])
+
+
+# -- the time box shares the timer signal with pytest-timeout and any other alarm user -------------
+
+
+class OuterRang(Exception):
+    """Raised by the handler of a timer someone else set before the time box."""
+
+
+@pytest.fixture
+def outer_timer() -> Iterator[Callable[[float], None]]:
+    """Arm ITIMER_REAL with a handler of our own, as pytest-timeout's signal method does."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        pytest.skip("the timer signal needs POSIX and the main thread")
+
+    def ring(signum: int, frame: object) -> None:
+        raise OuterRang
+
+    previous = signal.signal(signal.SIGALRM, ring)
+
+    def arm(seconds: float) -> None:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    try:
+        yield arm
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_time_box_leaves_a_later_timer_armed_with_its_handler(
+    outer_timer: Callable[[float], None],
+) -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    outer_timer(30)
+    with pytest.raises(TimeboxExceeded, match="box"), alarm(0.2, "box") as usable:
+        assert usable
+        time.sleep(5)
+    remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+    assert 25 < remaining <= 29.8
+    assert signal.getsignal(signal.SIGALRM) is handler
+
+
+def test_an_earlier_timer_still_rings_inside_the_time_box(outer_timer: Callable[[float], None]) -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    outer_timer(0.2)
+    start = time.monotonic()
+    with pytest.raises(OuterRang), alarm(30, "box"):
+        time.sleep(5)
+    assert time.monotonic() - start < 2
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # it rang: nothing left to restore
+    assert signal.getsignal(signal.SIGALRM) is handler
+
+
+def test_a_time_box_that_does_not_ring_restores_the_other_timer(outer_timer: Callable[[float], None]) -> None:
+    handler = signal.getsignal(signal.SIGALRM)
+    outer_timer(30)
+    with alarm(10, "box"):
+        time.sleep(0.1)
+    assert 25 < signal.getitimer(signal.ITIMER_REAL)[0] <= 29.9
+    assert signal.getsignal(signal.SIGALRM) is handler
+
+
+def test_spike_keeps_pytest_timeout_working(pytester: pytest.Pytester, spike_site: Path) -> None:
+    """A real pytest run with pytest-timeout's signal method, as pytest-timeout tests its own."""
+    pytester.makepyfile(
+        """
+        import time
+        from pytest_spike import spike
+
+        @spike.candidate("goodpkg")
+        def test_sleeps():
+            time.sleep(3)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--timeout=1", "--timeout-method=signal", "--spike", "--spike-probes=none", "--spike-json=r.json"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Failed: Timeout*1.0s*"])
+
+
+def test_the_time_box_works_under_pytest_timeout_and_hands_its_timer_back(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    """The box rings inside pytest-timeout's longer timer, and a box that didn't ring gives
+    pytest-timeout its timer back: it still ends the hanging teardown after the call."""
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        from pytest_spike import spike
+
+        @pytest.fixture
+        def slow_teardown():
+            yield
+            time.sleep(30)
+
+        @spike.candidate("goodpkg", timebox=1)
+        def test_hangs():
+            time.sleep(30)
+
+        @spike.candidate("warnpkg", timebox=60)
+        def test_quick_call(slow_teardown):
+            time.sleep(0.1)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--timeout=4", "--timeout-method=signal", "--spike", "--spike-probes=none", "--spike-json=r.json"
+    )
+    result.assert_outcomes(failed=1, passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_quick_call*",
+            "*Failed: Timeout*4.0s*",
+            "*FAILURES*",
+            "*goodpkg's time box of 1s ran out during this test*",
+        ]
+    )
+    assert "timebox.exceeded" in {f["code"] for f in results(pytester)["goodpkg"]["findings"]}
+    assert result.duration < 20

@@ -161,3 +161,31 @@ def test_expected_cell_without_results_is_missing(grid_files: list[Path], tmp_pa
     assert merged.grids[0].cells[("3.10", "1.3.7")].state == "missing"
     codes = {s.finding.code for s in merged.scorecard.candidates[0].scored}
     assert "matrix.cell_missing" in codes
+
+
+def test_a_replaced_skipped_cell_leaves_nothing_behind(grid_files: list[Path], tmp_path: Path) -> None:
+    """The 3.14 cell was skipped, then re-run into a later file: only the later file counts."""
+    rerun = tmp_path / "rerun"
+    rerun.mkdir()
+    later = cell_file(rerun, "3.14", "1.3.7", [])
+    merged = merge(load_all([*grid_files, later])[0])
+    (note,) = merged.notes
+    assert note.endswith("kept the later file") and "py3.14-nose-1.3.7" in note
+    assert merged.grids[0].cells[("3.14", "1.3.7")].state == "low"
+    codes = {s.finding.code for s in merged.scorecard.candidates[0].scored}
+    assert "matrix.skipped" not in codes
+    assert merged.scorecard.cell["cells"] == "9"
+
+
+def test_a_replaced_run_cell_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A cell ran with a finding, then a later file says it was skipped: no finding, no run."""
+    warn = Finding("import.deprecation", Severity.MEDIUM, "DeprecationWarning: old API")
+    ran = [cell_file(tmp_path, p, "1.0", [warn] if p == "3.12" else []) for p in ("3.11", "3.12")]
+    again = Cell("3.12", "nose", "nose", "1.0", "skipped", "no Python 3.12 interpreter found")
+    later = cells.write(cells.skipped_scorecard(again, again.reason), tmp_path / "later" / f"{again.id}.json")
+    merged = merge(load_all([*ran, later])[0])
+    assert merged.notes[0].endswith("kept the later file")
+    assert merged.grids[0].cells[("3.12", "1.0")].state == "skipped"
+    (cand,) = merged.scorecard.candidates
+    assert {s.finding.code for s in cand.scored} == {"matrix.skipped"}
+    assert [p.outcome for p in cand.probes] == ["passed"]

@@ -23,7 +23,6 @@ from pytest_spike.envs.manager import find_uv
 from pytest_spike.matrix.interpreters import host_python
 from pytest_spike.matrix.plan import plugin_pythonpath
 
-pytest.importorskip("nox")
 HOST = host_python()
 
 NOXFILE = """

@@ -139,7 +139,6 @@ def test_collect_writes_the_pytest_plan(tmp_path: Path) -> None:
 
 
 def test_tox_reads_the_generated_config(index: IndexServer, tmp_path: Path) -> None:
-    pytest.importorskip("tox")
     plan = build_plan(
         pytest_plan(versions=["1.0", "1.1"], python=[HOST, "3.97"]),
         index.client(),

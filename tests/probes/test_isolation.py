@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,11 +157,14 @@ def test_fit_with_project_requirements(
 
 
 def test_never_isolation_keeps_the_running_environment(
-    pytester: pytest.Pytester, cache_dir: Path, offline_index: Path
+    pytester: pytest.Pytester, tmp_path: Path, offline_index: Path
 ) -> None:
-    result, data = run(pytester, cache_dir, "--spike-candidate", "isopkg", "--spike-isolation", "never")
+    fresh = tmp_path / "cache"  # the module's cache has the other tests' environments in it
+    result, data = run(pytester, fresh, "--spike-candidate", "isopkg", "--spike-isolation", "never")
     assert "install.missing" in {f["code"] for f in data["isopkg"]["findings"]}
-    assert not (cache_dir / "envs").exists() or data["isopkg"]["level"] == "blocked"
+    install = next(p for p in data["isopkg"]["probes"] if p["kind"] == "install")["details"]
+    assert install["isolated"] is False and install["python"] == sys.executable
+    assert not (fresh / "envs").exists()  # no environment was built
 
 
 def test_candidate_whose_build_fails_is_blocked_with_the_builds_error(

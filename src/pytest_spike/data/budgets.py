@@ -12,10 +12,12 @@ import math
 import re
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 from pytest_spike.model import Candidate, Finding, ProbeResult, Severity, SpikeError
 
@@ -28,22 +30,96 @@ class TimeboxExceeded(Exception):
 
 @contextmanager
 def alarm(seconds: float, message: str) -> Iterator[bool]:
-    """Raise TimeboxExceeded(message) in this thread after ``seconds``; yields whether it can."""
+    """Raise TimeboxExceeded(message) in this thread after ``seconds``; yields whether it can.
+
+    The timer (``ITIMER_REAL``, ``SIGALRM``) is shared with whoever armed it first, such as
+    pytest-timeout's signal method: while the box is open the earlier of the two deadlines is
+    armed, the other's handler is called when its deadline comes first, and on exit the other's
+    handler and remaining time are put back. A handler set outside Python can't be put back,
+    so then the box doesn't use the timer at all.
+    """
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable or not math.isfinite(seconds):
+    if not usable or not math.isfinite(seconds) or signal.getsignal(signal.SIGALRM) is None:
         yield False
         return
+    other = _OtherTimer.take()
+    deadline = time.monotonic() + max(seconds, 0.001)
 
     def ring(signum: int, frame: FrameType | None) -> None:
-        raise TimeboxExceeded(message)
+        __tracebackhide__ = True
+        now = time.monotonic()
+        if now >= deadline - _SLACK_S:
+            raise TimeboxExceeded(message)
+        due = other.due(now)  # else a stray signal: arm again and carry on
+        if due:
+            other.advance()
+        other.arm_earliest(deadline, now)  # before the other's handler: it may raise
+        if due:
+            other.ring(signum, frame)
 
-    previous = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+    other.ours = ring
+    signal.signal(signal.SIGALRM, ring)
+    other.arm_earliest(deadline, time.monotonic())
     try:
         yield True
     finally:
+        other.give_back()
+
+
+#: A timer signal this early is taken for the deadline it was armed for (itimers may ring early
+#: by a clock tick against the monotonic clock).
+_SLACK_S = 0.005
+
+
+@dataclass
+class _OtherTimer:
+    """What another user of ITIMER_REAL had armed when a time box opened, and how to hand it back."""
+
+    handler: Callable[[int, FrameType | None], Any] | int | signal.Handlers
+    deadline: float | None  # monotonic; None: not armed, or rang and was one-shot
+    interval: float
+    ours: Callable[[int, FrameType | None], Any] | None = None  # the box's handler
+
+    @classmethod
+    def take(cls) -> _OtherTimer:
+        handler = signal.getsignal(signal.SIGALRM)
+        assert handler is not None  # alarm() checked
+        value, interval = signal.setitimer(signal.ITIMER_REAL, 0)  # stop it while we take over
+        return cls(handler, time.monotonic() + value if value > 0 else None, interval)
+
+    def due(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline - _SLACK_S
+
+    def advance(self) -> None:
+        """The other's deadline passed: its next one, if it repeats."""
+        if self.deadline is not None:
+            self.deadline = self.deadline + self.interval if self.interval > 0 else None
+
+    def arm_earliest(self, own: float, now: float) -> None:
+        """Arm the earlier of the box's deadline and the other's next one."""
+        target = own if self.deadline is None else min(own, self.deadline)
+        signal.setitimer(signal.ITIMER_REAL, max(target - now, 0.001))
+
+    def ring(self, signum: int, frame: FrameType | None) -> None:
+        """The other's deadline came first: do what its handler would have done."""
+        __tracebackhide__ = True
+        if callable(self.handler):
+            self.handler(signum, frame)
+        elif self.handler == signal.SIG_DFL:  # the default action of SIGALRM: the process ends
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGALRM)
+
+    def give_back(self) -> None:
+        """Put the other's handler and remaining time back, unless someone took the timer since."""
+        current = signal.getsignal(signal.SIGALRM)
+        if current is not self.ours and signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+            return  # armed inside the box by someone else who kept it: theirs now
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.signal(signal.SIGALRM, self.handler)
+        if self.deadline is not None:
+            remaining = max(self.deadline - time.monotonic(), 0.001)  # overdue: rings at once
+            signal.setitimer(signal.ITIMER_REAL, remaining, self.interval)
 
 
 def timebox_finding(candidate: Candidate, limit: float, probes: Sequence[ProbeResult]) -> Finding | None:

@@ -94,6 +94,22 @@ class _Run:
     result: CandidateResult
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """One cell of one candidate's grid: what a file says (a run or a skip) or what was expected."""
+
+    candidate: str
+    python: str
+    version: str
+    cell: GridCell
+    run: _Run | None = None
+    requirement: Candidate | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.candidate, self.python, self.version)
+
+
 def load_all(paths: Iterable[Path]) -> tuple[list[tuple[Path, Scorecard]], list[str]]:
     """Read every file; each unreadable one becomes a one-line refusal, the rest load."""
     loaded: list[tuple[Path, Scorecard]] = []
@@ -113,66 +129,103 @@ def merge(
     refused: Sequence[str] = (),
     weights: Weights | None = None,
 ) -> Merged:
-    """Merge cell scorecards; ``expected`` cells with no file show as ``missing``."""
-    weights = weights or Weights()
-    grids: dict[str, Grid] = {}
-    runs: dict[str, list[_Run]] = {}
-    skipped: dict[str, list[GridCell]] = {}
-    requirements: dict[str, Candidate] = {}
+    """Merge cell scorecards; ``expected`` cells with no file show as ``missing``.
+
+    Three steps: fold the files into placed cells (a later file with the same cell id replaces
+    the earlier one whole), fill in the expected cells no file covers, summarise per candidate.
+    """
+    kept, notes = _latest_per_cell(scorecards)
+    placed = [p for cid, path, card in kept for p in _fold(cid, path, card)]
+    placed = _fill_expected(placed, expected)
+    return _summarise(placed, [card for _, _, card in kept], refused, notes, weights or Weights())
+
+
+def _latest_per_cell(
+    scorecards: Sequence[tuple[Path, Scorecard]],
+) -> tuple[list[tuple[str, Path, Scorecard]], list[str]]:
+    """One file per cell id, the later one where two share it (it moves to the later place)."""
+    kept: dict[str, tuple[Path, Scorecard]] = {}
     notes: list[str] = []
-    seen: dict[str, Path] = {}
     for path, card in scorecards:
-        cell = card.cell
-        cid = str(cell.get("id") or path.stem)
-        if cid in seen:
-            notes.append(f"{path}: cell {cid} also in {seen[cid]}; kept the later file")
-            for name in list(runs):
-                runs[name] = [r for r in runs[name] if r.cell_id != cid]
-        seen[cid] = path
-        python = _short(str(cell.get("python_short") or cell.get("python") or "?"))
-        if cell.get("status") == "skipped" or not card.candidates:
-            name = str(cell.get("candidate") or "?")
-            version = str(cell.get("version") or "?")
-            grid = grids.setdefault(name, Grid(name))
-            state = GridCell("skipped", cid, str(cell.get("reason") or "no candidate in the file"))
-            grid.cells[(python, version)] = state
-            skipped.setdefault(name, []).append(state)
-            continue
-        for result in card.candidates:
-            version = result.version or str(cell.get("version") or "?")
-            grid = grids.setdefault(result.name, Grid(result.name))
-            status = str(cell.get("status") or "")
-            grid.cells[(python, version)] = GridCell(status or result.level.value, cid)
-            runs.setdefault(result.name, []).append(_Run(python, version, cid, result))
-            requirements.setdefault(result.name, result.candidate)
+        cid = str(card.cell.get("id") or path.stem)
+        if cid in kept:
+            notes.append(f"{path}: cell {cid} also in {kept.pop(cid)[0]}; kept the later file")
+        kept[cid] = (path, card)
+    return [(cid, path, card) for cid, (path, card) in kept.items()], notes
+
+
+def _fold(cid: str, path: Path, card: Scorecard) -> list[_Placed]:
+    """The grid cells one file fills: each candidate it ran, or the one it skipped."""
+    cell = card.cell
+    python = _short(str(cell.get("python_short") or cell.get("python") or "?"))
+    if cell.get("status") == "skipped" or not card.candidates:
+        reason = str(cell.get("reason") or "no candidate in the file")
+        name, version = str(cell.get("candidate") or "?"), str(cell.get("version") or "?")
+        return [_Placed(name, python, version, GridCell("skipped", cid, reason))]
+    status = str(cell.get("status") or "")
+    placed = []
+    for result in card.candidates:
+        version = result.version or str(cell.get("version") or "?")
+        state = GridCell(status or result.level.value, cid)
+        run = _Run(python, version, cid, result)
+        placed.append(_Placed(result.name, python, version, state, run, result.candidate))
+    return placed
+
+
+def _fill_expected(placed: list[_Placed], expected: Sequence[Cell]) -> list[_Placed]:
+    """Add the expected cells no file covers: ``skipped`` if planned so, else ``missing``."""
+    covered = {p.key for p in placed}
+    filled = list(placed)
     for planned in expected:
-        grid = grids.setdefault(planned.candidate, Grid(planned.candidate))
-        key = (planned.python, planned.version)
-        if key in grid.cells:
+        key = (planned.candidate, planned.python, planned.version)
+        if key in covered:
             continue
+        covered.add(key)
         if planned.status != "run":
-            grid.cells[key] = GridCell("skipped", planned.id, planned.reason)
-            skipped.setdefault(planned.candidate, []).append(grid.cells[key])
+            state = GridCell("skipped", planned.id, planned.reason)
         else:
-            grid.cells[key] = GridCell("missing", planned.id, "no results file")
-        requirements.setdefault(planned.candidate, Candidate(planned.requirement))
+            state = GridCell("missing", planned.id, "no results file")
+        requirement = Candidate(planned.requirement)
+        filled.append(_Placed(planned.candidate, planned.python, planned.version, state, None, requirement))
+    return filled
+
+
+def _summarise(
+    placed: list[_Placed], cards: list[Scorecard], refused: Sequence[str], notes: list[str], weights: Weights
+) -> Merged:
+    """Per candidate a grid and a merged result; one scorecard for the whole matrix."""
+    by_candidate: dict[str, list[_Placed]] = {}
+    for p in placed:
+        by_candidate.setdefault(p.candidate, []).append(p)
+    grids = [_grid(name, mine) for name, mine in by_candidate.items()]
     candidates = []
-    for name, grid in grids.items():
-        grid.pythons = sort_pythons([p for p, _ in grid.cells])
-        grid.versions = sorted({v for _, v in grid.cells}, key=_version_key)
-        candidate = requirements.get(name) or Candidate(name)
-        candidates.append(
-            _merge_candidate(candidate, grid, runs.get(name, []), skipped.get(name, []), weights)
+    for grid, mine in zip(grids, by_candidate.values()):
+        requirement = next(
+            (p.requirement for p in mine if p.requirement is not None), Candidate(grid.candidate)
         )
-    pythons = sort_pythons([p for g in grids.values() for p in g.pythons])
-    cards = [card for _, card in scorecards]
-    merged_card = Scorecard(
+        runs = [p.run for p in mine if p.run is not None]
+        skipped = [p.cell for p in mine if p.run is None and p.cell.state == "skipped"]
+        candidates.append(_merge_candidate(requirement, grid, runs, skipped, weights))
+    return Merged(_matrix_card(cards, grids, candidates), grids, list(refused), notes)
+
+
+def _grid(name: str, placed: list[_Placed]) -> Grid:
+    """A candidate's grid; where two cells share a place, the later one shows."""
+    grid = Grid(name, cells={(p.python, p.version): p.cell for p in placed})
+    grid.pythons = sort_pythons([py for py, _ in grid.cells])
+    grid.versions = sorted({v for _, v in grid.cells}, key=_version_key)
+    return grid
+
+
+def _matrix_card(cards: list[Scorecard], grids: list[Grid], candidates: list[CandidateResult]) -> Scorecard:
+    pythons = sort_pythons([p for g in grids for p in g.pythons])
+    return Scorecard(
         cell={
             "id": "matrix",
             "python": ", ".join(pythons),
             "implementation": _joined(c.cell.get("implementation") for c in cards),
             "platform": _joined(c.cell.get("platform") for c in cards),
-            "cells": str(sum(len(g.cells) for g in grids.values())),
+            "cells": str(sum(len(g.cells) for g in grids)),
         },
         candidates=candidates,
         complete=all(c.complete for c in cards),
@@ -180,7 +233,6 @@ def merge(
         created=max((c.created for c in cards), default=""),
         fail_on=next((c.fail_on for c in cards if c.fail_on), None),
     )
-    return Merged(merged_card, list(grids.values()), list(refused), notes)
 
 
 def _merge_candidate(

@@ -1,0 +1,97 @@
+"""The benchmark scripts' own plumbing (the benchmarks themselves are not part of the suite)."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the scripts put benchmarks/ first
+    loader = importlib.machinery.SourceFileLoader(name, str(path))
+    spec = importlib.util.spec_from_loader(name, loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_run_without_arguments_means_all_five(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = load("benchmarks_run", BENCHMARKS / "run", monkeypatch)
+    assert run.parse_args([]).which == ["1", "2", "3", "4", "5"]
+    assert run.parse_args(["4", "1", "--runs", "5"]).which == ["4", "1"]
+
+
+def test_run_refuses_an_unknown_benchmark(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = load("benchmarks_run", BENCHMARKS / "run", monkeypatch)
+    with pytest.raises(SystemExit) as exit_:
+        run.parse_args(["1", "9"])
+    assert exit_.value.code == 2
+    assert "argument N: invalid choice: '9' (choose from 1, 2, 3, 4, 5)" in capsys.readouterr().err
+
+
+def test_code_stats_counts_like_radon(tmp_path: Path) -> None:
+    """Complexity: 1 + decision points; closures count on their own; length from def to end."""
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "mod.py").write_text(
+        textwrap.dedent(
+            """
+            def simple():
+                return 1
+
+            def branchy(a, b=1 if True else 2):
+                if a and b or a:          # if +1, and +1, or +1
+                    pass
+                elif a:                   # +1
+                    pass
+                for x in a:               # +1, its else +1
+                    pass
+                else:
+                    pass
+                try:                      # two handlers +2, else +1
+                    pass
+                except ValueError:
+                    pass
+                except TypeError:
+                    pass
+                else:
+                    pass
+                assert a or b             # +1, not what it holds
+                def inner():              # a closure: not counted here
+                    if a:
+                        pass
+                return [y for y in a if y]  # comprehension +1, its if +1
+
+            class Box:
+                def method(self):
+                    while self:           # +1
+                        pass
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "code_stats.py"), str(package), "--over", "2", "--longest", "2"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "2 modules, 3 functions" in out
+    assert "modules per folder: (top) 1, sub 1" in out
+    over = out.split("over 2:\n")[1].split("\n\n")[0].splitlines()
+    assert [line.split() for line in over] == [["13", "sub/mod.py:5", "branchy"]]  # as radon cc says
+    longest = out.split("(lines):\n")[1].splitlines()
+    assert longest[0].split() == ["22", "sub/mod.py:5", "branchy"]
+    assert longest[1].split() == ["3", "sub/mod.py:29", "Box.method"]
