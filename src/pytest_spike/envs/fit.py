@@ -10,7 +10,6 @@ one round at a time: if a solution appears, the candidate fits by changing those
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import time
@@ -24,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pytest_spike._core.files import load_json_document
 from pytest_spike._core.runner import run
 from pytest_spike.envs.manager import (
     EnvResult,
@@ -205,9 +205,18 @@ def _resolve(
         if uv is not None:
             pairs = re.findall(r"^([A-Za-z0-9][\w.-]*)==(\S+)", done.stdout, flags=re.MULTILINE)
         else:
-            data = json.loads(report.read_text("utf-8"))
-            pairs = [(i["metadata"]["name"], i["metadata"]["version"]) for i in data["install"]]
+            pairs = report_pins(report)
         return _Resolution(True, {canonicalize_name(n): v for n, v in pairs}, text, resolver)
+
+
+def report_pins(report: Path) -> list[tuple[str, str]]:
+    """(name, version) of what a ``pip install --report`` would install; SpikeError when the
+    report is missing, not JSON or not shaped like one."""
+
+    def pins(data: Any) -> list[tuple[str, str]]:
+        return [(str(i["metadata"]["name"]), str(i["metadata"]["version"])) for i in data["install"]]
+
+    return load_json_document(report, "pip installation report", pins)
 
 
 def _explanation(text: str) -> str:

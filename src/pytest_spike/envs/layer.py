@@ -20,12 +20,12 @@ import tempfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner
+from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.manager import _locked
 from pytest_spike.model import Finding, ProbeResult, SpikeError
 
@@ -139,7 +139,7 @@ def run_child(
                 f"the child pytest in {python} wrote no results ({done.describe()}): "
                 f"{done.last_error_line() or 'no output'}"
             )
-        data: dict[str, Any] = json.loads(out.read_text("utf-8"))
+        data = load_json_document(out, f"results file of the child pytest in {python}", json_object)
     found: dict[str, ProbeResult] = {}
     for cand in data.get("candidates", ()):
         by_probe: dict[str, list[Finding]] = {}

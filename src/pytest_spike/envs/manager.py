@@ -27,14 +27,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from pytest_spike._core.defaults import BACKENDS
 from pytest_spike._core.files import write_atomic
-from pytest_spike._core.runner import RunResult, run
+from pytest_spike._core.runner import RunResult, last_json_line, run
+from pytest_spike.envs import inspection
 from pytest_spike.index.pipconfig import pip_config_values
 from pytest_spike.model import SpikeError
 
@@ -217,44 +217,6 @@ def normalize_requirements(requirements: Sequence[str], where: str = "requiremen
     return sorted(normal)
 
 
-# Runs inside the environment's interpreter: what got installed, and the marker values
-# that decide which requirements apply there. Standard library only.
-_INSPECT = r"""
-import json, os, platform, sys, sysconfig
-from importlib import metadata
-
-def fmt(info):
-    v = "%d.%d.%d" % (info.major, info.minor, info.micro)
-    return v if info.releaselevel == "final" else v + info.releaselevel[0] + str(info.serial)
-
-paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-dists = []
-for dist in metadata.distributions(path=paths):
-    size = 0
-    for f in dist.files or ():
-        if "__pycache__" in f.parts:
-            continue
-        try:
-            size += os.stat(f.locate()).st_size
-        except OSError:
-            pass
-    dists.append({
-        "name": dist.metadata["Name"], "version": dist.version,
-        "requires": dist.requires or [], "size": size,
-        "uv_built": dist.read_text("uv_build.json") is not None,
-    })
-env = {
-    "implementation_name": sys.implementation.name,
-    "implementation_version": fmt(sys.implementation.version),
-    "os_name": os.name, "platform_machine": platform.machine(),
-    "platform_release": platform.release(), "platform_system": platform.system(),
-    "platform_version": platform.version(), "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
-}
-print(json.dumps({"dists": dists, "env": env}))
-"""
-
 _INTERPRETER = (
     "import json, platform, sys; print(json.dumps({'version': platform.python_version(), "
     "'implementation': sys.implementation.name, 'executable': sys.executable}))"
@@ -304,7 +266,12 @@ class EnvManager:
                     f"interpreter {self.python!r} does not run ({result.describe()}: "
                     f"{result.last_error_line()}); point to a working Python"
                 )
-            self._interpreter = json.loads(result.stdout)
+            answer = last_json_line(result, f"interpreter {self.python!r}")
+            if not isinstance(answer, dict):
+                raise SpikeError(
+                    f"interpreter {self.python!r}: answered {str(answer)[:200]!r}, not its version"
+                )
+            self._interpreter = answer
         return self._interpreter
 
     def key(self, requirements: Sequence[str]) -> str:
@@ -379,19 +346,19 @@ class EnvManager:
             built = _pip_report_sdists(report) | _uv_output_sdists(done)
         if done.ok:
             left = max(1.0, deadline - time.monotonic())
-            done = run([python, "-I", "-c", _INSPECT], timeout=left, env=tool_env())
+            done = run(inspection.argv(python, candidate, isolated=True), timeout=left, env=tool_env())
         result.install_time_s = time.perf_counter() - start
         if not done.ok:
             result.error, result.error_line = _failure(done)
             _remove(entry)  # a failure is not cached: the index may be fixed by the next run
             return result
         try:
-            inspected = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result.error = result.error_line = "cannot read the new environment's metadata"
+            report = inspection.read(done, "inspecting the new environment")
+        except SpikeError as exc:
+            result.error = result.error_line = str(exc)
             _remove(entry)
             return result
-        _describe(result, inspected, built)
+        _describe(result, report, built)
         result.ok = True
         write_atomic(entry / MARKER, json.dumps(result.to_dict(), indent=1))
         return result
@@ -468,39 +435,17 @@ def _uv_output_sdists(done: RunResult) -> set[str]:
     return {canonicalize_name(name) for name in found}
 
 
-def _describe(result: EnvResult, inspected: Mapping[str, Any], built: set[str]) -> None:
-    """Fill the candidate's version, closure, size and sdist flags from the env's metadata."""
-    dists = {canonicalize_name(d["name"]): d for d in inspected["dists"] if d.get("name")}
-    marker_env = dict(inspected["env"])
-    root = Requirement(result.candidate)
-    closure: dict[str, None] = {}
-    todo = [(root.name, frozenset(root.extras))]
-    seen: set[tuple[str, frozenset[str]]] = set()
-    while todo:
-        name, extras = todo.pop()
-        if (name, extras) in seen or name not in dists:
-            continue
-        seen.add((name, extras))
-        closure.setdefault(name, None)
-        for text in dists[name]["requires"]:
-            req = Requirement(text)
-            if req.marker is None or _marker_applies(req.marker, marker_env, extras):
-                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
-    for name in closure:
-        if dists[name].get("uv_built"):
-            built.add(name)
-    found = dists.get(root.name)
-    result.version = found["version"] if found else None
-    result.from_sdist = (root.name in built) if found else None
-    result.dependencies = sorted(n for n in closure if n != root.name)
-    result.sdists = sorted(n for n in closure if n in built)
-    result.size_bytes = sum(int(dists[n]["size"]) for n in closure)
-
-
-def _marker_applies(marker: Marker, env: Mapping[str, str], extras: frozenset[str]) -> bool:
-    if not extras:
-        return marker.evaluate(dict(env, extra=""))
-    return any(marker.evaluate(dict(env, extra=extra)) for extra in extras)
+def _describe(result: EnvResult, report: Mapping[str, Any], built: set[str]) -> None:
+    """Fill the candidate's version, closure, size and sdist flags from the inspection."""
+    root = canonicalize_name(Requirement(result.candidate).name)
+    installed = {n for n, v in inspection.closure(report, result.candidate).items() if v is not None}
+    built |= {canonicalize_name(d["name"]) for d in report.get("dists", ()) if d.get("uv_built")}
+    found = bool(report.get("installed"))
+    result.version = str(report["version"]) if found else None
+    result.from_sdist = (root in built) if found else None
+    result.dependencies = sorted(installed)
+    result.sdists = sorted(n for n in installed | ({root} if found else set()) if n in built)
+    result.size_bytes = inspection.sizes(report, installed | {root})
 
 
 class _locked:

@@ -7,18 +7,16 @@ environment of its own, built (or reused) from the cache.
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from pytest_spike._core import runner
+from pytest_spike.envs import inspection
 from pytest_spike.envs.manager import EnvManager, EnvResult, tool_env
 from pytest_spike.index.client import IndexClient
 from pytest_spike.model import Candidate, Finding, SpikeError
-
-_INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -145,7 +143,7 @@ class ProbeContext:
         return self.target().python
 
     def inspect(self) -> dict[str, Any]:
-        """What the candidate's environment knows of its distribution (see _inspect_dist.py)."""
+        """What the candidate's environment knows of its distribution (see envs/inspection.py)."""
         python = self.python
         if python is None:
             return {"installed": False, "python": None}
@@ -155,18 +153,9 @@ class ProbeContext:
         return self.remember(("inspect", python, self.candidate.requirement), lambda: self._inspect(python))
 
     def _inspect(self, python: str) -> dict[str, Any]:
-        from packaging.requirements import Requirement
-
-        req = Requirement(self.candidate.requirement)
-        args = json.dumps({"name": req.name, "extras": sorted(req.extras)})
-        result = self.run(runner.python_argv(python, _INSPECT_SOURCE, args))
+        requirement = self.candidate.requirement
+        what = f"cannot inspect {self.candidate.project} with {python}"
+        result = self.run(inspection.argv(python, requirement))
         if not result.ok:
-            raise SpikeError(
-                f"cannot inspect {req.name} with {python}: {result.describe()}: {result.last_error_line()}"
-            )
-        try:
-            return json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise SpikeError(
-                f"cannot inspect {req.name} with {python}: unreadable answer {result.stdout[:200]!r}"
-            ) from None
+            raise SpikeError(f"{what}: {result.describe()}: {result.last_error_line()}")
+        return inspection.describe(inspection.read(result, what), requirement)

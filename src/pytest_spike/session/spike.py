@@ -9,7 +9,6 @@ on the controller.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import pytest
 from pytest_spike import __version__
 from pytest_spike._core.files import write_atomic
 from pytest_spike._core.interrupt import sigterm_as_interrupt
+from pytest_spike._core.runner import peak_rss_mb
 from pytest_spike.data.budgets import TimeboxExceeded, alarm, budget_findings, timebox_finding
 from pytest_spike.data.folder import data_findings
 from pytest_spike.envs import layer
@@ -360,14 +360,14 @@ class SpikeSession:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         if _CANDIDATE not in item.stash:
             return (yield)
-        before = _maxrss_mb()
+        before = peak_rss_mb()
         candidate = item.stash[_CANDIDATE]
         message = f"{candidate.name}'s time box of {self._timebox(candidate):g}s ran out during this test"
         try:
             with alarm(item.stash.get(_REMAINING, self._remaining(candidate)), message):
                 return (yield)
         finally:
-            item.stash[_PEAK] = max(0.0, _maxrss_mb() - before)
+            item.stash[_PEAK] = max(0.0, peak_rss_mb() - before)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -602,8 +602,3 @@ def _installed_version(candidate: Candidate) -> str | None:
         return metadata.version(candidate.project)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _maxrss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
