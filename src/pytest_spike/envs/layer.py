@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document
-from pytest_spike.envs.manager import _locked
+from pytest_spike.envs.store import build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
 
 # The child's entry point: add the layer after the environment's packages, then run pytest.
@@ -78,20 +78,11 @@ def layer_path(cache_root: Path) -> Path:
 def build_layer(cache_root: Path) -> Path:
     """Build (or reuse) the layer of pytest-spike and its needs for this interpreter."""
     final = layer_path(cache_root)
-    if (final / _LAYER_MARKER).is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(final.with_suffix(".lock"), timeout=300):
-        if (final / _LAYER_MARKER).is_file():
-            return final
-        staging = Path(tempfile.mkdtemp(prefix=".layer-", dir=final.parent))
-        try:
-            names = [_copy_distribution(dist, staging) for dist in _closure()]
-            (staging / _LAYER_MARKER).write_text(json.dumps({"distributions": names}))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(staging, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+
+    def build(staging: Path) -> dict[str, Any]:
+        return {"distributions": [_copy_distribution(dist, staging) for dist in _closure()]}
+
+    build_once(final, _LAYER_MARKER, build, timeout=300)
     return final
 
 

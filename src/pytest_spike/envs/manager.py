@@ -32,16 +32,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from pytest_spike._core.defaults import BACKENDS
-from pytest_spike._core.files import write_atomic
 from pytest_spike._core.runner import RunResult, last_json_line, run
 from pytest_spike.envs import inspection
+from pytest_spike.envs.store import build_once
 from pytest_spike.index.pipconfig import pip_config_values
 from pytest_spike.model import SpikeError
-
-try:  # pragma: no cover - the import itself is platform-dependent
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: entries are still marker-checked
-    fcntl = None  # type: ignore[assignment]
 
 MARKER = "spike-env.json"
 #: Bumped when the layout or the marker's content changes, so old entries are not trusted.
@@ -304,20 +299,29 @@ class EnvManager:
             raise SpikeError("no requirements to build an environment for")
         candidate = normalize_requirements(requirements[:1])[0]
         entry = self.path(requirements)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(entry.with_suffix(".lock"), self.timeout):
-            marker = entry / MARKER
-            if marker.is_file() and (not self.fresh or entry in self._built):
-                try:
-                    result = EnvResult.from_dict(json.loads(marker.read_text("utf-8")))
-                except (OSError, ValueError, TypeError):
-                    result = None  # an unreadable marker is the same as none: rebuild
-                if result is not None and Path(result.python).exists():
-                    result.reused = True
-                    return result
-            _remove(entry)
+        built: list[EnvResult] = []
+
+        def usable(marker: Mapping[str, Any]) -> bool:
+            if self.fresh and entry not in self._built:
+                return False
+            try:
+                return Path(EnvResult.from_dict(marker).python).exists()
+            except TypeError:
+                return False  # a marker of another shape is the same as none: rebuild
+
+        def build(folder: Path) -> dict[str, Any] | None:
             self._built.add(entry)
-            return self._build(entry, list(requirements), candidate)
+            built.append(self._build(folder, list(requirements), candidate))
+            return built[0].to_dict() if built[0].ok else None
+
+        # A venv records its own path, so it is built in place: the marker says it is complete.
+        marker, reused = build_once(entry, MARKER, build, timeout=self.timeout, in_place=True, reuse=usable)
+        if built:
+            return built[0]
+        assert marker is not None and reused
+        result = EnvResult.from_dict(marker)
+        result.reused = True
+        return result
 
     def _say(self, text: str) -> None:
         if self.progress is not None:
@@ -350,17 +354,14 @@ class EnvManager:
         result.install_time_s = time.perf_counter() - start
         if not done.ok:
             result.error, result.error_line = _failure(done)
-            _remove(entry)  # a failure is not cached: the index may be fixed by the next run
             return result
         try:
             report = inspection.read(done, "inspecting the new environment")
         except SpikeError as exc:
             result.error = result.error_line = str(exc)
-            _remove(entry)
             return result
         _describe(result, report, built)
         result.ok = True
-        write_atomic(entry / MARKER, json.dumps(result.to_dict(), indent=1))
         return result
 
     def _commands(self, entry: Path, python: str, reqs: list[str], report: Path) -> list[list[str]]:
@@ -446,42 +447,3 @@ def _describe(result: EnvResult, report: Mapping[str, Any], built: set[str]) -> 
     result.dependencies = sorted(installed)
     result.sdists = sorted(n for n in installed | ({root} if found else set()) if n in built)
     result.size_bytes = inspection.sizes(report, installed | {root})
-
-
-class _locked:
-    """An exclusive ``flock`` on ``path``, waited for at most ``timeout`` seconds."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.fd = -1
-
-    def __enter__(self) -> _locked:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:  # pragma: no cover
-            return self
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    raise SpikeError(
-                        f"another run held {self.path} for over {self.timeout:.0f}s; "
-                        "wait for it, or give this run its own cache folder"
-                    ) from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # closing the descriptor releases the lock
-
-
-def _remove(entry: Path) -> None:
-    # The marker goes first: if we die while deleting, what is left is never trusted.
-    try:
-        (entry / MARKER).unlink()
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(entry, ignore_errors=True)
