@@ -27,7 +27,7 @@ from pytest_spike._core.files import load_json_document
 from pytest_spike._core.runner import run
 from pytest_spike.envs.manager import (
     EnvResult,
-    find_uv,
+    choose_uv,
     normalize_requirements,
     pip_command,
     resolver_excerpt,
@@ -256,9 +256,7 @@ def check_fit(
     """
     candidate = normalize_requirements([candidate_req], "candidate")[0]
     project = normalize_requirements(project_reqs, "project requirement")
-    uv = find_uv() if backend in ("auto", "uv") else None
-    if backend == "uv" and uv is None:
-        raise SpikeError("fit check backend 'uv' asked for, but uv is not installed")
+    uv = choose_uv(backend, "fit check backend")
     pins = _pins(project)
     names = {canonicalize_name(Requirement(r).name) for r in project}
     relaxed: list[str] = []

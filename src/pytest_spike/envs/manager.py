@@ -119,6 +119,22 @@ def find_uv() -> str | None:
         return None
 
 
+def choose_uv(backend: str, what: str = "environment backend") -> str | None:
+    """The uv to use for ``backend``, or None for pip: every tool that installs, resolves or
+    checks a candidate environment chooses here, so ``--spike-backend`` means one thing.
+
+    "auto" takes uv when it is installed, "venv" never does, "uv" insists (SpikeError without it).
+    """
+    if backend not in BACKENDS:
+        raise SpikeError(f"{what} {backend!r} is not one of {', '.join(BACKENDS)}")
+    uv = find_uv() if backend in ("auto", "uv") else None
+    if backend == "uv" and uv is None:
+        raise SpikeError(
+            f"{what} 'uv' asked for, but uv is not installed: pip install uv, or use the 'venv' backend"
+        )
+    return uv
+
+
 def host_pip_version() -> Version | None:
     """The version of the pip installed next to the running interpreter, if any."""
     try:
@@ -232,8 +248,6 @@ class EnvManager:
         timeout: float = 900.0,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise SpikeError(f"environment backend {backend!r} is not one of {', '.join(BACKENDS)}")
         # Absolute: tools run with the cache as their cwd, and venvs record their own path.
         self.cache_dir = Path(cache_dir).absolute()
         self.python = python if os.sep in python else shutil.which(python) or python
@@ -241,12 +255,7 @@ class EnvManager:
         self.index_args = list(index_args)
         self.timeout = timeout
         self.progress = progress
-        self.uv = find_uv() if backend in ("auto", "uv") else None
-        if backend == "uv" and self.uv is None:
-            raise SpikeError(
-                "environment backend 'uv' asked for, but uv is not installed: "
-                "pip install uv, or use the 'venv' backend"
-            )
+        self.uv = choose_uv(backend)
         self.backend = "uv" if self.uv else "venv"
         self._interpreter: dict[str, str] | None = None
         #: entries this manager built: ``fresh`` means once per run, not once per call
