@@ -35,8 +35,6 @@ BUILTIN_KINDS = ("install", "import", "readme", "upstream", "signals")
 #: Kinds a user test can be tagged with.
 USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
 
-OUTCOMES = ("passed", "failed", "skipped", "error")
-
 
 class SpikeError(Exception):
     """A problem with the user's input: reported as one line, never as a traceback."""
