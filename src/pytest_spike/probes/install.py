@@ -59,7 +59,7 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
     if mine:
         findings.append(
             Finding(
-                "install.conflicts",
+                "install.pip_check",
                 Severity.HIGH,
                 f"pip check: {mine[0]}" + (f" (+{len(mine) - 1} more)" if len(mine) > 1 else ""),
                 {"pip_check": "\n".join(mine[:10])},
