@@ -20,9 +20,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from pytest_spike.model import SpikeError
+
+if TYPE_CHECKING:
+    import resource
 
 #: Environment variables never passed to candidate code (matched case-insensitively).
 SECRET_PATTERNS = (
@@ -222,7 +225,9 @@ def run(
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, os.struct_rusage | None, bool]:
+def _wait(
+    proc: subprocess.Popen[bytes], deadline: float
+) -> tuple[int | None, resource.struct_rusage | None, bool]:
     """Wait for the child, collecting its own rusage; kill its group at the deadline."""
     if not hasattr(os, "wait4"):  # pragma: no cover - Windows
         try:

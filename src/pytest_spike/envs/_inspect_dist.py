@@ -10,11 +10,14 @@ by the caller (``inspection.py``), with packaging, so markers and extras are eva
 way everywhere. Standard library only, Python 3.8+.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import platform
 import re
 import sys
+from typing import Any
 
 try:
     from importlib import metadata
@@ -23,11 +26,11 @@ except ImportError:  # pragma: no cover - Python < 3.8
     sys.exit(0)
 
 
-def canon(name):
+def canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def find(name):
+def find(name: str) -> metadata.Distribution | None:
     wanted = canon(name)
     for candidate in (name, wanted, wanted.replace("-", "_")):
         try:
@@ -40,12 +43,12 @@ def find(name):
     return None
 
 
-def required_name(text):
+def required_name(text: str) -> str | None:
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", text)
     return match.group(1) if match else None
 
 
-def size_of(dist):
+def size_of(dist: metadata.Distribution) -> int:
     # Bytecode is left out: it depends on how many interpreters compiled the files, not on
     # what was installed.
     total = 0
@@ -59,13 +62,13 @@ def size_of(dist):
     return total
 
 
-def top_level(dist):
+def top_level(dist: metadata.Distribution) -> list[str]:
     text = dist.read_text("top_level.txt")
     if text:
-        names = [line.strip() for line in text.splitlines() if line.strip()]
-        if names:
-            return names
-    names = []
+        listed = [line.strip() for line in text.splitlines() if line.strip()]
+        if listed:
+            return listed
+    names: list[str] = []
     for path in dist.files or ():
         parts = path.parts
         if (
@@ -87,8 +90,8 @@ def top_level(dist):
     return names
 
 
-def marker_environment():
-    def fmt(info):
+def marker_environment() -> dict[str, str]:
+    def fmt(info: Any) -> str:
         v = f"{info.major}.{info.minor}.{info.micro}"
         return v if info.releaselevel == "final" else v + info.releaselevel[0] + str(info.serial)
 
@@ -107,7 +110,7 @@ def marker_environment():
     }
 
 
-def describe(dist):
+def describe(dist: metadata.Distribution) -> dict[str, Any]:
     return {
         "name": dist.metadata["Name"],
         "version": dist.version,
@@ -117,10 +120,10 @@ def describe(dist):
     }
 
 
-def main():
+def main() -> None:
     args = json.loads(sys.argv[1])
     root = find(args["name"])
-    report = {"python": sys.executable, "env": marker_environment()}
+    report: dict[str, Any] = {"python": sys.executable, "env": marker_environment()}
     if root is None:
         report["installed"] = False
         print(json.dumps(report))

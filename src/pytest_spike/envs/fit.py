@@ -124,7 +124,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 def _pins(requirements: Sequence[str]) -> dict[str, str]:
     """Project requirements that fix one exact version: canonical name -> version."""
-    pins = {}
+    pins: dict[str, str] = {}
     for text in requirements:
         req = Requirement(text)
         specs = list(req.specifier)
@@ -258,7 +258,7 @@ def check_fit(
     project = normalize_requirements(project_reqs, "project requirement")
     uv = choose_uv(backend, "fit check backend")
     pins = _pins(project)
-    names = {canonicalize_name(Requirement(r).name) for r in project}
+    names: set[str] = {canonicalize_name(Requirement(r).name) for r in project}
     relaxed: list[str] = []
     start = time.monotonic()
     for _ in range(MAX_ROUNDS):

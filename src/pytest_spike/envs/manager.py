@@ -365,11 +365,11 @@ class EnvManager:
             result.error, result.error_line = _failure(done)
             return result
         try:
-            report = inspection.read(done, "inspecting the new environment")
+            inspected = inspection.read(done, "inspecting the new environment")
         except SpikeError as exc:
             result.error = result.error_line = str(exc)
             return result
-        _describe(result, report, built)
+        _describe(result, inspected, built)
         result.ok = True
         return result
 
@@ -431,7 +431,7 @@ def _pip_report_sdists(report: Path) -> set[str]:
         data = json.loads(report.read_text("utf-8"))
     except (OSError, ValueError):
         return set()
-    names = set()
+    names: set[str] = set()
     for item in data.get("install", []):
         url = (item.get("download_info") or {}).get("url", "")
         if not url.split("#")[0].endswith(".whl"):

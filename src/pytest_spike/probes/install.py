@@ -146,7 +146,8 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
 
 def pip_check(ctx: ProbeContext) -> dict[str, Any]:
     """``pip check`` of the candidate's environment, once per interpreter and session."""
-    return ctx.remember(("pip-check", ctx.python), lambda: _pip_check(ctx))
+    checked: dict[str, Any] = ctx.remember(("pip-check", ctx.python), lambda: _pip_check(ctx))
+    return checked
 
 
 def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
