@@ -208,9 +208,10 @@ def test_pip_check_conflicts_involving_the_candidate(pytester: pytest.Pytester, 
         "--spike", "--spike-candidate", "conflictpkg", "--spike-candidate", "deppkg", "--spike-json", "r.json"
     )
     cands = by_name(results(pytester.path / "r.json"))
-    conflict = next(f for f in cands["conflictpkg"]["findings"] if f["code"] == "install.conflicts")
+    conflict = next(f for f in cands["conflictpkg"]["findings"] if f["code"] == "install.pip_check")
     assert "missingdep, which is not installed" in conflict["message"]
-    assert "install.conflicts" not in codes(cands["deppkg"])
+    assert "install.pip_check" not in codes(cands["deppkg"])
+    assert "install.conflicts" not in codes(cands["conflictpkg"])  # the old, confusable name
     footprint = next(f for f in cands["deppkg"]["findings"] if f["code"] == "install.footprint")
     assert footprint["message"].startswith("1 transitive dependencies")
     result.assert_outcomes(failed=1, passed=3)

@@ -34,8 +34,12 @@ PROBE_KINDS = (
 BUILTIN_KINDS = ("install", "import", "readme", "upstream", "signals")
 #: Kinds a user test can be tagged with.
 USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
-
-OUTCOMES = ("passed", "failed", "skipped", "error")
+#: Finding codes that were renamed: results files written before keep loading under the new
+#: name, so ``merge`` and ``show`` of old and new files agree.
+RENAMED_CODES = {
+    # one letter from the fit check's "install.conflict": said what it is instead
+    "install.conflicts": "install.pip_check",
+}
 
 # Choices and thresholds that lower floors (envs, index) and the settings table both need.
 # They live here, not in settings.py, because those floors never import settings.
@@ -161,8 +165,9 @@ class Finding:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        code = str(data["code"])
         return cls(
-            code=str(data["code"]),
+            code=RENAMED_CODES.get(code, code),
             severity=Severity(data["severity"]),
             message=str(data["message"]),
             evidence=dict(data.get("evidence") or {}),

@@ -218,7 +218,9 @@ def build_scorecard(
             result.cost = cost_summary(cost, result.duration_s)
         for extra in hooks.add_findings(result):
             pairs += [(f, None) for f in extra or ()]
-        result.scored = score(pairs, points, lambda f, name=candidate.name: waiver_for(waivers, name, f), today)
+        result.scored = score(
+            pairs, points, lambda f, name=candidate.name: waiver_for(waivers, name, f), today
+        )
         result.score = sum(s.points for s in result.scored)
         level = hooks.level(result)
         waived = [s.finding for s in result.scored if is_waived(s)]

@@ -39,9 +39,12 @@ def data(tmp_path: Path) -> SpikeData:
 # -- the folder setting ---------------------------------------------------------------------
 
 
+# An unset setting and relative paths are the settings' job: test_spike_data_plugin.py.
+
+
 def test_missing_folder_names_the_setting_and_fix(tmp_path: Path) -> None:
     with pytest.raises(SpikeError) as info:
-        SpikeData.from_setting("nope", "spike_data in pyproject.toml", tmp_path)
+        SpikeData(tmp_path / "nope", source="spike_data in pyproject.toml")
     message = str(info.value)
     assert "spike_data in pyproject.toml" in message
     assert str(tmp_path / "nope") in message and "does not exist" in message
@@ -53,22 +56,13 @@ def test_empty_folder_is_an_error(tmp_path: Path, hidden_only: bool) -> None:
     if hidden_only:
         write(tmp_path, ".gitkeep", "")
     with pytest.raises(SpikeError, match=r"--spike-data: data folder .* is empty; put a few"):
-        SpikeData.from_setting(str(tmp_path), "--spike-data", Path("/"))
+        SpikeData(tmp_path, source="--spike-data")
 
 
-def test_unset_or_file_setting_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(SpikeError, match="pass --spike-data DIR or set spike_data"):
-        SpikeData.from_setting("  ", "--spike-data", tmp_path)
+def test_a_file_is_not_a_folder(tmp_path: Path) -> None:
     write(tmp_path, "a.csv", "x\n")
     with pytest.raises(SpikeError, match="is a file, not a folder"):
-        SpikeData.from_setting("a.csv", "--spike-data", tmp_path)
-
-
-def test_relative_setting_resolves_against_rootdir(tmp_path: Path) -> None:
-    write(tmp_path, "sub/data/a.csv", "x\n1\n")
-    data = SpikeData.from_setting("sub/data", "--spike-data", tmp_path)
-    assert data.root == tmp_path / "sub" / "data"
-    assert data.rows("a.csv") == [{"x": "1"}]
+        SpikeData(tmp_path / "a.csv", source="--spike-data")
 
 
 # -- files ----------------------------------------------------------------------------------

@@ -122,38 +122,14 @@ def test_json_api_url_and_redaction() -> None:
     assert json_api_url("https://host.invalid/simple/", "tomly") == "https://host.invalid/pypi/tomly/json"
     assert json_api_url("http://h.invalid/x/simple", "a", "1.0") == "http://h.invalid/x/pypi/a/1.0/json"
     assert json_api_url("http://h.invalid/root/+simple", "a") is None
-    assert redact("https://me:s3cret@h.invalid/simple") == "https://me:***@h.invalid/simple"
-    assert "s3cret" not in redact("https://s3cret@h.invalid/simple")
+    # One redaction for the whole plugin, the stricter one: the user name goes too (often a token).
+    assert redact("https://me:s3cret@h.invalid/simple") == "https://***@h.invalid/simple"
+    assert redact("https://s3cret@h.invalid/simple") == "https://***@h.invalid/simple"
+    assert redact("http://u:p@[::1]:8080/simple") == "http://***@[::1]:8080/simple"
+    assert redact("https://h.invalid/simple") == "https://h.invalid/simple"
 
 
-# -- project pages -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("simple_json", [True, False], ids=["pep691-json", "pep503-html"])
-def test_releases_from_json_and_html_pages(tmp_path: Path, simple_json: bool) -> None:
-    with IndexServer(tmp_path, simple_json=simple_json) as index:
-        publish_tomly(index)
-        releases = make_client(index, None).releases("Tomly")
-        base = index.base
-    assert [str(v) for v in releases] == [
-        "1.0.0",
-        "1.0.1",
-        "1.1.0",
-        "2.0.0",
-        "2.0.1",
-        "2.1.0",
-        "2.2.0",
-        "3.0.0b1",
-    ]
-    yanked = releases[Version("2.0.1")]
-    assert yanked.yanked and yanked.yanked_reason == "broke parsing"
-    newest = releases[Version("2.2.0")]
-    assert newest.requires_python == ">=3.12"
-    assert newest.kinds() == {"wheel", "sdist"}
-    # relative file URLs are joined to the page URL
-    assert all(f.url.startswith(f"{base}/files/") for f in newest.files)
-    assert all(len(f.hashes["sha256"]) == 64 for f in newest.files)
-    assert (newest.upload_time is not None) == simple_json  # HTML pages carry no upload times
+# -- project pages (what they say: tests/index/test_pages.py) ----------------------------------
 
 
 def test_release_files_lead_to_a_real_sdist(client: IndexClient, tmp_path: Path) -> None:
@@ -187,10 +163,35 @@ def test_file_index_and_did_you_mean(tmp_path: Path, index: IndexServer) -> None
         client.releases("tomlkit_is")
     index.misbehave("500")
     partial = make_client(index, None, retries=0, extra_index_urls=client.extra_index_urls)
-    assert [str(v) for v in partial.releases("tomlkit-ish")] == ["0.5"]
-    assert partial.skipped == [
-        f"index not reachable: HTTP 500 Internal Server Error from {index.url}/tomlkit-ish/"
-    ]
+    listing = partial.listing("tomlkit-ish")
+    assert [str(v) for v in listing.releases] == ["0.5"]
+    assert listing.skipped == (
+        f"index not reachable: HTTP 500 Internal Server Error from {index.url}/tomlkit-ish/",
+    )
+    # The reasons are returned with each answer, not left on the client for the next caller.
+    assert not hasattr(partial, "skipped")
+    assert partial.listing("tomlkit-ish").skipped == listing.skipped
+
+
+def test_indexes_left_out_come_back_with_the_answer(
+    cli,  # type: ignore[no-untyped-def]
+    index: IndexServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = tmp_path / "broken" / "simple"
+    (broken / "tomly").mkdir(parents=True)
+    (broken / "tomly" / "index.html").write_bytes(b"\xff\xfe not utf-8")
+    client = make_client(index, None, extra_index_urls=[broken.as_uri()])
+    result = resolve(client, "tomly", "latest:1", python="3.11")
+    assert [str(v) for v in result.versions] == ["2.1.0"]
+    assert len(result.skipped) == 1 and "cannot read" in result.skipped[0]
+    with pytest.raises(SpikeError, match=r"no release 9\.9 .*not asked: index not reachable: cannot read"):
+        resolve(client, "tomly", "9.9")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", broken.as_uri())
+    code, out, err = cli("tomly", "--python", "3.11")
+    assert (code, out.split()) == (0, ["2.1.0"])
+    assert "note: index not reachable: cannot read" in err and "(answered from the other indexes)" in err
 
 
 def test_find_links_folder_and_no_index(index: IndexServer, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import BACKENDS
 from pkgfactory import FAILING_BUILD, FakeProject, build_sdist, build_wheel
 
 PROJECTS = [
@@ -116,6 +117,18 @@ def test_environment_is_reused_and_fresh_rebuilds(
     _, data = run(pytester, cache_dir, "--spike-candidate", "isopkg", "--spike-fresh")
     install = next(p for p in data["isopkg"]["probes"] if p["kind"] == "install")["details"]
     assert install["reused"] is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_spike_backend_is_honoured_by_build_fit_and_pip_check(
+    pytester: pytest.Pytester, cache_dir: Path, offline_index: Path, backend: str
+) -> None:
+    args = ("--spike-candidate", "isopkg", "--spike-probes", "install", "--spike-backend", backend)
+    _, data = run(pytester, cache_dir, *args)
+    install = next(p for p in data["isopkg"]["probes"] if p["kind"] == "install")["details"]
+    tool = "uv" if backend == "uv" else "pip"
+    assert (install["backend"], install["fit"]["resolver"], install["pip_check_by"]) == (backend, tool, tool)
+    assert install["pip_check"] == "ok"
 
 
 def test_versions_pick_the_newest_accepted(

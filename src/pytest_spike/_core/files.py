@@ -74,3 +74,10 @@ def load_json_document(path: Path, what: str, parse: Callable[[Any], T], *, hint
         raise SpikeError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise SpikeError(f"{path}: malformed {what} ({type(exc).__name__}: {exc})") from None
+
+
+def json_object(data: Any) -> dict[str, Any]:
+    """``data`` when it is a JSON object: a ``parse`` for ``load_json_document``."""
+    if not isinstance(data, dict):
+        raise SpikeError(f"expected a JSON object, got {type(data).__name__}")
+    return data

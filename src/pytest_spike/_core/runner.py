@@ -11,6 +11,7 @@ that user can touch.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
+
+from pytest_spike.model import SpikeError
+
+if TYPE_CHECKING:
+    import resource
 
 #: Environment variables never passed to candidate code (matched case-insensitively).
 SECRET_PATTERNS = (
@@ -206,7 +212,7 @@ def run(
     proc.returncode = status
     peak = None
     if rusage is not None:
-        peak = _maxrss_mb(rusage.ru_maxrss)
+        peak = peak_rss_mb(rusage.ru_maxrss)
     return RunResult(
         argv=tuple(argv),
         returncode=status,
@@ -219,7 +225,9 @@ def run(
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: float) -> tuple[int | None, os.struct_rusage | None, bool]:
+def _wait(
+    proc: subprocess.Popen[bytes], deadline: float
+) -> tuple[int | None, resource.struct_rusage | None, bool]:
     """Wait for the child, collecting its own rusage; kill its group at the deadline."""
     if not hasattr(os, "wait4"):  # pragma: no cover - Windows
         try:
@@ -249,9 +257,30 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _maxrss_mb(maxrss: int) -> float:
+def peak_rss_mb(maxrss: int | None = None) -> float:
+    """Peak resident memory in MB of a ``ru_maxrss`` value, by default this process's so far."""
+    if maxrss is None:
+        import resource  # not on Windows; the time box and the runner need it only on POSIX
+
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
     return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+
+
+def last_json_line(result: RunResult, what: str) -> Any:
+    """The JSON value a child printed on its last non-empty stdout line.
+
+    Children may print warnings or progress first; the answer comes last. Raises SpikeError
+    of one line, starting with ``what`` (who was asked), when there is no such line.
+    """
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    if lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    said = lines[-1].strip() if lines else result.last_error_line() or "no output"
+    raise SpikeError(f"{what}: no JSON answer ({result.describe()}); it said {said[:200]!r}")
 
 
 def python_argv(python: str, code: str, *args: str) -> list[str]:

@@ -107,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
             result.versions.remove(version)
             result.excluded[str(version)] = f"outside {req.specifier} (from REQ)"
     where = "any Python" if args.python is None else f"Python {args.python}"
-    for reason in client.skipped:
+    for reason in result.skipped:
         print(f"{PROG}: note: {reason} (answered from the other indexes)", file=sys.stderr)
     if args.json:
         data = result.to_dict()

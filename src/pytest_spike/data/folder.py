@@ -131,17 +131,6 @@ class SpikeData:
         clone._forget()
         return clone
 
-    @classmethod
-    def from_setting(cls, value: str | Path | None, source: str, rootdir: Path) -> SpikeData:
-        """Build from a setting's raw value; relative paths are taken from ``rootdir``."""
-        if value is None or not str(value).strip():
-            raise SpikeError(
-                "spike_data needs a data folder: pass --spike-data DIR or set "
-                'spike_data = "DIR" under [tool.pytest.ini_options] in pyproject.toml'
-            )
-        path = Path(str(value).strip()).expanduser()
-        return cls(path if path.is_absolute() else Path(rootdir) / path, source=source)
-
     def __repr__(self) -> str:
         return f"SpikeData({str(self.root)!r}, source={self.source!r})"
 

@@ -10,7 +10,6 @@ one round at a time: if a solution appears, the candidate fits by changing those
 
 from __future__ import annotations
 
-import json
 import re
 import tempfile
 import time
@@ -24,10 +23,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pytest_spike._core.files import load_json_document
 from pytest_spike._core.runner import run
 from pytest_spike.envs.manager import (
     EnvResult,
-    find_uv,
+    choose_uv,
     normalize_requirements,
     pip_command,
     resolver_excerpt,
@@ -124,7 +124,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
 
 def _pins(requirements: Sequence[str]) -> dict[str, str]:
     """Project requirements that fix one exact version: canonical name -> version."""
-    pins = {}
+    pins: dict[str, str] = {}
     for text in requirements:
         req = Requirement(text)
         specs = list(req.specifier)
@@ -205,9 +205,18 @@ def _resolve(
         if uv is not None:
             pairs = re.findall(r"^([A-Za-z0-9][\w.-]*)==(\S+)", done.stdout, flags=re.MULTILINE)
         else:
-            data = json.loads(report.read_text("utf-8"))
-            pairs = [(i["metadata"]["name"], i["metadata"]["version"]) for i in data["install"]]
+            pairs = report_pins(report)
         return _Resolution(True, {canonicalize_name(n): v for n, v in pairs}, text, resolver)
+
+
+def report_pins(report: Path) -> list[tuple[str, str]]:
+    """(name, version) of what a ``pip install --report`` would install; SpikeError when the
+    report is missing, not JSON or not shaped like one."""
+
+    def pins(data: Any) -> list[tuple[str, str]]:
+        return [(str(i["metadata"]["name"]), str(i["metadata"]["version"])) for i in data["install"]]
+
+    return load_json_document(report, "pip installation report", pins)
 
 
 def _explanation(text: str) -> str:
@@ -247,11 +256,9 @@ def check_fit(
     """
     candidate = normalize_requirements([candidate_req], "candidate")[0]
     project = normalize_requirements(project_reqs, "project requirement")
-    uv = find_uv() if backend in ("auto", "uv") else None
-    if backend == "uv" and uv is None:
-        raise SpikeError("fit check backend 'uv' asked for, but uv is not installed")
+    uv = choose_uv(backend, "fit check backend")
     pins = _pins(project)
-    names = {canonicalize_name(Requirement(r).name) for r in project}
+    names: set[str] = {canonicalize_name(Requirement(r).name) for r in project}
     relaxed: list[str] = []
     start = time.monotonic()
     for _ in range(MAX_ROUNDS):

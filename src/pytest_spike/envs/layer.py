@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner
-from pytest_spike.envs.manager import _locked
+from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike.envs.store import build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
 
 # The child's entry point: add the layer after the environment's packages, then run pytest.
@@ -78,20 +78,11 @@ def layer_path(cache_root: Path) -> Path:
 def build_layer(cache_root: Path) -> Path:
     """Build (or reuse) the layer of pytest-spike and its needs for this interpreter."""
     final = layer_path(cache_root)
-    if (final / _LAYER_MARKER).is_file():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(final.with_suffix(".lock"), timeout=300):
-        if (final / _LAYER_MARKER).is_file():
-            return final
-        staging = Path(tempfile.mkdtemp(prefix=".layer-", dir=final.parent))
-        try:
-            names = [_copy_distribution(dist, staging) for dist in _closure()]
-            (staging / _LAYER_MARKER).write_text(json.dumps({"distributions": names}))
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(staging, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+
+    def build(staging: Path) -> dict[str, Any]:
+        return {"distributions": [_copy_distribution(dist, staging) for dist in _closure()]}
+
+    build_once(final, _LAYER_MARKER, build, timeout=300)
     return final
 
 
@@ -139,7 +130,7 @@ def run_child(
                 f"the child pytest in {python} wrote no results ({done.describe()}): "
                 f"{done.last_error_line() or 'no output'}"
             )
-        data: dict[str, Any] = json.loads(out.read_text("utf-8"))
+        data = load_json_document(out, f"results file of the child pytest in {python}", json_object)
     found: dict[str, ProbeResult] = {}
     for cand in data.get("candidates", ()):
         by_probe: dict[str, list[Finding]] = {}

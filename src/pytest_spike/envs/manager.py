@@ -27,20 +27,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pytest_spike._core.files import write_atomic
-from pytest_spike._core.runner import RunResult, run
+from pytest_spike._core.runner import RunResult, last_json_line, run
+from pytest_spike.envs import inspection
+from pytest_spike.envs.store import build_once
 from pytest_spike.index.pipconfig import pip_config_values
 from pytest_spike.model import BACKENDS, SpikeError
-
-try:  # pragma: no cover - the import itself is platform-dependent
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: entries are still marker-checked
-    fcntl = None  # type: ignore[assignment]
 
 MARKER = "spike-env.json"
 #: Bumped when the layout or the marker's content changes, so old entries are not trusted.
@@ -121,6 +116,22 @@ def find_uv() -> str | None:
         return str(find_uv_bin())
     except Exception:  # the uv package is optional and may be half-installed
         return None
+
+
+def choose_uv(backend: str, what: str = "environment backend") -> str | None:
+    """The uv to use for ``backend``, or None for pip: every tool that installs, resolves or
+    checks a candidate environment chooses here, so ``--spike-backend`` means one thing.
+
+    "auto" takes uv when it is installed, "venv" never does, "uv" insists (SpikeError without it).
+    """
+    if backend not in BACKENDS:
+        raise SpikeError(f"{what} {backend!r} is not one of {', '.join(BACKENDS)}")
+    uv = find_uv() if backend in ("auto", "uv") else None
+    if backend == "uv" and uv is None:
+        raise SpikeError(
+            f"{what} 'uv' asked for, but uv is not installed: pip install uv, or use the 'venv' backend"
+        )
+    return uv
 
 
 def host_pip_version() -> Version | None:
@@ -216,44 +227,6 @@ def normalize_requirements(requirements: Sequence[str], where: str = "requiremen
     return sorted(normal)
 
 
-# Runs inside the environment's interpreter: what got installed, and the marker values
-# that decide which requirements apply there. Standard library only.
-_INSPECT = r"""
-import json, os, platform, sys, sysconfig
-from importlib import metadata
-
-def fmt(info):
-    v = "%d.%d.%d" % (info.major, info.minor, info.micro)
-    return v if info.releaselevel == "final" else v + info.releaselevel[0] + str(info.serial)
-
-paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-dists = []
-for dist in metadata.distributions(path=paths):
-    size = 0
-    for f in dist.files or ():
-        if "__pycache__" in f.parts:
-            continue
-        try:
-            size += os.stat(f.locate()).st_size
-        except OSError:
-            pass
-    dists.append({
-        "name": dist.metadata["Name"], "version": dist.version,
-        "requires": dist.requires or [], "size": size,
-        "uv_built": dist.read_text("uv_build.json") is not None,
-    })
-env = {
-    "implementation_name": sys.implementation.name,
-    "implementation_version": fmt(sys.implementation.version),
-    "os_name": os.name, "platform_machine": platform.machine(),
-    "platform_release": platform.release(), "platform_system": platform.system(),
-    "platform_version": platform.version(), "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
-}
-print(json.dumps({"dists": dists, "env": env}))
-"""
-
 _INTERPRETER = (
     "import json, platform, sys; print(json.dumps({'version': platform.python_version(), "
     "'implementation': sys.implementation.name, 'executable': sys.executable}))"
@@ -274,8 +247,6 @@ class EnvManager:
         timeout: float = 900.0,
         progress: Callable[[str], None] | None = None,
     ) -> None:
-        if backend not in BACKENDS:
-            raise SpikeError(f"environment backend {backend!r} is not one of {', '.join(BACKENDS)}")
         # Absolute: tools run with the cache as their cwd, and venvs record their own path.
         self.cache_dir = Path(cache_dir).absolute()
         self.python = python if os.sep in python else shutil.which(python) or python
@@ -283,12 +254,7 @@ class EnvManager:
         self.index_args = list(index_args)
         self.timeout = timeout
         self.progress = progress
-        self.uv = find_uv() if backend in ("auto", "uv") else None
-        if backend == "uv" and self.uv is None:
-            raise SpikeError(
-                "environment backend 'uv' asked for, but uv is not installed: "
-                "pip install uv, or use the 'venv' backend"
-            )
+        self.uv = choose_uv(backend)
         self.backend = "uv" if self.uv else "venv"
         self._interpreter: dict[str, str] | None = None
         #: entries this manager built: ``fresh`` means once per run, not once per call
@@ -303,7 +269,12 @@ class EnvManager:
                     f"interpreter {self.python!r} does not run ({result.describe()}: "
                     f"{result.last_error_line()}); point to a working Python"
                 )
-            self._interpreter = json.loads(result.stdout)
+            answer = last_json_line(result, f"interpreter {self.python!r}")
+            if not isinstance(answer, dict):
+                raise SpikeError(
+                    f"interpreter {self.python!r}: answered {str(answer)[:200]!r}, not its version"
+                )
+            self._interpreter = answer
         return self._interpreter
 
     def key(self, requirements: Sequence[str]) -> str:
@@ -336,20 +307,29 @@ class EnvManager:
             raise SpikeError("no requirements to build an environment for")
         candidate = normalize_requirements(requirements[:1])[0]
         entry = self.path(requirements)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with _locked(entry.with_suffix(".lock"), self.timeout):
-            marker = entry / MARKER
-            if marker.is_file() and (not self.fresh or entry in self._built):
-                try:
-                    result = EnvResult.from_dict(json.loads(marker.read_text("utf-8")))
-                except (OSError, ValueError, TypeError):
-                    result = None  # an unreadable marker is the same as none: rebuild
-                if result is not None and Path(result.python).exists():
-                    result.reused = True
-                    return result
-            _remove(entry)
+        built: list[EnvResult] = []
+
+        def usable(marker: Mapping[str, Any]) -> bool:
+            if self.fresh and entry not in self._built:
+                return False
+            try:
+                return Path(EnvResult.from_dict(marker).python).exists()
+            except TypeError:
+                return False  # a marker of another shape is the same as none: rebuild
+
+        def build(folder: Path) -> dict[str, Any] | None:
             self._built.add(entry)
-            return self._build(entry, list(requirements), candidate)
+            built.append(self._build(folder, list(requirements), candidate))
+            return built[0].to_dict() if built[0].ok else None
+
+        # A venv records its own path, so it is built in place: the marker says it is complete.
+        marker, reused = build_once(entry, MARKER, build, timeout=self.timeout, in_place=True, reuse=usable)
+        if built:
+            return built[0]
+        assert marker is not None and reused
+        result = EnvResult.from_dict(marker)
+        result.reused = True
+        return result
 
     def _say(self, text: str) -> None:
         if self.progress is not None:
@@ -378,21 +358,18 @@ class EnvManager:
             built = _pip_report_sdists(report) | _uv_output_sdists(done)
         if done.ok:
             left = max(1.0, deadline - time.monotonic())
-            done = run([python, "-I", "-c", _INSPECT], timeout=left, env=tool_env())
+            done = run(inspection.argv(python, candidate, isolated=True), timeout=left, env=tool_env())
         result.install_time_s = time.perf_counter() - start
         if not done.ok:
             result.error, result.error_line = _failure(done)
-            _remove(entry)  # a failure is not cached: the index may be fixed by the next run
             return result
         try:
-            inspected = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result.error = result.error_line = "cannot read the new environment's metadata"
-            _remove(entry)
+            inspected = inspection.read(done, "inspecting the new environment")
+        except SpikeError as exc:
+            result.error = result.error_line = str(exc)
             return result
         _describe(result, inspected, built)
         result.ok = True
-        write_atomic(entry / MARKER, json.dumps(result.to_dict(), indent=1))
         return result
 
     def _commands(self, entry: Path, python: str, reqs: list[str], report: Path) -> list[list[str]]:
@@ -453,7 +430,7 @@ def _pip_report_sdists(report: Path) -> set[str]:
         data = json.loads(report.read_text("utf-8"))
     except (OSError, ValueError):
         return set()
-    names = set()
+    names: set[str] = set()
     for item in data.get("install", []):
         url = (item.get("download_info") or {}).get("url", "")
         if not url.split("#")[0].endswith(".whl"):
@@ -467,75 +444,14 @@ def _uv_output_sdists(done: RunResult) -> set[str]:
     return {canonicalize_name(name) for name in found}
 
 
-def _describe(result: EnvResult, inspected: Mapping[str, Any], built: set[str]) -> None:
-    """Fill the candidate's version, closure, size and sdist flags from the env's metadata."""
-    dists = {canonicalize_name(d["name"]): d for d in inspected["dists"] if d.get("name")}
-    marker_env = dict(inspected["env"])
-    root = Requirement(result.candidate)
-    closure: dict[str, None] = {}
-    todo = [(root.name, frozenset(root.extras))]
-    seen: set[tuple[str, frozenset[str]]] = set()
-    while todo:
-        name, extras = todo.pop()
-        if (name, extras) in seen or name not in dists:
-            continue
-        seen.add((name, extras))
-        closure.setdefault(name, None)
-        for text in dists[name]["requires"]:
-            req = Requirement(text)
-            if req.marker is None or _marker_applies(req.marker, marker_env, extras):
-                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
-    for name in closure:
-        if dists[name].get("uv_built"):
-            built.add(name)
-    found = dists.get(root.name)
-    result.version = found["version"] if found else None
-    result.from_sdist = (root.name in built) if found else None
-    result.dependencies = sorted(n for n in closure if n != root.name)
-    result.sdists = sorted(n for n in closure if n in built)
-    result.size_bytes = sum(int(dists[n]["size"]) for n in closure)
-
-
-def _marker_applies(marker: Marker, env: Mapping[str, str], extras: frozenset[str]) -> bool:
-    if not extras:
-        return marker.evaluate(dict(env, extra=""))
-    return any(marker.evaluate(dict(env, extra=extra)) for extra in extras)
-
-
-class _locked:
-    """An exclusive ``flock`` on ``path``, waited for at most ``timeout`` seconds."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path = path
-        self.timeout = timeout
-        self.fd = -1
-
-    def __enter__(self) -> _locked:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:  # pragma: no cover
-            return self
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    raise SpikeError(
-                        f"another run held {self.path} for over {self.timeout:.0f}s; "
-                        "wait for it, or give this run its own cache folder"
-                    ) from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # closing the descriptor releases the lock
-
-
-def _remove(entry: Path) -> None:
-    # The marker goes first: if we die while deleting, what is left is never trusted.
-    try:
-        (entry / MARKER).unlink()
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(entry, ignore_errors=True)
+def _describe(result: EnvResult, report: Mapping[str, Any], built: set[str]) -> None:
+    """Fill the candidate's version, closure, size and sdist flags from the inspection."""
+    root = canonicalize_name(Requirement(result.candidate).name)
+    installed = {n for n, v in inspection.closure(report, result.candidate).items() if v is not None}
+    built |= {canonicalize_name(d["name"]) for d in report.get("dists", ()) if d.get("uv_built")}
+    found = bool(report.get("installed"))
+    result.version = str(report["version"]) if found else None
+    result.from_sdist = (root in built) if found else None
+    result.dependencies = sorted(installed)
+    result.sdists = sorted(n for n in installed | ({root} if found else set()) if n in built)
+    result.size_bytes = inspection.sizes(report, installed | {root})

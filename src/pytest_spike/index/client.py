@@ -1,15 +1,16 @@
-"""Read the package index: project pages, release metadata, and the versions a spike should run.
+"""Ask the package index: requests, retries, the on-disk cache, and pip's index settings.
 
 Speaks the simple repository API (PEP 691 JSON, PEP 503 HTML when that is all an index offers)
 and the per-release JSON metadata API, honours pip's index configuration, and keeps every good
 answer in an on-disk cache so a second run inside the freshness window asks the network nothing.
+What the answers mean is read by ``pages.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import html.parser
+import html
 import http.client
 import json
 import os
@@ -20,30 +21,50 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
-from packaging.version import InvalidVersion, Version
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from pytest_spike._core.files import write_atomic
-from pytest_spike.index.pipconfig import IndexConfig
+from pytest_spike.index.pages import (
+    SIMPLE_JSON,
+    FileEntry,
+    Garbage,
+    Page,
+    ProjectMeta,
+    Release,
+    parse_json_metadata,
+    parse_simple_page,
+    project_of,
+    releases_of,
+    same_version,
+    with_upload_times,
+)
+from pytest_spike.index.pipconfig import IndexConfig, redact
 from pytest_spike.model import SpikeError
 
-SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 _ACCEPT_SIMPLE = f"{SIMPLE_JSON}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 _ACCEPT_JSON = "application/json"
 _USER_AGENT = "pytest-spike (index client)"
 #: HTTP answers worth asking again: the server or something in between is having a bad moment.
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+__all__ = [
+    "FileEntry",
+    "IndexClient",
+    "IndexUnavailable",
+    "Listing",
+    "ProjectMeta",
+    "ProjectNotFound",
+    "Release",
+    "json_api_url",
+    "redact",
+    "same_version",
+    "sdist_entry",
+]
 
 
 class IndexUnavailable(SpikeError):
@@ -54,207 +75,13 @@ class ProjectNotFound(SpikeError):
     """No configured index knows the project."""
 
 
-class _Garbage(Exception):
-    """An answer that is not what the endpoint promises; never cached."""
-
-
-def redact(url: str) -> str:
-    """``url`` without a password, for messages, caches and reports."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None and "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    # A user without a password is usually a token (https://TOKEN@host): hide it whole, as pip does.
-    shown = f"{parts.username}:***" if parts.password is not None else "***"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
-
-
 @dataclass(frozen=True)
-class FileEntry:
-    """One distribution file of a release, as the index lists it."""
+class Listing:
+    """A project's releases over every index that answered, and why the others were left out."""
 
-    filename: str
-    url: str
-    kind: str  # "wheel", "sdist" or "other"
-    version: str | None = None
-    requires_python: str | None = None
-    yanked: bool = False
-    yanked_reason: str | None = None
-    hashes: Mapping[str, str] = field(default_factory=dict)
-    upload_time: datetime | None = None
-    size: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dict(self.__dict__, url=redact(self.url), hashes=dict(self.hashes))
-        data["upload_time"] = self.upload_time.isoformat() if self.upload_time else None
-        return data
-
-
-@dataclass(frozen=True)
-class Release:
-    """All files of one version."""
-
-    version: Version
-    files: tuple[FileEntry, ...]
-
-    @property
-    def yanked(self) -> bool:
-        return bool(self.files) and all(f.yanked for f in self.files)
-
-    @property
-    def yanked_reason(self) -> str | None:
-        return next((f.yanked_reason for f in self.files if f.yanked_reason), None)
-
-    @property
-    def requires_python(self) -> str | None:
-        live = [f for f in self.files if not f.yanked] or list(self.files)
-        return next((f.requires_python for f in live if f.requires_python), None)
-
-    @property
-    def upload_time(self) -> datetime | None:
-        times = [f.upload_time for f in self.files if f.upload_time]
-        return min(times) if times else None
-
-    def kinds(self) -> set[str]:
-        return {f.kind for f in self.files}
-
-
-@dataclass
-class ProjectMeta:
-    """What the index says about a project: releases, the JSON metadata, status, advisories."""
-
-    name: str
     releases: dict[Version, Release]
-    info: dict[str, Any] = field(default_factory=dict)
-    status: str | None = None
-    status_reason: str | None = None
-    version: str | None = None
-    #: advisories for ``version``; None when the index offered no per-release metadata for it
-    vulnerabilities: list[dict[str, Any]] | None = None
-    sources: dict[str, str] = field(default_factory=dict)
-
-    def latest(self) -> Release | None:
-        """The newest release that is neither yanked nor a pre-release (else the newest at all)."""
-        good = [r for v, r in self.releases.items() if not r.yanked and not v.is_prerelease]
-        pool = good or list(self.releases.values())
-        return max(pool, key=lambda r: r.version) if pool else None
-
-
-@dataclass(frozen=True)
-class _Page:
-    files: tuple[FileEntry, ...]
-    status: str | None = None
-    status_reason: str | None = None
-    url: str = ""
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def _file_entry(filename: str, url: str, **extra: Any) -> FileEntry:
-    version: str | None = None
-    kind = "other"
-    try:
-        if filename.endswith(".whl"):
-            version, kind = str(parse_wheel_filename(filename)[1]), "wheel"
-        elif filename.endswith((".tar.gz", ".zip")):
-            version, kind = str(parse_sdist_filename(filename)[1]), "sdist"
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        kind = "other"
-    return FileEntry(filename=filename, url=url, kind=kind, version=version, **extra)
-
-
-def _yank(value: Any) -> tuple[bool, str | None]:
-    """PEP 691/592: ``yanked`` is a bool or the reason string (an empty string still yanks)."""
-    if isinstance(value, str):
-        return True, value or None
-    return bool(value), None
-
-
-class _AnchorParser(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchors: list[dict[str, str | None]] = []
-        self.meta: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = dict(attrs)
-        if tag == "a" and values.get("href"):
-            self.anchors.append(values)
-        elif tag == "meta" and values.get("name"):
-            self.meta[str(values["name"])] = values.get("content") or ""
-
-
-def parse_simple_page(body: str, content_type: str, page_url: str) -> _Page:
-    """Files of a project page (PEP 691 JSON or PEP 503 HTML); relative URLs joined to the page."""
-    if SIMPLE_JSON in content_type or "json" in content_type:
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise _Garbage(f"project page is not valid JSON ({exc})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-            raise _Garbage("project page JSON has no 'files' list")
-        files = []
-        for item in data["files"]:
-            if not isinstance(item, dict) or "filename" not in item or "url" not in item:
-                raise _Garbage("project page JSON lists a file without filename or url")
-            yanked, reason = _yank(item.get("yanked"))
-            files.append(
-                _file_entry(
-                    str(item["filename"]),
-                    urllib.parse.urljoin(page_url, str(item["url"])),
-                    requires_python=item.get("requires-python") or None,
-                    yanked=yanked,
-                    yanked_reason=reason,
-                    hashes=dict(item.get("hashes") or {}),
-                    upload_time=_parse_time(item.get("upload-time")),
-                    size=item.get("size"),
-                )
-            )
-        status = data.get("project-status") or {}
-        return _Page(tuple(files), status.get("status"), status.get("reason"))
-    if "html" not in content_type:
-        raise _Garbage(f"project page came as {content_type or 'no content type'}")
-    parser = _AnchorParser()
-    parser.feed(body)
-    if not parser.anchors and "pypi:repository-version" not in parser.meta:
-        raise _Garbage("project page is HTML without links or repository version")
-    files = []
-    for anchor in parser.anchors:
-        url, _, fragment = urllib.parse.urljoin(page_url, str(anchor["href"])).partition("#")
-        algo, _, digest = fragment.partition("=")
-        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1])
-        yanked = "data-yanked" in anchor
-        files.append(
-            _file_entry(
-                filename,
-                url,
-                requires_python=anchor.get("data-requires-python") or None,
-                yanked=yanked,
-                yanked_reason=(anchor.get("data-yanked") or None) if yanked else None,
-                hashes={algo: digest} if digest else {},
-            )
-        )
-    status = parser.meta.get("pypi:project-status") or None
-    return _Page(tuple(files), status, parser.meta.get("pypi:project-status-reason") or None)
-
-
-def parse_json_metadata(body: str) -> dict[str, Any]:
-    """A project or release document of the JSON metadata API, checked for its shape."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise _Garbage(f"JSON metadata is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("info"), dict):
-        raise _Garbage("JSON metadata has no 'info' object")
-    return data
+    #: one line per index that failed while others answered (empty when all answered)
+    skipped: tuple[str, ...] = ()
 
 
 def json_api_url(index_url: str, name: str, version: str | None = None) -> str | None:
@@ -307,8 +134,6 @@ class IndexClient:
         self._memo: dict[tuple[str, str], Any] = {}
         #: hosts that timed out or refused: later requests fail at once instead of waiting again
         self._down: dict[str, str] = {}
-        #: why an index was left out of the last answer that other indexes gave
-        self.skipped: list[str] = []
 
     @property
     def index_urls(self) -> list[str]:
@@ -325,20 +150,12 @@ class IndexClient:
 
     def releases(self, name: str) -> dict[Version, Release]:
         """Every release of ``name`` over all indexes (first index wins for a file name)."""
-        pages = self._pages(name)
-        seen: dict[str, FileEntry] = {}
-        for page in pages:
-            for entry in page.files:
-                seen.setdefault(entry.filename, entry)
-        grouped: dict[Version, list[FileEntry]] = {}
-        for entry in seen.values():
-            if entry.version is None:
-                continue
-            try:
-                grouped.setdefault(Version(entry.version), []).append(entry)
-            except InvalidVersion:
-                continue
-        return {v: Release(v, tuple(files)) for v, files in sorted(grouped.items())}
+        return self.listing(name).releases
+
+    def listing(self, name: str) -> Listing:
+        """Every release of ``name``, and why any index was left out of the answer."""
+        pages, skipped = self._pages(name)
+        return Listing(releases_of(pages), tuple(skipped))
 
     def release_files(self, name: str, version: str | Version) -> list[FileEntry]:
         """The files of one release (wheels and sdists, with URL, hashes, yanked state)."""
@@ -350,18 +167,17 @@ class IndexClient:
 
     def project_meta(self, name: str, version: str | None = None) -> ProjectMeta:
         """Releases, JSON metadata, project status and advisories of ``version`` (or the latest)."""
-        pages = self._pages(name)
-        releases = self.releases(name)
+        pages, skipped = self._pages(name)
         status = next((p for p in pages if p.status), None)
         meta = ProjectMeta(
             name=canonicalize_name(name),
-            releases=releases,
+            releases=releases_of(pages),
             status=status.status if status else None,
             status_reason=status.status_reason if status else None,
             sources={"releases": " ".join(page.url for page in pages)},
         )
-        if self.skipped:
-            meta.sources["skipped"] = "; ".join(self.skipped)
+        if skipped:
+            meta.sources["skipped"] = "; ".join(skipped)
         project_doc, project_url = self._json_doc(name, None)
         if project_doc is None:
             return meta
@@ -370,7 +186,7 @@ class IndexClient:
         meta.sources["info"] = redact(project_url)
         latest = meta.info.get("version")
         meta.version = str(version or latest or "") or None
-        self._fill_upload_times(meta, project_doc)
+        meta.releases = with_upload_times(meta.releases, project_doc)
         if same_version(meta.version, latest):
             meta.vulnerabilities = list(project_doc.get("vulnerabilities") or [])
             meta.sources["vulnerabilities"] = redact(project_url)
@@ -381,28 +197,12 @@ class IndexClient:
                 meta.sources["vulnerabilities"] = redact(release_url)
         return meta
 
-    @staticmethod
-    def _fill_upload_times(meta: ProjectMeta, doc: Mapping[str, Any]) -> None:
-        """HTML project pages carry no upload times; the JSON metadata does."""
-        times = {
-            f.get("filename"): _parse_time(f.get("upload_time_iso_8601") or f.get("upload_time"))
-            for files in (doc.get("releases") or {}).values()
-            if isinstance(files, list)
-            for f in files
-            if isinstance(f, dict)
-        }
-        for version, release in list(meta.releases.items()):
-            if release.upload_time is None:
-                files = tuple(
-                    dataclasses.replace(f, upload_time=times.get(f.filename)) for f in release.files
-                )
-                meta.releases[version] = Release(version, files)
-
     def _page_url(self, index_url: str, name: str) -> str:
         return f"{index_url}/{canonicalize_name(name)}/"
 
-    def _pages(self, name: str) -> list[_Page]:
-        pages: list[_Page] = []
+    def _pages(self, name: str) -> tuple[list[Page], list[str]]:
+        """The project's pages, and one line per index that failed while others answered."""
+        pages: list[Page] = []
         failures: list[IndexUnavailable] = []
         wanted = canonicalize_name(name)
         locations = [(self._page_url(index, name), True) for index in self.index_urls]
@@ -417,12 +217,11 @@ class IndexClient:
                 continue
             if not is_project_page:
                 # a find-links page lists every project's files: keep this project's
-                page = _Page(tuple(f for f in page.files if _project_of(f.filename) == wanted))
+                page = Page(tuple(f for f in page.files if project_of(f.filename) == wanted))
             if is_project_page or page.files:
                 pages.append(dataclasses.replace(page, url=redact(url)))
         if pages:
-            self.skipped = [str(exc) for exc in failures]
-            return pages
+            return pages, [str(exc) for exc in failures]
         if failures:
             raise failures[0]
         if not locations:
@@ -490,7 +289,7 @@ class IndexClient:
         ctype = "application/json" if path.suffix == ".json" else "text/html"
         try:
             return parse(body, ctype, url)
-        except _Garbage as exc:
+        except Garbage as exc:
             raise IndexUnavailable(f"index not reachable: {path}: {exc}") from None
 
     def _fetch_remote(self, url: str, accept: str, parse: Callable[[str, str, str], Any]) -> Any:
@@ -521,7 +320,7 @@ class IndexClient:
             return None
         try:
             return parse(str(entry["body"]), str(entry["content_type"]), str(entry["url"]))
-        except (_Garbage, KeyError):
+        except (Garbage, KeyError):
             return _MISSING
 
     def _download(
@@ -554,7 +353,7 @@ class IndexClient:
                 reason = f"HTTP {exc.code} {exc.reason} from {redact(url)}"
                 if exc.code not in _RETRY_STATUS:
                     break
-            except _Garbage as exc:
+            except Garbage as exc:
                 reason = f"{redact(url)} answered garbage: {exc}"
             except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError) as exc:
                 cause = getattr(exc, "reason", exc)
@@ -609,31 +408,12 @@ class IndexClient:
 _MISSING = object()
 
 
-def same_version(a: Any, b: Any) -> bool:
-    """Are ``a`` and ``b`` the same version ("2.0" and "2.0.0" are)?"""
-    try:
-        return a is not None and b is not None and Version(str(a)) == Version(str(b))
-    except InvalidVersion:
-        return str(a) == str(b)
-
-
 def _link_url(link: str) -> str:
     """A find-links entry as a URL (pip accepts plain paths there)."""
     return link if "://" in link else Path(link).resolve().as_uri()
 
 
-def _project_of(filename: str) -> str | None:
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[0])
-        if filename.endswith((".tar.gz", ".zip")):
-            return str(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        pass
-    return None
-
-
-def _simple_parser(body: str, ctype: str, url: str) -> _Page:
+def _simple_parser(body: str, ctype: str, url: str) -> Page:
     return parse_simple_page(body, ctype, url)
 
 

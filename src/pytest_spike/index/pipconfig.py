@@ -5,11 +5,22 @@ from __future__ import annotations
 import configparser
 import os
 import sys
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
+
+
+def redact(url: str) -> str:
+    """``url`` without its credentials (user name too: it is often a token), for messages,
+    caches and reports."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 @dataclass(frozen=True)

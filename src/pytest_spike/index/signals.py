@@ -23,6 +23,7 @@ from pytest_spike.index.client import (
     Release,
     same_version,
 )
+from pytest_spike.index.pages import version_key
 from pytest_spike.index.versions import python_allows
 from pytest_spike.model import STALE_AFTER_DAYS, Finding, Severity
 
@@ -216,7 +217,7 @@ def _vulnerabilities(meta: ProjectMeta, version: str | None, details: dict[str, 
     if not rows:
         return []
     ids = ", ".join(str(row["id"]) for row in rows)
-    fixes = sorted({f for row in rows for f in row["fixed_in"]}, key=_version_key)
+    fixes = sorted({f for row in rows for f in row["fixed_in"]}, key=version_key)
     fixed = f"; fixed in {', '.join(fixes)}" if fixes else "; no fixed version listed"
     return [
         _finding(
@@ -230,13 +231,6 @@ def _vulnerabilities(meta: ProjectMeta, version: str | None, details: dict[str, 
             source=source,
         )
     ]
-
-
-def _version_key(text: str) -> tuple[int, Any]:
-    try:
-        return 0, Version(text)
-    except InvalidVersion:
-        return 1, text
 
 
 def _status(meta: ProjectMeta, details: dict[str, Any]) -> list[Finding]:

@@ -22,6 +22,8 @@ class Resolution:
     python: str | None
     versions: list[Version]
     excluded: dict[str, str] = field(default_factory=dict)
+    #: indexes left out of the answer because they failed while others answered
+    skipped: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,15 +94,16 @@ def resolve(
 ) -> Resolution:
     """Resolve a ``versions=`` spec against the index; see ``resolve_versions``."""
     kind, value = _parse_spec(spec)
-    releases = client.releases(name)
+    listing = client.listing(name)
+    releases = listing.releases
     spec_out = spec if spec is None or isinstance(spec, str) else [str(s) for s in spec]
-    result = Resolution(canonicalize_name(name), spec_out, python, [])
+    result = Resolution(canonicalize_name(name), spec_out, python, [], skipped=listing.skipped)
     if kind == "pins":
         missing = [str(v) for v in value if v not in releases]
         if missing:
             newest = ", ".join(str(v) for v in list(releases)[-3:]) or "none"
-            if client.skipped:
-                newest += f"; not asked: {client.skipped[0]}"
+            if listing.skipped:
+                newest += f"; not asked: {listing.skipped[0]}"
             raise SpikeError(
                 f"{name} has no release {', '.join(missing)} on the package index (newest: {newest})"
             )

@@ -27,12 +27,10 @@ from pytest_spike.model import (
 from pytest_spike.report.results import dumps
 from pytest_spike.scoring import Weights, level_for, score
 
-#: ``cell.status`` values a results file can carry (a normal pytest run has none).
-STATUSES = ("skipped", "install_failed", "error")
-
 
 def cell_info(cell: Cell, status: str | None = None, reason: str = "") -> dict[str, str]:
-    """The ``cell`` block of a results file for ``cell``."""
+    """The ``cell`` block of a results file for ``cell``; ``status`` is "skipped",
+    "install_failed" or "error" for a cell that did not run (a normal pytest run has none)."""
     info = {
         "id": cell.id,
         "python": cell.python,

@@ -15,7 +15,7 @@ import glob
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +89,6 @@ class Finder:
         if version not in self._known:
             self._known[version] = self._find(version)
         return self._known[version]
-
-    def find_all(self, versions: Iterable[str]) -> dict[str, Interpreter]:
-        return {v: self.find(v) for v in versions}
 
     def _find(self, version: str) -> Interpreter:
         try:

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
+from pytest_spike.index.pages import version_key
 from pytest_spike.matrix.interpreters import sort_pythons
 from pytest_spike.matrix.plan import Cell
 from pytest_spike.model import (
@@ -213,7 +212,7 @@ def _grid(name: str, placed: list[_Placed]) -> Grid:
     """A candidate's grid; where two cells share a place, the later one shows."""
     grid = Grid(name, cells={(p.python, p.version): p.cell for p in placed})
     grid.pythons = sort_pythons([py for py, _ in grid.cells])
-    grid.versions = sorted({v for _, v in grid.cells}, key=_version_key)
+    grid.versions = sorted({v for _, v in grid.cells}, key=version_key)
     return grid
 
 
@@ -317,7 +316,7 @@ def _gap_finding(code: str, hits: list[tuple[_Run, Scored]], runs: list[_Run]) -
     """Say on which Pythons / versions a finding holds, when it holds on only some cells."""
     hit_ids = {h[0].cell_id for h in hits}
     pythons = sort_pythons([h[0].python for h in hits])
-    versions = sorted({h[0].version for h in hits}, key=_version_key)
+    versions = sorted({h[0].version for h in hits}, key=version_key)
     on_pythons = {r.cell_id for r in runs if r.python in pythons}
     on_versions = {r.cell_id for r in runs if r.version in versions}
     ran_pythons = {r.python for r in runs}
@@ -354,12 +353,5 @@ def _short(python: str) -> str:
     return ".".join(parts[:2]) if len(parts) >= 2 else python
 
 
-def _version_key(text: str) -> tuple[int, Any]:
-    try:
-        return (0, Version(text))
-    except InvalidVersion:
-        return (1, text)
-
-
 def _cell_key(python: str, version: str) -> tuple[Any, ...]:
-    return (_version_key(python), _version_key(version))
+    return (version_key(python), version_key(version))

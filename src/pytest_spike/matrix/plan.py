@@ -10,7 +10,6 @@ every output and never counted as a pass.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from packaging.version import Version
 
 import pytest_spike
 from pytest_spike._core import runner
-from pytest_spike._core.files import load_json_document
+from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.versions import python_allows, resolve
 from pytest_spike.matrix.interpreters import (
@@ -166,7 +165,7 @@ def collect(
                 f"collecting the spike in {', '.join(paths) or '.'} failed ({done.describe()}): "
                 f"{tail}; run 'pytest --spike --collect-only' there to see why"
             )
-        data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+        data = load_json_document(out, "plan from pytest --spike-plan", json_object)
     if data.get("schema") != PYTEST_PLAN_SCHEMA:
         raise SpikeError(
             f"pytest wrote a plan of schema {data.get('schema')!r}, not {PYTEST_PLAN_SCHEMA!r}: "

@@ -7,7 +7,6 @@ environment of its own, built (or reused) from the cache.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -15,14 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pytest_spike._core import runner
+from pytest_spike.envs import inspection
 from pytest_spike.envs.manager import EnvResult, tool_env
 from pytest_spike.model import Candidate, Finding, SpikeError
 
 if TYPE_CHECKING:
     from pytest_spike.services import Services
     from pytest_spike.settings import Settings
-
-_INSPECT_SOURCE = (Path(__file__).parent / "_inspect_dist.py").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -150,7 +148,7 @@ class ProbeContext:
         return self.target().python
 
     def inspect(self) -> dict[str, Any]:
-        """What the candidate's environment knows of its distribution (see _inspect_dist.py)."""
+        """What the candidate's environment knows of its distribution (see envs/inspection.py)."""
         python = self.python
         if python is None:
             return {"installed": False, "python": None}
@@ -160,18 +158,9 @@ class ProbeContext:
         return self.remember(("inspect", python, self.candidate.requirement), lambda: self._inspect(python))
 
     def _inspect(self, python: str) -> dict[str, Any]:
-        from packaging.requirements import Requirement
-
-        req = Requirement(self.candidate.requirement)
-        args = json.dumps({"name": req.name, "extras": sorted(req.extras)})
-        result = self.run(runner.python_argv(python, _INSPECT_SOURCE, args))
+        requirement = self.candidate.requirement
+        what = f"cannot inspect {self.candidate.project} with {python}"
+        result = self.run(inspection.argv(python, requirement))
         if not result.ok:
-            raise SpikeError(
-                f"cannot inspect {req.name} with {python}: {result.describe()}: {result.last_error_line()}"
-            )
-        try:
-            return json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise SpikeError(
-                f"cannot inspect {req.name} with {python}: unreadable answer {result.stdout[:200]!r}"
-            ) from None
+            raise SpikeError(f"{what}: {result.describe()}: {result.last_error_line()}")
+        return inspection.describe(inspection.read(result, what), requirement)

@@ -8,7 +8,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_spike.envs.fit import check_fit, install_findings
-from pytest_spike.envs.manager import find_uv, pip_command, tool_env
+from pytest_spike.envs.manager import choose_uv, pip_command, tool_env
 from pytest_spike.model import Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
@@ -59,7 +59,7 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
     if mine:
         findings.append(
             Finding(
-                "install.conflicts",
+                "install.pip_check",
                 Severity.HIGH,
                 f"pip check: {mine[0]}" + (f" (+{len(mine) - 1} more)" if len(mine) > 1 else ""),
                 {"pip_check": "\n".join(mine[:10])},
@@ -105,6 +105,7 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
             "missing_dependencies": missing,
             "size_mb": round(size_mb, 2),
             "pip_check": conflicts.get("status"),
+            "pip_check_by": conflicts.get("by"),
         }
     )
     return ProbeOutcome(findings=findings, details=details, version=version)
@@ -145,25 +146,29 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
 
 def pip_check(ctx: ProbeContext) -> dict[str, Any]:
     """``pip check`` of the candidate's environment, once per interpreter and session."""
-    return ctx.remember(("pip-check", ctx.python), lambda: _pip_check(ctx))
+    checked: dict[str, Any] = ctx.remember(("pip-check", ctx.python), lambda: _pip_check(ctx))
+    return checked
 
 
 def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
     python = str(ctx.python)
-    uv = find_uv()
-    if ctx.target().isolated and uv:
-        # A candidate environment: uv checks it in milliseconds, the host pip in seconds.
+    # A candidate environment is checked by the tool its backend chose (uv checks in
+    # milliseconds, the host pip in seconds); the running environment as pip sees it
+    # (PYTHONPATH entries included).
+    uv = choose_uv(ctx.settings.backend) if ctx.target().isolated else None
+    if uv is not None:
+        by = "uv"
         result = ctx.run([uv, "pip", "check", "--python", python], env=tool_env())
         lines = [line for line in result.stdout.splitlines() if line.startswith("The package ")]
     else:
-        # The running environment is checked as pip sees it (PYTHONPATH entries included).
+        by = "pip"
         result = ctx.run([*pip_command(python), "check"])
         lines = result.stdout.strip().splitlines()
     if result.returncode == 0:
-        return {"status": "ok", "lines": []}
+        return {"status": "ok", "lines": [], "by": by}
     if result.timed_out or not lines:
-        return {"status": f"not run: {result.describe()}: {result.last_error_line()}", "lines": []}
-    return {"status": "problems", "lines": lines}
+        return {"status": f"not run: {result.describe()}: {result.last_error_line()}", "lines": [], "by": by}
+    return {"status": "problems", "lines": lines, "by": by}
 
 
 def _involves(line: str, name: str) -> bool:

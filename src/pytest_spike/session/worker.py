@@ -9,8 +9,6 @@ so it survives xdist; ``controller.py`` gathers them.
 from __future__ import annotations
 
 import json
-import resource
-import sys
 import time
 from collections.abc import Generator
 from typing import Any, Callable
@@ -18,6 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_spike._core.files import write_atomic
+from pytest_spike._core.runner import peak_rss_mb
 from pytest_spike.data.budgets import TimeboxExceeded, alarm
 from pytest_spike.data.folder import data_findings
 from pytest_spike.envs import layer
@@ -177,14 +176,14 @@ class SpikeWorker:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         if _CANDIDATE not in item.stash:
             return (yield)
-        before = _maxrss_mb()
+        before = peak_rss_mb()
         candidate = item.stash[_CANDIDATE]
         message = f"{candidate.name}'s time box of {self._timebox(candidate):g}s ran out during this test"
         try:
             with alarm(item.stash.get(_REMAINING, self._remaining(candidate)), message):
                 return (yield)
         finally:
-            item.stash[_PEAK] = max(0.0, _maxrss_mb() - before)
+            item.stash[_PEAK] = max(0.0, peak_rss_mb() - before)
 
     # -- user tests in the candidate's own environment ----------------------------------
 
@@ -446,8 +445,3 @@ def _installed_version(candidate: Candidate) -> str | None:
         return metadata.version(candidate.project)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _maxrss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -12,6 +12,7 @@ import fnmatch
 import re
 import shlex
 import shutil
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,6 @@ class PytestConfig:
     ini: Mapping[str, Any] = field(default_factory=dict)
     markexpr: str | None = None
     plugins: tuple[str, ...] = ()
-    dropped_addopts: str = ""
     testpaths: tuple[str, ...] = ()
 
     @property
@@ -220,7 +220,6 @@ def _config(source: str, values: Mapping[str, Any]) -> PytestConfig:
         ini={k: values[k] for k in KEPT_INI_KEYS if k in values},
         markexpr=markexpr,
         plugins=tuple(plugins),
-        dropped_addopts=" ".join(args),
         testpaths=tuple(_as_list(values.get("testpaths", ""), split_words=True)),
     )
 
@@ -409,146 +408,19 @@ def _requirements_file(path: Path, root: Path, expand: _Expander, seen: set[Path
     return out
 
 
-# -- TOML on any Python ---------------------------------------------------------------------
-
-_toml: Any
-try:
-    import tomllib as _toml
-except ImportError:  # Python < 3.11
-    try:
-        import tomli as _toml  # type: ignore[no-redef]
-    except ImportError:
-        _toml = None
+# -- TOML -----------------------------------------------------------------------------------
 
 
 def load_toml(path: Path, notes: list[str]) -> dict[str, Any]:
-    """Parse a TOML file; without tomllib/tomli a small reader gets keys, strings, arrays and
-    inline tables, and ``notes`` says so."""
+    """Parse a TOML file; an invalid one is empty, and ``notes`` says why."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - a dependency on Python < 3.11
+        import tomli as tomllib
+
     text = path.read_text(encoding="utf-8", errors="replace")
-    if _toml is not None:
-        try:
-            return dict(_toml.loads(text))
-        except _toml.TOMLDecodeError as exc:
-            notes.append(f"{path.name}: invalid TOML ({exc}); its settings were ignored")
-            return {}
-    data, complete = _TomlSubset(text).parse()
-    skipped = "" if complete else "; some values could not be read"
-    notes.append(f"{path.name}: read without tomli (install tomli on Python < 3.11){skipped}")
-    return data
-
-
-class _TomlSubset:
-    """Just enough TOML for pyproject.toml tables, when no TOML library is installed."""
-
-    _BARE = re.compile(r"[A-Za-z0-9_-]+")
-    _ATOM = re.compile(r"[^,\]}\s#]+")
-
-    def __init__(self, text: str) -> None:
-        self.s, self.i = text, 0
-
-    def parse(self) -> tuple[dict[str, Any], bool]:
-        root: dict[str, Any] = {}
-        table, complete = root, True
-        while self._skip(newlines=True) < len(self.s):
-            try:
-                if self.s.startswith("[[", self.i):  # arrays of tables: not needed here
-                    table = {}
-                    self._line_end(skip=True)
-                elif self.s[self.i] == "[":
-                    self.i += 1
-                    table = self._descend(root, self._keys("]"))
-                    self.i += 1
-                    self._line_end()
-                else:
-                    keys = self._keys("=")
-                    self.i += 1
-                    self._descend(table, keys[:-1])[keys[-1]] = self._value()
-                    self._line_end()
-            except (ValueError, IndexError, AttributeError):
-                complete = False
-                self._line_end(skip=True)
-        return root, complete
-
-    def _descend(self, table: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
-        for key in keys:
-            table = table.setdefault(key, {})
-            if not isinstance(table, dict):
-                raise ValueError(key)
-        return table
-
-    def _skip(self, newlines: bool) -> int:
-        chars = " \t\r\n" if newlines else " \t"
-        while self.i < len(self.s):
-            if self.s[self.i] in chars:
-                self.i += 1
-            elif self.s[self.i] == "#":
-                end = self.s.find("\n", self.i)
-                self.i = len(self.s) if end < 0 else end
-            else:
-                break
-        return self.i
-
-    def _line_end(self, skip: bool = False) -> None:
-        if not skip and self._skip(newlines=False) < len(self.s) and self.s[self.i] not in "\r\n":
-            raise ValueError("text after value")
-        end = self.s.find("\n", self.i)
-        self.i = len(self.s) if end < 0 else end + 1
-
-    def _keys(self, until: str) -> list[str]:
-        keys = []
-        while True:
-            self._skip(newlines=False)
-            if self.s[self.i] in "\"'":
-                keys.append(self._string())
-            else:
-                keys.append(self._BARE.match(self.s, self.i).group())  # type: ignore[union-attr]
-                self.i += len(keys[-1])
-            self._skip(newlines=False)
-            if self.s[self.i] == until:
-                return keys
-            if self.s[self.i] != ".":
-                raise ValueError("bad key")
-            self.i += 1
-
-    def _value(self) -> Any:
-        self._skip(newlines=False)
-        char = self.s[self.i]
-        if char in "\"'":
-            return self._string()
-        if char in "[{":
-            close = "]" if char == "[" else "}"
-            items: list[Any] = []
-            pairs: dict[str, Any] = {}
-            self.i += 1
-            while self._skip(newlines=True) < len(self.s) and self.s[self.i] != close:
-                if close == "]":
-                    items.append(self._value())
-                else:
-                    keys = self._keys("=")
-                    self.i += 1
-                    self._descend(pairs, keys[:-1])[keys[-1]] = self._value()
-                if self._skip(newlines=True) < len(self.s) and self.s[self.i] == ",":
-                    self.i += 1
-            if self.i >= len(self.s):
-                raise ValueError("unterminated array or table")
-            self.i += 1
-            return items if close == "]" else pairs
-        atom = self._ATOM.match(self.s, self.i).group()  # type: ignore[union-attr]
-        self.i += len(atom)
-        return {"true": True, "false": False}.get(atom, int(atom) if atom.isdigit() else atom)
-
-    def _string(self) -> str:
-        quote = self.s[self.i]
-        if self.s.startswith(quote * 3, self.i):
-            end = self.s.index(quote * 3, self.i + 3)
-            body, self.i = self.s[self.i + 3 : end], end + 3
-            return body[1:] if body.startswith("\n") else body
-        if quote == "'":
-            end = self.s.index("'", self.i + 1)
-            body, self.i = self.s[self.i + 1 : end], end + 1
-            return body
-        match = re.compile(r'"((?:[^"\\\n]|\\.)*)"').match(self.s, self.i)
-        if match is None:
-            raise ValueError("unterminated string")
-        self.i = match.end()
-        return match.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
+    try:
+        return dict(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        notes.append(f"{path.name}: invalid TOML ({exc}); its settings were ignored")
+        return {}

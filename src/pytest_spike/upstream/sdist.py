@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Callable, cast
 
+from pytest_spike.index.pipconfig import redact as redact  # re-exported: upstream.run uses it
 from pytest_spike.model import SpikeError
 
 #: Defaults sized for real sdists (the largest popular ones are a few MB packed).
@@ -40,17 +41,6 @@ _SCHEMES = ("http", "https", "file")
 
 class UnsafeArchive(SpikeError):
     """An archive member that would escape the destination or exhaust the disk."""
-
-
-def redact(url: str) -> str:
-    """``url`` without a user name or password, safe to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def fetch_sdist(
