@@ -47,6 +47,8 @@ _TOML_TABLE = re.compile(r"^\s*\[\[?\s*[\w\"'.\- ]+\]\]?\s*(?:#.*)?$")
 _TOML_LINE = re.compile(r"^(?:\s*[\w\"'.\-]+\s*=\s*\S|\s|[\]}\"'])")
 _PS1 = re.compile(r"^>>> ?")
 _PS2 = re.compile(r"^\.\.\.(?: |$)")
+#: Clauses that continue a compound statement at its own indentation.
+_CLAUSE = re.compile(r"^(?:else|elif|except|finally)\b")
 _EXCEPTION = re.compile(
     r"^(?:[A-Za-z_]\w*\.)*(?P<name>[A-Za-z_]\w*(?:Error|Exception|Warning|Exit|Interrupt|"
     r"Iteration))(?::|$)"
@@ -262,8 +264,10 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
             continue
         start, source = i, [lines[i].strip()[prompt.end() :]]
         i += 1
-        while i < len(lines) and lines[i].strip() and not _PS1.match(lines[i].strip()):
-            more = _PS2.match(lines[i].strip())
+        while i < len(lines) and lines[i].strip():
+            more = _PS2.match(lines[i].strip()) or _prompted_body(source, lines[i].strip())
+            if not more and _PS1.match(lines[i].strip()):
+                break
             if more:
                 source.append(lines[i].strip()[more.end() :])
             elif _continues(source, lines[i]):
@@ -280,6 +284,32 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
         if text.strip():
             examples.append(Example(text, "\n".join(want), line + start, _exception(want)))
     return examples
+
+
+def _prompted_body(source: list[str], line: str) -> re.Match[str] | None:
+    """The prompt of ``>>>     body``: an indented line under an open header, prompted wrongly.
+
+    pathspec's README writes ``>>> with open(...) as fh:`` then ``>>>     spec = ...``;
+    a REPL would reject it, but a reader sees the body of the ``with``.
+    """
+    prompt = _PS1.match(line)
+    if prompt is None:
+        return None
+    rest = line[prompt.end() :]
+    if not (rest[:1].isspace() or _CLAUSE.match(rest)) or not _needs_body(source):
+        return None
+    return prompt
+
+
+def _needs_body(source: list[str]) -> bool:
+    """Whether ``source`` ends inside a compound statement that still takes lines."""
+    text = "\n".join(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return bool(text.strip()) and codeop.compile_command(text, "<readme>", "single") is None
+        except (SyntaxError, ValueError, OverflowError):
+            return False
 
 
 def _continues(source: list[str], line: str) -> bool:
