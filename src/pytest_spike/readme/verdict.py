@@ -213,10 +213,12 @@ def _undefined_name(f: Failure) -> Attribution | None:
         return None  # raised inside the candidate's code: its bug
     before = [i for i, names in f.readme.bound.items() if name in names and i < f.block.index]
     if before:
-        return Attribution(
-            Blame.ENVIRONMENT,
-            f"uses {name!r}, defined by an earlier example that did not run clean before it",
+        # A consequence: the block that defines it failed (and counts on its own), or
+        # ran clean in a process that a later block ended, so the namespace started over.
+        why = (
+            "an earlier example ended the process" if set(before) <= f.ok else "its example did not run clean"
         )
+        return Attribution(Blame.ENVIRONMENT, f"uses {name!r}, defined by an earlier example, but {why}")
     defined = any(name in names for names in f.readme.bound.values())
     if defined or f.readme.star_import or name in f.readme.own:
         return None  # used before the README defines it, or missing from the candidate
