@@ -301,6 +301,21 @@ def test_pathspec_style_prompted_block_bodies(tmp_path: Path) -> None:
     assert_unchecked(elided, "elides code with `...`")
 
 
+def test_code_after_a_bare_prompt_keeps_its_indentation() -> None:
+    """orjson's README: a bare ``>>>``, then a whole function at column 0."""
+    session = (
+        ">>> import json\n>>>\ndef default(obj):\n    if obj:\n        return str(obj)\n"
+        "    raise TypeError\n\nclass Secret(str):\n    pass\n\n>>> 1\n1\n\n2\n"
+    )
+    examples = parse_session(session, line=10)
+    assert [(e.source, e.line) for e in examples] == [
+        ("import json", 10),
+        ("def default(obj):\n    if obj:\n        return str(obj)\n    raise TypeError", 12),
+        ("class Secret(str):\n    pass", 17),
+        ("1", 20),  # "2" after a blank line is output, not code: no bare ">>>" before it
+    ]
+
+
 def test_blocks_that_are_not_python_are_the_spikes_reading(tmp_path: Path) -> None:
     blocks = extract_blocks(
         md("'anaconda fuuoo bar'\n        ^^", "demo.run(path/to/file, <your key>)", 'print "hello"'),
@@ -398,3 +413,14 @@ def test_probe_with_every_example_unchecked_is_skipped_and_scores_nothing(
     # because an item fails only on a high or critical finding.
     scored = {f["code"]: f["points"] for f in cands["netpkg"]["findings"]}
     assert scored == {"readme.failed": 10, "readme.unchecked": 0}
+
+
+def test_an_exception_shown_by_another_name_or_a_base_class_is_what_the_readme_shows(tmp_path: Path) -> None:
+    """orjson shows ``JSONEncodeError: ...`` for what is, at run time, a TypeError."""
+    text = md(
+        ">>> int('x')\nBadInputError: invalid literal for int() with base 10: 'x'\n"
+        ">>> {}['k']\nLookupError: 'k'\n>>> int('y')\nBadInputError: another message"
+    )
+    (session,) = run_blocks(PY, extract_blocks(text, "text/markdown"), timeout_per_block=5, cwd=tmp_path)
+    assert session.status == "failed"  # only the last example: neither name nor message fits
+    assert session.error == "ValueError: invalid literal for int() with base 10: 'y'"

@@ -194,7 +194,7 @@ def test_session_parser_is_lenient() -> None:
     assert [(e.source, e.want, e.line, e.exception) for e in examples] == [
         ("def double(x):\n    return x * 2", "", 10, ""),
         ("double(2)", "4", 12, ""),
-        ("total = double(\n5)", "", 14, ""),
+        ("total = double(\n5)", "", 15, ""),
         ('int("z")', "ValueError: invalid literal for int() with base 10: 'z'", 17, "ValueError"),
         ('{}["k"]', "Traceback (most recent call last):\n  ...\nKeyError: 'k'", 19, "KeyError"),
         ("for i in range(2):\n    print(i)", "0\n1", 23, ""),

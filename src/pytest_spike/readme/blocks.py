@@ -257,13 +257,20 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
     lines = code.splitlines()
     examples = []
     i = 0
+    # After a bare ">>>", unprompted code at column 0 stays code up to the next prompt,
+    # blank lines between definitions included (orjson's README).
+    code_mode = False
     while i < len(lines):
         prompt = _PS1.match(lines[i].strip())
-        if not prompt:
+        if prompt:
+            start, source = i, [lines[i].strip()[prompt.end() :]]
+            code_mode = not source[0].strip()
+            i += 1
+        elif code_mode and lines[i].strip() and not lines[i][:1].isspace():
+            start, source = i - 1, [""]  # as if a bare ">>>" stood on the line before
+        else:
             i += 1
             continue
-        start, source = i, [lines[i].strip()[prompt.end() :]]
-        i += 1
         while i < len(lines) and lines[i].strip():
             more = _PS2.match(lines[i].strip()) or _prompted_body(source, lines[i].strip())
             if not more and _PS1.match(lines[i].strip()):
@@ -271,8 +278,9 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
             if more:
                 source.append(lines[i].strip()[more.end() :])
             elif _continues(source, lines[i]):
-                # Unprompted lines are indented past the 4-column prompt they lack.
-                source.append(_unindent(lines[i], 4))
+                # Unprompted lines are indented past the 4-column prompt they lack, unless
+                # the statement itself began unprompted after a bare ">>>" (orjson's README).
+                source.append(_unindent(lines[i], 4 if source[0].strip() else 0))
             else:
                 break
             i += 1
@@ -280,6 +288,8 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
         while i < len(lines) and lines[i].strip() and not _PS1.match(lines[i].strip()):
             want.append(lines[i])
             i += 1
+        while len(source) > 1 and not source[0].strip():
+            source, start = source[1:], start + 1  # the code begins after the bare ">>>"
         text = "\n".join(source).strip("\n")
         if text.strip():
             examples.append(Example(text, "\n".join(want), line + start, _exception(want)))
