@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pkgfactory import FakeProject, build_wheel, pip_install_target
 
-from pytest_spike.model import Severity, SpikeError
+from pytest_spike.model import Blame, Severity, SpikeError
 from pytest_spike.readme._child import is_local, output_matches
 from pytest_spike.readme.run import (
     BlockOutcome,
@@ -26,6 +26,7 @@ from pytest_spike.readme.run import (
     readme_findings,
     run_blocks,
 )
+from pytest_spike.scoring import Weights
 
 PY = sys.executable
 
@@ -193,7 +194,7 @@ def test_session_parser_is_lenient() -> None:
     assert [(e.source, e.want, e.line, e.exception) for e in examples] == [
         ("def double(x):\n    return x * 2", "", 10, ""),
         ("double(2)", "4", 12, ""),
-        ("total = double(\n5)", "", 14, ""),
+        ("total = double(\n5)", "", 15, ""),
         ('int("z")', "ValueError: invalid literal for int() with base 10: 'z'", 17, "ValueError"),
         ('{}["k"]', "Traceback (most recent call last):\n  ...\nKeyError: 'k'", 19, "KeyError"),
         ("for i in range(2):\n    print(i)", "0\n1", 23, ""),
@@ -303,7 +304,7 @@ def test_session_output_matched_separately_from_ran_clean(tmp_path: Path) -> Non
         ```
 
         ```
-        >>> missing_name
+        >>> time.no_such_clock()
         42
         ```
         """,
@@ -318,7 +319,7 @@ def test_session_output_matched_separately_from_ran_clean(tmp_path: Path) -> Non
     )
     assert mismatching.mismatch.startswith("line 10: expected '0.0', got '")
     assert (broken.status, broken.ran_clean, broken.output_matched) == ("failed", False, False)
-    assert broken.error == "NameError: name 'missing_name' is not defined"
+    assert broken.error == "AttributeError: module 'time' has no attribute 'no_such_clock'"
     assert [f.code for f in readme_findings(outcomes)[0]] == ["readme.failed"]
 
 
@@ -365,18 +366,26 @@ def test_hanging_blocks_time_out_and_the_rest_still_run(tmp_path: Path) -> None:
         ("ok", "ok", "ok"),
         ("timeout", "timeout", "skipped"),  # the alarm: same process, same namespace
         ("ok", "ok", "failed"),
-        ("timeout", "timeout", "skipped"),  # alarm swallowed: the watchdog ends the process
+        # alarm swallowed: the watchdog ends the process; `while True` without a break
+        # runs until stopped by design, so it is unchecked rather than a hang
+        ("unchecked", "timeout", "skipped"),
         ("failed", "failed", "failed"),
         ("ok", "ok", "ok"),  # a new process after the crash: a fresh namespace
     ]
     assert outcomes[1].error == "timed out after 0.5s"
     assert outcomes[3].error == "did not stop within 2s after its time limit"
+    assert outcomes[3].unchecked == "loops forever by design (`while True` without a break)"
     assert outcomes[4].error == "the interpreter ended: exit code 3"
     assert elapsed < 15
     findings = {f.code: f for f in readme_findings(outcomes)[0]}
     assert findings["readme.timeout"].severity == Severity.MEDIUM
     assert findings["readme.timeout"].evidence["block"] == "line 6: import time"
+    assert findings["readme.timeout"].message.startswith("1 of 5 checked README examples hung")
     assert findings["readme.failed"].severity == Severity.LOW
+    assert (findings["readme.unchecked"].blame, findings["readme.unchecked"].severity) == (
+        Blame.ENVIRONMENT,
+        Severity.INFO,
+    )
 
 
 def test_stdin_argv_and_network_are_closed(tmp_path: Path) -> None:
@@ -424,13 +433,26 @@ def test_stdin_argv_and_network_are_closed(tmp_path: Path) -> None:
         "",
     ]
     assert "network access refused by pytest-spike" in outcomes[3].error
-    assert [o.status for o in outcomes] == ["failed"] * 4 + ["ok"]
-    finding = readme_findings(outcomes)[0][0]
-    assert (finding.code, finding.severity) == ("readme.failed", Severity.MEDIUM)
+    # What the spike closed or refused is not the README's fault: all four unchecked.
+    assert [o.status for o in outcomes] == ["unchecked"] * 4 + ["ok"]
+    assert [o.unchecked for o in outcomes[:4]] == [
+        "reads standard input, which pytest-spike closes",
+        "reads command-line arguments, which pytest-spike does not give",
+        "needs network access, which pytest-spike refused (--spike-allow-network allows it)",
+        "needs network access, which pytest-spike refused (--spike-allow-network allows it)",
+    ]
+    (finding,) = readme_findings(outcomes)[0]
+    assert (finding.code, finding.severity, finding.blame) == (
+        "readme.unchecked",
+        Severity.INFO,
+        Blame.ENVIRONMENT,
+    )
+    assert Weights().points(finding) == 0
     assert finding.evidence == {
         "block": 'line 2: name = input("Your name? ")',
         "error": "EOFError: EOF when reading a line",
         "count": "4/5",
+        "reason": "reads standard input, which pytest-spike closes",
     }
 
 
@@ -500,7 +522,7 @@ def test_spike_readme_end_to_end(demo_site: Path, tmp_path: Path) -> None:
     assert [o.output_matched for o in result.outcomes] == [None, True]
     assert [o.alone for o in result.outcomes] == ["ok", "failed"]
     assert result.findings == []
-    assert result.summary() == "2 blocks: 2 ok, 0 failed, 0 timed out, 0 not run"
+    assert result.summary() == "2 blocks: 2 ok, 0 failed, 0 timed out, 0 unchecked, 0 not run"
     with pytest.raises(SpikeError, match="'bash' is not one of"):
         readme.blocks("bash")
 

@@ -4,9 +4,13 @@
 environment, so it must stay standard library only and Python 3.9 compatible, and it never
 imports pytest_spike. Importing it (for tests) runs nothing.
 
-Protocol: the job is one JSON object on stdin (``limit``, ``grace``, ``argv0``, ``blocks``);
+Protocol: the job is one JSON object on stdin (``limit``, ``grace``, ``argv0``, ``blocks``,
+``network``: whether to allow it, ``imports``: modules the README uses without importing);
 reading it leaves stdin at EOF, so blocks that read stdin get EOF rather than hang. One
 JSON line per finished block goes to the original stdout; what blocks print goes to stderr.
+A failed or timed-out block's line carries ``facts``: what the parent needs to say whose
+fault it was (the exception's kind and subject, where it was raised, whether the network
+was refused, whether the block listened on a socket or was still printing).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ from __future__ import annotations
 import ast
 import builtins
 import errno
+import importlib
+import importlib.util
 import io
 import ipaddress
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -31,6 +38,27 @@ from typing import IO, Any, Callable
 _REAL_CONNECT = socket.socket.connect
 _REAL_CONNECT_EX = socket.socket.connect_ex
 _REAL_GETADDRINFO = socket.getaddrinfo
+_REAL_LISTEN = socket.socket.listen
+#: Longest error text sent back (an exception's message may hold a whole document).
+ERROR_CHARS = 2000
+
+
+class Activity:
+    """What the running block did that the parent cannot see: reset when a block starts."""
+
+    refused = 0
+    listening = False
+    last_output: float | None = None
+    started = 0.0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.refused, cls.listening, cls.last_output = 0, False, None
+        cls.started = time.perf_counter()
+
+    @classmethod
+    def output(cls) -> None:
+        cls.last_output = time.perf_counter()
 
 
 class BlockTimeout(BaseException):
@@ -60,12 +88,14 @@ def _refused(what: Any) -> str:
 
 def _connect(self: socket.socket, address: Any) -> None:
     if isinstance(address, tuple) and not is_local(address[0]):
+        Activity.refused += 1
         raise ConnectionRefusedError(errno.ECONNREFUSED, _refused(address))
     _REAL_CONNECT(self, address)
 
 
 def _connect_ex(self: socket.socket, address: Any) -> int:
     if isinstance(address, tuple) and not is_local(address[0]):
+        Activity.refused += 1
         return errno.ECONNREFUSED
     return _REAL_CONNECT_EX(self, address)
 
@@ -73,8 +103,14 @@ def _connect_ex(self: socket.socket, address: Any) -> int:
 def _getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
     # An address literal needs no lookup: connect() refuses it with a clearer error.
     if not is_local(host) and _address(host) is None:
+        Activity.refused += 1
         raise socket.gaierror(socket.EAI_NONAME, _refused(host))
     return _REAL_GETADDRINFO(host, *args, **kwargs)
+
+
+def _listen(self: socket.socket, *args: Any) -> None:
+    Activity.listening = True  # a server: running until stopped is its design
+    _REAL_LISTEN(self, *args)
 
 
 def refuse_network() -> None:
@@ -84,9 +120,89 @@ def refuse_network() -> None:
     socket.getaddrinfo = _getaddrinfo
 
 
+class Tracked:
+    """A stream that notes when a block last printed (a progress bar is alive, not hung)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.__dict__["_stream"] = stream
+
+    def write(self, text: str) -> int:
+        Activity.output()
+        return self._stream.write(text)  # type: ignore[no-any-return]
+
+    def writelines(self, lines: Any) -> None:
+        Activity.output()
+        self._stream.writelines(lines)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._stream, name, value)
+
+
+class Capture(io.StringIO):
+    """What a ``>>>`` example prints, noting the time of each write."""
+
+    def write(self, text: str) -> int:
+        Activity.output()
+        return super().write(text)
+
+
 def last_line(exc: BaseException) -> str:
     lines = traceback.format_exception_only(type(exc), exc)
-    return lines[-1].strip() if lines else type(exc).__name__
+    text = lines[-1].strip() if lines else type(exc).__name__
+    return text[:ERROR_CHARS]
+
+
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+
+
+def facts(exc: BaseException, phase: str = "run") -> dict[str, Any]:
+    """The parts of an exception that say whose fault it is (see ``readme.verdict``)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    readme = [f for f in frames if f.filename == "README"]
+    found: dict[str, Any] = {
+        "type": type(exc).__name__,
+        "phase": phase,
+        "line": readme[-1].lineno if readme else None,
+        "in_readme": bool(frames) and frames[-1].filename == "README",
+        "refused": Activity.refused,
+    }
+    if isinstance(exc, NameError):
+        name = getattr(exc, "name", None)
+        match = _UNDEFINED.search(str(exc))
+        found["name"] = name or (match.group(1) if match else None)
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        try:
+            installed = importlib.util.find_spec(top) is not None
+        except BaseException:  # a broken package's finder may raise anything
+            installed = False
+        found.update(module=exc.name, installed=installed)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        name = os.fsdecode(exc.filename) if isinstance(exc.filename, (str, bytes)) else str(exc.filename)
+        if os.path.isabs(name) and name.startswith(os.getcwd() + os.sep):
+            name = os.path.relpath(name)  # the block's fresh folder is our doing
+        found.update(filename=name, errno=exc.errno)
+    if isinstance(exc, SystemExit):
+        found["code"] = exc.code if isinstance(exc.code, (int, type(None))) else str(exc.code)[:200]
+    return found
+
+
+def liveness(frame: Any = None, tb: Any = None) -> dict[str, Any]:
+    """Facts about a block that ran out of time: was it serving, printing, waiting?"""
+    now = time.perf_counter()
+    stack = traceback.extract_tb(tb) if tb is not None else traceback.extract_stack(frame)
+    readme = [f for f in stack if f.filename == "README"]
+    return {
+        "type": "timeout",
+        "refused": Activity.refused,
+        "listening": Activity.listening,
+        "quiet_s": None if Activity.last_output is None else round(now - Activity.last_output, 3),
+        "frames": [f.name for f in stack][-12:],
+        "line": readme[-1].lineno if readme else None,
+    }
 
 
 def parse(source: str, line: int) -> ast.Module:
@@ -119,25 +235,49 @@ def _first(text: str) -> str:
     return lines[0][:80] if lines else ""
 
 
+def shows(example: dict[str, Any], raised: BaseException) -> bool:
+    """Whether the example's output shows ``raised``: by its class (or a base) or its message.
+
+    orjson's README shows ``JSONEncodeError: Type is not JSON serializable: ...`` where
+    ``orjson.JSONEncodeError`` is another name of ``TypeError``: the message tells.
+    """
+    name = example["exception"]
+    if not name:
+        return False
+    if name in {cls.__name__ for cls in type(raised).__mro__}:
+        return True
+    lines = [line.strip() for line in example["want"].splitlines() if line.strip()]
+    message = " ".join(str(raised).split())
+    for line in {lines[0], lines[-1]}:
+        shown, sep, text = line.partition(":")
+        if sep and shown.split(".")[-1] == name and " ".join(text.split()) == message:
+            return True
+    return False
+
+
 def run_session(examples: list[dict[str, Any]], namespace: dict[str, Any]) -> dict[str, Any]:
     """Run ``>>>`` examples as a REPL would; ``clean`` and ``matched`` are kept apart."""
     result: dict[str, Any] = {"clean": True, "matched": True, "error": "", "mismatch": ""}
     for example in examples:
-        out, raised = io.StringIO(), None
+        out, raised, phase = Capture(), None, "compile"
         try:
             body = parse(example["source"], example["line"]).body
             code = compile(ast.Interactive(body=body), "README", "single")
+            phase = "run"
             with redirect_stdout(out):
                 exec(code, namespace)
         except BlockTimeout:
             raise
         except BaseException as exc:  # the README's code may raise anything
             raised = exc
-        if raised is not None and type(raised).__name__ == example["exception"]:
+        if raised is not None and shows(example, raised):
             continue
         if raised is not None:
             result["clean"] = result["matched"] = False
-            result["error"] = result["error"] or last_line(raised)
+            if not result["error"]:
+                result["error"] = last_line(raised)
+                result["facts"] = facts(raised, phase)
+                result["facts"]["line"] = result["facts"]["line"] or example["line"]
         elif example["exception"] or (
             example["want"].strip() and not output_matches(example["want"], out.getvalue())
         ):
@@ -154,25 +294,34 @@ def run_block(block: dict[str, Any], namespace: dict[str, Any], limit: float) ->
     """Run one block under an alarm of ``limit`` seconds; never raises."""
     has_alarm = hasattr(signal, "setitimer")
     result: dict[str, Any] = {"status": "ok", "error": ""}
+    phase = "compile"
+    Activity.reset()
     try:
         try:
             if has_alarm:
                 signal.setitimer(signal.ITIMER_REAL, limit)
             if block["kind"] == "pycon":
+                phase = "run"
                 result = run_session(block["examples"], namespace)
             else:
-                tree = parse(block["code"], block["line"])
-                exec(compile(tree, "README", "exec"), namespace)
+                code = compile(parse(block["code"], block["line"]), "README", "exec")
+                phase = "run"
+                exec(code, namespace)
         finally:
             if has_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-    except BlockTimeout:
-        result = {"status": "timeout", "error": f"timed out after {limit:g}s", "clean": False}
+    except BlockTimeout as exc:
+        result = {
+            "status": "timeout",
+            "error": f"timed out after {limit:g}s",
+            "clean": False,
+            "facts": liveness(tb=exc.__traceback__),
+        }
     except SystemExit as exc:
         if exc.code not in (None, 0):
-            result = {"status": "failed", "error": f"SystemExit: {exc.code}"}
+            result = {"status": "failed", "error": f"SystemExit: {exc.code}", "facts": facts(exc, phase)}
     except BaseException as exc:  # the README's code may raise anything
-        result = {"status": "failed", "error": last_line(exc)}
+        result = {"status": "failed", "error": last_line(exc), "facts": facts(exc, phase)}
     return result
 
 
@@ -199,6 +348,8 @@ class Reporter:
 
 
 def _watchdog(reporter: Reporter, index: int, started: float, grace: float) -> Callable[[], None]:
+    main_thread = threading.get_ident()
+
     def fire() -> None:
         # The block swallowed the alarm or holds it off: report it and end the process.
         error = f"did not stop within {grace:g}s after its time limit"
@@ -207,6 +358,7 @@ def _watchdog(reporter: Reporter, index: int, started: float, grace: float) -> C
             "error": error,
             "duration": time.perf_counter() - started,
             "ended": True,  # tells the parent to carry on after this block in a new process
+            "facts": liveness(frame=sys._current_frames().get(main_thread)),
         }
         if reporter.emit(index, result):
             os._exit(124)
@@ -214,23 +366,60 @@ def _watchdog(reporter: Reporter, index: int, started: float, grace: float) -> C
     return fire
 
 
+def assume_import(name: str, namespace: dict[str, Any], limit: float) -> None:
+    """Import ``name`` for a README that uses its module without importing it.
+
+    ``regex.match(...)`` in the regex README assumes the reader imported regex, as a
+    doctest's globals would. A failed import shows in the blocks as a NameError.
+    """
+    has_alarm = hasattr(signal, "setitimer")
+    try:
+        try:
+            if has_alarm:
+                signal.setitimer(signal.ITIMER_REAL, limit)
+            namespace[name] = importlib.import_module(name)
+        finally:
+            if has_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except BaseException:  # the candidate's import may raise or hang: the blocks will say
+        pass
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
     raise BlockTimeout()
 
 
 def main() -> None:
-    job = json.loads(sys.stdin.read())
+    """Run the job; an error of this program itself is reported as ``spike_error``."""
+    out: IO[str] = sys.stdout
+    try:
+        job = json.loads(sys.stdin.read())
+        sys.stdout.flush()
+        out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        os.dup2(2, 1)  # what blocks print goes to stderr; results alone to the old stdout
+        run_job(job, Reporter(out))
+    except BaseException as exc:  # run_block catches the blocks' errors: this one is ours
+        try:
+            out.write(json.dumps({"spike_error": last_line(exc)}) + "\n")
+            out.flush()
+        finally:
+            os._exit(70)
+
+
+def run_job(job: dict[str, Any], reporter: Reporter) -> None:
     limit, grace = float(job["limit"]), float(job["grace"])
     sys.argv = [job["argv0"]]
-    sys.stdout.flush()
-    reporter = Reporter(os.fdopen(os.dup(1), "w", encoding="utf-8"))
-    os.dup2(2, 1)
-    refuse_network()
+    sys.stdout, sys.stderr = Tracked(sys.stdout), Tracked(sys.stderr)  # type: ignore[assignment]
+    socket.socket.listen = _listen  # type: ignore[method-assign,assignment]
+    if not job.get("network"):
+        refuse_network()
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _on_alarm)
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = module  # so pickle and friends find the blocks' classes
+    for name in job.get("imports", ()):
+        assume_import(name, module.__dict__, limit)
     for block in job["blocks"]:
         index, started = block["index"], time.perf_counter()
         reporter.start(index)

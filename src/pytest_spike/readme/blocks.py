@@ -47,6 +47,8 @@ _TOML_TABLE = re.compile(r"^\s*\[\[?\s*[\w\"'.\- ]+\]\]?\s*(?:#.*)?$")
 _TOML_LINE = re.compile(r"^(?:\s*[\w\"'.\-]+\s*=\s*\S|\s|[\]}\"'])")
 _PS1 = re.compile(r"^>>> ?")
 _PS2 = re.compile(r"^\.\.\.(?: |$)")
+#: Clauses that continue a compound statement at its own indentation.
+_CLAUSE = re.compile(r"^(?:else|elif|except|finally)\b")
 _EXCEPTION = re.compile(
     r"^(?:[A-Za-z_]\w*\.)*(?P<name>[A-Za-z_]\w*(?:Error|Exception|Warning|Exit|Interrupt|"
     r"Iteration))(?::|$)"
@@ -255,20 +257,30 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
     lines = code.splitlines()
     examples = []
     i = 0
+    # After a bare ">>>", unprompted code at column 0 stays code up to the next prompt,
+    # blank lines between definitions included (orjson's README).
+    code_mode = False
     while i < len(lines):
         prompt = _PS1.match(lines[i].strip())
-        if not prompt:
+        if prompt:
+            start, source = i, [lines[i].strip()[prompt.end() :]]
+            code_mode = not source[0].strip()
+            i += 1
+        elif code_mode and lines[i].strip() and not lines[i][:1].isspace():
+            start, source = i - 1, [""]  # as if a bare ">>>" stood on the line before
+        else:
             i += 1
             continue
-        start, source = i, [lines[i].strip()[prompt.end() :]]
-        i += 1
-        while i < len(lines) and lines[i].strip() and not _PS1.match(lines[i].strip()):
-            more = _PS2.match(lines[i].strip())
+        while i < len(lines) and lines[i].strip():
+            more = _PS2.match(lines[i].strip()) or _prompted_body(source, lines[i].strip())
+            if not more and _PS1.match(lines[i].strip()):
+                break
             if more:
                 source.append(lines[i].strip()[more.end() :])
             elif _continues(source, lines[i]):
-                # Unprompted lines are indented past the 4-column prompt they lack.
-                source.append(_unindent(lines[i], 4))
+                # Unprompted lines are indented past the 4-column prompt they lack, unless
+                # the statement itself began unprompted after a bare ">>>" (orjson's README).
+                source.append(_unindent(lines[i], 4 if source[0].strip() else 0))
             else:
                 break
             i += 1
@@ -276,10 +288,38 @@ def parse_session(code: str, line: int = 1) -> list[Example]:
         while i < len(lines) and lines[i].strip() and not _PS1.match(lines[i].strip()):
             want.append(lines[i])
             i += 1
+        while len(source) > 1 and not source[0].strip():
+            source, start = source[1:], start + 1  # the code begins after the bare ">>>"
         text = "\n".join(source).strip("\n")
         if text.strip():
             examples.append(Example(text, "\n".join(want), line + start, _exception(want)))
     return examples
+
+
+def _prompted_body(source: list[str], line: str) -> re.Match[str] | None:
+    """The prompt of ``>>>     body``: an indented line under an open header, prompted wrongly.
+
+    pathspec's README writes ``>>> with open(...) as fh:`` then ``>>>     spec = ...``;
+    a REPL would reject it, but a reader sees the body of the ``with``.
+    """
+    prompt = _PS1.match(line)
+    if prompt is None:
+        return None
+    rest = line[prompt.end() :]
+    if not (rest[:1].isspace() or _CLAUSE.match(rest)) or not _needs_body(source):
+        return None
+    return prompt
+
+
+def _needs_body(source: list[str]) -> bool:
+    """Whether ``source`` ends inside a compound statement that still takes lines."""
+    text = "\n".join(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return bool(text.strip()) and codeop.compile_command(text, "<readme>", "single") is None
+        except (SyntaxError, ValueError, OverflowError):
+            return False
 
 
 def _continues(source: list[str], line: str) -> bool:

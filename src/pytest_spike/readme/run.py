@@ -4,7 +4,9 @@ The README is the distribution's long description in its installed metadata, rea
 target interpreter. ``readme.blocks`` finds and classifies the blocks; here Python blocks
 and ``>>>`` sessions run in subprocesses through :func:`pytest_spike._core.runner.run` (the
 program they run is ``readme._child``), alone and cumulatively; shell, TOML, JSON and other
-blocks are listed but never run. ``SpikeReadme`` is the object behind ``spike_readme``.
+blocks are listed but never run. ``readme.verdict`` says whose fault each failure is: a
+block that failed for a reason the README leaves to the reader or our environment refused
+is ``unchecked`` and never scored. ``SpikeReadme`` is the object behind ``spike_readme``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner
-from pytest_spike.model import Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.readme.blocks import (
     KINDS,
     RUNNABLE_KINDS,
@@ -31,16 +33,19 @@ from pytest_spike.readme.blocks import (
     extract_blocks,
     parse_session,
 )
+from pytest_spike.readme.verdict import Failure, ReadmeFacts, attribute, documented_raise
 
 __all__ = [
     "Block",
     "BlockOutcome",
     "Example",
+    "InstalledReadme",
     "ReadmeRun",
     "SpikeReadme",
     "classify",
     "extract_blocks",
     "parse_session",
+    "read_package",
     "read_readme",
     "readme_findings",
     "run_blocks",
@@ -49,15 +54,19 @@ __all__ = [
 
 #: Time limit per README block unless the caller gives one.
 DEFAULT_BLOCK_TIMEOUT_S = 10.0
+#: Largest README read from the metadata (pydantic's, with its changelog, is 140 kB).
+README_CAP = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class BlockOutcome:
-    """How one block did: ``status`` is ok / failed / timeout / skipped.
+    """How one block did: ``status`` is ok / failed / timeout / unchecked / skipped.
 
     A block is ok when it ran clean either alone or after the blocks before it (see
     ``alone`` and ``cumulative``). ``ran_clean`` and ``output_matched`` are set for ``>>>``
-    sessions; an example that shows no output matches any output.
+    sessions; an example that shows no output matches any output. An ``unchecked`` block
+    failed for a reason that is not the candidate's: ``unchecked`` says which, ``blame``
+    whose (environment or spike); ``error`` keeps what it raised.
     """
 
     index: int
@@ -72,6 +81,8 @@ class BlockOutcome:
     alone: str = "skipped"
     cumulative: str = "skipped"
     mismatch: str = ""
+    unchecked: str = ""
+    blame: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -103,8 +114,29 @@ else:
     if not isinstance(body, str) or not body.strip():
         body, header = md.get("Description") or "", True
     kind = md.get("Description-Content-Type") or ""
-    print(json.dumps({"text": body, "header": header, "type": kind}))
+    dist = im.distribution(guess)
+    modules = (dist.read_text("top_level.txt") or "").split()
+    if not modules:
+        for path in dist.files or ():
+            top = path.parts[0] if path.parts else ""
+            if top.endswith(".py") and len(path.parts) == 1:
+                top = top[:-3]
+            elif len(path.parts) < 2 or path.parts[-1] != "__init__.py":
+                continue
+            if top.isidentifier() and top not in modules:
+                modules.append(top)
+    print(json.dumps({"text": body, "header": header, "type": kind, "name": md["Name"], "modules": modules}))
 """
+
+
+@dataclass(frozen=True)
+class InstalledReadme:
+    """A distribution's README as installed, and the top-level modules it owns."""
+
+    text: str
+    content_type: str
+    name: str
+    modules: tuple[str, ...] = ()
 
 
 def read_readme(
@@ -120,19 +152,38 @@ def read_readme(
     Raises ``SpikeError`` when the distribution is not installed there or the interpreter
     cannot run.
     """
+    found = read_package(python, dist_name, timeout, env=env, extra_env=extra_env)
+    return found.text, found.content_type
+
+
+def read_package(
+    python: str,
+    dist_name: str,
+    timeout: float,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> InstalledReadme:
+    """``dist_name``'s README and top-level modules as installed for ``python``.
+
+    Raises ``SpikeError`` as :func:`read_readme` does.
+    """
     argv = runner.python_argv(python, _READ_SCRIPT, dist_name)
-    result = runner.run(argv, timeout=timeout, env=env, extra_env=extra_env)
+    # The whole README is one JSON line: the usual output cap would cut a long one.
+    result = runner.run(argv, timeout=timeout, env=env, extra_env=extra_env, cap=README_CAP)
     data: Any = None
-    if result.ok:
+    if result.ok and not result.output_truncated:
         try:
             data = json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
             data = None
     if not isinstance(data, dict):
-        raise SpikeError(
-            f"cannot read the README of {dist_name!r} with {python} "
-            f"({result.describe()}: {result.last_error_line() or 'no output'})"
+        why = (
+            f"its metadata is larger than {README_CAP // 2**20} MiB"
+            if result.output_truncated
+            else f"{result.describe()}: {result.last_error_line() or 'no output'}"
         )
+        raise SpikeError(f"cannot read the README of {dist_name!r} with {python} ({why})")
     if data.get("missing"):
         raise SpikeError(
             f"{dist_name!r} is not installed for {python}: install it into that "
@@ -144,7 +195,8 @@ def read_readme(
     # unfolds it already, 3.9 does not: unfold only when every line still carries the fold.
     if data.get("header") and rest and all(_FOLD.match(x) for x in rest if x.strip()):
         text = "\n".join([first] + [_FOLD.sub("", x) for x in rest])
-    return text, str(data.get("type") or "")
+    modules = tuple(str(m) for m in data.get("modules") or ())
+    return InstalledReadme(text, str(data.get("type") or ""), str(data.get("name") or dist_name), modules)
 
 
 # --- running ---------------------------------------------------------------------------
@@ -168,6 +220,9 @@ def run_blocks(
     cwd: str | Path,
     env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    allow_network: bool = False,
+    modules: Sequence[str] = (),
+    dist_name: str = "",
 ) -> list[BlockOutcome]:
     """Run the runnable blocks with ``python``, cumulatively and alone; list every block.
 
@@ -178,13 +233,24 @@ def run_blocks(
     element, a fresh folder under ``cwd``, a scrubbed environment and a per-block time
     limit (an alarm, then the process is ended ``GRACE_S`` later).
 
-    Network access is refused for non-loopback addresses by patching ``socket`` in the
-    child: a courtesy against accidental traffic, not a sandbox (C extensions bypass it).
-    A block that times out cumulatively is not run again alone.
+    Unless ``allow_network``, network access is refused for non-loopback addresses by
+    patching ``socket`` in the child: a courtesy against accidental traffic, not a sandbox
+    (C extensions bypass it). A block that times out cumulatively is not run again alone.
+
+    ``modules`` (the candidate's top-level modules) and ``dist_name`` tell the candidate's
+    own code from the rest when judging a failure (see ``readme.verdict``); a module of
+    ``modules`` that the README uses but never imports is imported before the blocks run.
     """
     runnable = [b for b in blocks if b.runnable]
+    facts = ReadmeFacts.of(blocks, modules, dist_name)
     run_in_order = functools.partial(
-        _run_in_order, python, limit=timeout_per_block, cwd=Path(cwd), env=env, extra_env=extra_env
+        _run_in_order,
+        python,
+        limit=timeout_per_block,
+        cwd=Path(cwd),
+        env=env,
+        extra_env=extra_env,
+        setup={"network": allow_network, "imports": facts.assumed_imports(modules)},
     )
     together = run_in_order(runnable, "cumulative")
     alone: dict[int, dict[str, Any]] = {}
@@ -193,7 +259,13 @@ def run_blocks(
             alone[block.index] = together[block.index]  # nothing ran before it: same run
         elif together[block.index]["status"] != "timeout":
             alone.update(run_in_order([block], f"alone-{block.index}"))
-    return [_outcome(b, together.get(b.index), alone.get(b.index)) for b in blocks]
+    ok = frozenset(
+        b.index
+        for b in runnable
+        if "ok" in (together[b.index]["status"], alone.get(b.index, {}).get("status"))
+    )
+    judge = functools.partial(_outcome, facts=facts, ok=ok, limit=timeout_per_block)
+    return [judge(b, together.get(b.index), alone.get(b.index)) for b in blocks]
 
 
 def _run_in_order(
@@ -205,12 +277,14 @@ def _run_in_order(
     cwd: Path,
     env: Mapping[str, str] | None,
     extra_env: Mapping[str, str] | None,
+    setup: Mapping[str, Any],
 ) -> dict[int, dict[str, Any]]:
     """Report per block index; a new process picks up after a block that ended one."""
     reports: dict[int, dict[str, Any]] = {}
     pending = list(blocks)
     while pending:
         job = {
+            **setup,
             "limit": limit,
             "grace": GRACE_S,
             "argv0": "readme",
@@ -225,6 +299,7 @@ def _run_in_order(
             extra_env=extra_env,
             stdin_data=json.dumps(job).encode(),
         )
+        ours = ""
         for line in result.stdout.splitlines():
             try:
                 data = json.loads(line)
@@ -232,11 +307,18 @@ def _run_in_order(
                 continue
             if isinstance(data, dict) and "index" in data:
                 reports[int(data["index"])] = data
+            elif isinstance(data, dict) and "spike_error" in data:
+                ours = str(data["spike_error"])
         done = [b for b in pending if b.index in reports]
         if len(done) == len(pending):
             break
         if not done and result.returncode == 127 and "cannot start" in result.stderr:
             raise SpikeError(f"{result.stderr.strip()}: check the interpreter path {python!r}")
+        if ours:
+            # The runner itself failed: nothing after this point was checked.
+            error = {"status": "failed", "error": ours, "spike": True}
+            reports.update({b.index: dict(error) for b in pending[len(done) :]})
+            break
         if done and reports[done[-1].index].get("ended"):
             pending = pending[len(done) :]  # the watchdog ended it after reporting
         else:
@@ -267,12 +349,26 @@ def _death_report(result: runner.RunResult) -> dict[str, Any]:
     return {"status": "failed", "error": error}
 
 
-def _outcome(block: Block, together: dict[str, Any] | None, alone: dict[str, Any] | None) -> BlockOutcome:
+def _outcome(
+    block: Block,
+    together: dict[str, Any] | None,
+    alone: dict[str, Any] | None,
+    *,
+    facts: ReadmeFacts,
+    ok: frozenset[int],
+    limit: float,
+) -> BlockOutcome:
     if together is None:
         return BlockOutcome(block.index, block.line, block.kind, "skipped", block.first_line)
     alone_status = alone["status"] if alone else "skipped"
     statuses = (together["status"], alone_status)
-    status = next((s for s in ("ok", "timeout") if s in statuses), "failed")
+    # Not ok: the cumulative run explains it (alone, a block lacks what came before it).
+    status = "ok" if "ok" in statuses else together["status"]
+    failure = Failure(block, together, facts, ok, limit)
+    said = documented_raise(failure) if status == "failed" else ""
+    if said:
+        status = "ok"  # it raised what the README says it raises
+    why = None if status == "ok" else attribute(failure)
     # Report the run that explains the status: the cumulative one unless only alone was ok.
     main = alone if alone and together["status"] != "ok" and alone_status == "ok" else together
     clean = main.get("clean", main["status"] == "ok")
@@ -280,33 +376,44 @@ def _outcome(block: Block, together: dict[str, Any] | None, alone: dict[str, Any
         index=block.index,
         line=block.line,
         kind=block.kind,
-        status=status,
+        status="unchecked" if why else status,
         first_line=block.first_line,
-        error="" if status == "ok" else cut(str(together.get("error", "")), 300),
+        error=cut(f"{together.get('error', '')} (the README says: {said})", 300)
+        if said
+        else ("" if status == "ok" else cut(str(together.get("error", "")), 300)),
         ran_clean=bool(clean),
         output_matched=main.get("matched") if block.kind == "pycon" else None,
         duration_s=float(together.get("duration", 0.0)),
         alone=alone_status,
         cumulative=together["status"],
         mismatch=cut(str(main.get("mismatch", "")), 300),
+        unchecked=why.reason if why else "",
+        blame=why.blame.value if why else "",
     )
 
 
 # --- findings and the fixture object ---------------------------------------------------
 
 
-def readme_findings(outcomes: Sequence[BlockOutcome]) -> tuple[list[Finding], dict[str, Any]]:
+def readme_findings(
+    outcomes: Sequence[BlockOutcome], assumed_imports: Sequence[str] = ()
+) -> tuple[list[Finding], dict[str, Any]]:
     """Turn block outcomes into findings and a JSON-able details dict.
 
-    Rule: ``readme.failed`` is medium when more than half of the runnable blocks failed
-    (timeouts not counted as failures), low when at least one did; ``readme.timeout``
-    (medium) when any block hung; ``readme.none`` (info) when nothing was runnable. A
-    ``>>>`` session whose output differs but which ran clean is not a failure: outputs
-    that depend on time or dict order mismatch honestly; see ``output_matched`` in details.
+    Only the blocks whose failure is the candidate's count (``checked`` = runnable minus
+    unchecked). Rule: ``readme.failed`` is medium when more than half of the checked
+    blocks failed (timeouts not counted as failures), low when at least one did;
+    ``readme.timeout`` (medium) when any block hung; ``readme.unchecked`` (info, blamed on
+    the environment or the spike, never scored) for the blocks that failed for another
+    reason; ``readme.none`` (info) when nothing was runnable. A ``>>>`` session whose
+    output differs but which ran clean is not a failure: outputs that depend on time or
+    dict order mismatch honestly; see ``output_matched`` in details.
     """
     runnable = [o for o in outcomes if o.kind in RUNNABLE_KINDS]
     failed = [o for o in runnable if o.status == "failed"]
     hung = [o for o in runnable if o.status == "timeout"]
+    unchecked = [o for o in runnable if o.status == "unchecked"]
+    checked = len(runnable) - len(unchecked)
     findings = []
     if not runnable:
         kinds = ", ".join(f"{n} {k}" for k, n in _count(o.kind for o in outcomes).items())
@@ -318,14 +425,14 @@ def readme_findings(outcomes: Sequence[BlockOutcome]) -> tuple[list[Finding], di
             )
         )
     if failed:
-        severity = Severity.MEDIUM if 2 * len(failed) > len(runnable) else Severity.LOW
+        severity = Severity.MEDIUM if 2 * len(failed) > checked else Severity.LOW
         findings.append(
             Finding(
                 "readme.failed",
                 severity,
-                f"{len(failed)} of {len(runnable)} README examples failed; first at line "
+                f"{len(failed)} of {checked} checked README examples failed; first at line "
                 f"{failed[0].line}: {failed[0].error}",
-                _evidence(failed[0], len(failed), len(runnable)),
+                _evidence(failed[0], len(failed), checked),
             )
         )
     if hung:
@@ -333,19 +440,35 @@ def readme_findings(outcomes: Sequence[BlockOutcome]) -> tuple[list[Finding], di
             Finding(
                 "readme.timeout",
                 Severity.MEDIUM,
-                f"{len(hung)} of {len(runnable)} README examples hung; first at line "
+                f"{len(hung)} of {checked} checked README examples hung; first at line "
                 f"{hung[0].line}: {hung[0].error}",
-                _evidence(hung[0], len(hung), len(runnable)),
+                _evidence(hung[0], len(hung), checked),
             )
         )
+    for blame in (Blame.ENVIRONMENT, Blame.SPIKE):
+        group = [o for o in unchecked if o.blame == blame.value]
+        if group:
+            first = group[0]
+            findings.append(
+                Finding(
+                    "readme.unchecked",
+                    Severity.INFO,
+                    f"{len(group)} of {len(runnable)} README examples not checked; first at line "
+                    f"{first.line}: {first.unchecked}",
+                    dict(_evidence(first, len(group), len(runnable)), reason=first.unchecked),
+                    blame=blame,
+                )
+            )
     sessions = [o for o in runnable if o.kind == "pycon"]
-    details = {
+    details: dict[str, Any] = {
         "counts": {
             "blocks": len(outcomes),
             "runnable": len(runnable),
+            "checked": checked,
             "ok": sum(o.status == "ok" for o in runnable),
             "failed": len(failed),
             "timeout": len(hung),
+            "unchecked": len(unchecked),
             "skipped": len(outcomes) - len(runnable),
             "ok_alone": sum(o.alone == "ok" for o in runnable),
             "ok_cumulative": sum(o.cumulative == "ok" for o in runnable),
@@ -355,6 +478,8 @@ def readme_findings(outcomes: Sequence[BlockOutcome]) -> tuple[list[Finding], di
         "kinds": _count(o.kind for o in outcomes),
         "blocks": [o.to_dict() for o in outcomes],
     }
+    if assumed_imports:
+        details["assumed_imports"] = list(assumed_imports)
     return findings, details
 
 
@@ -378,6 +503,8 @@ class ReadmeRun:
     """The outcome of running a README's blocks (what ``spike_readme.run()`` returns)."""
 
     outcomes: tuple[BlockOutcome, ...]
+    #: the candidate's modules imported for a README that uses them without importing
+    assumed_imports: tuple[str, ...] = ()
 
     @property
     def runnable(self) -> list[BlockOutcome]:
@@ -396,23 +523,34 @@ class ReadmeRun:
         return [o for o in self.runnable if o.status == "timeout"]
 
     @property
+    def unchecked(self) -> list[BlockOutcome]:
+        """Blocks that failed for a reason that is not the candidate's (see ``unchecked``)."""
+        return [o for o in self.runnable if o.status == "unchecked"]
+
+    @property
+    def checked(self) -> list[BlockOutcome]:
+        """Runnable blocks whose outcome is evidence about the candidate, either way."""
+        return [o for o in self.runnable if o.status != "unchecked"]
+
+    @property
     def ok(self) -> bool:
         """True when there was something to run and every runnable block ran clean."""
         return bool(self.runnable) and len(self.passed) == len(self.runnable)
 
     @property
     def findings(self) -> list[Finding]:
-        return readme_findings(self.outcomes)[0]
+        return readme_findings(self.outcomes, self.assumed_imports)[0]
 
     @property
     def details(self) -> dict[str, Any]:
-        return readme_findings(self.outcomes)[1]
+        return readme_findings(self.outcomes, self.assumed_imports)[1]
 
     def summary(self) -> str:
-        """One line: ``7 blocks: 4 ok, 1 failed, 0 timed out, 2 not run``."""
+        """One line: ``7 blocks: 3 ok, 1 failed, 0 timed out, 1 unchecked, 2 not run``."""
         return (
             f"{len(self.outcomes)} blocks: {len(self.passed)} ok, {len(self.failed)} failed, "
-            f"{len(self.timed_out)} timed out, {len(self.outcomes) - len(self.runnable)} not run"
+            f"{len(self.timed_out)} timed out, {len(self.unchecked)} unchecked, "
+            f"{len(self.outcomes) - len(self.runnable)} not run"
         )
 
 
@@ -421,7 +559,8 @@ class SpikeReadme:
 
     ``python`` is the interpreter of the candidate's environment, ``timeout`` the limit per
     block in seconds (and for reading the metadata), ``workdir`` an existing folder the
-    blocks run in (each run gets a fresh subfolder).
+    blocks run in (each run gets a fresh subfolder). ``allow_network`` lets the blocks
+    reach beyond loopback (refused by default, and a refused block is unchecked).
     """
 
     def __init__(
@@ -433,6 +572,7 @@ class SpikeReadme:
         *,
         env: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
+        allow_network: bool = False,
     ) -> None:
         self.python = python
         self.dist_name = dist_name
@@ -440,14 +580,15 @@ class SpikeReadme:
         self.workdir = Path(workdir)
         self.env = env
         self.extra_env = extra_env
-        self._readme: tuple[str, str] | None = None
+        self.allow_network = allow_network
+        self._readme: InstalledReadme | None = None
 
     def __repr__(self) -> str:
         return f"<SpikeReadme {self.dist_name} python={self.python}>"
 
-    def _read(self) -> tuple[str, str]:
+    def _read(self) -> InstalledReadme:
         if self._readme is None:
-            self._readme = read_readme(
+            self._readme = read_package(
                 self.python, self.dist_name, self.timeout, env=self.env, extra_env=self.extra_env
             )
         return self._readme
@@ -455,28 +596,34 @@ class SpikeReadme:
     @property
     def text(self) -> str:
         """The README as installed (the long description in the metadata)."""
-        return self._read()[0]
+        return self._read().text
 
     @property
     def content_type(self) -> str:
-        return self._read()[1]
+        return self._read().content_type
 
     def blocks(self, kind: str | None = None) -> list[Block]:
         """All code blocks, or those of one ``kind`` (python, pycon, shell, toml, json, other)."""
         if kind is not None and kind not in KINDS:
             raise SpikeError(f"spike_readme.blocks: {kind!r} is not one of {', '.join(KINDS)}")
-        found = extract_blocks(*self._read())
+        found = extract_blocks(self.text, self.content_type)
         return [b for b in found if kind is None or b.kind == kind]
 
     def run(self, blocks: Sequence[Block] | None = None) -> ReadmeRun:
         """Run the README's blocks (or the given ones) alone and cumulatively."""
         self.workdir.mkdir(parents=True, exist_ok=True)
+        readme = self._read()
+        chosen = self.blocks() if blocks is None else list(blocks)
         outcomes = run_blocks(
             self.python,
-            self.blocks() if blocks is None else blocks,
+            chosen,
             timeout_per_block=self.timeout,
             cwd=self.workdir,
             env=self.env,
             extra_env=self.extra_env,
+            allow_network=self.allow_network,
+            modules=readme.modules,
+            dist_name=readme.name,
         )
-        return ReadmeRun(tuple(outcomes))
+        assumed = ReadmeFacts.of(chosen, readme.modules, readme.name).assumed_imports(readme.modules)
+        return ReadmeRun(tuple(outcomes), tuple(assumed))

@@ -1,0 +1,356 @@
+"""Whose fault a README block's failure is (evidence rule 1, attribution).
+
+A README example that fails is evidence against the candidate only when nothing else
+explains it. The child (``readme._child``) reports the facts of each failure: the
+exception's kind and subject, the README line it came from, whether the network was
+refused, whether a timed-out block listened on a socket or was still printing. Here the
+rules turn those facts, and what the whole README defines, into an :class:`Attribution`
+(``unchecked``: never scored) or ``None`` (the candidate's: scored). Each rule names its
+evidence in the reason, so the scorecard can say why a block was not counted.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_spike.model import Blame
+from pytest_spike.readme.blocks import Block, parse_session
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Why a block's failure is not counted against the candidate."""
+
+    blame: Blame
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReadmeFacts:
+    """What the whole README defines and names, and what the candidate owns."""
+
+    #: names each runnable block binds at module level (imports, assignments, defs)
+    bound: Mapping[int, frozenset[str]]
+    #: names the runnable blocks read
+    used: frozenset[str]
+    #: whether some block imports ``*`` (a name then may come from anywhere)
+    star_import: bool
+    #: the code of every block, runnable or not (paths the README names)
+    text: str
+    #: the candidate's top-level modules and its distribution name as a module name
+    own: frozenset[str]
+
+    @classmethod
+    def of(cls, blocks: Sequence[Block], modules: Sequence[str] = (), dist_name: str = "") -> ReadmeFacts:
+        bound: dict[int, frozenset[str]] = {}
+        used: set[str] = set()
+        star = False
+        for block in blocks:
+            if not block.runnable:
+                continue
+            names: set[str] = set()
+            for tree in _trees(block):
+                found, has_star = _module_bindings(tree)
+                names |= found
+                star = star or has_star
+                used.update(
+                    n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                )
+            bound[block.index] = frozenset(names)
+        own = {m for m in modules if m.isidentifier()}
+        if dist_name:
+            own.add(re.sub(r"[-.]+", "_", dist_name).lower())
+        return cls(bound, frozenset(used), star, "\n".join(b.code for b in blocks), frozenset(own))
+
+    def assumed_imports(self, modules: Sequence[str]) -> list[str]:
+        """The candidate's modules the README uses but never imports (``regex.match(...)``)."""
+        everywhere = frozenset().union(*self.bound.values()) if self.bound else frozenset()
+        return [m for m in modules if m in self.used and m not in everywhere]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One block's failed or timed-out run, with what the rules need to judge it."""
+
+    block: Block
+    run: Mapping[str, Any]
+    readme: ReadmeFacts
+    #: indices of the blocks that ran clean (alone or after the others)
+    ok: frozenset[int]
+    limit: float
+
+    @property
+    def facts(self) -> Mapping[str, Any]:
+        return self.run.get("facts") or {}
+
+    @property
+    def kind(self) -> str:
+        return str(self.facts.get("type") or "")
+
+    def source_line(self) -> str:
+        """The README line the failure came from, without its ``>>>`` prompt ("" if unknown)."""
+        line = self.facts.get("line")
+        lines = self.block.code.splitlines()
+        if not isinstance(line, int) or not 0 <= line - self.block.line < len(lines):
+            return ""
+        return re.sub(r"^\s*(?:>>>|\.\.\.)\s?", "", lines[line - self.block.line]).strip()
+
+
+def attribute(failure: Failure) -> Attribution | None:
+    """Whose fault ``failure`` is: an Attribution when not the candidate's, else None."""
+    for rule in RULES:
+        found = rule(failure)
+        if found is not None:
+            return found
+    return None
+
+
+def documented_raise(failure: Failure) -> str:
+    """The README's comment saying the failing line raises what it raised ("" if none).
+
+    pydantic's README ends an example with ``Page.model_validate_json(...)`` and the
+    comment ``# After: ValidationError (extra_forbidden)``: the block did what it says.
+    """
+    line, kind = failure.facts.get("line"), failure.kind
+    if failure.block.kind != "python" or not isinstance(line, int) or not kind.isidentifier():
+        return ""
+    lines = failure.block.code.splitlines()
+    start = line - failure.block.line
+    for text in lines[max(start, 0) : start + 4]:
+        comment = text.partition("#")[2]
+        if re.search(rf"\b{re.escape(kind)}\b", comment):
+            return comment.strip()
+    return ""
+
+
+def _spike_error(f: Failure) -> Attribution | None:
+    if f.run.get("spike"):
+        return Attribution(Blame.SPIKE, f"pytest-spike's own runner failed: {f.run.get('error', '')}")
+    return None
+
+
+def _network(f: Failure) -> Attribution | None:
+    if f.facts.get("refused"):
+        return Attribution(
+            Blame.ENVIRONMENT,
+            "needs network access, which pytest-spike refused (--spike-allow-network allows it)",
+        )
+    return None
+
+
+#: Frames of a loop that serves or runs until stopped, by design.
+_SERVE_FRAMES = frozenset(
+    "serve_forever run_forever serve_until_stopped accept mainloop run_polling start_polling "
+    "idle run_app serve".split()
+)
+
+
+def _timeout(f: Failure) -> Attribution | None:
+    """A block that ran out of time hung unless it shows it runs until stopped by design."""
+    if f.run.get("status") != "timeout":
+        return None
+    facts = f.facts
+    if facts.get("listening"):
+        return Attribution(
+            Blame.ENVIRONMENT, "starts a server (it listened on a socket): it runs until stopped"
+        )
+    serving = [name for name in facts.get("frames") or () if name in _SERVE_FRAMES]
+    if serving:
+        return Attribution(Blame.ENVIRONMENT, f"entered a loop that runs until stopped ({serving[-1]})")
+    quiet = facts.get("quiet_s")
+    if isinstance(quiet, (int, float)) and quiet <= max(1.0, f.limit / 5):
+        return Attribution(
+            Blame.ENVIRONMENT,
+            f"was still printing {quiet:.1f}s before its time ran out (a progress or streaming demo)",
+        )
+    if _loops_forever(f.block):
+        return Attribution(Blame.ENVIRONMENT, "loops forever by design (`while True` without a break)")
+    return None
+
+
+def _syntax(f: Failure) -> Attribution | None:
+    if f.facts.get("phase") != "compile":
+        return None
+    error = str(f.run.get("error", ""))
+    if "Missing parentheses in call to 'print'" in error:
+        return None  # a README written for Python 2: the candidate's
+    return Attribution(
+        Blame.SPIKE,
+        f"not valid Python as read ({error}): an illustration, a placeholder or our cut of the block",
+    )
+
+
+def _system_exit(f: Failure) -> Attribution | None:
+    if f.kind != "SystemExit":
+        return None
+    return Attribution(
+        Blame.ENVIRONMENT,
+        f"a command-line example: it exited with status {f.facts.get('code')!r} "
+        "(pytest-spike runs it with no arguments)",
+    )
+
+
+def _stdin(f: Failure) -> Attribution | None:
+    if f.kind != "EOFError":
+        return None
+    return Attribution(Blame.ENVIRONMENT, "reads standard input, which pytest-spike closes")
+
+
+def _argv(f: Failure) -> Attribution | None:
+    if f.kind != "IndexError" or "sys.argv" not in f.source_line():
+        return None
+    return Attribution(Blame.ENVIRONMENT, "reads command-line arguments, which pytest-spike does not give")
+
+
+def _undefined_name(f: Failure) -> Attribution | None:
+    name = f.facts.get("name")
+    if f.kind != "NameError" or not name or not f.facts.get("in_readme"):
+        return None  # raised inside the candidate's code: its bug
+    before = [i for i, names in f.readme.bound.items() if name in names and i < f.block.index]
+    if before:
+        # A consequence: the block that defines it failed (and counts on its own), or
+        # ran clean in a process that a later block ended, so the namespace started over.
+        why = (
+            "an earlier example ended the process" if set(before) <= f.ok else "its example did not run clean"
+        )
+        return Attribution(Blame.ENVIRONMENT, f"uses {name!r}, defined by an earlier example, but {why}")
+    defined = any(name in names for names in f.readme.bound.values())
+    if defined or f.readme.star_import or name in f.readme.own:
+        return None  # used before the README defines it, or missing from the candidate
+    return Attribution(
+        Blame.ENVIRONMENT, f"uses {name!r}, which the README never defines: left to the reader"
+    )
+
+
+def _missing_module(f: Failure) -> Attribution | None:
+    module = str(f.facts.get("module") or "")
+    if f.kind != "ModuleNotFoundError" or not module:
+        return None
+    top = module.split(".")[0]
+    if top in f.readme.own or f.facts.get("installed"):
+        return None  # the candidate's own module, or a part missing from an installed package
+    return Attribution(
+        Blame.ENVIRONMENT,
+        f"needs {top!r}, an optional package that is not installed (the candidate does not require it)",
+    )
+
+
+def _reader_path(f: Failure) -> Attribution | None:
+    filename = f.facts.get("filename")
+    if not isinstance(filename, str) or not filename.strip("./"):
+        return None
+    path = re.sub(r"^(?:\./)+", "", filename).rstrip("/")
+    if path not in f.readme.text:
+        return None  # a path the candidate's code made up (its missing data file, say)
+    return Attribution(
+        Blame.ENVIRONMENT,
+        f"uses {path!r}, a path the README names but never creates: left to the reader",
+    )
+
+
+#: ``...`` standing for code or values: ``f([...])``, ``f(a, ...)``, ``key=...``.
+_ELLIPSIS = re.compile(r"[\[(,{=:]\s*\.\.\.\s*[\])},]")
+_STRING = re.compile(r"""(['"])(?:\\.|(?!\1).)*\1""")
+
+
+def _ellipsis(f: Failure) -> Attribution | None:
+    line = _STRING.sub("''", f.source_line())
+    if not _ELLIPSIS.search(line):
+        return None
+    return Attribution(Blame.ENVIRONMENT, "the failing line elides code with `...`: a placeholder")
+
+
+#: Tried in order; the first that applies decides.
+RULES: tuple[Callable[[Failure], Attribution | None], ...] = (
+    _spike_error,
+    _network,
+    _timeout,
+    _syntax,
+    _system_exit,
+    _stdin,
+    _argv,
+    _undefined_name,
+    _missing_module,
+    _reader_path,
+    _ellipsis,
+)
+
+
+# --- reading the README's code -------------------------------------------------------
+
+
+def _parse(source: str) -> ast.Module | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.parse(source)
+        except (SyntaxError, ValueError):
+            return None
+
+
+def _trees(block: Block) -> Iterator[ast.Module]:
+    sources = (
+        [e.source for e in parse_session(block.code, block.line)] if block.kind == "pycon" else [block.code]
+    )
+    for source in sources:
+        tree = _parse(source)
+        if tree is not None:
+            yield tree
+
+
+def _module_bindings(tree: ast.Module) -> tuple[set[str], bool]:
+    """Names bound at module level (function and class bodies are not entered)."""
+    names: set[str] = set()
+    star = False
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                star = star or alias.name == "*"
+                names.add(alias.asname or alias.name.split(".")[0])
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        pending.extend(ast.iter_child_nodes(node))
+    names.discard("*")
+    return names, star
+
+
+def _loops_forever(block: Block) -> bool:
+    """Whether the block has a ``while True`` loop with no ``break`` or ``return`` of its own."""
+    for tree in _trees(block):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.While) and _always(node.test) and not _exits(node):
+                return True
+    return False
+
+
+def _always(test: ast.expr) -> bool:
+    return isinstance(test, ast.Constant) and bool(test.value) is True
+
+
+def _exits(loop: ast.While) -> bool:
+    """Whether a ``break``, ``return`` or ``raise`` can end ``loop`` (nested defs excluded)."""
+    pending: list[tuple[ast.AST, bool]] = [(node, False) for node in loop.body]
+    while pending:
+        node, nested = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, (ast.Return, ast.Raise)) or (isinstance(node, ast.Break) and not nested):
+            return True
+        inner = nested or isinstance(node, (ast.For, ast.AsyncFor, ast.While))
+        pending.extend((child, inner) for child in ast.iter_child_nodes(node))
+    return False
