@@ -39,9 +39,20 @@ PROJECTS = [
     ),
     # A dependency whose own import warns about itself: its warning, not the candidate's.
     FakeProject("noisydep", "1.0", files={"noisydep/__init__.py": _DEP_WARNS}),
+    # A private submodule of a public package is the candidate's own code.
+    FakeProject(
+        "internaldist",
+        "1.0",
+        files={
+            "internalpkg/__init__.py": "from internalpkg import _impl\n",
+            "internalpkg/_impl.py": "import warnings\nwarnings.warn('internalpkg.old is deprecated', DeprecationWarning)\n",
+        },
+    ),
     FakeProject("privdist", "1.0", files={"_private.py": "VALUE = 4\n"}),
     # Data only: nothing to import.
     FakeProject("emptydist", "1.0", files={"emptydist_data/notes.txt": "just text\n"}),
+    # An editable install the way some backends make it: a .pth file, no module in the file list.
+    FakeProject("guessdist", "1.0", files={"guessdist.pth": "/nonexistent/src\n"}),
     # Tests shipped at the top level are not the API.
     FakeProject(
         "withtests",
@@ -124,6 +135,16 @@ def test_the_candidates_own_warning_still_counts(pytester: pytest.Pytester, site
     assert codes(cand)["import.deprecation"]["message"].endswith("noisydep.old is going away")
 
 
+def test_a_private_submodules_warning_counts(pytester: pytest.Pytester, site: Path) -> None:
+    _, cand = spike(pytester, "internaldist")
+    deprecation = codes(cand)["import.deprecation"]
+    assert (
+        deprecation["message"]
+        == "import internalpkg raises DeprecationWarning: internalpkg.old is deprecated"
+    )
+    assert deprecation["evidence"]["where"].split(":")[0].endswith("internalpkg/_impl.py")
+
+
 def test_only_private_modules_are_imported(pytester: pytest.Pytester, site: Path) -> None:
     result, cand = spike(pytester, "privdist")
     result.assert_outcomes(passed=2)
@@ -140,6 +161,20 @@ def test_nothing_importable_is_skipped_not_passed(pytester: pytest.Pytester, sit
         "nothing importable found"
     )
     assert not codes(cand)
+
+
+def test_a_module_guessed_from_the_name_that_is_missing_is_no_evidence(
+    pytester: pytest.Pytester, site: Path
+) -> None:
+    result, cand = spike(pytester, "guessdist")
+    result.assert_outcomes(passed=1, skipped=1)
+    details = import_probe(cand)["details"]
+    assert details["found_by"] == "guessed"
+    assert (
+        details["skipped"]
+        == "nothing importable found: guessdist lists no module, and none is named guessdist"
+    )
+    assert "import.failed" not in codes(cand)
 
 
 def test_top_level_tests_package_is_not_imported(pytester: pytest.Pytester, site: Path) -> None:

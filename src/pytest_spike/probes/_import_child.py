@@ -86,8 +86,8 @@ class Layout:
             if "__pycache__" in parts:
                 continue
             mod = module_of(parts)
-            if mod is None:
-                continue
+            if mod is None or mod[0].startswith("__editable__"):
+                continue  # an editable install's finder is not the package it finds
             if parts[-1].startswith("__init__."):
                 self.packages.add(mod)
             self.files.setdefault(mod, os.path.realpath(str(dist.locate_file(path))))
@@ -136,17 +136,25 @@ def plan(args):
         # An editable install or a legacy one without a file list: trust top_level.txt.
         how = "top_level"
         text = dist.read_text("top_level.txt") or ""
-        found = [tuple(line.strip().split(".")) for line in text.splitlines() if line.strip()]
+        found = [(line.strip(),) for line in text.splitlines() if line.strip()]
     found = [m for m in found if m and all(part.isidentifier() for part in m)]
+    if not found and dist is not None:
+        # No file list and no top_level.txt (an editable install by some backends): the
+        # project's name is a guess, and a guess that does not import is no evidence.
+        how, found = "guessed", [(canon(args["dist"]).replace("-", "_"),)]
     public = [m for m in found if not private(m)]
     chosen = (public or found) if how != "given" else found
     left_out = {".".join(m): "private (a public module exists)" for m in found if m not in chosen}
     if len(chosen) > MAX_MODULES:
         left_out[f"{len(chosen) - MAX_MODULES} more"] = f"over the limit of {MAX_MODULES} modules"
         chosen = chosen[:MAX_MODULES]
+    # A file under a module left out (a shim) is not the candidate's API; any other file,
+    # private submodules of its public packages included, is the candidate's own code.
+    shims = [m for m in found if m not in chosen]
     own = {}
     for mod, path in (layout.files if layout else {}).items():
-        own[os.path.normcase(path)] = "shim" if private(mod) and public and how != "given" else "candidate"
+        shim = any(mod[: len(s)] == s for s in shims)
+        own[os.path.normcase(path)] = "shim" if shim else "candidate"
     return {
         "how": how,
         "modules": [".".join(m) for m in chosen],
@@ -160,8 +168,9 @@ def owner(filename, own, imported_dirs):
     if filename.startswith("<") and (filename == "<string>" or "importlib" in filename):
         return "importer"  # the imported module warned about itself (stacklevel=2)
     path = os.path.normcase(os.path.realpath(filename))
-    if path in own:
-        return own[path]
+    if own:
+        return own.get(path, "other")
+    # No file list (modules given by the user, an editable install): where the module lives.
     if any(path == d or path.startswith(d + os.sep) for d in imported_dirs):
         return "candidate"
     return "other"

@@ -75,10 +75,16 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
         return ProbeOutcome([finding], details, version, peak_memory_mb=result.peak_memory_mb)
     details["imports"] = imports
     details["import_s"] = round(sum(e["seconds"] for e in imports), 4)
+    if plan.get("how") == "guessed":
+        # The project's name was only a guess at a module: not finding it is no evidence.
+        imports = [e for e in imports if not (e["error"] or "").startswith("ModuleNotFoundError")]
     real = [e["module"] for e in imports if e["real"] or e["error"]]
     if not real:
-        empty = ", ".join(modules)
-        why = f"{NOTHING_IMPORTABLE}: {empty} is only an empty namespace" if empty else NOTHING_IMPORTABLE
+        why = NOTHING_IMPORTABLE
+        if plan.get("how") == "guessed":
+            why += f": {args['dist']} lists no module, and none is named {', '.join(modules)}"
+        elif modules:
+            why += f": {', '.join(modules)} is only an empty namespace"
         details["skipped"] = why  # the results file keeps the reason next to the evidence
         return ProbeOutcome(
             details=details, version=version, skipped=why, peak_memory_mb=result.peak_memory_mb
