@@ -53,6 +53,8 @@ PROJECTS = [
     FakeProject("emptydist", "1.0", files={"emptydist_data/notes.txt": "just text\n"}),
     # An editable install the way some backends make it: a .pth file, no module in the file list.
     FakeProject("guessdist", "1.0", files={"guessdist.pth": "/nonexistent/src\n"}),
+    # A namespace holding many plain modules: imported up to a limit, the rest counted.
+    FakeProject("manydist", "1.0", files={f"manyns/m{i:02}.py": "" for i in range(25)}),
     # Tests shipped at the top level are not the API.
     FakeProject(
         "withtests",
@@ -175,6 +177,18 @@ def test_a_module_guessed_from_the_name_that_is_missing_is_no_evidence(
         == "nothing importable found: guessdist lists no module, and none is named guessdist"
     )
     assert "import.failed" not in codes(cand)
+
+
+def test_many_modules_are_capped_and_counted(pytester: pytest.Pytester, site: Path) -> None:
+    _, cand = spike(pytester, "manydist")
+    details = import_probe(cand)["details"]
+    assert details["modules"] == [f"manyns.m{i:02}" for i in range(20)]
+    assert details["left_out"] == {"5 more modules": "over the limit of 20 modules"}
+    message = codes(cand)["import.modules"]["message"]
+    assert message.startswith(
+        "imported 20 modules (manyns.m00, manyns.m01, manyns.m02, manyns.m03 and 16 more) in "
+    )
+    assert message.endswith("; left out 5 more modules")
 
 
 def test_top_level_tests_package_is_not_imported(pytester: pytest.Pytester, site: Path) -> None:

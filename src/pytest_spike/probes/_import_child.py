@@ -146,7 +146,7 @@ def plan(args):
     chosen = (public or found) if how != "given" else found
     left_out = {".".join(m): "private (a public module exists)" for m in found if m not in chosen}
     if len(chosen) > MAX_MODULES:
-        left_out[f"{len(chosen) - MAX_MODULES} more"] = f"over the limit of {MAX_MODULES} modules"
+        left_out[f"{len(chosen) - MAX_MODULES} more modules"] = f"over the limit of {MAX_MODULES} modules"
         chosen = chosen[:MAX_MODULES]
     # A file under a module left out (a shim) is not the candidate's API; any other file,
     # private submodules of its public packages included, is the candidate's own code.

@@ -35,6 +35,8 @@ _NOT_CHARGED_WHY = {
 }
 _CHILD_SOURCE = (Path(__file__).parent / "_import_child.py").read_text(encoding="utf-8")
 NOTHING_IMPORTABLE = "nothing importable found"
+#: Modules named in the one-line summary; the details list them all.
+_NAMED_IN_MESSAGE = 4
 
 
 def probe_import(ctx: ProbeContext) -> ProbeOutcome:
@@ -159,14 +161,23 @@ def _not_charged(imports: list[dict[str, Any]], details: dict[str, Any]) -> list
 
 def _imported(imports: list[dict[str, Any]], left_out: dict[str, str], only_private: bool) -> Finding:
     """What the verdict rests on: the modules imported, and those left out."""
-    done = ", ".join(f"{e['module']} ({e['seconds']:.2f}s)" for e in imports if e["real"] or e["error"])
-    message = f"imported {done}"
+    done = [e for e in imports if e["real"] or e["error"]]
+    if len(done) <= _NAMED_IN_MESSAGE:
+        message = "imported " + ", ".join(f"{e['module']} ({e['seconds']:.2f}s)" for e in done)
+    else:
+        named = ", ".join(e["module"] for e in done[:_NAMED_IN_MESSAGE])
+        took = sum(e["seconds"] for e in done)
+        message = (
+            f"imported {len(done)} modules ({named} and {len(done) - _NAMED_IN_MESSAGE} more) in {took:.2f}s"
+        )
     if left_out:
-        message += f"; left out {', '.join(left_out)}"
+        names = list(left_out)
+        more = f" and {len(names) - _NAMED_IN_MESSAGE} more" if len(names) > _NAMED_IN_MESSAGE else ""
+        message += f"; left out {', '.join(names[:_NAMED_IN_MESSAGE])}{more}"
     if only_private:
         message += "; the distribution has only private modules"
     return Finding(
-        "import.modules", Severity.INFO, message, {"modules": ", ".join(e["module"] for e in imports)}
+        "import.modules", Severity.INFO, message, {"modules": ", ".join(e["module"] for e in done)}
     )
 
 
