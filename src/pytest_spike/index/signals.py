@@ -26,14 +26,15 @@ from pytest_spike.index.client import (
 from pytest_spike.index.versions import python_allows
 from pytest_spike.model import Finding, Severity
 
-#: A project whose last final release is older than this is stale (--spike-stale-after).
 STALE_AFTER_DAYS = 730
+INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
+INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
+# The release-age thresholds, with STALE_AFTER_DAYS (a project whose last final release is
+# older is stale; --spike-stale-after). All of them are in the details under "thresholds".
 #: A version under test younger than this is a young release (info, never scored).
 YOUNG_RELEASE_DAYS = 3
 #: Cadence counts the final releases of this many days.
 CADENCE_WINDOW_DAYS = 365
-INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
-INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
 #: How much of a README counts as its opening: declarations of deprecation live up top.
 README_HEAD_CHARS = 3000
 SHOUTED_HEAD_CHARS = 600
