@@ -17,6 +17,7 @@ from pkgfactory import FakeProject
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.signals import collect_signals, deprecation_phrase, signal_findings
 from pytest_spike.model import Finding, Severity
+from pytest_spike.scoring import Weights
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PDF_README = """\
@@ -61,6 +62,20 @@ def publish(index: IndexServer) -> None:
     index.add("modern", "1.0", upload_time="2025-01-01", requires_python=">=3.11")
     index.add("sdistonly", "1.0", upload_time="2025-01-01", wheel=False)
     index.add("bare", "1.0", upload_time="2025-01-01", license=None, project_urls=None)
+    # dev releases after the last final one: not releases for cadence nor for the last release
+    index.add("devcycle", "1.0", upload_time="2025-06-01")
+    for n, day in ((4, "2025-10-01"), (5, "2025-11-01"), (6, "2025-12-01")):
+        index.add("devcycle", f"1.1.dev{n}", upload_time=day)
+    # a final release long ago, only pre-releases since
+    index.add("prerecent", "1.0", upload_time="2020-01-01")
+    index.add("prerecent", "2.0a1", upload_time="2025-09-01").add(
+        "prerecent", "2.0b1", upload_time="2025-12-01"
+    )
+    index.add("onlypre", "0.1.dev1", upload_time="2025-10-01").add(
+        "onlypre", "0.1b1", upload_time="2025-11-01"
+    )
+    index.add("young", "1.0", upload_time="2025-06-01")
+    index.add("young", "1.1", upload_time="2025-12-31T06:00:00")
 
 
 @pytest.fixture(scope="module")
@@ -230,6 +245,70 @@ def test_plain_html_index_still_gives_signals(tmp_path: Path) -> None:
         found, details = signals(client, "fresh", "1.0")
     assert set(found) == {"signals.yanked", "signals.vulnerabilities_unknown", "signals.no_wheels"}
     assert details["last_release"]["value"] is None and details["license"]["value"] is None
+
+
+def test_dev_releases_are_not_releases(client: IndexClient) -> None:
+    found, details = signals(client, "devcycle", "1.0")
+    assert found["signals.cadence"].message == (
+        "1 release(s) in the last 12 months (not counted: 3 pre-, dev or yanked release(s))"
+    )
+    assert details["cadence"]["versions"] == ["1.0"]
+    assert details["cadence"]["not_counted"] == {
+        "1.1.dev4": "dev release",
+        "1.1.dev5": "dev release",
+        "1.1.dev6": "dev release",
+    }
+    assert details["last_release"]["value"]["version"] == "1.0"
+    noted = found["signals.recent_prereleases"]
+    assert noted.severity is Severity.INFO
+    assert noted.message.startswith(
+        "3 pre-release(s) since the last release 1.0 (2025-06-01), newest 1.1.dev6"
+    )
+
+
+def test_recent_prereleases_do_not_hide_an_old_final_release(client: IndexClient) -> None:
+    found, details = signals(client, "prerecent")
+    stale = found["signals.stale"]
+    assert stale.message == "last release 1.0 was 6.0 years ago (2020-01-01); stale after 2.0 years"
+    assert found["signals.recent_prereleases"].evidence["versions"] == "2.0a1, 2.0b1"
+    assert details["cadence"]["value"] == 0
+    assert details["prereleases_since_last_release"]["value"][-1] == {
+        "version": "2.0b1",
+        "date": "2025-12-01",
+    }
+
+
+def test_only_prereleases_judged_on_the_newest(client: IndexClient) -> None:
+    found, details = signals(client, "onlypre")
+    assert "signals.stale" not in found
+    assert details["last_release"]["final"] is False
+    assert details["last_release"]["value"]["version"] == "0.1b1"
+    assert found["signals.cadence"].message.startswith("0 release(s) in the last 12 months")
+    old, _ = signals(client, "onlypre", now=datetime(2029, 1, 1, tzinfo=timezone.utc))
+    assert old["signals.stale"].message.startswith(
+        "last release (a pre-release, no final release exists) 0.1b1 was 3.2 years ago"
+    )
+
+
+def test_young_release_is_info_and_scores_nothing(client: IndexClient) -> None:
+    found, details = signals(client, "young", "1.1")
+    young = found["signals.young_release"]
+    assert young.severity is Severity.INFO and Weights().points(young) == 0
+    assert young.message.startswith("1.1 was released 18 hour(s) ago (2025-12-31), under 3 days")
+    assert (details["young_release"]["value"], details["young_release"]["age_hours"]) == (True, 18.0)
+    assert details["young_release"]["source"].endswith("/simple/young/")
+    assert [f.severity for f in found.values() if f.severity is not Severity.INFO] == []
+    assert "signals.young_release" not in signals(client, "young", "1.0")[0]
+
+
+def test_every_threshold_is_in_the_details(client: IndexClient) -> None:
+    _, details = signals(client, "fresh", "1.2", stale_after_days=400)
+    assert details["thresholds"] == {
+        "stale_after_days": 400,
+        "young_release_days": 3,
+        "cadence_window_days": 365,
+        "readme_head_chars": 3000,
+    }
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,37 @@ def test_unreachable_index_is_an_info_finding(pytester: pytest.Pytester, index: 
         assert "signals not checked" in unchecked[0]["message"]
     result.assert_outcomes(passed=2)
     assert index.hits() == 0
+
+
+def test_young_release_is_shown_never_scored(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spike_site: Path
+) -> None:
+    for key, value in HERMETIC_ENV.items():
+        monkeypatch.setenv(key, value)
+    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+    with IndexServer(tmp_path) as server:
+        server.add("goodpkg", "0.9", upload_time="2025-01-01", license="MIT")
+        server.add(
+            "goodpkg",
+            "1.0",
+            upload_time=yesterday,
+            license="MIT",
+            project_urls={"Source": "https://example.invalid/goodpkg"},
+        )
+        result = pytester.runpytest(
+            "--spike",
+            "--spike-probes=signals",
+            f"--spike-index-url={server.url}",
+            f"--spike-cache-dir={pytester.path / 'cache'}",
+            "--spike-json=r.json",
+            "--spike-candidate=goodpkg",
+        )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["goodpkg*LOW*0*", "*+0 info signals.young_release: 1.0 was released 1 day(s) ago*"]
+    )
+    [cand] = json.loads((pytester.path / "r.json").read_text())["candidates"]
+    assert cand["score"] == 0 and cand["level"] == "low"
+    probe = next(p for p in cand["probes"] if p["kind"] == "signals")
+    assert probe["details"]["thresholds"]["young_release_days"] == 3
+    assert probe["details"]["thresholds"]["stale_after_days"] == 730

@@ -29,6 +29,12 @@ from pytest_spike.model import STALE_AFTER_DAYS, Finding, Severity
 
 INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
+# The release-age thresholds, with STALE_AFTER_DAYS (a project whose last final release is
+# older is stale; --spike-stale-after). All of them are in the details under "thresholds".
+#: A version under test younger than this is a young release (info, never scored).
+YOUNG_RELEASE_DAYS = 3
+#: Cadence counts the final releases of this many days.
+CADENCE_WINDOW_DAYS = 365
 #: How much of a README counts as its opening: declarations of deprecation live up top.
 README_HEAD_CHARS = 3000
 SHOUTED_HEAD_CHARS = 600
@@ -112,7 +118,15 @@ def signal_findings(
         "value": version,
         "source": "installed" if installed_version else releases_src,
     }
+    # The thresholds the verdict used, so the results file shows them next to the values.
+    details["thresholds"] = {
+        "stale_after_days": stale_after_days,
+        "young_release_days": YOUNG_RELEASE_DAYS,
+        "cadence_window_days": CADENCE_WINDOW_DAYS,
+        "readme_head_chars": README_HEAD_CHARS,
+    }
     findings = _release_age(meta, now, stale_after_days, details)
+    findings += _young_release(current or latest, now, details, releases_src)
     findings += _yanked(meta, current, version, details)
     findings += _vulnerabilities(meta, version, details)
     findings += _status(meta, details)
@@ -122,49 +136,129 @@ def signal_findings(
     return findings, details
 
 
+def not_a_release(release: Release) -> str | None:
+    """Why ``release`` does not count as a release for age and cadence (None: it counts)."""
+    if release.yanked:
+        return "yanked"
+    if release.version.is_devrelease:
+        return "dev release"
+    if release.version.is_prerelease:
+        return "pre-release"
+    return None
+
+
 def _release_age(
     meta: ProjectMeta, now: datetime, stale_after_days: int, details: dict[str, Any]
 ) -> list[Finding]:
+    """Staleness and cadence, from final releases only: pre-, dev and yanked releases are noted."""
     source = meta.sources.get("releases", "")
-    times = [(r.upload_time, r) for r in meta.releases.values() if r.upload_time and not r.yanked]
-    if not times:
-        details["last_release"] = {"value": None, "source": "the index gave no upload times"}
+    dated = sorted(
+        ((r.upload_time, r) for r in meta.releases.values() if r.upload_time),
+        key=lambda pair: (pair[0], pair[1].version),
+    )
+    finals = [(t, r) for t, r in dated if not_a_release(r) is None]
+    others = [(t, r) for t, r in dated if not_a_release(r) in ("pre-release", "dev release")]
+    if not finals and not others:
+        details["last_release"] = {
+            "value": None,
+            "source": "the index gave no upload times for releases that are not yanked",
+        }
         return []
-    last_time, last = max(times, key=lambda pair: pair[0])
+    findings = []
+    if finals:
+        last_time, last = finals[-1]
+        label = "last release"
+    else:
+        # Nothing final was ever released: the newest pre-release is all there is to judge.
+        last_time, last = others[-1]
+        label = f"last release (a {not_a_release(last)}, no final release exists)"
     age = (now - last_time).days
     details["last_release"] = {
         "value": {"version": str(last.version), "date": str(last_time.date()), "age_days": age},
+        "final": bool(finals),
         "source": source,
     }
-    findings = []
     if age > stale_after_days:
         findings.append(
             _finding(
                 "signals.stale",
                 Severity.MEDIUM,
-                f"last release {last.version} was {_age_text(age)} ago ({last_time.date()}); "
+                f"{label} {last.version} was {_age_text(age)} ago ({last_time.date()}); "
                 f"stale after {_age_text(stale_after_days)}",
                 last_release=last.version,
                 date=last_time.date(),
                 source=source,
             )
         )
-    recent = [
-        str(r.version)
-        for t, r in sorted(times, key=lambda pair: pair[1].version)
-        if now - t <= timedelta(days=365)
-    ]
-    details["cadence"] = {"value": len(recent), "versions": recent, "source": source}
+    newer = [(t, r) for t, r in others if finals and t > last_time]
+    details["prereleases_since_last_release"] = {
+        "value": [{"version": str(r.version), "date": str(t.date())} for t, r in newer[-10:]],
+        "source": source,
+    }
+    if newer and now - newer[-1][0] <= timedelta(days=CADENCE_WINDOW_DAYS):
+        newest_time, newest = newer[-1]
+        findings.append(
+            _finding(
+                "signals.recent_prereleases",
+                Severity.INFO,
+                f"{len(newer)} pre-release(s) since the last release {last.version} ({last_time.date()}), "
+                f"newest {newest.version} ({newest_time.date()}); pre-releases do not count as releases",
+                versions=", ".join(str(r.version) for _, r in newer[-10:]),
+                source=source,
+            )
+        )
+    window = timedelta(days=CADENCE_WINDOW_DAYS)
+    recent = sorted((r.version for t, r in finals if now - t <= window))
+    ignored = {
+        str(r.version): not_a_release(r)
+        for t, r in sorted(dated, key=lambda pair: pair[1].version)
+        if now - t <= window and not_a_release(r)
+    }
+    details["cadence"] = {
+        "value": len(recent),
+        "versions": [str(v) for v in recent],
+        "not_counted": ignored,
+        "window_days": CADENCE_WINDOW_DAYS,
+        "source": source,
+    }
     findings.append(
         _finding(
             "signals.cadence",
             Severity.INFO,
-            f"{len(recent)} release(s) in the last 12 months",
-            releases=", ".join(recent[-10:]) or "none",
+            f"{len(recent)} release(s) in the last 12 months"
+            + (f" (not counted: {len(ignored)} pre-, dev or yanked release(s))" if ignored else ""),
+            releases=", ".join(str(v) for v in recent[-10:]) or "none",
             source=source,
         )
     )
     return findings
+
+
+def _young_release(
+    release: Release | None, now: datetime, details: dict[str, Any], source: str
+) -> list[Finding]:
+    """The version under test is only days old: worth knowing, never a reason on its own."""
+    uploaded = release.upload_time if release else None
+    hours = (now - uploaded).total_seconds() / 3600 if uploaded else None
+    young = hours is not None and hours < YOUNG_RELEASE_DAYS * 24
+    details["young_release"] = {
+        "value": young,
+        "age_hours": None if hours is None else round(hours, 1),
+        "source": source,
+    }
+    if not young or release is None or uploaded is None or hours is None:
+        return []
+    age = f"{hours / 24:.0f} day(s)" if hours >= 24 else f"{hours:.0f} hour(s)"
+    return [
+        _finding(
+            "signals.young_release",
+            Severity.INFO,
+            f"{release.version} was released {age} ago ({uploaded.date()}), under {YOUNG_RELEASE_DAYS} days: "
+            "it has had little time for bug reports or a quick fix release",
+            date=uploaded.date(),
+            source=source,
+        )
+    ]
 
 
 def _yanked(

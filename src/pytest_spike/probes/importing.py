@@ -1,16 +1,25 @@
-"""The import probe: import the candidate's top-level modules in a fresh interpreter."""
+"""The import probe: import the candidate's public modules in a fresh interpreter.
+
+Which modules, and whose warnings count, is decided in the candidate's interpreter by
+``_import_child.py``: namespace packages resolve to the real packages below them, private
+modules and shims are imported only when nothing else exists, and a warning counts against
+the candidate only when its own public code raised it.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from pytest_spike._core import runner
 from pytest_spike.model import Finding, Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: An import slower than this is a low finding: every process that uses it pays it.
 SLOW_IMPORT_S = 1.0
 _MARK = "@@pytest-spike-import@@"
+_PLAN_MARK = "@@pytest-spike-import-plan@@"
 #: Warnings kept per module: the report line must stay inside the runner's output cap.
 MAX_WARNINGS = 50
 _WARNING_SEVERITY = {
@@ -18,32 +27,16 @@ _WARNING_SEVERITY = {
     "PendingDeprecationWarning": Severity.MEDIUM,
     "FutureWarning": Severity.MEDIUM,
 }
-
-# Runs in the candidate's interpreter: imports each module with every warning recorded.
-_IMPORT_SCRIPT = """
-import json, sys, time, traceback, warnings
-out = []
-for name in sys.argv[1:]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        start = time.perf_counter()
-        error = None
-        try:
-            __import__(name)
-        except BaseException as exc:
-            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
-        took = time.perf_counter() - start
-    out.append({
-        "module": name, "seconds": took, "error": error,
-        "warnings": [
-            {"category": w.category.__name__, "message": str(w.message)[:300],
-             "where": "%s:%s" % (w.filename, w.lineno)}
-            for w in caught[:@MAX_WARNINGS@]
-        ],
-    })
-# A newline first: the import may have printed text without one.
-sys.stdout.write("\\n" + @MARK@ + json.dumps(out) + "\\n")
-""".replace("@MARK@", repr(_MARK)).replace("@MAX_WARNINGS@", str(MAX_WARNINGS))
+#: Whose warning it is (see _import_child.py) -> whether it counts against the candidate.
+_CHARGED_OWNERS = {"candidate": True, "importer": True, "shim": False, "other": False}
+_NOT_CHARGED_WHY = {
+    "shim": "raised by a private module of the distribution",
+    "other": "raised by another module (a dependency or the standard library)",
+}
+_CHILD_SOURCE = (Path(__file__).parent / "_import_child.py").read_text(encoding="utf-8")
+NOTHING_IMPORTABLE = "nothing importable found"
+#: Modules named in the one-line summary; the details list them all.
+_NAMED_IN_MESSAGE = 4
 
 
 def probe_import(ctx: ProbeContext) -> ProbeOutcome:
@@ -51,80 +44,152 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     cand = ctx.candidate
     if ctx.python is None or (not info.get("installed") and not cand.modules):
         return ProbeOutcome(skipped=f"{cand.project} is not installed (see the install probe)")
-    modules = list(cand.modules or info.get("modules") or [cand.project.replace("-", "_")])
-    result = ctx.run([str(ctx.python), "-c", _IMPORT_SCRIPT, *modules])
-    details: dict[str, Any] = {"modules": modules, "python": ctx.python}
-    imports = _read_report(result.stdout)
+    args = {
+        "dist": info.get("name") or cand.project,
+        "modules": list(cand.modules),
+        "mark": _MARK,
+        "plan_mark": _PLAN_MARK,
+        "max_warnings": MAX_WARNINGS,
+    }
+    result = ctx.run(runner.python_argv(str(ctx.python), _CHILD_SOURCE, json.dumps(args)))
+    plan = _read_line(result.stdout, _PLAN_MARK, dict) or {}
+    modules = list(plan.get("modules") or [])
+    details: dict[str, Any] = {
+        "modules": modules,
+        "found_by": plan.get("how"),
+        "left_out": plan.get("left_out") or {},
+        "python": ctx.python,
+    }
+    version = info.get("version")
+    imports = _read_line(result.stdout, _MARK, list)
     if imports is None:
         # The interpreter died before reporting: a crash, an os._exit or a hang.
         code = "import.timeout" if result.timed_out else "import.crashed"
         detail = result.last_error_line()
+        what = ", ".join(modules) or f"the modules of {cand.project}"
         details.update(ended=result.describe(), stderr_tail=result.stderr[-2000:])
-        return ProbeOutcome(
-            findings=[
-                Finding(
-                    code,
-                    Severity.CRITICAL,
-                    f"importing {', '.join(modules)} {result.describe()}" + (f": {detail}" if detail else ""),
-                    {"ended": result.describe(), "excerpt": detail},
-                )
-            ],
-            details=details,
-            version=info.get("version"),
-            peak_memory_mb=result.peak_memory_mb,
+        finding = Finding(
+            code,
+            Severity.CRITICAL,
+            f"importing {what} {result.describe()}" + (f": {detail}" if detail else ""),
+            {"ended": result.describe(), "excerpt": detail},
         )
-    findings: list[Finding] = []
+        return ProbeOutcome([finding], details, version, peak_memory_mb=result.peak_memory_mb)
     details["imports"] = imports
-    for entry in imports:
-        module = entry["module"]
-        if entry["error"]:
-            findings.append(
-                Finding(
-                    "import.failed",
-                    Severity.CRITICAL,
-                    f"import {module} failed: {entry['error'].splitlines()[-1]}",
-                    {"module": module, "excerpt": entry["error"][-500:]},
-                )
-            )
-            continue
-        if entry["seconds"] > SLOW_IMPORT_S:
-            findings.append(
-                Finding(
-                    "import.slow",
-                    Severity.LOW,
-                    f"import {module} took {entry['seconds']:.2f}s (over {SLOW_IMPORT_S:.0f}s)",
-                    {"module": module, "seconds": f"{entry['seconds']:.3f}"},
-                )
-            )
-        for warning in _unique(entry["warnings"]):
-            severity = _WARNING_SEVERITY.get(warning["category"], Severity.LOW)
-            code = "import.deprecation" if severity is Severity.MEDIUM else "import.warning"
-            findings.append(
-                Finding(
-                    code,
-                    severity,
-                    f"import {module} raises {warning['category']}: {warning['message']}",
-                    {"module": module, "where": warning["where"]},
-                )
-            )
     details["import_s"] = round(sum(e["seconds"] for e in imports), 4)
-    return ProbeOutcome(
-        findings=findings,
-        details=details,
-        version=info.get("version"),
-        peak_memory_mb=result.peak_memory_mb,
+    if plan.get("how") == "guessed":
+        # The project's name was only a guess at a module: not finding it is no evidence.
+        imports = [e for e in imports if not (e["error"] or "").startswith("ModuleNotFoundError")]
+    real = [e["module"] for e in imports if e["real"] or e["error"]]
+    if not real:
+        why = NOTHING_IMPORTABLE
+        if plan.get("how") == "guessed":
+            why += f": {args['dist']} lists no module, and none is named {', '.join(modules)}"
+        elif modules:
+            why += f": {', '.join(modules)} is only an empty namespace"
+        details["skipped"] = why  # the results file keeps the reason next to the evidence
+        return ProbeOutcome(
+            details=details, version=version, skipped=why, peak_memory_mb=result.peak_memory_mb
+        )
+    details["modules"] = real
+    findings = [f for entry in imports for f in _entry_findings(entry)]
+    findings += _not_charged(imports, details)
+    findings.append(_imported(imports, details["left_out"], plan.get("only_private", False)))
+    return ProbeOutcome(findings, details, version, peak_memory_mb=result.peak_memory_mb)
+
+
+def _entry_findings(entry: dict[str, Any]) -> list[Finding]:
+    module = entry["module"]
+    if entry["error"]:
+        return [
+            Finding(
+                "import.failed",
+                Severity.CRITICAL,
+                f"import {module} failed: {entry['error'].splitlines()[-1]}",
+                {"module": module, "excerpt": entry["error"][-500:]},
+            )
+        ]
+    findings = []
+    if entry["seconds"] > SLOW_IMPORT_S:
+        findings.append(
+            Finding(
+                "import.slow",
+                Severity.LOW,
+                f"import {module} took {entry['seconds']:.2f}s (over {SLOW_IMPORT_S:.0f}s)",
+                {"module": module, "seconds": f"{entry['seconds']:.3f}"},
+            )
+        )
+    for warning in _unique(entry["warnings"]):
+        if not _CHARGED_OWNERS.get(warning.get("owner", "candidate"), True):
+            continue
+        severity = _WARNING_SEVERITY.get(warning["category"], Severity.LOW)
+        code = "import.deprecation" if severity is Severity.MEDIUM else "import.warning"
+        findings.append(
+            Finding(
+                code,
+                severity,
+                f"import {module} raises {warning['category']}: {warning['message']}",
+                {"module": module, "where": warning["where"]},
+            )
+        )
+    return findings
+
+
+def _not_charged(imports: list[dict[str, Any]], details: dict[str, Any]) -> list[Finding]:
+    """Warnings that other code raised: kept in the details, one info finding, no points."""
+    rows = [
+        {"module": e["module"], **w, "why": _NOT_CHARGED_WHY[w["owner"]]}
+        for e in imports
+        for w in _unique(e["warnings"])
+        if not _CHARGED_OWNERS.get(w.get("owner", "candidate"), True)
+    ]
+    details["warnings_not_charged"] = rows
+    if not rows:
+        return []
+    first = rows[0]
+    more = f" and {len(rows) - 1} more" if len(rows) > 1 else ""
+    return [
+        Finding(
+            "import.foreign_warning",
+            Severity.INFO,
+            f"{len(rows)} warning(s) while importing, not charged: {first['category']} at {first['where']} "
+            f"({first['why']}){more}",
+            {"module": first["module"], "where": first["where"]},
+        )
+    ]
+
+
+def _imported(imports: list[dict[str, Any]], left_out: dict[str, str], only_private: bool) -> Finding:
+    """What the verdict rests on: the modules imported, and those left out."""
+    done = [e for e in imports if e["real"] or e["error"]]
+    if len(done) <= _NAMED_IN_MESSAGE:
+        message = "imported " + ", ".join(f"{e['module']} ({e['seconds']:.2f}s)" for e in done)
+    else:
+        named = ", ".join(e["module"] for e in done[:_NAMED_IN_MESSAGE])
+        took = sum(e["seconds"] for e in done)
+        message = (
+            f"imported {len(done)} modules ({named} and {len(done) - _NAMED_IN_MESSAGE} more) in {took:.2f}s"
+        )
+    if left_out:
+        names = list(left_out)
+        more = f" and {len(names) - _NAMED_IN_MESSAGE} more" if len(names) > _NAMED_IN_MESSAGE else ""
+        message += f"; left out {', '.join(names[:_NAMED_IN_MESSAGE])}{more}"
+    if only_private:
+        message += "; the distribution has only private modules"
+    return Finding(
+        "import.modules", Severity.INFO, message, {"modules": ", ".join(e["module"] for e in done)}
     )
 
 
-def _read_report(stdout: str) -> list[dict[str, Any]] | None:
-    """The import script's report, or None when the interpreter never wrote a whole one."""
+def _read_line(stdout: str, mark: str, kind: type) -> Any:
+    """The JSON after ``mark`` on its last line, or None when the child never wrote a whole one."""
     for line in reversed(stdout.splitlines()):
-        if line.startswith(_MARK):
+        if line.startswith(mark):
             try:
-                report = json.loads(line[len(_MARK) :])
+                value = json.loads(line[len(mark) :])
             except ValueError:
                 return None  # cut by the output cap, or by a crash in mid-write
-            return report if isinstance(report, list) else None
+            return value if isinstance(value, kind) else None
     return None
 
 

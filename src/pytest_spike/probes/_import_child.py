@@ -1,0 +1,230 @@
+"""Find a distribution's public modules and import them, from inside the candidate's interpreter.
+
+Run as a script by the import probe (``python -c <this source> '<json args>'``). Standard
+library only, Python 3.8+. It prints two lines, each a marker and then JSON:
+
+- the plan, before importing anything: the modules it chose, how it found them (``files``,
+  ``top_level``, ``given``) and what it left out;
+- the report: for each module, the time, the error if any, whether it is real (a module with
+  a file, not an empty namespace) and every warning with its ``owner``: ``candidate`` (a public
+  module of the distribution), ``shim`` (one of its private modules), ``importer`` (the import
+  statement itself, so the imported module warned about itself) or ``other`` (a dependency,
+  the standard library).
+
+Which modules: the distribution's files (its RECORD) give its top-level names. A namespace
+package (a folder without ``__init__.py``, or whose ``__init__.py`` only extends its path) is
+resolved to the real packages below it (``ruamel`` -> ``ruamel.yaml``). Private modules
+(``_yaml``) and folders that are not API (``tests``) are imported only when nothing else exists.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+import warnings
+
+try:
+    from importlib import metadata
+except ImportError:  # pragma: no cover - Python < 3.8
+    metadata = None
+
+#: Top-level names that ship by accident or for tooling: never the API a user imports.
+NOT_API = ("test", "tests", "testing", "doc", "docs", "example", "examples", "benchmark", "benchmarks")
+NOT_API += ("setup", "conftest")
+#: More modules than this are left out (and counted): the report must stay small.
+MAX_MODULES = 20
+_EXTENSIONS = (".so", ".pyd")
+_NAMESPACE_INIT = ("extend_path(", "declare_namespace(")
+
+
+def canon(name):
+    return "".join("-" if c in "-_." else c for c in name).lower()
+
+
+def find(name):
+    if metadata is None:
+        return None
+    for candidate in (name, canon(name), canon(name).replace("-", "_")):
+        try:
+            return metadata.distribution(candidate)
+        except metadata.PackageNotFoundError:
+            pass
+    wanted = canon(name)
+    for dist in metadata.distributions():
+        if canon(dist.metadata["Name"] or "") == wanted:
+            return dist
+    return None
+
+
+def module_of(parts):
+    """The dotted parts a file installs (``a/b/__init__.py`` -> a.b), or None."""
+    name = parts[-1]
+    if name.endswith(".py"):
+        stem = name[:-3]
+    elif name.endswith(_EXTENSIONS):
+        stem = name.split(".")[0]
+    else:
+        return None
+    parts = tuple(parts[:-1]) + (() if stem == "__init__" else (stem,))
+    if not parts or not all(p.isidentifier() for p in parts) or "__main__" in parts:
+        return None
+    return parts
+
+
+class Layout:
+    """The modules a distribution installs, from its file list."""
+
+    def __init__(self, dist):
+        self.dist = dist
+        self.files = {}  # dotted parts -> absolute path of the module's file
+        self.packages = set()  # dotted parts of folders with an __init__
+        for path in dist.files or ():
+            parts = tuple(path.parts)
+            if not parts or parts[0] == ".." or parts[0].endswith((".dist-info", ".egg-info", ".data")):
+                continue
+            if "__pycache__" in parts:
+                continue
+            mod = module_of(parts)
+            if mod is None or mod[0].startswith("__editable__"):
+                continue  # an editable install's finder is not the package it finds
+            if parts[-1].startswith("__init__."):
+                self.packages.add(mod)
+            self.files.setdefault(mod, os.path.realpath(str(dist.locate_file(path))))
+
+    def roots(self):
+        return sorted({mod[:1] for mod in self.files})
+
+    def namespace_like(self, mod):
+        """No __init__ of its own here, or one that only extends the package's path."""
+        if mod not in self.files:
+            return True
+        if mod not in self.packages:
+            return False  # a plain module
+        try:
+            with open(self.files[mod], encoding="utf-8", errors="replace") as handle:
+                text = handle.read(20000)
+        except OSError:
+            return False
+        return any(token in text for token in _NAMESPACE_INIT)
+
+    def resolve(self, mod):
+        """``mod`` itself, or for a namespace the real packages and modules below it."""
+        if not self.namespace_like(mod):
+            return [mod]
+        children = sorted(
+            {m[: len(mod) + 1] for m in self.files if m[: len(mod)] == mod and len(m) > len(mod)}
+        )
+        found = []
+        for child in children:
+            found += self.resolve(child)
+        return found
+
+
+def private(mod):
+    return mod[0] in NOT_API or any(part.startswith("_") for part in mod)
+
+
+def plan(args):
+    dist = find(args["dist"])
+    layout = Layout(dist) if dist is not None else None
+    found = [mod for root in layout.roots() for mod in layout.resolve(root)] if layout else []
+    how = "files"
+    if args.get("modules"):
+        how, found = "given", [tuple(name.split(".")) for name in args["modules"]]
+    elif not found and dist is not None:
+        # An editable install or a legacy one without a file list: trust top_level.txt.
+        how = "top_level"
+        text = dist.read_text("top_level.txt") or ""
+        found = [(line.strip(),) for line in text.splitlines() if line.strip()]
+    found = [m for m in found if m and all(part.isidentifier() for part in m)]
+    if not found and dist is not None:
+        # No file list and no top_level.txt (an editable install by some backends): the
+        # project's name is a guess, and a guess that does not import is no evidence.
+        how, found = "guessed", [(canon(args["dist"]).replace("-", "_"),)]
+    public = [m for m in found if not private(m)]
+    chosen = (public or found) if how != "given" else found
+    left_out = {".".join(m): "private (a public module exists)" for m in found if m not in chosen}
+    if len(chosen) > MAX_MODULES:
+        left_out[f"{len(chosen) - MAX_MODULES} more modules"] = f"over the limit of {MAX_MODULES} modules"
+        chosen = chosen[:MAX_MODULES]
+    # A file under a module left out (a shim) is not the candidate's API; any other file,
+    # private submodules of its public packages included, is the candidate's own code.
+    shims = [m for m in found if m not in chosen]
+    own = {}
+    for mod, path in (layout.files if layout else {}).items():
+        shim = any(mod[: len(s)] == s for s in shims)
+        own[os.path.normcase(path)] = "shim" if shim else "candidate"
+    return {
+        "how": how,
+        "modules": [".".join(m) for m in chosen],
+        "left_out": dict(sorted(left_out.items())[:MAX_MODULES]),
+        "only_private": bool(found) and not public,
+        "dist_files": own,
+    }
+
+
+def owner(filename, own, imported_dirs):
+    if filename.startswith("<") and (filename == "<string>" or "importlib" in filename):
+        return "importer"  # the imported module warned about itself (stacklevel=2)
+    path = os.path.normcase(os.path.realpath(filename))
+    if own:
+        return own.get(path, "other")
+    # No file list (modules given by the user, an editable install): where the module lives.
+    if any(path == d or path.startswith(d + os.sep) for d in imported_dirs):
+        return "candidate"
+    return "other"
+
+
+def where_of(module):
+    """The file or folder a module was loaded from (None: an empty namespace)."""
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    path = os.path.normcase(os.path.realpath(path))
+    return os.path.dirname(path) if os.path.basename(path).startswith("__init__.") else path
+
+
+def main():
+    args = json.loads(sys.argv[1])
+    chosen = plan(args)
+    own = chosen.pop("dist_files")
+    # The plan first, so a crash or a hang in mid-import still says what was being imported.
+    sys.stdout.write("\n" + args["plan_mark"] + json.dumps(chosen) + "\n")
+    sys.stdout.flush()
+    out = []
+    for name in chosen["modules"]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            start = time.perf_counter()
+            error = None
+            try:
+                __import__(name)
+            except BaseException as exc:
+                error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
+            took = time.perf_counter() - start
+        module = sys.modules.get(name)
+        where = where_of(module) if module is not None and error is None else None
+        dirs = [where] if where else []
+        out.append(
+            {
+                "module": name,
+                "seconds": took,
+                "error": error,
+                "real": where is not None,
+                "warnings": [
+                    {
+                        "category": w.category.__name__,
+                        "message": str(w.message)[:300],
+                        "where": f"{w.filename}:{w.lineno}",
+                        "owner": owner(str(w.filename), own, dirs),
+                    }
+                    for w in caught[: args.get("max_warnings", 50)]
+                ],
+            }
+        )
+    # A newline first: the import may have printed text without one.
+    sys.stdout.write("\n" + args["mark"] + json.dumps(out) + "\n")
+
+
+main()
