@@ -49,7 +49,7 @@ BACKENDS = ("auto", "uv", "venv")
 ISOLATION_MODES = ("auto", "always", "never")
 #: Days since the last release after which a project is stale (``--spike-stale-after``).
 STALE_AFTER_DAYS = 730
-#: A release younger than this many days is a signal of its own (info, never scored).
+#: A version under test younger than this many days is a young release (info, never scored).
 YOUNG_RELEASE_DAYS = 3
 
 

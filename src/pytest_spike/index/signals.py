@@ -25,14 +25,12 @@ from pytest_spike.index.client import (
 )
 from pytest_spike.index.pages import version_key
 from pytest_spike.index.versions import python_allows
-from pytest_spike.model import STALE_AFTER_DAYS, Finding, Severity
+from pytest_spike.model import STALE_AFTER_DAYS, YOUNG_RELEASE_DAYS, Finding, Severity
 
 INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
-# The release-age thresholds, with STALE_AFTER_DAYS (a project whose last final release is
-# older is stale; --spike-stale-after). All of them are in the details under "thresholds".
-#: A version under test younger than this is a young release (info, never scored).
-YOUNG_RELEASE_DAYS = 3
+# The release-age thresholds (STALE_AFTER_DAYS, YOUNG_RELEASE_DAYS) live in model.py with
+# the other defaults; all of them are in the details under "thresholds".
 #: Cadence counts the final releases of this many days.
 CADENCE_WINDOW_DAYS = 365
 #: How much of a README counts as its opening: declarations of deprecation live up top.
