@@ -79,6 +79,7 @@ def spike_readme(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         dist_name=candidate.project,
         timeout=DEFAULT_BLOCK_TIMEOUT_S,
         workdir=tmp_path_factory.mktemp(f"readme-{candidate.name}"),
+        allow_network=request.config.stash[SETTINGS].allow_network,
     )
 
 

@@ -69,13 +69,17 @@ def test_signals_findings_and_cache(pytester: pytest.Pytester, index: IndexServe
     again.assert_outcomes(passed=1, failed=1)
 
 
-def test_unreachable_index_is_an_info_finding(pytester: pytest.Pytester, index: IndexServer) -> None:
+def test_unreachable_index_is_unknown_never_passed(pytester: pytest.Pytester, index: IndexServer) -> None:
     result, data = run_signals(pytester, index, "--spike-offline")
     for cand in data.values():
         unchecked = [f for f in cand["findings"] if f["code"] == "signals.unchecked"]
         assert unchecked and unchecked[0]["severity"] == "info"
+        assert unchecked[0]["blame"] == "environment" and unchecked[0]["points"] == 0
         assert "signals not checked" in unchecked[0]["message"]
-    result.assert_outcomes(passed=2)
+        assert cand["evidence"]["unknown"] == ["signals"]
+        assert "signals not checked" in cand["evidence"]["why"]["signals"]
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*LOW risk on evidence 0/1, unknown: signals: signals not checked*"])
     assert index.hits() == 0
 
 

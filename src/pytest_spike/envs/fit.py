@@ -34,7 +34,7 @@ from pytest_spike.envs.manager import (
     tool_env,
     uv_index_args,
 )
-from pytest_spike.model import Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Finding, Severity, SpikeError
 
 #: Not the project's dependencies: the installers and this plugin itself. Their pins
 #: would only make the resolver fight over tooling the candidate never imports.
@@ -326,6 +326,13 @@ def _change(name: str, old: str, new: str) -> str:
     return f"{name} {old} -> {new} ({major}{way})"
 
 
+_NOT_CANDIDATE = {
+    "network": "the package index could not be reached",
+    "timeout": "the install ran out of time (raise --spike-probe-timeout for a cold cache)",
+    "spike": "pytest-spike could not inspect the new environment",
+}
+
+
 def install_findings(env: EnvResult) -> tuple[list[Finding], dict[str, Any]]:
     """Findings from building a candidate's environment, and its footprint for the report."""
     details: dict[str, Any] = {
@@ -340,6 +347,21 @@ def install_findings(env: EnvResult) -> tuple[list[Finding], dict[str, Any]]:
     }
     if not env.ok:
         details["error"] = env.error
+        if env.not_candidate:
+            # The index was unreachable, the time limit too tight or our own step failed:
+            # nothing is known about the candidate, so nothing is charged.
+            why = _NOT_CANDIDATE[env.not_candidate]
+            details["unknown"] = f"{why}: {env.error_line}"
+            blame = Blame.SPIKE if env.not_candidate == "spike" else Blame.ENVIRONMENT
+            return [
+                Finding(
+                    "install.unchecked",
+                    Severity.INFO,
+                    f"{env.candidate} was not installed because {why} ({env.backend}): {env.error_line}",
+                    {"resolver": env.error, "backend": env.backend},
+                    blame=blame,
+                )
+            ], details
         return [
             Finding(
                 "install.failed",

@@ -87,6 +87,8 @@ class EnvResult:
     size_bytes: int = 0
     error: str = ""
     error_line: str = ""
+    #: why a failed build is not the candidate's fault ("network", "timeout", "spike"), or ""
+    not_candidate: str = ""
 
     @property
     def dependency_count(self) -> int:
@@ -362,11 +364,13 @@ class EnvManager:
         result.install_time_s = time.perf_counter() - start
         if not done.ok:
             result.error, result.error_line = _failure(done)
+            result.not_candidate = _environment_cause(done)
             return result
         try:
             inspected = inspection.read(done, "inspecting the new environment")
         except SpikeError as exc:
             result.error = result.error_line = str(exc)
+            result.not_candidate = "spike"
             return result
         _describe(result, inspected, built)
         result.ok = True
@@ -412,6 +416,25 @@ def _env_python(entry: Path) -> Path:
     if sys.platform == "win32":  # pragma: no cover
         return entry / "Scripts" / "python.exe"
     return entry / "bin" / "python"
+
+
+#: What pip and uv print when the index could not be reached, rather than refusing the candidate.
+_NETWORK_TROUBLE = re.compile(
+    r"NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution"
+    r"|Name or service not known|Network is unreachable|Connection refused|ConnectTimeoutError"
+    r"|ReadTimeoutError|Max retries exceeded|error sending request|dns error|operation timed out"
+    r"|Could not fetch URL|connection reset|SSLError|Failed to fetch",
+    re.IGNORECASE,
+)
+
+
+def _environment_cause(done: RunResult) -> str:
+    """Why a failed install is the environment's doing and not the candidate's, or ""."""
+    if done.timed_out:
+        return "timeout"  # a time limit too tight for a cold cache says nothing about the package
+    if _NETWORK_TROUBLE.search(f"{done.stderr}\n{done.stdout}"):
+        return "network"
+    return ""
 
 
 def _failure(done: RunResult) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from pytest_spike.index.client import (
 )
 from pytest_spike.index.pages import version_key
 from pytest_spike.index.versions import python_allows
-from pytest_spike.model import STALE_AFTER_DAYS, YOUNG_RELEASE_DAYS, Finding, Severity
+from pytest_spike.model import STALE_AFTER_DAYS, YOUNG_RELEASE_DAYS, Blame, Finding, Severity
 
 INACTIVE_CLASSIFIER = "Development Status :: 7 - Inactive"
 INACTIVE_STATUSES = ("archived", "deprecated", "quarantined")
@@ -475,7 +475,10 @@ def _hygiene(meta: ProjectMeta, details: dict[str, Any]) -> list[Finding]:
 def unchecked(reason: str) -> tuple[list[Finding], dict[str, Any]]:
     """The info finding when the index cannot be asked: the run goes on without signals."""
     message = f"{reason}; signals not checked"
-    return [_finding("signals.unchecked", Severity.INFO, message)], {"unchecked": {"value": reason}}
+    finding = Finding(
+        "signals.unchecked", Severity.INFO, message, {"source": "index"}, blame=Blame.ENVIRONMENT
+    )
+    return [finding], {"unchecked": {"value": reason}}
 
 
 def collect_signals(
@@ -493,9 +496,10 @@ def collect_signals(
     except IndexUnavailable as exc:
         return unchecked(str(exc))
     except ProjectNotFound as exc:
-        return [_finding("signals.not_on_index", Severity.INFO, f"{exc}; signals not checked")], {
-            "unchecked": {"value": str(exc)}
-        }
+        not_there = Finding(
+            "signals.not_on_index", Severity.INFO, f"{exc}; signals not checked", blame=Blame.ENVIRONMENT
+        )
+        return [not_there], {"unchecked": {"value": str(exc)}}
     return signal_findings(
         meta,
         installed_version=installed_version,

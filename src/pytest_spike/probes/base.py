@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 class ProbeOutcome:
     """Findings and evidence from one probe.
 
-    ``skipped`` is the reason it could not run. ``failed`` says whether its pytest item
-    fails; when None, the item fails on any high or critical finding.
+    ``skipped`` is why it holds no evidence either way (its item is skipped with that
+    reason). The item fails on a high or critical finding of the candidate's.
     """
 
     findings: list[Finding] = field(default_factory=list)
@@ -36,7 +36,6 @@ class ProbeOutcome:
     version: str | None = None
     skipped: str | None = None
     peak_memory_mb: float | None = None
-    failed: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
         env_findings, env_details = _environment(ctx)
         details.update(env_details)
         if target.python is None:
-            return ProbeOutcome(findings=env_findings, details=details)
+            # "unknown": the build failed for reasons that are not the candidate's (see fit.py)
+            return ProbeOutcome(findings=env_findings, details=details, skipped=details.get("unknown"))
         # The inspection below describes the footprint in more detail than the build did.
         findings += [f for f in env_findings if f.code != "install.footprint"]
     info = ctx.inspect()

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from pytest_spike.model import Candidate, Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
@@ -27,7 +27,7 @@ BUILTIN_PROBES: dict[str, Probe] = {
     "signals": probe_signals,
 }
 
-#: A probe item fails when it produced a finding of one of these severities.
+#: A probe item fails when it produced a finding of the candidate's of one of these severities.
 FAILING = (Severity.CRITICAL, Severity.HIGH)
 
 
@@ -59,17 +59,16 @@ class ProbeItem(pytest.Item):
         try:
             self.outcome = probe(self.context_factory(self.candidate))
         except SpikeError as exc:
-            # A probe that cannot do its work says why, as a finding, not a traceback.
+            # A probe that cannot do its work says why, as a finding, not a traceback; it
+            # is pytest-spike's failure, not the candidate's, so the probe holds no evidence.
+            why = f"{self.kind} probe could not run: {exc}"
             self.outcome = ProbeOutcome(
-                findings=[
-                    Finding(f"{self.kind}.error", Severity.HIGH, f"{self.kind} probe could not run: {exc}")
-                ]
+                findings=[Finding(f"{self.kind}.error", Severity.INFO, why, blame=Blame.SPIKE)],
+                skipped=why,
             )
         if self.outcome.skipped:
             pytest.skip(self.outcome.skipped)
-        failing = [f for f in self.outcome.findings if f.severity in FAILING]
-        if self.outcome.failed is not None:
-            failing = [f for f in self.outcome.findings if f.severity.rank > 0] if self.outcome.failed else []
+        failing = [f for f in self.outcome.findings if f.severity in FAILING and not f.unchecked]
         if failing:
             raise ProbeFailed("\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in failing))
 

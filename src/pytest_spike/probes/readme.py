@@ -22,6 +22,7 @@ def probe_readme(ctx: ProbeContext) -> ProbeOutcome:
         dist_name=str(info["name"]),
         timeout=min(DEFAULT_BLOCK_TIMEOUT_S, ctx.timeout),
         workdir=ctx.workdir / f"readme-{ctx.candidate.name}",
+        allow_network=ctx.settings.allow_network,
     )
     version = info.get("version")
     try:

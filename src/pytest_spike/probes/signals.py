@@ -17,4 +17,7 @@ def probe_signals(ctx: ProbeContext) -> ProbeOutcome:
         stale_after_days=ctx.settings.stale_after_days,
     )
     details["installed_version"] = installed
-    return ProbeOutcome(findings=findings, details=details, version=installed)
+    unknown = details.get("unchecked")
+    # The index could not be asked: no evidence either way, so the item is skipped with why.
+    skipped = f"signals not checked: {unknown['value']}" if unknown else None
+    return ProbeOutcome(findings=findings, details=details, version=installed, skipped=skipped)
