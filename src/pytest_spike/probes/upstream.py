@@ -78,6 +78,10 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         again = _harness_environment(ctx, upstream, name, version, more)
         if "harness" in again:
             harness, result = again, upstream.probe(n=ctx.upstream_sample)
+        else:
+            result.notes.append(
+                f"adding {', '.join(more)} to the test harness failed: {again['environment']}"
+            )
     findings, details = upstream_findings(result)
     details["harness_environment"] = {k: v for k, v in harness.items() if k != "python"}
     return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
@@ -135,7 +139,6 @@ def _harness_environment(
     env = ctx.envs().ensure([pin, "pytest", *wanted])
     used = wanted
     if not env.ok and more:
-        upstream.notes.append(f"adding {', '.join(more)} to the test harness failed: {env.error_line}")
         return {"environment": f"could not be built: {env.error_line}"}
     if not env.ok and wanted:
         # A harness that cannot be installed still leaves the tests worth a try without it.

@@ -143,7 +143,11 @@ class Harness:
         (matched by name: ``pytest_mock`` is ``pytest-mock``; unmatched modules are left)."""
         chosen = {_req_name(r) for r in self.requirements}
         wanted = {canonicalize_name(m.split(".")[0]) for m in modules}
-        return [r for r in self.declared if _req_name(r) in wanted and _req_name(r) not in chosen]
+        found: dict[str, str] = {}
+        for req in self.declared:  # the first set that names it wins (urllib3 pins it twice)
+            if _req_name(req) in wanted - chosen:
+                found.setdefault(_req_name(req), req)
+        return list(found.values())
 
 
 def _req_name(requirement: str) -> str:
