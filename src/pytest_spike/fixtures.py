@@ -130,7 +130,7 @@ def spike_metric(request: pytest.FixtureRequest) -> Callable[..., None]:
 def spike_upstream(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SpikeUpstream:
     """The upstream tests of the test's candidate, from the sdist of its installed version.
 
-    ``collect()`` lists what collects, ``sample(n)`` picks a deterministic sample (one
+    ``collect().ids`` lists what collects, ``sample(n)`` picks a deterministic sample (one
     test per file, hash-ordered), ``run(nodeids)`` runs them against the installed package
     and ``probe(n)`` does it all, returning counts and outcomes.
 

@@ -57,9 +57,9 @@ def test_upstream_probe_samples_the_installed_version(
     details = next(p for p in cand["probes"] if p["kind"] == "upstream")["details"]
     assert details["sampled"] == 4 and details["passed"] == 3 and details["failed"] == 1
     failed = next(f for f in cand["findings"] if f["code"] == "upstream.failed")
-    assert failed["severity"] == "high" and "weak evidence" in failed["message"]
+    assert failed["severity"] == "low" and "weak evidence" in failed["message"]
     assert "tests/test_broken.py::test_wrong" in failed["evidence"]["nodeids"]
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(passed=1)  # a low finding does not fail the item
     # A warm run takes the extracted sdist from the cache: no second download.
     downloads = upstream_env.hits("/files/")
     assert downloads == 1
@@ -76,7 +76,7 @@ def test_upstream_probe_samples_the_installed_version(
         "--spike-upstream-sample",
         "4",
     )
-    again.assert_outcomes(failed=1)
+    again.assert_outcomes(passed=1)
     assert upstream_env.hits("/files/") == downloads
 
 
@@ -88,7 +88,7 @@ def test_spike_upstream_fixture(pytester: pytest.Pytester, upstream_env: IndexSe
         @spike.candidate("uppkg")
         @spike.upstream
         def test_theirs(spike_upstream):
-            ids = spike_upstream.collect()
+            ids = spike_upstream.collect().ids
             assert len(ids) == 4
             result = spike_upstream.run(spike_upstream.sample(2))
             assert len(result.sampled) == 2

@@ -25,6 +25,7 @@ from pytest_spike.upstream.run import (
     first_error_line,
     install_harness,
     render_ini,
+    unchecked_reason,
     upstream_findings,
 )
 
@@ -129,8 +130,9 @@ def test_sample_runs_against_the_installed_package_with_upstream_options(
     assert (argv[1] == "-P") == (sys.version_info >= (3, 11)) and "--import-mode=importlib" in argv
 
     findings, details = upstream_findings(result)
-    assert [(f.code, f.severity) for f in findings] == [("upstream.failed", Severity.HIGH)]
-    assert "weak evidence" in findings[0].message
+    # one failure that persists when run again: weak evidence, low
+    assert [(f.code, f.severity) for f in findings] == [("upstream.failed", Severity.LOW)]
+    assert "weak evidence" in findings[0].message and "again when run alone" in findings[0].message
     assert findings[0].evidence["nodeids"] == "tests/test_fail.py::test_broken"
     assert details["passed"] == 3 and details["failed"] == 1 and details["mode"] == "importlib"
 
@@ -146,8 +148,8 @@ def test_sample_is_deterministic_for_a_seed(tmp_path: Path, installed: dict[str,
     assert len({nodeid.split("::")[0] for nodeid in fast.sampled}) == 4  # one per file
     assert fast.count("passed") == 4
     first = up.sample(4)  # from the full collection: the same sample
-    assert len(up.collect()) == 18 and first == fast.sampled
-    assert first == choose_sample(sorted(up.collect(), reverse=True), 4, seed=7)
+    assert len(up.collect().ids) == 18 and first == fast.sampled
+    assert first == choose_sample(sorted(up.collect().ids, reverse=True), 4, seed=7)
 
 
 def test_choose_sample_ignores_listing_order_and_fills_round_robin() -> None:
@@ -160,11 +162,15 @@ def test_choose_sample_ignores_listing_order_and_fills_round_robin() -> None:
     assert len(seeds) > 1  # the seed matters
 
 
-def test_no_tests_in_the_sdist_is_a_low_finding(tmp_path: Path, installed: dict[str, str]) -> None:
+def test_no_tests_in_the_sdist_is_an_info_finding_and_unknown(
+    tmp_path: Path, installed: dict[str, str]
+) -> None:
     result = spike(tmp_path, installed, make_sdist(tmp_path, {})).probe()
     assert result.status == "none"
     findings, details = upstream_findings(result)
-    assert [(f.code, f.severity) for f in findings] == [("upstream.unavailable", Severity.LOW)]
+    # no evidence against the candidate: it scores nothing and the probe ends unknown
+    assert [(f.code, f.severity) for f in findings] == [("upstream.unavailable", Severity.INFO)]
+    assert unchecked_reason(result) == "no upstream tests: the sdist has no tests"
     assert details["sampled"] == 0
     missing = SpikeUpstream(sys.executable, NAME, "1.0", None, tmp_path / "w2", 10.0).probe()
     assert missing.status == "none" and "has no sdist of spikedemo 1.0" in missing.reason
@@ -271,12 +277,13 @@ def test_find_tests_locates_folders_and_never_copies_package_source(tmp_path: Pa
     assert layout.test_dirs == ("tests", "pkg/tests")  # testing/ has no tests, docs/ is skipped
     assert layout.test_files == ("test_root.py",) and layout.conftest
     paths = copy_tests(layout, tmp_path / "run")
-    assert paths == ["tests", "pkg/tests", "test_root.py"]
+    # pkg/tests moves: a copied pkg/ folder would be imported as the package by importlib mode
+    assert paths == ["tests", "_in_package/pkg/tests", "test_root.py"]
     copied = sorted(p.relative_to(tmp_path / "run").as_posix() for p in (tmp_path / "run").rglob("*.py"))
     assert copied == [
+        "_in_package/pkg/tests/__init__.py",
+        "_in_package/pkg/tests/test_in.py",
         "conftest.py",
-        "pkg/tests/__init__.py",
-        "pkg/tests/test_in.py",
         "test_root.py",
         "tests/sub/test_deep.py",
         "tests/test_top.py",
@@ -329,7 +336,9 @@ def test_render_ini_writes_lists_and_booleans(tmp_path: Path) -> None:
 
 def test_harness_sources_in_order(tmp_path: Path) -> None:
     (tmp_path / "requirements-dev.txt").write_text("hypothesis\nblack\n")
-    assert harness_requirements(tmp_path, "demo") == Harness(("hypothesis",), "requirements-dev.txt")
+    assert harness_requirements(tmp_path, "demo") == Harness(
+        ("hypothesis",), "requirements-dev.txt", ("hypothesis",)
+    )
     (tmp_path / "requirements").mkdir()
     (tmp_path / "requirements" / "base.txt").write_text("attrs  # pinned elsewhere\n")
     (tmp_path / "requirements-tests.txt").write_text("-r requirements/base.txt\n-e .[extra]\n--index-url x\n")
@@ -343,24 +352,25 @@ def test_harness_sources_in_order(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "demo"\n[project.optional-dependencies]\nextra = ["six"]\n'
     )
-    assert harness_requirements(tmp_path, "demo") == Harness(("attrs", "six"), "requirements-tests.txt")
+    assert harness_requirements(tmp_path, "demo").requirements == ("attrs", "six")
+    assert harness_requirements(tmp_path, "demo").source == "requirements-tests.txt"
     (tmp_path / "pyproject.toml").write_text(
         '[dependency-groups]\ntest = ["pytest>=8", {include-group = "typing"}, "demo[extra]"]\n'
         'typing = ["mypy", {include-group = "test"}]\n'
         '[project.optional-dependencies]\nextra = ["six"]\n'
     )
-    assert harness_requirements(tmp_path, "demo") == Harness(
-        ("pytest>=8", "mypy", "six"), "dependency group 'test' in pyproject.toml"
-    )
+    harness = harness_requirements(tmp_path, "demo")
+    assert harness.requirements == ("pytest>=8", "mypy", "six")
+    assert harness.source == "dependency group 'test' in pyproject.toml"
     (tmp_path / "PKG-INFO").write_text(
         "Metadata-Version: 2.1\nName: demo\nProvides-Extra: testing\n"
         'Requires-Dist: tomli; python_version < "3.11" and extra == "testing"\n'
         'Requires-Dist: demo[extra]; extra == "testing"\n'
         'Requires-Dist: six; extra == "extra"\n'
     )
-    assert harness_requirements(tmp_path, "demo") == Harness(
-        ('tomli; python_version < "3.11"', "six"), "extra 'testing'"
-    )
+    harness = harness_requirements(tmp_path, "demo")
+    assert harness.requirements == ('tomli; python_version < "3.11"', "six")
+    assert harness.source == "extra 'testing'"
 
 
 def test_pyproject_that_is_not_toml_is_a_note(tmp_path: Path) -> None:
@@ -402,7 +412,9 @@ def test_findings_grade_failures_and_label_low_confidence() -> None:
         ("upstream.failed", Severity.HIGH),
         ("upstream.low_confidence", Severity.INFO),
     ]
-    assert findings[0].message.startswith("3 of 4 sampled upstream tests failed: t.py::test_0")
+    assert findings[0].message.startswith(
+        "3 of 4 sampled upstream tests failed, and again when run alone: t.py::test_0"
+    )
     assert "weak" not in findings[0].message
     assert details["seed"] == 3 and details["collected"] == 40
 

@@ -5,6 +5,12 @@ candidate environments allowed, the tests run in an environment of their own (th
 candidate at that version, pytest and the upstream test harness), so the harness never
 lands in the user's environment or in the candidate's; otherwise they run in the
 candidate's environment as it is, without the harness.
+
+The probe ends unknown (its item skipped, with the reason) when nothing could be checked:
+no tests in the sdist, tests that do not collect for harness reasons, or a sample whose
+every test failed on a harness gap. A harness package the tests miss but the project
+declares elsewhere (another extra, group or requirements file) is added, and the probe
+runs once more.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike.index.client import FileEntry, IndexUnavailable, ProjectNotFound, sdist_entry
-from pytest_spike.model import Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.upstream.run import SpikeUpstream, upstream_findings
+from pytest_spike.upstream.run import SpikeUpstream, unchecked_reason, upstream_findings
 from pytest_spike.upstream.sdist import fetch_sdist, safe_extract
 
 
@@ -32,8 +38,16 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         sdist = sdist_entry(ctx.services.index(), name, version)
     except IndexUnavailable as exc:
         return ProbeOutcome(
-            findings=[Finding("upstream.unchecked", Severity.INFO, f"{exc}; upstream tests not run")],
+            findings=[
+                Finding(
+                    "upstream.unchecked",
+                    Severity.INFO,
+                    f"{exc}; upstream tests not run",
+                    blame=Blame.ENVIRONMENT,
+                )
+            ],
             version=version,
+            skipped=f"upstream tests not run: {exc}",
         )
     except ProjectNotFound:
         sdist = None
@@ -51,12 +65,26 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         sha256=(sdist.hashes.get("sha256") if sdist else None),
     )
     harness: dict[str, Any] = {"environment": "candidate's, without the test harness"}
-    if ctx.settings.isolation != "never" and sdist is not None:
+    isolated = ctx.settings.isolation != "never" and sdist is not None
+    if isolated:
         harness = _harness_environment(ctx, upstream, name, version)
     result = upstream.probe(n=ctx.settings.upstream_sample)
+    more = []
+    if isolated and result.status in ("ran", "uncollectable"):
+        more = upstream.harness.providing(result.missing_modules)
+    if more and harness.get("harness") is not None:
+        # The tests miss a package their project declares in another set: add it, once.
+        ctx.services.say(f"adding declared test requirement(s) {', '.join(more)} for {name}'s tests")
+        again = _harness_environment(ctx, upstream, name, version, more)
+        if "harness" in again:
+            harness, result = again, upstream.probe(n=ctx.settings.upstream_sample)
+        else:
+            result.notes.append(
+                f"adding {', '.join(more)} to the test harness failed: {again['environment']}"
+            )
     findings, details = upstream_findings(result)
-    details["harness_environment"] = harness
-    return ProbeOutcome(findings=findings, details=details, version=version)
+    details["harness_environment"] = {k: v for k, v in harness.items() if k != "python"}
+    return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
 
 
 def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
@@ -97,18 +125,21 @@ def _mkdir(path: Path) -> Path:
 
 
 def _harness_environment(
-    ctx: ProbeContext, upstream: SpikeUpstream, name: str, version: str
+    ctx: ProbeContext, upstream: SpikeUpstream, name: str, version: str, more: list[str] | None = None
 ) -> dict[str, Any]:
-    """Point ``upstream`` at an environment with the candidate pinned, pytest and the harness."""
+    """Point ``upstream`` at an environment with the candidate pinned, pytest and the harness
+    (and ``more`` declared requirements, when the tests were found to need them)."""
     try:
         if not upstream.layout.has_tests:
             return {"environment": "none needed: no tests"}
-        wanted = list(upstream.harness.requirements)
+        wanted = [*upstream.harness.requirements, *(more or [])]
     except SpikeError:
         return {"environment": "none: the sdist could not be read"}  # probe() reports why
     pin = f"{name}=={version}"
     env = ctx.services.envs().ensure([pin, "pytest", *wanted])
     used = wanted
+    if not env.ok and more:
+        return {"environment": f"could not be built: {env.error_line}"}
     if not env.ok and wanted:
         # A harness that cannot be installed still leaves the tests worth a try without it.
         upstream.notes.append(f"installing the test harness failed: {env.error_line}")
@@ -117,6 +148,7 @@ def _harness_environment(
         return {"environment": f"could not be built: {env.error_line}"}
     upstream.python = env.python
     return {
+        "python": env.python,
         "environment": env.path,
         "harness": used,
         "harness_source": upstream.harness.source,

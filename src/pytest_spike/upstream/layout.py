@@ -24,24 +24,47 @@ from packaging.utils import canonicalize_name
 
 TEST_DIR_NAMES = ("tests", "test", "testing")
 DEFAULT_PYTHON_FILES = ("test_*.py", "*_test.py")
-#: Upstream ini keys that shape collection or outcomes; ``addopts`` and the rest are dropped.
-KEPT_INI_KEYS = (
-    "filterwarnings",
-    "markers",
-    "python_files",
-    "python_classes",
-    "python_functions",
-    "xfail_strict",
-    "norecursedirs",
-    "usefixtures",
-    "empty_parameter_set_mark",
-    "doctest_optionflags",
-    "asyncio_mode",
-    "asyncio_default_fixture_loop_scope",
+#: Upstream ini keys that would break or redirect the sample run; every other key is kept,
+#: plugins' own keys too (anyio's ``anyio_mode = "auto"`` decides whether its async tests run).
+#: ``pythonpath`` is kept, rewritten to point into the copied folder.
+DROPPED_INI_KEYS = frozenset(
+    {
+        "addopts",
+        "testpaths",
+        "pythonpath",
+        "cache_dir",
+        "minversion",
+        "required_plugins",
+        "strict",
+        "strict_config",
+        "strict_markers",
+        "strict_parametrization_ids",
+        "console_output_style",
+        "log_file",
+        "log_file_level",
+        "log_file_format",
+        "log_file_date_format",
+    }
 )
+_DROPPED_INI_PREFIXES = ("junit_",)
+#: ``-p no:NAME`` that upstream may set and the sample run cannot do without.
+NEEDED_PLUGINS = frozenset({"junitxml", "terminal", "python", "main", "runner", "fixtures", "skipping"})
+#: Config files the tests or their plugins may read from the working folder (sqlalchemy's
+#: plugin reads the ``[db]`` section of ``setup.cfg``); copied beside the tests.
+CONFIG_FILES = ("setup.cfg", "pyproject.toml", "tox.ini", "pytest.ini", ".pytest.ini")
 HARNESS_NAMES = ("test", "tests", "testing")
+#: Copied test folders whose first part is one of the candidate's modules move under this
+#: folder: ``regex/tests`` run as ``regex/tests`` makes pytest's importlib mode register the
+#: copied ``regex/`` folder as the module ``regex``, shadowing the installed package.
+IN_PACKAGE = "_in_package"
 _SKIP_DIRS = {"docs", "doc", "build", "dist", "node_modules", "venv", "site-packages", "__pycache__"}
+#: Folders whose tests belong to example or demo projects, not to the package (flask's
+#: ``examples/*/tests`` import the example apps): never sampled, but copied when imported.
+_EXAMPLE_DIRS = {"examples", "example", "demo", "demos", "benchmarks", "benchmark"}
 _MAX_DEPTH = 3  # root/tests, root/pkg/tests, root/src/pkg/tests
+#: Caps on what is copied beside the tests (sibling folders, data, config).
+MAX_SUPPORT_BYTES = 50 * 1024 * 1024
+MAX_SUPPORT_FILES = 5000
 
 
 @dataclass(frozen=True)
@@ -53,6 +76,7 @@ class PytestConfig:
     markexpr: str | None = None
     plugins: tuple[str, ...] = ()
     testpaths: tuple[str, ...] = ()
+    pythonpath: tuple[str, ...] = ()
 
     @property
     def python_files(self) -> tuple[str, ...]:
@@ -74,6 +98,14 @@ class TestLayout:
     conftest: bool
     config: PytestConfig
     notes: tuple[str, ...] = ()
+    #: The candidate's top-level module names (test folders under one of them move, see
+    #: ``IN_PACKAGE``; folders holding one are never copied).
+    packages: tuple[str, ...] = ()
+    #: What the tests need beside them, copied but never collected: config files, conftests
+    #: up the tree, sibling folders they import or name, folders on upstream's pythonpath.
+    support: tuple[str, ...] = ()
+    #: Support folders the tests import: the copied folder goes on ``sys.path``.
+    imported: tuple[str, ...] = ()
 
     @property
     def has_tests(self) -> bool:
@@ -82,7 +114,13 @@ class TestLayout:
     @property
     def paths(self) -> list[str]:
         """What to hand pytest, relative to the copied folder."""
-        return [*self.test_dirs, *self.test_files]
+        return [self.copied_as(p) for p in (*self.test_dirs, *self.test_files)]
+
+    def copied_as(self, rel: str) -> str:
+        """Where ``rel`` (relative to the sdist root) lands in the copied folder."""
+        if rel.split("/")[0] in self.packages:
+            return f"{IN_PACKAGE}/{rel}"
+        return rel
 
 
 @dataclass(frozen=True)
@@ -91,9 +129,32 @@ class Harness:
 
     requirements: tuple[str, ...]
     source: str
+    #: Everything any test-ish source declares (other extras, groups, requirement files):
+    #: where a test needs a module the chosen source lacks (urllib3's conftest imports
+    #: ``trustme``, named in its ``dev`` group only), the requirement is taken from here,
+    #: never guessed from the module's name.
+    declared: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"requirements": list(self.requirements), "source": self.source}
+
+    def providing(self, modules: Iterable[str]) -> list[str]:
+        """Declared requirements, not already in ``requirements``, that provide ``modules``
+        (matched by name: ``pytest_mock`` is ``pytest-mock``; unmatched modules are left)."""
+        chosen = {_req_name(r) for r in self.requirements}
+        wanted = {canonicalize_name(m.split(".")[0]) for m in modules}
+        found: dict[str, str] = {}
+        for req in self.declared:  # the first set that names it wins (urllib3 pins it twice)
+            if _req_name(req) in wanted - chosen:
+                found.setdefault(_req_name(req), req)
+        return list(found.values())
+
+
+def _req_name(requirement: str) -> str:
+    try:
+        return canonicalize_name(Requirement(requirement).name)
+    except InvalidRequirement:
+        return ""
 
 
 def find_tests(src_root: str | Path, package_modules: Sequence[str] = ()) -> TestLayout:
@@ -110,7 +171,7 @@ def find_tests(src_root: str | Path, package_modules: Sequence[str] = ()) -> Tes
         if path.is_dir() and path.name not in packages and _has_tests(path, patterns):
             found.append(path.relative_to(root).as_posix())
     for path in _walk_dirs(root):
-        if path.name in TEST_DIR_NAMES and _has_tests(path, patterns):
+        if path.name in TEST_DIR_NAMES and _has_tests(path, patterns) and not _helpers(path):
             found.append(path.relative_to(root).as_posix())
     test_dirs = _outermost(found)
     test_files = sorted(
@@ -118,6 +179,8 @@ def find_tests(src_root: str | Path, package_modules: Sequence[str] = ()) -> Tes
         for p in root.iterdir()
         if p.is_file() and p.name != "conftest.py" and _matches(p.name, patterns)
     )
+    tops = tuple(sorted(packages - {"src"}))
+    support, imported = find_support(root, test_dirs, test_files, config, tops, notes)
     return TestLayout(
         root=root,
         test_dirs=tuple(test_dirs),
@@ -125,6 +188,19 @@ def find_tests(src_root: str | Path, package_modules: Sequence[str] = ()) -> Tes
         conftest=(root / "conftest.py").is_file(),
         config=config,
         notes=tuple(notes),
+        packages=tops,
+        support=support,
+        imported=imported,
+    )
+
+
+def _helpers(path: Path) -> bool:
+    """A ``testing`` subpackage of a package (``sqlalchemy.testing``): the package's test
+    helpers, part of its source, not a test suite."""
+    return (
+        path.name == "testing"
+        and (path / "__init__.py").is_file()
+        and (path.parent / "__init__.py").is_file()
     )
 
 
@@ -134,7 +210,7 @@ def _walk_dirs(root: Path, depth: int = 1) -> Iterable[Path]:
     for path in sorted(root.iterdir()):
         if not path.is_dir() or path.is_symlink():
             continue
-        if path.name.startswith(".") or path.name in _SKIP_DIRS:
+        if path.name.startswith(".") or path.name in _SKIP_DIRS or path.name in _EXAMPLE_DIRS:
             continue
         yield path
         if path.name not in TEST_DIR_NAMES:
@@ -158,17 +234,117 @@ def _outermost(paths: Iterable[str]) -> list[str]:
 
 
 def copy_tests(layout: TestLayout, dest: str | Path) -> list[str]:
-    """Copy the test folders, root test files and root conftest into ``dest``; return what to
-    pass pytest. Links are copied as links, so one pointing at the package source dangles
-    instead of bringing the source along."""
+    """Copy the test folders, root test files, root conftest and the support files into
+    ``dest``; return what to pass pytest. Links are copied as links, so one pointing at the
+    package source dangles instead of bringing the source along."""
     out = Path(dest)
     out.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-    for rel in layout.test_dirs:
-        shutil.copytree(layout.root / rel, out / rel, symlinks=True, ignore=ignore, dirs_exist_ok=True)
+    for rel in (*layout.support, *layout.test_dirs):
+        source, target = layout.root / rel, out / layout.copied_as(rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, symlinks=True, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target, follow_symlinks=False)
     for rel in [*layout.test_files, *(["conftest.py"] if layout.conftest else [])]:
         shutil.copy2(layout.root / rel, out / rel, follow_symlinks=False)
     return layout.paths
+
+
+# -- what the tests need beside them ----------------------------------------------------------
+
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+_QUOTED = re.compile(r"""['"/\\]([A-Za-z0-9_][A-Za-z0-9_.-]*)(?=['"/\\])""")
+
+
+def find_support(
+    root: Path,
+    test_dirs: Sequence[str],
+    test_files: Sequence[str],
+    config: PytestConfig,
+    packages: Sequence[str],
+    notes: list[str],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What the tests read or import from outside their folders, and of that, what they
+    import (those folders go on ``sys.path``).
+
+    Config files at the root; ``conftest.py`` files between the root and each test folder;
+    the root's folders and files the tests import (pyparsing's ``examples``, urllib3's
+    ``dummyserver``) or name in a string (psutil's ``'scripts'``); folders on upstream's
+    ``pythonpath`` (filelock's ``tasks``). Never a folder that holds the package itself (a
+    ``src/`` or ``lib/`` layout), so ``import pkg`` still resolves to the installed copy.
+    """
+    if not test_dirs and not test_files:
+        return (), ()
+    support = [name for name in CONFIG_FILES if (root / name).is_file()]
+    for rel in test_dirs:
+        parts = rel.split("/")
+        support += [
+            f"{'/'.join(parts[:i])}/conftest.py"
+            for i in range(1, len(parts))
+            if (root.joinpath(*parts[:i]) / "conftest.py").is_file()
+        ]
+    text = "\n".join(_read_tests(root, test_dirs, test_files))
+    imported_names = set(_IMPORT.findall(text))
+    entries = {p.name for p in root.iterdir()}
+    named = {n for n in set(_QUOTED.findall(text)) & entries if _named_as_path(n, text)}
+    on_path = {p.strip("./") for p in config.pythonpath if p.strip("./")}
+    taken = {rel.split("/")[0] for rel in test_dirs} | set(test_files) | set(support)
+    imported: list[str] = []
+    budget = [MAX_SUPPORT_BYTES, MAX_SUPPORT_FILES]
+    for path in sorted(root.iterdir()):
+        name = path.name
+        module = name[:-3] if path.is_file() and name.endswith(".py") else name
+        if name in taken or name.startswith(".") or path.is_symlink() or module in packages:
+            continue
+        if name in ("src", "lib", "build", "dist", "setup.py", "conftest.py", "PKG-INFO"):
+            continue
+        wanted = module in imported_names or name in named or name in on_path
+        if not wanted or (path.is_dir() and _holds_package(path, packages)):
+            continue
+        if not _within_budget(path, budget):
+            notes.append(f"{name}: not copied beside the tests (over the size cap)")
+            continue
+        support.append(name)
+        if module in imported_names and (path.is_dir() or name.endswith(".py")):
+            imported.append(name)
+    return tuple(dict.fromkeys(support)), tuple(imported)
+
+
+def _named_as_path(name: str, text: str) -> bool:
+    """``name`` appears as a path: ``join(ROOT, "name")``, ``ROOT / "name"``,
+    ``Path("name")`` or ``"name/..."`` (not any word in any string)."""
+    quoted = rf"""['"]{re.escape(name)}['"/\\]"""
+    return bool(re.search(rf"(?:join\([^)\n]*|/\s*|Path\(\s*){quoted}|['\"]{re.escape(name)}/", text))
+
+
+def _read_tests(root: Path, test_dirs: Sequence[str], test_files: Sequence[str]) -> Iterable[str]:
+    files = [root / f for f in test_files] + [root / "conftest.py"]
+    for rel in test_dirs:
+        files += sorted((root / rel).rglob("*.py"))
+    for path in files[:2000]:
+        if path.is_file() and not path.is_symlink():
+            yield path.read_text(encoding="utf-8", errors="replace")
+
+
+def _holds_package(folder: Path, packages: Sequence[str]) -> bool:
+    """True when ``folder`` holds one of the candidate's modules within two levels."""
+    for pkg in packages:
+        for pattern in (pkg, f"{pkg}.py", f"*/{pkg}", f"*/{pkg}.py"):
+            if any(folder.glob(pattern)):
+                return True
+    return False
+
+
+def _within_budget(path: Path, budget: list[int]) -> bool:
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files if not p.is_symlink())
+    if size > budget[0] or len(files) > budget[1]:
+        return False
+    budget[0] -= size
+    budget[1] -= len(files)
+    return True
 
 
 # -- upstream pytest configuration ---------------------------------------------------------
@@ -217,10 +393,20 @@ def _config(source: str, values: Mapping[str, Any]) -> PytestConfig:
     markexpr, plugins = _kept_options(args)
     return PytestConfig(
         source=source,
-        ini={k: values[k] for k in KEPT_INI_KEYS if k in values},
+        ini={k: v for k, v in values.items() if _kept_ini(k, v)},
         markexpr=markexpr,
         plugins=tuple(plugins),
         testpaths=tuple(_as_list(values.get("testpaths", ""), split_words=True)),
+        pythonpath=tuple(_as_list(values.get("pythonpath", ""), split_words=True)),
+    )
+
+
+def _kept_ini(key: str, value: Any) -> bool:
+    if key in DROPPED_INI_KEYS or key.startswith(_DROPPED_INI_PREFIXES):
+        return False
+    scalar = (str, int, float, bool)
+    return isinstance(value, scalar) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, scalar) for v in value)
     )
 
 
@@ -235,10 +421,11 @@ def _kept_options(args: Sequence[str]) -> tuple[str | None, list[str]]:
             value, i = args[i + 1], i + 1
         elif arg[:2] in ("-m", "-p") and len(arg) > 2 and not arg.startswith("--"):
             value = arg[2:]
-        if value is not None and arg.startswith("-m"):
+        value = value.strip() if value is not None else None
+        if value and arg.startswith("-m"):
             markexpr = value
-        elif value is not None:
-            plugins.append(value)
+        elif value and value.removeprefix("no:") not in NEEDED_PLUGINS:
+            plugins.append(value)  # psutil's "-p no:junitxml" would leave us no results
         i += 1
     return markexpr, plugins
 
@@ -285,17 +472,28 @@ def harness_requirements(src_root: str | Path, dist_name: str) -> Harness:
     files += sorted(root.glob("requirements/test*.txt"))
     files += [root / d / "requirements.txt" for d in TEST_DIR_NAMES]
     files += [root / "requirements-dev.txt", root / "requirements" / "dev.txt"]
+    files += [root / "dev-requirements.txt", root / "requirements.txt"]  # last resorts
     for path in files:
         if path.is_file():
             rel = path.relative_to(root).as_posix()
             candidates.append((rel, _requirements_file(path, root, expand, set())))
-    for source, reqs in candidates:
-        if "dev" in source.lower():
-            # A "dev" set also holds the docs, lint and release tools: the tests need none.
-            reqs = [r for r in reqs if not _NOT_FOR_TESTS.match(r.strip())]
-        if reqs:
-            return Harness(tuple(dict.fromkeys(reqs)), source)
-    return Harness((), "none")
+    for name in sorted(set(extras) | set(groups)):
+        if name.startswith(("test", "dev")):
+            reqs = expand.extra(name) if name in extras else expand.group(name)
+            candidates.append((f"'{name}' (declared)", reqs))
+    cleaned = [
+        # A "dev" set also holds the docs, lint and release tools: the tests need none.
+        (
+            source,
+            [r for r in reqs if not _NOT_FOR_TESTS.match(r.strip())] if "dev" in source.lower() else reqs,
+        )
+        for source, reqs in candidates
+    ]
+    declared = tuple(dict.fromkeys(r for _, reqs in cleaned for r in reqs))
+    for source, reqs in cleaned:
+        if reqs and not source.endswith("(declared)") and not source == "requirements.txt":
+            return Harness(tuple(dict.fromkeys(reqs)), source, declared)
+    return Harness((), "none", declared)
 
 
 #: Projects found in "dev" requirement sets that running tests never needs.

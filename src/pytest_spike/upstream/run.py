@@ -12,6 +12,7 @@ import dataclasses
 import fnmatch
 import hashlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -23,7 +24,7 @@ from typing import Any
 
 from pytest_spike._core import runner
 from pytest_spike.envs.manager import pip_command
-from pytest_spike.model import Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.upstream.layout import (
     Harness,
     TestLayout,
@@ -32,27 +33,61 @@ from pytest_spike.upstream.layout import (
     harness_requirements,
 )
 from pytest_spike.upstream.sdist import UnsafeArchive, fetch_sdist, redact, safe_extract
+from pytest_spike.upstream.verdict import MISSING_FILE, harness_gap
 
 DEFAULT_SAMPLE = 5
-#: Always passed: unknown upstream marks must not abort the run (dateutil's conftest uses one).
-BASE_OPTIONS = ("-p", "no:cacheprovider", "-p", "no:spike", "-W", "ignore::pytest.PytestUnknownMarkWarning")
+#: Always passed: unknown upstream marks must not abort the run (dateutil's conftest uses one),
+#: nor ini keys of plugins the harness lacks (warnings are errors in many upstream configs).
+BASE_OPTIONS = (
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:spike",
+    "-W",
+    "ignore::pytest.PytestUnknownMarkWarning",
+    "-W",
+    "ignore::pytest.PytestConfigWarning",
+)
 _ERROR_LINE = re.compile(r"^(?:E\s+)?([A-Za-z_.]*(?:Error|Exception|Interrupt)\b.*)$")
 _COLLECT_ERRORS = re.compile(r"collected.*?(\d+) errors?")
 _NO_MODULE = re.compile(r"No module named '([^']+)'")
 _CONFTEST_FAILED = "while loading conftest"
+_FAILED_CONFTEST = re.compile(r"while loading conftest '([^']+)'")
+_DETAIL_CAP = 8000  # characters kept from each end of a failure's report
+_SELECT_PLUGIN = "_spike_upstream_select"
+#: A pytest plugin, loaded with ``-p`` from the meta folder: keeps only the chosen items.
+_SELECT_SOURCE = """
+import os
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    with open(os.environ["SPIKE_UPSTREAM_SELECT"], encoding="utf-8") as f:
+        wanted = set(f.read().splitlines())
+    config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in wanted])
+    items[:] = [i for i in items if i.nodeid in wanted]
+"""
 _PROJECT_FILES = ("PKG-INFO", "pyproject.toml", "setup.py", "setup.cfg")
 _TARGET_INFO = """
 import importlib, importlib.util, json, sys
 if sys.version_info >= (3, 11) and sys.path and sys.path[0] in ("", "."):
     del sys.path[0]  # what -P will do for pytest
-info = {"python": list(sys.version_info[:2]), "pytest": None, "origins": {}}
+ask = json.loads(sys.argv[1])
+sys.path[:0] = ask["path"]  # the pythonpath the sample run will have
+info = {"python": list(sys.version_info[:2]), "pytest": None, "origins": {}, "plugins": {}}
 try:  # found, not imported: importing pytest costs half a second
     if importlib.util.find_spec("pytest") is not None:
         import importlib.metadata
         info["pytest"] = importlib.metadata.version("pytest")
+        entry = {e.name for e in importlib.metadata.entry_points(group="pytest11")}
+        for name in ask["plugins"]:
+            try:
+                info["plugins"][name] = name in entry or importlib.util.find_spec(name) is not None
+            except Exception:
+                info["plugins"][name] = False
 except Exception as exc:
     info["pytest_error"] = f"{type(exc).__name__}: {exc}"
-for name in sys.argv[1:]:
+for name in ask["modules"]:
     try:
         mod = importlib.import_module(name)
         info["origins"][name] = getattr(mod, "__file__", None) or repr(list(mod.__path__))
@@ -64,12 +99,41 @@ print(json.dumps(info))
 
 @dataclass(frozen=True)
 class TestOutcome:
-    """One sampled test: ``passed``, ``failed``, ``skipped`` or ``error``, and why."""
+    """One sampled test: ``passed``, ``failed``, ``skipped``, ``error`` or ``flaky`` (failed,
+    then passed when run again), and why. ``gap`` says why a failure or error is the
+    harness's (a file, config, plugin or package we did not bring), not the candidate's;
+    ``detail`` keeps the report's text for that judgement."""
 
     __test__ = False
 
     outcome: str
     message: str = ""
+    gap: str = ""
+    detail: str = field(default="", compare=False, repr=False)
+
+    @property
+    def counts_against(self) -> bool:
+        """A failure or error that is the candidate's (the harness brought all it needed)."""
+        return self.outcome in ("failed", "error") and not self.gap
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What collecting the copied tests gave: the node ids, how pytest was run to get them
+    (``mode``, ``noconftest``, ``ignored`` folders whose conftest would not import), and when
+    nothing collected, why (``reason``; ``gap`` when the cause is the harness's)."""
+
+    ids: tuple[str, ...] = ()
+    mode: str = "importlib"
+    noconftest: bool = False
+    ignored: tuple[str, ...] = ()
+    reason: str = ""
+    gap: bool = False
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.mode + ("+noconftest" if self.noconftest else "")
 
 
 @dataclass
@@ -88,9 +152,37 @@ class UpstreamResult:
     low_confidence: bool = False
     notes: list[str] = field(default_factory=list)
     duration_s: float = 0.0
+    #: For ``uncollectable``: the cause is the harness's (a package, file or config we did
+    #: not bring), not the candidate's.
+    gap: bool = False
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes.values() if o.outcome == outcome)
+
+    @property
+    def failures(self) -> dict[str, TestOutcome]:
+        """Failures and errors that count against the candidate (after the re-run)."""
+        return {k: v for k, v in self.outcomes.items() if v.counts_against}
+
+    @property
+    def gaps(self) -> dict[str, TestOutcome]:
+        """Failures and errors the harness caused: unknown, never scored."""
+        return {k: v for k, v in self.outcomes.items() if v.gap}
+
+    @property
+    def checked(self) -> int:
+        """Sampled tests whose outcome is evidence: passed, flaky, or the candidate's failures."""
+        return sum(1 for o in self.outcomes.values() if o.outcome in ("passed", "flaky") or o.counts_against)
+
+    @property
+    def missing_modules(self) -> list[str]:
+        """Modules the tests could not import (the harness lacked them)."""
+        found = _NO_MODULE.findall(self.reason) if self.status == "uncollectable" else []
+        for note in self.notes:  # a conftest or a test file that failed to import
+            found += _NO_MODULE.findall(note)
+        for outcome in self.gaps.values():
+            found += _NO_MODULE.findall(outcome.gap)
+        return list(dict.fromkeys(m.split(".")[0] for m in found))
 
 
 @dataclass(frozen=True)
@@ -152,9 +244,12 @@ def _hash_key(seed: int, text: str) -> str:
     return hashlib.sha256(f"{seed}:{text}".encode()).hexdigest()
 
 
-def render_ini(layout: TestLayout) -> str:
-    """Our own ini file: upstream's kept keys, never their ``addopts``."""
+def render_ini(layout: TestLayout, pythonpath: Sequence[str] = ()) -> str:
+    """Our own ini file: upstream's kept keys, never their ``addopts``; ``pythonpath`` as
+    absolute paths (pytest reads it relative to the ini file, which is not beside the tests)."""
     lines = ["[pytest]", "junit_family = xunit1"]
+    if pythonpath:
+        lines.append("pythonpath =\n    " + "\n    ".join(pythonpath))
     for key, value in layout.config.ini.items():
         if isinstance(value, bool):
             value = str(value).lower()
@@ -196,7 +291,7 @@ class SpikeUpstream:
         extra_env: Mapping[str, str] | None = None,
         sha256: str | None = None,
     ) -> None:
-        self.python, self.dist_name, self.version = python, dist_name, version
+        self._python, self.dist_name, self.version = python, dist_name, version
         self.source = None if source is None else str(source)
         self.workdir, self.timeout = Path(workdir), timeout
         self.package_modules = tuple(package_modules) or (dist_name.replace("-", "_").lower(),)
@@ -204,15 +299,22 @@ class SpikeUpstream:
         self.env = {**(extra_env or {}), "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": ""}
         self.run_dir = self.workdir / "run"
         self.meta_dir = self.workdir / "meta"
-        self.mode, self.noconftest = "importlib", False
         self.notes: list[str] = []
         self._layout: TestLayout | None = None
         self._src_root: Path | None = None
         self._harness: Harness | None = None
         self._paths: list[str] = []
         self._info: dict[str, Any] | None = None
-        self._collected: list[str] | None = None
-        self.reason = ""
+        self._collected: Collection | None = None
+
+    @property
+    def python(self) -> str:
+        return self._python
+
+    @python.setter
+    def python(self, python: str) -> None:
+        """Another interpreter (an environment with the harness): forget what the old one saw."""
+        self._python, self._info, self._collected = python, None, None
 
     # -- preparing ---------------------------------------------------------------------
 
@@ -225,14 +327,19 @@ class SpikeUpstream:
             if not layout.test_dirs and not any((root / n).exists() for n in _PROJECT_FILES):
                 # a bare tests folder: the folder itself is what to copy
                 layout = dataclasses.replace(
-                    layout, root=root.parent, test_dirs=(root.name,), test_files=(), conftest=False
+                    layout,
+                    root=root.parent,
+                    test_dirs=(root.name,),
+                    test_files=(),
+                    conftest=False,
+                    support=(),
+                    imported=(),
                 )
             self.notes += layout.notes
             if self.run_dir.exists():
                 shutil.rmtree(self.run_dir)
             self._paths = copy_tests(layout, self.run_dir)
             self.meta_dir.mkdir(parents=True, exist_ok=True)
-            (self.meta_dir / "pytest.ini").write_text(render_ini(layout))
             self._src_root, self._layout = root, layout
         return self._layout
 
@@ -289,12 +396,32 @@ class SpikeUpstream:
             extra_env=self.env,
         )
 
+    @property
+    def pythonpath(self) -> list[str]:
+        """What goes on ``sys.path`` for the tests: the copied folder when the tests import a
+        sibling folder or upstream's pythonpath holds ``.``; the copied folders upstream's
+        pythonpath names. Never the package source: it was not copied."""
+        layout = self.layout
+        paths = []
+        if layout.imported or any(p.strip("/") in ("", ".") for p in layout.config.pythonpath):
+            paths.append(str(self.run_dir))
+        for entry in layout.config.pythonpath:
+            path = self.run_dir / entry
+            if entry.strip("./") and path.is_dir():
+                paths.append(str(path))
+        return list(dict.fromkeys(paths))
+
     def target_info(self) -> dict[str, Any]:
-        """The target's Python version, pytest version, and where its modules import from."""
+        """The target's Python version, pytest version, where its modules import from (with
+        the tests' pythonpath) and which of upstream's ``-p`` plugins it has."""
         if self._info is None:
-            _ = self.layout  # fetches and extracts the sdist once
+            ask = {
+                "modules": list(self.package_modules),
+                "plugins": [p for p in self.layout.config.plugins if not p.startswith("no:")],
+                "path": self.pythonpath,
+            }
             result = runner.run(
-                [self.python, "-c", _TARGET_INFO, *self.package_modules],
+                [self.python, "-c", _TARGET_INFO, json.dumps(ask)],
                 timeout=min(self.timeout, 60.0),
                 cwd=self.run_dir,
                 extra_env=self.env,
@@ -310,84 +437,108 @@ class SpikeUpstream:
 
     # -- collecting --------------------------------------------------------------------
 
-    def pytest_argv(self, *args: str) -> list[str]:
-        """The pytest command line in the target, in the current import mode."""
+    def pytest_argv(self, *args: str, how: Collection | None = None) -> list[str]:
+        """The pytest command line in the target, collected or run the way ``how`` says."""
+        how = how or Collection()
         info = self.target_info()
         safe_path = ["-P"] if tuple(info["python"]) >= (3, 11) else []
         config = self.layout.config
+        ini = self.meta_dir / "pytest.ini"
+        ini.write_text(render_ini(self.layout, self.pythonpath))
         argv = [
             self.python,
             *safe_path,
             "-m",
             "pytest",
             "-c",
-            str(self.meta_dir / "pytest.ini"),
+            str(ini),
             "--rootdir",
             str(self.run_dir),
-            f"--import-mode={self.mode}",
+            f"--import-mode={how.mode}",
             *BASE_OPTIONS,
         ]
+        available = info.get("plugins", {})
         for plugin in config.plugins:
-            argv += ["-p", plugin]
+            if plugin.startswith("no:") or available.get(plugin, True):
+                argv += ["-p", plugin]
         if config.markexpr:
             argv += ["-m", config.markexpr]
-        if self.noconftest:
+        if how.noconftest:
             argv.append("--noconftest")
+        for folder in how.ignored:
+            argv.append(f"--ignore={folder}")
         return argv + list(args)
 
-    def collect(self, keyword: str | None = None, paths: Sequence[str] | None = None) -> list[str]:
-        """Node ids that collect (from ``paths`` in the copied tests, default all of them);
-        falls back to prepend mode, then to ``--noconftest``. Empty when nothing collects,
-        with the cause in ``reason``."""
+    def collect(self, keyword: str | None = None, paths: Sequence[str] | None = None) -> Collection:
+        """What collects (from ``paths`` in the copied tests, default all of them), and how:
+        falls back to prepend mode, then leaves out folders whose conftest fails to import,
+        then to ``--noconftest``. When nothing collects, the returned ``reason`` says why."""
         everything = keyword is None and paths is None
         if self._collected is not None and everything:
             return self._collected
         if not self.layout.has_tests:
-            self.reason = "the sdist has no tests"
-            return []
+            return Collection(reason="the sdist has no tests", gap=True)
         info = self.target_info()
         if not info.get("pytest"):
             why = info.get("pytest_error", "not found")
-            self.reason = (
+            reason = (
                 f"pytest is not installed in {self.python} ({why}); install it in the candidate's environment"
             )
-            return []
+            return Collection(reason=reason, gap=True)
+        notes = [
+            f"upstream's '-p {p}' left out: not installed in the target"
+            for p, ok in info.get("plugins", {}).items()
+            if not ok
+        ]
         extra = (["-k", keyword] if keyword else []) + list(paths or self._paths)
-        ids, output = self._collect_once(extra)
+        how = Collection()
+        ids, output = self._collect_once(extra, how)
         missing = set(_NO_MODULE.findall(output))
-        if self.mode == "importlib" and any(self._is_local(m) for m in missing):
-            self.mode = "prepend"
-            retry, retry_out = self._collect_once(extra)
+        if any(self._is_local(m) for m in missing):
+            prepend = dataclasses.replace(how, mode="prepend")
+            retry, retry_out = self._collect_once(extra, prepend)
             if len(retry) > len(ids):
-                ids, output = retry, retry_out
-                self.notes.append("importlib import mode could not import a test helper; used prepend")
-            else:
-                self.mode = "importlib"
+                ids, output, how = retry, retry_out, prepend
+                notes.append("importlib import mode could not import a test helper; used prepend")
+        for _ in range(3):  # a conftest reads a file of the sdist we did not copy: copy it
+            brought = self._bring_missing(output) if not ids else None
+            if brought is None:
+                break
+            ids, output = self._collect_once(extra, how)
+            notes.append(f"copied {brought} from the sdist: a conftest or test module reads it")
+        for _ in range(3):  # a conftest below the root that fails: leave its folder out
+            failed = self._failed_conftest(output) if not ids else None
+            if failed is None:
+                break
+            narrower = dataclasses.replace(how, ignored=(*how.ignored, failed))
+            retry, retry_out = self._collect_once(extra, narrower)
+            if not retry and retry_out == output:
+                break
+            ids, output, how = retry, retry_out, narrower
+            notes.append(f"left out {failed}: its conftest failed to import ({first_error_line(output)})")
         if not ids and _CONFTEST_FAILED in output:
-            self.noconftest = True
-            retry, retry_out = self._collect_once(extra)
+            bare = dataclasses.replace(how, noconftest=True)
+            retry, retry_out = self._collect_once(extra, bare)
             if retry:
-                ids = retry
-                self.notes.append(
+                notes.append(
                     f"the root conftest failed to import ({first_error_line(output)}); "
                     "collected with --noconftest: results are low-confidence"
                 )
-            else:
-                self.noconftest = False
-        if not ids:
-            self.reason = self._why_empty(output)
+                ids, how = retry, bare
         errors = _COLLECT_ERRORS.search(output)
         if ids and errors:
-            self.notes.append(
+            notes.append(
                 f"{errors.group(1)} collection error(s) beside {len(ids)} tests: {first_error_line(output)}"
             )
+        reason, gap = ("", False) if ids else self._why_empty(output)
+        result = dataclasses.replace(how, ids=tuple(ids), reason=reason, gap=gap, notes=tuple(notes))
         if everything:
-            self._collected = ids
-        return ids
+            self._collected = result
+        return result
 
-    def _collect_once(self, extra: list[str]) -> tuple[list[str], str]:
+    def _collect_once(self, extra: list[str], how: Collection) -> tuple[list[str], str]:
         result = runner.run(
-            self.pytest_argv("--collect-only", "-q", *extra),
+            self.pytest_argv("--collect-only", "-q", *extra, how=how),
             timeout=self.timeout,
             cwd=self.run_dir,
             extra_env=self.env,
@@ -402,47 +553,141 @@ class SpikeUpstream:
         ]
         return ids, output
 
+    def _bring_missing(self, output: str) -> str | None:
+        """Copy the folder of a file the output says is missing from the copied tests but
+        exists in the sdist (sqlalchemy's conftest runs ``lib/sqlalchemy/testing/plugin/
+        bootstrap.py`` by path); never a folder that is the package itself."""
+        if self._src_root is None:
+            return None
+        run_dir = self.run_dir.resolve()
+        for name in MISSING_FILE.findall(output):
+            path = Path(os.path.normpath(self.run_dir / name))
+            try:
+                rel = path.relative_to(run_dir if path.is_relative_to(run_dir) else self.run_dir)
+            except ValueError:
+                continue
+            source = self._src_root / rel
+            folder = rel.parent
+            if not source.is_file() or path.exists() or self._is_package_dir(folder):
+                continue
+            if folder == Path("."):
+                shutil.copy2(source, self.run_dir / rel, follow_symlinks=False)
+                return rel.as_posix()
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
+            target = self.run_dir / folder
+            shutil.copytree(self._src_root / folder, target, symlinks=True, ignore=ignore, dirs_exist_ok=True)
+            return folder.as_posix() + "/"
+        return None
+
+    def _is_package_dir(self, folder: Path) -> bool:
+        """``pkg``, ``src/pkg`` or ``lib/pkg``: the package source, never copied."""
+        parts = folder.parts
+        return bool(parts) and parts[-1] in self.package_modules and len(parts) <= 2
+
+    def _failed_conftest(self, output: str) -> str | None:
+        """The folder (relative to the copied tests) of a failing conftest below the root."""
+        match = _FAILED_CONFTEST.search(output)
+        if not match:
+            return None
+        try:
+            folder = Path(match.group(1)).parent.resolve().relative_to(self.run_dir.resolve())
+        except ValueError:
+            return None
+        if folder == Path(".") or folder.as_posix() in self._paths:
+            return None  # the root's or a test folder's own conftest: nothing left to run
+        return folder.as_posix()
+
     def _is_local(self, module: str) -> bool:
         top = module.split(".")[0]
         return any(p.stem == top for p in self.run_dir.rglob(f"{top}.py")) or any(
             p.is_dir() for p in self.run_dir.rglob(top)
         )
 
-    def _why_empty(self, output: str) -> str:
+    def _why_empty(self, output: str) -> tuple[str, bool]:
+        """Why nothing collected, and whether the cause is the harness's."""
         missing = [m for m in _NO_MODULE.findall(output) if not self._is_local(m)]
-        if missing:
-            return f"missing harness dependency '{missing[0].split('.')[0]}' ({first_error_line(output)})"
+        ours = [m for m in missing if m.split(".")[0] in self.package_modules]
+        if missing and not ours:
+            line = first_error_line(output)
+            return f"missing harness dependency '{missing[0].split('.')[0]}' ({line})", True
         line = first_error_line(output)
-        return line if line and "collected" not in line else "no tests collected"
+        reason = line if line and "collected" not in line else "no tests collected"
+        names = "|".join(map(re.escape, self.package_modules))
+        if ours or re.search(rf"cannot import name .* from '({names})[.']", output):
+            return reason, False  # the installed package lacks what its own tests import
+        return reason, True
 
     def sample(self, n: int = DEFAULT_SAMPLE, keyword: str | None = None) -> list[str]:
         """A deterministic sample of ``n`` collected tests (seeded by ``seed``)."""
-        return choose_sample(self.collect(keyword), n, self.seed)
+        return choose_sample(self.collect(keyword).ids, n, self.seed)
 
     # -- running -----------------------------------------------------------------------
 
-    def run(self, nodeids: Sequence[str]) -> UpstreamResult:
-        """Run the given node ids in one pytest process; outcomes come from JUnit XML."""
-        result = self._result("ran")
+    def run(
+        self, nodeids: Sequence[str], how: Collection | None = None, *, rerun: bool = True
+    ) -> UpstreamResult:
+        """Run the given node ids in one pytest process (the way ``how`` collected them,
+        default: the full collection's way); outcomes come from JUnit XML. A failure or
+        error that is not a harness gap is run once more, alone: one that passes then is
+        ``flaky``."""
+        how = how or self.collect()
+        result = self._result("ran", how)
         result.sampled = list(nodeids)
         if not nodeids:
             return result
+        outcomes, duration = self._run_once(nodeids, how)
+        again = [n for n in nodeids if outcomes[n].counts_against] if rerun else []
+        if again:
+            second, more = self._run_once(again, how)
+            duration += more
+            for nodeid in again:
+                if second[nodeid].outcome == "passed":
+                    first = outcomes[nodeid]
+                    outcomes[nodeid] = TestOutcome("flaky", f"passed when run again; first: {first.message}")
+        result.outcomes, result.duration_s = outcomes, duration
+        return result
+
+    def _run_once(self, nodeids: Sequence[str], how: Collection) -> tuple[dict[str, TestOutcome], float]:
+        """One pytest process over the files of ``nodeids``, keeping exactly those items: a
+        node id named on the command line must be found by name, and classes a plugin makes
+        while collecting (sqlalchemy's per-backend ones) are not."""
         xml = self.meta_dir / "junit.xml"
         xml.unlink(missing_ok=True)
+        (self.meta_dir / f"{_SELECT_PLUGIN}.py").write_text(_SELECT_SOURCE)
+        chosen = self.meta_dir / "selected.txt"
+        chosen.write_text("\n".join(nodeids) + "\n", encoding="utf-8")
+        files = list(dict.fromkeys(n.split("::")[0] for n in nodeids))
+        path = self.env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+        env = {
+            **self.env,
+            "PYTHONPATH": os.pathsep.join(p for p in (str(self.meta_dir), path) if p),
+            "SPIKE_UPSTREAM_SELECT": str(chosen),
+        }
         proc = runner.run(
-            self.pytest_argv("-q", f"--junitxml={xml}", *nodeids),
+            self.pytest_argv("-q", f"--junitxml={xml}", "-p", _SELECT_PLUGIN, *files, how=how),
             timeout=self.timeout,
             cwd=self.run_dir,
-            extra_env=self.env,
+            extra_env=env,
         )
-        result.duration_s = proc.duration_s
         found = _read_junit(xml) if xml.is_file() and not proc.timed_out else {}
         problem = proc.describe() if proc.timed_out else first_error_line(proc.stdout + proc.stderr)
+        outcomes = {}
         for nodeid in nodeids:
-            result.outcomes[nodeid] = found.get(_junit_key(nodeid)) or TestOutcome(
+            outcome = found.get(_junit_key(nodeid)) or TestOutcome(
                 "error", f"did not run: {problem or proc.describe()}"
             )
-        return result
+            if outcome.outcome in ("failed", "error"):
+                gap = harness_gap(
+                    outcome.message if outcome.message.startswith("did not run") else outcome.detail,
+                    run_dir=self.run_dir,
+                    src_root=self._src_root,
+                    packages=self.package_modules,
+                )
+                if how.noconftest and not gap:
+                    gap = "collected without its conftest (--noconftest): the fixtures and set-up it lost may cause this"
+                outcome = dataclasses.replace(outcome, gap=gap)
+            outcomes[nodeid] = outcome
+        return outcomes, proc.duration_s
 
     def probe(
         self, n: int = DEFAULT_SAMPLE, *, install: bool = False, full_collection: bool = False
@@ -454,11 +699,11 @@ class SpikeUpstream:
         try:
             layout = self.layout
         except UnsafeArchive as exc:
-            return self._result("unsafe", str(exc))
+            return self._result("unsafe", reason=str(exc))
         except SpikeError as exc:
-            return self._result("none", str(exc))
+            return self._result("none", reason=str(exc), gap=True)
         if not layout.has_tests:
-            return self._result("none", "the sdist has no tests")
+            return self._result("none", reason="the sdist has no tests", gap=True)
         if install:
             done = self.install_harness()
             if not done.ok:
@@ -467,18 +712,16 @@ class SpikeUpstream:
         head = sorted(files, key=lambda f: _hash_key(self.seed, f))[:n]
         try:
             self._check_origins()
-            kept_notes = len(self.notes)
-            ids = [] if full_collection else self.collect(paths=head)
-            if len({i.split("::")[0] for i in ids}) < len(head):
+            found = Collection() if full_collection else self.collect(paths=head)
+            if len({i.split("::")[0] for i in found.ids}) < len(head):
                 # a chosen file gave nothing (named alone, it escapes collect_ignore too)
-                del self.notes[kept_notes:]
-                ids, head = self.collect(), files
-            if not ids:
-                return self._result("uncollectable", self.reason)
-            result = self.run(choose_sample(ids, n, self.seed))
+                found, head = self.collect(), files
+            if not found.ids:
+                return self._result("uncollectable", found, reason=found.reason, gap=found.gap)
+            result = self.run(choose_sample(found.ids, n, self.seed), found)
         except SpikeError as exc:  # the target interpreter itself would not run
-            return self._result("uncollectable", str(exc))
-        result.collected = len(ids)
+            return self._result("uncollectable", reason=str(exc), gap=True)
+        result.collected = len(found.ids)
         result.collected_files = f"{len(head)} of {len(files)}"
         return result
 
@@ -494,28 +737,35 @@ class SpikeUpstream:
                 )
 
     def test_files(self) -> list[str]:
-        """The copied test files pytest would collect by upstream's ``python_files``."""
+        """The copied test files pytest would collect by upstream's ``python_files`` (in the
+        test folders only: support folders beside them are never sampled)."""
         _ = self.layout  # fetches and extracts the sdist once
         patterns = self.layout.config.python_files
-        return sorted(
-            p.relative_to(self.run_dir).as_posix()
-            for p in self.run_dir.rglob("*.py")
-            if any(fnmatch.fnmatch(p.name, pat) for pat in patterns)
-        )
+        found: set[str] = set()
+        for rel in self._paths:
+            path = self.run_dir / rel
+            for p in path.rglob("*.py") if path.is_dir() else [path]:
+                if any(fnmatch.fnmatch(p.name, pat) for pat in patterns):
+                    found.add(p.relative_to(self.run_dir).as_posix())
+        return sorted(found)
 
-    def _result(self, status: str, reason: str = "") -> UpstreamResult:
+    def _result(
+        self, status: str, how: Collection | None = None, *, reason: str = "", gap: bool = False
+    ) -> UpstreamResult:
+        how = how or Collection()
         harness = None
         if self._src_root is not None:
             harness = self.harness
         return UpstreamResult(
             status=status,
             reason=reason,
-            collected=len(self._collected or []),
+            collected=len(how.ids),
             seed=self.seed,
             harness=harness,
-            mode=self.mode + ("+noconftest" if self.noconftest else ""),
-            low_confidence=self.noconftest,
-            notes=list(self.notes),
+            mode=how.label,
+            low_confidence=how.noconftest,
+            notes=list(dict.fromkeys([*self.notes, *how.notes])),
+            gap=gap,
         )
 
 
@@ -541,30 +791,49 @@ def _read_junit(path: Path) -> dict[tuple[str, str], TestOutcome]:
             child = case.find(tag)
             if child is not None:  # a failing test with a failing teardown: failure wins
                 message = child.get("message") or (child.text or "")
-                outcome = TestOutcome(name, message.strip().splitlines()[0] if message.strip() else "")
+                detail = f"{message}\n{child.text or ''}"
+                outcome = TestOutcome(
+                    name,
+                    message.strip().splitlines()[0] if message.strip() else "",
+                    detail=detail[:_DETAIL_CAP] + detail[-_DETAIL_CAP:]
+                    if len(detail) > 2 * _DETAIL_CAP
+                    else detail,
+                )
         if key not in outcomes or outcome.outcome != "passed":
             outcomes[key] = outcome
     return outcomes
 
 
 def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, Any]]:
-    """Turn an upstream result into findings plus the details the report shows."""
-    failed = {k: v for k, v in result.outcomes.items() if v.outcome in ("failed", "error")}
+    """Turn an upstream result into findings plus the details the report shows.
+
+    Only the candidate's evidence scores: a failure that persists when run again. One such
+    failure in a sample is weak evidence (a time-dependent test on a loaded machine, a
+    system file that differs) and is low; two or more are high. A test that passed when run
+    again is ``upstream.flaky`` (info), and a harness gap is shown unchecked, never scored.
+    """
+    failures, gaps = result.failures, result.gaps
     details: dict[str, Any] = {
         "status": result.status,
         "collected": result.collected,
         "collected_files": result.collected_files,
         "sampled": len(result.sampled),
+        "checked": result.checked,
         "passed": result.count("passed"),
-        "failed": result.count("failed"),
-        "errors": result.count("error"),
+        "failed": sum(1 for o in failures.values() if o.outcome == "failed"),
+        "errors": sum(1 for o in failures.values() if o.outcome == "error"),
+        "flaky": result.count("flaky"),
+        "harness_gaps": len(gaps),
         "skipped": result.count("skipped"),
         "seed": result.seed,
         "harness": result.harness.source if result.harness else "none",
         "mode": result.mode,
         "sample": list(result.sampled),
+        "outcomes": {k: v.outcome + (" (harness gap)" if v.gap else "") for k, v in result.outcomes.items()},
         "notes": list(result.notes),
     }
+    if gaps:
+        details["gap_reasons"] = {k: v.gap for k, v in gaps.items()}
     if result.reason:
         details["reason"] = result.reason
     findings: list[Finding] = []
@@ -578,10 +847,11 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
             )
         )
     elif result.status == "none":
+        # Not evidence against the candidate: many healthy sdists ship no tests.
         findings.append(
             Finding(
                 "upstream.unavailable",
-                Severity.LOW,
+                Severity.INFO,
                 f"no upstream tests to sample: {result.reason or 'the sdist has no tests'}",
             )
         )
@@ -593,18 +863,43 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
                 Severity.MEDIUM,
                 f"upstream tests do not collect: {result.reason}",
                 {"reason": result.reason, "harness": harness},
+                blame=Blame.ENVIRONMENT if result.gap else Blame.CANDIDATE,
             )
         )
-    if failed:
-        n, total = len(failed), len(result.sampled)
-        first_id, first = next(iter(failed.items()))
-        weak = " (one failure is weak evidence: environment noise can cause it)" if n == 1 else ""
+    if failures:
+        n, total = len(failures), len(result.sampled)
+        first_id, first = next(iter(failures.items()))
+        weak = " (a single failure is weak evidence: it scores low)" if n == 1 else ""
         findings.append(
             Finding(
                 "upstream.failed",
-                Severity.HIGH,
-                f"{n} of {total} sampled upstream tests failed{weak}: {first_id}: {first.message}",
-                {"nodeids": " ".join(failed), "first_error": first.message, "seed": str(result.seed)},
+                Severity.LOW if n == 1 else Severity.HIGH,
+                f"{n} of {total} sampled upstream tests failed, and again when run alone{weak}: "
+                f"{first_id}: {first.message}",
+                {"nodeids": " ".join(failures), "first_error": first.message, "seed": str(result.seed)},
+            )
+        )
+    flaky = {k: v for k, v in result.outcomes.items() if v.outcome == "flaky"}
+    if flaky:
+        first_id, first = next(iter(flaky.items()))
+        findings.append(
+            Finding(
+                "upstream.flaky",
+                Severity.INFO,
+                f"{len(flaky)} sampled upstream test(s) failed, then passed when run again: {first_id}",
+                {"nodeids": " ".join(flaky), "first_error": first.message},
+            )
+        )
+    if gaps:
+        first_id, first = next(iter(gaps.items()))
+        findings.append(
+            Finding(
+                "upstream.harness_gap",
+                Severity.MEDIUM,
+                f"{len(gaps)} of {len(result.sampled)} sampled upstream tests could not be checked here: "
+                f"{first_id}: {first.gap}",
+                {"nodeids": " ".join(gaps), "first_gap": first.gap, "first_error": first.message},
+                blame=Blame.ENVIRONMENT,
             )
         )
     if result.low_confidence:
@@ -618,3 +913,18 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
             )
         )
     return findings, details
+
+
+def unchecked_reason(result: UpstreamResult) -> str | None:
+    """Why the result is no evidence either way (the probe then ends unknown), or None."""
+    if result.status == "none":
+        return f"no upstream tests: {result.reason or 'the sdist has no tests'}"
+    if result.status == "uncollectable" and result.gap:
+        return f"upstream tests could not be collected here: {result.reason}"
+    if result.status == "ran" and not result.checked:
+        gaps = result.gaps
+        if gaps:
+            first = next(iter(gaps.values()))
+            return f"none of the {len(result.sampled)} sampled upstream tests could be checked: {first.gap}"
+        return f"none of the {len(result.sampled)} sampled upstream tests ran (all skipped)"
+    return None

@@ -1,0 +1,72 @@
+"""Whose fault a failing upstream test is: the candidate's, or the harness's.
+
+A sampled test that fails because of something our harness did not bring (a file of the
+sdist we did not copy, a config section a plugin reads, a package or pytest plugin that was
+not installed, a test written to run as a script) says nothing about the installed package.
+Such a failure is a *harness gap*: shown, never scored. Everything else counts.
+
+Only the report's text is read; nothing here runs code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+_NO_MODULE = re.compile(r"No module named '([^']+)'")
+_ASYNC = re.compile(
+    r"async def functions are not natively supported|requested an async fixture .*with no plugin"
+)
+_FIXTURE = re.compile(r"fixture '([^']+)' not found")
+_CONFIG = re.compile(r"(?:configparser\.)?(NoSectionError|NoOptionError)\b[^\n]*|No section: '[^']+'")
+MISSING_FILE = re.compile(
+    r"(?:No such file or directory|FileNotFoundError|can't open file)[^'\"\n]*['\"]([^'\"\n]+)['\"]"
+)
+_PYTEST_INTERNALS = re.compile(
+    r"module '_pytest[\w.]*' has no attribute '\w+'|cannot import name '\w+' from '_pytest[\w.]*'"
+)
+_SCRIPT_EXIT = re.compile(r"SystemExit\b")
+_SCRIPT_HINT = re.compile(r"unittest[/\\.]main|argparse|usage: ")
+
+
+def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Sequence[str]) -> str:
+    """Why ``text`` (a failure's report) shows a gap in the harness, or ``""`` when it
+    does not, so the failure counts against the candidate."""
+    if text.startswith("did not run"):
+        return f"the test {text}"
+    if _ASYNC.search(text):
+        return "an async test, and no async plugin ran it (anyio/pytest-asyncio not loaded)"
+    for module in _NO_MODULE.findall(text):
+        if module.split(".")[0] not in packages:
+            return f"No module named '{module}' (a package or folder the harness did not bring)"
+        if module in packages:
+            # The target imports the candidate (checked before the run): the test started
+            # another interpreter (psutil's scripts run under the real path of the venv's
+            # python). A missing submodule (``pkg._ext``) still counts.
+            return f"No module named '{module}' in a child interpreter the test started, not the target"
+    match = _CONFIG.search(text)
+    if match:
+        return f"upstream configuration the harness lacks ({match.group(0).strip()})"
+    match = _PYTEST_INTERNALS.search(text)
+    if match:
+        return f"the tests use pytest internals this pytest lacks ({match.group(0)})"
+    match = _FIXTURE.search(text)
+    if match:
+        return f"fixture '{match.group(1)}' not found (a conftest or plugin the harness lacks)"
+    for name in MISSING_FILE.findall(text):
+        if _ours(name, run_dir, src_root):
+            return f"a file the harness did not bring: {name}"
+    if _SCRIPT_EXIT.search(text) and _SCRIPT_HINT.search(text):
+        return "the test calls SystemExit (written to run as a script, not under pytest)"
+    return ""
+
+
+def _ours(name: str, run_dir: Path, src_root: Path | None) -> bool:
+    """True for a relative path or one inside the copied tests or the unpacked sdist; a
+    missing file in site-packages is the candidate's (data left out of its wheel)."""
+    path = Path(name)
+    if not path.is_absolute():
+        return True
+    roots = [run_dir.resolve(), run_dir] + ([src_root.resolve(), src_root] if src_root else [])
+    return any(path == root or root in path.parents for root in roots)
