@@ -124,7 +124,7 @@ def parse_choice(enum_type: type[enum.Enum], value: str, where: str) -> Any:
     try:
         return enum_type(value.strip().lower())
     except ValueError:
-        choices = ", ".join(member.value for member in enum_type)  # type: ignore[attr-defined]
+        choices = ", ".join(str(member.value) for member in enum_type)
         raise SpikeError(f"{where}: {value!r} is not one of {choices}") from None
 
 

@@ -132,6 +132,13 @@ def score(
     return scored
 
 
+def _waiver_lookup(waivers: Sequence[Waiver], candidate: str) -> Callable[[Finding], Waiver | None]:
+    def lookup(finding: Finding) -> Waiver | None:
+        return waiver_for(waivers, candidate, finding)
+
+    return lookup
+
+
 def is_waived(scored: Scored) -> bool:
     """Whether an active waiver covers this finding."""
     return scored.waiver is not None and not scored.waiver.get("expired")
@@ -218,9 +225,7 @@ def build_scorecard(
             result.cost = cost_summary(cost, result.duration_s)
         for extra in hooks.add_findings(result):
             pairs += [(f, None) for f in extra or ()]
-        result.scored = score(
-            pairs, points, lambda f, name=candidate.name: waiver_for(waivers, name, f), today
-        )
+        result.scored = score(pairs, points, _waiver_lookup(waivers, candidate.name), today)
         result.score = sum(s.points for s in result.scored)
         level = hooks.level(result)
         waived = [s.finding for s in result.scored if is_waived(s)]

@@ -86,9 +86,8 @@ class _RecordScope:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
-        self._owner._finish(self._ref, exc)
-        return False
+    ) -> None:
+        self._owner._finish(self._ref, exc)  # the exception, if any, goes on
 
 
 class SpikeData:
@@ -291,7 +290,7 @@ def _records(path: Path, display: str, header: bool) -> _Stream:
         return
     opener = gzip.open if name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
             if kind in ("csv", "tsv"):
                 yield from _delimited(fh, display, "\t" if kind == "tsv" else ",", header)
             elif kind == "json" and _first_char(fh) == "[":

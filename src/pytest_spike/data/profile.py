@@ -138,7 +138,8 @@ class Profile:
 
     def notes(self) -> list[str]:
         """Smells that suggest tutorial data rather than the real thing, one line each."""
-        cols, out = self.columns, []
+        cols = self.columns
+        out: list[str] = []
         if self.rows < SMELL_MIN_ROWS or not cols:
             return out
         shape = f"{self.rows} rows x {len(cols)} columns"

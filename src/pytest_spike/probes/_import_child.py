@@ -1,7 +1,7 @@
 """Find a distribution's public modules and import them, from inside the candidate's interpreter.
 
 Run as a script by the import probe (``python -c <this source> '<json args>'``). Standard
-library only, Python 3.8+. It prints two lines, each a marker and then JSON:
+library only, Python 3.9+. It prints two lines, each a marker and then JSON:
 
 - the plan, before importing anything: the modules it chose, how it found them (``files``,
   ``top_level``, ``given``) and what it left out;
@@ -17,32 +17,37 @@ resolved to the real packages below it (``ruamel`` -> ``ruamel.yaml``). Private 
 (``_yaml``) and folders that are not API (``tests``) are imported only when nothing else exists.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
 import time
 import traceback
 import warnings
+from typing import Any
 
 try:
     from importlib import metadata
 except ImportError:  # pragma: no cover - Python < 3.8
-    metadata = None
+    metadata = None  # type: ignore[assignment]
+
+Mod = tuple[str, ...]
 
 #: Top-level names that ship by accident or for tooling: never the API a user imports.
-NOT_API = ("test", "tests", "testing", "doc", "docs", "example", "examples", "benchmark", "benchmarks")
-NOT_API += ("setup", "conftest")
+NOT_API: tuple[str, ...] = ("test", "tests", "testing", "doc", "docs", "example", "examples")
+NOT_API += ("benchmark", "benchmarks", "setup", "conftest")
 #: More modules than this are left out (and counted): the report must stay small.
 MAX_MODULES = 20
 _EXTENSIONS = (".so", ".pyd")
 _NAMESPACE_INIT = ("extend_path(", "declare_namespace(")
 
 
-def canon(name):
+def canon(name: str) -> str:
     return "".join("-" if c in "-_." else c for c in name).lower()
 
 
-def find(name):
+def find(name: str) -> metadata.Distribution | None:
     if metadata is None:
         return None
     for candidate in (name, canon(name), canon(name).replace("-", "_")):
@@ -57,7 +62,7 @@ def find(name):
     return None
 
 
-def module_of(parts):
+def module_of(parts: Mod) -> Mod | None:
     """The dotted parts a file installs (``a/b/__init__.py`` -> a.b), or None."""
     name = parts[-1]
     if name.endswith(".py"):
@@ -75,10 +80,10 @@ def module_of(parts):
 class Layout:
     """The modules a distribution installs, from its file list."""
 
-    def __init__(self, dist):
+    def __init__(self, dist: metadata.Distribution) -> None:
         self.dist = dist
-        self.files = {}  # dotted parts -> absolute path of the module's file
-        self.packages = set()  # dotted parts of folders with an __init__
+        self.files: dict[Mod, str] = {}  # dotted parts -> absolute path of the module's file
+        self.packages: set[Mod] = set()  # dotted parts of folders with an __init__
         for path in dist.files or ():
             parts = tuple(path.parts)
             if not parts or parts[0] == ".." or parts[0].endswith((".dist-info", ".egg-info", ".data")):
@@ -92,10 +97,10 @@ class Layout:
                 self.packages.add(mod)
             self.files.setdefault(mod, os.path.realpath(str(dist.locate_file(path))))
 
-    def roots(self):
+    def roots(self) -> list[Mod]:
         return sorted({mod[:1] for mod in self.files})
 
-    def namespace_like(self, mod):
+    def namespace_like(self, mod: Mod) -> bool:
         """No __init__ of its own here, or one that only extends the package's path."""
         if mod not in self.files:
             return True
@@ -108,27 +113,27 @@ class Layout:
             return False
         return any(token in text for token in _NAMESPACE_INIT)
 
-    def resolve(self, mod):
+    def resolve(self, mod: Mod) -> list[Mod]:
         """``mod`` itself, or for a namespace the real packages and modules below it."""
         if not self.namespace_like(mod):
             return [mod]
         children = sorted(
             {m[: len(mod) + 1] for m in self.files if m[: len(mod)] == mod and len(m) > len(mod)}
         )
-        found = []
+        found: list[Mod] = []
         for child in children:
             found += self.resolve(child)
         return found
 
 
-def private(mod):
+def private(mod: Mod) -> bool:
     return mod[0] in NOT_API or any(part.startswith("_") for part in mod)
 
 
-def plan(args):
+def plan(args: dict[str, Any]) -> dict[str, Any]:
     dist = find(args["dist"])
     layout = Layout(dist) if dist is not None else None
-    found = [mod for root in layout.roots() for mod in layout.resolve(root)] if layout else []
+    found: list[Mod] = [mod for root in layout.roots() for mod in layout.resolve(root)] if layout else []
     how = "files"
     if args.get("modules"):
         how, found = "given", [tuple(name.split(".")) for name in args["modules"]]
@@ -144,14 +149,16 @@ def plan(args):
         how, found = "guessed", [(canon(args["dist"]).replace("-", "_"),)]
     public = [m for m in found if not private(m)]
     chosen = (public or found) if how != "given" else found
-    left_out = {".".join(m): "private (a public module exists)" for m in found if m not in chosen}
+    left_out: dict[str, str] = {
+        ".".join(m): "private (a public module exists)" for m in found if m not in chosen
+    }
     if len(chosen) > MAX_MODULES:
         left_out[f"{len(chosen) - MAX_MODULES} more modules"] = f"over the limit of {MAX_MODULES} modules"
         chosen = chosen[:MAX_MODULES]
     # A file under a module left out (a shim) is not the candidate's API; any other file,
     # private submodules of its public packages included, is the candidate's own code.
     shims = [m for m in found if m not in chosen]
-    own = {}
+    own: dict[str, str] = {}
     for mod, path in (layout.files if layout else {}).items():
         shim = any(mod[: len(s)] == s for s in shims)
         own[os.path.normcase(path)] = "shim" if shim else "candidate"
@@ -164,7 +171,7 @@ def plan(args):
     }
 
 
-def owner(filename, own, imported_dirs):
+def owner(filename: str, own: dict[str, str], imported_dirs: list[str]) -> str:
     if filename.startswith("<") and (filename == "<string>" or "importlib" in filename):
         return "importer"  # the imported module warned about itself (stacklevel=2)
     path = os.path.normcase(os.path.realpath(filename))
@@ -176,23 +183,23 @@ def owner(filename, own, imported_dirs):
     return "other"
 
 
-def where_of(module):
+def where_of(module: Any) -> str | None:
     """The file or folder a module was loaded from (None: an empty namespace)."""
     path = getattr(module, "__file__", None)
     if not path:
         return None
-    path = os.path.normcase(os.path.realpath(path))
+    path = os.path.normcase(os.path.realpath(str(path)))
     return os.path.dirname(path) if os.path.basename(path).startswith("__init__.") else path
 
 
-def main():
+def main() -> None:
     args = json.loads(sys.argv[1])
     chosen = plan(args)
     own = chosen.pop("dist_files")
     # The plan first, so a crash or a hang in mid-import still says what was being imported.
     sys.stdout.write("\n" + args["plan_mark"] + json.dumps(chosen) + "\n")
     sys.stdout.flush()
-    out = []
+    out: list[dict[str, Any]] = []
     for name in chosen["modules"]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

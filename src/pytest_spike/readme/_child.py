@@ -409,7 +409,7 @@ def main() -> None:
 def run_job(job: dict[str, Any], reporter: Reporter) -> None:
     limit, grace = float(job["limit"]), float(job["grace"])
     sys.argv = [job["argv0"]]
-    sys.stdout, sys.stderr = Tracked(sys.stdout), Tracked(sys.stderr)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = Tracked(sys.stdout), Tracked(sys.stderr)
     socket.socket.listen = _listen  # type: ignore[method-assign,assignment]
     if not job.get("network"):
         refuse_network()

@@ -242,8 +242,8 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
 def write_scorecard(
     reporter: Any,
     scorecard: Scorecard,
-    written: list[str] = (),
-    errors: list[str] = (),  # type: ignore[assignment]
+    written: Sequence[str] = (),
+    errors: Sequence[str] = (),
 ) -> None:
     """Print the scorecard section through pytest's terminal reporter."""
     reporter.write_sep("=", "spike scorecard")
