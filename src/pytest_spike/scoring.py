@@ -173,6 +173,61 @@ class NoHooks:
         return None
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """How one run scores its candidates: weights, hooks, time box, cost and waivers."""
+
+    weights: Weights
+    hooks: ScoringHooks
+    timebox: float
+    cost: Rate | None
+    waivers: tuple[Waiver, ...]
+    today: dt.date | None
+
+    def points(self, finding: Finding) -> float:
+        override = self.hooks.weight(finding)
+        return float(override) if override is not None else self.weights.points(finding)
+
+    def result(self, candidate: Candidate, probes: Sequence[ProbeResult]) -> CandidateResult:
+        """One candidate's probes, findings, points, score and level."""
+        result = CandidateResult(candidate=candidate, probes=sorted(probes, key=lambda p: p.nodeid))
+        result.version = _version_of(result.probes)
+        if self.cost is not None:
+            result.cost = cost_summary(self.cost, result.duration_s)
+        pairs = self._findings(candidate, result)
+        result.scored = score(pairs, self.points, _waiver_lookup(self.waivers, candidate.name), self.today)
+        result.score = sum(s.points for s in result.scored)
+        level = self.hooks.level(result)
+        waived = [s.finding for s in result.scored if is_waived(s)]
+        result.level = level if level is not None else level_for(result.score, result.findings, waived)
+        return result
+
+    def _findings(self, candidate: Candidate, result: CandidateResult) -> list[tuple[Finding, str | None]]:
+        """(finding, probe node id): the probes' own, budget overruns, the time box, the hooks'."""
+        pairs: list[tuple[Finding, str | None]] = [(f, p.nodeid) for p in result.probes for f in p.findings]
+        pairs += [
+            (f, p.nodeid)
+            for p in result.probes
+            if p.kind not in BUILTIN_KINDS
+            for f in budget_findings(candidate, p)
+        ]
+        boxed = timebox_finding(candidate, candidate.timebox or self.timebox, result.probes)
+        if boxed is not None:
+            pairs.append((boxed, None))
+        for extra in self.hooks.add_findings(result):
+            pairs += [(f, None) for f in extra or ()]
+        return pairs
+
+
+def _version_of(probes: Sequence[ProbeResult]) -> str | None:
+    """The install probe's version, else the first one a probe saw."""
+    version = None
+    for probe in probes:
+        if probe.version and (version is None or probe.kind == "install"):
+            version = probe.version
+    return version
+
+
 def build_scorecard(
     gathered: Sequence[tuple[Candidate, Sequence[ProbeResult]]],
     *,
@@ -198,39 +253,15 @@ def build_scorecard(
     do, and ``waivers`` active on ``today`` (default: today) make them 0. ``cost`` turns
     each candidate's time into money; ``settings`` records the rules used.
     """
-    weights = weights if weights is not None else Weights()
-    hooks = hooks if hooks is not None else NoHooks()
-
-    def points(finding: Finding) -> float:
-        override = hooks.weight(finding)
-        return float(override) if override is not None else weights.points(finding)
-
-    results = []
-    for candidate, probes in gathered:
-        result = CandidateResult(candidate=candidate, probes=sorted(probes, key=lambda p: p.nodeid))
-        for probe in result.probes:
-            if probe.version and (result.version is None or probe.kind == "install"):
-                result.version = probe.version
-        pairs: list[tuple[Finding, str | None]] = [(f, p.nodeid) for p in result.probes for f in p.findings]
-        pairs += [
-            (f, p.nodeid)
-            for p in result.probes
-            if p.kind not in BUILTIN_KINDS
-            for f in budget_findings(candidate, p)
-        ]
-        boxed = timebox_finding(candidate, candidate.timebox or timebox, result.probes)
-        if boxed is not None:
-            pairs.append((boxed, None))
-        if cost is not None:
-            result.cost = cost_summary(cost, result.duration_s)
-        for extra in hooks.add_findings(result):
-            pairs += [(f, None) for f in extra or ()]
-        result.scored = score(pairs, points, _waiver_lookup(waivers, candidate.name), today)
-        result.score = sum(s.points for s in result.scored)
-        level = hooks.level(result)
-        waived = [s.finding for s in result.scored if is_waived(s)]
-        result.level = level if level is not None else level_for(result.score, result.findings, waived)
-        results.append(result)
+    rules = _Rules(
+        weights if weights is not None else Weights(),
+        hooks if hooks is not None else NoHooks(),
+        timebox,
+        cost,
+        tuple(waivers),
+        today,
+    )
+    results = [rules.result(candidate, probes) for candidate, probes in gathered]
     return Scorecard(
         cell=dict(cell or {}),
         candidates=results,

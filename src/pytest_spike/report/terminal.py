@@ -117,19 +117,34 @@ def finding_head(s: Scored) -> str:
     return head
 
 
+def _finding_groups(scored: Sequence[Scored]) -> tuple[list[Scored], ...]:
+    """Findings that add points, waived ones, unchecked ones and info ones, most important first."""
+    pointed, waived, unchecked, info = [], [], [], []
+    for s in sorted_scored(scored):
+        if s.points > 0:
+            pointed.append(s)
+        elif s.waiver is not None:
+            waived.append(s)
+        elif s.finding.unchecked:
+            unchecked.append(s)
+        else:
+            info.append(s)
+    return pointed, waived, unchecked, info
+
+
+def _finding_line(s: Scored, width: int) -> list[Line]:
+    text = f"  {finding_head(s)}: {s.finding.message}"
+    wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
+    red = s.points > 0 and s.finding.severity in (Severity.CRITICAL, Severity.HIGH)
+    return [(line, {"red": True} if red else {}) for line in wrapped]
+
+
 def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
-    """Findings that add points, waived ones, unchecked ones, then a few info findings."""
+    """Findings that add points, waived ones, then a few unchecked and info ones (the rest by code)."""
+    pointed, waived, unchecked, info = _finding_groups(scored)
     lines: list[Line] = []
-    ordered = sorted_scored(scored)
-    pointed = [s for s in ordered if s.points > 0]
-    waived = [s for s in ordered if s.points <= 0 and s.waiver is not None]
-    unchecked = [s for s in ordered if s.points <= 0 and s.waiver is None and s.finding.unchecked]
-    info = [s for s in ordered if s.points <= 0 and s.waiver is None and not s.finding.unchecked]
     for s in pointed + waived + unchecked[:INFO_SHOWN] + info[:INFO_SHOWN]:
-        text = f"  {finding_head(s)}: {s.finding.message}"
-        wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
-        red = s.points > 0 and s.finding.severity in (Severity.CRITICAL, Severity.HIGH)
-        lines += [(line, {"red": True} if red else {}) for line in wrapped]
+        lines += _finding_line(s, width)
     for kind, rest in (("unchecked", unchecked[INFO_SHOWN:]), ("info", info[INFO_SHOWN:])):
         if rest:
             codes = ", ".join(dict.fromkeys(s.finding.code for s in rest))
