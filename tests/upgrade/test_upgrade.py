@@ -139,20 +139,34 @@ def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
 def test_import_error_at_collection_breaks_the_tests_of_that_file(
     project: pytest.Pytester, cache_dir: Path
 ) -> None:
-    project.makepyfile(test_import="from oldlib import old_sum\n\ndef test_uses_it():\n    assert old_sum([1]) == 1\n")
+    project.makepyfile(
+        test_import="from oldlib import old_sum\n\ndef test_uses_it():\n    assert old_sum([1]) == 1\n"
+    )
     result = project.runpytest(
-        "test_import.py", "--spike-upgrade", "oldlib>=2", f"--spike-cache-dir={cache_dir}", "--spike-json=up.json"
+        "test_import.py",
+        "--spike-upgrade",
+        "oldlib>=2",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
     )
     result.stdout.fnmatch_lines(["oldlib 1.0 -> 2.0  HIGH  1 of 1 tests break"])
     [target] = upgrades(project)["targets"]
     breaks = next(f for f in target["findings"] if f["code"] == "upgrade.breaks")
-    assert "collection error: ImportError: cannot import name 'old_sum'" in breaks["evidence"]["test_import.py::test_uses_it"]
+    assert (
+        "collection error: ImportError: cannot import name 'old_sum'"
+        in breaks["evidence"]["test_import.py::test_uses_it"]
+    )
 
 
 def test_target_that_cannot_resolve_names_the_clash(project: pytest.Pytester, cache_dir: Path) -> None:
     project.makefile(".txt", requirements="oldlib==1.0\nusesx>=1,<2\n")
     result = project.runpytest(
-        "-k", "test_helper", "--spike-upgrade", "oldlib>=2", f"--spike-cache-dir={cache_dir}", "--spike-json=up.json"
+        "-k",
+        "test_helper",
+        "--spike-upgrade",
+        "oldlib>=2",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
     )
     result.stdout.fnmatch_lines(["oldlib 1.0 -> 2.0  BLOCKED  cannot be installed with the project"])
     [target] = upgrades(project)["targets"]
@@ -166,9 +180,15 @@ def test_target_that_cannot_resolve_names_the_clash(project: pytest.Pytester, ca
 def test_a_flaky_test_is_not_charged(project: pytest.Pytester, cache_dir: Path) -> None:
     project.makepyfile(test_flaky=FLAKY_TEST)
     result = project.runpytest(
-        "test_flaky.py", "--spike-upgrade", "oldlib<2", f"--spike-cache-dir={cache_dir}", "--spike-json=up.json"
+        "test_flaky.py",
+        "--spike-upgrade",
+        "oldlib<2",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
     )
-    result.stdout.fnmatch_lines(["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break", "*info upgrade.flaky*test_flaky*"])
+    result.stdout.fnmatch_lines(
+        ["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break", "*info upgrade.flaky*test_flaky*"]
+    )
     [target] = upgrades(project)["targets"]
     assert target["passes"] is True and target["broken"] == 0
     assert (project.path / "runs.txt").read_text() == "4"  # run, after, re-run before, re-run after
@@ -179,7 +199,12 @@ def test_ini_upgrades_apply_with_spike_only(project: pytest.Pytester, cache_dir:
     plain = project.runpytest("-k", "test_sum", f"--spike-cache-dir={cache_dir}")
     assert "spike upgrade" not in plain.stdout.str()
     spiked = project.runpytest(
-        "-k", "test_sum", "--spike", "--spike-probes=none", f"--spike-cache-dir={cache_dir}", "--spike-json=up.json"
+        "-k",
+        "test_sum",
+        "--spike",
+        "--spike-probes=none",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
     )
     spiked.stdout.fnmatch_lines(["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break"])
     data = json.loads((project.path / "up.json").read_text())

@@ -10,12 +10,16 @@ both sides, and hand the runs to :func:`pytest_spike.upgrade.findings.diff`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document
@@ -112,15 +116,13 @@ def upgrade_target(
     others = without(project.requirements, upgrade.package)
     moved_req = f"{upgrade.package}=={version}"
     say(f"upgrade: resolving {moved_req} with the project's {len(others)} requirements")
-    fit, details = check_fit(
+    _, details = check_fit(
         envs.python, moved_req, others, project.timeout, constraints=False, backend=envs.backend
     )
-    conflict = next((f for f in fit if f.code == "install.conflict"), None)
-    if conflict is not None or not details.get("resolved"):
-        why = details.get("error") or "no solution"
-        clashing = conflict.evidence.get("clashing", "") if conflict else ""
-        reason = conflict.message.split(": ", 1)[-1] if conflict else str(why).splitlines()[0]
-        target.findings.append(findings.unresolvable(upgrade.package, version, reason, clashing))
+    if not details.get("resolved"):
+        excerpt = str(details.get("error") or "no solution")
+        clashing = _clashing(excerpt, others, upgrade.package)
+        target.findings.append(findings.unresolvable(upgrade.package, version, _reason(excerpt), clashing))
         return _done(target, Level.BLOCKED, False, start)
     resolved: dict[str, str] = details["resolved"]
     pins = _pins(others)
@@ -167,6 +169,26 @@ def upgrade_target(
     target.findings += result.findings
     target.compared, target.broken = result.compared, len(result.broken)
     return _done(target, result.level, not result.broken, start)
+
+
+def _clashing(text: str, requirements: Sequence[str], package: str) -> str:
+    """The project's requirements the resolver's explanation names (whole words only)."""
+    lowered = text.lower().replace("_", "-")
+    named = []
+    for req in requirements:
+        name = canonicalize_name(Requirement(req).name)
+        if name != package and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", lowered):
+            named.append(req)
+    return ", ".join(named)
+
+
+def _reason(text: str) -> str:
+    """The resolver's explanation in one line: its ``cause:`` part when it gives one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("cause:")), None)
+    if start is None:
+        return lines[0] if lines else "no solution"
+    return " ".join(lines[start:]).removeprefix("cause:").strip()
 
 
 def _done(target: UpgradeTarget, level: Level, passes: bool | None, start: float) -> UpgradeTarget:
