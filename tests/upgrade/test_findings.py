@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pytest_spike.model import Finding, Level, Scorecard, Severity, UpgradeResult, UpgradeTarget
-from pytest_spike.upgrade.findings import TestRun, diff
+from pytest_spike.upgrade.findings import SuiteRun, diff
 
 
-def run(**outcomes: str) -> TestRun:
-    return TestRun(outcomes={f"t.py::{k}": v for k, v in outcomes.items()})
+def run(**outcomes: str) -> SuiteRun:
+    return SuiteRun(outcomes={f"t.py::{k}": v for k, v in outcomes.items()})
 
 
 def test_a_flip_the_rerun_before_does_not_confirm_is_flaky() -> None:
@@ -18,8 +18,8 @@ def test_a_flip_the_rerun_before_does_not_confirm_is_flaky() -> None:
 
 def test_deprecations_count_only_the_packages_own_and_new_ones() -> None:
     warning = {"category": "DeprecationWarning", "message": "x is deprecated", "dist": "Lib"}
-    before = TestRun({"t.py::a": "passed"}, warnings=[{"category": "DeprecationWarning", "message": "old"}])
-    after = TestRun(
+    before = SuiteRun({"t.py::a": "passed"}, warnings=[{"category": "DeprecationWarning", "message": "old"}])
+    after = SuiteRun(
         {"t.py::a": "passed"},
         warnings=[
             warning,

@@ -1,6 +1,6 @@
 """What an upgrade changed, attributed: pure functions from test outcomes to findings.
 
-A *run* is what one pytest run of the project's tests reported (:class:`TestRun`). The
+A *run* is what one pytest run of the project's tests reported (:class:`SuiteRun`). The
 baseline run is the running environment's, the after run the upgraded environment's. A test
 that passed before and does not pass after *flips*; it is re-run once on both sides, and only
 a flip the re-run confirms breaks (``upgrade.breaks``), one that flips back is flaky
@@ -25,7 +25,7 @@ NAMED_IN_MESSAGE = 3
 
 
 @dataclass
-class TestRun:
+class SuiteRun:
     """One pytest run of the project's tests: outcome and first error line per node id."""
 
     #: node id -> passed, failed, error, skipped
@@ -54,7 +54,7 @@ class TestRun:
         return ""
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TestRun:
+    def from_dict(cls, data: Mapping[str, Any]) -> SuiteRun:
         return cls(
             outcomes={str(k): str(v) for k, v in (data.get("outcomes") or {}).items()},
             errors={str(k): str(v) for k, v in (data.get("errors") or {}).items()},
@@ -64,12 +64,12 @@ class TestRun:
         )
 
 
-def compared(baseline: TestRun) -> list[str]:
+def compared(baseline: SuiteRun) -> list[str]:
     """The tests an upgrade is judged on: those that passed before it."""
     return [nodeid for nodeid, outcome in baseline.outcomes.items() if outcome == "passed"]
 
 
-def flipped(baseline: TestRun, after: TestRun) -> list[str]:
+def flipped(baseline: SuiteRun, after: SuiteRun) -> list[str]:
     """Tests that passed before and do not pass after (to re-run once on both sides)."""
     return [nodeid for nodeid in compared(baseline) if after.outcome(nodeid) not in ("passed", "skipped")]
 
@@ -88,10 +88,10 @@ class Diff:
 def diff(
     package: str,
     version: str,
-    baseline: TestRun,
-    after: TestRun,
-    rerun_before: TestRun | None = None,
-    rerun_after: TestRun | None = None,
+    baseline: SuiteRun,
+    after: SuiteRun,
+    rerun_before: SuiteRun | None = None,
+    rerun_after: SuiteRun | None = None,
 ) -> Diff:
     """Attribute what changed between ``baseline`` and ``after`` (see the module docstring).
 
@@ -156,7 +156,7 @@ def diff(
     return Diff(found, total, broken, flaky, level)
 
 
-def new_deprecations(package: str, baseline: TestRun, after: TestRun) -> list[dict[str, str]]:
+def new_deprecations(package: str, baseline: SuiteRun, after: SuiteRun) -> list[dict[str, str]]:
     """Deprecation warnings after the upgrade, issued by ``package``'s modules, not seen before."""
     seen = {(w.get("category"), w.get("message")) for w in baseline.warnings}
     name = canonicalize_name(package)

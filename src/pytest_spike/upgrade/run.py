@@ -28,7 +28,7 @@ from pytest_spike.envs.manager import EnvManager, pip_command, tool_env
 from pytest_spike.model import Blame, Finding, Level, Severity, SpikeError, UpgradeTarget
 from pytest_spike.upgrade import findings
 from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, WANT_ENV
-from pytest_spike.upgrade.findings import TestRun
+from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Upgrade, without
 
 # The child's entry point: add the layer (pytest and pytest-spike) after the environment's
@@ -63,7 +63,7 @@ class Project:
     timeout: float
 
 
-def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded: bool = True) -> TestRun:
+def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded: bool = True) -> SuiteRun:
     """Run ``nodeids`` with a child pytest in ``python``; SpikeError when it reports nothing.
 
     In the ``upgraded`` environment the child gets no PYTHONPATH: it would put the running
@@ -99,14 +99,14 @@ def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded
                 f"{done.last_error_line() or 'no output'}"
             )
         data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
-    return TestRun.from_dict(data)
+    return SuiteRun.from_dict(data)
 
 
 def upgrade_target(
     upgrade: Upgrade,
     version: str,
     project: Project,
-    baseline: TestRun,
+    baseline: SuiteRun,
     envs: EnvManager,
     say: Callable[[str], None],
 ) -> UpgradeTarget:

@@ -21,7 +21,7 @@ import pytest
 from pytest_spike import __version__
 from pytest_spike.model import Scorecard, SpikeError, UpgradeResult, current_cell
 from pytest_spike.settings import Settings
-from pytest_spike.upgrade.findings import TestRun
+from pytest_spike.upgrade.findings import SuiteRun
 
 UPGRADES = pytest.StashKey["list[UpgradeResult]"]()
 
@@ -33,7 +33,7 @@ class SpikeUpgrade:
         self.config = config
         self.settings = settings
         self.writes_results = writes_results
-        self.baseline = TestRun()
+        self.baseline = SuiteRun()
         self.results: list[UpgradeResult] = []
         self.errors: list[str] = []
         self.written: list[str] = []
