@@ -507,6 +507,95 @@ def current_cell() -> dict[str, str]:
 
 
 @dataclass
+class UpgradeTarget:
+    """One target version of an upgrade spike: the project's tests before and after the move.
+
+    ``passes`` is True when every test that passed before passes after, False when some
+    break or the version cannot be installed with the project, None when it is unknown
+    (the spike could not build or run the upgraded environment).
+    """
+
+    version: str
+    level: Level = Level.LOW
+    passes: bool | None = None
+    findings: list[Finding] = field(default_factory=list)
+    #: tests compared (passed before the upgrade) and how many of them break after it
+    compared: int = 0
+    broken: int = 0
+    #: what moved, ``numpy 1.26.4 -> 2.1.3 (major upgrade)``, the candidate first
+    moved: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    env: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "level": self.level.value,
+            "passes": self.passes,
+            "findings": [f.to_dict() for f in self.findings],
+            "compared": self.compared,
+            "broken": self.broken,
+            "moved": list(self.moved),
+            "duration_s": round(self.duration_s, 3),
+            "env": self.env,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpgradeTarget:
+        return cls(
+            version=str(data["version"]),
+            level=Level(data.get("level", "low")),
+            passes=data.get("passes"),
+            findings=[Finding.from_dict(f) for f in data.get("findings") or ()],
+            compared=int(data.get("compared") or 0),
+            broken=int(data.get("broken") or 0),
+            moved=[str(m) for m in data.get("moved") or ()],
+            duration_s=float(data.get("duration_s") or 0.0),
+            env=data.get("env"),
+        )
+
+
+@dataclass
+class UpgradeResult:
+    """An upgrade spike of one installed package (``--spike-upgrade``) over its target versions."""
+
+    requirement: str
+    package: str
+    current: str | None
+    targets: list[UpgradeTarget] = field(default_factory=list)
+    #: the baseline: where its outcomes came from ("this run" or "a child pytest") and counts
+    baseline: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def newest_passing(self) -> str | None:
+        """The newest target version on which the project's tests pass, if any."""
+        from packaging.version import Version
+
+        passing = [t.version for t in self.targets if t.passes]
+        return max(passing, key=Version) if passing else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requirement": self.requirement,
+            "package": self.package,
+            "current": self.current,
+            "baseline": dict(self.baseline),
+            "newest_passing": self.newest_passing,
+            "targets": [t.to_dict() for t in self.targets],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UpgradeResult:
+        return cls(
+            requirement=str(data["requirement"]),
+            package=str(data["package"]),
+            current=data.get("current"),
+            targets=[UpgradeTarget.from_dict(t) for t in data.get("targets") or ()],
+            baseline=dict(data.get("baseline") or {}),
+        )
+
+
+@dataclass
 class Scorecard:
     """The candidates of one run (one matrix cell), ready to print or save."""
 
@@ -518,6 +607,8 @@ class Scorecard:
     fail_on: Level | None = None
     #: the thresholds, weights and waivers this verdict used, so a reader can check them
     settings: dict[str, Any] = field(default_factory=dict)
+    #: upgrade spikes of this run (``--spike-upgrade``); written only when there are some
+    upgrades: list[UpgradeResult] = field(default_factory=list)
 
     def lowest_risk(self) -> list[CandidateResult]:
         """The candidates that share the lowest (level, score); empty when there are none."""
@@ -547,6 +638,7 @@ class Scorecard:
             "settings": dict(self.settings),
             "lowest_risk": [c.name for c in self.lowest_risk()],
             "candidates": [c.to_dict() for c in self.candidates],
+            **({"upgrades": [u.to_dict() for u in self.upgrades]} if self.upgrades else {}),
         }
 
     @classmethod
@@ -563,6 +655,7 @@ class Scorecard:
             created=str(data.get("created", "")),
             fail_on=Level(fail_on) if fail_on else None,
             settings=dict(data.get("settings") or {}),
+            upgrades=[UpgradeResult.from_dict(u) for u in data.get("upgrades") or ()],
         )
 
 

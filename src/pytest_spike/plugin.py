@@ -9,6 +9,7 @@ where results are gathered and reported (no xdist, or the xdist controller).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = settings
     if settings.enabled:
         _register_session(config, settings)
+    if _upgrade_asked(config, settings):
+        _register_upgrade(config, settings)
+
+
+def _upgrade_asked(config: pytest.Config, settings: Settings) -> bool:
+    """``--spike-upgrade`` given, or ini ``spike_upgrades`` with ``--spike``; never in the child
+    pytest an upgrade spike starts (it reads the same ini file)."""
+    from pytest_spike.upgrade._child import CHILD_ENV
+
+    if not settings.upgrades or os.environ.get(CHILD_ENV):
+        return False
+    return bool(config.getoption("spike_upgrades")) or settings.enabled
+
+
+def _register_upgrade(config: pytest.Config, settings: Settings) -> None:
+    """Where results meet (no xdist, or the xdist controller), as the spike controller."""
+    if hasattr(config, "workerinput") or config.getoption("collectonly"):
+        return
+    from pytest_spike.upgrade.session import SpikeUpgrade
+
+    plugin = SpikeUpgrade(config, settings, writes_results=not settings.enabled)
+    config.pluginmanager.register(plugin, "spike-upgrade")
 
 
 def _register_session(config: pytest.Config, settings: Settings) -> None:

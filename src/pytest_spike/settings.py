@@ -202,6 +202,15 @@ def _names(values: list[str], source: Source) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _upgrades(values: list[str], source: Source) -> tuple[str, ...]:
+    from pytest_spike.model import parse_requirement
+
+    found = tuple(r.strip() for r in values if r.strip())
+    for text in found:
+        parse_requirement(text, source.where)
+    return found
+
+
 def _lines(values: list[str], source: Source) -> tuple[str, ...] | None:
     return tuple(values) or None
 
@@ -419,6 +428,27 @@ class Settings:
         parse=_lines,
         help="the project's requirement or constraint files for the fit check, one per line "
         "(default: the packages of the running environment)",
+    )
+    upgrades: tuple[str, ...] = option(
+        flag="--spike-upgrade",
+        ini="spike_upgrades",
+        ini_type="linelist",
+        action="repeat",
+        dest_name="spike_upgrades",
+        metavar="REQ",
+        parse=_upgrades,
+        default=(),
+        help="upgrade spike: run the project's tests again with this installed package moved "
+        "to the versions REQ accepts (e.g. 'numpy>=2'), and compare (repeatable; the ini key "
+        "applies with --spike)",
+    )
+    upgrade_versions: str | tuple[str, ...] | None = option(
+        flag="--spike-upgrade-versions",
+        ini="spike_upgrade_versions",
+        metavar="SPEC",
+        parse=_versions_default,
+        help="which versions an upgrade spike tries: a specifier, a list or 'latest:N' "
+        "(default: the newest the upgrade's requirement accepts)",
     )
     upstream_sample: int = option(
         flag="--spike-upstream-sample",

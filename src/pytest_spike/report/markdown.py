@@ -10,6 +10,8 @@ from pytest_spike.report.terminal import (
     metric_lines,
     probe_summary,
     row_cells,
+    target_line,
+    upgrade_verdict,
     verdict,
 )
 
@@ -76,5 +78,16 @@ def render(scorecard: Scorecard) -> str:
         metrics = metric_lines(scorecard, width=10_000)
         if metrics:
             out += ["### metrics", ""] + [f"- {line}" for line in metrics] + [""]
-    out.append(f"**{verdict(scorecard)}**")
+    for upgrade in scorecard.upgrades:
+        out += [f"### upgrade {upgrade.package} {upgrade.current or ''} ({_escape(upgrade.requirement)})", ""]
+        out += ["| target | finding |", "| --- | --- |"]
+        for target in upgrade.targets:
+            out.append(f"| **{_escape(target_line(upgrade, target))}** | |")
+            if target.moved[1:]:
+                out.append(f"| | also moved: {_escape(', '.join(target.moved[1:]))} |")
+            for finding in target.findings:
+                out.append(f"| | {finding.severity.value} `{finding.code}`: {_escape(finding.message)} |")
+        out += ["", f"**{_escape(upgrade_verdict(upgrade))}**", ""]
+    if scorecard.candidates or not scorecard.upgrades:
+        out.append(f"**{verdict(scorecard)}**")
     return "\n".join(out) + "\n"

@@ -20,6 +20,8 @@ from pytest_spike.model import (
     Scorecard,
     Scored,
     Severity,
+    UpgradeResult,
+    UpgradeTarget,
     best_metric,
     sorted_scored,
 )
@@ -268,3 +270,46 @@ def write_scorecard(
         reporter.write_line(line)
     for line in errors:
         reporter.write_line(line, red=True, bold=True)
+
+
+def target_line(result: UpgradeResult, target: UpgradeTarget) -> str:
+    """``numpy 1.26.4 -> 2.1.3  HIGH  3 of 412 tests break`` (or why it is not known)."""
+    head = f"{result.package} {result.current or '?'} -> {target.version}  {target.level.value.upper()}"
+    if target.passes is None:
+        return f"{head}  unknown: " + next((f.message for f in target.findings), "not run")
+    if any(f.code == "upgrade.unresolvable" for f in target.findings):
+        return f"{head}  cannot be installed with the project"
+    return f"{head}  {target.broken} of {target.compared} tests break"
+
+
+def upgrade_verdict(result: UpgradeResult) -> str:
+    """The newest target version on which the project's tests pass, named."""
+    newest = result.newest_passing
+    if newest is not None:
+        return f"{result.package}: the suite passes on {newest} (newest of the versions tried)"
+    if any(t.passes is None for t in result.targets):
+        return f"{result.package}: no version tried is known to pass (some could not be checked)"
+    return f"{result.package}: the suite passes on none of the versions tried"
+
+
+def upgrade_lines(results: Sequence[UpgradeResult], width: int) -> list[Line]:
+    """The ``spike upgrade`` section: one verdict line per target version, its findings, the
+    newest version that passes."""
+    lines: list[Line] = []
+    for result in results:
+        for target in result.targets:
+            lines.append((target_line(result, target), LEVEL_MARKUP[target.level]))
+            moved = [m for m in target.moved[1:]]
+            if moved:
+                text = "  also moved: " + ", ".join(moved)
+                lines += [(t, {}) for t in textwrap.wrap(text, width, subsequent_indent="    ")]
+            scored = [Scored(f, 0.0) for f in target.findings]
+            for s in sorted_scored(scored):
+                text = f"  {s.finding.severity.value} {s.finding.code}: {s.finding.message}"
+                red = s.finding.severity in (Severity.CRITICAL, Severity.HIGH) and not s.finding.unchecked
+                wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
+                lines += [(line, {"red": True} if red else {}) for line in wrapped]
+        lines += [
+            (t, {"bold": True}) for t in textwrap.wrap(upgrade_verdict(result), width, subsequent_indent="  ")
+        ]
+    return lines

@@ -1,0 +1,183 @@
+"""What an upgrade changed, attributed: pure functions from test outcomes to findings.
+
+A *run* is what one pytest run of the project's tests reported (:class:`SuiteRun`). The
+baseline run is the running environment's, the after run the upgraded environment's. A test
+that passed before and does not pass after *flips*; it is re-run once on both sides, and only
+a flip the re-run confirms breaks (``upgrade.breaks``), one that flips back is flaky
+(``upgrade.flaky``, info). Tests failing on both sides are not charged. New warnings issued by
+the upgraded package's own modules are its deprecations (``upgrade.deprecations``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from pytest_spike.model import Finding, Level, Severity
+
+#: Warning categories that announce a removal.
+DEPRECATION_CATEGORIES = frozenset({"DeprecationWarning", "PendingDeprecationWarning", "FutureWarning"})
+#: Tests named in one finding's message (all are in its evidence).
+NAMED_IN_MESSAGE = 3
+
+
+@dataclass
+class SuiteRun:
+    """One pytest run of the project's tests: outcome and first error line per node id."""
+
+    #: node id -> passed, failed, error, skipped
+    outcomes: dict[str, str] = field(default_factory=dict)
+    #: node id -> the first error line of a test that did not pass
+    errors: dict[str, str] = field(default_factory=dict)
+    #: collector node id (a file) -> its collection error, e.g. the ImportError
+    collect_errors: dict[str, str] = field(default_factory=dict)
+    #: {"category", "message", "nodeid", "issuer", "dist", "filename"}
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def outcome(self, nodeid: str) -> str:
+        """The test's outcome; a test in a file that failed to collect is an ``error``."""
+        if nodeid in self.outcomes:
+            return self.outcomes[nodeid]
+        return "error" if self.collect_error(nodeid) else "missing"
+
+    def error(self, nodeid: str) -> str:
+        return self.errors.get(nodeid) or self.collect_error(nodeid) or "not collected after the upgrade"
+
+    def collect_error(self, nodeid: str) -> str:
+        for collector, text in self.collect_errors.items():
+            if nodeid == collector or nodeid.startswith(collector + "::") or not collector:
+                return f"collection error: {text}"
+        return ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SuiteRun:
+        return cls(
+            outcomes={str(k): str(v) for k, v in (data.get("outcomes") or {}).items()},
+            errors={str(k): str(v) for k, v in (data.get("errors") or {}).items()},
+            collect_errors={str(k): str(v) for k, v in (data.get("collect_errors") or {}).items()},
+            warnings=[{str(k): str(v) for k, v in w.items()} for w in data.get("warnings") or ()],
+            duration_s=float(data.get("duration_s") or 0.0),
+        )
+
+
+def compared(baseline: SuiteRun) -> list[str]:
+    """The tests an upgrade is judged on: those that passed before it."""
+    return [nodeid for nodeid, outcome in baseline.outcomes.items() if outcome == "passed"]
+
+
+def flipped(baseline: SuiteRun, after: SuiteRun) -> list[str]:
+    """Tests that passed before and do not pass after (to re-run once on both sides)."""
+    return [nodeid for nodeid in compared(baseline) if after.outcome(nodeid) not in ("passed", "skipped")]
+
+
+@dataclass
+class Diff:
+    """The attributed difference of one target version, and its level."""
+
+    findings: list[Finding]
+    compared: int
+    broken: list[str]
+    flaky: list[str]
+    level: Level
+
+
+def diff(
+    package: str,
+    version: str,
+    baseline: SuiteRun,
+    after: SuiteRun,
+    rerun_before: SuiteRun | None = None,
+    rerun_after: SuiteRun | None = None,
+) -> Diff:
+    """Attribute what changed between ``baseline`` and ``after`` (see the module docstring).
+
+    ``rerun_before`` / ``rerun_after`` re-ran the flipped tests; without them a flip counts
+    as it was seen.
+    """
+    flips = flipped(baseline, after)
+    broken: list[str] = []
+    flaky: list[str] = []
+    for nodeid in flips:
+        still_passes = rerun_before is None or rerun_before.outcome(nodeid) == "passed"
+        still_fails = rerun_after is None or rerun_after.outcome(nodeid) not in ("passed", "skipped")
+        (broken if still_passes and still_fails else flaky).append(nodeid)
+    total = len(compared(baseline))
+    found: list[Finding] = []
+    if broken:
+        errors = {nodeid: (rerun_after or after).error(nodeid) for nodeid in broken}
+        named = "; ".join(f"{n} ({errors[n]})" for n in broken[:NAMED_IN_MESSAGE])
+        more = f"; and {len(broken) - NAMED_IN_MESSAGE} more" if len(broken) > NAMED_IN_MESSAGE else ""
+        found.append(
+            Finding(
+                "upgrade.breaks",
+                Severity.HIGH,
+                f"{len(broken)} of {total} tests break on {package} {version}: {named}{more}",
+                errors,
+            )
+        )
+    if flaky:
+        found.append(
+            Finding(
+                "upgrade.flaky",
+                Severity.INFO,
+                f"{len(flaky)} test(s) flipped once and passed on the re-run, not charged: "
+                + ", ".join(flaky[:NAMED_IN_MESSAGE]),
+                {nodeid: "flipped back on the re-run" for nodeid in flaky},
+            )
+        )
+    new = new_deprecations(package, baseline, after)
+    if new:
+        found.append(
+            Finding(
+                "upgrade.deprecations",
+                Severity.MEDIUM,
+                f"{package} {version} warns of {len(new)} deprecation(s) the tests did not see before: "
+                + "; ".join(f"{w['category']}: {w['message']}" for w in new[:NAMED_IN_MESSAGE]),
+                {f"{w['category']}: {w['message']}": w.get("nodeid", "") for w in new},
+            )
+        )
+    both = [n for n in baseline.outcomes if baseline.outcomes[n] in ("failed", "error")]
+    both = [n for n in both if after.outcome(n) in ("failed", "error")]
+    if both:
+        found.append(
+            Finding(
+                "upgrade.failing_before",
+                Severity.INFO,
+                f"{len(both)} test(s) fail before and after the upgrade, not charged: "
+                + ", ".join(both[:NAMED_IN_MESSAGE]),
+                {nodeid: after.error(nodeid) for nodeid in both},
+            )
+        )
+    level = Level.HIGH if broken else Level.MEDIUM if new else Level.LOW
+    return Diff(found, total, broken, flaky, level)
+
+
+def new_deprecations(package: str, baseline: SuiteRun, after: SuiteRun) -> list[dict[str, str]]:
+    """Deprecation warnings after the upgrade, issued by ``package``'s modules, not seen before."""
+    seen = {(w.get("category"), w.get("message")) for w in baseline.warnings}
+    name = canonicalize_name(package)
+    found: dict[tuple[str | None, str | None], dict[str, str]] = {}
+    for warning in after.warnings:
+        if warning.get("category") not in DEPRECATION_CATEGORIES:
+            continue
+        if canonicalize_name(warning.get("dist") or "-") != name:
+            continue
+        key = (warning.get("category"), warning.get("message"))
+        if key not in seen:
+            found.setdefault(key, warning)
+    return list(found.values())
+
+
+def unresolvable(package: str, version: str, why: str, clashing: str = "") -> Finding:
+    """The target version cannot be installed together with the project's requirements."""
+    named = f" next to the project's {clashing}" if clashing else ""
+    return Finding(
+        "upgrade.unresolvable",
+        Severity.HIGH,
+        f"{package} {version} cannot be installed{named}: {why}",
+        {"clashing": clashing, "resolver": why},
+    )

@@ -1,0 +1,101 @@
+"""What an upgrade spike moves, and to which versions; how the project itself is installed.
+
+``--spike-upgrade "numpy>=2"`` names an installed package and the versions it may move to;
+``--spike-upgrade-versions`` (the ``versions=`` syntax: a specifier, a list or ``latest:N``)
+picks which of those to try, by default the newest. The upgraded environment holds the
+project's requirements (the running environment's pins, or ``spike_requirements``) with the
+package moved, and the project installed the way it is installed now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from pytest_spike.index.client import IndexClient
+from pytest_spike.index.versions import resolve
+from pytest_spike.model import SpikeError, parse_requirement
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """One package to move: its requirement as given, canonical name and installed version."""
+
+    requirement: str
+    package: str
+    current: str
+
+    @classmethod
+    def parse(cls, text: str, where: str = "--spike-upgrade") -> Upgrade:
+        req = parse_requirement(text, where)
+        name = canonicalize_name(req.name)
+        try:
+            current = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            raise SpikeError(
+                f"{where}: {req.name} is not installed in the running environment; an upgrade "
+                "spike moves an installed package (try --spike-candidate for a new one)"
+            ) from None
+        return cls(text, name, current)
+
+
+def target_versions(
+    client: IndexClient, upgrade: Upgrade, versions: str | Sequence[str] | None, *, python: str | None = None
+) -> list[str]:
+    """The versions to try, oldest first: those ``versions`` picks (default: the newest)
+    that the requirement's specifier accepts, other than the installed one."""
+    spec = Requirement(upgrade.requirement).specifier
+    picked = resolve(client, upgrade.package, versions if versions else None, python=python)
+    found = picked.versions
+    if not versions:
+        # no versions given: the newest release the requirement accepts
+        everything = resolve(client, upgrade.package, str(spec) or None, python=python).versions
+        found = everything[-1:]
+    chosen = [v for v in found if v in spec or not str(spec)]
+    chosen = [v for v in chosen if v != Version(upgrade.current)]
+    if not chosen:
+        what = f" among {versions}" if versions else ""
+        raise SpikeError(
+            f"--spike-upgrade {upgrade.requirement!r}: no release of {upgrade.package}{what} to move to "
+            f"from {upgrade.current} on the package index"
+        )
+    return [str(v) for v in sorted(chosen)]
+
+
+def project_install(rootdir: Path) -> list[str]:
+    """How the project under ``rootdir`` is installed now, as installer arguments: ``-e DIR``
+    for an editable install, ``DIR`` for one from a local folder, nothing when it is not
+    installed from a folder (its tests import it from the rootdir, or the index pins it)."""
+    root = rootdir.resolve()
+    for dist in metadata.distributions():
+        text = dist.read_text("direct_url.json")
+        if not text:
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError:
+            continue
+        url = urlparse(str(data.get("url", "")))
+        if url.scheme != "file":
+            continue
+        folder = Path(unquote(url.path)).resolve()
+        if folder != root and folder not in root.parents:
+            continue
+        if canonicalize_name(str(dist.metadata["Name"] or "")) == "pytest-spike" and folder != root:
+            continue  # pytest-spike's own checkout above an example project is not the project
+        editable = bool((data.get("dir_info") or {}).get("editable"))
+        return ["-e", str(folder)] if editable else [str(folder)]
+    return []
+
+
+def without(requirements: Sequence[str], package: str) -> list[str]:
+    """The project's requirements minus ``package`` (it is the one that moves)."""
+    return [r for r in requirements if canonicalize_name(Requirement(r).name) != package]

@@ -1,0 +1,211 @@
+"""The runs of an upgrade spike: the upgraded environment, the child pytest, the re-runs.
+
+For each target version: resolve the project's requirements with the package moved (the
+fit check's resolver, so the clash is named when there is no solution), build the
+environment (cached like candidate environments), install the project the way it is
+installed now, run the same tests there with a child pytest, re-run what flipped once on
+both sides, and hand the runs to :func:`pytest_spike.upgrade.findings.diff`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from pytest_spike._core import runner
+from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike.envs.fit import _change, _pins, check_fit
+from pytest_spike.envs.manager import EnvManager, pip_command, tool_env
+from pytest_spike.model import Blame, Finding, Level, Severity, SpikeError, UpgradeTarget
+from pytest_spike.upgrade import findings
+from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, WANT_ENV
+from pytest_spike.upgrade.findings import SuiteRun
+from pytest_spike.upgrade.plan import Upgrade, without
+
+# The child's entry point: add the layer (pytest and pytest-spike) after the environment's
+# own packages, so the environment's pytest wins when it has one.
+_BOOT = """
+import site, sys
+site.addsitedir(sys.argv[1])
+import pytest
+sys.exit(pytest.main(sys.argv[2:]))
+"""
+#: Warnings the child shows whatever the project's filters say, so deprecations are seen.
+_WARNING_ARGS = (
+    "-W",
+    "default::DeprecationWarning",
+    "-W",
+    "default::PendingDeprecationWarning",
+    "-W",
+    "default::FutureWarning",
+)
+
+
+@dataclass
+class Project:
+    """The project whose tests an upgrade spike runs, and where."""
+
+    rootdir: Path
+    inifile: Path | None
+    requirements: list[str]
+    #: installer arguments that install the project as it is installed now (``-e DIR``)
+    install: list[str]
+    layer: Path
+    timeout: float
+
+
+def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded: bool = True) -> SuiteRun:
+    """Run ``nodeids`` with a child pytest in ``python``; SpikeError when it reports nothing.
+
+    In the ``upgraded`` environment the child gets no PYTHONPATH: it would put the running
+    environment's packages, the old versions among them, in front of the new ones.
+    """
+    files = list(dict.fromkeys(nodeid.split("::")[0] for nodeid in nodeids))
+    with tempfile.TemporaryDirectory(prefix="spike-upgrade-") as tmp:
+        out, want = Path(tmp) / "outcomes.json", Path(tmp) / "want.json"
+        want.write_text(json.dumps(list(nodeids)), "utf-8")
+        config = ["-c", str(project.inifile)] if project.inifile else []
+        argv = [
+            python,
+            "-c",
+            _BOOT,
+            str(project.layer),
+            "-p",
+            "pytest_spike.upgrade._child",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(project.rootdir),
+            *config,
+            *_WARNING_ARGS,
+            "-q",
+            *files,
+        ]
+        extra = {"PYTEST_ADDOPTS": "", CHILD_ENV: "1", OUT_ENV: str(out), WANT_ENV: str(want)}
+        env = tool_env() if upgraded else None
+        done = runner.run(argv, timeout=project.timeout, cwd=project.rootdir, env=env, extra_env=extra)
+        if not out.is_file():
+            raise SpikeError(
+                f"the child pytest in {python} wrote no outcomes ({done.describe()}): "
+                f"{done.last_error_line() or 'no output'}"
+            )
+        data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
+    return SuiteRun.from_dict(data)
+
+
+def upgrade_target(
+    upgrade: Upgrade,
+    version: str,
+    project: Project,
+    baseline: SuiteRun,
+    envs: EnvManager,
+    say: Callable[[str], None],
+) -> UpgradeTarget:
+    """One target version: resolve, build, run, re-run and diff."""
+    start = time.monotonic()
+    target = UpgradeTarget(version, moved=[_change(upgrade.package, upgrade.current, version)])
+    others = without(project.requirements, upgrade.package)
+    moved_req = f"{upgrade.package}=={version}"
+    say(f"upgrade: resolving {moved_req} with the project's {len(others)} requirements")
+    _, details = check_fit(
+        envs.python, moved_req, others, project.timeout, constraints=False, backend=envs.backend
+    )
+    if not details.get("resolved"):
+        excerpt = str(details.get("error") or "no solution")
+        clashing = _clashing(excerpt, others, upgrade.package)
+        target.findings.append(findings.unresolvable(upgrade.package, version, _reason(excerpt), clashing))
+        return _done(target, Level.BLOCKED, False, start)
+    resolved: dict[str, str] = details["resolved"]
+    pins = _pins(others)
+    target.moved += [
+        _change(name, old, resolved[name]) for name, old in pins.items() if resolved.get(name, old) != old
+    ]
+    requirements = [moved_req] + [f"{n}=={v}" for n, v in sorted(resolved.items()) if n != upgrade.package]
+    say(f"upgrade: building the environment for {moved_req}")
+    env = envs.ensure(requirements)
+    target.env = env.path
+    if not env.ok:
+        blame = Blame.ENVIRONMENT if env.not_candidate else Blame.CANDIDATE
+        target.findings.append(
+            Finding(
+                "upgrade.install_failed",
+                Severity.INFO if env.not_candidate else Severity.HIGH,
+                f"{moved_req} could not be installed with the project ({env.backend}): {env.error_line}",
+                {"resolver": env.error},
+                blame=blame,
+            )
+        )
+        return _done(target, Level.HIGH if not env.not_candidate else Level.LOW, None, start)
+    if project.install:
+        installed = _install_project(env.python, project, envs)
+        if installed:
+            target.findings.append(
+                _unchecked(f"the project could not be installed in the new environment: {installed}")
+            )
+            return _done(target, Level.LOW, None, start)
+    wanted = list(baseline.outcomes)
+    try:
+        say(f"upgrade: running {len(wanted)} tests on {moved_req}")
+        after = run_tests(env.python, project, wanted)
+        flips = findings.flipped(baseline, after)
+        rerun_before = rerun_after = None
+        if flips:
+            say(f"upgrade: re-running {len(flips)} flipped tests on both sides")
+            rerun_before = run_tests(sys.executable, project, flips, upgraded=False)
+            rerun_after = run_tests(env.python, project, flips)
+    except SpikeError as exc:
+        target.findings.append(_unchecked(str(exc)))
+        return _done(target, Level.LOW, None, start)
+    result = findings.diff(upgrade.package, version, baseline, after, rerun_before, rerun_after)
+    target.findings += result.findings
+    target.compared, target.broken = result.compared, len(result.broken)
+    return _done(target, result.level, not result.broken, start)
+
+
+def _clashing(text: str, requirements: Sequence[str], package: str) -> str:
+    """The project's requirements the resolver's explanation names (whole words only)."""
+    lowered = text.lower().replace("_", "-")
+    named = []
+    for req in requirements:
+        name = canonicalize_name(Requirement(req).name)
+        if name != package and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", lowered):
+            named.append(req)
+    return ", ".join(named)
+
+
+def _reason(text: str) -> str:
+    """The resolver's explanation in one line: its ``cause:`` part when it gives one."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("cause:")), None)
+    if start is None:
+        return lines[0] if lines else "no solution"
+    return " ".join(lines[start:]).removeprefix("cause:").strip()
+
+
+def _done(target: UpgradeTarget, level: Level, passes: bool | None, start: float) -> UpgradeTarget:
+    target.level, target.passes = level, passes
+    target.duration_s = time.monotonic() - start
+    return target
+
+
+def _unchecked(message: str) -> Finding:
+    return Finding("upgrade.unchecked", Severity.INFO, message, blame=Blame.SPIKE)
+
+
+def _install_project(python: str, project: Project, envs: EnvManager) -> str:
+    """Install the project into the new environment as it is installed now; "" or the error."""
+    if envs.uv is not None:
+        argv = [envs.uv, "pip", "install", "--python", python, "--no-deps", *project.install]
+    else:
+        argv = [*pip_command(python), "install", "--no-deps", "--disable-pip-version-check", *project.install]
+    done = runner.run(argv, timeout=project.timeout, env=tool_env())
+    return "" if done.ok else done.last_error_line() or done.describe()

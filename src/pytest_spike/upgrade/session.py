@@ -1,0 +1,145 @@
+"""The hook surface of an upgrade spike: gather this run's outcomes, then run the upgrade.
+
+Registered by ``plugin.py`` only when an upgrade is asked for (``--spike-upgrade``, or ini
+``spike_upgrades`` with ``--spike``), where results meet: a run without xdist or the xdist
+controller (xdist replays every worker's reports and warnings there). This run's own
+outcomes are the baseline; at the end of the session each target version's environment
+is built and the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
+kept in ``config.stash[UPGRADES]``: the spike controller puts them on its scorecard, and
+without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from pytest_spike import __version__
+from pytest_spike.model import Scorecard, SpikeError, UpgradeResult, current_cell
+from pytest_spike.settings import Settings
+from pytest_spike.upgrade.findings import SuiteRun
+
+UPGRADES = pytest.StashKey["list[UpgradeResult]"]()
+
+
+class SpikeUpgrade:
+    """Gathers this run's outcomes and warnings; runs and reports the upgrade spikes."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, *, writes_results: bool) -> None:
+        self.config = config
+        self.settings = settings
+        self.writes_results = writes_results
+        self.baseline = SuiteRun()
+        self.results: list[UpgradeResult] = []
+        self.errors: list[str] = []
+        self.written: list[str] = []
+        self.started = datetime.now(timezone.utc)
+        self._start = time.perf_counter()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "spike_probe", None) is not None or report.nodeid.startswith("spike::"):
+            return  # the spike's own probes are not the project's tests
+        outcomes = self.baseline.outcomes
+        before = outcomes.get(report.nodeid, "passed")
+        if report.failed:
+            outcomes[report.nodeid] = "failed" if report.when == "call" else "error"
+        elif report.skipped and before == "passed":
+            outcomes[report.nodeid] = "skipped"
+        else:
+            outcomes.setdefault(report.nodeid, "passed")
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, nodeid: str) -> None:
+        text = str(warning_message.message)
+        self.baseline.warnings.append(
+            {"category": warning_message.category.__name__, "message": text.splitlines()[0] if text else ""}
+        )
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
+            return
+        self.baseline.duration_s = time.perf_counter() - self._start
+        try:
+            self.results = self._run()
+        except SpikeError as exc:
+            self.errors.append(f"spike upgrade: {exc}")
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+            return
+        self.config.stash[UPGRADES] = self.results
+        if self.writes_results:
+            from pytest_spike.report import results
+
+            scorecard = Scorecard(
+                cell=current_cell(),
+                candidates=[],
+                plugin_version=__version__,
+                created=self.started.isoformat(timespec="seconds"),
+                fail_on=self.settings.fail_on,
+                upgrades=self.results,
+            )
+            self.written, errors = results.write_outputs(scorecard, self.settings)
+            self.errors += errors
+        fail_on = self.settings.fail_on
+        reached = [t for u in self.results for t in u.targets if fail_on and t.level.rank >= fail_on.rank]
+        if reached and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _run(self) -> list[UpgradeResult]:
+        from pytest_spike.envs import layer
+        from pytest_spike.envs.fit import project_requirements
+        from pytest_spike.services import Services
+        from pytest_spike.session.worker import terminal_say
+        from pytest_spike.upgrade.plan import Upgrade, project_install, target_versions
+        from pytest_spike.upgrade.run import Project, upgrade_target
+
+        say = terminal_say(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
+        services = Services(self.settings, rootdir=self.config.rootpath, say=say)
+        rootdir = self.config.rootpath
+        project = Project(
+            rootdir=rootdir,
+            inifile=self.config.inipath,
+            requirements=project_requirements(self.settings.requirement_files, root=rootdir),
+            install=project_install(rootdir),
+            layer=layer.build_layer(self.settings.cache_dir),
+            timeout=max(self.settings.probe_timeout, 4 * self.baseline.duration_s + 60),
+        )
+        found = []
+        try:
+            for text in self.settings.upgrades:
+                upgrade = Upgrade.parse(text)
+                versions = target_versions(services.index(), upgrade, self.settings.upgrade_versions)
+                result = UpgradeResult(
+                    upgrade.requirement,
+                    upgrade.package,
+                    upgrade.current,
+                    baseline={
+                        "source": "this run",
+                        "tests": len(self.baseline.outcomes),
+                        "passed": sum(o == "passed" for o in self.baseline.outcomes.values()),
+                        "duration_s": round(self.baseline.duration_s, 3),
+                    },
+                )
+                for version in versions:
+                    result.targets.append(
+                        upgrade_target(upgrade, version, project, self.baseline, services.envs(), say)
+                    )
+                found.append(result)
+        finally:
+            services.close()
+        return found
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        from pytest_spike.report.terminal import output_width, upgrade_lines
+
+        if not self.results and not self.errors:
+            return
+        terminalreporter.write_sep("=", "spike upgrade")
+        for text, markup in upgrade_lines(self.results, output_width()):
+            terminalreporter.write_line(text, **markup)
+        for line in self.written:
+            terminalreporter.write_line(line)
+        for line in self.errors:
+            terminalreporter.write_line(line, red=True, bold=True)

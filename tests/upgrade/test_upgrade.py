@@ -1,0 +1,211 @@
+"""Upgrade spikes end to end: a real local index, real environments, real child pytests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from pkgfactory import FakeProject, build_wheel, pip_install_target
+
+OLD = "def old_sum(xs):\n    return sum(xs)\n\ndef helper():\n    return 1\n"
+NEW = (
+    "import warnings\n\n"
+    "def helper():\n"
+    "    warnings.warn('oldlib.helper is deprecated; use oldlib.tool', DeprecationWarning, stacklevel=2)\n"
+    "    return 1\n"
+)
+PROJECTS = [
+    FakeProject("oldlib", "1.0", files={"oldlib/__init__.py": OLD}),
+    FakeProject("oldlib", "1.5", files={"oldlib/__init__.py": OLD}),
+    FakeProject("oldlib", "2.0", files={"oldlib/__init__.py": NEW}),
+    FakeProject("usesx", "1.0", requires=["oldlib<2"]),
+]
+
+PROJECT_TESTS = """
+import oldlib
+
+def test_sum():
+    assert oldlib.old_sum([1, 2]) == 3
+
+def test_helper():
+    assert oldlib.helper() == 1
+
+def test_always_fails():
+    assert False, "broken before and after"
+"""
+
+FLAKY_TEST = """
+from pathlib import Path
+
+def test_flaky():
+    counter = Path(__file__).with_name("runs.txt")
+    runs = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(runs))
+    assert runs != 2, "failed once, by chance"
+"""
+
+
+@pytest.fixture(scope="module")
+def local_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("upgrade-index")
+    for project in PROJECTS:
+        build_wheel(project, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def old_site(local_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The running environment's oldlib 1.0, as installed by pip."""
+    site = tmp_path_factory.mktemp("old-site")
+    pip_install_target([local_index / "oldlib-1.0-py3-none-any.whl"], site)
+    return site
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("spike-cache")
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, local_index: Path, old_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(local_index))
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PYTEST_ADDOPTS", "UV_INDEX_URL", "UV_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.syspath_prepend(str(old_site))
+    monkeypatch.setenv("PYTHONPATH", str(old_site))
+    monkeypatch.setenv("COLUMNS", "120")
+    pytester.makefile(".txt", requirements="oldlib==1.0\n")
+    pytester.makeini("[pytest]\nspike_requirements = requirements.txt\n")
+    pytester.makepyfile(test_app=PROJECT_TESTS)
+    return pytester
+
+
+def upgrades(pytester: pytest.Pytester) -> dict:
+    data = json.loads((pytester.path / "up.json").read_text())
+    assert data["schema"] == "pytest-spike/1"
+    [upgrade] = data["upgrades"]
+    return upgrade
+
+
+def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
+    project: pytest.Pytester, cache_dir: Path
+) -> None:
+    result = project.runpytest(
+        "--spike-upgrade",
+        "oldlib",
+        "--spike-upgrade-versions",
+        "1.5, 2.0",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
+        "--spike-md=up.md",
+    )
+    # the project's own run is unchanged: one test fails before the upgrade too
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= spike upgrade =*",
+            "oldlib 1.0 -> 1.5  LOW  0 of 2 tests break",
+            "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break",
+            "  high upgrade.breaks: 1 of 2 tests break on oldlib 2.0: test_app.py::test_sum (AttributeError:*",
+            "  medium upgrade.deprecations: oldlib 2.0 warns of 1 deprecation(s) the tests did not see*",
+            "oldlib: the suite passes on 1.5 (newest of the versions tried)",
+        ]
+    )
+    upgrade = upgrades(project)
+    assert upgrade["package"] == "oldlib" and upgrade["current"] == "1.0"
+    assert upgrade["newest_passing"] == "1.5"
+    minor, major = upgrade["targets"]
+    assert minor["passes"] is True and minor["level"] == "low"
+    assert [f["code"] for f in minor["findings"]] == ["upgrade.failing_before"]
+    assert major["passes"] is False and major["broken"] == 1 and major["compared"] == 2
+    codes = {f["code"]: f for f in major["findings"]}
+    assert set(codes["upgrade.breaks"]["evidence"]) == {"test_app.py::test_sum"}
+    # the warning was issued by oldlib's module, though it points at the test's line
+    assert "oldlib.helper is deprecated" in codes["upgrade.deprecations"]["message"]
+    # failing on both sides is not charged
+    assert "test_app.py::test_always_fails" in codes["upgrade.failing_before"]["evidence"]
+    assert major["moved"] == ["oldlib 1.0 -> 2.0 (major upgrade)"]
+    markdown = (project.path / "up.md").read_text()
+    assert "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break" in markdown
+    assert "the suite passes on 1.5" in markdown
+
+
+def test_import_error_at_collection_breaks_the_tests_of_that_file(
+    project: pytest.Pytester, cache_dir: Path
+) -> None:
+    project.makepyfile(
+        test_import="from oldlib import old_sum\n\ndef test_uses_it():\n    assert old_sum([1]) == 1\n"
+    )
+    result = project.runpytest(
+        "test_import.py",
+        "--spike-upgrade",
+        "oldlib>=2",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
+    )
+    result.stdout.fnmatch_lines(["oldlib 1.0 -> 2.0  HIGH  1 of 1 tests break"])
+    [target] = upgrades(project)["targets"]
+    breaks = next(f for f in target["findings"] if f["code"] == "upgrade.breaks")
+    assert (
+        "collection error: ImportError: cannot import name 'old_sum'"
+        in breaks["evidence"]["test_import.py::test_uses_it"]
+    )
+
+
+def test_target_that_cannot_resolve_names_the_clash(project: pytest.Pytester, cache_dir: Path) -> None:
+    project.makefile(".txt", requirements="oldlib==1.0\nusesx>=1,<2\n")
+    result = project.runpytest(
+        "-k",
+        "test_helper",
+        "--spike-upgrade",
+        "oldlib>=2",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
+    )
+    result.stdout.fnmatch_lines(["oldlib 1.0 -> 2.0  BLOCKED  cannot be installed with the project"])
+    [target] = upgrades(project)["targets"]
+    [finding] = target["findings"]
+    assert finding["code"] == "upgrade.unresolvable" and finding["severity"] == "high"
+    assert "usesx" in finding["evidence"]["clashing"], finding
+    assert target["passes"] is False
+    result.stdout.fnmatch_lines(["oldlib: the suite passes on none of the versions tried"])
+
+
+def test_a_flaky_test_is_not_charged(project: pytest.Pytester, cache_dir: Path) -> None:
+    project.makepyfile(test_flaky=FLAKY_TEST)
+    result = project.runpytest(
+        "test_flaky.py",
+        "--spike-upgrade",
+        "oldlib<2",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
+    )
+    result.stdout.fnmatch_lines(
+        ["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break", "*info upgrade.flaky*test_flaky*"]
+    )
+    [target] = upgrades(project)["targets"]
+    assert target["passes"] is True and target["broken"] == 0
+    assert (project.path / "runs.txt").read_text() == "4"  # run, after, re-run before, re-run after
+
+
+def test_ini_upgrades_apply_with_spike_only(project: pytest.Pytester, cache_dir: Path) -> None:
+    project.makeini("[pytest]\nspike_requirements = requirements.txt\nspike_upgrades = oldlib<2\n")
+    plain = project.runpytest("-k", "test_sum", f"--spike-cache-dir={cache_dir}")
+    assert "spike upgrade" not in plain.stdout.str()
+    spiked = project.runpytest(
+        "-k",
+        "test_sum",
+        "--spike",
+        "--spike-probes=none",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
+    )
+    spiked.stdout.fnmatch_lines(["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break"])
+    data = json.loads((project.path / "up.json").read_text())
+    assert data["upgrades"][0]["newest_passing"] == "1.5"
