@@ -49,7 +49,7 @@ def _first_line(report: Any) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    warnings.warn = _tracking_warn  # type: ignore[assignment]
+    warnings.warn = _tracking_warn
     _state["start"] = time.perf_counter()
 
 
