@@ -10,6 +10,7 @@ in the page and take a screenshot, with no extra Python package and no port to r
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -52,8 +53,12 @@ class Chromium:
         self._next_id = 0
         self._buffer = b""
         self.events: list[dict[str, Any]] = []
+        self._log = open(profile / "chromium.log", "wb")  # closed in close()
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
+        # The child's ends move to 3 and 4 after the fork; above 4 first, so neither dup2
+        # overwrites the other. Python's own fds are close-on-exec, so only these two pass.
+        to_browser_r, from_browser_w = (self._above_4(fd) for fd in (to_browser_r, from_browser_w))
         args = [
             executable,
             "--headless",
@@ -81,12 +86,18 @@ class Chromium:
             args,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            pass_fds=(3, 4),
+            stderr=self._log,  # a file, never a pipe nobody reads while the page loads
+            close_fds=False,  # keeps 3 and 4, which exist only after wire() runs in the child
             preexec_fn=wire,
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
+
+    @staticmethod
+    def _above_4(fd: int) -> int:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
+        os.close(fd)
+        return moved
 
     def __enter__(self) -> Chromium:
         return self
@@ -110,8 +121,7 @@ class Chromium:
                 os.close(fd)
             except OSError:
                 pass
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        self._log.close()
 
     # -- the protocol ---------------------------------------------------------------------
 
@@ -161,9 +171,7 @@ class Chromium:
             if ready:
                 chunk = os.read(self._from_browser, 1 << 20)
                 if not chunk:
-                    stderr = (
-                        self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                    )
+                    stderr = Path(self._log.name).read_text(errors="replace")
                     raise BrowserError(
                         f"the browser closed the pipe while waiting for {what}: {stderr[-2000:]}"
                     )

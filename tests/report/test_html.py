@@ -86,7 +86,7 @@ def test_one_chart_per_metric_best_marked_unit_on_the_axis(toml_card: Scorecard)
     svg = parse_time[parse_time.index("<svg") :]
     assert "ms/file" in re.sub(r"<[^>]+>", " ", svg)  # the unit, as text on the axis
     assert "0.071  best" in svg  # tomli's bar is the best (lower is better)
-    assert svg.count(html.BEST_COLOUR) == 1 and svg.count(html.OTHER_COLOUR) == 2
+    assert html.BEST_COLOUR in svg and svg.count(html.OTHER_COLOUR) == 2  # tomlkit's and toml's bars
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "two charts share an id"
 

@@ -361,7 +361,8 @@ def chart_svg(view: dict[str, Any], prefix: str) -> str:
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(names)
         ax.invert_yaxis()  # the first candidate on top, as in the scorecard
-        ax.set_xlabel(view["unit"] or "value")
+        ax.set_xlabel(view["unit"] or view["name"])
+        ax.tick_params(axis="y", length=0)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
         ax.grid(axis="x", color="#eaeef2", linewidth=0.8)
@@ -370,7 +371,10 @@ def chart_svg(view: dict[str, Any], prefix: str) -> str:
             ("missing" if r["value"] is None else f"{r['value']:g}") + ("  best" if r["best"] else "")
             for r in rows
         ]
-        ax.bar_label(bars, labels=labels, padding=3, fontsize=9, color=INK)
+        for text, row in zip(ax.bar_label(bars, labels=labels, padding=3, fontsize=9, color=INK), rows):
+            if row["best"]:
+                text.set_color(BEST_COLOUR)
+                text.set_fontweight("bold")
         lo = min(0.0, *values)
         hi = max(0.0, *values)
         span = (hi - lo) or 1.0
