@@ -180,10 +180,18 @@ class Chromium:
     # -- a page ---------------------------------------------------------------------------
 
     def open(
-        self, url: str, check: str, *, width: int = 1280, height: int = 900, full_page: bool = True
+        self,
+        url: str,
+        check: str,
+        *,
+        width: int = 1280,
+        height: int = 900,
+        full_page: bool = True,
+        max_height: int | None = None,
     ) -> PageResult:
         """Load ``url`` at ``width`` x ``height``, evaluate ``check`` (an expression whose value
-        is returned by value), take a screenshot (the whole page, or the first screen)."""
+        is returned by value), take a screenshot: the whole page (at most ``max_height`` px
+        tall) or the first screen."""
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Page", "Runtime", "Log"):
@@ -203,7 +211,13 @@ class Chromium:
             size = self.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
             shot.update(
                 captureBeyondViewport=True,
-                clip={"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
+                clip={
+                    "x": 0,
+                    "y": 0,
+                    "width": width,
+                    "height": min(size["height"], max_height or 1e9),
+                    "scale": 1,
+                },
             )
         png = base64.b64decode(self.call("Page.captureScreenshot", shot, session=session)["data"])
         return PageResult(errors=self.page_errors(session), checks=value["result"].get("value"), png=png)
@@ -230,3 +244,29 @@ class Chromium:
                 entry = params["entry"]
                 errors.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".rstrip())
         return errors
+
+
+def main(argv: list[str]) -> int:
+    """``python tests/report/browser.py PAGE.html OUT.png [MAX_HEIGHT]``: the screenshot in docs/.
+
+    Opens the first finding of the first candidate, so the picture shows evidence unfolded.
+    """
+    import tempfile
+
+    page, out = Path(argv[0]).resolve(), Path(argv[1])
+    unfold = "(() => { const f = document.querySelector('section.candidate details.finding');"
+    unfold += " if (f) f.open = true; return 1; })()"
+    with (
+        tempfile.TemporaryDirectory() as profile,
+        Chromium(find_chromium() or "chromium", Path(profile)) as browser,
+    ):
+        seen = browser.open(page.as_uri(), unfold, max_height=int(argv[2]) if len(argv) > 2 else None)
+    out.write_bytes(seen.png)
+    print(f"{out}: {len(seen.png) // 1024} KB; page errors: {seen.errors or 'none'}")
+    return 1 if seen.errors else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
