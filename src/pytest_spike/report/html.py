@@ -212,7 +212,7 @@ def grid_view(grid: Grid, result: CandidateResult | None) -> dict[str, Any]:
     """A candidate's heat grid: versions down, Pythons across, each cell's findings attached."""
     rows = []
     for version in grid.versions:
-        cells = []
+        cells: list[dict[str, Any]] = []
         for python in grid.pythons:
             cell = grid.cells.get((python, version))
             if cell is None:
@@ -343,7 +343,7 @@ def chart_svg(view: dict[str, Any], prefix: str) -> str:
     rows = view["rows"]
     names = [r["candidate"] for r in rows]
     values = [r["value"] if r["value"] is not None else 0.0 for r in rows]
-    rc = {
+    rc: dict[str, Any] = {
         "svg.fonttype": "none",  # text stays text: small, crisp, in the page's font
         "svg.hashsalt": prefix,  # stable ids, different per chart
         "font.family": "sans-serif",
@@ -353,7 +353,7 @@ def chart_svg(view: dict[str, Any], prefix: str) -> str:
         "xtick.color": "#57606a",
         "ytick.color": INK,
     }
-    with matplotlib.rc_context(rc):
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
         fig = Figure(figsize=(5.2, 0.42 * len(rows) + 0.9))
         ax = fig.add_subplot()
         colours = [BEST_COLOUR if r["best"] else OTHER_COLOUR for r in rows]
