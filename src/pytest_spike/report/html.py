@@ -108,17 +108,22 @@ def _number(value: float, unit: str | None) -> str:
 def finding_view(s: Scored) -> dict[str, Any]:
     """A finding with how it counts (points, unchecked, waived), its evidence and probe."""
     finding = s.finding
-    waived = s.waiver is not None and not s.waiver.get("expired")
+    waiver = dict(s.waiver) if s.waiver is not None else None
+    waived = waiver is not None and not waiver.get("expired")
     if finding.unchecked:
         status, mark = "unchecked", f"unchecked ({finding.blame.value})"
-    elif waived:
-        assert s.waiver is not None
-        status, mark = "waived", f"waived until {s.waiver['until']}"
+    elif waiver is not None and waived:
+        status, mark = "waived", f"waived until {waiver['until']}"
     elif s.points > 0:
         status, mark = "scored", f"+{fmt_points(s.points)}"
     else:
         status, mark = "info", "0"
-    expired = s.waiver is not None and bool(s.waiver.get("expired"))
+    if waiver is None:
+        waiver_note = ""
+    elif waived:
+        waiver_note = str(waiver["reason"])
+    else:
+        waiver_note = f"waiver expired {waiver['until']}: {waiver['reason']}"
     return {
         "code": finding.code,
         "severity": finding.severity.value,
@@ -126,10 +131,8 @@ def finding_view(s: Scored) -> dict[str, Any]:
         "points": fmt_points(s.points),
         "status": status,
         "mark": mark,
-        "waiver": dict(s.waiver) if s.waiver is not None else None,
-        "waiver_note": f"waiver expired {s.waiver['until']}: {s.waiver['reason']}"
-        if expired and s.waiver is not None
-        else (f"{s.waiver['reason']}" if waived and s.waiver is not None else ""),
+        "waiver": waiver,
+        "waiver_note": waiver_note,
         "evidence": sorted(finding.evidence.items()),
         "probe": s.probe or "",
         "head": finding_head(s),
