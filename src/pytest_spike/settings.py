@@ -136,6 +136,16 @@ def _path(value: str, source: Source) -> Path:
     return (source.base / os.path.expanduser(value)).resolve()
 
 
+def _html_path(value: str, source: Source) -> Path:
+    from pytest_spike.report.html import require_jinja2
+
+    try:
+        require_jinja2()
+    except SpikeError as exc:
+        raise SpikeError(f"{source.where}: {exc}") from None
+    return _path(value, source)
+
+
 def _data(value: str, source: Source) -> tuple[Path, str]:
     return _path(value, source), source.where
 
@@ -299,6 +309,13 @@ class Settings:
         parse=_path,
         help="write the scorecard as Markdown to PATH (also appended to "
         "$GITHUB_STEP_SUMMARY under GitHub Actions)",
+    )
+    html_path: Path | None = option(
+        flag="--spike-html",
+        metavar="PATH",
+        parse=_html_path,
+        help="write the scorecard as one self-contained HTML page to PATH, with charts of the "
+        "metrics (needs the html extra: pip install 'pytest-spike[html]')",
     )
     fail_on: Level | None = option(
         flag="--spike-fail-on",

@@ -20,6 +20,7 @@ from pytest_spike.matrix.merge import Merged, load_all, merge
 from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
+from pytest_spike.report import html
 from pytest_spike.report.terminal import output_width
 
 
@@ -56,6 +57,8 @@ def _result_files(items: list[str]) -> list[Path]:
 
 
 def _merge(args: argparse.Namespace) -> int:
+    if args.html:
+        html.require_jinja2()  # before any work: the one-line hint, not a half-done merge
     expected = load_matrix_plan(Path(args.plan)).cells if args.plan else []
     loaded, refused = load_all(_result_files(args.results))
     for line in refused:
@@ -69,6 +72,15 @@ def _merge(args: argparse.Namespace) -> int:
         write_atomic(Path(args.json), json.dumps(merged.to_dict(), indent=2) + "\n")
     if args.md:
         write_atomic(Path(args.md), render_markdown(merged))
+    if args.html:
+        from pytest_spike.cli import write_html
+
+        write_html(
+            Path(args.html),
+            merged.scorecard,
+            merged.grids,
+            {"refused": merged.refused, "notes": merged.notes},
+        )
     for text, _markup in terminal_lines(merged, output_width()):
         print(text)
     if args.annotate:
@@ -170,6 +182,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     merge_cmd.add_argument("--json", metavar="OUT", help="write the merged results as JSON")
     merge_cmd.add_argument("--md", metavar="OUT", help="write the merged report as Markdown")
+    merge_cmd.add_argument(
+        "--html",
+        metavar="OUT",
+        help="write the merged report as one self-contained HTML page with a heat grid per "
+        "candidate (needs pytest-spike[html])",
+    )
     merge_cmd.add_argument(
         "--plan", metavar="PLAN", help="the plan (matrix --json): its cells without results show as missing"
     )

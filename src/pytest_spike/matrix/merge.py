@@ -11,7 +11,7 @@ pass; expected cells without a results file are ``missing`` and cost points.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,22 @@ class Grid:
                 for (p, v), c in sorted(self.cells.items(), key=lambda kv: _cell_key(*kv[0]))
             ],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Grid:
+        """Read back :meth:`to_dict` (the ``matrix`` block of a merged results file)."""
+        cells = {
+            (str(c["python"]), str(c["version"])): GridCell(
+                str(c["state"]), str(c.get("cell") or ""), str(c.get("reason") or "")
+            )
+            for c in data.get("cells") or ()
+        }
+        return cls(
+            str(data["candidate"]),
+            [str(p) for p in data.get("pythons") or ()],
+            [str(v) for v in data.get("versions") or ()],
+            cells,
+        )
 
 
 @dataclass

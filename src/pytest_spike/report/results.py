@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_spike._core.files import load_json_document, write_atomic
 from pytest_spike.model import Scorecard, SpikeError
-from pytest_spike.report import markdown
+from pytest_spike.report import html, markdown
 
 if TYPE_CHECKING:
     from pytest_spike.settings import Settings
@@ -24,6 +24,13 @@ def load(path: Path) -> Scorecard:
     return load_json_document(path, "results file", _scorecard, hint="; was the run cut short?")
 
 
+def matrix_block(path: Path) -> dict[str, Any]:
+    """The ``matrix`` block (grids, refused files, notes) of a merged results file, else {}."""
+    data = load_json_document(path, "results file", lambda d: d)
+    block = data.get("matrix") if isinstance(data, dict) else None
+    return dict(block) if isinstance(block, dict) else {}
+
+
 def _scorecard(data: Any) -> Scorecard:
     if not isinstance(data, dict):
         raise SpikeError("not a pytest-spike results file (top level is not an object)")
@@ -31,7 +38,7 @@ def _scorecard(data: Any) -> Scorecard:
 
 
 def write_outputs(scorecard: Scorecard, settings: Settings) -> tuple[list[str], list[str]]:
-    """Write the JSON / Markdown files the settings ask for.
+    """Write the JSON / Markdown / HTML files the settings ask for.
 
     Returns (lines saying what was written, one-line errors for what could not be).
     """
@@ -42,13 +49,19 @@ def write_outputs(scorecard: Scorecard, settings: Settings) -> tuple[list[str], 
         targets.append(("results", settings.json_path, dumps(scorecard)))
     if settings.md_path is not None:
         targets.append(("markdown", settings.md_path, markdown.render(scorecard)))
+    if settings.html_path is not None:
+        try:
+            targets.append(("html", settings.html_path, html.render(scorecard)))
+        except SpikeError as exc:
+            errors.append(f"spike html: cannot write {settings.html_path}: {exc}")
     for label, path, text in targets:
         try:
             write_atomic(path, text)
         except OSError as exc:
             errors.append(f"spike {label}: cannot write {path}: {exc.strerror or exc}")
             continue
-        written.append(f"spike {label}: {path}")
+        note = html.charts_note(scorecard) if label == "html" else None
+        written.append(f"spike {label}: {path}" + (f" ({note})" if note else ""))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if settings.md_path is not None and os.environ.get("GITHUB_ACTIONS") == "true" and summary:
         try:

@@ -1,0 +1,282 @@
+"""The HTML report: what the page shows, its fallbacks without the extra, and a real browser's view.
+
+``data/toml_parsers.json`` is the results file a real run of ``examples/toml_parsers`` wrote
+(``pytest --spike examples/toml_parsers --spike-json ...``; probe details trimmed to what the
+report reads), so the page is checked on the findings, coverage and metrics of real packages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sys
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from pytest_spike import cli
+from pytest_spike.matrix.merge import load_all, merge
+from pytest_spike.model import Candidate, CandidateResult, Finding, ProbeResult, Scorecard, Severity
+from pytest_spike.report import html, results
+from pytest_spike.scoring import Weights, build_scorecard, level_for, score
+from pytest_spike.waivers import parse_waivers
+
+RECORDED = Path(__file__).parent / "data" / "toml_parsers.json"
+IMP = "import nose failed: ModuleNotFoundError: No module named 'imp'"
+
+
+@pytest.fixture
+def toml_card() -> Scorecard:
+    return results.load(RECORDED)
+
+
+def details_blocks(page: str) -> list[str]:
+    return re.findall(r'<details class="finding[^"]*">.*?</details>', page, flags=re.S)
+
+
+def test_scorecard_levels_coverage_and_every_finding_folded(toml_card: Scorecard) -> None:
+    page = html.render(toml_card)
+    for cand in toml_card.candidates:
+        row = re.search(rf'<a class="cand" href="#c-{cand.name}">.*?</tr>', page, flags=re.S)
+        assert row is not None, cand.name
+        assert f'<span class="lvl lvl-{cand.level.value}">' in row.group(0)
+        have, total = cand.evidence["probes_with_evidence"], cand.evidence["probes"]
+        assert f"{have}/{total} probes" in row.group(0)
+        for kind, why in cand.evidence["why"].items():
+            assert f"unknown: {kind} ({why})" in row.group(0)
+    folded = details_blocks(page)
+    assert len(folded) == sum(len(c.scored) for c in toml_card.candidates)
+    toml_real_data = next(b for b in folded if "real_data.failed" in b)
+    assert "+30" in toml_real_data and "Not a homogeneous array" in toml_real_data
+    assert "<dt>excerpt</dt>" in toml_real_data  # the evidence, behind the fold
+    unchecked = [b for b in folded if "readme.unchecked" in b]
+    assert len(unchecked) == 2 and all("unchecked (environment)" in b for b in unchecked)
+    assert "lowest risk: tomlkit (low, 0 points)" in page
+    assert "tomli can read TOML but has no dumps()" in page  # a note
+    assert "<dt>Python</dt><dd>3.11.7</dd>" in page  # the environment and the cell
+
+
+def test_waived_and_expired_waivers_are_marked() -> None:
+    stale = Finding("signals.stale", Severity.MEDIUM, "last release 6 years ago")
+    slow = Finding("import.slow", Severity.LOW, "import takes 2.1s")
+    probes = [ProbeResult("toml", "signals", "spike::toml::signals", findings=[stale, slow])]
+    waivers = parse_waivers(
+        [
+            "toml signals.stale until 2030-01-31: pinned, replaced next quarter",
+            "toml import.slow until 2020-01-01: was fine on the old runners",
+        ],
+        "spike_waivers",
+    )
+    card = build_scorecard(
+        [(Candidate("toml"), probes)], timebox=600, waivers=waivers, today=dt.date(2026, 1, 1)
+    )
+    page = html.render(card)
+    waived, expired = (next(b for b in details_blocks(page) if code in b) for code in (stale.code, slow.code))
+    assert '<span class="pts">0</span>' in waived and "waived until 2030-01-31" in waived
+    assert "pinned, replaced next quarter" in waived
+    assert '<span class="pts">+3</span>' in expired and "waiver expired 2020-01-01" in expired
+
+
+def test_one_chart_per_metric_best_marked_unit_on_the_axis(toml_card: Scorecard) -> None:
+    page = html.render(toml_card)
+    charts = re.findall(r'<figure class="card chart".*?</figure>', page, flags=re.S)
+    assert len(charts) == len(toml_card.metric_names()) == 2
+    parse_time = next(c for c in charts if "<h3>parse time</h3>" in c)
+    svg = parse_time[parse_time.index("<svg") :]
+    assert "ms/file" in re.sub(r"<[^>]+>", " ", svg)  # the unit, as text on the axis
+    assert "0.071  best" in svg  # tomli's bar is the best (lower is better)
+    assert html.BEST_COLOUR in svg and svg.count(html.OTHER_COLOUR) == 2  # tomlkit's and toml's bars
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "two charts share an id"
+
+
+def test_the_page_loads_nothing_and_runs_no_script(toml_card: Scorecard) -> None:
+    page = html.render(toml_card)
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page
+    assert "<script" not in page
+    assert not re.search(r'(src|href)="(?!#|data:)', page), "a link to something outside the page"
+    assert "<svg" in page
+
+
+def test_without_matplotlib_metrics_are_tables_and_the_page_says_why(
+    toml_card: Scorecard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    page = html.render(toml_card)
+    assert "<svg" not in page
+    assert f"charts need matplotlib: {html.INSTALL_HINT}" in unescape(page)
+    assert re.search(
+        r"<td>tomli<span class=\"best\">best</span></td><td class=\"num\">0.071 ms/file</td>", page
+    )
+
+
+def test_without_jinja2_spike_html_is_a_usage_error_with_the_hint(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    result = pytester.runpytest("--spike", "--spike-candidate", "goodpkg", "--spike-html", "r.html")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    hint = "ERROR: --spike-html: the HTML report needs Jinja2: pip install 'pytest-spike[html]'"
+    assert hint in result.stderr.lines
+    assert not (pytester.path / "r.html").exists()
+
+
+def test_spike_html_writes_the_page(pytester: pytest.Pytester, spike_site: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+        from pytest_spike import spike
+
+        @pytest.mark.parametrize("name, speed", [
+            pytest.param("goodpkg", 120.0, marks=spike.candidate("goodpkg")),
+            pytest.param("warnpkg", 80.0, marks=spike.candidate("warnpkg")),
+        ])
+        def test_speed(name, speed, spike_metric, spike_note):
+            spike_metric("rows/s", speed, unit="rows/s")
+            spike_note(f"{name} felt fine")
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-html", "out/r.html")
+    result.stdout.fnmatch_lines(["spike html: */out/r.html"])
+    page = (pytester.path / "out" / "r.html").read_text()
+    assert page.count("<svg") == 1
+    assert 'id="c-goodpkg"' in page and 'id="c-warnpkg"' in page
+    assert "import.deprecation" in page and "warnpkg felt fine" in page
+    assert not list((pytester.path / "out").glob(".*.tmp")), "written atomically, nothing left over"
+
+
+# -- the matrix -----------------------------------------------------------------------------
+
+
+def cell_file(folder: Path, python: str, version: str, findings: list[Finding]) -> Path:
+    cid = f"py{python}-nose-{version}"
+    probes = [ProbeResult("nose", "import", "spike::nose::import", findings=list(findings))]
+    result = CandidateResult(Candidate("nose"), version=version, probes=probes)
+    result.scored = score([(f, "spike::nose::import") for f in findings], Weights().points)
+    result.score = sum(s.points for s in result.scored)
+    result.level = level_for(result.score, result.findings)
+    card = Scorecard(cell={"id": cid, "python": f"{python}.1", "python_short": python}, candidates=[result])
+    path = folder / f"{cid}.json"
+    path.write_text(results.dumps(card))
+    return path
+
+
+@pytest.fixture
+def cell_files(tmp_path: Path) -> Path:
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    broke = Finding(
+        "import.failed", Severity.CRITICAL, IMP, {"excerpt": "Traceback ...\nModuleNotFoundError"}
+    )
+    stale = Finding("signals.stale", Severity.MEDIUM, "last release 9 years ago")
+    for python in ("3.9", "3.11", "3.12", "3.13"):
+        for version in ("1.3.6", "1.3.7"):
+            cell_file(folder, python, version, ([broke] if python in ("3.12", "3.13") else []) + [stale])
+    return folder
+
+
+def test_merge_html_heat_grid_shows_the_finding_behind_each_red_cell(cell_files: Path) -> None:
+    out = cell_files.parent / "matrix.html"
+    assert (
+        cli.main(["merge", str(cell_files), "--html", str(out), "--json", str(out.with_suffix(".json"))]) == 0
+    )
+    page = out.read_text()
+    cells = re.findall(r'<td class="cell st-([a-z_]+)" title="([^"]*)">(.*?)</td>', page, flags=re.S)
+    assert len(cells) == 8
+    red = [(title, body) for state, title, body in cells if state == "blocked"]
+    assert len(red) == 4
+    for title, body in red:
+        assert "matrix.python_gap" in title and "fails on 3.12 and 3.13" in title  # on hover
+        assert "<details><summary>BLOCKED</summary>" in body and "No module named" in body  # on click
+    medium = [title for state, title, _ in cells if state == "medium"]
+    assert len(medium) == 4 and all("signals.stale" in t for t in medium)
+    # show --html of the merged file draws the same grid
+    shown = cell_files.parent / "shown.html"
+    assert cli.main(["show", str(out.with_suffix(".json")), "--html", str(shown)]) == 0
+    assert re.findall(r'<td class="cell st-([a-z_]+)"', shown.read_text()) == [s for s, _, _ in cells]
+
+
+def test_merge_html_without_jinja2_is_the_one_line_hint(
+    cell_files: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    out = cell_files.parent / "m.html"
+    assert cli.main(["merge", str(cell_files), "--html", str(out), "--md", str(out.with_suffix(".md"))]) == 2
+    err = capsys.readouterr().err
+    assert err == "pytest-spike: error: the HTML report needs Jinja2: pip install 'pytest-spike[html]'\n"
+    assert not out.exists() and not out.with_suffix(".md").exists()
+
+
+def test_show_html_without_matplotlib_notes_the_fallback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert cli.main(["show", str(RECORDED), "--html", str(tmp_path / "r.html")]) == 0
+    assert "charts need matplotlib: pip install 'pytest-spike[html]'" in capsys.readouterr().err
+    assert "<svg" not in (tmp_path / "r.html").read_text()
+
+
+# -- in a real browser ----------------------------------------------------------------------
+
+#: Evaluated in the page: what a person at a 1280 px wide window would see.
+CHECK = """(() => {
+  const shown = el => { const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+    return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+  const de = document.documentElement;
+  return {
+    scrollWidth: de.scrollWidth, innerWidth: window.innerWidth,
+    wide: [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > innerWidth + 1)
+      .slice(0, 5).map(e => e.tagName + '.' + e.className),
+    rows: [...document.querySelectorAll('table.scorecard a.cand')].filter(shown).map(a => a.textContent.trim()),
+    sections: [...document.querySelectorAll('section.candidate h3')].filter(shown).map(h => h.textContent.trim()),
+    charts: [...document.querySelectorAll('figure.chart svg')].filter(s => shown(s) && s.getBoundingClientRect().height > 80).length,
+    chartText: [...document.querySelectorAll('figure.chart svg text')].map(t => t.textContent).join(' '),
+    heatCells: [...document.querySelectorAll('table.heat td.cell')].filter(shown).length,
+  };
+})()"""
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory):
+    browser_mod = pytest.importorskip("browser")
+    exe = browser_mod.find_chromium()
+    if exe is None:
+        pytest.skip(
+            "chromium is not installed (.ci/run installs Debian's 'chromium' package when it can; "
+            "or set SPIKE_CHROMIUM to a Chromium executable)"
+        )
+    with browser_mod.Chromium(exe, tmp_path_factory.mktemp("chromium-profile")) as browser:
+        yield browser
+
+
+@pytest.mark.browser
+def test_the_report_in_headless_chromium(chromium, toml_card: Scorecard, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(html.render(toml_card))
+    seen = chromium.open(page.as_uri(), CHECK)
+    shot = tmp_path / "report.png"
+    shot.write_bytes(seen.png)
+    print(f"screenshot of the report: {shot}")
+    assert seen.errors == []
+    checks = seen.checks
+    names = [c.name for c in toml_card.candidates]
+    assert checks["rows"] == names and checks["sections"] == names
+    assert checks["scrollWidth"] <= checks["innerWidth"] == 1280, checks["wide"]
+    assert checks["charts"] == 2
+    assert "ms/file" in checks["chartText"] and "best" in checks["chartText"]
+    assert seen.png.startswith(b"\x89PNG") and len(seen.png) > 20_000
+
+
+@pytest.mark.browser
+def test_the_matrix_report_in_headless_chromium(chromium, cell_files: Path, tmp_path: Path) -> None:
+    merged = merge(load_all(sorted(cell_files.glob("*.json")))[0])
+    page = tmp_path / "matrix.html"
+    page.write_text(html.render(merged.scorecard, grids=merged.grids))
+    seen = chromium.open(page.as_uri(), CHECK)
+    shot = tmp_path / "matrix.png"
+    shot.write_bytes(seen.png)
+    print(f"screenshot of the matrix report: {shot}")
+    assert seen.errors == []
+    assert seen.checks["rows"] == ["nose"] and seen.checks["heatCells"] == 8
+    assert seen.checks["scrollWidth"] <= seen.checks["innerWidth"], seen.checks["wide"]
