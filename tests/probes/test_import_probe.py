@@ -55,6 +55,15 @@ PROJECTS = [
         "1.0",
         files={"withtests/__init__.py": "", "tests/__init__.py": "import pytest_not_installed_here\n"},
     ),
+    # mypyc's runtime ships as a top-level "<hash>__mypyc" module next to the package (tomli).
+    FakeProject(
+        "compileddist",
+        "1.0",
+        files={
+            "compiledpkg/__init__.py": "",
+            "c787785866c7b801238d__mypyc.py": "raise ImportError('internal')\n",
+        },
+    ),
 ]
 
 
@@ -193,6 +202,14 @@ def test_top_level_tests_package_is_not_imported(pytester: pytest.Pytester, site
 
 
 @pytest.mark.network
+def test_mypyc_runtime_module_is_not_api(pytester: pytest.Pytester, site: Path) -> None:
+    result, cand = spike(pytester, "compileddist")
+    details = import_probe(cand)["details"]
+    assert details["modules"] == ["compiledpkg"]
+    assert "c787785866c7b801238d__mypyc" in details["left_out"]
+    assert cand["level"] == "low"
+
+
 def test_real_packages_import_their_public_modules(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

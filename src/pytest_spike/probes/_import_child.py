@@ -127,7 +127,8 @@ class Layout:
 
 
 def private(mod: Mod) -> bool:
-    return mod[0] in NOT_API or any(part.startswith("_") for part in mod)
+    # mypyc ships its runtime as a top-level "<hash>__mypyc" extension: plumbing, not API
+    return mod[0] in NOT_API or mod[0].endswith("__mypyc") or any(part.startswith("_") for part in mod)
 
 
 def plan(args: dict[str, Any]) -> dict[str, Any]:
