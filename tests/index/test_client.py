@@ -323,6 +323,14 @@ def test_resolve_versions(client: IndexClient, spec: object, python: str | None,
     assert [str(v) for v in resolve_versions(client, "tomly", spec, python=python)] == expected  # type: ignore[arg-type]
 
 
+def test_resolution_explains_pins_and_specifiers(client: IndexClient) -> None:
+    pinned = resolve(client, "tomly", ["1.0.0", "2.0.1"])
+    assert pinned.excluded["2.1.0"] == "not in the list" and "2.0.1" not in pinned.excluded
+    ranged = resolve(client, "tomly", ">=1.0.1,<2.1")
+    assert ranged.excluded["1.0.0"] == "outside <2.1,>=1.0.1"  # the specifier as packaging prints it
+    assert ranged.excluded["2.0.1"].startswith("yanked")  # yanked wins over outside
+
+
 def test_resolution_explains_exclusions(client: IndexClient) -> None:
     result = resolve(client, "tomly", "latest:2", python="3.11")
     assert result.excluded["2.0.1"] == "yanked (broke parsing)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -258,21 +258,16 @@ def check_fit(
     project = normalize_requirements(project_reqs, "project requirement")
     uv = choose_uv(backend, "fit check backend")
     pins = _pins(project)
-    names: set[str] = {canonicalize_name(Requirement(r).name) for r in project}
-    relaxed: list[str] = []
     start = time.monotonic()
-    for _ in range(MAX_ROUNDS):
-        active = [r for r in project if canonicalize_name(Requirement(r).name) not in relaxed]
+
+    def attempt(relaxed: Sequence[str]) -> _Resolution:
+        active = [r for r in project if _name(r) not in relaxed]
         reqs = [candidate] + ([] if constraints else active)
         cons = [_as_constraint(r) for r in active] if constraints else []
         left = max(1.0, timeout - (time.monotonic() - start))
-        outcome = _resolve(python, reqs, cons, left, uv, index_args)
-        if outcome.ok:
-            break
-        more = [n for n in _named(_explanation(outcome.text), set(pins)) if n not in relaxed]
-        if not more:
-            break
-        relaxed += more
+        return _resolve(python, reqs, cons, left, uv, index_args)
+
+    outcome, relaxed = _resolve_relaxing(attempt, set(pins))
     details: dict[str, Any] = {
         "resolver": outcome.resolver,
         "project_requirements": len(project),
@@ -280,32 +275,72 @@ def check_fit(
         "fit_time_s": round(time.monotonic() - start, 3),
     }
     if outcome.ok:
-        changes = {
-            n: (pins[n], outcome.versions[n])
-            for n in relaxed
-            if n in outcome.versions and outcome.versions[n] != pins[n]
-        }
-        details["fits"] = not changes
-        details["resolved"] = outcome.versions
-        details["changes"] = {n: f"{old} -> {new}" for n, (old, new) in changes.items()}
-        if not changes:
-            return [], details
-        listed = ", ".join(_change(n, old, new) for n, (old, new) in changes.items())
-        finding = Finding(
-            "install.changes",
-            Severity.MEDIUM,
-            f"{candidate} fits only by changing pinned packages: {listed}",
-            {n: f"{old} -> {new}" for n, (old, new) in changes.items()},
-        )
-        return [finding], details
+        return _changed_pins(candidate, pins, relaxed, outcome, details)
+    return _conflict(candidate, project, outcome, details)
+
+
+def _name(requirement: str) -> str:
+    return canonicalize_name(Requirement(requirement).name)
+
+
+def _resolve_relaxing(
+    attempt: Callable[[Sequence[str]], _Resolution], pinned: set[str]
+) -> tuple[_Resolution, list[str]]:
+    """Resolve, and while the failure names pins, relax those pins and resolve again (at
+    most ``MAX_ROUNDS`` times); the last outcome and the pins relaxed on the way."""
+    relaxed: list[str] = []
+    for _ in range(MAX_ROUNDS):
+        outcome = attempt(relaxed)
+        if outcome.ok:
+            break
+        more = [n for n in _named(_explanation(outcome.text), pinned) if n not in relaxed]
+        if not more:
+            break
+        relaxed += more
+    return outcome, relaxed
+
+
+def _changed_pins(
+    candidate: str,
+    pins: Mapping[str, str],
+    relaxed: Sequence[str],
+    outcome: _Resolution,
+    details: dict[str, Any],
+) -> tuple[list[Finding], dict[str, Any]]:
+    """It resolved: fits when no relaxed pin moved, else ``install.changes`` (medium)."""
+    changes = {
+        n: (pins[n], outcome.versions[n])
+        for n in relaxed
+        if n in outcome.versions and outcome.versions[n] != pins[n]
+    }
+    details["fits"] = not changes
+    details["resolved"] = outcome.versions
+    details["changes"] = {n: f"{old} -> {new}" for n, (old, new) in changes.items()}
+    if not changes:
+        return [], details
+    listed = ", ".join(_change(n, old, new) for n, (old, new) in changes.items())
+    finding = Finding(
+        "install.changes",
+        Severity.MEDIUM,
+        f"{candidate} fits only by changing pinned packages: {listed}",
+        {n: f"{old} -> {new}" for n, (old, new) in changes.items()},
+    )
+    return [finding], details
+
+
+def _conflict(
+    candidate: str, project: Sequence[str], outcome: _Resolution, details: dict[str, Any]
+) -> tuple[list[Finding], dict[str, Any]]:
+    """It did not resolve: ``install.conflict`` (high) when the failure names a project
+    requirement, else no finding (the install probe reports it)."""
     excerpt, _ = resolver_excerpt(outcome.text)
     why = _explanation(outcome.text)
-    clashing = _named(why, names)
+    clashing = _named(why, {_name(r) for r in project})
     details["fits"] = False if clashing else None
     details["error"] = excerpt
     if not clashing:
         return [], details
-    named = ", ".join(r for r in project if canonicalize_name(Requirement(r).name) in clashing)
+    named = ", ".join(r for r in project if _name(r) in clashing)
     finding = Finding(
         "install.conflict",
         Severity.HIGH,

@@ -145,15 +145,15 @@ def not_a_release(release: Release) -> str | None:
     return None
 
 
+_Dated = tuple[datetime, Release]
+
+
 def _release_age(
     meta: ProjectMeta, now: datetime, stale_after_days: int, details: dict[str, Any]
 ) -> list[Finding]:
     """Staleness and cadence, from final releases only: pre-, dev and yanked releases are noted."""
     source = meta.sources.get("releases", "")
-    dated = sorted(
-        ((r.upload_time, r) for r in meta.releases.values() if r.upload_time),
-        key=lambda pair: (pair[0], pair[1].version),
-    )
+    dated = _dated_releases(meta)
     finals = [(t, r) for t, r in dated if not_a_release(r) is None]
     others = [(t, r) for t, r in dated if not_a_release(r) in ("pre-release", "dev release")]
     if not finals and not others:
@@ -162,51 +162,87 @@ def _release_age(
             "source": "the index gave no upload times for releases that are not yanked",
         }
         return []
-    findings = []
-    if finals:
-        last_time, last = finals[-1]
-        label = "last release"
-    else:
-        # Nothing final was ever released: the newest pre-release is all there is to judge.
-        last_time, last = others[-1]
-        label = f"last release (a {not_a_release(last)}, no final release exists)"
+    # Nothing final was ever released: the newest pre-release is all there is to judge.
+    last_time, last = finals[-1] if finals else others[-1]
     age = (now - last_time).days
     details["last_release"] = {
         "value": {"version": str(last.version), "date": str(last_time.date()), "age_days": age},
         "final": bool(finals),
         "source": source,
     }
-    if age > stale_after_days:
-        findings.append(
-            _finding(
-                "signals.stale",
-                Severity.MEDIUM,
-                f"{label} {last.version} was {_age_text(age)} ago ({last_time.date()}); "
-                f"stale after {_age_text(stale_after_days)}",
-                last_release=last.version,
-                date=last_time.date(),
-                source=source,
-            )
+    findings = _stale(_last_release_label(last, bool(finals)), last_time, last, now, stale_after_days, source)
+    newer = [(t, r) for t, r in others if t > last_time] if finals else []
+    findings += _recent_prereleases(newer, last_time, last, now, details, source)
+    findings.append(_cadence(dated, finals, now, details, source))
+    return findings
+
+
+def _dated_releases(meta: ProjectMeta) -> list[_Dated]:
+    """Releases with an upload time, oldest first (ties by version)."""
+    return sorted(
+        ((r.upload_time, r) for r in meta.releases.values() if r.upload_time),
+        key=lambda pair: (pair[0], pair[1].version),
+    )
+
+
+def _last_release_label(last: Release, final: bool) -> str:
+    return "last release" if final else f"last release (a {not_a_release(last)}, no final release exists)"
+
+
+def _stale(
+    label: str, last_time: datetime, last: Release, now: datetime, stale_after_days: int, source: str
+) -> list[Finding]:
+    """``signals.stale`` when the last release is older than ``stale_after_days``."""
+    age = (now - last_time).days
+    if age <= stale_after_days:
+        return []
+    return [
+        _finding(
+            "signals.stale",
+            Severity.MEDIUM,
+            f"{label} {last.version} was {_age_text(age)} ago ({last_time.date()}); "
+            f"stale after {_age_text(stale_after_days)}",
+            last_release=last.version,
+            date=last_time.date(),
+            source=source,
         )
-    newer = [(t, r) for t, r in others if finals and t > last_time]
+    ]
+
+
+def _recent_prereleases(
+    newer: list[_Dated],
+    last_time: datetime,
+    last: Release,
+    now: datetime,
+    details: dict[str, Any],
+    source: str,
+) -> list[Finding]:
+    """Pre- and dev releases since the last final one; a finding when the newest is recent."""
     details["prereleases_since_last_release"] = {
         "value": [{"version": str(r.version), "date": str(t.date())} for t, r in newer[-10:]],
         "source": source,
     }
-    if newer and now - newer[-1][0] <= timedelta(days=CADENCE_WINDOW_DAYS):
-        newest_time, newest = newer[-1]
-        findings.append(
-            _finding(
-                "signals.recent_prereleases",
-                Severity.INFO,
-                f"{len(newer)} pre-release(s) since the last release {last.version} ({last_time.date()}), "
-                f"newest {newest.version} ({newest_time.date()}); pre-releases do not count as releases",
-                versions=", ".join(str(r.version) for _, r in newer[-10:]),
-                source=source,
-            )
+    if not newer or now - newer[-1][0] > timedelta(days=CADENCE_WINDOW_DAYS):
+        return []
+    newest_time, newest = newer[-1]
+    return [
+        _finding(
+            "signals.recent_prereleases",
+            Severity.INFO,
+            f"{len(newer)} pre-release(s) since the last release {last.version} ({last_time.date()}), "
+            f"newest {newest.version} ({newest_time.date()}); pre-releases do not count as releases",
+            versions=", ".join(str(r.version) for _, r in newer[-10:]),
+            source=source,
         )
+    ]
+
+
+def _cadence(
+    dated: list[_Dated], finals: list[_Dated], now: datetime, details: dict[str, Any], source: str
+) -> Finding:
+    """Final releases in the cadence window (info), and which recent ones did not count."""
     window = timedelta(days=CADENCE_WINDOW_DAYS)
-    recent = sorted((r.version for t, r in finals if now - t <= window))
+    recent = sorted(r.version for t, r in finals if now - t <= window)
     ignored = {
         str(r.version): not_a_release(r)
         for t, r in sorted(dated, key=lambda pair: pair[1].version)
@@ -219,17 +255,14 @@ def _release_age(
         "window_days": CADENCE_WINDOW_DAYS,
         "source": source,
     }
-    findings.append(
-        _finding(
-            "signals.cadence",
-            Severity.INFO,
-            f"{len(recent)} release(s) in the last 12 months"
-            + (f" (not counted: {len(ignored)} pre-, dev or yanked release(s))" if ignored else ""),
-            releases=", ".join(str(v) for v in recent[-10:]) or "none",
-            source=source,
-        )
+    return _finding(
+        "signals.cadence",
+        Severity.INFO,
+        f"{len(recent)} release(s) in the last 12 months"
+        + (f" (not counted: {len(ignored)} pre-, dev or yanked release(s))" if ignored else ""),
+        releases=", ".join(str(v) for v in recent[-10:]) or "none",
+        source=source,
     )
-    return findings
 
 
 def _young_release(

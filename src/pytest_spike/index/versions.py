@@ -9,7 +9,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_spike.index.client import IndexClient
+from pytest_spike.index.client import IndexClient, Listing
+from pytest_spike.index.pages import Release
 from pytest_spike.model import SpikeError
 
 
@@ -95,48 +96,74 @@ def resolve(
     """Resolve a ``versions=`` spec against the index; see ``resolve_versions``."""
     kind, value = _parse_spec(spec)
     listing = client.listing(name)
-    releases = listing.releases
     spec_out = spec if spec is None or isinstance(spec, str) else [str(s) for s in spec]
     result = Resolution(canonicalize_name(name), spec_out, python, [], skipped=listing.skipped)
     if kind == "pins":
-        missing = [str(v) for v in value if v not in releases]
-        if missing:
-            newest = ", ".join(str(v) for v in list(releases)[-3:]) or "none"
-            if listing.skipped:
-                newest += f"; not asked: {listing.skipped[0]}"
-            raise SpikeError(
-                f"{name} has no release {', '.join(missing)} on the package index (newest: {newest})"
-            )
+        _require_pins(name, value, listing)
+    wanted = _Wanted(kind, value, python, prereleases)
     eligible: list[Version] = []
-    for version, release in releases.items():
-        pinned = kind == "pins" and version in value
-        if kind == "pins" and not pinned:
-            reason = "not in the list"
-        elif release.yanked and not pinned:
-            reason = "yanked" + (f" ({release.yanked_reason})" if release.yanked_reason else "")
-        elif version.is_prerelease and not (
-            pinned or prereleases or (kind == "specifier" and value.prereleases)
-        ):
-            reason = "pre-release"
-        elif not python_allows(release.requires_python, python):
-            reason = f"requires-python {release.requires_python} excludes {python}"
-        elif kind == "specifier" and not value.contains(version, prereleases=True):
-            reason = f"outside {value}"
-        else:
+    for version, release in listing.releases.items():
+        reason = wanted.exclusion(version, release)
+        if reason is None:
             eligible.append(version)
-            continue
-        result.excluded[str(version)] = reason
+        else:
+            result.excluded[str(version)] = reason
     if kind == "latest":
-        lines: dict[tuple[int, ...], Version] = {}
-        for version in eligible:
-            lines[(version.release + (0,))[:2]] = version  # ascending, so the newest patch wins
-        chosen = sorted(lines.values())[-value:]
-        for version in eligible:
-            if version not in chosen:
-                result.excluded[str(version)] = f"not the newest of the last {value} minor releases"
-        eligible = chosen
+        eligible = _newest_of_minor_lines(eligible, value, result.excluded)
     result.versions = eligible
     return result
+
+
+def _require_pins(name: str, pins: Sequence[Version], listing: Listing) -> None:
+    """Raise ``SpikeError`` naming every pinned version the index doesn't have."""
+    releases = listing.releases
+    missing = [str(v) for v in pins if v not in releases]
+    if not missing:
+        return
+    newest = ", ".join(str(v) for v in list(releases)[-3:]) or "none"
+    if listing.skipped:
+        newest += f"; not asked: {listing.skipped[0]}"
+    raise SpikeError(f"{name} has no release {', '.join(missing)} on the package index (newest: {newest})")
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """A parsed ``versions=`` spec with the Python and pre-release settings it is read with."""
+
+    kind: str
+    value: Any
+    python: str | None
+    prereleases: bool
+
+    def exclusion(self, version: Version, release: Release) -> str | None:
+        """Why ``release`` is left out, or None when it is eligible (first reason wins)."""
+        pinned = self.kind == "pins" and version in self.value
+        if self.kind == "pins" and not pinned:
+            return "not in the list"
+        if release.yanked and not pinned:
+            return "yanked" + (f" ({release.yanked_reason})" if release.yanked_reason else "")
+        if version.is_prerelease and not (pinned or self._prereleases_allowed()):
+            return "pre-release"
+        if not python_allows(release.requires_python, self.python):
+            return f"requires-python {release.requires_python} excludes {self.python}"
+        if self.kind == "specifier" and not self.value.contains(version, prereleases=True):
+            return f"outside {self.value}"
+        return None
+
+    def _prereleases_allowed(self) -> bool:
+        return self.prereleases or (self.kind == "specifier" and bool(self.value.prereleases))
+
+
+def _newest_of_minor_lines(eligible: list[Version], count: int, excluded: dict[str, str]) -> list[Version]:
+    """The newest patch of each of the last ``count`` minor lines; the others go in ``excluded``."""
+    lines: dict[tuple[int, ...], Version] = {}
+    for version in eligible:
+        lines[(version.release + (0,))[:2]] = version  # ascending, so the newest patch wins
+    chosen = sorted(lines.values())[-count:]
+    for version in eligible:
+        if version not in chosen:
+            excluded[str(version)] = f"not the newest of the last {count} minor releases"
+    return chosen
 
 
 def resolve_versions(

@@ -29,6 +29,7 @@ from pytest_spike.index.versions import python_allows, resolve
 from pytest_spike.matrix.interpreters import (
     MIN_PYTHON,
     Finder,
+    Interpreter,
     host_python,
     parse_python,
     sort_pythons,
@@ -209,23 +210,11 @@ def build_plan(
     """
     defaults = pytest_plan.get("defaults") or {}
     plan = MatrixPlan(rootdir=str(pytest_plan.get("rootdir", "")), paths=list(paths))
-    local = finder
-    finder = finder or Finder(search_path="", pyenv=False, uv=False)
+    lookup = finder or Finder(search_path="", pyenv=False, uv=False)
     for cand in pytest_plan.get("candidates") or ():
-        req = Requirement(cand["requirement"])
-        wanted = sort_pythons(
-            list(pythons)
-            or list(cand.get("python") or ())
-            or list(defaults.get("python") or ())
-            or [host_python()]
-        )
+        wanted = _wanted_pythons(pythons, cand, defaults)
         spec = versions or _spec_of(cand, defaults)
-        supported = [p for p in wanted if _supported(p)]
-        chosen: set[Version] = set()
-        asked: list[str | None] = list(supported) or [None]
-        for python in asked:
-            found = resolve(client, cand["name"], spec, python=python).versions
-            chosen.update(v for v in found if not req.specifier or req.specifier.contains(v, True))
+        chosen = _chosen_versions(client, cand, spec, wanted)
         if not chosen:
             plan.notes.append(
                 f"{cand['name']}: no release matches {spec or 'the newest release'} "
@@ -233,18 +222,50 @@ def build_plan(
             )
         releases = client.releases(cand["name"])
         for python in wanted:
-            interp = finder.find(python)
+            interp = lookup.find(python)
             for version in sorted(chosen):
-                cell = Cell(python, cand["name"], cand["requirement"], str(version))
                 requires = releases[version].requires_python if version in releases else None
-                if not interp.found and (local is not None or not _supported(python)):
-                    cell = _skip(cell, interp.reason)
-                elif not python_allows(requires, python):
-                    cell = _skip(cell, f"{cell.pin} requires-python {requires} excludes {python}")
-                elif local is not None:
-                    cell = Cell(**dict(asdict(cell), interpreter=interp.path))
-                plan.cells.append(cell)
+                cell = Cell(python, cand["name"], cand["requirement"], str(version))
+                plan.cells.append(_placed(cell, interp, requires, local=finder is not None))
     return plan
+
+
+def _wanted_pythons(
+    pythons: Sequence[str], cand: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> list[str]:
+    """The command line's Pythons, else the candidate's, else the defaults', else this one."""
+    return sort_pythons(
+        list(pythons)
+        or list(cand.get("python") or ())
+        or list(defaults.get("python") or ())
+        or [host_python()]
+    )
+
+
+def _chosen_versions(
+    client: IndexClient, cand: Mapping[str, Any], spec: Any, wanted: Sequence[str]
+) -> set[Version]:
+    """The versions ``spec`` picks on any supported Python of ``wanted`` (or on none named,
+    when none is supported), within the candidate's requirement."""
+    req = Requirement(cand["requirement"])
+    asked: list[str | None] = [p for p in wanted if _supported(p)] or [None]
+    chosen: set[Version] = set()
+    for python in asked:
+        found = resolve(client, cand["name"], spec, python=python).versions
+        chosen.update(v for v in found if not req.specifier or req.specifier.contains(v, True))
+    return chosen
+
+
+def _placed(cell: Cell, interp: Interpreter, requires: str | None, *, local: bool) -> Cell:
+    """``cell`` skipped (no interpreter, or its release excludes the Python), or with its
+    interpreter when planning for this machine."""
+    if not interp.found and (local or not _supported(cell.python)):
+        return _skip(cell, interp.reason)
+    if not python_allows(requires, cell.python):
+        return _skip(cell, f"{cell.pin} requires-python {requires} excludes {cell.python}")
+    if local:
+        return Cell(**dict(asdict(cell), interpreter=interp.path))
+    return cell
 
 
 def _skip(cell: Cell, reason: str) -> Cell:

@@ -134,20 +134,7 @@ def private(mod: Mod) -> bool:
 def plan(args: dict[str, Any]) -> dict[str, Any]:
     dist = find(args["dist"])
     layout = Layout(dist) if dist is not None else None
-    found: list[Mod] = [mod for root in layout.roots() for mod in layout.resolve(root)] if layout else []
-    how = "files"
-    if args.get("modules"):
-        how, found = "given", [tuple(name.split(".")) for name in args["modules"]]
-    elif not found and dist is not None:
-        # An editable install or a legacy one without a file list: trust top_level.txt.
-        how = "top_level"
-        text = dist.read_text("top_level.txt") or ""
-        found = [(line.strip(),) for line in text.splitlines() if line.strip()]
-    found = [m for m in found if m and all(part.isidentifier() for part in m)]
-    if not found and dist is not None:
-        # No file list and no top_level.txt (an editable install by some backends): the
-        # project's name is a guess, and a guess that does not import is no evidence.
-        how, found = "guessed", [(canon(args["dist"]).replace("-", "_"),)]
+    how, found = found_modules(args, dist, layout)
     public = [m for m in found if not private(m)]
     chosen = (public or found) if how != "given" else found
     left_out: dict[str, str] = {
@@ -156,20 +143,52 @@ def plan(args: dict[str, Any]) -> dict[str, Any]:
     if len(chosen) > MAX_MODULES:
         left_out[f"{len(chosen) - MAX_MODULES} more modules"] = f"over the limit of {MAX_MODULES} modules"
         chosen = chosen[:MAX_MODULES]
-    # A file under a module left out (a shim) is not the candidate's API; any other file,
-    # private submodules of its public packages included, is the candidate's own code.
-    shims = [m for m in found if m not in chosen]
-    own: dict[str, str] = {}
-    for mod, path in (layout.files if layout else {}).items():
-        shim = any(mod[: len(s)] == s for s in shims)
-        own[os.path.normcase(path)] = "shim" if shim else "candidate"
     return {
         "how": how,
         "modules": [".".join(m) for m in chosen],
         "left_out": dict(sorted(left_out.items())[:MAX_MODULES]),
         "only_private": bool(found) and not public,
-        "dist_files": own,
+        "dist_files": file_owners(layout, [m for m in found if m not in chosen]),
     }
+
+
+def found_modules(
+    args: dict[str, Any], dist: metadata.Distribution | None, layout: Layout | None
+) -> tuple[str, list[Mod]]:
+    """How the modules were found (given, files, top_level, guessed) and which they are."""
+    if args.get("modules"):
+        how, found = "given", [tuple(name.split(".")) for name in args["modules"]]
+    else:
+        how, found = listed_modules(dist, layout)
+    found = [m for m in found if m and all(part.isidentifier() for part in m)]
+    if not found and dist is not None:
+        # No file list and no top_level.txt (an editable install by some backends): the
+        # project's name is a guess, and a guess that does not import is no evidence.
+        how, found = "guessed", [(canon(args["dist"]).replace("-", "_"),)]
+    return how, found
+
+
+def listed_modules(dist: metadata.Distribution | None, layout: Layout | None) -> tuple[str, list[Mod]]:
+    """The distribution's modules from its file list, else from its top_level.txt."""
+    found: list[Mod] = [mod for root in layout.roots() for mod in layout.resolve(root)] if layout else []
+    if found or dist is None:
+        return "files", found
+    # An editable install or a legacy one without a file list: trust top_level.txt.
+    text = dist.read_text("top_level.txt") or ""
+    return "top_level", [(line.strip(),) for line in text.splitlines() if line.strip()]
+
+
+def file_owners(layout: Layout | None, shims: list[Mod]) -> dict[str, str]:
+    """Each file of the distribution -> "shim" (under a module left out) or "candidate".
+
+    A file under a module left out is not the candidate's API; any other file, private
+    submodules of its public packages included, is the candidate's own code.
+    """
+    own: dict[str, str] = {}
+    for mod, path in (layout.files if layout else {}).items():
+        shim = any(mod[: len(s)] == s for s in shims)
+        own[os.path.normcase(path)] = "shim" if shim else "candidate"
+    return own
 
 
 def owner(filename: str, own: dict[str, str], imported_dirs: list[str]) -> str:

@@ -9,6 +9,7 @@ the candidate only when its own public code raised it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,49 +45,21 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     cand = ctx.candidate
     if ctx.python is None or (not info.get("installed") and not cand.modules):
         return ProbeOutcome(skipped=f"{cand.project} is not installed (see the install probe)")
-    args = {
-        "dist": info.get("name") or cand.project,
-        "modules": list(cand.modules),
-        "mark": _MARK,
-        "plan_mark": _PLAN_MARK,
-        "max_warnings": MAX_WARNINGS,
-    }
+    dist = info.get("name") or cand.project
+    args = _child_args(dist, cand.modules)
     result = ctx.run(runner.python_argv(str(ctx.python), _CHILD_SOURCE, json.dumps(args)))
     plan = _read_line(result.stdout, _PLAN_MARK, dict) or {}
-    modules = list(plan.get("modules") or [])
-    details: dict[str, Any] = {
-        "modules": modules,
-        "found_by": plan.get("how"),
-        "left_out": plan.get("left_out") or {},
-        "python": ctx.python,
-    }
+    details = _plan_details(plan, ctx.python)
     version = info.get("version")
     imports = _read_line(result.stdout, _MARK, list)
     if imports is None:
-        # The interpreter died before reporting: a crash, an os._exit or a hang.
-        code = "import.timeout" if result.timed_out else "import.crashed"
-        detail = result.last_error_line()
-        what = ", ".join(modules) or f"the modules of {cand.project}"
-        details.update(ended=result.describe(), stderr_tail=result.stderr[-2000:])
-        finding = Finding(
-            code,
-            Severity.CRITICAL,
-            f"importing {what} {result.describe()}" + (f": {detail}" if detail else ""),
-            {"ended": result.describe(), "excerpt": detail},
-        )
-        return ProbeOutcome([finding], details, version, peak_memory_mb=result.peak_memory_mb)
+        return _died(result, details, version, cand.project)
     details["imports"] = imports
     details["import_s"] = round(sum(e["seconds"] for e in imports), 4)
-    if plan.get("how") == "guessed":
-        # The project's name was only a guess at a module: not finding it is no evidence.
-        imports = [e for e in imports if not (e["error"] or "").startswith("ModuleNotFoundError")]
+    imports = _counted(imports, plan.get("how"))
     real = [e["module"] for e in imports if e["real"] or e["error"]]
     if not real:
-        why = NOTHING_IMPORTABLE
-        if plan.get("how") == "guessed":
-            why += f": {args['dist']} lists no module, and none is named {', '.join(modules)}"
-        elif modules:
-            why += f": {', '.join(modules)} is only an empty namespace"
+        why = _nothing_importable(plan.get("how"), dist, details["modules"])
         details["skipped"] = why  # the results file keeps the reason next to the evidence
         return ProbeOutcome(
             details=details, version=version, skipped=why, peak_memory_mb=result.peak_memory_mb
@@ -96,6 +69,62 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     findings += _not_charged(imports, details)
     findings.append(_imported(imports, details["left_out"], plan.get("only_private", False)))
     return ProbeOutcome(findings, details, version, peak_memory_mb=result.peak_memory_mb)
+
+
+def _counted(imports: list[dict[str, Any]], how: str | None) -> list[dict[str, Any]]:
+    """The import entries that are evidence: where the module name was only a guess from
+    the project's name, not finding it is no evidence."""
+    if how != "guessed":
+        return imports
+    return [e for e in imports if not (e["error"] or "").startswith("ModuleNotFoundError")]
+
+
+def _child_args(dist: str, modules: Sequence[str]) -> dict[str, Any]:
+    """The JSON arguments of ``_import_child.py``."""
+    return {
+        "dist": dist,
+        "modules": list(modules),
+        "mark": _MARK,
+        "plan_mark": _PLAN_MARK,
+        "max_warnings": MAX_WARNINGS,
+    }
+
+
+def _plan_details(plan: dict[str, Any], python: str) -> dict[str, Any]:
+    """The details the child's plan gives: modules chosen, how found, what was left out."""
+    return {
+        "modules": list(plan.get("modules") or []),
+        "found_by": plan.get("how"),
+        "left_out": plan.get("left_out") or {},
+        "python": python,
+    }
+
+
+def _died(
+    result: runner.RunResult, details: dict[str, Any], version: str | None, project: str
+) -> ProbeOutcome:
+    """The interpreter died before reporting (a crash, an ``os._exit`` or a hang): critical."""
+    code = "import.timeout" if result.timed_out else "import.crashed"
+    detail = result.last_error_line()
+    what = ", ".join(details["modules"]) or f"the modules of {project}"
+    details.update(ended=result.describe(), stderr_tail=result.stderr[-2000:])
+    finding = Finding(
+        code,
+        Severity.CRITICAL,
+        f"importing {what} {result.describe()}" + (f": {detail}" if detail else ""),
+        {"ended": result.describe(), "excerpt": detail},
+    )
+    return ProbeOutcome([finding], details, version, peak_memory_mb=result.peak_memory_mb)
+
+
+def _nothing_importable(how: str | None, dist: str, modules: list[str]) -> str:
+    """Why no module was real: a guessed name that isn't there, or an empty namespace."""
+    why = NOTHING_IMPORTABLE
+    if how == "guessed":
+        return why + f": {dist} lists no module, and none is named {', '.join(modules)}"
+    if modules:
+        return why + f": {', '.join(modules)} is only an empty namespace"
+    return why
 
 
 def _entry_findings(entry: dict[str, Any]) -> list[Finding]:

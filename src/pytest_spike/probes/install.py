@@ -37,46 +37,74 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
         findings += [f for f in env_findings if f.code != "install.footprint"]
     info = ctx.inspect()
     if not info.get("installed"):
-        return ProbeOutcome(
-            findings=[
-                Finding(
-                    "install.missing",
-                    Severity.CRITICAL,
-                    f"{cand.project} is not installed for {info.get('python', ctx.python)}; "
-                    f"install it there (python -m pip install '{cand.requirement}') and re-run, "
-                    "or let pytest-spike build it an environment (--spike-isolation auto)",
-                    {"python": str(info.get("python", ctx.python))},
-                )
-            ],
-            details=dict(details, installed=False, python=info.get("python", ctx.python)),
-        )
+        return _not_installed(cand, info.get("python", ctx.python), details)
     version = str(info["version"])
     findings += _version_findings(cand, version)
     if target.isolated:
         fit_findings, details["fit"] = _fit(ctx, version)
         findings += fit_findings
     conflicts = pip_check(ctx)
-    mine = [line for line in conflicts.get("lines", ()) if _involves(line, cand.name)]
-    if mine:
-        findings.append(
-            Finding(
-                "install.pip_check",
-                Severity.HIGH,
-                f"pip check: {mine[0]}" + (f" (+{len(mine) - 1} more)" if len(mine) > 1 else ""),
-                {"pip_check": "\n".join(mine[:10])},
-            )
-        )
+    findings += _pip_check_findings(conflicts, cand.name)
     deps: dict[str, Any] = info.get("dependencies") or {}
-    missing = sorted(name for name, v in deps.items() if v is None)
     size_mb = (int(info.get("size_bytes") or 0) + int(info.get("deps_size_bytes") or 0)) / 1e6
-    findings.append(
+    findings += _footprint_findings(deps, size_mb)
+    findings += _local_source_findings(info.get("direct_url") or {})
+    details.update(
+        {
+            "installed": True,
+            "version": version,
+            "python": info.get("python"),
+            "location": info.get("location"),
+            "modules": info.get("modules"),
+            "dependencies": deps,
+            "missing_dependencies": sorted(name for name, v in deps.items() if v is None),
+            "size_mb": round(size_mb, 2),
+            "pip_check": conflicts.get("status"),
+            "pip_check_by": conflicts.get("by"),
+        }
+    )
+    return ProbeOutcome(findings=findings, details=details, version=version)
+
+
+def _not_installed(cand: Candidate, python: Any, details: dict[str, Any]) -> ProbeOutcome:
+    """``install.missing`` (critical), with how to install it or let the spike do it."""
+    finding = Finding(
+        "install.missing",
+        Severity.CRITICAL,
+        f"{cand.project} is not installed for {python}; "
+        f"install it there (python -m pip install '{cand.requirement}') and re-run, "
+        "or let pytest-spike build it an environment (--spike-isolation auto)",
+        {"python": str(python)},
+    )
+    return ProbeOutcome(findings=[finding], details=dict(details, installed=False, python=python))
+
+
+def _pip_check_findings(conflicts: dict[str, Any], name: str) -> list[Finding]:
+    """``install.pip_check`` (high) for the pip check lines that involve the candidate."""
+    mine = [line for line in conflicts.get("lines", ()) if _involves(line, name)]
+    if not mine:
+        return []
+    more = f" (+{len(mine) - 1} more)" if len(mine) > 1 else ""
+    return [
+        Finding(
+            "install.pip_check",
+            Severity.HIGH,
+            f"pip check: {mine[0]}{more}",
+            {"pip_check": "\n".join(mine[:10])},
+        )
+    ]
+
+
+def _footprint_findings(deps: dict[str, Any], size_mb: float) -> list[Finding]:
+    """``install.footprint`` (info) always; ``install.heavy`` (low) over either limit."""
+    findings = [
         Finding(
             "install.footprint",
             Severity.INFO,
             f"{len(deps)} transitive dependencies, {size_mb:.1f} MB on disk with them",
             {"dependencies": ", ".join(f"{n} {v}" for n, v in sorted(deps.items()) if v)[:500]},
         )
-    )
+    ]
     if len(deps) > HEAVY_DEPENDENCIES or size_mb > HEAVY_MB:
         findings.append(
             Finding(
@@ -86,30 +114,20 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
                 f"(over {HEAVY_DEPENDENCIES} dependencies or {HEAVY_MB:.0f} MB)",
             )
         )
-    direct = info.get("direct_url") or {}
-    if "dir_info" in direct or "vcs_info" in direct:
-        findings.append(
-            Finding(
-                "install.local",
-                Severity.INFO,
-                f"installed from {direct.get('url', 'a local source')}, not from the package index",
-            )
+    return findings
+
+
+def _local_source_findings(direct: dict[str, Any]) -> list[Finding]:
+    """``install.local`` (info) for an install from a folder or a VCS checkout."""
+    if "dir_info" not in direct and "vcs_info" not in direct:
+        return []
+    return [
+        Finding(
+            "install.local",
+            Severity.INFO,
+            f"installed from {direct.get('url', 'a local source')}, not from the package index",
         )
-    details.update(
-        {
-            "installed": True,
-            "version": version,
-            "python": info.get("python"),
-            "location": info.get("location"),
-            "modules": info.get("modules"),
-            "dependencies": deps,
-            "missing_dependencies": missing,
-            "size_mb": round(size_mb, 2),
-            "pip_check": conflicts.get("status"),
-            "pip_check_by": conflicts.get("by"),
-        }
-    )
-    return ProbeOutcome(findings=findings, details=details, version=version)
+    ]
 
 
 def _version_findings(candidate: Candidate, installed: str) -> list[Finding]:

@@ -193,15 +193,28 @@ def classify(code: str, language: str = "") -> str:
     language = language.lower()
     if language not in _OPEN_LANGS:
         return _LANG_KINDS.get(language, "other")
+    return _data_kind(code, lines) or _code_kind(code, lines, language)
+
+
+def _data_kind(code: str, lines: list[str]) -> str | None:
+    """ "json" or "toml" for a block that is data, else None."""
     stripped = code.strip()
     if stripped[0] in "{[" and _is_json(stripped):
         return "json"
-    if any(_TOML_TABLE.match(x) for x in lines) and all(
+    return "toml" if _is_toml(code, lines) else None
+
+
+def _is_toml(code: str, lines: list[str]) -> bool:
+    """At least one ``[table]`` header, and every line a header, a key line or a comment."""
+    return any(_TOML_TABLE.match(x) for x in lines) and all(
         _TOML_TABLE.match(x) or _TOML_LINE.match(x) or x.startswith("#")
         for x in code.splitlines()
         if x.strip()
-    ):
-        return "toml"
+    )
+
+
+def _code_kind(code: str, lines: list[str], language: str) -> str:
+    """ "shell", "python" or "other" for a block that is not data."""
     commands = [line for line in lines if not line.startswith("#")] or lines
     tree = _parse(code)
     if tree is None and _SHELL_START.match(commands[0]):

@@ -409,66 +409,115 @@ def readme_findings(
     output differs but which ran clean is not a failure: outputs that depend on time or
     dict order mismatch honestly; see ``output_matched`` in details.
     """
-    runnable = [o for o in outcomes if o.kind in RUNNABLE_KINDS]
-    failed = [o for o in runnable if o.status == "failed"]
-    hung = [o for o in runnable if o.status == "timeout"]
-    unchecked = [o for o in runnable if o.status == "unchecked"]
-    checked = len(runnable) - len(unchecked)
+    tally = _Tally.of(outcomes)
+    findings = [
+        f
+        for f in (_none_finding(outcomes, tally), _failed_finding(tally), _timeout_finding(tally))
+        if f is not None
+    ]
+    findings += _unchecked_findings(tally)
+    return findings, _readme_details(outcomes, tally, assumed_imports)
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """The runnable blocks, sorted by how they ended."""
+
+    runnable: list[BlockOutcome]
+    failed: list[BlockOutcome]
+    hung: list[BlockOutcome]
+    unchecked: list[BlockOutcome]
+
+    @classmethod
+    def of(cls, outcomes: Sequence[BlockOutcome]) -> _Tally:
+        runnable = [o for o in outcomes if o.kind in RUNNABLE_KINDS]
+        return cls(
+            runnable=runnable,
+            failed=[o for o in runnable if o.status == "failed"],
+            hung=[o for o in runnable if o.status == "timeout"],
+            unchecked=[o for o in runnable if o.status == "unchecked"],
+        )
+
+    @property
+    def checked(self) -> int:
+        """Runnable blocks whose outcome is evidence about the candidate."""
+        return len(self.runnable) - len(self.unchecked)
+
+
+def _none_finding(outcomes: Sequence[BlockOutcome], tally: _Tally) -> Finding | None:
+    if tally.runnable:
+        return None
+    kinds = ", ".join(f"{n} {k}" for k, n in _count(o.kind for o in outcomes).items())
+    return Finding(
+        "readme.none",
+        Severity.INFO,
+        f"the README has no runnable Python example ({kinds or 'no code blocks'})",
+    )
+
+
+def _failed_finding(tally: _Tally) -> Finding | None:
+    """Medium when more than half of the checked blocks failed, low when at least one did."""
+    failed, checked = tally.failed, tally.checked
+    if not failed:
+        return None
+    return Finding(
+        "readme.failed",
+        Severity.MEDIUM if 2 * len(failed) > checked else Severity.LOW,
+        f"{len(failed)} of {checked} checked README examples failed; first at line "
+        f"{failed[0].line}: {failed[0].error}",
+        _evidence(failed[0], len(failed), checked),
+    )
+
+
+def _timeout_finding(tally: _Tally) -> Finding | None:
+    hung, checked = tally.hung, tally.checked
+    if not hung:
+        return None
+    return Finding(
+        "readme.timeout",
+        Severity.MEDIUM,
+        f"{len(hung)} of {checked} checked README examples hung; first at line "
+        f"{hung[0].line}: {hung[0].error}",
+        _evidence(hung[0], len(hung), checked),
+    )
+
+
+def _unchecked_findings(tally: _Tally) -> list[Finding]:
+    """One ``readme.unchecked`` per blame (environment, then spike) that has blocks."""
     findings = []
-    if not runnable:
-        kinds = ", ".join(f"{n} {k}" for k, n in _count(o.kind for o in outcomes).items())
-        findings.append(
-            Finding(
-                "readme.none",
-                Severity.INFO,
-                f"the README has no runnable Python example ({kinds or 'no code blocks'})",
-            )
-        )
-    if failed:
-        severity = Severity.MEDIUM if 2 * len(failed) > checked else Severity.LOW
-        findings.append(
-            Finding(
-                "readme.failed",
-                severity,
-                f"{len(failed)} of {checked} checked README examples failed; first at line "
-                f"{failed[0].line}: {failed[0].error}",
-                _evidence(failed[0], len(failed), checked),
-            )
-        )
-    if hung:
-        findings.append(
-            Finding(
-                "readme.timeout",
-                Severity.MEDIUM,
-                f"{len(hung)} of {checked} checked README examples hung; first at line "
-                f"{hung[0].line}: {hung[0].error}",
-                _evidence(hung[0], len(hung), checked),
-            )
-        )
+    total = len(tally.runnable)
     for blame in (Blame.ENVIRONMENT, Blame.SPIKE):
-        group = [o for o in unchecked if o.blame == blame.value]
-        if group:
-            first = group[0]
-            findings.append(
-                Finding(
-                    "readme.unchecked",
-                    Severity.INFO,
-                    f"{len(group)} of {len(runnable)} README examples not checked; first at line "
-                    f"{first.line}: {first.unchecked}",
-                    dict(_evidence(first, len(group), len(runnable)), reason=first.unchecked),
-                    blame=blame,
-                )
+        group = [o for o in tally.unchecked if o.blame == blame.value]
+        if not group:
+            continue
+        first = group[0]
+        findings.append(
+            Finding(
+                "readme.unchecked",
+                Severity.INFO,
+                f"{len(group)} of {total} README examples not checked; first at line "
+                f"{first.line}: {first.unchecked}",
+                dict(_evidence(first, len(group), total), reason=first.unchecked),
+                blame=blame,
             )
+        )
+    return findings
+
+
+def _readme_details(
+    outcomes: Sequence[BlockOutcome], tally: _Tally, assumed_imports: Sequence[str]
+) -> dict[str, Any]:
+    runnable = tally.runnable
     sessions = [o for o in runnable if o.kind == "pycon"]
     details: dict[str, Any] = {
         "counts": {
             "blocks": len(outcomes),
             "runnable": len(runnable),
-            "checked": checked,
+            "checked": tally.checked,
             "ok": sum(o.status == "ok" for o in runnable),
-            "failed": len(failed),
-            "timeout": len(hung),
-            "unchecked": len(unchecked),
+            "failed": len(tally.failed),
+            "timeout": len(tally.hung),
+            "unchecked": len(tally.unchecked),
             "skipped": len(outcomes) - len(runnable),
             "ok_alone": sum(o.alone == "ok" for o in runnable),
             "ok_cumulative": sum(o.cumulative == "ok" for o in runnable),
@@ -480,7 +529,7 @@ def readme_findings(
     }
     if assumed_imports:
         details["assumed_imports"] = list(assumed_imports)
-    return findings, details
+    return details
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:

@@ -277,39 +277,86 @@ def find_support(
     """
     if not test_dirs and not test_files:
         return (), ()
-    support = [name for name in CONFIG_FILES if (root / name).is_file()]
-    for rel in test_dirs:
-        parts = rel.split("/")
-        support += [
-            f"{'/'.join(parts[:i])}/conftest.py"
-            for i in range(1, len(parts))
-            if (root.joinpath(*parts[:i]) / "conftest.py").is_file()
-        ]
-    text = "\n".join(_read_tests(root, test_dirs, test_files))
-    imported_names = set(_IMPORT.findall(text))
-    entries = {p.name for p in root.iterdir()}
-    named = {n for n in set(_QUOTED.findall(text)) & entries if _named_as_path(n, text)}
-    on_path = {p.strip("./") for p in config.pythonpath if p.strip("./")}
+    support = [*_config_files(root), *_conftests_above(root, test_dirs)]
+    refs = _test_references(root, test_dirs, test_files, config)
     taken = {rel.split("/")[0] for rel in test_dirs} | set(test_files) | set(support)
     imported: list[str] = []
     budget = [MAX_SUPPORT_BYTES, MAX_SUPPORT_FILES]
     for path in sorted(root.iterdir()):
-        name = path.name
-        module = name[:-3] if path.is_file() and name.endswith(".py") else name
-        if name in taken or name.startswith(".") or path.is_symlink() or module in packages:
-            continue
-        if name in ("src", "lib", "build", "dist", "setup.py", "conftest.py", "PKG-INFO"):
-            continue
-        wanted = module in imported_names or name in named or name in on_path
-        if not wanted or (path.is_dir() and _holds_package(path, packages)):
+        if path.name in taken or not _is_wanted_sibling(path, refs, packages):
             continue
         if not _within_budget(path, budget):
-            notes.append(f"{name}: not copied beside the tests (over the size cap)")
+            notes.append(f"{path.name}: not copied beside the tests (over the size cap)")
             continue
-        support.append(name)
-        if module in imported_names and (path.is_dir() or name.endswith(".py")):
-            imported.append(name)
+        support.append(path.name)
+        if _is_imported_module(path, refs):
+            imported.append(path.name)
     return tuple(dict.fromkeys(support)), tuple(imported)
+
+
+#: Root entries never copied beside the tests: package source, build output, packaging files.
+_NEVER_SUPPORT = frozenset({"src", "lib", "build", "dist", "setup.py", "conftest.py", "PKG-INFO"})
+
+
+@dataclass(frozen=True)
+class _TestReferences:
+    """How the tests refer to the root's entries: by import, by a path in a string, or by
+    upstream's ``pythonpath``."""
+
+    imports: frozenset[str]
+    named: frozenset[str]
+    on_path: frozenset[str]
+
+
+def _config_files(root: Path) -> list[str]:
+    return [name for name in CONFIG_FILES if (root / name).is_file()]
+
+
+def _conftests_above(root: Path, test_dirs: Sequence[str]) -> list[str]:
+    """``conftest.py`` files between the root and each test folder (not the root's own)."""
+    found: list[str] = []
+    for rel in test_dirs:
+        parts = rel.split("/")
+        found += [
+            f"{'/'.join(parts[:i])}/conftest.py"
+            for i in range(1, len(parts))
+            if (root.joinpath(*parts[:i]) / "conftest.py").is_file()
+        ]
+    return found
+
+
+def _test_references(
+    root: Path, test_dirs: Sequence[str], test_files: Sequence[str], config: PytestConfig
+) -> _TestReferences:
+    text = "\n".join(_read_tests(root, test_dirs, test_files))
+    entries = {p.name for p in root.iterdir()}
+    return _TestReferences(
+        imports=frozenset(_IMPORT.findall(text)),
+        named=frozenset(n for n in set(_QUOTED.findall(text)) & entries if _named_as_path(n, text)),
+        on_path=frozenset(p.strip("./") for p in config.pythonpath if p.strip("./")),
+    )
+
+
+def _module_name(path: Path) -> str:
+    """The name ``import`` would use for a root entry (``helpers.py`` is ``helpers``)."""
+    name = path.name
+    return name[:-3] if path.is_file() and name.endswith(".py") else name
+
+
+def _is_wanted_sibling(path: Path, refs: _TestReferences, packages: Sequence[str]) -> bool:
+    """A root entry the tests refer to that is neither hidden, a link, package source nor
+    build output."""
+    name, module = path.name, _module_name(path)
+    if name.startswith(".") or path.is_symlink() or module in packages or name in _NEVER_SUPPORT:
+        return False
+    if module not in refs.imports and name not in refs.named and name not in refs.on_path:
+        return False
+    return not (path.is_dir() and _holds_package(path, packages))
+
+
+def _is_imported_module(path: Path, refs: _TestReferences) -> bool:
+    """An entry the tests import (a folder or a ``.py`` file): it goes on ``sys.path``."""
+    return _module_name(path) in refs.imports and (path.is_dir() or path.name.endswith(".py"))
 
 
 def _named_as_path(name: str, text: str) -> bool:
@@ -441,56 +488,103 @@ def harness_requirements(src_root: str | Path, dist_name: str) -> Harness:
     The package itself is left out (its extras are expanded instead), so installing the
     harness never replaces the version under test."""
     root = Path(src_root)
-    dist = canonicalize_name(dist_name)
     notes: list[str] = []
     pyproject = load_toml(root / "pyproject.toml", notes) if (root / "pyproject.toml").is_file() else {}
+    extras = _declared_extras(root, pyproject)
+    groups = _dependency_groups(pyproject)
+    expand = _Expander(canonicalize_name(dist_name), extras, groups)
+    candidates = [
+        *_extra_and_group_sources(expand, _poetry_groups(pyproject)),
+        *_requirement_file_sources(root, expand),
+        *_declared_test_sources(expand, extras, groups),
+    ]
+    cleaned = [(source, _without_dev_tools(source, reqs)) for source, reqs in candidates]
+    return _first_harness(cleaned)
+
+
+_Source = tuple[str, list[str]]
+
+
+def _declared_extras(root: Path, pyproject: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Extras from PKG-INFO, then those only ``[project.optional-dependencies]`` declares."""
     extras = _pkg_info_extras(root / "PKG-INFO")
     project = pyproject.get("project", {})
     for name, reqs in (project.get("optional-dependencies") or {}).items():
         extras.setdefault(canonicalize_name(name), [str(r) for r in reqs])
-    groups: dict[str, list[Any]] = {
-        canonicalize_name(k): v for k, v in (pyproject.get("dependency-groups") or {}).items()
-    }
+    return extras
+
+
+def _dependency_groups(pyproject: Mapping[str, Any]) -> dict[str, list[Any]]:
+    return {canonicalize_name(k): v for k, v in (pyproject.get("dependency-groups") or {}).items()}
+
+
+def _poetry_groups(pyproject: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Poetry's groups, plus its old ``dev-dependencies`` table as the group ``dev``."""
     poetry = pyproject.get("tool", {}).get("poetry", {})
-    poetry_groups: dict[str, list[str]] = {
+    groups: dict[str, list[str]] = {
         canonicalize_name(k): _poetry_reqs((v or {}).get("dependencies") or {})
         for k, v in (poetry.get("group") or {}).items()
     }
     if poetry.get("dev-dependencies"):
-        poetry_groups.setdefault("dev", _poetry_reqs(poetry["dev-dependencies"]))
-    expand = _Expander(dist, extras, groups)
-    candidates: list[tuple[str, list[str]]] = []
-    for name in HARNESS_NAMES:
-        candidates.append((f"extra '{name}'", expand.extra(name)))
-    for name in (*HARNESS_NAMES, "dev"):
-        candidates.append((f"dependency group '{name}' in pyproject.toml", expand.group(name)))
-    for name in (*HARNESS_NAMES, "dev"):
-        candidates.append(
-            (f"Poetry group '{name}' (version constraints dropped)", poetry_groups.get(name, []))
-        )
+        groups.setdefault("dev", _poetry_reqs(poetry["dev-dependencies"]))
+    return groups
+
+
+def _extra_and_group_sources(expand: _Expander, poetry_groups: Mapping[str, list[str]]) -> list[_Source]:
+    """Test extras, then test (or dev) dependency groups, then Poetry groups, in that order."""
+    sources: list[_Source] = [(f"extra '{name}'", expand.extra(name)) for name in HARNESS_NAMES]
+    sources += [
+        (f"dependency group '{name}' in pyproject.toml", expand.group(name))
+        for name in (*HARNESS_NAMES, "dev")
+    ]
+    sources += [
+        (f"Poetry group '{name}' (version constraints dropped)", poetry_groups.get(name, []))
+        for name in (*HARNESS_NAMES, "dev")
+    ]
+    return sources
+
+
+def _requirement_files(root: Path) -> list[Path]:
+    """Requirement files that may hold the test harness, most specific first."""
     files = sorted(p for p in root.glob("requirements*.txt") if "test" in p.name.lower())
     files += sorted(root.glob("requirements/test*.txt"))
     files += [root / d / "requirements.txt" for d in TEST_DIR_NAMES]
     files += [root / "requirements-dev.txt", root / "requirements" / "dev.txt"]
     files += [root / "dev-requirements.txt", root / "requirements.txt"]  # last resorts
-    for path in files:
-        if path.is_file():
-            rel = path.relative_to(root).as_posix()
-            candidates.append((rel, _requirements_file(path, root, expand, set())))
-    for name in sorted(set(extras) | set(groups)):
-        if name.startswith(("test", "dev")):
-            reqs = expand.extra(name) if name in extras else expand.group(name)
-            candidates.append((f"'{name}' (declared)", reqs))
-    cleaned = [
-        # A "dev" set also holds the docs, lint and release tools: the tests need none.
-        (
-            source,
-            [r for r in reqs if not _NOT_FOR_TESTS.match(r.strip())] if "dev" in source.lower() else reqs,
-        )
-        for source, reqs in candidates
+    return [path for path in files if path.is_file()]
+
+
+def _requirement_file_sources(root: Path, expand: _Expander) -> list[_Source]:
+    return [
+        (path.relative_to(root).as_posix(), _requirements_file(path, root, expand, set()))
+        for path in _requirement_files(root)
     ]
-    declared = tuple(dict.fromkeys(r for _, reqs in cleaned for r in reqs))
-    for source, reqs in cleaned:
+
+
+def _declared_test_sources(
+    expand: _Expander, extras: Mapping[str, list[str]], groups: Mapping[str, list[Any]]
+) -> list[_Source]:
+    """Every other extra or group whose name starts with ``test`` or ``dev``: never chosen,
+    only recorded as declared (see ``Harness.declared``)."""
+    return [
+        (f"'{name}' (declared)", expand.extra(name) if name in extras else expand.group(name))
+        for name in sorted(set(extras) | set(groups))
+        if name.startswith(("test", "dev"))
+    ]
+
+
+def _without_dev_tools(source: str, reqs: list[str]) -> list[str]:
+    """A "dev" set also holds the docs, lint and release tools: the tests need none."""
+    if "dev" not in source.lower():
+        return reqs
+    return [r for r in reqs if not _NOT_FOR_TESTS.match(r.strip())]
+
+
+def _first_harness(sources: Sequence[_Source]) -> Harness:
+    """The first source with requirements that may be chosen (not a declared-only set, not a
+    bare ``requirements.txt``); every source's requirements count as declared."""
+    declared = tuple(dict.fromkeys(r for _, reqs in sources for r in reqs))
+    for source, reqs in sources:
         if reqs and not source.endswith("(declared)") and not source == "requirements.txt":
             return Harness(tuple(dict.fromkeys(reqs)), source, declared)
     return Harness((), "none", declared)

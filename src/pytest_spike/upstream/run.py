@@ -269,6 +269,20 @@ def first_error_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at collecting: what collected, pytest's output, how, and the notes so far."""
+
+    ids: list[str]
+    output: str
+    how: Collection
+    notes: tuple[str, ...]
+
+    def then(self, ids: list[str], output: str, how: Collection, note: str) -> _Attempt:
+        """The next try, with ``note`` saying why it was made."""
+        return _Attempt(ids, output, how, (*self.notes, note))
+
+
 class SpikeUpstream:
     """The upstream tests of one installed candidate: collect them, sample, run the sample.
 
@@ -476,65 +490,109 @@ class SpikeUpstream:
         everything = keyword is None and paths is None
         if self._collected is not None and everything:
             return self._collected
-        if not self.layout.has_tests:
-            return Collection(reason="the sdist has no tests", gap=True)
-        info = self.target_info()
-        if not info.get("pytest"):
-            why = info.get("pytest_error", "not found")
-            reason = (
-                f"pytest is not installed in {self.python} ({why}); install it in the candidate's environment"
-            )
-            return Collection(reason=reason, gap=True)
-        notes = [
-            f"upstream's '-p {p}' left out: not installed in the target"
-            for p, ok in info.get("plugins", {}).items()
-            if not ok
-        ]
+        blocked = self._cannot_collect()
+        if blocked is not None:
+            return blocked
         extra = (["-k", keyword] if keyword else []) + list(paths or self._paths)
         how = Collection()
-        ids, output = self._collect_once(extra, how)
-        missing = set(_NO_MODULE.findall(output))
-        if any(self._is_local(m) for m in missing):
-            prepend = dataclasses.replace(how, mode="prepend")
-            retry, retry_out = self._collect_once(extra, prepend)
-            if len(retry) > len(ids):
-                ids, output, how = retry, retry_out, prepend
-                notes.append("importlib import mode could not import a test helper; used prepend")
-        for _ in range(3):  # a conftest reads a file of the sdist we did not copy: copy it
-            brought = self._bring_missing(output) if not ids else None
-            if brought is None:
-                break
-            ids, output = self._collect_once(extra, how)
-            notes.append(f"copied {brought} from the sdist: a conftest or test module reads it")
-        for _ in range(3):  # a conftest below the root that fails: leave its folder out
-            failed = self._failed_conftest(output) if not ids else None
-            if failed is None:
-                break
-            narrower = dataclasses.replace(how, ignored=(*how.ignored, failed))
-            retry, retry_out = self._collect_once(extra, narrower)
-            if not retry and retry_out == output:
-                break
-            ids, output, how = retry, retry_out, narrower
-            notes.append(f"left out {failed}: its conftest failed to import ({first_error_line(output)})")
-        if not ids and _CONFTEST_FAILED in output:
-            bare = dataclasses.replace(how, noconftest=True)
-            retry, retry_out = self._collect_once(extra, bare)
-            if retry:
-                notes.append(
-                    f"the root conftest failed to import ({first_error_line(output)}); "
-                    "collected with --noconftest: results are low-confidence"
-                )
-                ids, how = retry, bare
-        errors = _COLLECT_ERRORS.search(output)
-        if ids and errors:
-            notes.append(
-                f"{errors.group(1)} collection error(s) beside {len(ids)} tests: {first_error_line(output)}"
-            )
-        reason, gap = ("", False) if ids else self._why_empty(output)
-        result = dataclasses.replace(how, ids=tuple(ids), reason=reason, gap=gap, notes=tuple(notes))
+        attempt = _Attempt(*self._collect_once(extra, how), how, self._missing_plugin_notes())
+        for fallback in (
+            self._try_prepend,
+            self._try_bringing_files,
+            self._try_leaving_out_conftests,
+            self._try_noconftest,
+        ):
+            attempt = fallback(extra, attempt)
+        result = self._collection(attempt)
         if everything:
             self._collected = result
         return result
+
+    def _cannot_collect(self) -> Collection | None:
+        """Why nothing can collect at all (no tests, no pytest in the target), or None."""
+        if not self.layout.has_tests:
+            return Collection(reason="the sdist has no tests", gap=True)
+        info = self.target_info()
+        if info.get("pytest"):
+            return None
+        why = info.get("pytest_error", "not found")
+        reason = (
+            f"pytest is not installed in {self.python} ({why}); install it in the candidate's environment"
+        )
+        return Collection(reason=reason, gap=True)
+
+    def _missing_plugin_notes(self) -> tuple[str, ...]:
+        return tuple(
+            f"upstream's '-p {p}' left out: not installed in the target"
+            for p, ok in self.target_info().get("plugins", {}).items()
+            if not ok
+        )
+
+    def _try_prepend(self, extra: list[str], attempt: _Attempt) -> _Attempt:
+        """A local test helper importlib mode cannot import: prepend mode, if it collects more."""
+        missing = set(_NO_MODULE.findall(attempt.output))
+        if not any(self._is_local(m) for m in missing):
+            return attempt
+        prepend = dataclasses.replace(attempt.how, mode="prepend")
+        ids, output = self._collect_once(extra, prepend)
+        if len(ids) <= len(attempt.ids):
+            return attempt
+        return attempt.then(
+            ids, output, prepend, "importlib import mode could not import a test helper; used prepend"
+        )
+
+    def _try_bringing_files(self, extra: list[str], attempt: _Attempt) -> _Attempt:
+        """A conftest reads a file of the sdist we did not copy: copy it (three times at most)."""
+        for _ in range(3):
+            brought = self._bring_missing(attempt.output) if not attempt.ids else None
+            if brought is None:
+                break
+            ids, output = self._collect_once(extra, attempt.how)
+            note = f"copied {brought} from the sdist: a conftest or test module reads it"
+            attempt = attempt.then(ids, output, attempt.how, note)
+        return attempt
+
+    def _try_leaving_out_conftests(self, extra: list[str], attempt: _Attempt) -> _Attempt:
+        """A conftest below the root that fails to import: leave its folder out (three at most)."""
+        for _ in range(3):
+            failed = self._failed_conftest(attempt.output) if not attempt.ids else None
+            if failed is None:
+                break
+            narrower = dataclasses.replace(attempt.how, ignored=(*attempt.how.ignored, failed))
+            ids, output = self._collect_once(extra, narrower)
+            if not ids and output == attempt.output:
+                break
+            note = f"left out {failed}: its conftest failed to import ({first_error_line(output)})"
+            attempt = attempt.then(ids, output, narrower, note)
+        return attempt
+
+    def _try_noconftest(self, extra: list[str], attempt: _Attempt) -> _Attempt:
+        """The root conftest fails to import: collect with ``--noconftest`` (low confidence)."""
+        if attempt.ids or _CONFTEST_FAILED not in attempt.output:
+            return attempt
+        bare = dataclasses.replace(attempt.how, noconftest=True)
+        ids, _ = self._collect_once(extra, bare)
+        if not ids:
+            return attempt
+        note = (
+            f"the root conftest failed to import ({first_error_line(attempt.output)}); "
+            "collected with --noconftest: results are low-confidence"
+        )
+        return attempt.then(ids, attempt.output, bare, note)  # the failure's output stays
+
+    def _collection(self, attempt: _Attempt) -> Collection:
+        """The final ``Collection``: what collected, or why nothing did."""
+        notes = list(attempt.notes)
+        errors = _COLLECT_ERRORS.search(attempt.output)
+        if attempt.ids and errors:
+            notes.append(
+                f"{errors.group(1)} collection error(s) beside {len(attempt.ids)} tests: "
+                f"{first_error_line(attempt.output)}"
+            )
+        reason, gap = ("", False) if attempt.ids else self._why_empty(attempt.output)
+        return dataclasses.replace(
+            attempt.how, ids=tuple(attempt.ids), reason=reason, gap=gap, notes=tuple(notes)
+        )
 
     def _collect_once(self, extra: list[str], how: Collection) -> tuple[list[str], str]:
         result = runner.run(
@@ -812,6 +870,13 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
     system file that differs) and is low; two or more are high. A test that passed when run
     again is ``upstream.flaky`` (info), and a harness gap is shown unchecked, never scored.
     """
+    builders = (_status_finding, _failed_finding, _flaky_finding, _gap_finding, _low_confidence_finding)
+    findings = [f for f in (build(result) for build in builders) if f is not None]
+    return findings, _upstream_details(result)
+
+
+def _upstream_details(result: UpstreamResult) -> dict[str, Any]:
+    """The counts, sample and notes the report shows for an upstream result."""
     failures, gaps = result.failures, result.gaps
     details: dict[str, Any] = {
         "status": result.status,
@@ -826,7 +891,7 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
         "harness_gaps": len(gaps),
         "skipped": result.count("skipped"),
         "seed": result.seed,
-        "harness": result.harness.source if result.harness else "none",
+        "harness": _harness_source(result),
         "mode": result.mode,
         "sample": list(result.sampled),
         "outcomes": {k: v.outcome + (" (harness gap)" if v.gap else "") for k, v in result.outcomes.items()},
@@ -836,83 +901,109 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
         details["gap_reasons"] = {k: v.gap for k, v in gaps.items()}
     if result.reason:
         details["reason"] = result.reason
-    findings: list[Finding] = []
-    if result.status == "unsafe":
-        findings.append(
-            Finding(
-                "upstream.unsafe",
-                Severity.HIGH,
-                f"the sdist was refused: {result.reason}",
-                {"reason": result.reason},
-            )
-        )
-    elif result.status == "none":
-        # Not evidence against the candidate: many healthy sdists ship no tests.
-        findings.append(
-            Finding(
-                "upstream.unavailable",
-                Severity.INFO,
-                f"no upstream tests to sample: {result.reason or 'the sdist has no tests'}",
-            )
-        )
-    elif result.status == "uncollectable":
-        harness = result.harness.source if result.harness else "none"
-        findings.append(
-            Finding(
-                "upstream.uncollectable",
-                Severity.MEDIUM,
-                f"upstream tests do not collect: {result.reason}",
-                {"reason": result.reason, "harness": harness},
-                blame=Blame.ENVIRONMENT if result.gap else Blame.CANDIDATE,
-            )
-        )
-    if failures:
-        n, total = len(failures), len(result.sampled)
-        first_id, first = next(iter(failures.items()))
-        weak = " (a single failure is weak evidence: it scores low)" if n == 1 else ""
-        findings.append(
-            Finding(
-                "upstream.failed",
-                Severity.LOW if n == 1 else Severity.HIGH,
-                f"{n} of {total} sampled upstream tests failed, and again when run alone{weak}: "
-                f"{first_id}: {first.message}",
-                {"nodeids": " ".join(failures), "first_error": first.message, "seed": str(result.seed)},
-            )
-        )
+    return details
+
+
+def _harness_source(result: UpstreamResult) -> str:
+    return result.harness.source if result.harness else "none"
+
+
+def _unsafe_finding(result: UpstreamResult) -> Finding:
+    return Finding(
+        "upstream.unsafe",
+        Severity.HIGH,
+        f"the sdist was refused: {result.reason}",
+        {"reason": result.reason},
+    )
+
+
+def _unavailable_finding(result: UpstreamResult) -> Finding:
+    # Not evidence against the candidate: many healthy sdists ship no tests.
+    return Finding(
+        "upstream.unavailable",
+        Severity.INFO,
+        f"no upstream tests to sample: {result.reason or 'the sdist has no tests'}",
+    )
+
+
+def _uncollectable_finding(result: UpstreamResult) -> Finding:
+    return Finding(
+        "upstream.uncollectable",
+        Severity.MEDIUM,
+        f"upstream tests do not collect: {result.reason}",
+        {"reason": result.reason, "harness": _harness_source(result)},
+        blame=Blame.ENVIRONMENT if result.gap else Blame.CANDIDATE,
+    )
+
+
+#: The finding a result's status alone gives ("ran" gives none).
+_STATUS_FINDINGS = {
+    "unsafe": _unsafe_finding,
+    "none": _unavailable_finding,
+    "uncollectable": _uncollectable_finding,
+}
+
+
+def _status_finding(result: UpstreamResult) -> Finding | None:
+    build = _STATUS_FINDINGS.get(result.status)
+    return build(result) if build else None
+
+
+def _failed_finding(result: UpstreamResult) -> Finding | None:
+    """Failures that persisted when run again: one is low (weak evidence), more are high."""
+    failures = result.failures
+    if not failures:
+        return None
+    n, total = len(failures), len(result.sampled)
+    first_id, first = next(iter(failures.items()))
+    weak = " (a single failure is weak evidence: it scores low)" if n == 1 else ""
+    return Finding(
+        "upstream.failed",
+        Severity.LOW if n == 1 else Severity.HIGH,
+        f"{n} of {total} sampled upstream tests failed, and again when run alone{weak}: "
+        f"{first_id}: {first.message}",
+        {"nodeids": " ".join(failures), "first_error": first.message, "seed": str(result.seed)},
+    )
+
+
+def _flaky_finding(result: UpstreamResult) -> Finding | None:
     flaky = {k: v for k, v in result.outcomes.items() if v.outcome == "flaky"}
-    if flaky:
-        first_id, first = next(iter(flaky.items()))
-        findings.append(
-            Finding(
-                "upstream.flaky",
-                Severity.INFO,
-                f"{len(flaky)} sampled upstream test(s) failed, then passed when run again: {first_id}",
-                {"nodeids": " ".join(flaky), "first_error": first.message},
-            )
-        )
-    if gaps:
-        first_id, first = next(iter(gaps.items()))
-        findings.append(
-            Finding(
-                "upstream.harness_gap",
-                Severity.MEDIUM,
-                f"{len(gaps)} of {len(result.sampled)} sampled upstream tests could not be checked here: "
-                f"{first_id}: {first.gap}",
-                {"nodeids": " ".join(gaps), "first_gap": first.gap, "first_error": first.message},
-                blame=Blame.ENVIRONMENT,
-            )
-        )
-    if result.low_confidence:
-        findings.append(
-            Finding(
-                "upstream.low_confidence",
-                Severity.INFO,
-                "upstream tests collected only with --noconftest (fixtures and "
-                "collect_ignore lost): results are low-confidence",
-                {"mode": result.mode},
-            )
-        )
-    return findings, details
+    if not flaky:
+        return None
+    first_id, first = next(iter(flaky.items()))
+    return Finding(
+        "upstream.flaky",
+        Severity.INFO,
+        f"{len(flaky)} sampled upstream test(s) failed, then passed when run again: {first_id}",
+        {"nodeids": " ".join(flaky), "first_error": first.message},
+    )
+
+
+def _gap_finding(result: UpstreamResult) -> Finding | None:
+    gaps = result.gaps
+    if not gaps:
+        return None
+    first_id, first = next(iter(gaps.items()))
+    return Finding(
+        "upstream.harness_gap",
+        Severity.MEDIUM,
+        f"{len(gaps)} of {len(result.sampled)} sampled upstream tests could not be checked here: "
+        f"{first_id}: {first.gap}",
+        {"nodeids": " ".join(gaps), "first_gap": first.gap, "first_error": first.message},
+        blame=Blame.ENVIRONMENT,
+    )
+
+
+def _low_confidence_finding(result: UpstreamResult) -> Finding | None:
+    if not result.low_confidence:
+        return None
+    return Finding(
+        "upstream.low_confidence",
+        Severity.INFO,
+        "upstream tests collected only with --noconftest (fixtures and "
+        "collect_ignore lost): results are low-confidence",
+        {"mode": result.mode},
+    )
 
 
 def unchecked_reason(result: UpstreamResult) -> str | None:
