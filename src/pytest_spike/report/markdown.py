@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pytest_spike.model import Scorecard, Scored, sorted_scored
+from pytest_spike.model import CandidateResult, Scorecard, Scored, UpgradeResult, sorted_scored
 from pytest_spike.report.terminal import (
     evidence_line,
     finding_head,
@@ -39,55 +39,69 @@ def render(scorecard: Scorecard) -> str:
         "",
     ]
     if scorecard.candidates:
-        out += [
-            "| candidate | version | level | score | evidence | time | peak mem |",
-            "| --- | --- | --- | ---: | --- | ---: | ---: |",
-        ]
+        out += _table(scorecard)
         for result in scorecard.candidates:
-            cells = row_cells(result)
-            cells[2] = f"**{cells[2]}**"
-            out.append("| " + " | ".join(_escape(c) for c in cells) + " |")
-        out.append("")
-        for result in scorecard.candidates:
-            out.append(
-                f"### {result.name} {result.version or ''} — {result.level.value}, "
-                f"{fmt_points(result.score)} points, evidence {probe_summary(result)}"
-            )
-            out.append("")
-            coverage = evidence_line(result)
-            if coverage:
-                out += [f"_{_escape(coverage)}_", ""]
-            for probe in result.probes:
-                out.append(f"- `{probe.nodeid}`: {probe.outcome} ({probe.duration_s:.2f}s)")
-            out.append("")
-            scored = sorted_scored(result.scored)
-            if scored:
-                out += ["| points | severity | code | finding |", "| ---: | --- | --- | --- |"]
-                out += [
-                    f"| {fmt_points(s.points)} | {s.finding.severity.value} | `{s.finding.code}` | "
-                    f"{_escape(_annotation(s) + s.finding.message)} |"
-                    for s in scored
-                ]
-                out.append("")
-            if result.cost:
-                out += [f"Cost: {result.cost['text']}", ""]
-            for note in result.notes:
-                out.append(f"> note: {_escape(note)}")
-            if result.notes:
-                out.append("")
+            out += _candidate(result)
         metrics = metric_lines(scorecard, width=10_000)
         if metrics:
             out += ["### metrics", ""] + [f"- {line}" for line in metrics] + [""]
     for upgrade in scorecard.upgrades:
-        out += [f"### upgrade {upgrade.package} {upgrade.current or ''} ({_escape(upgrade.requirement)})", ""]
-        out += ["| target | finding |", "| --- | --- |"]
-        for target in upgrade.targets:
-            out.append(f"| **{_escape(target_line(upgrade, target))}** | |")
-            if target.moved[1:]:
-                out.append(f"| | also moved: {_escape(', '.join(target.moved[1:]))} |")
-            for finding in target.findings:
-                out.append(f"| | {finding.severity.value} `{finding.code}`: {_escape(finding.message)} |")
-        out += ["", f"**{_escape(upgrade_verdict(upgrade))}**", ""]
+        out += _upgrade(upgrade)
     if scorecard.candidates or not scorecard.upgrades:
         out.append(f"**{verdict(scorecard)}**")
     return "\n".join(out) + "\n"
+
+
+def _table(scorecard: Scorecard) -> list[str]:
+    """One row per candidate, its level in bold."""
+    out = [
+        "| candidate | version | level | score | evidence | time | peak mem |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: |",
+    ]
+    for result in scorecard.candidates:
+        cells = row_cells(result)
+        cells[2] = f"**{cells[2]}**"
+        out.append("| " + " | ".join(_escape(c) for c in cells) + " |")
+    return out + [""]
+
+
+def _candidate(result: CandidateResult) -> list[str]:
+    """A candidate's section: coverage, probes, every finding with its points, cost and notes."""
+    out = [
+        f"### {result.name} {result.version or ''} — {result.level.value}, "
+        f"{fmt_points(result.score)} points, evidence {probe_summary(result)}",
+        "",
+    ]
+    coverage = evidence_line(result)
+    if coverage:
+        out += [f"_{_escape(coverage)}_", ""]
+    out += [f"- `{probe.nodeid}`: {probe.outcome} ({probe.duration_s:.2f}s)" for probe in result.probes]
+    out.append("")
+    scored = sorted_scored(result.scored)
+    if scored:
+        out += ["| points | severity | code | finding |", "| ---: | --- | --- | --- |"]
+        out += [
+            f"| {fmt_points(s.points)} | {s.finding.severity.value} | `{s.finding.code}` | "
+            f"{_escape(_annotation(s) + s.finding.message)} |"
+            for s in scored
+        ]
+        out.append("")
+    if result.cost:
+        out += [f"Cost: {result.cost['text']}", ""]
+    out += [f"> note: {_escape(note)}" for note in result.notes]
+    if result.notes:
+        out.append("")
+    return out
+
+
+def _upgrade(upgrade: UpgradeResult) -> list[str]:
+    """An upgrade spike: one row per target version with its findings, then the verdict."""
+    out = [f"### upgrade {upgrade.package} {upgrade.current or ''} ({_escape(upgrade.requirement)})", ""]
+    out += ["| target | finding |", "| --- | --- |"]
+    for target in upgrade.targets:
+        out.append(f"| **{_escape(target_line(upgrade, target))}** | |")
+        if target.moved[1:]:
+            out.append(f"| | also moved: {_escape(', '.join(target.moved[1:]))} |")
+        for finding in target.findings:
+            out.append(f"| | {finding.severity.value} `{finding.code}`: {_escape(finding.message)} |")
+    return out + ["", f"**{_escape(upgrade_verdict(upgrade))}**", ""]

@@ -98,62 +98,85 @@ def diff(
     ``rerun_before`` / ``rerun_after`` re-ran the flipped tests; without them a flip counts
     as it was seen.
     """
-    flips = flipped(baseline, after)
+    broken, flaky = _confirm_flips(flipped(baseline, after), rerun_before, rerun_after)
+    total = len(compared(baseline))
+    new = new_deprecations(package, baseline, after)
+    both = [
+        n
+        for n, o in baseline.outcomes.items()
+        if o in ("failed", "error") and after.outcome(n) in ("failed", "error")
+    ]
+    found = [
+        f
+        for f in (
+            _breaks(package, version, total, broken, rerun_after or after),
+            _flaky(flaky),
+            _deprecations(package, version, new),
+            _failing_before(both, after),
+        )
+        if f is not None
+    ]
+    level = Level.HIGH if broken else Level.MEDIUM if new else Level.LOW
+    return Diff(found, total, broken, flaky, level)
+
+
+def _confirm_flips(
+    flips: list[str], rerun_before: SuiteRun | None, rerun_after: SuiteRun | None
+) -> tuple[list[str], list[str]]:
+    """(broken, flaky): a flip counts when the re-run on both sides shows it again."""
     broken: list[str] = []
     flaky: list[str] = []
     for nodeid in flips:
         still_passes = rerun_before is None or rerun_before.outcome(nodeid) == "passed"
         still_fails = rerun_after is None or rerun_after.outcome(nodeid) not in ("passed", "skipped")
         (broken if still_passes and still_fails else flaky).append(nodeid)
-    total = len(compared(baseline))
-    found: list[Finding] = []
-    if broken:
-        errors = {nodeid: (rerun_after or after).error(nodeid) for nodeid in broken}
-        named = "; ".join(f"{n} ({errors[n]})" for n in broken[:NAMED_IN_MESSAGE])
-        more = f"; and {len(broken) - NAMED_IN_MESSAGE} more" if len(broken) > NAMED_IN_MESSAGE else ""
-        found.append(
-            Finding(
-                "upgrade.breaks",
-                Severity.HIGH,
-                f"{len(broken)} of {total} tests break on {package} {version}: {named}{more}",
-                errors,
-            )
-        )
-    if flaky:
-        found.append(
-            Finding(
-                "upgrade.flaky",
-                Severity.INFO,
-                f"{len(flaky)} test(s) flipped once and passed on the re-run, not charged: "
-                + ", ".join(flaky[:NAMED_IN_MESSAGE]),
-                {nodeid: "flipped back on the re-run" for nodeid in flaky},
-            )
-        )
-    new = new_deprecations(package, baseline, after)
-    if new:
-        found.append(
-            Finding(
-                "upgrade.deprecations",
-                Severity.MEDIUM,
-                f"{package} {version} warns of {len(new)} deprecation(s) the tests did not see before: "
-                + "; ".join(f"{w['category']}: {w['message']}" for w in new[:NAMED_IN_MESSAGE]),
-                {f"{w['category']}: {w['message']}": w.get("nodeid", "") for w in new},
-            )
-        )
-    both = [n for n in baseline.outcomes if baseline.outcomes[n] in ("failed", "error")]
-    both = [n for n in both if after.outcome(n) in ("failed", "error")]
-    if both:
-        found.append(
-            Finding(
-                "upgrade.failing_before",
-                Severity.INFO,
-                f"{len(both)} test(s) fail before and after the upgrade, not charged: "
-                + ", ".join(both[:NAMED_IN_MESSAGE]),
-                {nodeid: after.error(nodeid) for nodeid in both},
-            )
-        )
-    level = Level.HIGH if broken else Level.MEDIUM if new else Level.LOW
-    return Diff(found, total, broken, flaky, level)
+    return broken, flaky
+
+
+def _breaks(package: str, version: str, total: int, broken: list[str], after: SuiteRun) -> Finding | None:
+    if not broken:
+        return None
+    errors = {nodeid: after.error(nodeid) for nodeid in broken}
+    named = "; ".join(f"{n} ({errors[n]})" for n in broken[:NAMED_IN_MESSAGE])
+    more = f"; and {len(broken) - NAMED_IN_MESSAGE} more" if len(broken) > NAMED_IN_MESSAGE else ""
+    message = f"{len(broken)} of {total} tests break on {package} {version}: {named}{more}"
+    return Finding("upgrade.breaks", Severity.HIGH, message, errors)
+
+
+def _flaky(flaky: list[str]) -> Finding | None:
+    if not flaky:
+        return None
+    return Finding(
+        "upgrade.flaky",
+        Severity.INFO,
+        f"{len(flaky)} test(s) flipped once and passed on the re-run, not charged: "
+        + ", ".join(flaky[:NAMED_IN_MESSAGE]),
+        {nodeid: "flipped back on the re-run" for nodeid in flaky},
+    )
+
+
+def _deprecations(package: str, version: str, new: list[dict[str, str]]) -> Finding | None:
+    if not new:
+        return None
+    return Finding(
+        "upgrade.deprecations",
+        Severity.MEDIUM,
+        f"{package} {version} warns of {len(new)} deprecation(s) the tests did not see before: "
+        + "; ".join(f"{w['category']}: {w['message']}" for w in new[:NAMED_IN_MESSAGE]),
+        {f"{w['category']}: {w['message']}": w.get("nodeid", "") for w in new},
+    )
+
+
+def _failing_before(both: list[str], after: SuiteRun) -> Finding | None:
+    if not both:
+        return None
+    return Finding(
+        "upgrade.failing_before",
+        Severity.INFO,
+        f"{len(both)} test(s) fail before and after the upgrade, not charged: "
+        + ", ".join(both[:NAMED_IN_MESSAGE]),
+        {nodeid: after.error(nodeid) for nodeid in both},
+    )
 
 
 def new_deprecations(package: str, baseline: SuiteRun, after: SuiteRun) -> list[dict[str, str]]:
