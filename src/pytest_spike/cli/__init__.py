@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pytest_spike import __version__
 from pytest_spike.cli import matrix as cli_matrix
+from pytest_spike.cli import run as cli_run
 from pytest_spike.cli import versions as cli_versions
 from pytest_spike.model import SpikeError
 from pytest_spike.report import markdown, results
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show)
     cli_versions.add_parser(commands)
     cli_matrix.add_parser(commands)
+    cli_run.add_parser(commands)
     return parser
 
 
