@@ -306,6 +306,14 @@ def _stamps(paths: Sequence[str], cwd: Path) -> list[tuple[str, int, int]]:
     changes its mtime.
     """
     found: list[tuple[str, int, int]] = []
+    cache = default_cache_root().resolve()
+
+    def walked(folder: str, name: str) -> bool:
+        if name.startswith(".") or name in _SKIP_DIRS:
+            return False
+        path = Path(folder) / name
+        # environments and the spike cache (layers of pytest) change with every run
+        return not (path / "pyvenv.cfg").exists() and path.resolve() != cache
 
     def add(path: Path) -> None:
         try:
@@ -322,7 +330,7 @@ def _stamps(paths: Sequence[str], cwd: Path) -> list[tuple[str, int, int]]:
             add(root)
             continue
         for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+            dirs[:] = sorted(d for d in dirs if walked(folder, d))
             for name in sorted(files):
                 if name.endswith((".py", ".ini", ".cfg", ".toml")):
                     add(Path(folder) / name)
