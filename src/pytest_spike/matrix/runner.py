@@ -360,7 +360,7 @@ class MatrixRunner:
         argv = [env.python, "-m", "pytest", *_pytest_args(cell, out, self.paths)]
         mine: list[int] = []
 
-        def started(pid: int) -> None:
+        def on_start(pid: int) -> None:
             mine.append(pid)
             self._started(pid)
 
@@ -371,7 +371,7 @@ class MatrixRunner:
             env=tool_env(),
             # the caller's PYTEST_ADDOPTS may name plugins the layer does not have (xdist)
             extra_env={"PYTEST_ADDOPTS": ""},
-            started=started,
+            started=on_start,
         )
         with self._lock:
             self._pids.difference_update(mine)
