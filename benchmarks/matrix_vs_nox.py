@@ -1,15 +1,21 @@
-"""3. Matrix: 3 Pythons x 3 versions of tomli, pytest-spike's nox sessions vs a plain noxfile.
+"""3, 3b, 6. Matrix: 3 Pythons x 3 versions of tomli, ``nox -s spike`` vs plain noxfiles.
 
-pytest-spike side: ``nox -s spike -j 2`` with a noxfile that calls
-``pytest_spike.matrix.nox.spike_sessions`` (uv backend when uv is installed, two cells at a
-time, then the merged scorecard) on a spike file with one ``hello_world`` test and the
-``import`` built-in probe (``spike_probes = import`` in its pytest.ini). Cells install
-pytest-spike from a wheel of this checkout built once before timing, as users get it from
-the index; ``SPIKE_BENCH_EDITABLE=1`` installs it with ``-e`` as the example noxfile does
-(an editable build in every cell: about 2.5 s more per cell here).
-Baseline: a plain noxfile, nox's default virtualenv backend and pip, one parametrized
-session per cell, run sequentially: ``pip install tomli==V pytest`` and pytest on a file with
-the same two tests (import tomli; parse a string).
+pytest-spike side: ``nox -s spike -- -j 2`` with a noxfile that calls
+``pytest_spike.matrix.nox.spike_sessions``: one nox session that runs every cell through
+pytest-spike's runner (a uv environment per cell holding the pin, linked to one pytest +
+pytest-spike layer per interpreter, two cells at a time, then the merged scorecard), on a
+spike file with one ``hello_world`` test and the ``import`` built-in probe
+(``spike_probes = import`` in its pytest.ini).
+Baseline 3: a plain noxfile, nox's virtualenv backend and pip, one parametrized session per
+cell, run sequentially: ``pip install tomli==V pytest`` and pytest on a file with the same
+two tests (import tomli; parse a string).
+Baseline 3b: the same sessions with ``nox -db uv -j 2`` (uv backend, two at a time): the
+best a user would write today.
+6: ``pytest-spike run -j 2`` (warm) on 3 Pythons x 10 versions (30 cells) against the 9
+cells: seconds per cell, and how far from linear the growth is.
+Also reported: where a cell's time goes (environment, layer, pytest start-up, probes; from
+the runner's ``matrix.runner`` block) and the floor per interpreter (``python -c pass``,
+``python -m pytest --version`` in a cell's environment).
 
 cold: new nox environments, new pip/uv caches and a new pytest-spike cache (XDG_CACHE_HOME)
 on both sides. warm: the caches are kept, the virtualenvs are made anew (nox's default).
@@ -19,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -39,8 +44,13 @@ from _bench import (
 PYTHONS = ("3.9", "3.11", "3.13")
 CANDIDATE = "tomli"
 VERSIONS = "latest:3"
-TARGET_COLD = 0.2
-TARGET_WARM = 0.1
+TARGET_COLD = 0.10
+TARGET_WARM = 0.07
+TARGET_UV = 0.5
+#: benchmark 6: 3 Pythons x these 10 releases of tomli
+WIDE_VERSIONS = ">=2.0.1"
+#: time per cell at 30 cells / time per cell at 9: 1.0 is linear
+TARGET_LINEAR = 1.3
 
 SPIKE_TEST = """\
 from pytest_spike import spike
@@ -83,9 +93,14 @@ CELLS = {cells!r}
 def plain(session, version):
     session.install("tomli==" + version, "pytest")
     session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py")
-"""
 
-_INSTALLED = re.compile(r"installed \S+ and pytest-spike in ([\d.]+)s")
+
+@nox.session(allow_parallel=True)
+@nox.parametrize(["python", "version"], [nox.param(p, v, id=i) for i, p, v in CELLS])
+def plain_uv(session, version):
+    session.install("tomli==" + version, "pytest")
+    session.run("python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plain.py")
+"""
 
 
 class _Matrix:
@@ -164,7 +179,7 @@ class _Matrix:
     def spike(self, cold: bool) -> float:
         cache = self._caches(self.spike_dir, cold)
         return timed(
-            [self.nox, "-s", "spike", "-j", "2"],
+            [self.nox, "-s", "spike", "--", "-j", "2"],
             cwd=self.spike_dir / "project",
             env=self._env(cache),
             log_to=self.log,
@@ -175,6 +190,55 @@ class _Matrix:
         return timed(
             [self.nox, "-s", "plain"], cwd=self.plain_dir / "project", env=self._env(cache), log_to=self.log
         )
+
+    def plain_uv(self) -> float:
+        cache = self._caches(self.plain_dir, False)
+        return timed(
+            [self.nox, "-db", "uv", "-j", "2", "-s", "plain_uv"],
+            cwd=self.plain_dir / "project",
+            env=self._env(cache),
+            log_to=self.log,
+        )
+
+    def runner_cells(self) -> list[dict[str, object]]:
+        report = self.spike_dir / "project" / ".spike" / "report.json"
+        return list(json.loads(report.read_text())["matrix"]["runner"]["cells"])
+
+    def wide(self, versions: str) -> tuple[float, int]:
+        """``pytest-spike run -j 2`` warm (a first run primes it); (seconds, cells run)."""
+        cache = self._caches(self.spike_dir, False)
+        argv = [str(Path(self.nox).parent / "pytest-spike"), "run", ".", "-j", "2", "-q"]
+        argv += [
+            *(a for v in PYTHONS for a in ("--python", v)),
+            "--versions",
+            versions,
+            "--json",
+            "wide.json",
+        ]
+        opts = {"cwd": self.spike_dir / "project", "env": self._env(cache), "log_to": self.log}
+        timed(argv, **opts)
+        took = timed(argv, **opts)
+        data = json.loads((self.spike_dir / "project" / "wide.json").read_text())
+        ran = sum(c["state"] not in ("skipped", "queued") for c in data["matrix"]["runner"]["cells"])
+        return took, ran
+
+    def floor(self) -> list[str]:
+        """``python -c pass`` and ``python -m pytest --version`` in one cell env per Python."""
+        lines = []
+        cells = self.spike_dir / "caches" / "xdg" / "pytest-spike" / "cells"
+        seen: set[str] = set()
+        for python in sorted(cells.glob("*/bin/python")):
+            version = subprocess.run(
+                [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True, text=True, check=False,
+            ).stdout.strip()  # fmt: skip
+            if version in seen or not version:
+                continue
+            seen.add(version)
+            bare = median([timed([str(python), "-c", "pass"]) for _ in range(3)])
+            start = median([timed([str(python), "-m", "pytest", "--version"]) for _ in range(3)])
+            lines.append(f"floor on {version}: python -c pass {bare:.3f}s, pytest --version {start:.2f}s")
+        return lines
 
 
 def measure(ctx: Context) -> list[Result]:
@@ -196,8 +260,13 @@ def measure(ctx: Context) -> list[Result]:
     ctx.log(f"cold: spike {cold_spike}, plain nox {cold_plain}")
     warm_spike, warm_plain = alternate(ctx.runs, lambda: m.spike(False), lambda: m.plain(False))
     ctx.log(f"warm: spike {warm_spike}, plain nox {warm_plain}")
-    installs = [float(s) for s in _INSTALLED.findall(m.log.read_text(errors="replace"))]
-    per_cell = f"; install step per cell (uv, median) {median(installs):.2f}s" if installs else ""
+    per_cell = _breakdown(m.runner_cells())
+    uv_plain = [m.plain_uv() for _ in range(ctx.runs)]
+    ctx.log(f"nox -db uv -j 2: {uv_plain}")
+    floor = m.floor()
+    nine, nine_cells = m.wide(VERSIONS)
+    wide, wide_cells = m.wide(WIDE_VERSIONS)
+    growth = (wide / wide_cells) / (nine / nine_cells)
     label = f"matrix {len(PYTHONS)} Pythons x {len(cells) // len(PYTHONS)} versions of {CANDIDATE}"
     return [
         Result(
@@ -218,8 +287,36 @@ def measure(ctx: Context) -> list[Result]:
             detail=[
                 (
                     f"pytest-spike (nox -j 2) {median(warm_spike):.1f}s, plain nox "
-                    f"{median(warm_plain):.1f}s (median of {len(warm_spike)}){per_cell}"
-                )
+                    f"{median(warm_plain):.1f}s (median of {len(warm_spike)})"
+                ),
+                per_cell,
+                *floor,
+            ],
+        ),
+        Result(
+            f"{label}, vs nox -db uv -j 2 (3b)",
+            median(warm_spike) / median(uv_plain),
+            TARGET_UV,
+            detail=[f"pytest-spike {median(warm_spike):.1f}s, nox -db uv -j 2 {median(uv_plain):.1f}s"],
+        ),
+        Result(
+            f"matrix {wide_cells} cells vs {nine_cells} (6), time per cell",
+            growth,
+            TARGET_LINEAR,
+            detail=[
+                f"pytest-spike run -j 2, warm: {wide:.1f}s for {wide_cells} cells "
+                f"({wide / wide_cells:.2f}s per cell), {nine:.1f}s for {nine_cells} "
+                f"({nine / nine_cells:.2f}s per cell); 1.0 is linear"
             ],
         ),
     ]
+
+
+def _breakdown(cells: list[dict[str, object]]) -> str:
+    """Medians of where a cell's time went, from the runner's own record."""
+    ran = [c for c in cells if c.get("state") == "done"]
+    if not ran:
+        return "per cell: no cell ran"
+    parts = [f"{key[:-2]} {median([float(c[key]) for c in ran]):.2f}s"  # type: ignore[arg-type]
+             for key in ("layer_s", "env_s", "startup_s", "probes_s")]  # fmt: skip
+    return "per cell (median, last warm run): " + ", ".join(parts)

@@ -70,19 +70,14 @@ def test_sessions_are_listed_by_cell_id(project: tuple[Path, dict[str, str]]) ->
     done = nox(root, env, "-l", "--json")
     assert done.returncode == 0, done.stderr
     sessions = {s["session"]: s for s in json.loads(done.stdout)}
-    assert set(sessions) == {f"spike_cell(py{HOST}-tomly-1.0)", "spike_cell(py3.97-tomly-1.0)", "spike"}
+    assert set(sessions) == {
+        f"spike_cell(py{HOST}-tomly-1.0)", "spike_cell(py3.97-tomly-1.0)", "spike", "spike_merge",
+    }  # fmt: skip
     assert sessions["spike_cell(py3.97-tomly-1.0)"]["python"] is False
     assert Path(sessions[f"spike_cell(py{HOST}-tomly-1.0)"]["python"]).exists()
 
 
-@pytest.mark.skipif(find_uv() is None, reason="needs uv for a fast offline virtualenv")
-def test_matrix_run_records_skipped_and_failed_install(project: tuple[Path, dict[str, str]]) -> None:
-    root, env = project
-    done = nox(root, env, "-s", "spike")
-    output = done.stdout + done.stderr
-    # A pin that does not install is a result (a critical finding), not a broken cell.
-    assert done.returncode == 0, output
-    assert "spike_cell(py3.97-tomly-1.0): skipped" in output
+def _check_results(root: Path, output: str) -> None:
     results = root / ".spike" / "results"
     skipped = json.loads((results / "py3.97-tomly-1.0.json").read_text())
     assert skipped["cell"]["status"] == "skipped"
@@ -97,3 +92,33 @@ def test_matrix_run_records_skipped_and_failed_install(project: tuple[Path, dict
     states = {c["python"]: c["state"] for c in grid["cells"]}
     assert states == {HOST: "install_failed", "3.97": "skipped"}
     assert "NO INSTALL" in output and "skipped" in output
+
+
+@pytest.mark.skipif(find_uv() is None, reason="needs uv for a fast offline virtualenv")
+def test_cell_sessions_then_merge_record_skipped_and_failed_install(
+    project: tuple[Path, dict[str, str]],
+) -> None:
+    """The fan-out path: one nox session per cell, then spike_merge."""
+    root, env = project
+    done = nox(root, env, "-s", "spike_cell", "spike_merge")
+    output = done.stdout + done.stderr
+    # A pin that does not install is a result (a critical finding), not a broken cell.
+    assert done.returncode == 0, output
+    assert "spike_cell(py3.97-tomly-1.0): skipped" in output
+    _check_results(root, output)
+
+
+def test_spike_session_runs_every_cell_through_the_runner(project: tuple[Path, dict[str, str]]) -> None:
+    """``nox -s spike``: one nox session, the cells run by pytest-spike's runner."""
+    root, env = project
+    nox(root, env, "-l")  # plans (and caches the plan)
+    done = nox(root, env, "-s", "spike", "--", "-j", "2")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "spike_cell(" not in output  # no session per cell
+    assert f"py{HOST}-tomly-1.0  INSTALL FAILED" in output
+    _check_results(root, output)
+    report = json.loads((root / ".spike" / "report.json").read_text())
+    assert report["matrix"]["runner"]["backend"] == "uv" and report["matrix"]["runner"]["jobs"] == 2
+    plans = list((root / "cache" / "pytest-spike" / "plans").glob("*.json"))
+    assert len(plans) == 1  # nox -l and nox -s spike planned once

@@ -124,6 +124,7 @@ def test_tox_config_has_one_env_per_runnable_cell(index: IndexServer) -> None:
     assert "# skipped py3.97-tomly-1.1: no Python 3.97 interpreter found on PATH" in text
     assert "--spike-select tomly --spike-cell" in text and "tomly==1.1" in text
     assert "[testenv:spike-report]" in text
+    assert "[testenv:spike-run]" in text and "    pytest-spike run spikes --results-dir" in text
 
 
 def test_collect_writes_the_pytest_plan(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 from pytest_spike.model import SpikeError
 
@@ -165,10 +165,13 @@ def run(
     extra_env: Mapping[str, str] | None = None,
     stdin_data: bytes | None = None,
     cap: int = OUTPUT_CAP,
+    started: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run ``argv`` with a time limit and a scrubbed environment; never raises for the child.
 
     ``env`` replaces the (scrubbed) current environment, ``extra_env`` is added on top.
+    ``started`` is told the child's pid (its process group id too) once it runs, so a
+    caller waiting in another thread can stop the group (:func:`stop_group`).
     A missing executable is reported as exit code 127 with the reason in ``stderr``.
     """
     child_env = scrub_env(env)
@@ -188,6 +191,8 @@ def run(
     except OSError as exc:
         return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: {exc}", 0.0, None)
     assert proc.stdout is not None and proc.stderr is not None
+    if started is not None:
+        started(proc.pid)
     readers = [_CappedReader(proc.stdout, cap), _CappedReader(proc.stderr, cap)]
     for reader in readers:
         reader.start()
@@ -246,6 +251,16 @@ def _wait(
             _kill_group(proc.pid)
         time.sleep(delay)
         delay = min(delay * 2, 0.02)
+
+
+def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to the process group a :func:`run` child leads (gone already: nothing)."""
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kill_group(pid: int) -> None:

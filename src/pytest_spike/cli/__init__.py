@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_spike import __version__
 from pytest_spike.cli import matrix as cli_matrix
+from pytest_spike.cli import run as cli_run
 from pytest_spike.cli import versions as cli_versions
 from pytest_spike.model import Scorecard, SpikeError
 from pytest_spike.report import html, markdown, results
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show)
     cli_versions.add_parser(commands)
     cli_matrix.add_parser(commands)
+    cli_run.add_parser(commands)
     return parser
 
 

@@ -178,10 +178,14 @@ def _fold(cid: str, path: Path, card: Scorecard) -> list[_Placed]:
         name, version = str(cell.get("candidate") or "?"), str(cell.get("version") or "?")
         return [_Placed(name, python, version, GridCell("skipped", cid, reason))]
     status = str(cell.get("status") or "")
+    if not status and not card.complete:
+        status = "incomplete"  # stopped part-way: its level would pass for a whole run's
     placed = []
     for result in card.candidates:
         version = result.version or str(cell.get("version") or "?")
-        state = GridCell(status or result.level.value, cid)
+        state = GridCell(
+            status or result.level.value, cid, "the run was interrupted" if status == "incomplete" else ""
+        )
         run = _Run(python, version, cid, result)
         placed.append(_Placed(result.name, python, version, state, run, result.candidate))
     return placed

@@ -7,10 +7,17 @@
 
     spike_sessions(["tests/spikes"])
 
-gives one session per cell, ``spike_cell(py3.11-tomli-2.2.1)`` (``nox -l --json`` lists
-them, ``nox -s "spike_cell(py3.11-tomli-2.2.1)"`` runs one), and ``spike``, which requires
-every cell and merges their results: ``nox -s spike`` runs the whole matrix and ends with
-the merged scorecard; ``nox -s spike -j 2`` runs cells two at a time.
+gives ``spike``, which runs every cell through pytest-spike's own runner
+(:mod:`pytest_spike.matrix.runner`: one environment per cell linked to one pytest layer
+per interpreter, N cells at a time, ``nox -s spike -- -j 2``) and ends with the merged
+scorecard, in one nox session. For fan-out (one CI job per cell) it also gives one
+session per cell, ``spike_cell(py3.11-tomli-2.2.1)`` (``nox -l --json`` lists them,
+``nox -s "spike_cell(py3.11-tomli-2.2.1)"`` runs one), and ``spike_merge``, which merges
+the results files the cell sessions left.
+
+The plan is cached (:func:`pytest_spike.matrix.plan.cached_plan`): ``nox -l`` and a second
+``nox -s spike`` do not collect or ask the index again while the test files, the index
+settings and PATH are unchanged and the index answers are fresh.
 
 Interpreters are resolved before nox sees them (full paths from PATH, pyenv or uv), and
 nox is told never to download one. A cell whose interpreter is absent runs without a
@@ -20,9 +27,11 @@ session: nox's "missing interpreters are skipped, exit 0" can't lose a cell sile
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,8 +42,9 @@ from pytest_spike._core.files import write_atomic
 from pytest_spike.envs.manager import find_uv, tool_env, uv_index_args
 from pytest_spike.matrix import cells
 from pytest_spike.matrix.merge import load_all, merge
-from pytest_spike.matrix.plan import Cell, MatrixPlan, load_matrix_plan, plan_matrix
+from pytest_spike.matrix.plan import Cell, MatrixPlan, cached_plan, load_matrix_plan
 from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.matrix.runner import MatrixRunner, Progress
 from pytest_spike.model import Level, SpikeError
 from pytest_spike.report import results
 from pytest_spike.report.terminal import output_width
@@ -160,7 +170,7 @@ def spike_sessions(
         # worker would cost a collection and index look-ups per cell.
         plan = load_matrix_plan(Path(inherited))
     if plan is None:
-        plan = plan_matrix(paths, candidates=candidates, pythons=pythons, versions=versions)
+        plan, _ = cached_plan(paths, candidates=candidates, pythons=pythons, versions=versions)
         plan_file = out_dir / "plan.json"
         write_atomic(plan_file, json.dumps(plan.to_dict(), indent=2) + "\n")
         os.environ[PLAN_ENV] = str(plan_file.resolve())
@@ -176,7 +186,12 @@ def spike_sessions(
 
     spike_cell.__doc__ = "One cell of the spike matrix (python x candidate x version)."
     params = [nox.param(c.interpreter if c.status == "run" else False, c.id, id=c.id) for c in plan.cells]
-    backend = "uv|virtualenv" if find_uv() else "virtualenv"
+    uv = find_uv()
+    if uv and not shutil.which("uv"):
+        # nox looks for uv on PATH (or beside its own interpreter): show it the one we found
+        # (the ``uv`` package's binary), or every cell session falls back to virtualenv.
+        os.environ["PATH"] = os.pathsep.join([str(Path(uv).parent), os.environ.get("PATH", "")])
+    backend = "uv|virtualenv" if uv else "virtualenv"
     extra = _supported(nox.session, download_python="never", allow_parallel=True)
     nox.session(name=f"{name}_cell", venv_backend=backend, **extra)(
         nox.parametrize(["python", "cell"], params)(spike_cell)
@@ -191,6 +206,48 @@ def spike_sessions(
                 "candidate at the --fail-on level (see above)"
             )
 
-    spike_report.__doc__ = "Run every spike cell, then merge them into one scorecard."
-    nox.session(name=name, python=False, requires=[f"{name}_cell"])(spike_report)
+    spike_report.__doc__ = "Merge the results files of the spike_cell sessions into one scorecard."
+    nox.session(name=f"{name}_merge", python=False)(spike_report)
+
+    def spike_run(session: nox.Session) -> None:
+        clean = run_all(plan, session.posargs, paths=list(paths), results_dir=Path(results_dir), level=level)
+        if not clean:
+            session.error(
+                "the spike matrix was interrupted, has missing or broken cells, refused files, "
+                "or a candidate at the --fail-on level (see above)"
+            )
+
+    spike_run.__doc__ = "Run every spike cell here (-- -j N at a time), then merge them into one scorecard."
+    nox.session(name=name, python=False)(spike_run)
     return plan
+
+
+def run_all(
+    plan: MatrixPlan,
+    posargs: Sequence[str],
+    *,
+    paths: Sequence[str],
+    results_dir: Path,
+    level: Level | None = None,
+) -> bool:
+    """The ``spike`` session: every cell through the runner, merged; whether it is clean.
+
+    ``posargs`` (after ``--``) take ``-j N`` and ``-q``. Writes ``report.json`` and
+    ``report.md`` beside the results folder, as the merge session does.
+    """
+    parser = argparse.ArgumentParser(prog="nox -s spike --", add_help=False)
+    parser.add_argument("-j", "--jobs", type=int, default=None)
+    parser.add_argument("-q", "--quiet", action="store_true")
+    opts = parser.parse_args(list(posargs))
+    outcome = MatrixRunner(
+        plan, paths=paths, results_dir=results_dir, jobs=opts.jobs,
+        progress=Progress(sys.stderr, quiet=opts.quiet),
+    ).run()  # fmt: skip
+    if level is not None:
+        outcome.merged.scorecard.fail_on = level
+    out_dir = results_dir.parent
+    outcome.write(out_dir / "report.json", out_dir / "report.md")
+    print("\n".join(outcome.lines(output_width())))
+    print(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
+    reached = bool(level and outcome.merged.scorecard.reaching(level))
+    return not (outcome.interrupted or outcome.broken() or reached)

@@ -10,9 +10,12 @@ every output and never counted as a pass.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +26,8 @@ from packaging.version import Version
 
 import pytest_spike
 from pytest_spike._core import runner
-from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike._core.files import json_object, load_json_document, write_atomic
+from pytest_spike.envs.manager import INDEX_ENV_VARS, pip_index_settings
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.versions import python_allows, resolve
 from pytest_spike.matrix.interpreters import (
@@ -36,11 +40,21 @@ from pytest_spike.matrix.interpreters import (
 )
 from pytest_spike.model import SpikeError
 from pytest_spike.services import index_client
+from pytest_spike.settings import default_cache_root
 
 PYTEST_PLAN_SCHEMA = "pytest-spike-plan/1"
 MATRIX_SCHEMA = "pytest-spike-matrix/1"
 #: Collecting a spike runs conftest files and imports test modules: give it time.
 COLLECT_TIMEOUT = 300.0
+#: A cached plan is as fresh as the index answers it rests on (the index client's max_age).
+PLAN_MAX_AGE = 3600.0
+#: Where cached plans live in the spike cache.
+PLANS_CACHE = "plans"
+_CACHE_VERSION = "1"
+#: Files whose change can change what collection finds, besides the test modules.
+_CONFIG_FILES = ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg", "conftest.py")
+#: Folders never searched for test files: environments, caches, VCS data.
+_SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", "build", "dist"}
 
 
 @dataclass(frozen=True)
@@ -303,3 +317,119 @@ def plan_matrix(
     return build_plan(
         pytest_plan, client, paths=list(paths), finder=finder, pythons=pythons, versions=versions
     )
+
+
+def _stamps(paths: Sequence[str], cwd: Path) -> list[tuple[str, int, int]]:
+    """(file, mtime_ns, size) of every Python and config file the paths can collect.
+
+    Hidden folders (``.venv``, ``.nox``, ``.spike``, ``.git``) and environments are not
+    walked. mtimes and sizes, not contents: a stat is cheap, and an editor saving a file
+    changes its mtime.
+    """
+    found: list[tuple[str, int, int]] = []
+    cache = default_cache_root().resolve()
+
+    def walked(folder: str, name: str) -> bool:
+        if name.startswith(".") or name in _SKIP_DIRS:
+            return False
+        path = Path(folder) / name
+        # environments and the spike cache (layers of pytest) change with every run
+        return not (path / "pyvenv.cfg").exists() and path.resolve() != cache
+
+    def add(path: Path) -> None:
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        found.append((str(path), st.st_mtime_ns, st.st_size))
+
+    for name in _CONFIG_FILES:
+        add(cwd / name)
+    for item in paths or ["."]:
+        root = cwd / item.split("::")[0]
+        if root.is_file():
+            add(root)
+            continue
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if walked(folder, d))
+            for name in sorted(files):
+                if name.endswith((".py", ".ini", ".cfg", ".toml")):
+                    add(Path(folder) / name)
+    return found
+
+
+def plan_key(
+    paths: Sequence[str],
+    cwd: Path,
+    **options: Any,
+) -> str:
+    """The cache key of a plan: its options, the test files' stamps, index settings, our version."""
+    index_env = {name: os.environ[name] for name in INDEX_ENV_VARS if name in os.environ}
+    ident = {
+        "v": _CACHE_VERSION,
+        "plugin": pytest_spike.__version__,
+        "python": sys.executable,
+        "cwd": str(cwd),
+        "paths": list(paths),
+        "options": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in sorted(options.items())},
+        "files": _stamps(paths, cwd),
+        "index": {"settings": pip_index_settings(), "env": index_env},
+        "path_env": os.environ.get("PATH", ""),
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def cached_plan(
+    paths: Sequence[str] = (),
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    candidates: Sequence[str] = (),
+    pythons: Sequence[str] = (),
+    versions: str | None = None,
+    local: bool = True,
+    index_url: str | None = None,
+    cache_dir: Path | None = None,
+    max_age: float = PLAN_MAX_AGE,
+    refresh: bool = False,
+) -> tuple[MatrixPlan, bool]:
+    """:func:`plan_matrix`, reusing a plan made with the same inputs; (plan, reused).
+
+    The key holds the options, every test and config file's mtime and size, pip's index
+    settings, PATH (interpreter discovery) and pytest-spike's version; a plan older than
+    ``max_age`` (the index answers' freshness) or naming an interpreter that is gone is
+    planned again. ``refresh`` plans again regardless (and stores the new plan).
+    """
+    where = Path(cwd or os.getcwd()).resolve()
+    root = (cache_dir or default_cache_root()) / PLANS_CACHE
+    key = plan_key(
+        paths, where, candidates=candidates, pythons=pythons, versions=versions, local=local,
+        index_url=index_url,
+    )  # fmt: skip
+    entry = root / f"{key}.json"
+    if not refresh:
+        plan = _load_cached(entry, max_age)
+        if plan is not None:
+            return plan, True
+    plan = plan_matrix(
+        paths, cwd=cwd, candidates=candidates, pythons=pythons, versions=versions, local=local,
+        index_url=index_url,
+    )  # fmt: skip
+    try:
+        write_atomic(entry, json.dumps({"created": time.time(), "plan": plan.to_dict()}) + "\n")
+    except OSError:
+        pass  # a read-only cache costs the next run a planning, nothing else
+    return plan, False
+
+
+def _load_cached(entry: Path, max_age: float) -> MatrixPlan | None:
+    try:
+        data = json.loads(entry.read_text("utf-8"))
+        created = float(data["created"])
+        plan = MatrixPlan.from_dict(data["plan"])
+    except (OSError, ValueError, KeyError, TypeError, SpikeError):
+        return None
+    if not 0 <= time.time() - created <= max_age:
+        return None
+    if any(c.interpreter and not Path(c.interpreter).exists() for c in plan.runnable()):
+        return None
+    return plan

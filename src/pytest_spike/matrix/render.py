@@ -19,6 +19,7 @@ STATE_TEXT = {
     "missing": "MISSING",
     "install_failed": "NO INSTALL",
     "error": "ERROR",
+    "incomplete": "INCOMPLETE",
 }
 
 
@@ -57,7 +58,7 @@ def _markup(row: Sequence[str]) -> dict[str, bool]:
     for level in (Level.BLOCKED, Level.HIGH, Level.MEDIUM):
         if level.value in states:
             return LEVEL_MARKUP[level]
-    if states & {"missing", "error", "no install"}:
+    if states & {"missing", "error", "no install", "incomplete"}:
         return {"red": True}
     return {}
 

@@ -54,7 +54,8 @@ def tox_ini(
     install: Sequence[str] = (),
     plan_file: str = ".spike/plan.json",
 ) -> str:
-    """A tox.ini text: one env per runnable cell plus ``spike-report`` that merges them."""
+    """A tox.ini text: one env per runnable cell plus ``spike-report`` that merges them, and
+    ``spike-run``, which runs every cell in one env through ``pytest-spike run``."""
     runnable = plan.runnable()
     paths = plan.paths or ["."]
     lines = [
@@ -86,6 +87,18 @@ def tox_ini(
         "commands =",
         f"    pytest-spike merge {RESULTS} --plan {{tox_root}}/{plan_file} "
         "--md {tox_root}/.spike/report.md --json {tox_root}/.spike/report.json",
+        "",
+        # The whole matrix in one tox env, through pytest-spike's own runner (one pytest
+        # layer per interpreter, N cells at a time): what 'tox -p auto' over the cell envs
+        # does, without an env per cell. 'tox -c THIS_FILE -e spike-run -- -j 2'
+        "[testenv:spike-run]",
+        "base_python = python3",
+        "deps =",
+        *dep_lines(plugin),
+        "pass_env = PIP_*, UV_*, XDG_CACHE_HOME, PYENV_ROOT",
+        "commands =",
+        f"    pytest-spike run {' '.join(paths)} --results-dir {RESULTS} "
+        "--md {tox_root}/.spike/report.md --json {tox_root}/.spike/report.json {posargs}",
         "",
     ]
     return "\n".join(lines)

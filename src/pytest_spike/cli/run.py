@@ -1,0 +1,95 @@
+"""pytest-spike run: plan the matrix, run every cell here, merge them into one scorecard.
+
+Exit status: 0; 1 when a candidate reaches ``--fail-on``; 3 when a cell is missing or
+broke or a results file was refused; 130 when interrupted (what finished is merged and
+written, marked incomplete); 2 on an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pytest_spike.matrix.plan import cached_plan
+from pytest_spike.matrix.runner import MatrixRunner, Progress
+from pytest_spike.model import Level
+from pytest_spike.report.terminal import output_width
+
+
+def _run(args: argparse.Namespace) -> int:
+    progress = Progress(sys.stderr, quiet=args.quiet)
+    plan, reused = cached_plan(
+        args.paths, candidates=args.candidate or (), pythons=args.python or (), versions=args.versions,
+        index_url=args.index_url, refresh=args.replan,
+    )  # fmt: skip
+    if not args.quiet:
+        ran = len(plan.runnable())
+        print(
+            f"pytest-spike run: {len(plan.cells)} cell(s), {ran} to run"
+            + (" (plan cached)" if reused else ""),
+            file=sys.stderr,
+        )
+    for note in plan.notes:
+        print(f"pytest-spike run: {note}", file=sys.stderr)
+    outcome = MatrixRunner(
+        plan, paths=args.paths, results_dir=Path(args.results_dir), jobs=args.jobs,
+        uv=False if args.no_uv else True, progress=progress,
+    ).run()  # fmt: skip
+    if args.fail_on:
+        outcome.merged.scorecard.fail_on = Level(args.fail_on)
+    outcome.write(Path(args.json) if args.json else None, Path(args.md) if args.md else None)
+    for line in outcome.lines(output_width()):
+        print(line)
+    if outcome.interrupted:
+        return 130
+    if outcome.broken():
+        return 3
+    fail_on = outcome.merged.scorecard.fail_on
+    return 1 if fail_on and outcome.merged.scorecard.reaching(fail_on) else 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``run`` on the ``pytest-spike`` parser."""
+    run = subparsers.add_parser(
+        "run", help="run every cell of the spike matrix here (N at a time) and merge them into one scorecard"
+    )
+    run.add_argument("paths", metavar="PATHS", nargs="*", help="spike test paths (default: .)")
+    run.add_argument(
+        "-j", "--jobs", type=int, default=None, metavar="N", help="cells at a time (default: number of CPUs)"
+    )
+    run.add_argument(
+        "--python",
+        metavar="X.Y",
+        action="append",
+        help="run on these Pythons instead of the marks' (repeatable)",
+    )
+    run.add_argument(
+        "--versions", metavar="SPEC", default=None, help="run these versions instead of the marks'"
+    )
+    run.add_argument(
+        "--candidate", metavar="REQ", action="append", help="add a candidate as --spike-candidate does"
+    )
+    run.add_argument("--json", metavar="OUT", help="write the merged results as JSON")
+    run.add_argument("--md", metavar="OUT", help="write the merged report as Markdown")
+    run.add_argument(
+        "--results-dir",
+        metavar="DIR",
+        default=".spike/results",
+        help="the cells' results files (default: %(default)s)",
+    )
+    run.add_argument(
+        "--fail-on",
+        metavar="LEVEL",
+        choices=[lv.value for lv in Level],
+        help="exit 1 when a candidate reaches LEVEL",
+    )
+    run.add_argument(
+        "--index-url", metavar="URL", default=None, help="the simple index URL (default: pip's configuration)"
+    )
+    run.add_argument("--replan", action="store_true", help="plan again even when a cached plan is fresh")
+    run.add_argument(
+        "--no-uv", action="store_true", help="build environments with venv + pip even where uv is"
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress lines, only the scorecard")
+    run.set_defaults(func=_run)

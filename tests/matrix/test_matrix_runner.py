@@ -1,0 +1,234 @@
+"""``pytest-spike run``: plan, build, run and merge on real subprocesses, no network.
+
+Fixture packages are wheels in a find-links folder (pip's no-index mode, which both the
+planner and uv read). Two Pythons: the running one and another from pyenv whose layer can
+be copied from this environment (3.11+: the same pure-Python closure), so no pytest has to
+come from the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from indexserver import HERMETIC_ENV
+from pkgfactory import FakeProject, build_wheel
+
+from pytest_spike.envs.manager import find_uv
+from pytest_spike.matrix.interpreters import host_python, parse_python, pyenv_root
+from pytest_spike.matrix.plan import cached_plan, plugin_pythonpath
+
+HOST = host_python()
+
+
+def other_python() -> tuple[str, str] | None:
+    """(X.Y, path) of a pyenv interpreter other than the host's, 3.11 or newer."""
+    root = pyenv_root()
+    if root is None:
+        return None
+    for folder in sorted((root / "versions").glob("3.*"), reverse=True):
+        python = folder / "bin" / "python"
+        short = ".".join(folder.name.split(".")[:2])
+        if python.exists() and short != HOST and parse_python(short) >= (3, 11):
+            return short, str(python)
+    return None
+
+
+OTHER = other_python()
+needs_two = pytest.mark.skipif(
+    OTHER is None, reason="needs a second interpreter (3.11+) in $(pyenv root)/versions/*/bin/python"
+)
+needs_uv = pytest.mark.skipif(find_uv() is None, reason="needs uv for fast offline environments")
+
+SPIKE = """
+from pytest_spike import spike
+pytestmark = spike.candidate("tomly", versions={versions!r})
+def test_hello():
+    import tomly
+"""
+HANGING = """
+import os, time
+from importlib.metadata import version
+from pytest_spike import spike
+pytestmark = spike.candidate("tomly", versions=["1.0", "1.1"])
+def test_hello():
+    import tomly
+    if version("tomly") == "1.1":
+        with open({marker!r}, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(600)
+"""
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wheels")
+    build_wheel(FakeProject("tomly", "1.0"), folder)
+    build_wheel(FakeProject("tomly", "1.1"), folder)
+    build_wheel(FakeProject("tomly", "2.0", requires=["no-such-dependency-xyz"]), folder)
+    return folder
+
+
+def hermetic_env(wheels: Path, cache: Path) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("PIP_", "UV_", "PYTEST_SPIKE_", "PYTEST_XDIST", "PYTEST_ADDOPTS"))
+        and k != "VIRTUAL_ENV"
+    }  # fmt: skip
+    env.update(HERMETIC_ENV)
+    env.update(
+        PIP_NO_INDEX="1",
+        PIP_FIND_LINKS=str(wheels),
+        XDG_CACHE_HOME=str(cache),
+        PYTHONPATH=plugin_pythonpath(),
+    )
+    return env
+
+
+@pytest.fixture
+def project(tmp_path: Path, wheels: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    root = tmp_path / "proj"
+    root.mkdir()
+    yield root, hermetic_env(wheels, tmp_path / "cache")
+
+
+def spike_run(
+    root: Path, env: dict[str, str], *args: str, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_spike", "run", *args],
+        cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def states(report: dict) -> dict[tuple[str, str], str]:  # type: ignore[type-arg]
+    (grid,) = report["matrix"]["grids"]
+    return {(c["python"], c["version"]): c["state"] for c in grid["cells"]}
+
+
+@needs_two
+@needs_uv
+def test_run_plans_builds_runs_and_merges_two_pythons(project: tuple[Path, dict[str, str]]) -> None:
+    root, env = project
+    assert OTHER is not None
+    other, _ = OTHER
+    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "2.0"]))
+    args = [".", "-j", "2", "--python", HOST, "--python", other, "--python", "3.97"]
+    done = spike_run(root, env, *args, "--json", "out.json", "--md", "out.md")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    report = json.loads((root / "out.json").read_text())
+    assert report["complete"] is True
+    assert states(report) == {
+        (HOST, "1.0"): "low", (other, "1.0"): "low",
+        # the failing pin is in the grid, with install.failed and the resolver's text
+        (HOST, "2.0"): "install_failed", (other, "2.0"): "install_failed",
+        # an absent interpreter is skipped with the reason, never passed
+        ("3.97", "1.0"): "skipped", ("3.97", "2.0"): "skipped",
+    }  # fmt: skip
+    failed = json.loads((root / ".spike" / "results" / f"py{other}-tomly-2.0.json").read_text())
+    (finding,) = failed["candidates"][0]["findings"]
+    assert finding["code"] == "install.failed" and "no-such-dependency-xyz" in finding["evidence"]["excerpt"]
+    runner = report["matrix"]["runner"]
+    assert runner["backend"] == "uv" and runner["jobs"] == 2
+    by_cell = {c["cell"]: c for c in runner["cells"]}
+    ran = by_cell[f"py{other}-tomly-1.0"]
+    assert ran["state"] == "done" and ran["pytest_s"] > 0 and ran["env_s"] > 0
+    assert by_cell["py3.97-tomly-1.0"]["detail"].startswith("no Python 3.97 interpreter found")
+    # the other interpreter's cell really ran on it (its results say which Python)
+    cell = json.loads((root / ".spike" / "results" / f"py{other}-tomly-1.0.json").read_text())["cell"]
+    assert cell["python"].startswith(other)
+    assert "note: environments: uv" in done.stdout
+    assert "Environments: uv" in (root / "out.md").read_text()
+    # plain progress lines (not a terminal): each cell's start and end with its level
+    assert f"start  py{other}-tomly-1.0" in done.stderr
+    assert f"py{other}-tomly-1.0  LOW" in done.stderr and f"py{HOST}-tomly-2.0  INSTALL FAILED" in done.stderr
+
+    # a second run: the plan and the environments are reused, -q prints no progress
+    again = spike_run(root, env, *args, "-q", "--json", "out.json")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stderr == ""
+    cells = {c["cell"]: c for c in json.loads((root / "out.json").read_text())["matrix"]["runner"]["cells"]}
+    assert cells[f"py{HOST}-tomly-1.0"]["env_reused"] is True
+
+
+def test_run_falls_back_to_venv_and_pip(project: tuple[Path, dict[str, str]]) -> None:
+    root, env = project
+    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.1"]))
+    done = spike_run(root, env, ".", "--python", HOST, "--no-uv", "--json", "out.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((root / "out.json").read_text())
+    assert states(report) == {(HOST, "1.1"): "low"}
+    assert report["matrix"]["runner"]["backend"] == "venv + pip"
+    assert "note: environments: venv + pip (uv not found)" in done.stdout
+
+
+@needs_uv
+def test_ctrl_c_stops_running_cells_and_merges_what_finished(project: tuple[Path, dict[str, str]]) -> None:
+    root, env = project
+    marker = root.parent / "hanging.pid"
+    (root / "test_spike.py").write_text(HANGING.format(marker=str(marker)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_spike", "run", ".", "-j", "2", "--python", HOST, "--json", "out.json"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    finished = root / ".spike" / "results" / f"py{HOST}-tomly-1.0.json"
+    deadline = time.monotonic() + 180
+    while not (marker.exists() and finished.exists()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    assert marker.exists() and finished.exists(), "the hanging cell never started"
+    time.sleep(0.3)  # the pid is written before the sleep starts
+    hanging_pid = int(marker.read_text())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    report = json.loads((root / "out.json").read_text())
+    assert report["complete"] is False
+    found = states(report)
+    assert found[(HOST, "1.0")] == "low"
+    # the stopped cell is never a pass: missing, or the partial results it wrote on SIGTERM
+    assert found[(HOST, "1.1")] in ("missing", "incomplete")
+    assert "interrupted: 1 cell(s) did not finish: py" in out
+    with pytest.raises(ProcessLookupError):  # its process group was stopped
+        for _ in range(50):
+            os.kill(hanging_pid, 0)
+            time.sleep(0.1)
+
+
+def test_plan_cache_reused_and_invalidated(
+    tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in hermetic_env(wheels, tmp_path / "cache").items():
+        monkeypatch.setenv(key, value)
+    root = tmp_path / "proj"
+    root.mkdir()
+    spike = root / "test_spike.py"
+    spike.write_text(SPIKE.format(versions=["1.0"]))
+    cache = tmp_path / "cache" / "pytest-spike"
+    first, reused = cached_plan(["."], cwd=root, pythons=[HOST], cache_dir=cache)
+    assert not reused and [c.version for c in first.cells] == ["1.0"]
+    second, reused = cached_plan(["."], cwd=root, pythons=[HOST], cache_dir=cache)
+    assert reused and second.to_dict() == first.to_dict()
+    # another option is another plan
+    _, reused = cached_plan(["."], cwd=root, pythons=[HOST], versions="1.1", cache_dir=cache)
+    assert not reused
+    # a changed test file is planned again, and the new plan says what it asks for now
+    spike.write_text(SPIKE.format(versions=["1.0", "1.1"]))
+    os.utime(spike, ns=(time.time_ns(), time.time_ns() + 10**9))
+    third, reused = cached_plan(["."], cwd=root, pythons=[HOST], cache_dir=cache)
+    assert not reused and [c.version for c in third.cells] == ["1.0", "1.1"]
+    # index answers that may be stale: planned again
+    _, reused = cached_plan(["."], cwd=root, pythons=[HOST], cache_dir=cache, max_age=0)
+    assert not reused
+    # changed index settings: planned again
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:9/simple")
+    _, reused = cached_plan(["."], cwd=root, pythons=[HOST], cache_dir=cache)
+    assert not reused
