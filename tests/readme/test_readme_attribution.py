@@ -254,9 +254,33 @@ def test_a_module_the_readme_imports_is_not_assumed(tmp_path: Path) -> None:
     outcomes = run_blocks(PY, blocks, timeout_per_block=5, cwd=tmp_path, modules=["json"])
     # "json" is bound by no block ("js" is), so it is assumed: both blocks run.
     assert [o.status for o in outcomes] == ["ok", "ok"]
-    blocks = extract_blocks(md("print(json.dumps(2))", "import json"), "text/markdown")
+    blocks = extract_blocks(md("import json\nprint(json.dumps(2))", "print(json.dumps(3))"), "text/markdown")
+    outcomes = run_blocks(PY, blocks, timeout_per_block=5, cwd=tmp_path, modules=["json", "csv"])
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    # imported by the first block that uses it: nothing assumed (and csv is never used)
+    from pytest_spike.readme.verdict import ReadmeFacts
+
+    assert ReadmeFacts.of(blocks, ["json", "csv"]).assumed_imports(["json", "csv"]) == []
+
+
+def test_a_module_used_before_the_readme_imports_a_name_from_it_is_assumed(tmp_path: Path) -> None:
+    # As the wcwidth README: sessions call wcwidth.wcwidth(...) with no import, and a later
+    # example binds the name to the function (from wcwidth import wcwidth).
+    blocks = extract_blocks(
+        md(">>> json.dumps(1)\n'1'", ">>> from json import dumps as json\n>>> json(2)\n'2'"), "text/markdown"
+    )
     outcomes = run_blocks(PY, blocks, timeout_per_block=5, cwd=tmp_path, modules=["json"])
-    assert outcomes[0].status == "failed"  # the README imports it, later: its own order
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+
+
+def test_a_refused_connection_to_a_server_the_readme_starts_elsewhere_is_unchecked(tmp_path: Path) -> None:
+    # As the websockets README: the client example connects to the server of another example.
+    code = "import socket\ns = socket.create_connection(('127.0.0.1', 9), timeout=2)"
+    blocks = extract_blocks(md(code), "text/markdown")
+    (outcome,) = run_blocks(PY, blocks, timeout_per_block=5, cwd=tmp_path, modules=[])
+    assert_unchecked(outcome, "connects to a server that is not running here")
+    findings, _ = readme_findings([outcome])
+    assert sum(Weights().points(f) for f in findings) == 0
 
 
 PATHSPEC_README = """\

@@ -120,6 +120,25 @@ def test_a_set_up_error_from_a_missing_file_is_a_harness_gap(
     assert "none of the 1 sampled upstream tests could be checked" in (unchecked_reason(result) or "")
 
 
+def test_missing_credentials_or_services_are_harness_gaps(tmp_path: Path, installed: dict[str, str]) -> None:
+    # botocore's integration tests: credentials are scrubbed here, the service is the reader's
+    result = probe(
+        tmp_path,
+        installed,
+        {
+            "tests/test_cloud.py": "class NoCredentialsError(Exception):\n    pass\n\n"
+            "def test_put():\n    raise NoCredentialsError('Unable to locate credentials')\n",
+            "tests/test_db.py": "import socket\n\ndef test_db():\n"
+            "    socket.create_connection(('127.0.0.1', 9), timeout=2)\n",
+        },
+    )
+    assert codes(result) == {"upstream.harness_gap": ("medium", "environment")}
+    assert points(result) == 0
+    gaps = sorted(o.gap for o in result.outcomes.values())
+    assert "Unable to locate credentials" in gaps[1] or "NoCredentialsError" in gaps[1], gaps
+    assert "Connection refused" in gaps[0] or "ConnectionRefusedError" in gaps[0], gaps
+
+
 def test_config_sibling_folders_and_in_package_tests_are_brought(
     tmp_path: Path, installed: dict[str, str]
 ) -> None:

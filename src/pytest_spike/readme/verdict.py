@@ -38,6 +38,8 @@ class ReadmeFacts:
     bound: Mapping[int, frozenset[str]]
     #: names the runnable blocks read
     used: frozenset[str]
+    #: names each runnable block reads
+    used_by: Mapping[int, frozenset[str]]
     #: whether some block imports ``*`` (a name then may come from anywhere)
     star_import: bool
     #: the code of every block, runnable or not (paths the README names)
@@ -49,28 +51,40 @@ class ReadmeFacts:
     def of(cls, blocks: Sequence[Block], modules: Sequence[str] = (), dist_name: str = "") -> ReadmeFacts:
         bound: dict[int, frozenset[str]] = {}
         used: set[str] = set()
+        used_by: dict[int, frozenset[str]] = {}
         star = False
         for block in blocks:
             if not block.runnable:
                 continue
             names: set[str] = set()
+            reads: set[str] = set()
             for tree in _trees(block):
                 found, has_star = _module_bindings(tree)
                 names |= found
                 star = star or has_star
-                used.update(
+                reads.update(
                     n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
                 )
             bound[block.index] = frozenset(names)
+            used_by[block.index] = frozenset(reads)
+            used |= reads
         own = {m for m in modules if m.isidentifier()}
         if dist_name:
             own.add(re.sub(r"[-.]+", "_", dist_name).lower())
-        return cls(bound, frozenset(used), star, "\n".join(b.code for b in blocks), frozenset(own))
+        return cls(bound, frozenset(used), used_by, star, "\n".join(b.code for b in blocks), frozenset(own))
 
     def assumed_imports(self, modules: Sequence[str]) -> list[str]:
-        """The candidate's modules the README uses but never imports (``regex.match(...)``)."""
-        everywhere = frozenset().union(*self.bound.values()) if self.bound else frozenset()
-        return [m for m in modules if m in self.used and m not in everywhere]
+        """The candidate's modules the README uses before any example imports them
+        (``regex.match(...)``; wcwidth's ``wcwidth.wcwidth(...)`` before a later
+        ``from wcwidth import wcwidth``)."""
+        order = sorted(self.bound)
+        assumed = []
+        for module in modules:
+            first_use = next((i for i in order if module in self.used_by.get(i, ())), None)
+            first_bind = next((i for i in order if module in self.bound[i]), None)
+            if first_use is not None and (first_bind is None or first_use < first_bind):
+                assumed.append(module)
+        return assumed
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,17 @@ def _network(f: Failure) -> Attribution | None:
             Blame.ENVIRONMENT,
             "needs network access, which pytest-spike refused (--spike-allow-network allows it)",
         )
+    if f.kind in _CONNECTION_ERRORS:
+        # Nothing listened where the example connects: a server another example starts (and we
+        # stopped), or a service the reader runs. A refused connection says nothing of the code.
+        return Attribution(Blame.ENVIRONMENT, f"connects to a server that is not running here ({f.kind})")
     return None
+
+
+#: Raised when the other end of a connection is not there.
+_CONNECTION_ERRORS = frozenset(
+    "ConnectionRefusedError ConnectionResetError ConnectionAbortedError ConnectionError".split()
+)
 
 
 #: Frames of a loop that serves or runs until stopped, by design.

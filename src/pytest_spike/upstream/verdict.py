@@ -27,6 +27,13 @@ _PYTEST_INTERNALS = re.compile(
     r"module '_pytest[\w.]*' has no attribute '\w+'|cannot import name '\w+' from '_pytest[\w.]*'"
 )
 _SCRIPT_EXIT = re.compile(r"SystemExit\b")
+#: What a test says when the credentials or the service it needs are not there: pytest-spike
+#: scrubs credentials from the environment, and an integration test's service is the reader's.
+_SERVICE = re.compile(
+    r"NoCredentialsError|Unable to locate credentials|DefaultCredentialsError|credentials were not found"
+    r"|ConnectionRefusedError|Connection refused|Name or service not known|Temporary failure in name resolution"
+    r"|Network is unreachable"
+)
 _SCRIPT_HINT = re.compile(r"unittest[/\\.]main|argparse|usage: ")
 
 
@@ -57,6 +64,9 @@ def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Se
     for name in MISSING_FILE.findall(text):
         if _ours(name, run_dir, src_root):
             return f"a file the harness did not bring: {name}"
+    match = _SERVICE.search(text)
+    if match:
+        return f"credentials or a service the test needs are not here ({match.group(0)})"
     if _SCRIPT_EXIT.search(text) and _SCRIPT_HINT.search(text):
         return "the test calls SystemExit (written to run as a script, not under pytest)"
     return ""
