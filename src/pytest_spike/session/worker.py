@@ -376,21 +376,11 @@ def gather_candidates(spike_items: list[pytest.Item], settings: Settings) -> lis
 
 
 def terminal_say(config: pytest.Config) -> Callable[[str], None]:
-    """Show a long step while it runs, through pytest's terminal (outside output capture)."""
+    """Show a long step while it runs, in whole lines between pytest's progress rows (a live
+    status on a terminal): see report/progress.py."""
+    from pytest_spike.report.progress import terminal_progress
 
-    def say(text: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
-            return
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if capture is None:
-            reporter.write_line(f"spike: {text}")
-            return
-        # The probe runs inside a test, where output is captured; this is for the user now.
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"spike: {text}")
-
-    return say
+    return terminal_progress(config)
 
 
 def _failure_finding(
