@@ -96,9 +96,24 @@ def test_zero_file_spike_in_an_empty_folder(pytester: pytest.Pytester, spike_sit
     result = pytester.runpytest("--spike", "--spike-candidate", "goodpkg", "--spike-candidate", "other-name")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
-        ["*spike: 2 candidates (goodpkg, other-name)*", "lowest risk: goodpkg and other-name (tie)*"]
+        [
+            # the probe items count as collected, though no file was collected
+            "collected 4 items",
+            "spike: 2 candidates (goodpkg, other-name); 4 built-in probes added as spike::<name>::<probe>",
+            "lowest risk: goodpkg and other-name (tie)*",
+        ]
     )
+    result.stdout.no_fnmatch_line("collected 0 items")
     assert result.ret == 0
+
+
+def test_the_collected_count_includes_the_probes_next_to_deselection(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    pytester.makepyfile(test_spike=SPIKE_FILE)
+    result = pytester.runpytest("--spike", "-k", "not custom")
+    result.stdout.fnmatch_lines(["collected 4 items / 1 deselected / 3 selected"])
+    result.assert_outcomes(passed=3)
 
 
 def test_module_name_is_read_from_the_distribution(pytester: pytest.Pytester, spike_site: Path) -> None:

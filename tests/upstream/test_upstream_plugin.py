@@ -113,3 +113,40 @@ def test_spike_upstream_fixture(pytester: pytest.Pytester, upstream_env: IndexSe
         f"--spike-cache-dir={pytester.path / 'cache'}",
     )
     result.assert_outcomes(passed=2)
+
+
+def test_fetching_the_sdist_is_said_only_when_it_is_fetched(
+    pytester: pytest.Pytester, upstream_env: IndexServer
+) -> None:
+    def run(*more: str) -> pytest.RunResult:
+        return pytester.runpytest(
+            "--spike",
+            "--spike-candidate",
+            "uppkg",
+            "--spike-probes",
+            "upstream",
+            "--spike-isolation",
+            "never",
+            f"--spike-index-url={upstream_env.url}",
+            f"--spike-cache-dir={pytester.path / 'cache'}",
+            "-rs",
+            *more,
+        )
+
+    cold = run()
+    cold.stdout.fnmatch_lines(["spike: uppkg upstream: fetching the sdist uppkg-1.0.tar.gz for its tests"])
+    warm = run()
+    warm.assert_outcomes(passed=1)
+    warm.stdout.no_fnmatch_line("*fetching the sdist*")
+    offline = run("--spike-offline")
+    offline.assert_outcomes(passed=1)
+    offline.stdout.no_fnmatch_line("*fetching the sdist*")
+    # Offline with the extracted sdist gone: nothing is fetched, and the probe says why.
+    import shutil
+
+    shutil.rmtree(pytester.path / "cache" / "sdists")
+    gone = run("--spike-offline")
+    gone.assert_outcomes(skipped=1)
+    gone.stdout.no_fnmatch_line("*fetching the sdist*")
+    gone.stdout.fnmatch_lines(["*--spike-offline and the sdist uppkg-1.0.tar.gz is not in the cache*"])
+    assert upstream_env.hits("/files/") == 1

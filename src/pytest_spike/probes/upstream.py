@@ -51,13 +51,17 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         )
     except ProjectNotFound:
         sdist = None
-    if sdist is not None:
-        ctx.services.say(f"fetching the sdist of {name} {version} for its tests")
+    source = _cached_source(ctx, sdist) if sdist else None
+    if sdist is not None and source is None:
+        return ProbeOutcome(
+            version=version,
+            skipped=f"upstream tests not run: --spike-offline and the sdist {sdist.filename} is not in the cache",
+        )
     upstream = SpikeUpstream(
         python=str(ctx.python),
         dist_name=name,
         version=version,
-        source=_cached_source(ctx, sdist) if sdist else None,
+        source=source,
         workdir=ctx.workdir / f"upstream-{ctx.candidate.name}",
         timeout=ctx.timeout,
         package_modules=info.get("modules") or (),
@@ -87,8 +91,9 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
 
 
-def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
-    """The sdist, extracted once into the cache when its hash is known; else its URL.
+def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str | None:
+    """The sdist, extracted once into the cache when its hash is known; else its URL
+    (None under ``--spike-offline`` when it would have to be fetched).
 
     A release's sdist never changes under the same hash, so a warm run skips the download
     and the extraction. Anything unusual (no hash, an unsafe archive, a failed download)
@@ -96,6 +101,9 @@ def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
     """
     digest = sdist.hashes.get("sha256")
     if not digest:
+        if ctx.settings.offline:
+            return None
+        ctx.services.say(f"fetching the sdist {sdist.filename} for its tests")
         return sdist.url
     entry = ctx.settings.cache_dir / "sdists" / digest[:32]
     marker = entry / "extracted.json"
@@ -104,7 +112,11 @@ def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
             return str(entry / json.loads(marker.read_text("utf-8"))["root"])
         except (OSError, ValueError, KeyError, TypeError):
             pass  # an unreadable marker is no marker: extract again
+    if ctx.settings.offline:
+        return None
     staging = Path(tempfile.mkdtemp(prefix=".sdist-", dir=_mkdir(entry.parent)))
+    # Said only here, where it is fetched: a warm run reads the extracted copy above.
+    ctx.services.say(f"fetching the sdist {sdist.filename} for its tests")
     try:
         archive = fetch_sdist(sdist.url, staging / "download", timeout=ctx.timeout, sha256=digest)
         root = safe_extract(archive, staging / "src")

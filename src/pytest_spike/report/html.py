@@ -33,6 +33,7 @@ from pytest_spike.model import (
     sorted_scored,
 )
 from pytest_spike.report.terminal import (
+    candidate_aliases,
     evidence_line,
     finding_head,
     fmt_mb,
@@ -157,9 +158,10 @@ def candidate_view(result: CandidateResult, lowest: Iterable[str]) -> dict[str, 
     """One candidate's row, coverage, probes, findings, notes and cost."""
     evidence = result.evidence
     order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
+    aliases = candidate_aliases(result)
     probes = [
         {
-            "label": probe_label(p),
+            "label": probe_label(p, aliases),
             "nodeid": p.nodeid,
             "outcome": p.outcome,
             "status": p.outcome.split()[0],

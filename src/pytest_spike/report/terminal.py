@@ -6,6 +6,7 @@ writer hands them to pytest's terminal reporter.
 
 from __future__ import annotations
 
+import re
 import shutil
 import textwrap
 from collections.abc import Sequence
@@ -134,11 +135,28 @@ def _finding_groups(scored: Sequence[Scored]) -> tuple[list[Scored], ...]:
     return pointed, waived, unchecked, info
 
 
+#: Lines of an error's excerpt shown under its finding (the rest are in the JSON report).
+EXCERPT_SHOWN = 4
+
+
 def _finding_line(s: Scored, width: int) -> list[Line]:
+    """The finding's head and message, wrapped; under it, the lines of a multi-line error
+    (its ``excerpt``) the one-line message leaves out, each on its own line."""
+    red = s.points > 0 and s.finding.severity in (Severity.CRITICAL, Severity.HIGH)
+    markup = {"red": True} if red else {}
     text = f"  {finding_head(s)}: {s.finding.message}"
     wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
-    red = s.points > 0 and s.finding.severity in (Severity.CRITICAL, Severity.HIGH)
-    return [(line, {"red": True} if red else {}) for line in wrapped]
+    shown = " ".join(s.finding.message.split())
+    rest = [
+        line.rstrip()
+        for line in s.finding.evidence.get("excerpt", "").splitlines()
+        if line.strip() and " ".join(line.split()) not in shown
+    ]
+    for line in rest[:EXCERPT_SHOWN]:
+        wrapped += textwrap.wrap(line, width=width, initial_indent=" " * 6, subsequent_indent=" " * 8)
+    if len(rest) > EXCERPT_SHOWN:
+        wrapped.append(" " * 6 + f"(+{len(rest) - EXCERPT_SHOWN} more lines in the results file)")
+    return [(line, markup) for line in wrapped]
 
 
 def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
@@ -155,18 +173,50 @@ def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
     return lines
 
 
-def probe_label(probe: ProbeResult) -> str:
-    """``install``, ``import``, or the test's name without a parameter id naming the candidate."""
+def _canonical(text: str) -> str:
+    return re.sub(r"[-_.]+", "-", text).lower()
+
+
+def candidate_aliases(result: CandidateResult) -> frozenset[str]:
+    """What a test's parameter id may call the candidate: its project name, its import names,
+    and the first part of a dotted or dashed name (``ruamel`` for ``ruamel.yaml``)."""
+    names = {result.name, result.candidate.project, *result.candidate.modules}
+    for probe in result.probes:
+        if probe.kind == "import":
+            names.update(str(m) for m in probe.details.get("modules") or ())
+    aliases = {_canonical(n) for n in names if n}
+    aliases |= {a.split("-")[0] for a in list(aliases) if "-" in a and len(a.split("-")[0]) >= 3}
+    return frozenset(aliases)
+
+
+def probe_label(probe: ProbeResult, aliases: frozenset[str] = frozenset()) -> str:
+    """``install``, ``import``, or the test's name without the part of its parameter id that
+    names the candidate (``test_x[tomli]``, ``test_x[ruamel.yaml-small]`` -> ``test_x``,
+    ``test_x[small]``); ``aliases`` are :func:`candidate_aliases`."""
     if probe.kind in BUILTIN_KINDS:
         return probe.kind
     name = probe.nodeid.split("::")[-1]
-    return name.replace(f"[{probe.candidate}]", "")
+    base, bracket, ids = name.partition("[")
+    if not bracket or not ids.endswith("]"):
+        return name
+    names = aliases | {_canonical(probe.candidate)}
+    parts = ids[:-1].split("-")
+    spans = sorted(
+        ((i, j) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)),
+        key=lambda span: span[0] - span[1],  # the longest first
+    )
+    for i, j in spans:
+        if _canonical("-".join(parts[i:j])) in names:
+            rest = parts[:i] + parts[j:]
+            return f"{base}[{'-'.join(rest)}]" if rest else base
+    return name
 
 
 def probe_line(result: CandidateResult, width: int) -> list[str]:
     order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
+    aliases = candidate_aliases(result)
     parts = [
-        f"{probe_label(p)} {p.outcome}"
+        f"{probe_label(p, aliases)} {p.outcome}"
         for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
     ]
     return textwrap.wrap(
@@ -178,6 +228,22 @@ def note_lines(result: CandidateResult, width: int) -> list[str]:
     lines: list[str] = []
     for note in result.notes:
         lines += textwrap.wrap(f"note: {note}", width=width, initial_indent="  ", subsequent_indent="    ")
+    return lines
+
+
+def wrap_parts(head: str, parts: Sequence[str], width: int, indent: str = "    ") -> list[str]:
+    """``head`` then the parts, joined by ``, ``; lines break between parts only, so a value
+    stays next to its unit and its ``(best)`` (a part longer than a line gets one of its own)."""
+    lines: list[str] = []
+    line = head
+    for i, part in enumerate(parts):
+        text = part + ("," if i < len(parts) - 1 else "")
+        if line.strip() and len(line) + 1 + len(text) > width:
+            lines.append(line)
+            line = indent + text
+        else:
+            line = f"{line} {text}" if line else text
+    lines.append(line)
     return lines
 
 
@@ -193,8 +259,7 @@ def metric_lines(scorecard: Scorecard, width: int) -> list[str]:
             metric = cand.metrics.get(name)
             shown = "missing" if metric is None else f"{metric.value:g}{unit}"
             parts.append(f"{cand.name} {shown}" + (" (best)" if cand.name in best else ""))
-        text = f"{name} ({first.better} is better): " + ", ".join(parts)
-        lines += textwrap.wrap(text, width=width, subsequent_indent="    ")
+        lines += wrap_parts(f"{name} ({first.better} is better):", parts, width)
     return lines
 
 

@@ -94,17 +94,25 @@ class SpikeWorker:
             items[:] = [item for item in items if id(item) not in gone]
         if self.settings.plan_path is not None:
             self._write_plan(spike_items, candidates)
-        items[:0] = list(make_items(session, candidates, self.context, self.settings.probes))
+        probes = list(make_items(session, candidates, self.context, self.settings.probes))
+        items[:0] = probes
+        if probes:
+            # Count them where pytest counts collected items ("collected N items"): they
+            # come from no collector, so report them as the result of the "spike" node's.
+            config.hook.pytest_collectreport(
+                report=pytest.CollectReport("spike", "passed", None, list(probes))
+            )
         self.order = {c.name: i for i, c in enumerate(candidates)}
 
-    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+    def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
         if self.candidates is None:
             return []  # a usage error says what went wrong, alone
         names = ", ".join(c.name for c in self.candidates) or "none"
         count = len(self.candidates)
+        probes = sum(isinstance(item, ProbeItem) for item in items)
         return [
             f"spike: {count} candidate{'s' if count != 1 else ''} ({names}); "
-            "built-in probes added as spike::<name>::<probe>"
+            f"{probes} built-in probe{'s' if probes != 1 else ''} added as spike::<name>::<probe>"
         ]
 
     def _write_plan(self, spike_items: list[pytest.Item], candidates: list[Candidate]) -> None:
@@ -376,21 +384,11 @@ def gather_candidates(spike_items: list[pytest.Item], settings: Settings) -> lis
 
 
 def terminal_say(config: pytest.Config) -> Callable[[str], None]:
-    """Show a long step while it runs, through pytest's terminal (outside output capture)."""
+    """Show a long step while it runs, in whole lines between pytest's progress rows (a live
+    status on a terminal): see report/progress.py."""
+    from pytest_spike.report.progress import terminal_progress
 
-    def say(text: str) -> None:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None:
-            return
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        if capture is None:
-            reporter.write_line(f"spike: {text}")
-            return
-        # The probe runs inside a test, where output is captured; this is for the user now.
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"spike: {text}")
-
-    return say
+    return terminal_progress(config)
 
 
 def _failure_finding(
