@@ -218,3 +218,20 @@ def test_allow_network_is_a_setting(pytester: pytest.Pytester, spike_site: Path)
     settings = results(pytester)[""]["settings"]
     assert settings["allow_network"] is True
     assert settings["stale_after_days"] == 730 and settings["young_release_days"] == 3
+
+
+def test_requirement_files_are_fit_checked_in_the_running_environment_too(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: with the candidate installed here, spike_requirements had no effect, silently.
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    (pytester.path / "requirements.txt").write_text("goodpkg==1.0\n")
+    pytester.makeini("[pytest]\nspike_requirements = requirements.txt\n")
+    pytester.runpytest("--spike", "--spike-candidate=goodpkg", "--spike-json=r.json")
+    cand = results(pytester)["goodpkg"]
+    install = next(p for p in cand["probes"] if p["kind"] == "install")["details"]
+    assert install["isolated"] is False
+    assert "fit" in install, install  # the fit check ran (or says why it could not)
+    fit_codes = {f["code"] for f in cand["findings"]} & {"install.fit_unchecked", "install.conflict"}
+    assert install["fit"] or fit_codes

@@ -55,6 +55,17 @@ PROJECTS = [
         "1.0",
         files={"withtests/__init__.py": "", "tests/__init__.py": "import pytest_not_installed_here\n"},
     ),
+    # duckdb's layout: a second top-level package that needs an optional extra not installed.
+    FakeProject(
+        "optdist",
+        "1.0",
+        files={
+            "optmain/__init__.py": "VALUE = 1\n",
+            "optdriver/__init__.py": "import optional_extra_not_here\n",
+        },
+    ),
+    # The only module needs an undeclared package: the candidate's own fault.
+    FakeProject("needsdist", "1.0", files={"needsmod/__init__.py": "import undeclared_dep_not_here\n"}),
     # mypyc's runtime ships as a top-level "<hash>__mypyc" module next to the package (tomli).
     FakeProject(
         "compileddist",
@@ -202,6 +213,18 @@ def test_top_level_tests_package_is_not_imported(pytester: pytest.Pytester, site
 
 
 @pytest.mark.network
+def test_a_secondary_module_needing_an_optional_package_is_unchecked(
+    pytester: pytest.Pytester, site: Path
+) -> None:
+    result, cand = spike(pytester, "optdist")
+    (finding,) = [f for f in cand["findings"] if f["code"] == "import.optional"]
+    assert finding["blame"] == "environment" and finding["points"] == 0
+    assert "optional_extra_not_here" in finding["message"] and "optmain imported clean" in finding["message"]
+    assert cand["level"] == "low"
+    _, needs = spike(pytester, "needsdist")
+    assert "import.failed" in codes(needs) and needs["level"] == "blocked"
+
+
 def test_mypyc_runtime_module_is_not_api(pytester: pytest.Pytester, site: Path) -> None:
     result, cand = spike(pytester, "compileddist")
     details = import_probe(cand)["details"]

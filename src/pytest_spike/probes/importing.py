@@ -9,12 +9,13 @@ the candidate only when its own public code raised it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner
-from pytest_spike.model import Finding, Severity
+from pytest_spike.model import Blame, Finding, Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: An import slower than this is a low finding: every process that uses it pays it.
@@ -65,7 +66,8 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
             details=details, version=version, skipped=why, peak_memory_mb=result.peak_memory_mb
         )
     details["modules"] = real
-    findings = [f for entry in imports for f in _entry_findings(entry)]
+    clean = {e["module"].split(".")[0] for e in imports if not e["error"]}
+    findings = [f for entry in imports for f in _entry_findings(entry, clean)]
     findings += _not_charged(imports, details)
     findings.append(_imported(imports, details["left_out"], plan.get("only_private", False)))
     return ProbeOutcome(findings, details, version, peak_memory_mb=result.peak_memory_mb)
@@ -117,6 +119,21 @@ def _died(
     return ProbeOutcome([finding], details, version, peak_memory_mb=result.peak_memory_mb)
 
 
+_MISSING = re.compile(r"^ModuleNotFoundError: No module named '([^'.]+)")
+
+
+def _optional_dependency(entry: dict[str, Any], clean: frozenset[str] | set[str]) -> str:
+    """The missing package when a secondary top-level module of the candidate (duckdb's
+    ``adbc_driver_duckdb``) needs one that is not installed while its main modules import
+    clean: an optional extra, not a broken candidate ("" otherwise)."""
+    error = (entry["error"] or "").strip().splitlines()
+    match = _MISSING.match(error[-1]) if error else None
+    top = entry["module"].split(".")[0]
+    if not match or not clean or top in clean or match.group(1) == top or match.group(1) in clean:
+        return ""
+    return match.group(1)
+
+
 def _nothing_importable(how: str | None, dist: str, modules: list[str]) -> str:
     """Why no module was real: a guessed name that isn't there, or an empty namespace."""
     why = NOTHING_IMPORTABLE
@@ -127,8 +144,20 @@ def _nothing_importable(how: str | None, dist: str, modules: list[str]) -> str:
     return why
 
 
-def _entry_findings(entry: dict[str, Any]) -> list[Finding]:
+def _entry_findings(entry: dict[str, Any], clean: frozenset[str] | set[str] = frozenset()) -> list[Finding]:
     module = entry["module"]
+    optional = _optional_dependency(entry, clean)
+    if optional:
+        return [
+            Finding(
+                "import.optional",
+                Severity.INFO,
+                f"import {module} needs {optional!r}, an optional package that is not installed; "
+                f"{', '.join(sorted(clean))} imported clean",
+                {"module": module, "excerpt": entry["error"][-500:]},
+                blame=Blame.ENVIRONMENT,
+            )
+        ]
     if entry["error"]:
         return [
             Finding(

@@ -9,7 +9,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike.envs.fit import check_fit, install_findings
 from pytest_spike.envs.manager import choose_uv, pip_command, tool_env
-from pytest_spike.model import Candidate, Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: Above either, a footprint is worth a low finding: it is what every user will download.
@@ -40,7 +40,9 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
         return _not_installed(cand, info.get("python", ctx.python), details)
     version = str(info["version"])
     findings += _version_findings(cand, version)
-    if target.isolated:
+    # In the running environment the candidate already sits next to the project's packages;
+    # requirement files (spike_requirements) still ask whether it fits those.
+    if target.isolated or ctx.settings.requirement_files:
         fit_findings, details["fit"] = _fit(ctx, version)
         findings += fit_findings
     conflicts = pip_check(ctx)
@@ -160,7 +162,8 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
         # The same tool that built the environment: their index caches can disagree.
         return check_fit(ctx.host_python, pin, project, ctx.timeout, backend=ctx.settings.backend)
     except SpikeError as exc:
-        return [Finding("install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}")], {}
+        unchecked = Finding("install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}", blame=Blame.SPIKE)
+        return [unchecked], {}
 
 
 def pip_check(ctx: ProbeContext) -> dict[str, Any]:
