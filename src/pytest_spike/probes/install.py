@@ -162,7 +162,9 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
         # The same tool that built the environment: their index caches can disagree.
         return check_fit(ctx.host_python, pin, project, ctx.timeout, backend=ctx.settings.backend)
     except SpikeError as exc:
-        unchecked = Finding("install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}", blame=Blame.SPIKE)
+        unchecked = Finding(
+            "install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}", blame=Blame.SPIKE
+        )
         return [unchecked], {}
 
 
