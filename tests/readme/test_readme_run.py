@@ -200,6 +200,13 @@ def test_unknown_content_type_is_sniffed() -> None:
     ("code", "language", "kind"),
     [
         ("import os\nos.getcwd()", "", "python"),
+        # tqdm's API listing: Python whose docstring shows a session is Python
+        (
+            'class T:\n    def update(self):\n        """E.g.:\n        >>> t.update()\n        """',
+            "python",
+            "python",
+        ),
+        ("Some output first\n>>> 1 + 1\n2", "", "pycon"),
         (">>> 1 + 1\n2", "text", "pycon"),
         ("pip install demo", "python", "shell"),
         ("python -m demo --help", "", "shell"),

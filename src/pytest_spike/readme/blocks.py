@@ -195,8 +195,12 @@ def classify(code: str, language: str = "") -> str:
     lines = [line.strip() for line in code.splitlines() if line.strip()]
     if not lines:
         return "other"
-    if any(line.startswith(">>>") for line in lines):
+    if lines[0].startswith(">>>"):
         return "pycon"
+    if any(line.startswith(">>>") for line in lines):
+        # Prompts further down: a session after some text, unless the block is Python whose
+        # docstrings show sessions (tqdm's API listing: ``class tqdm():`` ... ``>>> t = tqdm()``).
+        return "python" if language in _OPEN_LANGS and _parse(code) is not None else "pycon"
     language = language.lower()
     if language not in _OPEN_LANGS:
         return _LANG_KINDS.get(language, "other")
