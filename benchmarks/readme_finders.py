@@ -111,7 +111,9 @@ def is_markdown(text: str, content_type: str) -> bool:
     """The probe's own decision (``extract_blocks``), so every tool reads the same syntax."""
     ctype = content_type.lower()
     fence = re.compile(r"^ *(`{3,}|~{3,})", re.M)
-    return "markdown" in ctype or ("rst" not in ctype and bool(fence.search(text.expandtabs(8))))
+    directive = re.compile(r"^\.\. [\w-]+::", re.M)
+    sniffed = bool(fence.search(text.expandtabs(8))) and not directive.search(text)
+    return "markdown" in ctype or ("rst" not in ctype and sniffed)
 
 
 _EXTRACT: Any = extract_blocks

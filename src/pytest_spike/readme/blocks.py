@@ -37,6 +37,7 @@ _DIRECTIVE = re.compile(
     r"^(?P<indent> *)\.\.\s+(?:code-block|code|sourcecode|testcode|doctest|ipython)::\s*"
     r"(?P<lang>\S*)"
 )
+_RST_DIRECTIVE = re.compile(r"^\.\. [\w-]+::")
 _OPTION = re.compile(r"^ +:[\w-]+:")
 _LIST_MARKER = re.compile(r"^ *(?:[-*+\u2022]|\d+[.)]|#\.|\(?[A-Za-z0-9]\)) +(?=\S)")
 _SHELL_START = re.compile(
@@ -94,11 +95,17 @@ def extract_blocks(text: str, content_type: str = "") -> list[Block]:
 
     Markdown (``text/markdown``) yields fenced and indented blocks; reStructuredText and
     plain text yield code directives, ``::`` literal blocks and ``>>>`` paragraphs. With no
-    or an unknown content type, a README with fences is read as Markdown.
+    or an unknown content type, a README with fences and no reST directive is read as Markdown.
     """
     lines = text.expandtabs(8).splitlines()
     ctype = content_type.lower()
-    markdown = "markdown" in ctype or ("rst" not in ctype and any(_FENCE.match(line) for line in lines))
+    markdown = "markdown" in ctype or (
+        "rst" not in ctype
+        and any(_FENCE.match(line) for line in lines)
+        # reST directives at the margin (``.. image::``) outvote fences: freezegun and boto3
+        # declare no type, write reST and quote a fence or two
+        and not any(_RST_DIRECTIVE.match(line) for line in lines)
+    )
     raw = _markdown_blocks(lines) if markdown else _rst_blocks(lines)
     blocks: list[Block] = []
     for start, language, body in raw:
