@@ -194,9 +194,9 @@ def test_unknown_content_type_is_sniffed() -> None:
     assert extract_blocks("text\n\n```\nimport os\n```\n", "")[0].kind == "python"
     assert extract_blocks("text::\n\n    import os\n", "text/plain")[0].kind == "python"
     assert extract_blocks("no code here\n", "text/markdown") == []
-    # no type, reST with a fence quoted in it (freezegun's README): read as reST
-    rst = ".. image:: badge.svg\n\n.. code-block:: python\n\n    import os\n\nlike ```this```::\n\n    ```\n"
-    assert [(b.line, b.code) for b in extract_blocks(rst, "")] == [(5, "import os"), (9, "```")]
+    # no type, reST whose "~~~" title underline looks like a fence (freezegun's README): reST
+    rst = "Decorator\n~~~~~~~~~\n\n.. code-block:: python\n\n    import os\n\nText.\n"
+    assert [(b.line, b.code) for b in extract_blocks(rst, "")] == [(6, "import os")]
 
 
 @pytest.mark.parametrize(
