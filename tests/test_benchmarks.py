@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import subprocess
 import sys
 import textwrap
@@ -95,3 +96,25 @@ def test_code_stats_counts_like_radon(tmp_path: Path) -> None:
     longest = out.split("(lines):\n")[1].splitlines()
     assert longest[0].split() == ["22", "sub/mod.py:5", "branchy"]
     assert longest[1].split() == ["3", "sub/mod.py:29", "Box.method"]
+
+
+def test_readme_finders_compares_the_tools_on_a_cached_readme(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = importlib.util.spec_from_file_location("readme_finders", BENCHMARKS / "readme_finders.py")
+    assert spec is not None and spec.loader is not None
+    finders = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "readme_finders", finders)  # its dataclasses look it up
+    spec.loader.exec_module(finders)
+    text = "Demo\n\n```python\n>>> 1 + 1\n2\n```\n\n* item\n\n    more text of the item\n\n    $ pip install demo\n"
+    document = {"name": "demo", "version": "1", "content_type": "text/markdown", "text": text}
+    (tmp_path / "demo.json").write_text(json.dumps(document))
+    rst = "Demo\n\n1. Install it::\n\n       pip install demo\n\n   Then use it.\n\n>>> 1 + 1\n2\n"
+    document = {"name": "rdemo", "version": "1", "content_type": "text/x-rst", "text": rst}
+    (tmp_path / "rdemo.json").write_text(json.dumps(document))
+    for name in ("demo", "rdemo"):
+        assert finders.main(["--cache", str(tmp_path), "--offline", "--show", name]) == 0
+    out = capsys.readouterr().out
+    # Markdown: the item's text is no block; reST: the literal block ends before "Then use it."
+    assert "| markdown (markdown-it-py) | 1 | 1 | 1 | 1 | 0 | 0 | 0 | pycon:1 | pycon:1 |" in out
+    assert "| rst (docutils) | 1 | 2 | 2 | 2 | 0 | 0 | 0 | pycon:1 shell:1 | pycon:1 shell:1 |" in out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -99,3 +101,29 @@ def test_two_builders_build_once(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert len(calls) == 1 and sorted(reused for _, reused in results) == [False, True]
+
+
+def test_a_lock_held_by_another_process_is_refused_then_taken(tmp_path: Path) -> None:
+    lock = tmp_path / "abc.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from pytest_spike.envs.store import locked\n"
+            "with locked(Path(sys.argv[1]), timeout=5):\n"
+            "    print('held', flush=True); time.sleep(30)",
+            str(lock),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(SpikeError, match="another run held .*abc.lock for over 0s"):
+            with locked(lock, timeout=0.2):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with locked(lock, timeout=5):  # the dead holder's lock went with its process
+        pass

@@ -138,16 +138,78 @@ def test_rst_blocks_directives_literals_and_doctest_paragraphs() -> None:
     ]
 
 
+def test_a_list_items_indented_paragraph_is_not_code() -> None:
+    """CommonMark (markdown-it-py): text continuing a list item is no indented code block
+    (pydantic's changelog in its README), a fence nested in an item still is."""
+    text = (
+        "* fix a thing\n"
+        "\n"
+        "    This was initially considered as a bugfix, but caused regressions.\n"
+        "\n"
+        "1. install it:\n"
+        "\n"
+        "   ```bash\n"
+        "   pip install demo\n"
+        "   ```\n"
+        "\n"
+        "text\n"
+        "\n"
+        "    import os\n"
+    )
+    blocks = extract_blocks(text, "text/markdown")
+    assert [(b.line, b.kind, b.code) for b in blocks] == [
+        (8, "shell", "pip install demo"),
+        (13, "python", "import os"),
+    ]
+
+
+def test_a_literal_block_in_a_list_item_ends_at_the_items_text() -> None:
+    """docutils' README: ``2. Install ... with pip::`` then the block, then the item's prose."""
+    text = (
+        "1. Docutils requires Python.\n"
+        "\n"
+        "2. Install the latest release with pip_::\n"
+        "\n"
+        "       pip install docutils\n"
+        "\n"
+        "   For alternatives, see `Installation`_ below.\n"
+        "\n"
+        "* To install from source:\n"
+        "\n"
+        "  3. Install the package with one of::\n"
+        "\n"
+        "         pip install -e .\n"
+        "         pip install .\n"
+        "\n"
+        "     or do a manual install.\n"
+    )
+    blocks = extract_blocks(text, "text/x-rst")
+    assert [(b.line, b.code) for b in blocks] == [
+        (5, "pip install docutils"),
+        (13, "pip install -e .\npip install ."),
+    ]
+
+
 def test_unknown_content_type_is_sniffed() -> None:
     assert extract_blocks("text\n\n```\nimport os\n```\n", "")[0].kind == "python"
     assert extract_blocks("text::\n\n    import os\n", "text/plain")[0].kind == "python"
     assert extract_blocks("no code here\n", "text/markdown") == []
+    # no type, reST whose "~~~" title underline looks like a fence (freezegun's README): reST
+    rst = "Decorator\n~~~~~~~~~\n\n.. code-block:: python\n\n    import os\n\nText.\n"
+    assert [(b.line, b.code) for b in extract_blocks(rst, "")] == [(6, "import os")]
 
 
 @pytest.mark.parametrize(
     ("code", "language", "kind"),
     [
         ("import os\nos.getcwd()", "", "python"),
+        # tqdm's API listing: Python whose docstring shows a session is Python
+        (
+            'class T:\n    def update(self):\n        """E.g.:\n        >>> t.update()\n        """',
+            "python",
+            "python",
+        ),
+        ("Some output first\n>>> 1 + 1\n2", "", "pycon"),
         (">>> 1 + 1\n2", "text", "pycon"),
         ("pip install demo", "python", "shell"),
         ("python -m demo --help", "", "shell"),

@@ -186,7 +186,7 @@ def run(
             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            **_group_options(),
         )
     except OSError as exc:
         return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: {exc}", 0.0, None)
@@ -234,12 +234,17 @@ def _wait(
     proc: subprocess.Popen[bytes], deadline: float
 ) -> tuple[int | None, resource.struct_rusage | None, bool]:
     """Wait for the child, collecting its own rusage; kill its group at the deadline."""
-    if not hasattr(os, "wait4"):  # pragma: no cover - Windows
-        try:
-            return proc.wait(timeout=max(0.0, deadline - time.perf_counter())), None, False
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            return proc.wait(), None, True
+    if not hasattr(os, "wait4"):  # Windows: no rusage of a child, so no peak memory either
+        # Short waits, not one long one: a time box's watchdog raises between them.
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                _kill_group(proc.pid)
+                return proc.wait(), None, True
+            try:
+                return proc.wait(timeout=min(left, 0.1)), None, False
+            except subprocess.TimeoutExpired:
+                pass
     delay = 0.001
     timed_out = False
     while True:
@@ -253,9 +258,24 @@ def _wait(
         delay = min(delay * 2, 0.02)
 
 
+#: Windows has no sessions or process groups to kill with one signal: a child starts in a new
+#: process group (so a Ctrl-C meant for us doesn't reach it, nor ours it) and is ended with its
+#: tree by ``taskkill``, which every Windows has. Tests simulate Windows by setting these two.
+_WINDOWS = sys.platform == "win32"
+_TREE_KILL: Sequence[str] = ("taskkill",)
+
+
+def _group_options() -> dict[str, Any]:
+    """Popen options that put the child in a group of its own, to be killed as a whole."""
+    if _WINDOWS:
+        return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
+    return {"start_new_session": True}
+
+
 def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
     """Send ``sig`` to the process group a :func:`run` child leads (gone already: nothing)."""
-    if sys.platform == "win32":  # pragma: no cover
+    if _WINDOWS:  # no groups to signal: the tree is killed instead
+        _kill_group(pid)
         return
     try:
         os.killpg(pid, sig)
@@ -264,7 +284,26 @@ def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:
 
 
 def _kill_group(pid: int) -> None:
-    if sys.platform == "win32":  # pragma: no cover
+    """Kill the child and everything it started: its process group (POSIX), its tree (Windows).
+
+    On Windows the tree is found through parent ids, so a grandchild whose parent already
+    ended is out of reach (a job object would hold it; this is the limit of ``taskkill``).
+    """
+    if _WINDOWS:
+        try:
+            subprocess.run(
+                [*_TREE_KILL, "/T", "/F", "/PID", str(pid)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=30,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            try:
+                os.kill(pid, signal.SIGTERM)  # Windows: TerminateProcess, the leader alone
+            except OSError:
+                pass
         return
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -275,11 +314,45 @@ def _kill_group(pid: int) -> None:
 def peak_rss_mb(maxrss: int | None = None) -> float:
     """Peak resident memory in MB of a ``ru_maxrss`` value, by default this process's so far."""
     if maxrss is None:
-        import resource  # not on Windows; the time box and the runner need it only on POSIX
-
+        try:
+            import resource
+        except ImportError:  # Windows
+            return _windows_peak_mb()
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
     return maxrss / (1024 * 1024) if sys.platform == "darwin" else maxrss / 1024
+
+
+def _windows_peak_mb() -> float:
+    """This process's peak working set in MB on Windows (``GetProcessMemoryInfo``); 0.0 elsewhere."""
+    try:
+        import ctypes
+        from ctypes import wintypes
+
+        class Counters(ctypes.Structure):
+            _fields_ = [
+                ("cb", wintypes.DWORD),
+                ("PageFaultCount", wintypes.DWORD),
+                ("PeakWorkingSetSize", ctypes.c_size_t),
+                ("WorkingSetSize", ctypes.c_size_t),
+                ("QuotaPeakPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaPeakNonPagedPoolUsage", ctypes.c_size_t),
+                ("QuotaNonPagedPoolUsage", ctypes.c_size_t),
+                ("PagefileUsage", ctypes.c_size_t),
+                ("PeakPagefileUsage", ctypes.c_size_t),
+            ]
+
+        counters = Counters()
+        counters.cb = ctypes.sizeof(Counters)
+        windll = ctypes.WinDLL("psapi")  # type: ignore[attr-defined,unused-ignore]
+        kernel = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined,unused-ignore]
+        process = kernel.GetCurrentProcess()
+        if not windll.GetProcessMemoryInfo(process, ctypes.byref(counters), counters.cb):
+            return 0.0
+        return float(counters.PeakWorkingSetSize) / (1024 * 1024)
+    except (ImportError, AttributeError, OSError):
+        return 0.0
 
 
 def last_json_line(result: RunResult, what: str) -> Any:

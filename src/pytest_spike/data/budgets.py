@@ -36,11 +36,17 @@ def alarm(seconds: float, message: str) -> Iterator[bool]:
     pytest-timeout's signal method: while the box is open the earlier of the two deadlines is
     armed, the other's handler is called when its deadline comes first, and on exit the other's
     handler and remaining time are put back. A handler set outside Python can't be put back,
-    so then the box doesn't use the timer at all.
+    so then the box doesn't use the timer.
+
+    Where there is no timer signal (Windows), off the main thread, or with such a handler,
+    a watchdog thread raises the exception in this thread instead (see ``_watchdog``).
     """
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable or not math.isfinite(seconds) or signal.getsignal(signal.SIGALRM) is None:
+    if not math.isfinite(seconds):
         yield False
+        return
+    if not _timer_usable():
+        with _watchdog(seconds, message) as usable:
+            yield usable
         return
     other = _OtherTimer.take()
     deadline = time.monotonic() + max(seconds, 0.001)
@@ -64,6 +70,83 @@ def alarm(seconds: float, message: str) -> Iterator[bool]:
         yield True
     finally:
         other.give_back()
+
+
+def _timer_usable() -> bool:
+    """Whether the box can use ITIMER_REAL: POSIX, the main thread, a handler Python can restore."""
+    return (
+        hasattr(signal, "setitimer")
+        and hasattr(signal, "SIGALRM")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) is not None
+    )
+
+
+def _async_raiser() -> Callable[[int, Any], int] | None:
+    """CPython's ``PyThreadState_SetAsyncExc`` (thread id, exception class or None), if there is one."""
+    try:
+        import ctypes
+
+        function = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    except (ImportError, AttributeError):  # PyPy, or no ctypes
+        return None
+    function.argtypes = [ctypes.c_ulong, ctypes.py_object]
+    function.restype = ctypes.c_int
+
+    def raise_in(thread: int, exception: Any) -> int:
+        # None clears a pending one: that takes a NULL pointer, an empty py_object.
+        return int(function(thread, ctypes.py_object() if exception is None else ctypes.py_object(exception)))
+
+    return raise_in
+
+
+@contextmanager
+def _watchdog(seconds: float, message: str) -> Iterator[bool]:
+    """The time box without a timer signal: a thread that raises TimeboxExceeded in this one.
+
+    At the deadline the watchdog thread sets an asynchronous exception on this thread
+    (``PyThreadState_SetAsyncExc``). Python raises it at the next bytecode it runs here, so a
+    test in Python code, or waiting on a child in ``runner.run`` (which polls), is stopped.
+    The limit: a call blocking in C (``time.sleep`` of an hour, a socket read without a
+    timeout, a lock acquired forever) is not interrupted; the exception comes when that call
+    returns. (``_thread.interrupt_main`` would reach a blocking call on the main thread, but
+    only as KeyboardInterrupt, which pytest takes for the user's Ctrl-C and ends the session.)
+    Yields False where the interpreter has no such call (then nothing is raised).
+    """
+    raise_in = _async_raiser()
+    if raise_in is None:
+        yield False
+        return
+    target = threading.get_ident()
+    # A class of its own: the exception is raised from its class, so the message is carried there.
+    exceeded = type(
+        "TimeboxExceeded",
+        (TimeboxExceeded,),
+        {"__init__": lambda self, *args: Exception.__init__(self, message)},
+    )
+    exceeded.__module__ = TimeboxExceeded.__module__
+    guard = threading.Lock()
+    closed = threading.Event()
+    state = {"fired": False, "open": True}
+
+    def watch() -> None:
+        if closed.wait(max(seconds, 0.001)):
+            return
+        with guard:
+            if state["open"]:
+                state["fired"] = True
+                raise_in(target, exceeded)
+
+    watcher = threading.Thread(target=watch, name="spike-timebox-watchdog", daemon=True)
+    watcher.start()
+    try:
+        yield True
+    finally:
+        with guard:
+            state["open"] = False
+            if state["fired"]:
+                raise_in(target, None)  # not yet raised (the block ended first): never raise it later
+        closed.set()
 
 
 #: A timer signal this early is taken for the deadline it was armed for (itimers may ring early

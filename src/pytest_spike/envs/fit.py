@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from pytest_spike._core import reqfiles
 from pytest_spike._core.files import load_json_document
 from pytest_spike._core.runner import run
 from pytest_spike.envs.manager import (
@@ -88,10 +89,10 @@ def _read_requirement_file(path: Path, out: list[str], seen: set[Path]) -> None:
             f"spike_requirements: cannot read {path} ({exc.__class__.__name__}); "
             "list requirement files relative to the rootdir"
         ) from None
-    for number, line in _logical_lines(text):
-        include = re.match(r"(-r|--requirement|-c|--constraint)[\s=]+(\S+)", line)
-        if include:
-            _read_requirement_file(path.parent / include.group(2), out, seen)
+    for number, line in reqfiles.logical_lines(text):
+        included = reqfiles.include(line)
+        if included:
+            _read_requirement_file(path.parent / included[1], out, seen)
             continue
         if line.startswith("-") or "://" in line or line.startswith((".", "/")):
             continue  # options, editables, URLs and paths are not on the index
@@ -103,23 +104,6 @@ def _read_requirement_file(path: Path, out: list[str], seen: set[Path]) -> None:
                 f"{path}:{number}: {line!r} is not a requirement ({str(exc).splitlines()[0]})"
             ) from None
         out.append(line)
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    lines: list[tuple[int, str]] = []
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        raw = re.sub(r"(^|\s)#.*$", "", raw)
-        if not pending:
-            start = number
-        if raw.endswith("\\"):
-            pending += raw[:-1] + " "
-            continue
-        line = (pending + raw).strip()
-        pending = ""
-        if line:
-            lines.append((start, line))
-    return lines
 
 
 def _pins(requirements: Sequence[str]) -> dict[str, str]:

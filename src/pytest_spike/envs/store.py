@@ -14,48 +14,41 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+import filelock
+
 from pytest_spike._core.files import write_atomic
 from pytest_spike.model import SpikeError
 
-try:  # pragma: no cover - the import itself is platform-dependent
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: entries are still marker-checked
-    fcntl = None  # type: ignore[assignment]
-
 
 class locked:
-    """An exclusive ``flock`` on ``path``, waited for at most ``timeout`` seconds."""
+    """An exclusive lock on ``path``, waited for at most ``timeout`` seconds.
+
+    ``filelock`` (what tox and virtualenv use) takes ``flock`` on POSIX and ``LockFileEx`` on
+    Windows; each ``locked`` opens its own descriptor, so two in one process exclude each other
+    too, and a process that dies releases its lock with its descriptors.
+    """
 
     def __init__(self, path: Path, timeout: float) -> None:
         self.path = path
         self.timeout = timeout
-        self.fd = -1
+        self.lock = filelock.FileLock(str(path))
 
     def __enter__(self) -> locked:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        if fcntl is None:  # pragma: no cover
-            return self
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    raise SpikeError(
-                        f"another run held {self.path} for over {self.timeout:.0f}s; "
-                        "wait for it, or give this run its own cache folder"
-                    ) from None
-                time.sleep(0.05)
+        try:
+            self.lock.acquire(timeout=max(self.timeout, 0.0), poll_interval=0.05)
+        except filelock.Timeout:
+            raise SpikeError(
+                f"another run held {self.path} for over {self.timeout:.0f}s; "
+                "wait for it, or give this run its own cache folder"
+            ) from None
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # closing the descriptor releases the lock
+        self.lock.release()
 
 
 def read_marker(entry: Path, marker: str) -> dict[str, Any] | None:

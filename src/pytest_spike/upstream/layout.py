@@ -22,6 +22,8 @@ from packaging.markers import InvalidMarker, Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from pytest_spike._core import reqfiles
+
 TEST_DIR_NAMES = ("tests", "test", "testing")
 DEFAULT_PYTHON_FILES = ("test_*.py", "*_test.py")
 #: Upstream ini keys that would break or redirect the sample run; every other key is kept,
@@ -678,17 +680,16 @@ def _requirements_file(path: Path, root: Path, expand: _Expander, seen: set[Path
     if path in seen or len(seen) > 20:
         return []
     seen.add(path)
-    text = path.read_text(encoding="utf-8", errors="replace").replace("\\\n", " ")
+    text = path.read_text(encoding="utf-8", errors="replace")
     out: list[str] = []
-    for raw in text.splitlines():
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        if not line:
-            continue
-        if line.startswith(("-r", "--requirement")):
-            name = line.split(None, 1)[-1] if " " in line else line[2:]
-            include = (path.parent / name.strip()).resolve()
-            if include.is_file() and root.resolve() in include.parents:
-                out += _requirements_file(include, root, expand, seen)
+    for _, line in reqfiles.logical_lines(text):
+        included = reqfiles.include(line)
+        if included is not None:
+            kind, name = included
+            target = (path.parent / name).resolve()
+            # constraints limit versions, they add no requirement: not followed
+            if kind == "-r" and target.is_file() and root.resolve() in target.parents:
+                out += _requirements_file(target, root, expand, seen)
             continue
         line = re.sub(r"^(-e|--editable)\s+", "", line)
         self_ref = re.match(r"^\.(\[(?P<extras>[^\]]*)\])?$", line)
