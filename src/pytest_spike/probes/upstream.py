@@ -57,7 +57,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         python=str(ctx.python),
         dist_name=name,
         version=version,
-        source=_cached_source(ctx, sdist) if sdist else None,
+        source=cached_source(ctx, sdist) if sdist else None,
         workdir=ctx.workdir / f"upstream-{ctx.candidate.name}",
         timeout=ctx.timeout,
         package_modules=info.get("modules") or (),
@@ -87,13 +87,18 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
 
 
-def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
+def cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
     """The sdist, extracted once into the cache when its hash is known; else its URL.
 
     A release's sdist never changes under the same hash, so a warm run skips the download
     and the extraction. Anything unusual (no hash, an unsafe archive, a failed download)
     falls back to the URL, and SpikeUpstream reports it as it would without the cache.
+    Once per session and sdist (the session's background prebuild may be fetching it).
     """
+    return ctx.remember(("sdist", sdist.url), lambda: _cached_source(ctx, sdist))
+
+
+def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str:
     digest = sdist.hashes.get("sha256")
     if not digest:
         return sdist.url

@@ -56,7 +56,8 @@ def render(scorecard: Scorecard) -> str:
             if coverage:
                 out += [f"_{_escape(coverage)}_", ""]
             for probe in result.probes:
-                out.append(f"- `{probe.nodeid}`: {probe.outcome} ({probe.duration_s:.2f}s)")
+                when = f", cached from {probe.taken}" if probe.cached else ""
+                out.append(f"- `{probe.nodeid}`: {probe.outcome} ({probe.duration_s:.2f}s{when})")
             out.append("")
             scored = sorted_scored(result.scored)
             if scored:

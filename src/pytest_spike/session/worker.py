@@ -8,6 +8,7 @@ so it survives xdist; ``controller.py`` gathers them.
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Generator
@@ -25,9 +26,11 @@ from pytest_spike.marks import CANDIDATE_KEY as _CANDIDATE
 from pytest_spike.marks import KIND_KEY as _KIND
 from pytest_spike.marks import candidate_from_values
 from pytest_spike.model import Blame, Candidate, Finding, ProbeResult, Severity, SpikeError
+from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, ProbeMemo
 from pytest_spike.probes.items import ProbeItem, make_items
 from pytest_spike.services import Services
+from pytest_spike.session.prebuild import Prebuild
 from pytest_spike.settings import Settings
 
 PLAN_SCHEMA = "pytest-spike-plan/1"
@@ -62,7 +65,9 @@ class SpikeWorker:
         self.config = config
         self.settings = settings
         self.services = services
-        self.memo = ProbeMemo()
+        # A probe waiting for a background build shows that build's progress meanwhile.
+        self.memo = ProbeMemo(on_wait=services.flush)
+        self.prebuild: Prebuild | None = None
         #: None until collected, and when the candidates could not be gathered
         self.candidates: list[Candidate] | None = None
         self.order: dict[str, int] = {}
@@ -96,6 +101,11 @@ class SpikeWorker:
             self._write_plan(spike_items, candidates)
         items[:0] = list(make_items(session, candidates, self.context, self.settings.probes))
         self.order = {c.name: i for i, c in enumerate(candidates)}
+        if len(candidates) > 1 and self.settings.probes and not config.getoption("collectonly"):
+            # Several candidates: get their environments, evidence and index pages ready at
+            # once instead of one after another as each probe first needs them.
+            self.prebuild = Prebuild(self.context, self.settings.probes)
+            self.prebuild.start(candidates)
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
         if self.candidates is None:
@@ -156,6 +166,7 @@ class SpikeWorker:
         candidate = _candidate(item)
         if candidate is None:
             return (yield)
+        self.services.flush()  # what the background builds said meanwhile
         start = time.monotonic()
         try:
             return (yield)
@@ -282,9 +293,17 @@ class SpikeWorker:
     def _builtin_payload(self, item: ProbeItem) -> dict[str, Any]:
         outcome = getattr(item, "outcome", None)
         probe = ProbeResult(candidate=item.candidate.name, kind=item.kind, nodeid=item.nodeid)
+        found = getattr(item, "evidence", None)
+        cut = item.stash.get(_TIMEBOX, False)
+        if found is not None:
+            probe.taken, probe.cached = iso_time(found.taken), found.cached
+            if not cut and item.evidence_key is not None:
+                # Kept for the next run; never what a time box cut short (an interrupted probe
+                # has no evidence at all).
+                evidence.save(self.context(item.candidate), item.kind, item.evidence_key, found)
         if outcome is not None:
             probe.findings = list(outcome.findings)
-            probe.details = outcome.details
+            probe.details = dict(outcome.details)
             probe.version = outcome.version
             probe.peak_memory_mb = outcome.peak_memory_mb
             if outcome.skipped:
@@ -328,6 +347,7 @@ class SpikeWorker:
             metrics=dict(recorder.metrics),
             notes=list(recorder.notes),
         )
+        probe.taken = iso_time(time.time())  # the user's own tests always run
         if _LONGREPR in item.stash:
             probe.details["longrepr"] = item.stash[_LONGREPR]
         if item.stash.get(_TIMEBOX, False):
@@ -340,6 +360,10 @@ class SpikeWorker:
             "order": self.order.get(candidate.name, len(self.order)),
             "probe": probe.to_dict(),
         }
+
+    def pytest_sessionfinish(self) -> None:
+        if self.prebuild is not None:
+            self.prebuild.stop()
 
     def pytest_unconfigure(self) -> None:
         self.services.close()
@@ -424,6 +448,11 @@ def _failure_finding(
         f"{item.name} {what}: {first}",
         {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]},
     )
+
+
+def iso_time(epoch: float) -> str:
+    """``epoch`` as ISO 8601 in UTC, to the second."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _candidate(item: pytest.Item) -> Candidate | None:
