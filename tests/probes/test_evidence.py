@@ -153,6 +153,7 @@ def test_parallel_builds_overlap_and_a_failed_build_is_a_finding(
     build_sdist(FAILING_BUILD, folder)
     args = [a for n in ("para_a", "para_b", "para_c", "failbuild") for a in ("--spike-candidate", n)]
     result = pytester.runpytest(
+        "-q",
         "--spike",
         "--spike-probes",
         "install",
@@ -164,6 +165,7 @@ def test_parallel_builds_overlap_and_a_failed_build_is_a_finding(
     )
     data = {c["name"]: c for c in json.loads((pytester.path / "r.json").read_text())["candidates"]}
     assert "Traceback" not in result.stdout.str()
+    assert "spike: building" not in result.stdout.str()  # -q: the background builds say nothing
     failed = [f for f in data["failbuild"]["findings"] if f["code"] == "install.failed"]
     assert failed and "failbuild does not build here" in json.dumps(failed)
     spans = []
