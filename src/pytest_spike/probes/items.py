@@ -57,6 +57,7 @@ class ProbeItem(pytest.Item):
         #: the outcome with when it was taken, and the key it is kept under (None: not kept)
         self.evidence: evidence.Evidence | None = None
         self.evidence_key: str | None = None
+        self.kept = False
 
     def runtest(self) -> None:
         probe = BUILTIN_PROBES[self.kind]

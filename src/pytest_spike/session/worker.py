@@ -297,10 +297,11 @@ class SpikeWorker:
         cut = item.stash.get(_TIMEBOX, False)
         if found is not None:
             probe.taken, probe.cached = iso_time(found.taken), found.cached
-            if not cut and item.evidence_key is not None:
+            if not cut and item.evidence_key is not None and not found.cached and not item.kept:
                 # Kept for the next run; never what a time box cut short (an interrupted probe
                 # has no evidence at all).
                 evidence.save(self.context(item.candidate), item.kind, item.evidence_key, found)
+                item.kept = True  # once, not again for the teardown's report
         if outcome is not None:
             probe.findings = list(outcome.findings)
             probe.details = dict(outcome.details)
