@@ -144,6 +144,27 @@ def test_time_box_cut_is_never_kept(
     assert probes["import"]["outcome"] == "passed"
 
 
+def test_interrupted_run_keeps_nothing(pytester: pytest.Pytester, local_index: tuple[Path, Path]) -> None:
+    _, log = local_index
+    pytester.makepyfile(test_stop="def test_stop():\n    raise KeyboardInterrupt\n")
+    stopped = pytester.inline_run(  # the probes run first, then the run is interrupted
+        "--spike",
+        "--spike-probes",
+        "install,import",
+        "--spike-isolation",
+        "always",
+        f"--spike-cache-dir={pytester.path / 'cache'}",
+        "--spike-candidate",
+        "counted",
+        no_reraise_ctrlc=True,
+    )
+    assert stopped.ret == pytest.ExitCode.INTERRUPTED
+    assert imports(log) == 1
+    (pytester.path / "test_stop.py").unlink()
+    _, probes = run(pytester)
+    assert imports(log) == 2 and probes["import"]["cached"] is False
+
+
 def test_parallel_builds_overlap_and_a_failed_build_is_a_finding(
     pytester: pytest.Pytester, local_index: tuple[Path, Path]
 ) -> None:

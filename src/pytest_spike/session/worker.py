@@ -68,6 +68,8 @@ class SpikeWorker:
         # A probe waiting for a background build shows that build's progress meanwhile.
         self.memo = ProbeMemo(on_wait=services.flush)
         self.prebuild: Prebuild | None = None
+        #: evidence the probes took in this run, kept when the session ends uninterrupted
+        self.to_keep: list[tuple[Candidate, str, str, evidence.Evidence]] = []
         #: None until collected, and when the candidates could not be gathered
         self.candidates: list[Candidate] | None = None
         self.order: dict[str, int] = {}
@@ -298,9 +300,9 @@ class SpikeWorker:
         if found is not None:
             probe.taken, probe.cached = iso_time(found.taken), found.cached
             if not cut and item.evidence_key is not None and not found.cached and not item.kept:
-                # Kept for the next run; never what a time box cut short (an interrupted probe
-                # has no evidence at all).
-                evidence.save(self.context(item.candidate), item.kind, item.evidence_key, found)
+                # Kept for the next run when the session ends, unless it was interrupted;
+                # never what a time box cut short.
+                self.to_keep.append((item.candidate, item.kind, item.evidence_key, found))
                 item.kept = True  # once, not again for the teardown's report
         if outcome is not None:
             probe.findings = list(outcome.findings)
@@ -362,9 +364,15 @@ class SpikeWorker:
             "probe": probe.to_dict(),
         }
 
-    def pytest_sessionfinish(self) -> None:
+    def pytest_sessionfinish(self, exitstatus: int | pytest.ExitCode) -> None:
         if self.prebuild is not None:
             self.prebuild.stop()
+        if exitstatus != pytest.ExitCode.INTERRUPTED:
+            # An interrupted run (Ctrl-C, SIGTERM) keeps nothing: a probe may have seen its
+            # subprocess die of the same signal and taken that for the candidate's doing.
+            for candidate, kind, key, found in self.to_keep:
+                evidence.save(self.context(candidate), kind, key, found)
+        self.to_keep.clear()
 
     def pytest_unconfigure(self) -> None:
         self.services.close()
