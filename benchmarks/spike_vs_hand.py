@@ -1,5 +1,9 @@
 """2. Zero-file spike of three candidates, all built-in probes, cold and warm, vs by hand.
 
+Three pytest-spike cases: cold; warm (environments and the probes' evidence cached: nothing
+changed, so no probe runs again); 2b, warm with ``--spike-fresh-probes`` (every probe runs
+again, the environments are kept).
+
 pytest-spike side: ``pytest --spike --spike-candidate tomli --spike-candidate tomlkit
 --spike-candidate toml --spike-isolation always`` in an empty folder (``always`` so that both
 sides build environments: the benchmark venv may already hold the candidates).
@@ -10,8 +14,9 @@ cold: a new ``--spike-cache-dir`` and a new ``UV_CACHE_DIR`` (pytest-spike), a n
 ``PIP_CACHE_DIR`` (baseline): every wheel, sdist and index answer is fetched again. The
 index itself is whatever pip is configured with, so network time is part of "cold"; it is
 shown apart as the time ``pip download`` takes for the same files with an empty cache.
-warm: the same caches kept from the previous run (pytest-spike reuses its environments;
-the baseline reuses pip's cache but makes new venvs, as a fresh shell session would).
+warm: the same caches kept from the previous run (pytest-spike reuses its environments and
+its probes' evidence, or only the environments with ``--spike-fresh-probes``; the baseline
+reuses pip's cache but makes new venvs, as a fresh shell session would).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from pathlib import Path
 from _bench import Context, Result, alternate, clean_env, fresh_dir, median, timed
 
 CANDIDATES = {"tomli": "tomli", "tomlkit": "tomlkit", "toml": "toml"}
-TARGET_COLD = 0.5
-TARGET_WARM = 0.15
+TARGET_COLD = 0.2
+TARGET_WARM = 0.05
+TARGET_FRESH_PROBES = 0.12
 BY_HAND = Path(__file__).resolve().parent / "by_hand.sh"
 _DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+spike::([^:]+)::(\w+)", re.MULTILINE)
 
@@ -36,7 +42,7 @@ class _Sides:
         self.project = self.root / "project"
         self.log = ctx.work / "spike_vs_hand.log"
 
-    def spike(self, cold: bool, durations: bool = False) -> float:
+    def spike(self, cold: bool, durations: bool = False, fresh_probes: bool = False) -> float:
         cache, uv_cache = self.root / "spike-cache", self.root / "uv-cache"
         if cold:
             fresh_dir(cache), fresh_dir(uv_cache)
@@ -60,6 +66,8 @@ class _Sides:
             argv += ["--spike-candidate", name]
         if durations:
             argv += ["--durations=0", "--durations-min=0"]
+        if fresh_probes:
+            argv.append("--spike-fresh-probes")
         out = self.root / "last-spike.txt"
         if out.exists():
             out.unlink()
@@ -119,8 +127,14 @@ def measure(ctx: Context) -> list[Result]:
     # The last cold run of each side left warm caches behind.
     warm_spike, warm_hand = alternate(ctx.runs, lambda: sides.spike(False), lambda: sides.by_hand(False))
     ctx.log(f"warm: spike {warm_spike}, by hand {warm_hand}")
-    sides.spike(False, durations=True)
+    rerun_spike, rerun_hand = alternate(
+        ctx.runs, lambda: sides.spike(False, fresh_probes=True), lambda: sides.by_hand(False)
+    )
+    ctx.log(f"warm, probes re-run: spike {rerun_spike}, by hand {rerun_hand}")
+    sides.spike(False, durations=True, fresh_probes=True)
     breakdown = probe_breakdown((sides.root / "last-spike.txt").read_text(errors="replace"))
+    sides.spike(False, durations=True)
+    cached = probe_breakdown((sides.root / "last-spike.txt").read_text(errors="replace"))
     names = ", ".join(CANDIDATES)
     return [
         Result(
@@ -136,13 +150,25 @@ def measure(ctx: Context) -> list[Result]:
             ],
         ),
         Result(
-            f"zero-file spike ({names}), warm",
+            f"zero-file spike ({names}), warm, evidence cached",
             median(warm_spike) / median(warm_hand),
             TARGET_WARM,
             detail=[
                 (
                     f"pytest-spike {median(warm_spike):.1f}s, by hand {median(warm_hand):.1f}s "
                     f"(median of {len(warm_spike)})"
+                ),
+                *(f"probe time by kind (evidence reused): {line}" for line in cached),
+            ],
+        ),
+        Result(
+            f"2b zero-file spike ({names}), warm, --spike-fresh-probes (environments kept)",
+            median(rerun_spike) / median(rerun_hand),
+            TARGET_FRESH_PROBES,
+            detail=[
+                (
+                    f"pytest-spike {median(rerun_spike):.1f}s, by hand {median(rerun_hand):.1f}s "
+                    f"(median of {len(rerun_spike)})"
                 ),
                 *(f"warm probe time by kind: {line}" for line in breakdown),
             ],

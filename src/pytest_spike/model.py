@@ -328,6 +328,9 @@ class ProbeResult:
     details: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Metric] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: when its evidence was taken (ISO 8601, UTC), and whether it was reused from the cache
+    taken: str | None = None
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -342,6 +345,8 @@ class ProbeResult:
             "details": self.details,
             "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
             "notes": list(self.notes),
+            "taken": self.taken,
+            "cached": self.cached,
         }
 
     @classmethod
@@ -358,6 +363,8 @@ class ProbeResult:
             details=dict(data.get("details") or {}),
             metrics={name: Metric.from_dict(name, m) for name, m in (data.get("metrics") or {}).items()},
             notes=[str(n) for n in data.get("notes") or ()],
+            taken=data.get("taken"),
+            cached=bool(data.get("cached", False)),
         )
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
@@ -53,6 +55,10 @@ class Services:
 
     ``rootdir`` is the project's (pytest's rootdir); ``say`` tells the user what a long
     step is doing (default: nothing, as on xdist workers and under ``-q``).
+
+    Thread-safe: the session builds several candidates' environments at once in background
+    threads. Their progress lines wait in a queue until the thread that made the Services
+    (pytest's) shows them (:meth:`flush`): only that thread may write to pytest's terminal.
     """
 
     def __init__(
@@ -60,13 +66,35 @@ class Services:
     ) -> None:
         self.settings = settings
         self.rootdir = rootdir
-        self.say = say or _quiet
+        self._say = say or _quiet
+        self._main = threading.get_ident()
+        self._queued: deque[str] = deque()
+        self._lock = threading.RLock()
         self._index: IndexClient | None = None
         self._envs: EnvManager | None = None
         self._workdir: Path | None = None
 
+    def say(self, text: str) -> None:
+        """Tell the user what a long step is doing (queued when said from a background thread)."""
+        if threading.get_ident() != self._main:
+            self._queued.append(text)
+            return
+        self.flush()
+        self._say(text)
+
+    def flush(self) -> None:
+        """Show what background threads said (call from pytest's thread only)."""
+        if threading.get_ident() != self._main:
+            return
+        while self._queued:
+            self._say(self._queued.popleft())
+
     def index(self) -> IndexClient:
         """The package index client (made on first use)."""
+        with self._lock:
+            return self._make_index()
+
+    def _make_index(self) -> IndexClient:
         if self._index is None:
             self._index = index_client(
                 self.settings.index_url,
@@ -77,6 +105,10 @@ class Services:
 
     def envs(self) -> EnvManager:
         """The manager of the candidates' cached environments (made on first use)."""
+        with self._lock:
+            return self._make_envs()
+
+    def _make_envs(self) -> EnvManager:
         if self._envs is None:
             try:
                 self._envs = EnvManager(
@@ -91,9 +123,10 @@ class Services:
 
     def workdir(self) -> Path:
         """A scratch folder for this process's probes, removed by :meth:`close`."""
-        if self._workdir is None:
-            self._workdir = Path(tempfile.mkdtemp(prefix="pytest-spike-"))
-        return self._workdir
+        with self._lock:
+            if self._workdir is None:
+                self._workdir = Path(tempfile.mkdtemp(prefix="pytest-spike-"))
+            return self._workdir
 
     def close(self) -> None:
         """Remove the scratch folder (the caches stay)."""

@@ -421,7 +421,14 @@ class Settings:
         flag="--spike-fresh",
         action="switch",
         default=False,
-        help="rebuild the candidates' cached environments",
+        help="rebuild the candidates' cached environments and re-run every built-in probe "
+        "(no cached evidence is reused)",
+    )
+    fresh_probes: bool = option(
+        flag="--spike-fresh-probes",
+        action="switch",
+        default=False,
+        help="re-run every built-in probe (no cached evidence is reused), keeping the cached environments",
     )
     backend: str = option(
         flag="--spike-backend",

@@ -111,9 +111,10 @@ def test_environment_is_reused_and_fresh_rebuilds(
     pytester: pytest.Pytester, cache_dir: Path, offline_index: Path
 ) -> None:
     run(pytester, cache_dir, "--spike-candidate", "isopkg")
-    _, data = run(pytester, cache_dir, "--spike-candidate", "isopkg")
-    install = next(p for p in data["isopkg"]["probes"] if p["kind"] == "install")["details"]
-    assert install["reused"] is True
+    # The probes re-run (their evidence would be reused otherwise), the environment is kept.
+    _, data = run(pytester, cache_dir, "--spike-candidate", "isopkg", "--spike-fresh-probes")
+    install = next(p for p in data["isopkg"]["probes"] if p["kind"] == "install")
+    assert install["details"]["reused"] is True and install["cached"] is False
     _, data = run(pytester, cache_dir, "--spike-candidate", "isopkg", "--spike-fresh")
     install = next(p for p in data["isopkg"]["probes"] if p["kind"] == "install")["details"]
     assert install["reused"] is False

@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -78,6 +79,8 @@ class EnvResult:
     requirements: list[str]
     reused: bool = False
     install_time_s: float = 0.0
+    #: when the build ended (epoch seconds): with install_time_s, when it ran
+    built_at: float = 0.0
     candidate: str = ""
     version: str | None = None
     from_sdist: bool | None = None
@@ -259,11 +262,18 @@ class EnvManager:
         self.uv = choose_uv(backend)
         self.backend = "uv" if self.uv else "venv"
         self._interpreter: dict[str, str] | None = None
+        #: several threads may build environments at once (the entries' file locks keep
+        #: them off each other's entry); this guards the manager's own state
+        self._lock = threading.Lock()
         #: entries this manager built: ``fresh`` means once per run, not once per call
         self._built: set[Path] = set()
 
     def interpreter(self) -> dict[str, str]:
         """Version, implementation and executable of the target interpreter (asked once)."""
+        with self._lock:
+            return self._ask_interpreter()
+
+    def _ask_interpreter(self) -> dict[str, str]:
         if self._interpreter is None:
             result = run([self.python, "-I", "-c", _INTERPRETER], timeout=60, env=tool_env())
             if not result.ok:
@@ -362,6 +372,7 @@ class EnvManager:
             left = max(1.0, deadline - time.monotonic())
             done = run(inspection.argv(python, candidate, isolated=True), timeout=left, env=tool_env())
         result.install_time_s = time.perf_counter() - start
+        result.built_at = time.time()
         if not done.ok:
             result.error, result.error_line = _failure(done)
             result.not_candidate = _environment_cause(done)

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -134,6 +135,12 @@ class IndexClient:
         self._memo: dict[tuple[str, str], Any] = {}
         #: hosts that timed out or refused: later requests fail at once instead of waiting again
         self._down: dict[str, str] = {}
+        #: the cache file of each answer given from the cache or the network, and when it was
+        #: fetched: what a result built on these answers may be reused for (see answers_of)
+        self._answers: dict[str, float] = {}
+        #: several threads may ask at once (the session's background builds): this guards the
+        #: counters and records; two threads asking the same URL both ask, harmlessly
+        self._lock = threading.Lock()
 
     @property
     def index_urls(self) -> list[str]:
@@ -298,6 +305,7 @@ class IndexClient:
             age = time.time() - float(cached.get("fetched", 0))
             parsed = self._parse_cached(cached, parse)
             if parsed is not _MISSING and (self.offline or age <= self.max_age):
+                self._record(url, accept, float(cached.get("fetched", 0)))
                 return parsed
         if self.offline:
             raise IndexUnavailable(f"index not reachable: offline and nothing cached for {redact(url)}")
@@ -305,6 +313,7 @@ class IndexClient:
             status, final_url, ctype, body, parsed = self._download(url, accept, parse)
         except IndexUnavailable:
             if cached is not None and self._parse_cached(cached, parse) is not _MISSING:
+                self._record(url, accept, float(cached.get("fetched", 0)))
                 return self._parse_cached(cached, parse)  # stale beats nothing when the index is down
             raise
         self._cache_write(
@@ -337,7 +346,8 @@ class IndexClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.network_requests += 1
+            with self._lock:
+                self.network_requests += 1
             try:
                 request = urllib.request.Request(plain_url, headers=headers)
                 with urllib.request.urlopen(
@@ -402,7 +412,52 @@ class IndexClient:
         try:
             write_atomic(path, json.dumps(entry))
         except OSError:
-            pass  # a read-only cache costs speed, not correctness
+            return  # a read-only cache costs speed, not correctness
+        self._record(url, accept, entry["fetched"])
+
+    def _record(self, url: str, accept: str, fetched: float) -> None:
+        path = self._cache_file(url, accept)
+        if path is not None:
+            with self._lock:
+                self._answers[str(path)] = fetched
+
+    # -- what a result rests on ----------------------------------------------------------
+
+    def answers_of(self, name: str) -> dict[str, float]:
+        """The cached answers about project ``name`` this client used: cache file -> fetched.
+
+        Empty when an answer came from no cache (a local index, or a cache that could not
+        be written): a result built on those cannot be checked for freshness later.
+        """
+        wanted = canonicalize_name(name)
+        found: dict[str, float] = {}
+        with self._lock:
+            recorded = dict(self._answers)
+        for path, fetched in recorded.items():
+            try:
+                url = json.loads(Path(path).read_text(encoding="utf-8")).get("url", "")
+            except (OSError, ValueError, AttributeError):
+                continue
+            parts = [canonicalize_name(p) for p in urllib.parse.urlsplit(str(url)).path.split("/") if p]
+            if wanted in parts:
+                found[path] = fetched
+        return found
+
+    def answers_fresh(self, answers: Mapping[str, float]) -> bool:
+        """Whether every one of ``answers`` (see :meth:`answers_of`) is still the cache's
+        answer and young enough that this client would give it without asking again."""
+        if not answers:
+            return False
+        now = time.time()
+        for path, fetched in answers.items():
+            try:
+                entry = json.loads(Path(path).read_text(encoding="utf-8"))
+                current = float(entry.get("fetched", 0))
+            except (OSError, ValueError, AttributeError, TypeError):
+                return False
+            if current != fetched or (not self.offline and now - current > self.max_age):
+                return False
+        return True
 
 
 _MISSING = object()

@@ -8,6 +8,7 @@ environment of its own, built (or reused) from the cache.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,14 @@ class Target:
 _T = TypeVar("_T")
 
 
+class _Pending:
+    """A value one thread is computing; the others wait for it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.failed = False
+
+
 class ProbeMemo:
     """Values the probes of one process compute once and share, keyed by what they depend on.
 
@@ -58,15 +67,47 @@ class ProbeMemo:
     distribution (``("inspect", python, requirement)``), the project's requirements, pip's
     check of an environment. The services (index client, environments) are not here: they
     are on :class:`~pytest_spike.services.Services`.
+
+    Thread-safe: the session's background builds and the probe items ask for the same keys;
+    a key is computed by one thread while the others wait (calling ``on_wait`` now and then,
+    so the main thread can show progress). A computation that raises is not kept: a waiting
+    thread computes it again, so the error is raised where it is reported (in the probe item).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_wait: Callable[[], None] | None = None) -> None:
         self._values: dict[Hashable, Any] = {}
+        self._pending: dict[Hashable, _Pending] = {}
+        self._lock = threading.Lock()
+        self.on_wait = on_wait
 
     def remember(self, key: Hashable, compute: Callable[[], _T]) -> _T:
-        if key not in self._values:
-            self._values[key] = compute()
-        value: _T = self._values[key]
+        while True:
+            with self._lock:
+                if key in self._values:
+                    value: _T = self._values[key]
+                    return value
+                pending = self._pending.get(key)
+                mine = pending is None
+                if pending is None:
+                    pending = self._pending[key] = _Pending()
+            if mine:
+                break
+            while not pending.done.wait(0.1):
+                if self.on_wait is not None:
+                    self.on_wait()
+            # Done (or failed: then this thread computes it and gets the error itself).
+        try:
+            value = compute()
+        except BaseException:
+            with self._lock:
+                del self._pending[key]
+                pending.failed = True
+            pending.done.set()
+            raise
+        with self._lock:
+            self._values[key] = value
+            del self._pending[key]
+        pending.done.set()
         return value
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
+from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
@@ -53,11 +54,31 @@ class ProbeItem(pytest.Item):
 
     def setup(self) -> None:
         self.outcome: ProbeOutcome | None = None
+        #: the outcome with when it was taken, and the key it is kept under (None: not kept)
+        self.evidence: evidence.Evidence | None = None
+        self.evidence_key: str | None = None
+        self.kept = False
 
     def runtest(self) -> None:
         probe = BUILTIN_PROBES[self.kind]
+        ctx = self.context_factory(self.candidate)
+        reuse = not (ctx.settings.fresh or ctx.settings.fresh_probes)
+        self.evidence_key, self.evidence = evidence.lookup(ctx, self.kind, reuse=reuse)
+        if self.evidence is not None:
+            self.outcome = self.evidence.outcome
+        else:
+            self._run(probe, ctx)
+            assert self.outcome is not None
+            self.evidence = evidence.taken_now(self.outcome)
+        if self.outcome.skipped:
+            pytest.skip(self.outcome.skipped)
+        failing = [f for f in self.outcome.findings if f.severity in FAILING and not f.unchecked]
+        if failing:
+            raise ProbeFailed("\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in failing))
+
+    def _run(self, probe: Probe, ctx: ProbeContext) -> None:
         try:
-            self.outcome = probe(self.context_factory(self.candidate))
+            self.outcome = probe(ctx)
         except SpikeError as exc:
             # A probe that cannot do its work says why, as a finding, not a traceback; it
             # is pytest-spike's failure, not the candidate's, so the probe holds no evidence.
@@ -66,11 +87,6 @@ class ProbeItem(pytest.Item):
                 findings=[Finding(f"{self.kind}.error", Severity.INFO, why, blame=Blame.SPIKE)],
                 skipped=why,
             )
-        if self.outcome.skipped:
-            pytest.skip(self.outcome.skipped)
-        failing = [f for f in self.outcome.findings if f.severity in FAILING and not f.unchecked]
-        if failing:
-            raise ProbeFailed("\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in failing))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ProbeFailed):

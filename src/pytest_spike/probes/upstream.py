@@ -51,7 +51,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         )
     except ProjectNotFound:
         sdist = None
-    source = _cached_source(ctx, sdist) if sdist else None
+    source = cached_source(ctx, sdist) if sdist else None
     if sdist is not None and source is None:
         return ProbeOutcome(
             version=version,
@@ -91,14 +91,19 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
 
 
-def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str | None:
+def cached_source(ctx: ProbeContext, sdist: FileEntry) -> str | None:
     """The sdist, extracted once into the cache when its hash is known; else its URL
     (None under ``--spike-offline`` when it would have to be fetched).
 
     A release's sdist never changes under the same hash, so a warm run skips the download
     and the extraction. Anything unusual (no hash, an unsafe archive, a failed download)
     falls back to the URL, and SpikeUpstream reports it as it would without the cache.
+    Once per session and sdist (the session's background prebuild may be fetching it).
     """
+    return ctx.remember(("sdist", sdist.url), lambda: _cached_source(ctx, sdist))
+
+
+def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str | None:
     digest = sdist.hashes.get("sha256")
     if not digest:
         if ctx.settings.offline:

@@ -75,7 +75,11 @@ def _candidate(result: CandidateResult) -> list[str]:
     coverage = evidence_line(result)
     if coverage:
         out += [f"_{_escape(coverage)}_", ""]
-    out += [f"- `{probe.nodeid}`: {probe.outcome} ({probe.duration_s:.2f}s)" for probe in result.probes]
+    out += [
+        f"- `{p.nodeid}`: {p.outcome} ({p.duration_s:.2f}s"
+        + (f", cached from {p.taken})" if p.cached else ")")
+        for p in result.probes
+    ]
     out.append("")
     scored = sorted_scored(result.scored)
     if scored:

@@ -6,9 +6,11 @@ writer hands them to pytest's terminal reporter.
 
 from __future__ import annotations
 
+import datetime
 import re
 import shutil
 import textwrap
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -212,11 +214,25 @@ def probe_label(probe: ProbeResult, aliases: frozenset[str] = frozenset()) -> st
     return name
 
 
+def cached_age(taken: str | None, now: float) -> str:
+    """``2m ago``: how old reused evidence is (``taken`` as in the results' JSON)."""
+    try:
+        seconds = max(0.0, now - datetime.datetime.fromisoformat(str(taken)).timestamp())
+    except ValueError:
+        return "earlier"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
 def probe_line(result: CandidateResult, width: int) -> list[str]:
     order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
     aliases = candidate_aliases(result)
+    now = time.time()
     parts = [
         f"{probe_label(p, aliases)} {p.outcome}"
+        + (f" (cached {cached_age(p.taken, now)})" if p.cached else "")
         for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
     ]
     return textwrap.wrap(

@@ -8,6 +8,7 @@ so it survives xdist; ``controller.py`` gathers them.
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Generator
@@ -25,9 +26,11 @@ from pytest_spike.marks import CANDIDATE_KEY as _CANDIDATE
 from pytest_spike.marks import KIND_KEY as _KIND
 from pytest_spike.marks import candidate_from_values
 from pytest_spike.model import Blame, Candidate, Finding, ProbeResult, Severity, SpikeError
+from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, ProbeMemo
 from pytest_spike.probes.items import ProbeItem, make_items
 from pytest_spike.services import Services
+from pytest_spike.session.prebuild import Prebuild
 from pytest_spike.settings import Settings
 
 PLAN_SCHEMA = "pytest-spike-plan/1"
@@ -62,7 +65,11 @@ class SpikeWorker:
         self.config = config
         self.settings = settings
         self.services = services
-        self.memo = ProbeMemo()
+        # A probe waiting for a background build shows that build's progress meanwhile.
+        self.memo = ProbeMemo(on_wait=services.flush)
+        self.prebuild: Prebuild | None = None
+        #: evidence the probes took in this run, kept when the session ends uninterrupted
+        self.to_keep: list[tuple[Candidate, str, str, evidence.Evidence]] = []
         #: None until collected, and when the candidates could not be gathered
         self.candidates: list[Candidate] | None = None
         self.order: dict[str, int] = {}
@@ -103,6 +110,11 @@ class SpikeWorker:
                 report=pytest.CollectReport("spike", "passed", None, list(probes))
             )
         self.order = {c.name: i for i, c in enumerate(candidates)}
+        if len(candidates) > 1 and self.settings.probes and not config.getoption("collectonly"):
+            # Several candidates: get their environments, evidence and index pages ready at
+            # once instead of one after another as each probe first needs them.
+            self.prebuild = Prebuild(self.context, self.settings.probes)
+            self.prebuild.start(candidates)
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
         if self.candidates is None:
@@ -164,6 +176,7 @@ class SpikeWorker:
         candidate = _candidate(item)
         if candidate is None:
             return (yield)
+        self.services.flush()  # what the background builds said meanwhile
         start = time.monotonic()
         try:
             return (yield)
@@ -290,9 +303,18 @@ class SpikeWorker:
     def _builtin_payload(self, item: ProbeItem) -> dict[str, Any]:
         outcome = getattr(item, "outcome", None)
         probe = ProbeResult(candidate=item.candidate.name, kind=item.kind, nodeid=item.nodeid)
+        found = getattr(item, "evidence", None)
+        cut = item.stash.get(_TIMEBOX, False)
+        if found is not None:
+            probe.taken, probe.cached = iso_time(found.taken), found.cached
+            if not cut and item.evidence_key is not None and not found.cached and not item.kept:
+                # Kept for the next run when the session ends, unless it was interrupted;
+                # never what a time box cut short.
+                self.to_keep.append((item.candidate, item.kind, item.evidence_key, found))
+                item.kept = True  # once, not again for the teardown's report
         if outcome is not None:
             probe.findings = list(outcome.findings)
-            probe.details = outcome.details
+            probe.details = dict(outcome.details)
             probe.version = outcome.version
             probe.peak_memory_mb = outcome.peak_memory_mb
             if outcome.skipped:
@@ -336,6 +358,7 @@ class SpikeWorker:
             metrics=dict(recorder.metrics),
             notes=list(recorder.notes),
         )
+        probe.taken = iso_time(time.time())  # the user's own tests always run
         if _LONGREPR in item.stash:
             probe.details["longrepr"] = item.stash[_LONGREPR]
         if item.stash.get(_TIMEBOX, False):
@@ -348,6 +371,16 @@ class SpikeWorker:
             "order": self.order.get(candidate.name, len(self.order)),
             "probe": probe.to_dict(),
         }
+
+    def pytest_sessionfinish(self, exitstatus: int | pytest.ExitCode) -> None:
+        if self.prebuild is not None:
+            self.prebuild.stop()
+        if exitstatus != pytest.ExitCode.INTERRUPTED:
+            # An interrupted run (Ctrl-C, SIGTERM) keeps nothing: a probe may have seen its
+            # subprocess die of the same signal and taken that for the candidate's doing.
+            for candidate, kind, key, found in self.to_keep:
+                evidence.save(self.context(candidate), kind, key, found)
+        self.to_keep.clear()
 
     def pytest_unconfigure(self) -> None:
         self.services.close()
@@ -422,6 +455,11 @@ def _failure_finding(
         f"{item.name} {what}: {first}",
         {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]},
     )
+
+
+def iso_time(epoch: float) -> str:
+    """``epoch`` as ISO 8601 in UTC, to the second."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _candidate(item: pytest.Item) -> Candidate | None:

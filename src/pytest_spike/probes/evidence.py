@@ -1,0 +1,193 @@
+"""Cached probe evidence: a built-in probe's outcome, reused while nothing it rests on changed.
+
+An entry is one JSON file under ``<cache>/evidence/``, named by the hash of everything the
+probe's result depends on (its :func:`key`): the probe and its version, pytest-spike's
+version, the candidate as declared, the content of the environment it ran in (the
+interpreter, the environment's marker when it is one of ours, and what the inspection
+found there: version, closure with versions, location, modules), and the settings the
+probe reads (``PROBE_OPTIONS``). The signals probe's entry also lists the index answers it
+used: it is reused only while each is still the index cache's answer and fresh enough that
+the index client would give it without asking again.
+
+What is never kept: an outcome cut by the time box or interrupted (there is none), one
+with a finding of pytest-spike's own failure, and one that says the index (or the network)
+could not be asked (``TRANSIENT``): next time may fare better.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_spike import __version__
+from pytest_spike._core.files import write_atomic
+from pytest_spike.model import Blame, Finding, SpikeError
+
+if TYPE_CHECKING:
+    from pytest_spike.probes.base import ProbeContext, ProbeOutcome
+
+SCHEMA = "pytest-spike-evidence/1"
+#: The folder of the spike cache that holds the probes' evidence.
+EVIDENCE_CACHE = "evidence"
+#: Bumped when a probe's logic changes what it would find, so older evidence is not reused.
+PROBE_VERSIONS = {"install": 1, "import": 1, "readme": 1, "upstream": 1, "signals": 1}
+#: The settings each built-in probe's outcome depends on (Settings field names).
+PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "install": ("isolation", "backend", "requirement_files", "probe_timeout", "index_url", "offline"),
+    "import": ("isolation", "probe_timeout"),
+    "readme": ("isolation", "probe_timeout", "allow_network"),
+    "upstream": (
+        "isolation",
+        "backend",
+        "probe_timeout",
+        "upstream_sample",
+        "upstream_seed",
+        "allow_network",
+        "index_url",
+        "offline",
+    ),
+    "signals": ("stale_after_days", "index_url", "offline"),
+}
+#: Findings that say the index or the network could not be asked: never kept.
+TRANSIENT = frozenset({"signals.unchecked", "upstream.unchecked", "install.fit_unchecked"})
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A probe's outcome and when it was taken (epoch seconds); ``cached``: read from the cache."""
+
+    outcome: ProbeOutcome
+    taken: float
+    cached: bool
+
+
+def key(ctx: ProbeContext, kind: str) -> str | None:
+    """The cache key of ``kind``'s evidence for ``ctx``'s candidate; None when it cannot be
+    known (no environment, an inspection that failed): then the probe runs and nothing is kept.
+    """
+    target = ctx.target()
+    if target.python is None:
+        return None
+    try:
+        inspected = ctx.inspect()
+    except SpikeError:
+        return None  # the probe reports it
+    env = target.env.to_dict() if target.env is not None else None
+    if env is not None:
+        env.pop("reused", None)  # the same environment, whether built now or before
+    ident = {
+        "schema": SCHEMA,
+        "spike": __version__,
+        "probe": kind,
+        "probe_version": PROBE_VERSIONS.get(kind, 0),
+        "candidate": ctx.candidate.to_dict(),
+        "python": target.python,
+        "isolated": target.isolated,
+        "environment": env,
+        "inspection": inspected,
+        "options": {name: getattr(ctx.settings, name) for name in PROBE_OPTIONS.get(kind, ())},
+    }
+    if kind == "install" and target.isolated:
+        ident["project"] = ctx.project_requirements()  # the fit check's other side
+    blob = json.dumps(ident, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def folder(ctx: ProbeContext) -> Path:
+    return ctx.settings.cache_dir / EVIDENCE_CACHE
+
+
+def load(ctx: ProbeContext, kind: str, entry_key: str) -> Evidence | None:
+    """The kept evidence under ``entry_key``, if any and still good to reuse."""
+    from pytest_spike.probes.base import ProbeOutcome
+
+    path = folder(ctx) / f"{entry_key}.json"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        if data.get("schema") != SCHEMA or data.get("probe") != kind:
+            return None
+        raw = data["outcome"]
+        outcome = ProbeOutcome(
+            findings=[Finding.from_dict(f) for f in raw.get("findings") or ()],
+            details=dict(raw.get("details") or {}),
+            version=raw.get("version"),
+            skipped=raw.get("skipped"),
+            peak_memory_mb=raw.get("peak_memory_mb"),
+        )
+        taken = float(data["taken"])
+        answers = {str(k): float(v) for k, v in (data.get("index_answers") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # none, or unreadable: the probe runs again
+    if kind == "signals" and not ctx.services.index().answers_fresh(answers):
+        return None  # the index answers it rests on are stale (or gone): ask again
+    return Evidence(outcome, taken, cached=True)
+
+
+def keepable(kind: str, outcome: ProbeOutcome) -> bool:
+    """Whether ``outcome`` may be reused by a later run (see the module's docstring)."""
+    for finding in outcome.findings:
+        if finding.blame is Blame.SPIKE or finding.code in TRANSIENT:
+            return False
+        if kind in ("install", "signals") and finding.blame is Blame.ENVIRONMENT:
+            return False  # an index or network trouble while building or asking
+    return True
+
+
+def save(ctx: ProbeContext, kind: str, entry_key: str, evidence: Evidence) -> bool:
+    """Keep ``evidence`` under ``entry_key`` (atomically); False when it may not be kept."""
+    outcome = evidence.outcome
+    if evidence.cached or not keepable(kind, outcome):
+        return False
+    document: dict[str, Any] = {
+        "schema": SCHEMA,
+        "probe": kind,
+        "candidate": ctx.candidate.name,
+        "taken": evidence.taken,
+        "outcome": {
+            "findings": [f.to_dict() for f in outcome.findings],
+            "details": outcome.details,
+            "version": outcome.version,
+            "skipped": outcome.skipped,
+            "peak_memory_mb": outcome.peak_memory_mb,
+        },
+    }
+    if kind == "signals":
+        answers = ctx.services.index().answers_of(ctx.candidate.project)
+        if not answers:
+            return False  # answers from no cache (a local index): nothing to judge freshness by
+        document["index_answers"] = answers
+    try:
+        text = json.dumps(document, indent=1, default=str)
+        write_atomic(folder(ctx) / f"{entry_key}.json", text)
+    except (OSError, TypeError, ValueError):
+        return False  # a read-only cache, or details that are not JSON: costs speed, not results
+    return True
+
+
+def lookup(ctx: ProbeContext, kind: str, *, reuse: bool) -> tuple[str | None, Evidence | None]:
+    """(key, kept evidence or None) of ``kind`` for ``ctx``'s candidate, once per session.
+
+    The session's background builds ask first, so the keys (which need the candidate's
+    environment) are found for several candidates at once; ``reuse`` False (``--spike-fresh``)
+    still gives the key, for the new evidence to be kept under.
+    """
+
+    def find() -> tuple[str | None, Evidence | None]:
+        try:
+            entry_key = key(ctx, kind)
+        except SpikeError:
+            return None, None  # a bad requirement file, say: the probe reports it
+        if entry_key is None or not reuse:
+            return entry_key, None
+        return entry_key, load(ctx, kind, entry_key)
+
+    return ctx.remember(("evidence", ctx.candidate, kind), find)
+
+
+def taken_now(outcome: ProbeOutcome) -> Evidence:
+    """Evidence a probe has just produced."""
+    return Evidence(outcome, time.time(), cached=False)
