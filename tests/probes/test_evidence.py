@@ -238,3 +238,20 @@ def test_signals_reuse_expires_with_the_index_cache(pytester: pytest.Pytester, i
     probe = signals()
     assert probe["cached"] is False and index.hits() > asked
     assert signals()["cached"] is True
+
+
+def test_evidence_is_keyed_on_pytest_spikes_own_code(tmp_path: Path) -> None:
+    """A changed probe must not reuse the verdicts its old code took (the key holds this digest)."""
+    import inspect
+
+    from pytest_spike.envs.layer import source_digest
+    from pytest_spike.probes import evidence
+
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "probe.py").write_text("RULE = 1\n")
+    before = source_digest(package)
+    (package / "probe.py").write_text("RULE = 2\n")
+    source_digest.cache_clear()
+    assert source_digest(package) != before
+    assert '"code": source_digest()' in inspect.getsource(evidence.key)

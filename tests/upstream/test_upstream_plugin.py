@@ -135,17 +135,20 @@ def test_fetching_the_sdist_is_said_only_when_it_is_fetched(
 
     cold = run()
     cold.stdout.fnmatch_lines(["spike: uppkg upstream: fetching the sdist uppkg-1.0.tar.gz for its tests"])
-    warm = run()
+    # Probes re-run (--spike-fresh-probes), so the sdist is asked for again: from the cache.
+    warm = run("--spike-fresh-probes")
     warm.assert_outcomes(passed=1)
     warm.stdout.no_fnmatch_line("*fetching the sdist*")
-    offline = run("--spike-offline")
+    cached = run()
+    cached.stdout.fnmatch_lines(["*upstream passed (cached *ago)*"])
+    offline = run("--spike-offline", "--spike-fresh-probes")
     offline.assert_outcomes(passed=1)
     offline.stdout.no_fnmatch_line("*fetching the sdist*")
     # Offline with the extracted sdist gone: nothing is fetched, and the probe says why.
     import shutil
 
     shutil.rmtree(pytester.path / "cache" / "sdists")
-    gone = run("--spike-offline")
+    gone = run("--spike-offline", "--spike-fresh-probes")
     gone.assert_outcomes(skipped=1)
     gone.stdout.no_fnmatch_line("*fetching the sdist*")
     gone.stdout.fnmatch_lines(["*--spike-offline and the sdist uppkg-1.0.tar.gz is not in the cache*"])

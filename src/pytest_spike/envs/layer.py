@@ -11,6 +11,7 @@ candidate's dependencies win and the built-in probes never see it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -29,6 +30,9 @@ from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.manager import pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
+
+#: The pytest_spike package folder (a layer copies it; caches key on its source).
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 # The child's entry point: add the layer after the environment's packages, then run pytest.
 _BOOT = """
@@ -73,7 +77,9 @@ def _closure(
     return list(found.values())
 
 
-def _source_digest(package_dir: Path) -> str:
+@functools.cache
+def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
+    """A hash of pytest-spike's own source: what it ran with, for caches keyed on it."""
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
         digest.update(str(path.relative_to(package_dir)).encode())
@@ -84,8 +90,8 @@ def _source_digest(package_dir: Path) -> str:
 def layer_path(cache_root: Path) -> Path:
     """Where the layer for this interpreter and these exact distributions lives."""
     dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in _closure())
-    package_dir = Path(__file__).resolve().parent.parent  # the pytest_spike package
-    ident = json.dumps([sys.version, sys.executable, dists, _source_digest(package_dir)])
+    package_dir = PACKAGE_DIR
+    ident = json.dumps([sys.version, sys.executable, dists, source_digest(package_dir)])
     return cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
@@ -114,7 +120,7 @@ def _copy_distribution(dist: metadata.Distribution, dest: Path) -> str:
             shutil.copy2(source, target)
     if canonicalize_name(name) == "pytest-spike":
         # An editable install's RECORD lists no package files: copy the package itself.
-        package = Path(__file__).resolve().parent.parent  # the pytest_spike package
+        package = PACKAGE_DIR
         shutil.copytree(
             package, dest / package.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
         )
@@ -209,8 +215,8 @@ def layer_for(python: str, cache_root: Path, *, uv: str | None = None, timeout: 
     dists = _closure(environment=markers, missing=missing)
     copyable = not missing and all(_pure(d) for d in dists)
     names = sorted(f"{d.metadata['Name']}=={d.version}" for d in dists)
-    package_dir = Path(__file__).resolve().parent.parent
-    ident = json.dumps([markers["sys_version"], python, names, copyable, _source_digest(package_dir)])
+    package_dir = PACKAGE_DIR
+    ident = json.dumps([markers["sys_version"], python, names, copyable, source_digest(package_dir)])
     final = cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
     def build(staging: Path) -> dict[str, Any]:

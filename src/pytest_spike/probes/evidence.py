@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_spike import __version__
 from pytest_spike._core.files import write_atomic
+from pytest_spike.envs.layer import source_digest
 from pytest_spike.model import Blame, Finding, SpikeError
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ def key(ctx: ProbeContext, kind: str) -> str | None:
     ident = {
         "schema": SCHEMA,
         "spike": __version__,
+        # the code that took the evidence: a changed probe must not reuse its old verdicts
+        "code": source_digest(),
         "probe": kind,
         "probe_version": PROBE_VERSIONS.get(kind, 0),
         "candidate": ctx.candidate.to_dict(),
@@ -91,7 +94,7 @@ def key(ctx: ProbeContext, kind: str) -> str | None:
         "inspection": inspected,
         "options": {name: getattr(ctx.settings, name) for name in PROBE_OPTIONS.get(kind, ())},
     }
-    if kind == "install" and target.isolated:
+    if kind == "install" and (target.isolated or ctx.settings.requirement_files):
         ident["project"] = ctx.project_requirements()  # the fit check's other side
     blob = json.dumps(ident, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
