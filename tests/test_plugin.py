@@ -571,6 +571,34 @@ def test_an_idle_plugin_imports_only_its_entry_modules() -> None:
     assert not loaded - allowed, f"imported by pytest_spike.plugin: {sorted(loaded - allowed)}"
 
 
+def test_an_idle_session_loads_only_the_entry_modules(pytester: pytest.Pytester) -> None:
+    """A whole pytest run without --spike (configure, collection, tests) loads nothing more."""
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'pytest_spike')
+            print('\\nSPIKE-MODULES ' + ' '.join(loaded))
+        """
+    )
+    pytester.makepyfile(test_plain="def test_one():\n    pass\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    line = next(line for line in result.outlines if line.startswith("SPIKE-MODULES "))
+    loaded = set(line.split()[1:])
+    allowed = {
+        "pytest_spike",
+        "pytest_spike.plugin",
+        "pytest_spike.marks",
+        "pytest_spike.settings",
+        "pytest_spike.fixtures",
+        "pytest_spike.hookspec",
+        "pytest_spike.model",
+    }
+    assert not loaded - allowed, f"an idle run imported {sorted(loaded - allowed)}"
+
+
 ROLES_CONFTEST = """
 import os
 

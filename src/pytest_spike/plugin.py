@@ -67,9 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def _upgrade_asked(config: pytest.Config, settings: Settings) -> bool:
     """``--spike-upgrade`` given, or ini ``spike_upgrades`` with ``--spike``; never in the child
     pytest an upgrade spike starts (it reads the same ini file)."""
+    if not settings.upgrades:
+        return False  # the idle path: nothing of upgrade/ is imported
     from pytest_spike.upgrade._child import CHILD_ENV
 
-    if not settings.upgrades or os.environ.get(CHILD_ENV):
+    if os.environ.get(CHILD_ENV):
         return False
     return bool(config.getoption("spike_upgrades")) or settings.enabled
 
