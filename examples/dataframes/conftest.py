@@ -1,57 +1,16 @@
-"""Real data nobody here wrote: the Vega datasets (cars, iris, stocks, Seattle weather...).
-
-They ship inside the ``vega-datasets`` wheel on the package index. pip downloads the wheel
-(through your pip configuration) and its ``_data`` folder is extracted, once, into
-``.data/vega``, the spike_data folder of this example (see pytest.ini). Nothing is
-installed: the package itself would pull in pandas.
-"""
+"""The example's data: the public Vega datasets, extracted once into ``.data/vega`` (see
+``../vega_data.py``), the spike_data folder of this example (pytest.ini)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import pytest
 
-WHEEL = "vega-datasets==0.9.0"
-DATA = Path(__file__).parent / ".data" / "vega"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # examples/: the shared fetcher
+from vega_data import fetch_vega  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if DATA.is_dir() and any(DATA.iterdir()):
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                WHEEL,
-                "--dest",
-                tmp,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        wheels = list(Path(tmp).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
-            raise pytest.UsageError(
-                f"could not download {WHEEL} for the example's data: "
-                f"{(done.stderr.strip().splitlines() or ['no wheel'])[-1]}"
-            )
-        staging = DATA.with_name(".vega-partial")
-        with zipfile.ZipFile(wheels[0]) as archive:
-            for member in archive.infolist():
-                name = Path(member.filename)
-                # Only the data files, by their base name: no path from the archive is trusted.
-                if name.parent.name == "_data" and name.suffix in (".json", ".csv"):
-                    staging.mkdir(parents=True, exist_ok=True)
-                    (staging / name.name).write_bytes(archive.read(member))
-        staging.replace(DATA)
+    fetch_vega(Path(__file__).parent / ".data" / "vega")
