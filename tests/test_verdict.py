@@ -235,3 +235,22 @@ def test_requirement_files_are_fit_checked_in_the_running_environment_too(
     assert "fit" in install, install  # the fit check ran (or says why it could not)
     fit_codes = {f["code"] for f in cand["findings"]} & {"install.fit_unchecked", "install.conflict"}
     assert install["fit"] or fit_codes
+
+
+def test_markdown_says_how_each_finding_counts() -> None:
+    """Unchecked, waived and expired-waiver findings are annotated alike in every report."""
+    from pytest_spike.model import Scored
+    from pytest_spike.report.markdown import _annotation
+    from pytest_spike.report.terminal import finding_head
+
+    stale = Finding("signals.stale", Severity.MEDIUM, "old")
+    expired = Scored(stale, 10, None, {"until": "2020-01-31", "reason": "pinned", "expired": True})
+    active = Scored(stale, 0, None, {"until": "2999-01-31", "reason": "pinned for now", "expired": False})
+    ours = Scored(Finding("readme.failed", Severity.MEDIUM, "x", blame=Blame.SPIKE), 0)
+    assert _annotation(expired) == "waiver expired 2020-01-31: "
+    assert _annotation(active) == "waived until 2999-01-31 (pinned for now): "
+    assert _annotation(ours) == "unchecked (spike): "
+    assert _annotation(Scored(stale, 10)) == ""
+    assert finding_head(expired) == "+10 medium signals.stale (waiver expired 2020-01-31)"
+    assert finding_head(active) == "waived until 2999-01-31 (pinned for now) medium signals.stale"
+    assert finding_head(ours) == "unchecked (spike) readme.failed"

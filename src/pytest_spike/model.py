@@ -381,6 +381,11 @@ class Scored:
     probe: str | None = None
     waiver: Mapping[str, Any] | None = None
 
+    @property
+    def waived(self) -> bool:
+        """Whether an active (unexpired) waiver covers this finding."""
+        return self.waiver is not None and not self.waiver.get("expired")
+
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.finding.to_dict(), points=_number(self.points), probe=self.probe)
         if self.waiver is not None:

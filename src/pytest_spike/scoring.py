@@ -139,11 +139,6 @@ def _waiver_lookup(waivers: Sequence[Waiver], candidate: str) -> Callable[[Findi
     return lookup
 
 
-def is_waived(scored: Scored) -> bool:
-    """Whether an active waiver covers this finding."""
-    return scored.waiver is not None and not scored.waiver.get("expired")
-
-
 class ScoringHooks(Protocol):
     """What other plugins may say while a scorecard is built (see hookspec.py)."""
 
@@ -198,7 +193,7 @@ class _Rules:
         result.scored = score(pairs, self.points, _waiver_lookup(self.waivers, candidate.name), self.today)
         result.score = sum(s.points for s in result.scored)
         level = self.hooks.level(result)
-        waived = [s.finding for s in result.scored if is_waived(s)]
+        waived = [s.finding for s in result.scored if s.waived]
         result.level = level if level is not None else level_for(result.score, result.findings, waived)
         return result
 

@@ -110,7 +110,7 @@ def finding_view(s: Scored) -> dict[str, Any]:
     """A finding with how it counts (points, unchecked, waived), its evidence and probe."""
     finding = s.finding
     waiver = dict(s.waiver) if s.waiver is not None else None
-    waived = waiver is not None and not waiver.get("expired")
+    waived = s.waived
     if finding.unchecked:
         status, mark = "unchecked", f"unchecked ({finding.blame.value})"
     elif waiver is not None and waived:

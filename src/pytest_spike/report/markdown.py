@@ -5,7 +5,7 @@ from __future__ import annotations
 from pytest_spike.model import CandidateResult, Scorecard, Scored, UpgradeResult, sorted_scored
 from pytest_spike.report.terminal import (
     evidence_line,
-    finding_head,
+    finding_status,
     fmt_points,
     metric_lines,
     probe_summary,
@@ -22,9 +22,8 @@ def _escape(text: str) -> str:
 
 def _annotation(s: Scored) -> str:
     """Why a finding scores what it does, when that is not its severity's weight."""
-    if s.finding.unchecked or s.waiver is not None:
-        return f"{finding_head(s).rsplit(' ', 2 if not s.finding.unchecked else 1)[0]}: "
-    return ""
+    status = finding_status(s)
+    return f"{status}: " if status else ""
 
 
 def render(scorecard: Scorecard) -> str:

@@ -106,20 +106,29 @@ def table(rows: Sequence[Sequence[str]], width: int) -> list[str]:
     return lines
 
 
+def finding_status(s: Scored) -> str:
+    """Why a finding scores what it does when that is not its severity's weight, or "":
+    ``unchecked (environment)``, ``waived until 2027-06-30 (pinned)``, ``waiver expired 2027-06-30``."""
+    if s.finding.unchecked:
+        return f"unchecked ({s.finding.blame.value})"
+    if s.waived:
+        assert s.waiver is not None
+        return f"waived until {s.waiver['until']} ({s.waiver['reason']})"
+    if s.waiver is not None:
+        return f"waiver expired {s.waiver['until']}"
+    return ""
+
+
 def finding_head(s: Scored) -> str:
     """``+10 medium signals.stale``, ``unchecked (environment) readme.failed``,
     ``waived until 2027-06-30 (pinned) medium signals.stale``."""
-    finding = s.finding
+    finding, status = s.finding, finding_status(s)
     if finding.unchecked:
-        return f"unchecked ({finding.blame.value}) {finding.code}"
-    if s.waiver is not None and not s.waiver.get("expired"):
-        return (
-            f"waived until {s.waiver['until']} ({s.waiver['reason']}) {finding.severity.value} {finding.code}"
-        )
+        return f"{status} {finding.code}"
+    if s.waived:
+        return f"{status} {finding.severity.value} {finding.code}"
     head = f"+{fmt_points(s.points)} {finding.severity.value} {finding.code}"
-    if s.waiver is not None:
-        head += f" (waiver expired {s.waiver['until']})"
-    return head
+    return f"{head} ({status})" if status else head
 
 
 def _finding_groups(scored: Sequence[Scored]) -> tuple[list[Scored], ...]:
