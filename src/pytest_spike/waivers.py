@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from pytest_spike.model import Finding, SpikeError
 
 _LINE = re.compile(
@@ -24,10 +26,6 @@ _LINE = re.compile(
     r"\s+until\s+(?P<until>\d{4}-\d{2}-\d{2})\s*:\s*(?P<reason>\S.*)$"
 )
 _EXAMPLE = "'toml signals.stale until 2027-06-30: pinned, replacing in Q2'"
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ class Waiver:
     reason: str
 
     def matches(self, candidate: str, finding: Finding) -> bool:
-        return _canonical(candidate) == self.candidate and finding.code == self.code
+        return canonicalize_name(candidate) == self.candidate and finding.code == self.code
 
     def active(self, today: dt.date) -> bool:
         return today <= self.until
@@ -73,7 +71,9 @@ def parse_waivers(lines: Iterable[str], where: str) -> tuple[Waiver, ...]:
             until = dt.date.fromisoformat(match["until"])
         except ValueError:
             raise SpikeError(f"{where}: {line!r}: {match['until']!r} is not a date (YYYY-MM-DD)") from None
-        waivers.append(Waiver(_canonical(match["candidate"]), match["code"], until, match["reason"].strip()))
+        waivers.append(
+            Waiver(canonicalize_name(match["candidate"]), match["code"], until, match["reason"].strip())
+        )
     return tuple(waivers)
 
 

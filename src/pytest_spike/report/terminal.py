@@ -7,12 +7,13 @@ writer hands them to pytest's terminal reporter.
 from __future__ import annotations
 
 import datetime
-import re
 import shutil
 import textwrap
 import time
 from collections.abc import Sequence
 from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from pytest_spike.model import (
     BUILTIN_KINDS,
@@ -184,10 +185,6 @@ def finding_lines(scored: Sequence[Scored], width: int) -> list[Line]:
     return lines
 
 
-def _canonical(text: str) -> str:
-    return re.sub(r"[-_.]+", "-", text).lower()
-
-
 def candidate_aliases(result: CandidateResult) -> frozenset[str]:
     """What a test's parameter id may call the candidate: its project name, its import names,
     and the first part of a dotted or dashed name (``ruamel`` for ``ruamel.yaml``)."""
@@ -195,7 +192,7 @@ def candidate_aliases(result: CandidateResult) -> frozenset[str]:
     for probe in result.probes:
         if probe.kind == "import":
             names.update(str(m) for m in probe.details.get("modules") or ())
-    aliases = {_canonical(n) for n in names if n}
+    aliases: set[str] = {canonicalize_name(n) for n in names if n}
     aliases |= {a.split("-")[0] for a in list(aliases) if "-" in a and len(a.split("-")[0]) >= 3}
     return frozenset(aliases)
 
@@ -210,14 +207,14 @@ def probe_label(probe: ProbeResult, aliases: frozenset[str] = frozenset()) -> st
     base, bracket, ids = name.partition("[")
     if not bracket or not ids.endswith("]"):
         return name
-    names = aliases | {_canonical(probe.candidate)}
+    names = aliases | {canonicalize_name(probe.candidate)}
     parts = ids[:-1].split("-")
     spans = sorted(
         ((i, j) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)),
         key=lambda span: span[0] - span[1],  # the longest first
     )
     for i, j in spans:
-        if _canonical("-".join(parts[i:j])) in names:
+        if canonicalize_name("-".join(parts[i:j])) in names:
             rest = parts[:i] + parts[j:]
             return f"{base}[{'-'.join(rest)}]" if rest else base
     return name
