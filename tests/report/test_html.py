@@ -137,7 +137,10 @@ def test_spike_html_writes_the_page(pytester: pytest.Pytester, spike_site: Path)
             spike_note(f"{name} felt fine")
         """
     )
-    result = pytester.runpytest("--spike", "--spike-html", "out/r.html")
+    # In a subprocess: pytester restores sys.modules after an in-process run, dropping the
+    # matplotlib modules a first chart imported there; numpy and matplotlib's classes then
+    # exist twice in this worker and later charts fail (an order-dependent failure under xdist).
+    result = pytester.runpytest_subprocess("--spike", "--spike-html", "out/r.html")
     result.stdout.fnmatch_lines(["spike html: */out/r.html"])
     page = (pytester.path / "out" / "r.html").read_text()
     assert page.count("<svg") == 1
