@@ -174,9 +174,9 @@ def read_package(
     data: Any = None
     if result.ok and not result.output_truncated:
         try:
-            data = json.loads(result.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            data = None
+            data = runner.last_json_line(result, "reading the README")
+        except SpikeError:
+            data = None  # said below, with what the child said
     if not isinstance(data, dict):
         why = (
             f"its metadata is larger than {README_CAP // 2**20} MiB"

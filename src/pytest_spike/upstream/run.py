@@ -441,8 +441,8 @@ class SpikeUpstream:
                 extra_env=self.env,
             )
             try:
-                self._info = json.loads(result.stdout.strip().splitlines()[-1])
-            except (ValueError, IndexError):
+                self._info = runner.last_json_line(result, "asking the target interpreter")
+            except SpikeError:
                 raise SpikeError(
                     f"cannot run {self.python!r} ({result.describe()}: {result.last_error_line()}); "
                     "check the candidate's interpreter"
