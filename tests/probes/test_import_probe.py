@@ -173,7 +173,7 @@ def test_nothing_importable_is_skipped_not_passed(pytester: pytest.Pytester, sit
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*spike::emptydist::import*nothing importable found*"])
     probe = import_probe(cand)
-    assert probe["outcome"] == "skipped" and probe["details"]["skipped"].startswith(
+    assert probe["outcome"] == "skipped" and probe["details"]["unknown"].startswith(
         "nothing importable found"
     )
     assert not codes(cand)
@@ -187,7 +187,7 @@ def test_a_module_guessed_from_the_name_that_is_missing_is_no_evidence(
     details = import_probe(cand)["details"]
     assert details["found_by"] == "guessed"
     assert (
-        details["skipped"]
+        details["unknown"]
         == "nothing importable found: guessdist lists no module, and none is named guessdist"
     )
     assert "import.failed" not in codes(cand)

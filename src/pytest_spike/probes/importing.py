@@ -61,7 +61,6 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     real = [e["module"] for e in imports if e["real"] or e["error"]]
     if not real:
         why = _nothing_importable(plan.get("how"), dist, details["modules"])
-        details["skipped"] = why  # the results file keeps the reason next to the evidence
         return ProbeOutcome(
             details=details, version=version, skipped=why, peak_memory_mb=result.peak_memory_mb
         )
