@@ -425,6 +425,11 @@ class CandidateResult:
         return [s.finding for s in self.scored]
 
     @property
+    def counted_findings(self) -> list[Finding]:
+        """The findings the level counts: all but those under an active waiver."""
+        return [s.finding for s in self.scored if not s.waived]
+
+    @property
     def metrics(self) -> dict[str, Metric]:
         merged: dict[str, Metric] = {}
         for probe in self.probes:

@@ -94,13 +94,12 @@ class Weights:
         return cls(severity, codes)
 
 
-def level_for(score: float, findings: Iterable[Finding], waived: Iterable[Finding] = ()) -> Level:
+def level_for(score: float, findings: Iterable[Finding]) -> Level:
     """The level a score reaches; a critical finding of the candidate's blocks whatever the score.
 
-    ``waived`` are findings under an active waiver: they block nothing.
+    Pass the findings that count (``CandidateResult.counted_findings``): a waived one blocks nothing.
     """
-    skip = {id(f) for f in waived}
-    if any(f.severity is Severity.CRITICAL and not f.unchecked and id(f) not in skip for f in findings):
+    if any(f.severity is Severity.CRITICAL and not f.unchecked for f in findings):
         return Level.BLOCKED
     if score >= LEVEL_THRESHOLDS[Level.HIGH]:
         return Level.HIGH
@@ -193,8 +192,7 @@ class _Rules:
         result.scored = score(pairs, self.points, _waiver_lookup(self.waivers, candidate.name), self.today)
         result.score = sum(s.points for s in result.scored)
         level = self.hooks.level(result)
-        waived = [s.finding for s in result.scored if s.waived]
-        result.level = level if level is not None else level_for(result.score, result.findings, waived)
+        result.level = level if level is not None else level_for(result.score, result.counted_findings)
         return result
 
     def _findings(self, candidate: Candidate, result: CandidateResult) -> list[tuple[Finding, str | None]]:

@@ -189,3 +189,30 @@ def test_a_replaced_run_cell_leaves_nothing_behind(tmp_path: Path) -> None:
     (cand,) = merged.scorecard.candidates
     assert {s.finding.code for s in cand.scored} == {"matrix.skipped"}
     assert [p.outcome for p in cand.probes] == ["passed"]
+
+
+def test_a_waived_finding_stays_waived_in_the_merge(tmp_path: Path) -> None:
+    """A waiver the cells applied holds in the merged card too: no points, nothing blocked."""
+    from pytest_spike.waivers import parse_waivers
+
+    (waiver,) = parse_waivers(["nose import.failed until 2999-12-31: known, we run 3.9 only"], "ini")
+    broke = Finding("import.failed", Severity.CRITICAL, IMP)
+    files = []
+    for python, findings in (("3.9", []), ("3.12", [broke])):
+        cid = f"py{python}-nose-1.3.7"
+        probes = [ProbeResult("nose", "import", "spike::nose::import", findings=findings)]
+        result = CandidateResult(Candidate("nose"), version="1.3.7", probes=probes)
+        result.scored = score(
+            [(f, "spike::nose::import") for f in findings], Weights().points, lambda f: waiver
+        )
+        result.score = sum(s.points for s in result.scored)
+        card = Scorecard(
+            cell={"id": cid, "python": f"{python}.1", "python_short": python}, candidates=[result]
+        )
+        files.append(tmp_path / f"{cid}.json")
+        files[-1].write_text(dumps(card))
+    loaded, refused = load_all(files)
+    (cand,) = merge(loaded, refused=refused).scorecard.candidates
+    (gap,) = [s for s in cand.scored if s.finding.code == "matrix.python_gap"]
+    assert gap.points == 0 and gap.waived, gap
+    assert cand.level.value == "low", [(s.finding.code, s.points, s.waiver) for s in cand.scored]

@@ -68,7 +68,7 @@ def failed_scorecard(cell: Cell, status: str, code: str, message: str, excerpt: 
     result = CandidateResult(Candidate(cell.requirement), version=cell.version, probes=[probe])
     result.scored = score([(finding, nodeid)], Weights().points)
     result.score = sum(s.points for s in result.scored)
-    result.level = level_for(result.score, result.findings)
+    result.level = level_for(result.score, result.counted_findings)
     return _scorecard(cell, status, message, [result])
 
 

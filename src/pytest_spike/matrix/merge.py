@@ -283,7 +283,7 @@ def _merge_candidate(
         scored.append(Scored(finding, weights.points(finding)))
     merged.scored = scored
     merged.score = sum(s.points for s in scored)
-    merged.level = level_for(merged.score, merged.findings)
+    merged.level = level_for(merged.score, merged.counted_findings)
     return merged
 
 
@@ -328,7 +328,7 @@ def _merge_findings(runs: list[_Run], grid: Grid) -> list[Scored]:
         if len({h[0].cell_id for h in hits}) == len({r.cell_id for r in runs}):
             merged.append(worst)
             continue
-        merged.append(Scored(_gap_finding(code, hits, runs), worst.points, worst.probe))
+        merged.append(Scored(_gap_finding(code, hits, runs), worst.points, worst.probe, worst.waiver))
     return merged
 
 
