@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 uv=${UV:-uv}
 if command -v "$uv" >/dev/null 2>&1; then
-    "$uv" venv -q .venv
+    "$uv" venv -q --allow-existing .venv
     "$uv" pip install -q -p .venv/bin/python -r requirements.txt -e ../..
 else  # no uv on PATH: the standard library's venv and pip
     python3 -m venv .venv

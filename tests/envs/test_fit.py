@@ -58,6 +58,17 @@ def test_range_that_excludes_the_candidates_needs_is_a_conflict(backend: str, in
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_clash_with_a_range_that_depends_on_the_candidate_is_named(
+    backend: str, index_args: list[str]
+) -> None:
+    """uv names the range only on the line under its ``cause:`` ("And because you require
+    oldcand==1.0"): the clash is named with both resolvers, in requirements mode."""
+    findings, details = fit("dep==2.0", ["oldcand>=1,<2"], backend, index_args, constraints=False)
+    assert [(f.code, f.evidence["clashing"]) for f in findings] == [("install.conflict", "oldcand<2,>=1")]
+    assert details["fits"] is False
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_compatible_pins_fit(backend: str, index_args: list[str]) -> None:
     findings, details = fit("cand", ["dep==2.0"], backend, index_args)
     assert findings == [] and details["fits"] is True

@@ -373,6 +373,18 @@ def test_harness_sources_in_order(tmp_path: Path) -> None:
     assert harness.source == "extra 'testing'"
 
 
+def test_a_test_requirements_file_named_test_first_is_found(tmp_path: Path) -> None:
+    """numpy 1.x keeps its harness in ``test_requirements.txt`` (``test-requirements.txt``
+    elsewhere): chosen before the development requirements."""
+    (tmp_path / "requirements-dev.txt").write_text("black\n")
+    (tmp_path / "test_requirements.txt").write_text("hypothesis==6.81.1\npytest\n")
+    harness = harness_requirements(tmp_path, "demo")
+    assert (harness.source, harness.requirements) == (
+        "test_requirements.txt",
+        ("hypothesis==6.81.1", "pytest"),
+    )
+
+
 def test_pyproject_that_is_not_toml_is_a_note(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         "[tool.pytest.ini_options]\naddopts = \"-m 'not slow'\"\n= broken\n"

@@ -209,7 +209,17 @@ def _explanation(text: str) -> str:
     if pip_part:
         return "; ".join(line.strip() for line in pip_part.group(1).splitlines() if line.strip())
     lines = [ln.strip() for ln in text.splitlines()]
-    causes = [ln[len("cause:") :].strip() for ln in lines if ln.startswith("cause:")]
+    # uv: "cause: Because ..." and the lines indented under it ("And because you require ...")
+    causes: list[str] = []
+    within = False
+    for line in lines:
+        if line.startswith("cause:"):
+            causes.append(line[len("cause:") :].strip())
+            within = True
+        elif within and line and not re.match(r"(hint|help|error|ERROR):", line):
+            causes.append(line)
+        else:
+            within = False
     return " ".join(causes or [ln for ln in lines if re.match(r"(ERROR|error):", ln)])
 
 

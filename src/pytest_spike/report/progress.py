@@ -87,7 +87,9 @@ class TerminalProgress:
             current = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
             label = step_label(current) if current else None
             line = f"spike: {label}: {text}" if label else f"spike: {text}"
-            row = reporter.currentfspath
+            # pytest's row to start again afterwards; none once the tests have run (a step at
+            # the session's end, such as an upgrade spike's, would leave a dangling prefix)
+            row = reporter.currentfspath if current else None
             if reporter.isatty and self._terminal_fd() is not None:
                 reporter.ensure_newline()
                 width = max(shutil.get_terminal_size().columns - 8, 20)

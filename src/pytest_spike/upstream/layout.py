@@ -549,6 +549,7 @@ def _extra_and_group_sources(expand: _Expander, poetry_groups: Mapping[str, list
 def _requirement_files(root: Path) -> list[Path]:
     """Requirement files that may hold the test harness, most specific first."""
     files = sorted(p for p in root.glob("requirements*.txt") if "test" in p.name.lower())
+    files += sorted(root.glob("test*requirements*.txt"))  # test_requirements.txt (numpy 1.x)
     files += sorted(root.glob("requirements/test*.txt"))
     files += [root / d / "requirements.txt" for d in TEST_DIR_NAMES]
     files += [root / "requirements-dev.txt", root / "requirements" / "dev.txt"]
