@@ -391,6 +391,11 @@ def _handler(server: IndexServer) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(status, ctype, body)
 
+        def do_HEAD(self) -> None:  # noqa: N802 (uv asks for a file's headers first)
+            server.requests.append(self.path)
+            status, ctype, body = server.answer(self.path, self.headers.get("Accept", ""))
+            self._send(status, ctype, body, cut=0)
+
         def _send(self, status: int, ctype: str, body: bytes, cut: int | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)

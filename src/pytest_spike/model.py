@@ -205,6 +205,14 @@ class Candidate:
         """The project name as the user wrote it."""
         return _requirement(self.requirement).name
 
+    @property
+    def pinned(self) -> str | None:
+        """The one version the requirement allows (``tomli==2.0.1`` -> ``2.0.1``), else None."""
+        specs = list(_requirement(self.requirement).specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            return specs[0].version
+        return None
+
     def unmet(self, version: str) -> list[str]:
         """The parts of the requirement and ``versions`` that ``version`` does not meet."""
         from packaging.specifiers import SpecifierSet
@@ -543,6 +551,9 @@ class UpgradeTarget:
     moved: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     env: str | None = None
+    #: the release's own evidence: the import, upstream and signals probes on this version,
+    #: scored by the run's rules (None: no such probe was selected)
+    release: CandidateResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -555,6 +566,7 @@ class UpgradeTarget:
             "moved": list(self.moved),
             "duration_s": round(self.duration_s, 3),
             "env": self.env,
+            "release": self.release.to_dict() if self.release is not None else None,
         }
 
     @classmethod
@@ -569,6 +581,7 @@ class UpgradeTarget:
             moved=[str(m) for m in data.get("moved") or ()],
             duration_s=float(data.get("duration_s") or 0.0),
             env=data.get("env"),
+            release=CandidateResult.from_dict(data["release"]) if data.get("release") else None,
         )
 
 

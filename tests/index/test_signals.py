@@ -132,6 +132,8 @@ def test_installed_version_yanked(client: IndexClient) -> None:
     found, _ = signals(client, "fresh", "0.9")
     assert found["signals.yanked"].severity is Severity.HIGH
     assert found["signals.yanked"].message == "the version under test, 0.9, is yanked: bad build"
+    # its wheel is yanked with it: that is the yanked finding, not also "no wheels"
+    assert "signals.no_wheels" not in found
 
 
 def test_vulnerabilities_of_the_installed_version(client: IndexClient) -> None:

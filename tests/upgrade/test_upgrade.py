@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from indexserver import IndexServer
 from pkgfactory import FakeProject, build_wheel, pip_install_target
 
 OLD = "def old_sum(xs):\n    return sum(xs)\n\ndef helper():\n    return 1\n"
@@ -107,6 +108,9 @@ def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
     )
     # the project's own run is unchanged: one test fails before the upgrade too
     result.assert_outcomes(passed=2, failed=1)
+    # the steps after the tests are whole lines, with no row of pytest's started again after them
+    result.stdout.fnmatch_lines(["spike: upgrade: running 3 tests on oldlib==2.0"])
+    assert "test_app.py \n" not in result.stdout.str()
     result.stdout.fnmatch_lines(
         [
             "*= spike upgrade =*",
@@ -209,3 +213,73 @@ def test_ini_upgrades_apply_with_spike_only(project: pytest.Pytester, cache_dir:
     spiked.stdout.fnmatch_lines(["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break"])
     data = json.loads((project.path / "up.json").read_text())
     assert data["upgrades"][0]["newest_passing"] == "1.5"
+
+
+def test_the_release_own_evidence_shows_next_to_the_suite(
+    project: pytest.Pytester, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A yanked target version on which the suite passes: the suite's verdict and the
+    release's own (signals: yanked) side by side, and the target's level reaches the release's."""
+    with IndexServer(tmp_path / "index") as index:
+        for version, yanked in (("1.0", False), ("1.5", False), ("2.1", "corrupt wheel")):
+            index.add(
+                FakeProject("oldlib", version, files={"oldlib/__init__.py": OLD}),
+                sdist=False,
+                yanked=yanked,
+                upload_time="2026-09-01",
+                license="MIT",
+                project_urls={"Source": "https://example.invalid/oldlib"},
+            )
+        monkeypatch.delenv("PIP_NO_INDEX")
+        monkeypatch.delenv("PIP_FIND_LINKS")
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)
+        result = project.runpytest(
+            "-k",
+            "test_sum",
+            "--spike-upgrade",
+            "oldlib",
+            "--spike-upgrade-versions",
+            "1.5, 2.1",
+            f"--spike-cache-dir={cache_dir}",
+            "--spike-json=up.json",
+            "--spike-md=up.md",
+        )
+    result.stdout.fnmatch_lines(
+        [
+            "oldlib 1.0 -> 1.5  LOW  0 of 1 tests break",
+            "  the release on its own: LOW, score 0; probes: import passed, signals passed, upstream skipped",
+            "oldlib 1.0 -> 2.1  HIGH  0 of 1 tests break",
+            "  the release on its own: HIGH, score 30; probes: import passed, signals failed, upstream skipped",
+            "    +30 high signals.yanked: *corrupt wheel*",
+            "oldlib: the suite passes on 2.1 (newest of the versions tried); the release on its own is HIGH, see above",
+        ]
+    )
+    minor, yanked = upgrades(project)["targets"]
+    assert minor["release"]["level"] == "low" and minor["level"] == "low"
+    assert yanked["passes"] is True and yanked["level"] == "high"
+    release = yanked["release"]
+    assert release["requirement"] == "oldlib==2.1" and release["level"] == "high"
+    assert {p["nodeid"] for p in release["probes"]} == {
+        f"upgrade::oldlib==2.1::{kind}" for kind in ("import", "signals", "upstream")
+    }
+    # the import probe ran in the upgraded environment, the project's, not one of its own
+    probes = {p["kind"]: p for p in release["probes"]}
+    assert probes["import"]["details"]["python"] == str(Path(yanked["env"]) / "bin" / "python")
+    # no sdist: upstream holds no evidence either way, and says so
+    assert release["evidence"]["unknown"] == ["upstream"]
+    assert "no sdist" in release["evidence"]["why"]["upstream"]
+    assert "+30 high signals.yanked" in (project.path / "up.md").read_text()
+
+
+def test_spike_probes_none_leaves_out_the_release_evidence(project: pytest.Pytester, cache_dir: Path) -> None:
+    project.runpytest(
+        "-k",
+        "test_sum",
+        "--spike-upgrade",
+        "oldlib<2",
+        "--spike-probes=none",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=up.json",
+    ).stdout.no_fnmatch_line("*the release on its own*")
+    [target] = upgrades(project)["targets"]
+    assert target["release"] is None and target["passes"] is True

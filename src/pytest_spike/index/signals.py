@@ -78,9 +78,11 @@ def deprecation_phrase(text: str) -> str | None:
 
 
 def _wheel_tags(release: Release) -> set[Tag]:
+    """The tags of the release's wheels: those not yanked, or all of a release yanked whole
+    (``signals.yanked`` says that; "no wheels" would charge it twice)."""
     tags: set[Tag] = set()
-    for entry in release.files:
-        if entry.kind == "wheel" and not entry.yanked:
+    for entry in [f for f in release.files if not f.yanked] or release.files:
+        if entry.kind == "wheel":
             try:
                 tags |= set(parse_wheel_filename(entry.filename)[3])
             except (InvalidWheelFilename, InvalidVersion):

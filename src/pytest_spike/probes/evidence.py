@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ SCHEMA = "pytest-spike-evidence/1"
 #: The folder of the spike cache that holds the probes' evidence.
 EVIDENCE_CACHE = "evidence"
 #: Bumped when a probe's logic changes what it would find, so older evidence is not reused.
-PROBE_VERSIONS = {"install": 1, "import": 1, "readme": 1, "upstream": 1, "signals": 1}
+PROBE_VERSIONS = {"install": 1, "import": 1, "readme": 1, "upstream": 2, "signals": 2}
 #: The settings each built-in probe's outcome depends on (Settings field names).
 PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
     "install": ("isolation", "backend", "requirement_files", "probe_timeout", "index_url", "offline"),
@@ -189,6 +190,11 @@ def lookup(ctx: ProbeContext, kind: str, *, reuse: bool) -> tuple[str | None, Ev
         return entry_key, load(ctx, kind, entry_key)
 
     return ctx.remember(("evidence", ctx.candidate, kind), find)
+
+
+def iso_time(epoch: float) -> str:
+    """``epoch`` as ISO 8601 in UTC, to the second."""
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
 def taken_now(outcome: ProbeOutcome) -> Evidence:

@@ -60,33 +60,14 @@ class ProbeItem(pytest.Item):
         self.kept = False
 
     def runtest(self) -> None:
-        probe = BUILTIN_PROBES[self.kind]
         ctx = self.context_factory(self.candidate)
-        reuse = not (ctx.settings.fresh or ctx.settings.fresh_probes)
-        self.evidence_key, self.evidence = evidence.lookup(ctx, self.kind, reuse=reuse)
-        if self.evidence is not None:
-            self.outcome = self.evidence.outcome
-        else:
-            self._run(probe, ctx)
-            assert self.outcome is not None
-            self.evidence = evidence.taken_now(self.outcome)
+        self.evidence_key, self.evidence = take_evidence(self.kind, ctx)
+        self.outcome = self.evidence.outcome
         if self.outcome.skipped:
             pytest.skip(self.outcome.skipped)
-        failing = [f for f in self.outcome.findings if f.severity in FAILING and not f.unchecked]
+        failing = failing_findings(self.outcome)
         if failing:
             raise ProbeFailed("\n".join(f"[{f.severity}] {f.code}: {f.message}" for f in failing))
-
-    def _run(self, probe: Probe, ctx: ProbeContext) -> None:
-        try:
-            self.outcome = probe(ctx)
-        except SpikeError as exc:
-            # A probe that cannot do its work says why, as a finding, not a traceback; it
-            # is pytest-spike's failure, not the candidate's, so the probe holds no evidence.
-            why = f"{self.kind} probe could not run: {exc}"
-            self.outcome = ProbeOutcome(
-                findings=[Finding(f"{self.kind}.error", Severity.INFO, why, blame=Blame.SPIKE)],
-                skipped=why,
-            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ProbeFailed):
@@ -95,6 +76,35 @@ class ProbeItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.nodeid
+
+
+def failing_findings(outcome: ProbeOutcome) -> list[Finding]:
+    """The findings that make a probe fail: the candidate's own, high or critical."""
+    return [f for f in outcome.findings if f.severity in FAILING and not f.unchecked]
+
+
+def run_probe(kind: str, ctx: ProbeContext) -> ProbeOutcome:
+    """Run the built-in probe ``kind``; one that cannot do its work says why, as a finding.
+
+    That is pytest-spike's failure, not the candidate's, so the probe holds no evidence.
+    """
+    try:
+        return BUILTIN_PROBES[kind](ctx)
+    except SpikeError as exc:
+        why = f"{kind} probe could not run: {exc}"
+        return ProbeOutcome(
+            findings=[Finding(f"{kind}.error", Severity.INFO, why, blame=Blame.SPIKE)], skipped=why
+        )
+
+
+def take_evidence(kind: str, ctx: ProbeContext) -> tuple[str | None, evidence.Evidence]:
+    """(the evidence's cache key or None, the evidence): kept evidence that still holds
+    (unless ``--spike-fresh`` / ``--spike-fresh-probes``), else the probe's outcome now."""
+    reuse = not (ctx.settings.fresh or ctx.settings.fresh_probes)
+    entry_key, found = evidence.lookup(ctx, kind, reuse=reuse)
+    if found is None:
+        found = evidence.taken_now(run_probe(kind, ctx))
+    return entry_key, found
 
 
 def make_items(

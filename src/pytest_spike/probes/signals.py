@@ -9,15 +9,19 @@ from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 def probe_signals(ctx: ProbeContext) -> ProbeOutcome:
     info = ctx.inspect()
     installed = info.get("version") if info.get("installed") else None
+    # Not installed (no environment could be built): a pinned candidate is still that version.
+    version = installed or ctx.candidate.pinned
     findings, details = collect_signals(
         ctx.services.index(),
         ctx.candidate.project,
-        installed_version=installed,
+        installed_version=version,
         matrix_pythons=ctx.candidate.python,
         stale_after_days=ctx.settings.stale_after_days,
     )
     details["installed_version"] = installed
+    if version and not installed and isinstance(details.get("version"), dict):
+        details["version"]["source"] = f"the candidate's pin ({ctx.candidate.requirement})"
     unknown = details.get("unchecked")
     # The index could not be asked: no evidence either way, so the item is skipped with why.
     skipped = f"signals not checked: {unknown['value']}" if unknown else None
-    return ProbeOutcome(findings=findings, details=details, version=installed, skipped=skipped)
+    return ProbeOutcome(findings=findings, details=details, version=version, skipped=skipped)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pytest_spike.model import CandidateResult, Scorecard, Scored, UpgradeResult, sorted_scored
 from pytest_spike.report.terminal import (
     evidence_line,
+    finding_head,
     finding_status,
     fmt_points,
     metric_lines,
     probe_summary,
+    release_line,
     row_cells,
     target_line,
     upgrade_verdict,
@@ -107,4 +109,10 @@ def _upgrade(upgrade: UpgradeResult) -> list[str]:
             out.append(f"| | also moved: {_escape(', '.join(target.moved[1:]))} |")
         for finding in target.findings:
             out.append(f"| | {finding.severity.value} `{finding.code}`: {_escape(finding.message)} |")
+        release = release_line(target)
+        if release is not None and target.release is not None:
+            out.append(f"| | {_escape(release)} |")
+            for s in target.release.scored:
+                if s.points > 0 or s.waiver is not None:
+                    out.append(f"| | {_escape(finding_head(s))}: {_escape(s.finding.message)} |")
     return out + ["", f"**{_escape(upgrade_verdict(upgrade))}**", ""]

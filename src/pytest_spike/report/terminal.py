@@ -369,14 +369,49 @@ def target_line(result: UpgradeResult, target: UpgradeTarget) -> str:
     return f"{head}  {target.broken} of {target.compared} tests break"
 
 
+def release_line(target: UpgradeTarget) -> str | None:
+    """``the release on its own: LOW, score 0; probes: import passed, signals passed``: the
+    target version's own evidence (None when no release probe ran)."""
+    release = target.release
+    if release is None:
+        return None
+    now = time.time()
+    probes = ", ".join(
+        f"{p.kind} {p.outcome}" + (f" (cached {cached_age(p.taken, now)})" if p.cached else "")
+        for p in release.probes
+    )
+    return (
+        f"the release on its own: {release.level.value.upper()}, score {fmt_points(release.score)}; "
+        f"probes: {probes}"
+    )
+
+
 def upgrade_verdict(result: UpgradeResult) -> str:
     """The newest target version on which the project's tests pass, named."""
     newest = result.newest_passing
     if newest is not None:
-        return f"{result.package}: the suite passes on {newest} (newest of the versions tried)"
+        text = f"{result.package}: the suite passes on {newest} (newest of the versions tried)"
+        release = next(t.release for t in result.targets if t.version == newest)
+        if release is not None and release.level.rank >= Level.HIGH.rank:
+            text += f"; the release on its own is {release.level.value.upper()}, see above"
+        return text
     if any(t.passes is None for t in result.targets):
         return f"{result.package}: no version tried is known to pass (some could not be checked)"
     return f"{result.package}: the suite passes on none of the versions tried"
+
+
+def _release_lines(target: UpgradeTarget, width: int) -> list[Line]:
+    """The release's own evidence under its target: the line, then what scored or was waived."""
+    head = release_line(target)
+    if head is None or target.release is None:
+        return []
+    lines: list[Line] = [
+        (t, {}) for t in textwrap.wrap(head, width, initial_indent="  ", subsequent_indent="    ")
+    ]
+    pointed, waived, _, _ = _finding_groups(target.release.scored)
+    for s in pointed + waived:
+        lines += [("  " + text, markup) for text, markup in _finding_line(s, width - 2)]
+    return lines
 
 
 def upgrade_lines(results: Sequence[UpgradeResult], width: int) -> list[Line]:
@@ -396,6 +431,7 @@ def upgrade_lines(results: Sequence[UpgradeResult], width: int) -> list[Line]:
                 red = s.finding.severity in (Severity.CRITICAL, Severity.HIGH) and not s.finding.unchecked
                 wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
                 lines += [(line, {"red": True} if red else {}) for line in wrapped]
+            lines += _release_lines(target, width)
         lines += [
             (t, {"bold": True}) for t in textwrap.wrap(upgrade_verdict(result), width, subsequent_indent="  ")
         ]

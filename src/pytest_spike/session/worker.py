@@ -8,7 +8,6 @@ so it survives xdist; ``controller.py`` gathers them.
 
 from __future__ import annotations
 
-import datetime
 import json
 import time
 from collections.abc import Generator
@@ -306,7 +305,7 @@ class SpikeWorker:
         found = getattr(item, "evidence", None)
         cut = item.stash.get(_TIMEBOX, False)
         if found is not None:
-            probe.taken, probe.cached = iso_time(found.taken), found.cached
+            probe.taken, probe.cached = evidence.iso_time(found.taken), found.cached
             if not cut and item.evidence_key is not None and not found.cached and not item.kept:
                 # Kept for the next run when the session ends, unless it was interrupted;
                 # never what a time box cut short.
@@ -358,7 +357,7 @@ class SpikeWorker:
             metrics=dict(recorder.metrics),
             notes=list(recorder.notes),
         )
-        probe.taken = iso_time(time.time())  # the user's own tests always run
+        probe.taken = evidence.iso_time(time.time())  # the user's own tests always run
         if _LONGREPR in item.stash:
             probe.details["longrepr"] = item.stash[_LONGREPR]
         if item.stash.get(_TIMEBOX, False):
@@ -455,11 +454,6 @@ def _failure_finding(
         f"{item.name} {what}: {first}",
         {"nodeid": item.nodeid, "excerpt": "\n".join(error[-5:])[:800]},
     )
-
-
-def iso_time(epoch: float) -> str:
-    """``epoch`` as ISO 8601 in UTC, to the second."""
-    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _candidate(item: pytest.Item) -> Candidate | None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -24,8 +25,8 @@ from packaging.utils import canonicalize_name
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.fit import _change, _pins, check_fit
-from pytest_spike.envs.manager import EnvManager, pip_command, tool_env
-from pytest_spike.model import Blame, Finding, Level, Severity, SpikeError, UpgradeTarget
+from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env
+from pytest_spike.model import Blame, CandidateResult, Finding, Level, Severity, SpikeError, UpgradeTarget
 from pytest_spike.upgrade import findings
 from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, WANT_ENV
 from pytest_spike.upgrade.findings import SuiteRun
@@ -102,6 +103,10 @@ def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded
     return SuiteRun.from_dict(data)
 
 
+#: The release's own evidence of a target version, given the upgraded environment if built.
+ReleaseEvidence = Callable[[str, Optional[EnvResult]], Optional[CandidateResult]]
+
+
 def upgrade_target(
     upgrade: Upgrade,
     version: str,
@@ -109,27 +114,54 @@ def upgrade_target(
     baseline: SuiteRun,
     envs: EnvManager,
     say: Callable[[str], None],
+    release: ReleaseEvidence | None = None,
 ) -> UpgradeTarget:
-    """One target version: resolve, build, run, re-run and diff."""
+    """One target version: resolve, build, run, re-run and diff; then the release's own
+    evidence (``release``), whose level the target's reaches at least."""
     start = time.monotonic()
     target = UpgradeTarget(version, moved=[_change(upgrade.package, upgrade.current, version)])
+    env = _suite(target, upgrade, project, baseline, envs, say)
+    if release is not None:
+        say(f"upgrade: the release's own evidence on {upgrade.package} {version}")
+        target.release = release(version, env)
+        if target.release is not None and target.release.level.rank > target.level.rank:
+            target.level = target.release.level
+    target.duration_s = time.monotonic() - start
+    return target
+
+
+def _suite(
+    target: UpgradeTarget,
+    upgrade: Upgrade,
+    project: Project,
+    baseline: SuiteRun,
+    envs: EnvManager,
+    say: Callable[[str], None],
+) -> EnvResult | None:
+    """Resolve, build, run, re-run and diff into ``target``; the upgraded environment, if built."""
+    version = target.version
     others = without(project.requirements, upgrade.package)
     moved_req = f"{upgrade.package}=={version}"
     say(f"upgrade: resolving {moved_req} with the project's {len(others)} requirements")
     _, details = check_fit(
         envs.python, moved_req, others, project.timeout, constraints=False, backend=envs.backend
     )
-    if not details.get("resolved"):
+    resolved: dict[str, str] = details.get("resolved") or {}
+    if not resolved and details.get("fits") is False:
         excerpt = str(details.get("error") or "no solution")
         clashing = _clashing(excerpt, others, upgrade.package)
         target.findings.append(findings.unresolvable(upgrade.package, version, _reason(excerpt), clashing))
-        return _done(target, Level.BLOCKED, False, start)
-    resolved: dict[str, str] = details["resolved"]
+        _done(target, Level.BLOCKED, False)
+        return None
+    # No solution that names none of the project's requirements (the index could not be
+    # reached, the release does not build): not a clash; the build below says what it is.
     pins = _pins(others)
     target.moved += [
         _change(name, old, resolved[name]) for name, old in pins.items() if resolved.get(name, old) != old
     ]
-    requirements = [moved_req] + [f"{n}=={v}" for n, v in sorted(resolved.items()) if n != upgrade.package]
+    requirements = [moved_req] + (
+        [f"{n}=={v}" for n, v in sorted(resolved.items()) if n != upgrade.package] if resolved else others
+    )
     say(f"upgrade: building the environment for {moved_req}")
     env = envs.ensure(requirements)
     target.env = env.path
@@ -144,14 +176,16 @@ def upgrade_target(
                 blame=blame,
             )
         )
-        return _done(target, Level.HIGH if not env.not_candidate else Level.LOW, None, start)
+        _done(target, Level.HIGH if not env.not_candidate else Level.LOW, None)
+        return env
     if project.install:
         installed = _install_project(env.python, project, envs)
         if installed:
             target.findings.append(
                 _unchecked(f"the project could not be installed in the new environment: {installed}")
             )
-            return _done(target, Level.LOW, None, start)
+            _done(target, Level.LOW, None)
+            return env
     wanted = list(baseline.outcomes)
     try:
         say(f"upgrade: running {len(wanted)} tests on {moved_req}")
@@ -164,11 +198,13 @@ def upgrade_target(
             rerun_after = run_tests(env.python, project, flips)
     except SpikeError as exc:
         target.findings.append(_unchecked(str(exc)))
-        return _done(target, Level.LOW, None, start)
+        _done(target, Level.LOW, None)
+        return env
     result = findings.diff(upgrade.package, version, baseline, after, rerun_before, rerun_after)
     target.findings += result.findings
     target.compared, target.broken = result.compared, len(result.broken)
-    return _done(target, result.level, not result.broken, start)
+    _done(target, result.level, not result.broken)
+    return env
 
 
 def _clashing(text: str, requirements: Sequence[str], package: str) -> str:
@@ -191,10 +227,8 @@ def _reason(text: str) -> str:
     return " ".join(lines[start:]).removeprefix("cause:").strip()
 
 
-def _done(target: UpgradeTarget, level: Level, passes: bool | None, start: float) -> UpgradeTarget:
+def _done(target: UpgradeTarget, level: Level, passes: bool | None) -> None:
     target.level, target.passes = level, passes
-    target.duration_s = time.monotonic() - start
-    return target
 
 
 def _unchecked(message: str) -> Finding:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 import pytest
@@ -93,6 +94,7 @@ class SpikeUpgrade:
         from pytest_spike.services import Services
         from pytest_spike.session.worker import terminal_say
         from pytest_spike.upgrade.plan import Upgrade, project_install, target_versions
+        from pytest_spike.upgrade.release import release_evidence
         from pytest_spike.upgrade.run import Project, upgrade_target
 
         say = terminal_say(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
@@ -122,9 +124,14 @@ class SpikeUpgrade:
                         "duration_s": round(self.baseline.duration_s, 3),
                     },
                 )
+                release = partial(
+                    release_evidence, upgrade.package, settings=self.settings, services=services
+                )
                 for version in versions:
                     result.targets.append(
-                        upgrade_target(upgrade, version, project, self.baseline, services.envs(), say)
+                        upgrade_target(
+                            upgrade, version, project, self.baseline, services.envs(), say, release
+                        )
                     )
                 found.append(result)
         finally:
