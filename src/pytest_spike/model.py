@@ -208,10 +208,7 @@ class Candidate:
     @property
     def pinned(self) -> str | None:
         """The one version the requirement allows (``tomli==2.0.1`` -> ``2.0.1``), else None."""
-        specs = list(_requirement(self.requirement).specifier)
-        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-            return specs[0].version
-        return None
+        return exact_pin(_requirement(self.requirement))
 
     def unmet(self, version: str) -> list[str]:
         """The parts of the requirement and ``versions`` that ``version`` does not meet."""
@@ -278,6 +275,14 @@ def _requirement(text: str) -> Requirement:
     from packaging.requirements import Requirement
 
     return Requirement(text)
+
+
+def exact_pin(req: Requirement) -> str | None:
+    """The one version ``req`` allows (``==2.0.1``, not ``==2.*``), else None."""
+    specs = list(req.specifier)
+    if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+        return specs[0].version
+    return None
 
 
 def parse_requirement(text: str, where: str) -> Requirement:

@@ -35,7 +35,7 @@ from pytest_spike.envs.manager import (
     tool_env,
     uv_index_args,
 )
-from pytest_spike.model import Blame, Finding, Severity, SpikeError
+from pytest_spike.model import Blame, Finding, Severity, SpikeError, exact_pin
 
 #: Not the project's dependencies: the installers and this plugin itself. Their pins
 #: would only make the resolver fight over tooling the candidate never imports.
@@ -106,14 +106,14 @@ def _read_requirement_file(path: Path, out: list[str], seen: set[Path]) -> None:
         out.append(line)
 
 
-def _pins(requirements: Sequence[str]) -> dict[str, str]:
+def exact_pins(requirements: Sequence[str]) -> dict[str, str]:
     """Project requirements that fix one exact version: canonical name -> version."""
     pins: dict[str, str] = {}
     for text in requirements:
         req = Requirement(text)
-        specs = list(req.specifier)
-        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-            pins[canonicalize_name(req.name)] = specs[0].version
+        version = exact_pin(req)
+        if version is not None:
+            pins[canonicalize_name(req.name)] = version
     return pins
 
 
@@ -251,7 +251,7 @@ def check_fit(
     candidate = normalize_requirements([candidate_req], "candidate")[0]
     project = normalize_requirements(project_reqs, "project requirement")
     uv = choose_uv(backend, "fit check backend")
-    pins = _pins(project)
+    pins = exact_pins(project)
     start = time.monotonic()
 
     def attempt(relaxed: Sequence[str]) -> _Resolution:
@@ -312,7 +312,7 @@ def _changed_pins(
     details["changes"] = {n: f"{old} -> {new}" for n, (old, new) in changes.items()}
     if not changes:
         return [], details
-    listed = ", ".join(_change(n, old, new) for n, (old, new) in changes.items())
+    listed = ", ".join(describe_change(n, old, new) for n, (old, new) in changes.items())
     finding = Finding(
         "install.changes",
         Severity.MEDIUM,
@@ -344,7 +344,7 @@ def _conflict(
     return [finding], details
 
 
-def _change(name: str, old: str, new: str) -> str:
+def describe_change(name: str, old: str, new: str) -> str:
     """``numpy 1.26.4 -> 2.1.0 (major upgrade)``: the direction is what a reviewer weighs."""
     try:
         before, after = Version(old), Version(new)

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document
-from pytest_spike.envs.fit import _change, _pins, check_fit
+from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
 from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env
 from pytest_spike.model import Blame, CandidateResult, Finding, Level, Severity, SpikeError, UpgradeTarget
 from pytest_spike.upgrade import findings
@@ -119,7 +119,7 @@ def upgrade_target(
     """One target version: resolve, build, run, re-run and diff; then the release's own
     evidence (``release``), whose level the target's reaches at least."""
     start = time.monotonic()
-    target = UpgradeTarget(version, moved=[_change(upgrade.package, upgrade.current, version)])
+    target = UpgradeTarget(version, moved=[describe_change(upgrade.package, upgrade.current, version)])
     env = _suite(target, upgrade, project, baseline, envs, say)
     if release is not None:
         say(f"upgrade: the release's own evidence on {upgrade.package} {version}")
@@ -155,9 +155,11 @@ def _suite(
         return None
     # No solution that names none of the project's requirements (the index could not be
     # reached, the release does not build): not a clash; the build below says what it is.
-    pins = _pins(others)
+    pins = exact_pins(others)
     target.moved += [
-        _change(name, old, resolved[name]) for name, old in pins.items() if resolved.get(name, old) != old
+        describe_change(name, old, resolved[name])
+        for name, old in pins.items()
+        if resolved.get(name, old) != old
     ]
     requirements = [moved_req] + (
         [f"{n}=={v}" for n, v in sorted(resolved.items()) if n != upgrade.package] if resolved else others
