@@ -1,7 +1,7 @@
 """pytest-spike matrix / merge / cell-failed: plan, record a failed install, merge cells.
 
-``matrix`` exit status: 0, or 2 on an error. ``merge``: 0; 1 when a candidate reaches
-``--fail-on``; 3 when a file was refused or an expected cell has no results (the rest
+``matrix`` exit status: 0, or 2 on an error. ``merge``: 0; 1 when a candidate or an
+upgrade target reaches ``--fail-on``; 3 when a file was refused or an expected cell has no results (the rest
 are still merged); 2 when nothing could be merged.
 """
 
@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core.files import write_atomic
 from pytest_spike.matrix import cells, github, tox
-from pytest_spike.matrix.merge import Merged, load_all, merge
+from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
 from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
@@ -90,7 +90,7 @@ def _merge(args: argparse.Namespace) -> int:
     if refused or missing:
         return 3
     fail_on = merged.scorecard.fail_on
-    return 1 if fail_on and merged.scorecard.reaching(fail_on) else 0
+    return 1 if fail_on and reaching(merged.scorecard, fail_on) else 0
 
 
 #: GitHub Actions shows at most 10 error annotations per step.
