@@ -152,3 +152,26 @@ def test_merge_cli_writes_upgrades_and_fails_on_a_breaking_target(
     assert cli.main(["merge", *files, "--fail-on", "high"]) == 1
     assert cli.main(["merge", files[0], "--fail-on", "high"]) == 0
     assert cli.main(["show", str(out)]) == 0  # the merged file reads back
+
+
+def test_spike_merge_session_takes_the_upgrade_files_beside_the_cells(tmp_path: Path) -> None:
+    """nox's ``spike_merge`` merges the plan's cells and upgrade-only files in the same folder,
+    but not a left-over cell file of an earlier plan."""
+    from pytest_spike.matrix.nox import report
+    from pytest_spike.matrix.plan import Cell, MatrixPlan
+
+    results = tmp_path / "results"
+    results.mkdir()
+    cell_file(results, "3.11", "1.3.7", [])
+    cell_file(results, "3.12", "1.3.6", [])  # not in this plan
+    for target, passes in (("1.26.4", True), ("2.0.2", False)):
+        job = job_file(tmp_path, target, passes)
+        (results / f"upgrade-numpy-{target}.json").write_text(job.read_text())
+    plan = MatrixPlan("/r", ["."], [Cell("3.11", "nose", "nose", "1.3.7")])
+    lines, clean = report(plan, results, tmp_path, Level.HIGH)
+    assert not clean  # 2.0.2 breaks tests: reaches --fail-on high
+    assert "numpy: the suite passes on 1.26.4 (newest of the versions tried)" in lines
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [c["python"] for c in data["matrix"]["grids"][0]["cells"]] == ["3.11"]
+    assert [t["version"] for t in data["upgrades"][0]["targets"]] == ["1.26.4", "2.0.2"]
+    assert report(plan, results, tmp_path, None)[1]  # clean without --fail-on

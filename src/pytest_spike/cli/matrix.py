@@ -19,12 +19,18 @@ from pytest_spike.matrix import cells, github, tox
 from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
 from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.matrix.upgrades import jobs_document, upgrade_jobs
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
 from pytest_spike.report import html
 from pytest_spike.report.terminal import output_width
+from pytest_spike.services import index_client
 
 
 def _matrix(args: argparse.Namespace) -> int:
+    if args.upgrade:
+        return _upgrade_matrix(args)
+    if args.upgrade_versions:
+        raise SpikeError("--upgrade-versions goes with --upgrade REQ")
     plan = plan_matrix(
         args.paths, candidates=args.candidate or (), pythons=args.python or (), versions=args.versions,
         local=not args.github, index_url=args.index_url, offline=args.offline,
@@ -45,6 +51,32 @@ def _matrix(args: argparse.Namespace) -> int:
             where = cell.interpreter or "-"
             extra = f"  skipped: {cell.reason}" if cell.status != "run" else f"  {where}"
             print(f"{cell.id}{extra}")
+    return 0
+
+
+def _upgrade_matrix(args: argparse.Namespace) -> int:
+    """One entry per target version of each ``--upgrade``: no spike cells are planned."""
+    given = [name for name, value in (("PATHS", args.paths), ("--candidate", args.candidate),
+             ("--python", args.python), ("--versions", args.versions), ("--tox", args.tox)) if value]  # fmt: skip
+    if given:
+        raise SpikeError(
+            f"--upgrade lists upgrade targets only; drop {', '.join(given)} (plan the spike cells in a "
+            "second pytest-spike matrix call)"
+        )
+    client = index_client(args.index_url, offline=args.offline)
+    jobs = upgrade_jobs(client, args.upgrade, args.upgrade_versions)
+    if args.github:
+        if len(jobs) > github.MAX_JOBS:
+            raise SpikeError(
+                f"{len(jobs)} upgrade targets are more than GitHub's {github.MAX_JOBS} jobs per matrix; "
+                "narrow --upgrade-versions"
+            )
+        print(json.dumps({"include": [job.to_dict() for job in jobs]}, separators=(",", ":")))
+    elif args.json:
+        print(json.dumps(jobs_document(jobs), indent=2))
+    else:
+        for job in jobs:
+            print(f"{job.id}  {job.package} {job.current} -> {job.target}  pytest {job.to_dict()['args']}")
     return 0
 
 
@@ -172,6 +204,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--index-url", metavar="URL", default=None, help="the simple index URL (default: pip's configuration)"
     )
     matrix.add_argument("--offline", action="store_true", help="answer from the cache only")
+    matrix.add_argument(
+        "--upgrade",
+        metavar="REQ",
+        action="append",
+        help="list this upgrade spike's target versions instead of the spike's cells, one job each "
+        "(repeatable; --json: {schema, jobs}, --github: include entries with id, upgrade, package, "
+        "current, target and args, the pytest options of that one target); the installed version "
+        "is read from this environment, as pytest --spike-upgrade reads it, so install the "
+        "project's requirements first",
+    )
+    matrix.add_argument(
+        "--upgrade-versions",
+        metavar="SPEC",
+        default=None,
+        help="which versions --upgrade lists: a specifier, a list or 'latest:N' "
+        "(default: the newest the requirement accepts)",
+    )
     matrix.set_defaults(func=_matrix)
 
     merge_cmd = subparsers.add_parser(

@@ -1,17 +1,94 @@
-"""Upgrade spikes across CI jobs: many results files' upgrades back into one result.
+"""Upgrade spikes across CI jobs: one job per target version out, one upgrade result back in.
 
-:func:`fold_upgrades` turns the ``upgrades`` of many results files (one CI job per target
-version) into one :class:`UpgradeResult` per package and installed version, its targets
-sorted by version, so the merged report names the newest passing version across jobs.
+Out: :func:`upgrade_jobs` lists the target versions of ``--spike-upgrade`` requirements
+(``pytest-spike matrix --upgrade``, the nox helper ``upgrade_targets``), each with the
+pytest arguments that run that target alone. In: :func:`fold_upgrades` turns the
+``upgrades`` of many results files back into one :class:`UpgradeResult` per package and
+installed version, its targets sorted by version, so the merged report names the newest
+passing version across jobs.
+
+The installed version comes from the running environment, as the upgrade spike itself
+reads it (:meth:`Upgrade.parse`): list the jobs where the project's requirements are
+installed, or pass ``current``.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from packaging.utils import canonicalize_name
+
+from pytest_spike.index.client import IndexClient
 from pytest_spike.index.pages import version_key
-from pytest_spike.model import Scorecard, UpgradeResult, UpgradeTarget
+from pytest_spike.model import Scorecard, UpgradeResult, UpgradeTarget, parse_requirement
+from pytest_spike.upgrade.plan import Upgrade, target_versions
+
+#: The schema of ``pytest-spike matrix --upgrade --json``.
+JOBS_SCHEMA = "pytest-spike-upgrades/1"
+
+
+@dataclass(frozen=True)
+class UpgradeJob:
+    """One target version of one upgrade spike: what a CI job runs."""
+
+    requirement: str
+    package: str
+    current: str
+    target: str
+
+    @property
+    def id(self) -> str:
+        """``upgrade-numpy-2.0.2``: a job, artefact and results file name."""
+        return f"upgrade-{self.package}-{self.target}"
+
+    def pytest_args(self) -> list[str]:
+        """The pytest options that run this target alone (the requirement as given, so every
+        job's upgrade result carries the same one)."""
+        return ["--spike-upgrade", self.requirement, "--spike-upgrade-versions", self.target]
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "id": self.id,
+            "upgrade": self.requirement,
+            "package": self.package,
+            "current": self.current,
+            "target": self.target,
+            "args": shlex.join(self.pytest_args()),
+        }
+
+
+def upgrade_jobs(
+    client: IndexClient,
+    requirements: Sequence[str],
+    versions: str | Sequence[str] | None = None,
+    *,
+    current: str | None = None,
+    where: str = "--upgrade",
+) -> list[UpgradeJob]:
+    """One job per target version of each requirement, oldest target first.
+
+    ``versions`` is the ``versions=`` syntax (default: the newest release the requirement
+    accepts); ``current`` replaces the installed version (for a noxfile, whose interpreter
+    need not have the project's requirements).
+    """
+    jobs = []
+    for text in requirements:
+        if current is None:
+            upgrade = Upgrade.parse(text, where)
+        else:
+            upgrade = Upgrade(text, canonicalize_name(parse_requirement(text, where).name), current)
+        for target in target_versions(client, upgrade, versions):
+            jobs.append(UpgradeJob(text, upgrade.package, upgrade.current, target))
+    return jobs
+
+
+def jobs_document(jobs: Sequence[UpgradeJob]) -> dict[str, Any]:
+    """``pytest-spike matrix --upgrade --json``: the jobs under a schema."""
+    return {"schema": JOBS_SCHEMA, "jobs": [job.to_dict() for job in jobs]}
 
 
 def fold_upgrades(sources: Sequence[tuple[Path, Scorecard]]) -> tuple[list[UpgradeResult], list[str]]:
