@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -47,13 +46,13 @@ def test_matrix_lists_one_job_per_target_and_merge_names_the_newest_passing(
             "package": "oldlib",
             "current": "1.0",
             "target": v,
-            "args": f"--spike-upgrade oldlib --spike-upgrade-versions {v}",
+            "pytest_args": ["--spike-upgrade", "oldlib", "--spike-upgrade-versions", v],
         }
         for v in ("1.5", "2.0")
     ]
     for job in include:  # one CI job each: its own pytest process, its own results file
         ran = hermetic.runpytest_subprocess(
-            *shlex.split(job["args"]),
+            *job["pytest_args"],
             f"--spike-cache-dir={cache_dir}",
             f"--spike-json=results/{job['id']}/up.json",
             "test_app.py",
@@ -89,13 +88,13 @@ def test_matrix_upgrade_json_and_bad_input(hermetic: pytest.Pytester) -> None:
     assert listed.ret == 0, listed.stderr.str()
     data = json.loads(listed.stdout.str())
     assert data["schema"] == "pytest-spike-upgrades/1"
-    assert [(j["id"], j["args"]) for j in data["jobs"]] == [
-        ("upgrade-oldlib-1.5", "--spike-upgrade 'oldlib<2' --spike-upgrade-versions 1.5")
+    assert [(j["id"], j["pytest_args"]) for j in data["jobs"]] == [
+        ("upgrade-oldlib-1.5", ["--spike-upgrade", "oldlib<2", "--spike-upgrade-versions", "1.5"])
     ]
     plain = spike_cli(hermetic, "matrix", "--upgrade", "oldlib", "--upgrade-versions", "latest:2")
     assert plain.stdout.lines == [
-        "upgrade-oldlib-1.5  oldlib 1.0 -> 1.5  pytest --spike-upgrade oldlib --spike-upgrade-versions 1.5",
-        "upgrade-oldlib-2.0  oldlib 1.0 -> 2.0  pytest --spike-upgrade oldlib --spike-upgrade-versions 2.0",
+        "upgrade-oldlib-1.5  oldlib 1.0 -> 1.5",
+        "upgrade-oldlib-2.0  oldlib 1.0 -> 2.0",
     ]
     for argv, message in [
         (

@@ -76,7 +76,7 @@ def _upgrade_matrix(args: argparse.Namespace) -> int:
         print(json.dumps(jobs_document(jobs), indent=2))
     else:
         for job in jobs:
-            print(f"{job.id}  {job.package} {job.current} -> {job.target}  pytest {job.to_dict()['args']}")
+            print(f"{job.id}  {job.package} {job.current} -> {job.target}")
     return 0
 
 
@@ -209,8 +209,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         metavar="REQ",
         action="append",
         help="list this upgrade spike's target versions instead of the spike's cells, one job each "
-        "(repeatable; --json: {schema, jobs}, --github: include entries with id, upgrade, package, "
-        "current, target and args, the pytest options of that one target); the installed version "
+        "(repeatable; --github: include entries with id, upgrade, package, current, target and "
+        "pytest_args, the pytest arguments of that one target; --json: the same under {schema, "
+        "jobs}); the installed version "
         "is read from this environment, as pytest --spike-upgrade reads it, so install the "
         "project's requirements first",
     )

@@ -14,7 +14,6 @@ installed, or pass ``current``.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,14 +49,15 @@ class UpgradeJob:
         job's upgrade result carries the same one)."""
         return ["--spike-upgrade", self.requirement, "--spike-upgrade-versions", self.target]
 
-    def to_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, Any]:
+        # pytest's arguments as a list, never a shell line: a requirement may hold quotes
         return {
             "id": self.id,
             "upgrade": self.requirement,
             "package": self.package,
             "current": self.current,
             "target": self.target,
-            "args": shlex.join(self.pytest_args()),
+            "pytest_args": self.pytest_args(),
         }
 
 
