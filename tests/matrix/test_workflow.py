@@ -1,4 +1,4 @@
-"""The GitHub Actions example: a real linter passes it, and its commands parse."""
+"""The GitHub Actions examples: a real linter passes them, and their commands parse."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import pytest
 
 from pytest_spike import cli
 
-WORKFLOW = Path(__file__).resolve().parents[2] / "examples" / "github-actions" / "spike.yml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "github-actions"
+WORKFLOW = EXAMPLES / "spike.yml"
+#: the fan-out of an upgrade spike, one job per target version
+UPGRADE_WORKFLOW = EXAMPLES / "upgrade.yml"
 
 
 def tool(name: str) -> str | None:
@@ -22,29 +25,36 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.exists() else shutil.which(name)
 
 
-def lint(name: str, *args: str) -> None:
-    """Run linter ``name`` on the workflow; the test extra installs it, so its absence fails."""
+def lint(name: str, *args: str, workflow: Path = WORKFLOW) -> None:
+    """Run linter ``name`` on a workflow; the test extra installs it, so its absence fails."""
     found = tool(name)
     if found is None:
         pytest.fail(f"{name} is not installed: install the test extra")
-    done = subprocess.run([found, *args, str(WORKFLOW)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([found, *args, str(workflow)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_actionlint_accepts_the_workflow() -> None:
+@pytest.mark.parametrize("workflow", [WORKFLOW, UPGRADE_WORKFLOW], ids=lambda p: p.name)
+def test_actionlint_accepts_the_workflow(workflow: Path) -> None:
     # shellcheck is optional for actionlint; without it the run: scripts are not checked.
-    lint("actionlint", "-shellcheck=", "-no-color")
+    lint("actionlint", "-shellcheck=", "-no-color", workflow=workflow)
 
 
-def test_workflow_matches_the_github_workflow_schema() -> None:
-    lint("check-jsonschema", "--builtin-schema", "vendor.github-workflows")
+@pytest.mark.parametrize("workflow", [WORKFLOW, UPGRADE_WORKFLOW], ids=lambda p: p.name)
+def test_workflow_matches_the_github_workflow_schema(workflow: Path) -> None:
+    lint("check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow=workflow)
 
 
-def test_every_pytest_spike_command_in_the_workflow_parses() -> None:
+@pytest.mark.parametrize(
+    ("workflow", "expected"),
+    [(WORKFLOW, ["cell-failed", "matrix", "matrix", "merge"]), (UPGRADE_WORKFLOW, ["matrix", "merge"])],
+    ids=["spike.yml", "upgrade.yml"],
+)
+def test_every_pytest_spike_command_in_the_workflow_parses(workflow: Path, expected: list[str]) -> None:
     parser = cli.build_parser()
-    text = WORKFLOW.read_text()
+    text = workflow.read_text()
     commands = re.findall(r"pytest-spike ((?:matrix|merge|cell-failed)\b[^)\n]*)", text)
-    assert sorted(c.split()[0] for c in commands) == ["cell-failed", "matrix", "matrix", "merge"]
+    assert sorted(c.split()[0] for c in commands) == expected
     for command in commands:
         argv = [a.replace("$SPIKE_PATHS", "tests/spikes") for a in shlex.split(command)]
         argv = argv[: argv.index(">")] if ">" in argv else argv  # drop a shell redirection

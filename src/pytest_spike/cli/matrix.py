@@ -1,7 +1,7 @@
 """pytest-spike matrix / merge / cell-failed: plan, record a failed install, merge cells.
 
-``matrix`` exit status: 0, or 2 on an error. ``merge``: 0; 1 when a candidate reaches
-``--fail-on``; 3 when a file was refused or an expected cell has no results (the rest
+``matrix`` exit status: 0, or 2 on an error. ``merge``: 0; 1 when a candidate or an
+upgrade target reaches ``--fail-on``; 3 when a file was refused or an expected cell has no results (the rest
 are still merged); 2 when nothing could be merged.
 """
 
@@ -16,15 +16,21 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core.files import write_atomic
 from pytest_spike.matrix import cells, github, tox
-from pytest_spike.matrix.merge import Merged, load_all, merge
+from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
 from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
+from pytest_spike.matrix.upgrades import jobs_document, upgrade_jobs
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
 from pytest_spike.report import html
 from pytest_spike.report.terminal import output_width
+from pytest_spike.services import index_client
 
 
 def _matrix(args: argparse.Namespace) -> int:
+    if args.upgrade:
+        return _upgrade_matrix(args)
+    if args.upgrade_versions:
+        raise SpikeError("--upgrade-versions goes with --upgrade REQ")
     plan = plan_matrix(
         args.paths, candidates=args.candidate or (), pythons=args.python or (), versions=args.versions,
         local=not args.github, index_url=args.index_url, offline=args.offline,
@@ -45,6 +51,32 @@ def _matrix(args: argparse.Namespace) -> int:
             where = cell.interpreter or "-"
             extra = f"  skipped: {cell.reason}" if cell.status != "run" else f"  {where}"
             print(f"{cell.id}{extra}")
+    return 0
+
+
+def _upgrade_matrix(args: argparse.Namespace) -> int:
+    """One entry per target version of each ``--upgrade``: no spike cells are planned."""
+    given = [name for name, value in (("PATHS", args.paths), ("--candidate", args.candidate),
+             ("--python", args.python), ("--versions", args.versions), ("--tox", args.tox)) if value]  # fmt: skip
+    if given:
+        raise SpikeError(
+            f"--upgrade lists upgrade targets only; drop {', '.join(given)} (plan the spike cells in a "
+            "second pytest-spike matrix call)"
+        )
+    client = index_client(args.index_url, offline=args.offline)
+    jobs = upgrade_jobs(client, args.upgrade, args.upgrade_versions)
+    if args.github:
+        if len(jobs) > github.MAX_JOBS:
+            raise SpikeError(
+                f"{len(jobs)} upgrade targets are more than GitHub's {github.MAX_JOBS} jobs per matrix; "
+                "narrow --upgrade-versions"
+            )
+        print(json.dumps({"include": [job.to_dict() for job in jobs]}, separators=(",", ":")))
+    elif args.json:
+        print(json.dumps(jobs_document(jobs), indent=2))
+    else:
+        for job in jobs:
+            print(f"{job.id}  {job.package} {job.current} -> {job.target}")
     return 0
 
 
@@ -90,7 +122,7 @@ def _merge(args: argparse.Namespace) -> int:
     if refused or missing:
         return 3
     fail_on = merged.scorecard.fail_on
-    return 1 if fail_on and merged.scorecard.reaching(fail_on) else 0
+    return 1 if fail_on and reaching(merged.scorecard, fail_on) else 0
 
 
 #: GitHub Actions shows at most 10 error annotations per step.
@@ -172,6 +204,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--index-url", metavar="URL", default=None, help="the simple index URL (default: pip's configuration)"
     )
     matrix.add_argument("--offline", action="store_true", help="answer from the cache only")
+    matrix.add_argument(
+        "--upgrade",
+        metavar="REQ",
+        action="append",
+        help="list this upgrade spike's target versions instead of the spike's cells, one job each "
+        "(repeatable; --github: include entries with id, upgrade, package, current, target and "
+        "pytest_args, the pytest arguments of that one target; --json: the same under {schema, "
+        "jobs}); the installed version "
+        "is read from this environment, as pytest --spike-upgrade reads it, so install the "
+        "project's requirements first",
+    )
+    matrix.add_argument(
+        "--upgrade-versions",
+        metavar="SPEC",
+        default=None,
+        help="which versions --upgrade lists: a specifier, a list or 'latest:N' "
+        "(default: the newest the requirement accepts)",
+    )
     matrix.set_defaults(func=_matrix)
 
     merge_cmd = subparsers.add_parser(

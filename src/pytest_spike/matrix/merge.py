@@ -6,6 +6,11 @@ when it holds on exactly some Pythons ("fails on 3.12 and 3.13: ..."),
 ``matrix.version_gap`` when on exactly some versions, ``matrix.partial`` otherwise.
 Skipped cells are shown in the grid and listed in an info finding, never scored as a
 pass; expected cells without a results file are ``missing`` and cost points.
+
+Upgrade spikes ride along: the ``upgrades`` of every file fold into one result per
+package and installed version (:func:`pytest_spike.matrix.upgrades.fold_upgrades`), so
+one CI job per target version merges into one verdict. A file with upgrades and no
+candidates (``pytest --spike-upgrade ... --spike-json``) fills no grid cell.
 """
 
 from __future__ import annotations
@@ -19,15 +24,18 @@ from typing import Any
 from pytest_spike.index.pages import version_key
 from pytest_spike.matrix.interpreters import sort_pythons
 from pytest_spike.matrix.plan import Cell
+from pytest_spike.matrix.upgrades import fold_upgrades
 from pytest_spike.model import (
     Candidate,
     CandidateResult,
     Finding,
+    Level,
     ProbeResult,
     Scorecard,
     Scored,
     Severity,
     SpikeError,
+    UpgradeResult,
 )
 from pytest_spike.report import results
 from pytest_spike.scoring import Weights, level_for
@@ -148,11 +156,36 @@ def merge(
 
     Three steps: fold the files into placed cells (a later file with the same cell id replaces
     the earlier one whole), fill in the expected cells no file covers, summarise per candidate.
+    Upgrade-only files skip the cells; every kept file's upgrades are folded.
     """
-    kept, notes = _latest_per_cell(scorecards)
+    kept, notes = _latest_per_cell([(path, card) for path, card in scorecards if not upgrade_only(card)])
     placed = [p for cid, path, card in kept for p in _fold(cid, path, card)]
     placed = _fill_expected(placed, expected)
-    return _summarise(placed, [card for _, _, card in kept], refused, notes, weights or Weights())
+    kept_cards = [card for _, _, card in kept]
+    # the files' own order, so a later job's target replaces an earlier one's
+    sources = [
+        (path, card) for path, card in scorecards if upgrade_only(card) or any(card is k for k in kept_cards)
+    ]
+    upgrades, upgrade_notes = fold_upgrades(sources)
+    cards = [card for _, card in sources]
+    return _summarise(placed, cards, upgrades, refused, notes + upgrade_notes, weights or Weights())
+
+
+def upgrade_only(card: Scorecard) -> bool:
+    """A file of ``pytest --spike-upgrade ... --spike-json`` without ``--spike``: no cell."""
+    return bool(card.upgrades) and not card.candidates and card.cell.get("status") is None
+
+
+def reaching(scorecard: Scorecard, level: Level) -> list[str]:
+    """What reaches ``level``: candidates by name, upgrade targets as ``numpy 1.26.4 -> 2.0.2``."""
+    names = [c.name for c in scorecard.reaching(level)]
+    for upgrade in scorecard.upgrades:
+        names += [
+            f"{upgrade.package} {upgrade.current or '?'} -> {t.version}"
+            for t in upgrade.targets
+            if t.level.rank >= level.rank
+        ]
+    return names
 
 
 def _latest_per_cell(
@@ -172,7 +205,7 @@ def _latest_per_cell(
 def _fold(cid: str, path: Path, card: Scorecard) -> list[_Placed]:
     """The grid cells one file fills: each candidate it ran, or the one it skipped."""
     cell = card.cell
-    python = _short(str(cell.get("python_short") or cell.get("python") or "?"))
+    python = _cell_python(card)
     if cell.get("status") == "skipped" or not card.candidates:
         reason = str(cell.get("reason") or "no candidate in the file")
         name, version = str(cell.get("candidate") or "?"), str(cell.get("version") or "?")
@@ -210,7 +243,12 @@ def _fill_expected(placed: list[_Placed], expected: Sequence[Cell]) -> list[_Pla
 
 
 def _summarise(
-    placed: list[_Placed], cards: list[Scorecard], refused: Sequence[str], notes: list[str], weights: Weights
+    placed: list[_Placed],
+    cards: list[Scorecard],
+    upgrades: list[UpgradeResult],
+    refused: Sequence[str],
+    notes: list[str],
+    weights: Weights,
 ) -> Merged:
     """Per candidate a grid and a merged result; one scorecard for the whole matrix."""
     by_candidate: dict[str, list[_Placed]] = {}
@@ -225,7 +263,9 @@ def _summarise(
         runs = [p.run for p in mine if p.run is not None]
         skipped = [p.cell for p in mine if p.run is None and p.cell.state == "skipped"]
         candidates.append(_merge_candidate(requirement, grid, runs, skipped, weights))
-    return Merged(_matrix_card(cards, grids, candidates), grids, list(refused), notes)
+    card = _matrix_card(cards, grids, candidates)
+    card.upgrades = upgrades
+    return Merged(card, grids, list(refused), notes)
 
 
 def _grid(name: str, placed: list[_Placed]) -> Grid:
@@ -237,7 +277,9 @@ def _grid(name: str, placed: list[_Placed]) -> Grid:
 
 
 def _matrix_card(cards: list[Scorecard], grids: list[Grid], candidates: list[CandidateResult]) -> Scorecard:
-    pythons = sort_pythons([p for g in grids for p in g.pythons])
+    pythons = sort_pythons(
+        [p for g in grids for p in g.pythons] + [_cell_python(c) for c in cards if upgrade_only(c)]
+    )
     return Scorecard(
         cell={
             "id": "matrix",
@@ -358,6 +400,11 @@ def _gap_finding(code: str, hits: list[tuple[_Run, Scored]], runs: list[_Run]) -
         "versions": ", ".join(versions),
     }
     return Finding(new_code, newest.severity, f"{verb} on {place}: {message}", evidence)
+
+
+def _cell_python(card: Scorecard) -> str:
+    """The file's Python as X.Y."""
+    return _short(str(card.cell.get("python_short") or card.cell.get("python") or "?"))
 
 
 def _joined(values: Iterable[Any]) -> str:

@@ -15,6 +15,26 @@ session per cell, ``spike_cell(py3.11-tomli-2.2.1)`` (``nox -l --json`` lists th
 ``nox -s "spike_cell(py3.11-tomli-2.2.1)"`` runs one), and ``spike_merge``, which merges
 the results files the cell sessions left.
 
+Upgrade spikes fan out the same way from a session of the project's own (it installs the
+project, whose tests the upgrade spike runs)::
+
+    from pytest_spike.matrix.nox import merge_results, upgrade_targets
+
+    @nox.session
+    @nox.parametrize("target", upgrade_targets("numpy", versions="latest:3", current="1.26.4"))
+    def upgrade(session, target):
+        session.install("-e", ".", "pytest-spike")
+        session.run("pytest", "--spike-upgrade", "numpy", "--spike-upgrade-versions", target,
+                    "--spike-json", f".spike/results/upgrade-numpy-{target}.json",
+                    success_codes=[0, 1])  # 1: some tests failed, a result
+
+    @nox.session(python=False)
+    def upgrade_merge(session):
+        merge_results(session)
+
+:func:`merge_results` (or ``spike_merge``, which picks up upgrade-only files in the
+results folder too) folds those files' upgrades into one verdict per package.
+
 The plan is cached (:func:`pytest_spike.matrix.plan.cached_plan`): ``nox -l`` and a second
 ``nox -s spike`` do not collect or ask the index again while the test files, the index
 settings and PATH are unchanged and the index answers are fresh.
@@ -41,13 +61,15 @@ from pytest_spike._core import runner
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs.manager import find_uv, tool_env, uv_index_args
 from pytest_spike.matrix import cells
-from pytest_spike.matrix.merge import load_all, merge
+from pytest_spike.matrix.merge import load_all, merge, reaching, upgrade_only
 from pytest_spike.matrix.plan import Cell, MatrixPlan, cached_plan, load_matrix_plan
 from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.matrix.runner import MatrixRunner, Progress
-from pytest_spike.model import Level, SpikeError
+from pytest_spike.matrix.upgrades import upgrade_jobs
+from pytest_spike.model import Level, Scorecard, SpikeError
 from pytest_spike.report import results
 from pytest_spike.report.terminal import output_width
+from pytest_spike.services import index_client
 
 #: Set by the nox process that planned, so its --parallel workers reuse the plan.
 PLAN_ENV = "PYTEST_SPIKE_NOX_PLAN"
@@ -116,13 +138,64 @@ def run_cell(
     return out
 
 
+def upgrade_targets(
+    requirement: str,
+    versions: str | Sequence[str] | None = None,
+    *,
+    current: str | None = None,
+    index_url: str | None = None,
+) -> list[str]:
+    """The target versions of an upgrade spike, oldest first, to parametrize a session with.
+
+    ``versions`` is the ``versions=`` syntax (default: the newest release ``requirement``
+    accepts). The installed version, which is never a target, is read from the interpreter
+    running the noxfile, as ``pytest --spike-upgrade`` reads it; where that interpreter lacks
+    the package, pass ``current`` (the version your sessions install).
+    """
+    client = index_client(index_url)
+    jobs = upgrade_jobs(client, [requirement], versions, current=current, where="upgrade_targets")
+    return [job.target for job in jobs]
+
+
 def report(
     plan: MatrixPlan, results_dir: Path, out_dir: Path, fail_on: Level | None = None
 ) -> tuple[list[str], bool]:
-    """Merge the plan's cell files; (terminal lines, whether the matrix is clean)."""
+    """Merge the plan's cell files and the upgrade-only files beside them; (terminal lines,
+    whether the matrix is clean)."""
     files = [results_dir / f"{c.id}.json" for c in plan.cells]
     loaded, refused = load_all(f for f in files if f.exists())
-    merged = merge(loaded, expected=plan.cells, refused=refused)
+    others, others_refused = load_all(sorted(set(results_dir.glob("*.json")) - set(files)))
+    # other files with candidates are left-overs of an earlier plan: not this matrix's cells
+    loaded += [(path, card) for path, card in others if upgrade_only(card)]
+    return _report(loaded, refused + others_refused, plan.cells, out_dir, fail_on)
+
+
+def merge_results(
+    session: Any, results_dir: str | Path = ".spike/results", *, fail_on: str | None = None
+) -> None:
+    """Merge every results file in ``results_dir`` (cells and upgrade spikes) in a nox session.
+
+    Writes ``report.json`` and ``report.md`` beside the folder and fails the session when a
+    file was refused, a cell broke, or a candidate or upgrade target reaches ``fail_on``.
+    """
+    folder = Path(results_dir)
+    loaded, refused = load_all(sorted(folder.glob("*.json")))
+    if not loaded and not refused:
+        session.error(f"no results files in {folder}")
+    lines, clean = _report(loaded, refused, (), folder.parent, Level(fail_on) if fail_on else None)
+    print("\n".join(lines))
+    if not clean:
+        session.error("refused files, broken cells, or a result at the fail_on level (see above)")
+
+
+def _report(
+    loaded: list[tuple[Path, Scorecard]],
+    refused: list[str],
+    expected: Sequence[Cell],
+    out_dir: Path,
+    fail_on: Level | None,
+) -> tuple[list[str], bool]:
+    merged = merge(loaded, expected=expected, refused=refused)
     if fail_on is not None:
         merged.scorecard.fail_on = fail_on
     write_atomic(out_dir / "report.json", json.dumps(merged.to_dict(), indent=2) + "\n")
@@ -130,7 +203,7 @@ def report(
     lines = [text for text, _ in terminal_lines(merged, output_width())]
     lines.append(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
     broken = any(c.state in ("missing", "error") for g in merged.grids for c in g.cells.values())
-    reached = bool(fail_on and merged.scorecard.reaching(fail_on))
+    reached = bool(fail_on and reaching(merged.scorecard, fail_on))
     return lines, not (refused or broken or reached)
 
 
