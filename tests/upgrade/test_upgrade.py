@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,6 +140,15 @@ def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
     markdown = (project.path / "up.md").read_text()
     assert "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break" in markdown
     assert "the suite passes on 1.5" in markdown
+    # pytest-spike show reprints the upgrade section of an upgrade-only results file
+    shown = subprocess.run(
+        [sys.executable, "-m", "pytest_spike", "show", str(project.path / "up.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break" in shown and "no candidates" not in shown
+    assert "oldlib: the suite passes on 1.5 (newest of the versions tried)" in shown
 
 
 def test_import_error_at_collection_breaks_the_tests_of_that_file(

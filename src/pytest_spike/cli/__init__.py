@@ -14,7 +14,7 @@ from pytest_spike.cli import run as cli_run
 from pytest_spike.cli import versions as cli_versions
 from pytest_spike.model import Scorecard, SpikeError
 from pytest_spike.report import html, markdown, results
-from pytest_spike.report.terminal import output_width, scorecard_lines
+from pytest_spike.report.terminal import card_lines, output_width
 
 if TYPE_CHECKING:
     from pytest_spike.matrix.merge import Grid
@@ -30,7 +30,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.md:
         sys.stdout.write(markdown.render(scorecard))
         return 0
-    for text, _markup in scorecard_lines(scorecard, output_width()):
+    for text, _markup in card_lines(scorecard, output_width()):
         print(text)
     return 0
 

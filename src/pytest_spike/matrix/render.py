@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pytest_spike.matrix.merge import Grid, Merged
 from pytest_spike.model import Level
 from pytest_spike.report import markdown
-from pytest_spike.report.terminal import LEVEL_MARKUP, Line, scorecard_lines, upgrade_lines
+from pytest_spike.report.terminal import LEVEL_MARKUP, Line, card_lines
 
 #: How a grid cell that did not produce a level is printed.
 STATE_TEXT = {
@@ -77,13 +77,7 @@ def grid_lines(merged: Merged, width: int) -> list[Line]:
 
 def terminal_lines(merged: Merged, width: int) -> list[Line]:
     """Grids, then the merged scorecard, the upgrade spikes, then what was refused."""
-    lines = grid_lines(merged, width)
-    card = merged.scorecard
-    if card.candidates or not card.upgrades:
-        lines += scorecard_lines(card, width)
-    if card.upgrades:
-        lines.append(("spike upgrade", {"bold": True}))
-        lines += upgrade_lines(card.upgrades, width)
+    lines = grid_lines(merged, width) + card_lines(merged.scorecard, width)
     for note in merged.notes:
         lines.append((f"note: {note}", {"yellow": True}))
     for refusal in merged.refused:

@@ -436,3 +436,13 @@ def upgrade_lines(results: Sequence[UpgradeResult], width: int) -> list[Line]:
             (t, {"bold": True}) for t in textwrap.wrap(upgrade_verdict(result), width, subsequent_indent="  ")
         ]
     return lines
+
+
+def card_lines(scorecard: Scorecard, width: int) -> list[Line]:
+    """A results file's scorecard (unless it holds only upgrade spikes), then its upgrade spikes:
+    what ``pytest-spike show`` and ``merge`` print."""
+    lines = scorecard_lines(scorecard, width) if scorecard.candidates or not scorecard.upgrades else []
+    if scorecard.upgrades:
+        lines.append(("spike upgrade", {"bold": True}))
+        lines += upgrade_lines(scorecard.upgrades, width)
+    return lines
