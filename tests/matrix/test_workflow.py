@@ -47,7 +47,10 @@ def test_workflow_matches_the_github_workflow_schema(workflow: Path) -> None:
 
 @pytest.mark.parametrize(
     ("workflow", "expected"),
-    [(WORKFLOW, ["cell-failed", "matrix", "matrix", "merge"]), (UPGRADE_WORKFLOW, ["matrix", "merge"])],
+    [
+        (WORKFLOW, ["cell-failed", "matrix", "matrix", "merge"]),
+        (UPGRADE_WORKFLOW, ["matrix", "matrix", "merge"]),
+    ],
     ids=["spike.yml", "upgrade.yml"],
 )
 def test_every_pytest_spike_command_in_the_workflow_parses(workflow: Path, expected: list[str]) -> None:

@@ -81,6 +81,23 @@ def test_matrix_lists_one_job_per_target_and_merge_names_the_newest_passing(
     failing = spike_cli(hermetic, "merge", "results/upgrade-oldlib-2.0", "results/upgrade-oldlib-1.5",
                         "--fail-on", "high")  # fmt: skip
     assert failing.ret == 1
+    # with the jobs list as the plan, a job that left no file is missing, never passed
+    planned = spike_cli(hermetic, "matrix", "--upgrade", "oldlib", "--upgrade-versions", "1.5, 2.0", "--json")
+    (hermetic.path / "jobs.json").write_text(planned.stdout.str())
+    short = spike_cli(
+        hermetic, "merge", "results/upgrade-oldlib-2.0", "--plan", "jobs.json", "--json", "short.json"
+    )
+    assert short.ret == 3, short.stdout.str() + short.stderr.str()
+    short.stdout.fnmatch_lines(
+        [
+            "oldlib 1.0 -> 1.5  UNKNOWN  no results file holds upgrade-oldlib-1.5 (planned by matrix --upgrade)*",
+            "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break",
+            "*",
+            "oldlib: no version tried is known to pass (some could not be checked)",
+        ]
+    )
+    (missing, _) = json.loads((hermetic.path / "short.json").read_text())["upgrades"][0]["targets"]
+    assert missing["passes"] is None and missing["findings"][0]["code"] == "upgrade.missing"
 
 
 def test_matrix_upgrade_json_and_bad_input(hermetic: pytest.Pytester) -> None:

@@ -10,16 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from pytest_spike._core.files import write_atomic
+from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.matrix import cells, github, tox
 from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
 from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
-from pytest_spike.matrix.upgrades import jobs_document, upgrade_jobs
+from pytest_spike.matrix.upgrades import (
+    JOBS_SCHEMA,
+    UpgradeJob,
+    jobs_document,
+    jobs_from_document,
+    upgrade_jobs,
+)
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
 from pytest_spike.report import html
 from pytest_spike.report.terminal import output_width
@@ -88,16 +95,31 @@ def _result_files(items: list[str]) -> list[Path]:
     return files
 
 
+def _plans(paths: Sequence[str]) -> tuple[list[Cell], list[UpgradeJob]]:
+    """The expected cells (``matrix --json``) and upgrade targets (``matrix --upgrade --json``)
+    of the ``--plan`` files, told apart by their schema."""
+    expected: list[Cell] = []
+    jobs: list[UpgradeJob] = []
+    for text in paths:
+        path = Path(text)
+        document = load_json_document(path, "plan", json_object)
+        if document.get("schema") == JOBS_SCHEMA:
+            jobs += load_json_document(path, "upgrade jobs list", jobs_from_document)
+        else:
+            expected += load_matrix_plan(path).cells
+    return expected, jobs
+
+
 def _merge(args: argparse.Namespace) -> int:
     if args.html:
         html.require_jinja2()  # before any work: the one-line hint, not a half-done merge
-    expected = load_matrix_plan(Path(args.plan)).cells if args.plan else []
+    expected, jobs = _plans(args.plan or [])
     loaded, refused = load_all(_result_files(args.results))
     for line in refused:
         print(f"pytest-spike merge: refused {line}", file=sys.stderr)
-    if not loaded and not expected:
+    if not loaded and not expected and not jobs:
         raise SpikeError("no results file could be merged")
-    merged = merge(loaded, expected=expected, refused=refused)
+    merged = merge(loaded, expected=expected, refused=refused, expected_upgrades=jobs)
     if args.fail_on:
         merged.scorecard.fail_on = Level(args.fail_on)
     if args.json:
@@ -118,7 +140,9 @@ def _merge(args: argparse.Namespace) -> int:
     if args.annotate:
         for line in github_annotations(merged):
             print(line)
-    missing = any(c.state == "missing" for g in merged.grids for c in g.cells.values())
+    missing = any(c.state == "missing" for g in merged.grids for c in g.cells.values()) or any(
+        f.code == "upgrade.missing" for u in merged.scorecard.upgrades for t in u.targets for f in t.findings
+    )
     if refused or missing:
         return 3
     fail_on = merged.scorecard.fail_on
@@ -239,7 +263,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "candidate (needs pytest-spike[html])",
     )
     merge_cmd.add_argument(
-        "--plan", metavar="PLAN", help="the plan (matrix --json): its cells without results show as missing"
+        "--plan",
+        metavar="PLAN",
+        action="append",
+        help="the plan (matrix --json, or matrix --upgrade --json): its cells or upgrade targets "
+        "without results show as missing, and merge exits 3 (repeatable)",
     )
     merge_cmd.add_argument(
         "--fail-on",

@@ -24,7 +24,7 @@ from typing import Any
 from pytest_spike.index.pages import version_key
 from pytest_spike.matrix.interpreters import sort_pythons
 from pytest_spike.matrix.plan import Cell
-from pytest_spike.matrix.upgrades import fold_upgrades
+from pytest_spike.matrix.upgrades import UpgradeJob, fill_expected, fold_upgrades
 from pytest_spike.model import (
     Candidate,
     CandidateResult,
@@ -151,8 +151,10 @@ def merge(
     expected: Sequence[Cell] = (),
     refused: Sequence[str] = (),
     weights: Weights | None = None,
+    expected_upgrades: Sequence[UpgradeJob] = (),
 ) -> Merged:
-    """Merge cell scorecards; ``expected`` cells with no file show as ``missing``.
+    """Merge cell scorecards; ``expected`` cells with no file show as ``missing``, and so do
+    the ``expected_upgrades`` targets (``upgrade.missing``).
 
     Three steps: fold the files into placed cells (a later file with the same cell id replaces
     the earlier one whole), fill in the expected cells no file covers, summarise per candidate.
@@ -167,6 +169,7 @@ def merge(
         (path, card) for path, card in scorecards if upgrade_only(card) or any(card is k for k in kept_cards)
     ]
     upgrades, upgrade_notes = fold_upgrades(sources)
+    upgrades = fill_expected(upgrades, expected_upgrades)
     cards = [card for _, card in sources]
     return _summarise(placed, cards, upgrades, refused, notes + upgrade_notes, weights or Weights())
 

@@ -23,7 +23,16 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.pages import version_key
-from pytest_spike.model import Scorecard, UpgradeResult, UpgradeTarget, parse_requirement
+from pytest_spike.model import (
+    Blame,
+    Finding,
+    Scorecard,
+    Severity,
+    SpikeError,
+    UpgradeResult,
+    UpgradeTarget,
+    parse_requirement,
+)
 from pytest_spike.upgrade.plan import Upgrade, target_versions
 
 #: The schema of ``pytest-spike matrix --upgrade --json``.
@@ -48,6 +57,10 @@ class UpgradeJob:
         """The pytest options that run this target alone (the requirement as given, so every
         job's upgrade result carries the same one)."""
         return ["--spike-upgrade", self.requirement, "--spike-upgrade-versions", self.target]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> UpgradeJob:
+        return cls(str(data["upgrade"]), str(data["package"]), str(data["current"]), str(data["target"]))
 
     def to_dict(self) -> dict[str, Any]:
         # pytest's arguments as a list, never a shell line: a requirement may hold quotes
@@ -89,6 +102,42 @@ def upgrade_jobs(
 def jobs_document(jobs: Sequence[UpgradeJob]) -> dict[str, Any]:
     """``pytest-spike matrix --upgrade --json``: the jobs under a schema."""
     return {"schema": JOBS_SCHEMA, "jobs": [job.to_dict() for job in jobs]}
+
+
+def jobs_from_document(data: Any) -> list[UpgradeJob]:
+    """The jobs of a ``matrix --upgrade --json`` document (a ``parse`` for load_json_document)."""
+    if not isinstance(data, dict) or data.get("schema") != JOBS_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else None
+        raise SpikeError(f"upgrade jobs schema {found!r} is not {JOBS_SCHEMA!r}")
+    return [UpgradeJob.from_dict(job) for job in data["jobs"]]
+
+
+def missing_target(job: UpgradeJob) -> UpgradeTarget:
+    """A planned target no results file holds: unknown, never passed."""
+    why = (
+        f"no results file holds {job.id} (planned by matrix --upgrade): "
+        "its job did not finish, or its file was not collected"
+    )
+    return UpgradeTarget(
+        job.target, findings=[Finding("upgrade.missing", Severity.INFO, why, blame=Blame.SPIKE)]
+    )
+
+
+def fill_expected(upgrades: Sequence[UpgradeResult], jobs: Sequence[UpgradeJob]) -> list[UpgradeResult]:
+    """``upgrades`` with a missing target for every planned job no results file holds."""
+    found = {(u.package, u.current): u for u in upgrades}
+    filled = list(upgrades)
+    for job in jobs:
+        result = found.get((job.package, job.current))
+        if result is None:
+            result = found[job.package, job.current] = UpgradeResult(
+                job.requirement, job.package, job.current
+            )
+            filled.append(result)
+        if all(t.version != job.target for t in result.targets):
+            result.targets.append(missing_target(job))
+            result.targets.sort(key=lambda t: version_key(t.version))
+    return filled
 
 
 def fold_upgrades(sources: Sequence[tuple[Path, Scorecard]]) -> tuple[list[UpgradeResult], list[str]]:

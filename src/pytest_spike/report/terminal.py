@@ -361,9 +361,13 @@ def write_scorecard(
 
 def target_line(result: UpgradeResult, target: UpgradeTarget) -> str:
     """``numpy 1.26.4 -> 2.1.3  HIGH  3 of 412 tests break`` (or why it is not known)."""
-    head = f"{result.package} {result.current or '?'} -> {target.version}  {target.level.value.upper()}"
+    unknown = target.passes is None and target.level is Level.LOW  # not LOW: not known at all
+    level = "UNKNOWN" if unknown else target.level.value.upper()
+    head = f"{result.package} {result.current or '?'} -> {target.version}  {level}"
     if target.passes is None:
-        return f"{head}  unknown: " + next((f.message for f in target.findings), "not run")
+        return f"{head}  {'' if unknown else 'unknown: '}" + next(
+            (f.message for f in target.findings), "not run"
+        )
     if any(f.code == "upgrade.unresolvable" for f in target.findings):
         return f"{head}  cannot be installed with the project"
     return f"{head}  {target.broken} of {target.compared} tests break"
