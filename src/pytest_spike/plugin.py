@@ -65,15 +65,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _upgrade_asked(config: pytest.Config, settings: Settings) -> bool:
-    """``--spike-upgrade`` given, or ini ``spike_upgrades`` with ``--spike``; never in the child
-    pytest an upgrade spike starts (it reads the same ini file)."""
+    """``--spike-upgrade`` given, or ini ``spike_upgrades`` with ``--spike`` outside a matrix
+    cell (a cell's environment is a candidate's, not the project's); never in the child pytest
+    an upgrade spike starts (it reads the same ini file)."""
     if not settings.upgrades:
         return False  # the idle path: nothing of upgrade/ is imported
     from pytest_spike.upgrade._child import CHILD_ENV
 
     if os.environ.get(CHILD_ENV):
         return False
-    return bool(config.getoption("spike_upgrades")) or settings.enabled
+    return bool(config.getoption("spike_upgrades")) or (settings.enabled and not settings.cell)
 
 
 def _register_upgrade(config: pytest.Config, settings: Settings) -> None:

@@ -224,6 +224,19 @@ def test_ini_upgrades_apply_with_spike_only(project: pytest.Pytester, cache_dir:
     spiked.stdout.fnmatch_lines(["oldlib 1.0 -> 1.5  LOW  0 of 1 tests break"])
     data = json.loads((project.path / "up.json").read_text())
     assert data["upgrades"][0]["newest_passing"] == "1.5"
+    # a matrix cell (--spike-cell) runs the spike's candidates in their own environment: the
+    # project's upgrade spikes are not run there
+    cell = project.runpytest(
+        "-k",
+        "test_sum",
+        "--spike",
+        "--spike-probes=none",
+        "--spike-cell=py3-oldlib-1.0",
+        f"--spike-cache-dir={cache_dir}",
+        "--spike-json=cell.json",
+    )
+    assert "spike upgrade" not in cell.stdout.str()
+    assert "upgrades" not in json.loads((project.path / "cell.json").read_text())
 
 
 def test_the_release_own_evidence_shows_next_to_the_suite(
