@@ -1,9 +1,16 @@
-"""The attribution rules of an upgrade diff, and the upgrades section of the results file."""
+"""The attribution rules of an upgrade diff, the upgrades section of the results file, and
+the choice of target versions."""
 
 from __future__ import annotations
 
-from pytest_spike.model import Finding, Level, Scorecard, Severity, UpgradeResult, UpgradeTarget
+from pathlib import Path
+
+import pytest
+from indexserver import IndexServer
+
+from pytest_spike.model import Finding, Level, Scorecard, Severity, SpikeError, UpgradeResult, UpgradeTarget
 from pytest_spike.upgrade.findings import SuiteRun, diff
+from pytest_spike.upgrade.plan import Upgrade, plan_targets
 
 
 def run(**outcomes: str) -> SuiteRun:
@@ -52,3 +59,23 @@ def test_upgrades_section_round_trips_and_old_files_still_load() -> None:
     assert again.to_dict() == data
     del data["upgrades"]
     assert Scorecard.from_dict(data).upgrades == []
+
+
+def test_plan_targets_leaves_out_what_this_python_cannot_install_and_says_why(tmp_path: Path) -> None:
+    with IndexServer(tmp_path) as index:
+        for version, requires in (("1.0", None), ("1.5", None), ("2.0", ">=3.99"), ("2.1", ">=3.99")):
+            index.add("oldlib", version, requires_python=requires, sdist=False)
+        client = index.client(cache_dir=tmp_path / "cache")
+        upgrade = Upgrade("oldlib", "oldlib", "1.0")
+        # the newest: the newest this Python installs, and the newest it cannot, named
+        assert plan_targets(client, upgrade, None, python="3.11") == (
+            ["1.5"],
+            {"2.1": "requires-python >=3.99 excludes 3.11"},
+        )
+        # named versions: each one left out is said
+        versions, skipped = plan_targets(client, upgrade, "1.5, 2.0", python="3.11")
+        assert versions == ["1.5"] and list(skipped) == ["2.0"]
+        # any Python: nothing left out
+        assert plan_targets(client, upgrade, "latest:2", python=None) == (["2.0", "2.1"], {})
+        with pytest.raises(SpikeError, match="no release of oldlib among 1.0 to move to from 1.0"):
+            plan_targets(client, upgrade, "1.0", python="3.11")

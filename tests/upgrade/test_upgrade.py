@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from indexserver import IndexServer
@@ -239,24 +242,34 @@ def test_ini_upgrades_apply_with_spike_only(project: pytest.Pytester, cache_dir:
     assert "upgrades" not in json.loads((project.path / "cell.json").read_text())
 
 
+@contextlib.contextmanager
+def served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *releases: tuple[str, dict[str, Any]]
+) -> Iterator[IndexServer]:
+    """oldlib's ``releases`` (version, IndexServer.add options) on a real index on 127.0.0.1,
+    which the spike and its installers use instead of the find-links folder."""
+    with IndexServer(tmp_path / "index") as index:
+        for version, options in releases:
+            index.add(
+                FakeProject("oldlib", version, files={"oldlib/__init__.py": OLD}),
+                sdist=False,
+                upload_time="2026-09-01",
+                license="MIT",
+                project_urls={"Source": "https://example.invalid/oldlib"},
+                **options,
+            )
+        monkeypatch.delenv("PIP_NO_INDEX")
+        monkeypatch.delenv("PIP_FIND_LINKS")
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)
+        yield index
+
+
 def test_the_release_own_evidence_shows_next_to_the_suite(
     project: pytest.Pytester, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A yanked target version on which the suite passes: the suite's verdict and the
     release's own (signals: yanked) side by side, and the target's level reaches the release's."""
-    with IndexServer(tmp_path / "index") as index:
-        for version, yanked in (("1.0", False), ("1.5", False), ("2.1", "corrupt wheel")):
-            index.add(
-                FakeProject("oldlib", version, files={"oldlib/__init__.py": OLD}),
-                sdist=False,
-                yanked=yanked,
-                upload_time="2026-09-01",
-                license="MIT",
-                project_urls={"Source": "https://example.invalid/oldlib"},
-            )
-        monkeypatch.delenv("PIP_NO_INDEX")
-        monkeypatch.delenv("PIP_FIND_LINKS")
-        monkeypatch.setenv("PIP_INDEX_URL", index.url)
+    with served(tmp_path, monkeypatch, ("1.0", {}), ("1.5", {}), ("2.1", {"yanked": "corrupt wheel"})):
         result = project.runpytest(
             "-k",
             "test_sum",
@@ -307,3 +320,27 @@ def test_spike_probes_none_leaves_out_the_release_evidence(project: pytest.Pytes
     ).stdout.no_fnmatch_line("*the release on its own*")
     [target] = upgrades(project)["targets"]
     assert target["release"] is None and target["passes"] is True
+
+
+def test_a_newer_release_this_python_cannot_install_is_unknown_never_passed(
+    project: pytest.Pytester, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The newest release requires a Python this run lacks: the spike tries the newest it can
+    and shows the newer one as not tried, with why; it never counts as passing."""
+    with served(tmp_path, monkeypatch, ("1.0", {}), ("1.5", {}), ("3.0", {"requires_python": ">=3.99"})):
+        result = project.runpytest(
+            "-k", "test_sum", "--spike-upgrade", "oldlib", "--spike-probes=none",
+            f"--spike-cache-dir={cache_dir}", "--spike-json=up.json",
+        )  # fmt: skip
+    python = "{}.{}".format(*sys.version_info[:2])
+    result.stdout.fnmatch_lines(
+        [
+            "oldlib 1.0 -> 1.5  LOW  0 of 1 tests break",
+            f"oldlib 1.0 -> 3.0  UNKNOWN  oldlib 3.0 was not tried: requires-python >=3.99 excludes {python};*",
+            "oldlib: the suite passes on 1.5 (newest of the versions tried)",
+        ]
+    )
+    tried, skipped = upgrades(project)["targets"]
+    assert tried["version"] == "1.5" and tried["passes"] is True
+    assert skipped["version"] == "3.0" and skipped["passes"] is None
+    assert [(f["code"], f["blame"]) for f in skipped["findings"]] == [("upgrade.skipped", "environment")]

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.versions import resolve
@@ -50,24 +50,64 @@ class Upgrade:
 def target_versions(
     client: IndexClient, upgrade: Upgrade, versions: str | Sequence[str] | None, *, python: str | None = None
 ) -> list[str]:
-    """The versions to try, oldest first: those ``versions`` picks (default: the newest)
-    that the requirement's specifier accepts, other than the installed one."""
+    """The versions to try, oldest first (see :func:`plan_targets`, without the skipped)."""
+    return plan_targets(client, upgrade, versions, python=python)[0]
+
+
+def plan_targets(
+    client: IndexClient, upgrade: Upgrade, versions: str | Sequence[str] | None, *, python: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(the versions to try, oldest first; versions left out for ``python``, with why).
+
+    The versions to try are those ``versions`` picks (default: the newest) that the
+    requirement's specifier accepts, other than the installed one, and whose requires-python
+    admits ``python`` ("3.11"; None: any). Left out for ``python``, and so never passed: the
+    newest release it excludes that is newer than every version tried (the one a user wants
+    most), and each version ``versions`` names explicitly.
+    """
     spec = Requirement(upgrade.requirement).specifier
-    picked = resolve(client, upgrade.package, versions if versions else None, python=python)
-    found = picked.versions
-    if not versions:
-        # no versions given: the newest release the requirement accepts
-        everything = resolve(client, upgrade.package, str(spec) or None, python=python).versions
-        found = everything[-1:]
-    chosen = [v for v in found if v in spec or not str(spec)]
-    chosen = [v for v in chosen if v != Version(upgrade.current)]
-    if not chosen:
+    current = Version(upgrade.current)
+    accepted = str(spec) or None
+    picked = resolve(client, upgrade.package, versions if versions else accepted, python=python)
+    found = picked.versions[-1:] if not versions else picked.versions
+    chosen = sorted(v for v in found if (v in spec or not str(spec)) and v != current)
+    unfit = {
+        Version(v): why
+        for v, why in picked.excluded.items()
+        if why.startswith("requires-python")
+        and (Version(v) in spec or not str(spec))
+        and Version(v) != current
+    }
+    named = set(_named_versions(versions))
+    skipped = {v: why for v, why in unfit.items() if v in named}
+    newer = [v for v in unfit if not chosen or v > chosen[-1]]
+    if newer:
+        skipped.setdefault(max(newer), unfit[max(newer)])
+    if not chosen and not skipped:
         what = f" among {versions}" if versions else ""
         raise SpikeError(
             f"--spike-upgrade {upgrade.requirement!r}: no release of {upgrade.package}{what} to move to "
             f"from {upgrade.current} on the package index"
         )
-    return [str(v) for v in sorted(chosen)]
+    return [str(v) for v in chosen], {str(v): why for v, why in sorted(skipped.items())}
+
+
+def _named_versions(versions: str | Sequence[str] | None) -> list[Version]:
+    """The versions a ``versions=`` list names (none for a specifier or ``latest:N``)."""
+    if not versions:
+        return []
+    items = versions.replace(",", " ").split() if isinstance(versions, str) else [str(v) for v in versions]
+    if isinstance(versions, str) and (
+        versions.strip()[:1] in "<>=!~" or versions.strip().startswith("latest")
+    ):
+        return []
+    named = []
+    for item in items:
+        try:
+            named.append(Version(item))
+        except InvalidVersion:
+            return []
+    return named
 
 
 def project_install(rootdir: Path) -> list[str]:

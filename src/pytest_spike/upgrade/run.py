@@ -209,6 +209,18 @@ def _suite(
     return env
 
 
+def skipped_target(upgrade: Upgrade, version: str, python: str, why: str) -> UpgradeTarget:
+    """A target version this run's Python cannot install (its requires-python): unknown, never passed."""
+    message = (
+        f"{upgrade.package} {version} was not tried: {why}; run the upgrade spike on a Python it "
+        "supports to know whether your tests pass on it"
+    )
+    finding = Finding("upgrade.skipped", Severity.INFO, message, {"python": python}, blame=Blame.ENVIRONMENT)
+    return UpgradeTarget(
+        version, moved=[describe_change(upgrade.package, upgrade.current, version)], findings=[finding]
+    )
+
+
 def _clashing(text: str, requirements: Sequence[str], package: str) -> str:
     """The project's requirements the resolver's explanation names (whole words only)."""
     lowered = text.lower().replace("_", "-")

@@ -11,6 +11,7 @@ without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from packaging.version import Version
 
 from pytest_spike import __version__
 from pytest_spike.model import Scorecard, SpikeError, UpgradeResult, current_cell
@@ -93,9 +95,9 @@ class SpikeUpgrade:
         from pytest_spike.envs.fit import project_requirements
         from pytest_spike.services import Services
         from pytest_spike.session.worker import terminal_say
-        from pytest_spike.upgrade.plan import Upgrade, project_install, target_versions
+        from pytest_spike.upgrade.plan import Upgrade, plan_targets, project_install
         from pytest_spike.upgrade.release import release_evidence
-        from pytest_spike.upgrade.run import Project, upgrade_target
+        from pytest_spike.upgrade.run import Project, skipped_target, upgrade_target
 
         say = terminal_say(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
         services = Services(self.settings, rootdir=self.config.rootpath, say=say)
@@ -112,7 +114,10 @@ class SpikeUpgrade:
         try:
             for text in self.settings.upgrades:
                 upgrade = Upgrade.parse(text)
-                versions = target_versions(services.index(), upgrade, self.settings.upgrade_versions)
+                python = "{}.{}".format(*sys.version_info[:2])
+                versions, skipped = plan_targets(
+                    services.index(), upgrade, self.settings.upgrade_versions, python=python
+                )
                 result = UpgradeResult(
                     upgrade.requirement,
                     upgrade.package,
@@ -133,6 +138,8 @@ class SpikeUpgrade:
                             upgrade, version, project, self.baseline, services.envs(), say, release
                         )
                     )
+                result.targets += [skipped_target(upgrade, v, python, why) for v, why in skipped.items()]
+                result.targets.sort(key=lambda t: Version(t.version))
                 found.append(result)
         finally:
             services.close()
