@@ -17,7 +17,18 @@ import pytest
 
 from pytest_spike import cli
 from pytest_spike.matrix.merge import load_all, merge
-from pytest_spike.model import Candidate, CandidateResult, Finding, ProbeResult, Scorecard, Severity
+from pytest_spike.model import (
+    Blame,
+    Candidate,
+    CandidateResult,
+    Finding,
+    Level,
+    ProbeResult,
+    Scorecard,
+    Severity,
+    UpgradeResult,
+    UpgradeTarget,
+)
 from pytest_spike.report import html, results
 from pytest_spike.scoring import Weights, build_scorecard, level_for, score
 from pytest_spike.waivers import parse_waivers
@@ -220,6 +231,193 @@ def test_show_html_without_matplotlib_notes_the_fallback(
     assert "<svg" not in (tmp_path / "r.html").read_text()
 
 
+# -- upgrade spikes -------------------------------------------------------------------------
+
+#: A message with everything the page must escape.
+BREAK = "1 of 3 tests break on numpy 2.1.3: test_app.py::test_sum (assert <Array 'x'> == \"x\" & more)"
+YANKED = 'the version under test, 2.1.3, is yanked: broken <wheel> for "arm64"'
+
+
+def release(version: str, *, yanked: bool = False) -> CandidateResult:
+    """The release's own evidence as release_evidence builds it: its probes, scored."""
+    candidate = Candidate(f"numpy=={version}")
+    found = [Finding("signals.yanked", Severity.HIGH, YANKED, {"reason": 'broken <wheel> for "arm64"'})]
+    probes = [
+        ProbeResult(candidate.name, "import", f"upgrade::{candidate.name}::import", duration_s=0.4),
+        ProbeResult(
+            candidate.name,
+            "upstream",
+            f"upgrade::{candidate.name}::upstream",
+            outcome="skipped",
+            details={"unknown": "upstream tests not run: --spike-offline"},
+        ),
+        ProbeResult(
+            candidate.name,
+            "signals",
+            f"upgrade::{candidate.name}::signals",
+            outcome="failed" if yanked else "passed",
+            findings=found if yanked else [],
+        ),
+    ]
+    return build_scorecard([(candidate, probes)], timebox=0.0).candidates[0]
+
+
+@pytest.fixture
+def upgrade_card() -> Scorecard:
+    """An upgrade-only run: 2.1.3 breaks a test and is yanked, 1.26.4 passes, 2.2.0 is unknown."""
+    breaks = Finding("upgrade.breaks", Severity.HIGH, BREAK, {"test_app.py::test_sum": "assert <Array 'x'>"})
+    flaky = Finding("upgrade.flaky", Severity.INFO, "1 test(s) flipped once: test_app.py::test_io")
+    unknown = Finding(
+        "upgrade.unknown",
+        Severity.INFO,
+        "the project could not be installed in the new environment: no <setup.py>",
+        blame=Blame.ENVIRONMENT,
+    )
+    targets = [
+        UpgradeTarget(
+            "1.26.4",
+            passes=True,
+            compared=3,
+            moved=["numpy 1.24.4 -> 1.26.4"],
+            release=release("1.26.4"),
+            duration_s=12.5,
+        ),
+        UpgradeTarget(
+            "2.1.3",
+            level=Level.HIGH,
+            passes=False,
+            findings=[flaky, breaks],
+            compared=3,
+            broken=1,
+            moved=["numpy 1.24.4 -> 2.1.3 (major upgrade)", "pandas 1.5.3 -> 2.2.3 (major upgrade)"],
+            release=release("2.1.3", yanked=True),
+        ),
+        UpgradeTarget("2.2.0", findings=[unknown]),
+    ]
+    upgrade = UpgradeResult(
+        "numpy>=1.26", "numpy", "1.24.4", targets, baseline={"source": "this run", "tests": 4, "passed": 3}
+    )
+    return Scorecard(cell={"python": "3.11.7"}, candidates=[], upgrades=[upgrade], fail_on=Level.HIGH)
+
+
+def target_cards(page: str) -> dict[str, str]:
+    found = re.findall(
+        r'<section class="card target[^"]*" id="u-numpy-([0-9-]+)">(.*?)</section>', page, re.S
+    )
+    return {anchor.replace("-", "."): body for anchor, body in found}
+
+
+def text_of(fragment: str) -> str:
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def test_upgrades_one_card_per_target_with_the_terminal_verdicts(upgrade_card: Scorecard) -> None:
+    page = html.render(upgrade_card)
+    cards = target_cards(page)
+    assert list(cards) == ["1.26.4", "2.1.3", "2.2.0"]
+    passing, breaking, unknown = cards.values()
+    assert 'class="card target lvl-border-low"' in page and 'class="card target lvl-border-high"' in page
+    assert '<span class="lvl lvl-high">high</span>' in breaking
+    assert '<span class="lvl lvl-low">low</span>' in passing and "newest passing" in passing
+    assert '<span class="lvl lvl-unknown">unknown</span>' in unknown and "newest passing" not in breaking
+    # the terminal's words, in the card's head
+    assert "numpy 1.24.4 → 1.26.4 low 0 of 3 tests break" in text_of(passing)
+    assert "numpy 1.24.4 → 2.1.3 high 1 of 3 tests break" in text_of(breaking)
+    assert "the project could not be installed in the new environment: no <setup.py>" in text_of(unknown)
+    assert "also moved: pandas 1.5.3 -> 2.2.3 (major upgrade)" in text_of(breaking)
+    assert "also moved" not in passing
+    # the project's findings, as the candidates' are drawn, without points (they carry none)
+    folded = details_blocks(breaking)
+    head = next(b for b in folded if "upgrade.breaks" in b)
+    assert '<span class="sev sev-high">high</span>' in head and 'class="pts"' not in head
+    assert "<dt>test_app.py::test_sum</dt>" in head  # the evidence, behind the fold
+    assert re.search(r'<details class="infos"><summary>1 more: upgrade.flaky</summary>', breaking)
+    assert 'class="tag unchecked"' in unknown and "unchecked (environment)" in unknown
+    upverdict = re.search(r'<div class="upverdict">(.*?)</div>', page)
+    assert upverdict is not None
+    assert unescape(upverdict.group(1)) == "numpy: the suite passes on 1.26.4 (newest of the versions tried)"
+    assert "--spike-fail-on high: reached by numpy 2.1.3 (high)" in page
+
+
+def test_upgrades_show_the_release_own_evidence(upgrade_card: Scorecard) -> None:
+    cards = target_cards(html.render(upgrade_card))
+    own = re.search(r'<div class="release">(.*)', cards["2.1.3"], re.S)
+    assert own is not None
+    release_text = text_of(own.group(1))
+    assert release_text.startswith("the release on its own high 30 points")
+    assert (
+        "evidence from 2 of 3 probe kinds; unknown: upstream (upstream tests not run: --spike-offline)"
+        in (release_text)
+    )
+    probes = re.findall(r'<li class="o-([a-z]+)"[^>]*><b>([a-z]+)</b> (\w+)', own.group(1))
+    assert probes == [
+        ("passed", "import", "passed"),
+        ("skipped", "upstream", "skipped"),
+        ("failed", "signals", "failed"),
+    ]
+    (yanked,) = details_blocks(own.group(1))
+    assert '<span class="pts">+30</span>' in yanked and '<span class="sev sev-high">high</span>' in yanked
+    assert YANKED in unescape(yanked)
+    assert re.search(
+        r'<span class="lvl lvl-low">low</span>\s*<span class="score">0 points</span>', cards["1.26.4"]
+    )
+    assert '<div class="release">' not in cards["2.2.0"]  # no release probe ran: nothing to say
+
+
+def test_an_upgrade_only_page_is_about_the_upgrade_and_stays_escaped(upgrade_card: Scorecard) -> None:
+    page = html.render(upgrade_card)
+    assert "no candidates" not in page and "Scorecard</h2>" not in page and "Candidates</h2>" not in page
+    assert "<h2>Upgrades</h2>" in page
+    verdict = "numpy: the suite passes on 1.26.4 (newest of the versions tried)"
+    assert f'<h1 class="verdict">{verdict}</h1>' in page and f"<title>spike report: {verdict}</title>" in page
+    tally = re.findall(r'<a class="lvl lvl-([a-z]+)" href="#(u-[^"]+)"', page)
+    assert tally == [("low", "u-numpy-1-26-4"), ("high", "u-numpy-2-1-3"), ("unknown", "u-numpy-2-2-0")]
+    # every message's <, >, quotes and & are escaped: no stray tag, the text reads back whole
+    assert "<Array" not in page and "<wheel>" not in page and "<setup.py>" not in page
+    assert BREAK in unescape(page) and YANKED in unescape(page)
+    tags = re.findall(r"</?([a-zA-Z][a-zA-Z0-9]*)", page)
+    assert set(tags) <= {
+        "html", "head", "meta", "title", "style", "body", "main", "header", "div", "h1", "h2", "h3", "h4",
+        "a", "dl", "dt", "dd", "section", "span", "p", "code", "pre", "details", "summary", "ul", "li",
+        "b", "footer",
+    }  # fmt: skip
+    # the run's own candidates still lead when both are on one page
+    with_candidates = html.render(
+        Scorecard(cell={}, candidates=results.load(RECORDED).candidates, upgrades=upgrade_card.upgrades)
+    )
+    assert '<h1 class="verdict">lowest risk: tomlkit (low, 0 points)</h1>' in with_candidates
+    assert f'<div class="subverdict">{verdict}</div>' in with_candidates
+
+
+def test_show_html_of_an_upgrade_results_file(upgrade_card: Scorecard, tmp_path: Path) -> None:
+    saved = tmp_path / "up.json"
+    saved.write_text(results.dumps(upgrade_card))
+    assert cli.main(["show", str(saved), "--html", str(tmp_path / "up.html")]) == 0
+    page = (tmp_path / "up.html").read_text()
+    assert list(target_cards(page)) == ["1.26.4", "2.1.3", "2.2.0"]
+    assert "the release on its own" in page
+
+
+def test_merge_html_of_one_job_per_target(upgrade_card: Scorecard, tmp_path: Path) -> None:
+    (upgrade,) = upgrade_card.upgrades
+    files = []
+    for target in upgrade.targets:  # each CI job ran one target version and wrote up.json
+        job = UpgradeResult(upgrade.requirement, upgrade.package, upgrade.current, [target], upgrade.baseline)
+        path = tmp_path / f"upgrade-numpy-{target.version}" / "up.json"
+        path.parent.mkdir()
+        path.write_text(results.dumps(Scorecard(cell={"python": "3.11.7"}, candidates=[], upgrades=[job])))
+        files.append(str(path))
+    out = tmp_path / "merged.html"
+    assert cli.main(["merge", *files, "--html", str(out)]) == 0
+    page = out.read_text()
+    assert list(target_cards(page)) == ["1.26.4", "2.1.3", "2.2.0"]
+    assert "no candidates" not in page and "Scorecard</h2>" not in page
+    assert (
+        '<div class="upverdict">numpy: the suite passes on 1.26.4 (newest of the versions tried)</div>'
+        in page
+    )
+
+
 # -- in a real browser ----------------------------------------------------------------------
 
 #: Evaluated in the page: what a person at a 1280 px wide window would see.
@@ -236,6 +434,7 @@ CHECK = """(() => {
     charts: [...document.querySelectorAll('figure.chart svg')].filter(s => shown(s) && s.getBoundingClientRect().height > 80).length,
     chartText: [...document.querySelectorAll('figure.chart svg text')].map(t => t.textContent).join(' '),
     heatCells: [...document.querySelectorAll('table.heat td.cell')].filter(shown).length,
+    targets: [...document.querySelectorAll('section.target h3')].filter(shown).map(h => h.textContent.trim()),
   };
 })()"""
 
@@ -253,15 +452,22 @@ def chromium(tmp_path_factory: pytest.TempPathFactory):
         yield browser
 
 
+def view(chromium, text: str, folder: Path, name: str):
+    """Open the page ``text`` in the browser, keep its screenshot (its path is printed: look at
+    it with ``-s``), and return what the browser saw; a console error fails the test."""
+    page = folder / f"{name}.html"
+    page.write_text(text)
+    seen = chromium.open(page.as_uri(), CHECK)
+    shot = folder / f"{name}.png"
+    shot.write_bytes(seen.png)
+    print(f"screenshot of the {name} report: {shot}")
+    assert seen.errors == []
+    return seen
+
+
 @pytest.mark.browser
 def test_the_report_in_headless_chromium(chromium, toml_card: Scorecard, tmp_path: Path) -> None:
-    page = tmp_path / "report.html"
-    page.write_text(html.render(toml_card))
-    seen = chromium.open(page.as_uri(), CHECK)
-    shot = tmp_path / "report.png"
-    shot.write_bytes(seen.png)
-    print(f"screenshot of the report: {shot}")
-    assert seen.errors == []
+    seen = view(chromium, html.render(toml_card), tmp_path, "spike")
     checks = seen.checks
     names = [c.name for c in toml_card.candidates]
     assert checks["rows"] == names and checks["sections"] == names
@@ -274,12 +480,14 @@ def test_the_report_in_headless_chromium(chromium, toml_card: Scorecard, tmp_pat
 @pytest.mark.browser
 def test_the_matrix_report_in_headless_chromium(chromium, cell_files: Path, tmp_path: Path) -> None:
     merged = merge(load_all(sorted(cell_files.glob("*.json")))[0])
-    page = tmp_path / "matrix.html"
-    page.write_text(html.render(merged.scorecard, grids=merged.grids))
-    seen = chromium.open(page.as_uri(), CHECK)
-    shot = tmp_path / "matrix.png"
-    shot.write_bytes(seen.png)
-    print(f"screenshot of the matrix report: {shot}")
-    assert seen.errors == []
+    seen = view(chromium, html.render(merged.scorecard, grids=merged.grids), tmp_path, "matrix")
     assert seen.checks["rows"] == ["nose"] and seen.checks["heatCells"] == 8
+    assert seen.checks["scrollWidth"] <= seen.checks["innerWidth"], seen.checks["wide"]
+
+
+@pytest.mark.browser
+def test_the_upgrade_report_in_headless_chromium(chromium, upgrade_card: Scorecard, tmp_path: Path) -> None:
+    seen = view(chromium, html.render(upgrade_card), tmp_path, "upgrade")
+    assert seen.checks["rows"] == [] and seen.checks["sections"] == []
+    assert seen.checks["targets"] == [f"numpy 1.24.4 → {v}" for v in ("1.26.4", "2.1.3", "2.2.0")]
     assert seen.checks["scrollWidth"] <= seen.checks["innerWidth"], seen.checks["wide"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -28,11 +29,15 @@ from pytest_spike.model import (
     Metric,
     Scorecard,
     Scored,
+    Severity,
     SpikeError,
+    UpgradeResult,
+    UpgradeTarget,
     best_metric,
     sorted_scored,
 )
 from pytest_spike.report.terminal import (
+    cached_age,
     candidate_aliases,
     evidence_line,
     finding_head,
@@ -40,6 +45,10 @@ from pytest_spike.report.terminal import (
     fmt_points,
     fmt_seconds,
     probe_label,
+    target_level,
+    target_line,
+    target_outcome,
+    upgrade_verdict,
     verdict,
 )
 
@@ -159,6 +168,7 @@ def candidate_view(result: CandidateResult, lowest: Iterable[str]) -> dict[str, 
     evidence = result.evidence
     order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
     aliases = candidate_aliases(result)
+    now = time.time()
     probes = [
         {
             "label": probe_label(p, aliases),
@@ -167,6 +177,7 @@ def candidate_view(result: CandidateResult, lowest: Iterable[str]) -> dict[str, 
             "status": p.outcome.split()[0],
             "duration": fmt_seconds(p.duration_s),
             "unknown": str(p.details.get("unknown") or "") if p.outcome == "skipped" else "",
+            "cached": cached_age(p.taken, now) if p.cached else "",
         }
         for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
     ]
@@ -196,6 +207,60 @@ def candidate_view(result: CandidateResult, lowest: Iterable[str]) -> dict[str, 
         },
         "notes": list(result.notes),
         "cost": (result.cost or {}).get("text", ""),
+    }
+
+
+def _anchor(prefix: str, *parts: str) -> str:
+    return prefix + re.sub(r"[^a-z0-9-]", "-", "-".join(parts).lower())
+
+
+def target_view(result: UpgradeResult, target: UpgradeTarget) -> dict[str, Any]:
+    """One target version of an upgrade: the terminal's line in parts, what else moved, the
+    project's findings (they carry no points: the level comes from them), and the release's
+    own evidence as a scored candidate (None: no release probe ran)."""
+    level = target_level(target)
+    return {
+        "version": target.version,
+        "anchor": _anchor("u-", result.package, target.version),
+        "line": target_line(result, target),
+        "level": level.lower(),
+        "outcome": target_outcome(target),
+        "newest": target.version == result.newest_passing,
+        "moved": list(target.moved[1:]),
+        "findings": [_target_finding(s) for s in sorted_scored([Scored(f, 0.0) for f in target.findings])],
+        "time": fmt_seconds(target.duration_s) if target.duration_s else "",
+        "release": candidate_view(target.release, ()) if target.release is not None else None,
+    }
+
+
+def _target_finding(s: Scored) -> dict[str, Any]:
+    """A target's finding drawn as a candidate's: it carries no points, so one above info
+    that is not unchecked is what sets the level (shown, never folded with the info ones)."""
+    view = finding_view(s)
+    if view["status"] == "info" and s.finding.severity is not Severity.INFO:
+        view["status"] = "level"
+    return view
+
+
+def upgrade_view(result: UpgradeResult) -> dict[str, Any]:
+    """An upgrade spike: its baseline, one card per target version, the verdict."""
+    baseline = result.baseline
+    said = []
+    if "tests" in baseline:
+        said.append(f"{baseline['tests']} tests")
+    if "passed" in baseline:
+        said.append(f"{baseline['passed']} passed")
+    source = f" ({baseline['source']})" if baseline.get("source") else ""
+    if baseline.get("jobs"):  # merged: each job compared with its own run
+        said.append(f"{baseline['jobs']} jobs")
+        source = ""
+    return {
+        "package": result.package,
+        "requirement": result.requirement,
+        "current": result.current or "?",
+        "baseline": ", ".join(said) + source if said else "",
+        "targets": [target_view(result, t) for t in result.targets],
+        "verdict": upgrade_verdict(result),
     }
 
 
@@ -309,12 +374,17 @@ def context(
         view["svg"] = chart(view, f"m{i}") if chart is not None else ""
     reached = scorecard.reaching(scorecard.fail_on) if scorecard.fail_on is not None else []
     levels = [c.level.value for c in scorecard.candidates]
+    upgrades = [upgrade_view(u) for u in scorecard.upgrades]
+    # an upgrade-only run has no candidates to call lowest risk: its verdicts are the page's
+    only_upgrades = bool(upgrades) and not scorecard.candidates
     return {
         "title": title,
-        "verdict": verdict(scorecard),
+        "verdict": "; ".join(u["verdict"] for u in upgrades) if only_upgrades else verdict(scorecard),
+        "upgrade_verdicts": [] if only_upgrades else [u["verdict"] for u in upgrades],
+        "upgrades": upgrades,
         "complete": scorecard.complete,
         "fail_on": scorecard.fail_on.value if scorecard.fail_on is not None else "",
-        "reached": [f"{c.name} ({c.level.value})" for c in reached],
+        "reached": [f"{c.name} ({c.level.value})" for c in reached] + _targets_reaching(scorecard),
         "candidates": [candidate_view(c, lowest) for c in scorecard.candidates],
         "level_counts": {level: levels.count(level) for level in dict.fromkeys(levels)},
         "metrics": metrics,
@@ -326,6 +396,19 @@ def context(
         "refused": list(refused),
         "notes": list(notes),
     }
+
+
+def _targets_reaching(scorecard: Scorecard) -> list[str]:
+    """Upgrade targets at or above ``--spike-fail-on``: they fail the run as candidates do."""
+    fail_on = scorecard.fail_on
+    if fail_on is None:
+        return []
+    return [
+        f"{u.package} {t.version} ({t.level.value})"
+        for u in scorecard.upgrades
+        for t in u.targets
+        if t.level.rank >= fail_on.rank
+    ]
 
 
 # -- charts ---------------------------------------------------------------------------------

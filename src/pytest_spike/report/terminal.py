@@ -359,18 +359,28 @@ def write_scorecard(
         reporter.write_line(line, red=True, bold=True)
 
 
+def target_level(target: UpgradeTarget) -> str:
+    """``HIGH``, or ``UNKNOWN`` when nothing is known of the version: it did not run and
+    nothing raised its level (a LOW with ``passes`` None)."""
+    if target.passes is None and target.level is Level.LOW:
+        return "UNKNOWN"
+    return target.level.value.upper()
+
+
+def target_outcome(target: UpgradeTarget) -> str:
+    """``3 of 412 tests break``, ``cannot be installed with the project``, or why it is not known."""
+    if target.passes is None:
+        known = target_level(target) != "UNKNOWN"
+        return ("unknown: " if known else "") + next((f.message for f in target.findings), "not run")
+    if any(f.code == "upgrade.unresolvable" for f in target.findings):
+        return "cannot be installed with the project"
+    return f"{target.broken} of {target.compared} tests break"
+
+
 def target_line(result: UpgradeResult, target: UpgradeTarget) -> str:
     """``numpy 1.26.4 -> 2.1.3  HIGH  3 of 412 tests break`` (or why it is not known)."""
-    unknown = target.passes is None and target.level is Level.LOW  # not LOW: not known at all
-    level = "UNKNOWN" if unknown else target.level.value.upper()
-    head = f"{result.package} {result.current or '?'} -> {target.version}  {level}"
-    if target.passes is None:
-        return f"{head}  {'' if unknown else 'unknown: '}" + next(
-            (f.message for f in target.findings), "not run"
-        )
-    if any(f.code == "upgrade.unresolvable" for f in target.findings):
-        return f"{head}  cannot be installed with the project"
-    return f"{head}  {target.broken} of {target.compared} tests break"
+    head = f"{result.package} {result.current or '?'} -> {target.version}"
+    return f"{head}  {target_level(target)}  {target_outcome(target)}"
 
 
 def release_line(target: UpgradeTarget) -> str | None:
