@@ -123,6 +123,16 @@ def alternate(
     return a, b
 
 
+def in_turn(runs: int, *sides: Callable[[], float]) -> list[list[float]]:
+    """Run several sides ``runs`` times, each round starting with the next side: their times."""
+    times: list[list[float]] = [[] for _ in sides]
+    for i in range(runs):
+        for j in range(len(sides)):
+            k = (i + j) % len(sides)
+            times[k].append(sides[k]())
+    return times
+
+
 def fresh_dir(path: Path) -> Path:
     if path.exists():
         shutil.rmtree(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from pkgfactory import pip_install_target
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -26,9 +28,9 @@ def load(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
-def test_run_without_arguments_means_all_five(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_without_arguments_means_all_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
     run = load("benchmarks_run", BENCHMARKS / "run", monkeypatch)
-    assert run.parse_args([]).which == ["1", "2", "3", "4", "5"]
+    assert run.parse_args([]).which == ["1", "2", "3", "4", "5", "6"]
     assert run.parse_args(["4", "1", "--runs", "5"]).which == ["4", "1"]
 
 
@@ -39,7 +41,44 @@ def test_run_refuses_an_unknown_benchmark(
     with pytest.raises(SystemExit) as exit_:
         run.parse_args(["1", "9"])
     assert exit_.value.code == 2
-    assert "argument N: invalid choice: '9' (choose from 1, 2, 3, 4, 5)" in capsys.readouterr().err
+    assert "argument N: invalid choice: '9' (choose from 1, 2, 3, 4, 5, 6)" in capsys.readouterr().err
+
+
+def test_upgrade_benchmark_suite_passes_on_both_versions_and_2_0_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Benchmark 6 measures a clean upgrade: its suite passes on oldlib 1.0 and 2.0, where
+    the tests of the deprecated function warn."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = load("upgrade_spike", BENCHMARKS / "upgrade_spike.py", monkeypatch)
+    index = bench.make_index(tmp_path / "index")
+    project = tmp_path / "project"
+    project.mkdir()
+    bench.make_project(project, tests=40, modules=2)
+    assert (project / "requirements.txt").read_text() == "oldlib==1.0\n"
+    for version, warned in (("1.0", ""), ("2.0", ", 4 warnings")):
+        site = tmp_path / f"site-{version}"
+        pip_install_target([index / f"oldlib-{version}-py3-none-any.whl"], site)
+        env = {**os.environ, "PYTHONPATH": str(site), "PYTEST_ADDOPTS": ""}
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:randomly",
+                "-p",
+                "no:xdist",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert f"40 passed{warned}" in done.stdout, done.stdout[-500:]
 
 
 def test_code_stats_counts_like_radon(tmp_path: Path) -> None:
