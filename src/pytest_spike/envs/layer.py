@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -100,14 +102,19 @@ def build_layer(cache_root: Path) -> Path:
     final = layer_path(cache_root)
 
     def build(staging: Path) -> dict[str, Any]:
-        return {"distributions": [_copy_distribution(dist, staging) for dist in _closure()]}
+        place = functools.partial(_place, staging=staging, final=final)
+        return {"distributions": [_copy_distribution(dist, staging, place) for dist in _closure()]}
 
     build_once(final, _LAYER_MARKER, build, timeout=300)
     return final
 
 
-def _copy_distribution(dist: metadata.Distribution, dest: Path) -> str:
-    """Copy one installed distribution's files (as RECORD lists them) into ``dest``."""
+def _copy_distribution(
+    dist: metadata.Distribution, dest: Path, place: Callable[[Path, Path], object] | None = None
+) -> str:
+    """Copy one installed distribution's files (as RECORD lists them) into ``dest``,
+    each with ``place(source, target)`` (default: link or copy)."""
+    place = place or _link_or_copy
     name = str(dist.metadata["Name"])
     for relative in dist.files or ():
         parts = relative.parts
@@ -117,14 +124,55 @@ def _copy_distribution(dist: metadata.Distribution, dest: Path) -> str:
         if source.is_file():
             target = dest.joinpath(*parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            place(source, target)
     if canonicalize_name(name) == "pytest-spike":
         # An editable install's RECORD lists no package files: copy the package itself.
         package = PACKAGE_DIR
         shutil.copytree(
-            package, dest / package.name, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__")
+            package,
+            dest / package.name,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+            copy_function=lambda source, target: place(Path(source), Path(target)),
         )
     return f"{name}=={dist.version}"
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` to ``target``, or copy it where links fail (another file system,
+    Windows without the right). Linking the ~700 files of a layer takes a third of the
+    time copying does; installers and Python replace files rather than write into them,
+    so a link keeps the content the layer was keyed on."""
+    target.unlink(missing_ok=True)  # the package folder is placed over its RECORD's files
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
+    """Link or copy ``source`` into the layer being built in ``staging`` (to be renamed
+    ``final``), and the compiled module this interpreter keeps for it, where it has one.
+
+    A new layer without bytecode cost its first child pytest ~0.25 s of CPU compiling
+    pytest and pytest-spike again. The source keeps its size and modification time, so
+    the compiled module stays valid for it; the module's place follows
+    ``sys.pycache_prefix`` as the child will (it inherits the setting).
+    """
+    _link_or_copy(source, target)
+    if source.suffix != ".py":
+        return
+    try:
+        compiled = Path(importlib.util.cache_from_source(str(source)))
+        placed = Path(importlib.util.cache_from_source(str(final / target.relative_to(staging))))
+    except (NotImplementedError, ValueError):
+        return  # no bytecode cache in this interpreter
+    if not compiled.is_file():
+        return
+    if final in placed.parents:  # beside the source, in __pycache__: it moves with the folder
+        placed = staging / placed.relative_to(final)
+    placed.parent.mkdir(parents=True, exist_ok=True)  # a prefix may hold an earlier layer's
+    _link_or_copy(compiled, placed)
 
 
 def run_child(

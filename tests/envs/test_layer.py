@@ -1,0 +1,56 @@
+"""The child pytest's layer: what a new layer holds, so its first child starts warm."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_spike.envs import layer
+
+BUILD = "import sys; from pathlib import Path; from pytest_spike.envs import layer; print(layer.build_layer(Path(sys.argv[1])))"
+IMPORT_FROM = "import sys; sys.path.insert(0, sys.argv[1]); import _pytest.compat"
+
+
+@pytest.mark.parametrize("prefix", [True, False], ids=["pycache-prefix", "beside-the-source"])
+def test_a_new_layer_holds_the_compiled_modules_of_what_it_links(tmp_path: Path, prefix: bool) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    if prefix:
+        env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    # the running environment's pytest is compiled where this interpreter keeps bytecode
+    subprocess.run([sys.executable, "-c", "import _pytest.compat"], env=env, check=True)
+    made = subprocess.run(
+        [sys.executable, "-c", BUILD, str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    built = Path(made.stdout.strip())
+    source = built / "_pytest" / "compat.py"
+    assert source.is_file() and not list(built.parent.glob(".*"))  # renamed from its staging folder
+    # a child importing pytest from the layer (-S: not from site-packages) compiles nothing
+    child = subprocess.run(
+        [sys.executable, "-S", "-v", "-c", IMPORT_FROM, str(built)], env=env, capture_output=True, text=True
+    )
+    loaded = [line for line in child.stderr.splitlines() if "code object from" in line and "compat" in line]
+    if not prefix and not (Path(pytest.__file__).parent.parent / "_pytest" / "__pycache__").is_dir():
+        pytest.skip("site-packages keeps no bytecode here (read-only)")
+    assert loaded and loaded[0].endswith(".pyc'"), loaded
+    assert str(built) in loaded[0]
+
+
+def test_a_file_is_placed_over_its_own_link(tmp_path: Path) -> None:
+    """A non-editable pytest-spike's package folder is placed over its RECORD's files, which
+    are links to the same files: copying a file onto itself would fail."""
+    source = tmp_path / "site" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("VALUE = 1\n")
+    target = tmp_path / "layer" / "mod.py"
+    target.parent.mkdir()
+    for _ in range(2):
+        layer._link_or_copy(source, target)
+    assert target.read_text() == "VALUE = 1\n" and target.samefile(source)
