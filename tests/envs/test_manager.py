@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -15,6 +16,7 @@ from pkgfactory import build_local_index
 from pytest_spike._core.runner import run
 from pytest_spike.envs.fit import install_findings
 from pytest_spike.envs.manager import (
+    _INTERPRETER,
     MARKER,
     EnvManager,
     EnvResult,
@@ -130,6 +132,12 @@ def test_failing_build_reports_the_builds_error_line(
     assert result.error_line == "RuntimeError: failbuild does not build here"
     findings, _ = install_findings(result)
     assert findings[0].message.endswith("RuntimeError: failbuild does not build here")
+
+
+def test_the_running_interpreter_answers_as_its_child_would(tmp_path: Path) -> None:
+    """Asked in process (no child), the answer is the child's: cache keys do not move."""
+    asked = run([sys.executable, "-I", "-c", _INTERPRETER], timeout=60)
+    assert EnvManager(tmp_path).interpreter() == json.loads(asked.stdout)
 
 
 def test_relative_cache_and_bare_interpreter_name(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import sys
@@ -274,6 +275,13 @@ class EnvManager:
             return self._ask_interpreter()
 
     def _ask_interpreter(self) -> dict[str, str]:
+        if self._interpreter is None and self.python == sys.executable:
+            # This interpreter answers without a child (~50 ms a run), as the child would.
+            self._interpreter = {
+                "version": platform.python_version(),
+                "implementation": sys.implementation.name,
+                "executable": sys.executable,
+            }
         if self._interpreter is None:
             result = run([self.python, "-I", "-c", _INTERPRETER], timeout=60, env=tool_env())
             if not result.ok:
