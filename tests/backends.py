@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,3 +25,15 @@ def hermetic() -> Iterator[None]:
             mp.delenv(name, raising=False)
         mp.setenv("PIP_CONFIG_FILE", os.devnull)
         yield
+
+
+def use_local_index(monkeypatch: pytest.MonkeyPatch, index: Path, site: Path) -> None:
+    """Installers see only the find-links folder ``index`` (pip's settings; uv gets them from
+    pytest-spike); the run and its children import from ``site`` first."""
+    for name in (*INDEX_ENV_VARS, "PYTEST_ADDOPTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", str(site))

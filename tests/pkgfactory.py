@@ -164,16 +164,26 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     return name
 """
 _PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["."]\n'
+
+
+def failing_build(name: str, version: str, files: Mapping[str, str] | None = None) -> FakeProject:
+    """An sdist-only project whose build fails (wheel or editable) with the build's own
+    error line: ``RuntimeError: <name> does not build here``."""
+    fail = f"    raise RuntimeError('{name} does not build here')\n"
+    return FakeProject(
+        name,
+        version,
+        files=files or {},
+        sdist_files={
+            "pyproject.toml": _PYPROJECT,
+            "tinybackend.py": f"def build_wheel(*args, **kwargs):\n{fail}\n"
+            f"def build_editable(*args, **kwargs):\n{fail}",
+        },
+    )
+
+
 #: An sdist-only project whose build fails, with the build's own error line.
-FAILING_BUILD = FakeProject(
-    "failbuild",
-    "1.0",
-    sdist_files={
-        "pyproject.toml": _PYPROJECT,
-        "tinybackend.py": "def build_wheel(*args, **kwargs):\n"
-        "    raise RuntimeError('failbuild does not build here')\n",
-    },
-)
+FAILING_BUILD = failing_build("failbuild", "1.0")
 
 
 def build_local_index(dest: Path) -> Path:
@@ -188,3 +198,61 @@ def build_local_index(dest: Path) -> Path:
     build_sdist(FakeProject("srconly", "1.5", sdist_files=sdist_files), dest)
     build_sdist(FAILING_BUILD, dest)
     return dest
+
+
+def editable_dist_info(name: str, version: str, project_dir: Path, site: Path) -> Path:
+    """Write into ``site`` the metadata ``pip install -e project_dir`` leaves there: the
+    project's ``.dist-info`` with a ``direct_url.json`` naming the folder as editable.
+
+    For a project whose build no longer works (it was installed while it did), which no
+    installer can put there now."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "INSTALLER").write_text("pip\n")
+    url = project_dir.resolve().as_uri()
+    (info / "direct_url.json").write_text(f'{{"url": "{url}", "dir_info": {{"editable": true}}}}')
+    (info / "RECORD").write_text(
+        f"{info.name}/METADATA,,\n{info.name}/direct_url.json,,\n{info.name}/RECORD,,\n"
+    )
+    return info
+
+
+# A PEP 660 backend for a project folder: its editable wheel is a .pth file naming the folder.
+_EDITABLE_BACKEND = """
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = {name!r}, {version!r}
+
+def _line(path, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return "%s,sha256=%s,%d" % (path, digest, len(data))
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    info = "%s-%s.dist-info" % (NAME, VERSION)
+    files = {{
+        NAME + ".pth": (os.path.abspath(".") + "\\n").encode(),
+        info + "/METADATA": ("Metadata-Version: 2.1\\nName: %s\\nVersion: %s\\n" % (NAME, VERSION)).encode(),
+        info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }}
+    record = [_line(p, d) for p, d in files.items()] + [info + "/RECORD,,"]
+    files[info + "/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    wheel = "%s-%s-py3-none-any.whl" % (NAME, VERSION)
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return wheel
+
+build_wheel = build_editable
+"""
+
+
+def editable_project_files(name: str, version: str, build_requires: Sequence[str] = ()) -> dict[str, str]:
+    """``pyproject.toml`` and an in-tree backend that installs the folder editable (a .pth
+    file), needing ``build_requires`` from the index to build."""
+    requires = ", ".join(f'"{req}"' for req in build_requires)
+    return {
+        "pyproject.toml": f'[build-system]\nrequires = [{requires}]\nbuild-backend = "tinybackend"\n'
+        f'backend-path = ["."]\n\n[project]\nname = "{name}"\nversion = "{version}"\n',
+        "tinybackend.py": _EDITABLE_BACKEND.format(name=name, version=version),
+    }

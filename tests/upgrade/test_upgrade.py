@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import use_local_index
 from indexserver import IndexServer
 from pkgfactory import FakeProject, build_wheel, pip_install_target
 
@@ -78,13 +78,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def project(
     pytester: pytest.Pytester, local_index: Path, old_site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> pytest.Pytester:
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(local_index))
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PYTEST_ADDOPTS", "UV_INDEX_URL", "UV_FIND_LINKS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.syspath_prepend(str(old_site))
-    monkeypatch.setenv("PYTHONPATH", str(old_site))
+    use_local_index(monkeypatch, local_index, old_site)
     monkeypatch.setenv("COLUMNS", "120")
     pytester.makefile(".txt", requirements="oldlib==1.0\n")
     pytester.makeini("[pytest]\nspike_requirements = requirements.txt\n")
