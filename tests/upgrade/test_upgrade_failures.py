@@ -123,13 +123,6 @@ def test_the_project_is_installed_editable_in_the_new_environment(
     assert upgrade["targets"][0]["passes"] is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: upgrade/run.py _install_project runs 'uv pip install -e DIR' without uv_index_args(), "
-    "so the project's build requirements are looked up on uv's default index, not the one pip is "
-    "configured with (PIP_FIND_LINKS / PIP_INDEX_URL / pip.conf): offline or private-index projects "
-    "end as upgrade.unchecked",
-)
 def test_the_project_s_build_requirements_come_from_the_configured_index(
     project: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,13 +173,6 @@ def test_a_child_that_dies_before_writing_its_outcomes(project: pytest.Pytester,
     assert (target["level"], target["passes"], target["compared"]) == ("low", None, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the finding ends with the child's last stderr line, which after a crash is the "
-    "outermost frame of faulthandler's dump ('File \"<string>\", line 5 in <module>', the child's boot "
-    "script): neither the crash ('Fatal Python error: Segmentation fault') nor the test that was "
-    "running is named",
-)
 def test_a_child_that_dies_names_the_test_it_was_running(project: pytest.Pytester, tmp_path: Path) -> None:
     project.makepyfile(test_app=CRASH_ON_2)
     _, upgrade = spike(project, tmp_path, "--spike-upgrade", "oldlib<3")

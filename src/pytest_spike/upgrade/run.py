@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
-from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env
+from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env, uv_index_args
 from pytest_spike.model import Blame, CandidateResult, Finding, Level, Severity, SpikeError, UpgradeTarget
 from pytest_spike.upgrade import findings
 from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, WANT_ENV
@@ -96,11 +96,22 @@ def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded
         done = runner.run(argv, timeout=project.timeout, cwd=project.rootdir, env=env, extra_env=extra)
         if not out.is_file():
             raise SpikeError(
-                f"the child pytest in {python} wrote no outcomes ({done.describe()}): "
-                f"{done.last_error_line() or 'no output'}"
+                f"the child pytest wrote no outcomes ({done.describe()}): {_crash_line(done, project.rootdir)}"
+                f" ({python})"
             )
         data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
     return SuiteRun.from_dict(data)
+
+
+def _crash_line(done: runner.RunResult, rootdir: Path) -> str:
+    """What ended a child that wrote nothing: faulthandler's fatal error and the innermost
+    frame in the project (the test that was running), else its last error line."""
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    fatal = next((line for line in lines if line.startswith("Fatal Python error:")), "")
+    frames = (re.match(r'File "(.+)", line (\d+) in (.+)', line) for line in lines)
+    frame = next((f for f in frames if f and Path(f[1]).is_relative_to(rootdir)), None)
+    where = f"in {Path(frame[1]).relative_to(rootdir)}, line {frame[2]} in {frame[3]}" if frame else ""
+    return " ".join(part for part in (fatal, where) if part) or done.last_error_line() or "no output"
 
 
 #: The release's own evidence of a target version, given the upgraded environment if built.
@@ -252,7 +263,16 @@ def _unchecked(message: str) -> Finding:
 def _install_project(python: str, project: Project, envs: EnvManager) -> str:
     """Install the project into the new environment as it is installed now; "" or the error."""
     if envs.uv is not None:
-        argv = [envs.uv, "pip", "install", "--python", python, "--no-deps", *project.install]
+        argv = [
+            envs.uv,
+            "pip",
+            "install",
+            "--python",
+            python,
+            "--no-deps",
+            *uv_index_args(),
+            *project.install,
+        ]
     else:
         argv = [*pip_command(python), "install", "--no-deps", "--disable-pip-version-check", *project.install]
     done = runner.run(argv, timeout=project.timeout, env=tool_env())
