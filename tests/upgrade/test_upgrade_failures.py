@@ -20,6 +20,31 @@ from pkgfactory import (
 )
 
 OLD = "def total(xs):\n    return sum(xs)\n"
+AFTER_THE_CRASH = """
+
+def test_after_one():
+    assert oldlib.total([1]) == 1
+
+def test_after_two():
+    assert oldlib.total([]) == 0
+"""
+
+CRASH_AT_IMPORT_ON_2 = """
+import os, signal
+from importlib import metadata
+
+import oldlib
+
+if metadata.version("oldlib") == "2.0":  # a C extension that crashes when it is imported
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+def test_one():
+    assert oldlib.total([1, 2]) == 3
+
+def test_two():
+    assert oldlib.total([]) == 0
+"""
+
 CRASH_ON_2 = """
 import os, signal
 from importlib import metadata
@@ -156,25 +181,37 @@ def test_the_project_that_does_not_install_in_the_new_environment(
     assert (target["level"], target["passes"]) == ("low", None)
 
 
-def test_a_child_that_dies_before_writing_its_outcomes(project: pytest.Pytester, tmp_path: Path) -> None:
-    project.makepyfile(test_app=CRASH_ON_2)
+def test_a_test_that_crashes_the_interpreter_after_the_upgrade_breaks(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    """A crash of the code under test (SIGSEGV, as a broken C extension would) is the strongest
+    break there is: the test that was running is named with the crash, the tests after it still
+    run in a new child, and the re-run confirms it."""
+    project.makepyfile(test_app=CRASH_ON_2 + AFTER_THE_CRASH)
     result, upgrade = spike(project, tmp_path, "--spike-upgrade", "oldlib<3")
-    result.assert_outcomes(passed=1)  # on 1.0, in this run, the test passes
+    result.assert_outcomes(passed=3)  # on 1.0, in this run, every test passes
     result.stdout.fnmatch_lines(
         [
-            "oldlib 1.0 -> 2.0  UNKNOWN  the child pytest *wrote no outcomes (killed by SIGSEGV): *",
-            "oldlib: no version tried is known to pass (some could not be checked)",
+            "oldlib 1.0 -> 2.0  HIGH  1 of 3 tests break",
+            "  high upgrade.breaks: 1 of 3 tests break on oldlib 2.0: test_app.py::test_total (the interpreter*",
         ]
     )
     [target] = upgrade["targets"]
-    [finding] = target["findings"]
-    assert (finding["code"], finding["severity"], finding["blame"]) == ("upgrade.unchecked", "info", "spike")
-    assert "wrote no outcomes (killed by SIGSEGV)" in finding["message"]
-    assert (target["level"], target["passes"], target["compared"]) == ("low", None, 0)
+    assert (target["level"], target["passes"], target["compared"], target["broken"]) == ("high", False, 3, 1)
+    breaks = next(f for f in target["findings"] if f["code"] == "upgrade.breaks")
+    assert breaks["evidence"] == {
+        "test_app.py::test_total": "the interpreter crashed (killed by SIGSEGV): Fatal Python error: "
+        "Segmentation fault in test_app.py, line 8 in test_total"
+    }
 
 
-def test_a_child_that_dies_names_the_test_it_was_running(project: pytest.Pytester, tmp_path: Path) -> None:
-    project.makepyfile(test_app=CRASH_ON_2)
-    _, upgrade = spike(project, tmp_path, "--spike-upgrade", "oldlib<3")
-    [finding] = upgrade["targets"][0]["findings"]
-    assert "test_app.py" in finding["message"] and "Segmentation fault" in finding["message"]
+def test_an_import_that_crashes_the_interpreter_at_collection_breaks_every_test(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    project.makepyfile(test_app=CRASH_AT_IMPORT_ON_2)
+    result, upgrade = spike(project, tmp_path, "--spike-upgrade", "oldlib<3")
+    result.stdout.fnmatch_lines(["oldlib 1.0 -> 2.0  HIGH  2 of 2 tests break"])
+    breaks = next(f for f in upgrade["targets"][0]["findings"] if f["code"] == "upgrade.breaks")
+    assert all(
+        "crashed (killed by SIGSEGV)" in e and "(while collecting)" in e for e in breaks["evidence"].values()
+    )

@@ -4,6 +4,9 @@ Loaded with ``-p pytest_spike.upgrade._child`` in the running or the upgraded en
 It keeps only the node ids listed in the file ``$PYTEST_SPIKE_UPGRADE_WANT`` names, and
 writes outcomes, first error lines, collection errors and warnings (with the module that
 issued each, and that module's distribution) as JSON to ``$PYTEST_SPIKE_UPGRADE_OUT``.
+While it runs it appends one JSON line per event to ``$PYTEST_SPIKE_UPGRADE_PROGRESS`` (a
+collection error, a test started, a test done with its outcome), flushed at once, so a child
+the code under test crashes still tells which test it was running and what ran before.
 Only the standard library and pytest: it runs next to any version of the project's packages.
 """
 
@@ -23,6 +26,7 @@ import pytest
 CHILD_ENV = "PYTEST_SPIKE_UPGRADE_CHILD"
 OUT_ENV = "PYTEST_SPIKE_UPGRADE_OUT"
 WANT_ENV = "PYTEST_SPIKE_UPGRADE_WANT"
+PROGRESS_ENV = "PYTEST_SPIKE_UPGRADE_PROGRESS"
 
 _issuers: dict[str, str] = {}
 _state: dict[str, Any] = {"outcomes": {}, "errors": {}, "collect_errors": {}, "warnings": []}
@@ -49,9 +53,28 @@ def _first_line(report: Any) -> str:
     return lines[-1] if lines else ""
 
 
+def _progress(**event: str) -> None:
+    """Append one event to the progress file, flushed to the OS before the code goes on."""
+    handle = _state.get("progress")
+    if handle is not None:
+        handle.write(json.dumps(event) + "\n")
+        handle.flush()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     warnings.warn = _tracking_warn
     _state["start"] = time.perf_counter()
+    path = os.environ.get(PROGRESS_ENV)
+    _state["progress"] = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+
+
+def pytest_runtest_logstart(nodeid: str) -> None:
+    _progress(start=nodeid)
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    outcome = _state["outcomes"].get(nodeid, "passed")
+    _progress(done=nodeid, outcome=outcome, error=_state["errors"].get(nodeid, ""))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -69,6 +92,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
         _state["collect_errors"][report.nodeid] = _first_line(report)
+        _progress(collect_error=report.nodeid, error=_state["collect_errors"][report.nodeid])
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -115,7 +139,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     path = os.environ.get(OUT_ENV)
     if not path:
         return
-    data = {k: v for k, v in _state.items() if k != "start"}
+    data = {k: v for k, v in _state.items() if k not in ("start", "progress")}
     data["duration_s"] = time.perf_counter() - _state.get("start", time.perf_counter())
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle)

@@ -53,6 +53,14 @@ class SuiteRun:
                 return f"collection error: {text}"
         return ""
 
+    def absorb(self, other: SuiteRun) -> None:
+        """Add what another run of other tests (a child after a crash) reported."""
+        self.outcomes.update(other.outcomes)
+        self.errors.update(other.errors)
+        self.collect_errors.update(other.collect_errors)
+        self.warnings += other.warnings
+        self.duration_s += other.duration_s
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SuiteRun:
         return cls(

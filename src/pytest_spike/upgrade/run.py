@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
 from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env, uv_index_args
 from pytest_spike.model import Blame, CandidateResult, Finding, Level, Severity, SpikeError, UpgradeTarget
 from pytest_spike.upgrade import findings
-from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, WANT_ENV
+from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, PROGRESS_ENV, WANT_ENV
 from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Upgrade, without
 
@@ -64,15 +65,42 @@ class Project:
     timeout: float
 
 
+#: Signals that say the code under test crashed the interpreter (not a kill from outside).
+CRASH_SIGNALS = frozenset({"SIGSEGV", "SIGABRT", "SIGBUS", "SIGILL", "SIGFPE"})
+#: Crashes after which the tests not yet run are given up (each crash costs a child run).
+MAX_CRASHES = 3
+
+
 def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded: bool = True) -> SuiteRun:
     """Run ``nodeids`` with a child pytest in ``python``; SpikeError when it reports nothing.
 
-    In the ``upgraded`` environment the child gets no PYTHONPATH: it would put the running
-    environment's packages, the old versions among them, in front of the new ones.
+    A test that crashes the interpreter (a signal of :data:`CRASH_SIGNALS`) is an ``error``
+    naming the crash, and the tests it kept from running run in a new child (at most
+    :data:`MAX_CRASHES` crashes). In the ``upgraded`` environment the child gets no
+    PYTHONPATH: it would put the running environment's packages, the old versions among
+    them, in front of the new ones.
     """
+    total = SuiteRun()
+    remaining = list(nodeids)
+    for _ in range(MAX_CRASHES + 1):
+        run, crashed = _run_child(python, project, remaining, upgraded)
+        total.absorb(run)
+        remaining = [n for n in remaining if n not in total.outcomes and not total.collect_error(n)]
+        if crashed is None or not remaining:
+            return total
+    for nodeid in remaining:
+        total.outcomes[nodeid] = "error"
+        total.errors[nodeid] = f"not run: the interpreter crashed in {MAX_CRASHES + 1} other tests first"
+    return total
+
+
+def _run_child(
+    python: str, project: Project, nodeids: Sequence[str], upgraded: bool
+) -> tuple[SuiteRun, str | None]:
+    """One child pytest: (what it reported, the test that crashed it or None)."""
     files = list(dict.fromkeys(nodeid.split("::")[0] for nodeid in nodeids))
     with tempfile.TemporaryDirectory(prefix="spike-upgrade-") as tmp:
-        out, want = Path(tmp) / "outcomes.json", Path(tmp) / "want.json"
+        out, want, progress = Path(tmp) / "outcomes.json", Path(tmp) / "want.json", Path(tmp) / "progress"
         want.write_text(json.dumps(list(nodeids)), "utf-8")
         config = ["-c", str(project.inifile)] if project.inifile else []
         argv = [
@@ -91,16 +119,62 @@ def run_tests(python: str, project: Project, nodeids: Sequence[str], *, upgraded
             "-q",
             *files,
         ]
-        extra = {"PYTEST_ADDOPTS": "", CHILD_ENV: "1", OUT_ENV: str(out), WANT_ENV: str(want)}
+        extra = {
+            "PYTEST_ADDOPTS": "",
+            CHILD_ENV: "1",
+            OUT_ENV: str(out),
+            WANT_ENV: str(want),
+            PROGRESS_ENV: str(progress),
+        }
         env = tool_env() if upgraded else None
         done = runner.run(argv, timeout=project.timeout, cwd=project.rootdir, env=env, extra_env=extra)
-        if not out.is_file():
-            raise SpikeError(
-                f"the child pytest wrote no outcomes ({done.describe()}): {_crash_line(done, project.rootdir)}"
-                f" ({python})"
-            )
-        data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
-    return SuiteRun.from_dict(data)
+        if out.is_file():
+            data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
+            return SuiteRun.from_dict(data), None
+        crash = _crash_line(done, project.rootdir)
+        if _signal_name(done) not in CRASH_SIGNALS:
+            raise SpikeError(f"the child pytest wrote no outcomes ({done.describe()}): {crash} ({python})")
+        return _crashed_run(progress, nodeids, f"the interpreter crashed ({done.describe()}): {crash}")
+
+
+def _signal_name(done: runner.RunResult) -> str:
+    try:
+        return signal.Signals(done.signal).name if done.signal else ""
+    except ValueError:
+        return ""
+
+
+def _crashed_run(progress: Path, nodeids: Sequence[str], why: str) -> tuple[SuiteRun, str | None]:
+    """What a crashed child's progress file tells: the tests done before the crash, and the one
+    it was running (an ``error`` naming the crash); crashed while collecting: every test is."""
+    run = SuiteRun()
+    started: str | None = None
+    lines = progress.read_text("utf-8").splitlines() if progress.is_file() else []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # the line the crash cut short
+        if "collect_error" in event:
+            run.collect_errors[str(event["collect_error"])] = str(event.get("error", ""))
+        elif "start" in event:
+            started = str(event["start"])
+        elif "done" in event:
+            nodeid = str(event["done"])
+            run.outcomes[nodeid] = str(event.get("outcome", "passed"))
+            if event.get("error"):
+                run.errors[nodeid] = str(event["error"])
+            started = None if started == nodeid else started
+    if started is None:
+        # no test was running: it crashed while collecting (or between tests)
+        for nodeid in nodeids:
+            if nodeid not in run.outcomes:
+                run.outcomes[nodeid] = "error"
+                run.errors[nodeid] = f"{why} (while collecting)"
+        return run, None
+    run.outcomes[started] = "error"
+    run.errors[started] = why
+    return run, started
 
 
 def _crash_line(done: runner.RunResult, rootdir: Path) -> str:
