@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -201,56 +202,95 @@ def upgrade_target(
     say: Callable[[str], None],
     release: ReleaseEvidence | None = None,
 ) -> UpgradeTarget:
-    """One target version: resolve, build, run, re-run and diff; then the release's own
-    evidence (``release``), whose level the target's reaches at least."""
+    """One target version: build, run, re-run and diff; the release's own evidence
+    (``release``) is taken meanwhile, in the background, and the target's level reaches its
+    level at least."""
     start = time.monotonic()
     target = UpgradeTarget(version, moved=[describe_change(upgrade.package, upgrade.current, version)])
-    env = _suite(target, upgrade, project, baseline, envs, say)
-    if release is not None:
+    evidence = _Background(release) if release is not None else None
+    env = _build(target, upgrade, project, envs, say)
+    if env is not None and env.ok and target.passes is None and not target.findings:
+        _suite(target, upgrade, env, project, baseline, say, evidence)
+    if evidence is not None:
         say(f"upgrade: the release's own evidence on {upgrade.package} {version}")
-        target.release = release(version, env)
+        target.release = evidence.result(version, env)
         if target.release is not None and target.release.level.rank > target.level.rank:
             target.level = target.release.level
     target.duration_s = time.monotonic() - start
     return target
 
 
-def _suite(
-    target: UpgradeTarget,
-    upgrade: Upgrade,
-    project: Project,
-    baseline: SuiteRun,
-    envs: EnvManager,
-    say: Callable[[str], None],
+class _Background:
+    """The release's own evidence, taken in a thread while the child pytest runs: both wait
+    on subprocesses. Its progress lines are the quiet services' (none), so the terminal's
+    lines stay whole."""
+
+    def __init__(self, release: ReleaseEvidence) -> None:
+        self.release = release
+        self.thread: threading.Thread | None = None
+        self.value: CandidateResult | None = None
+        self.error: BaseException | None = None
+
+    def start(self, version: str, env: EnvResult | None) -> None:
+        def work() -> None:
+            try:
+                self.value = self.release(version, env)
+            except BaseException as exc:  # handed to the main thread by result()
+                self.error = exc
+
+        self.thread = threading.Thread(target=work, name="spike-upgrade-release", daemon=True)
+        self.thread.start()
+
+    def result(self, version: str, env: EnvResult | None) -> CandidateResult | None:
+        """The evidence (taken now, when it was not started in the background)."""
+        if self.thread is None:
+            return self.release(version, env)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _build(
+    target: UpgradeTarget, upgrade: Upgrade, project: Project, envs: EnvManager, say: Callable[[str], None]
 ) -> EnvResult | None:
-    """Resolve, build, run, re-run and diff into ``target``; the upgraded environment, if built."""
+    """The upgraded environment, with the project installed; None or a failed one with the
+    finding in ``target`` when it cannot be had.
+
+    The project's requirements with the package moved are installed as they are; only when
+    that fails does the fit check resolve them with the pins it names relaxed, to tell a
+    clash (``upgrade.unresolvable``) from what else has to move (``numpy 1.26.4 -> 2.1.3``).
+    """
     version = target.version
     others = without(project.requirements, upgrade.package)
     moved_req = f"{upgrade.package}=={version}"
-    say(f"upgrade: resolving {moved_req} with the project's {len(others)} requirements")
-    _, details = check_fit(
-        envs.python, moved_req, others, project.timeout, constraints=False, backend=envs.backend
-    )
-    resolved: dict[str, str] = details.get("resolved") or {}
-    if not resolved and details.get("fits") is False:
-        excerpt = str(details.get("error") or "no solution")
-        clashing = _clashing(excerpt, others, upgrade.package)
-        target.findings.append(findings.unresolvable(upgrade.package, version, _reason(excerpt), clashing))
-        _done(target, Level.BLOCKED, False)
-        return None
-    # No solution that names none of the project's requirements (the index could not be
-    # reached, the release does not build): not a clash; the build below says what it is.
-    pins = exact_pins(others)
-    target.moved += [
-        describe_change(name, old, resolved[name])
-        for name, old in pins.items()
-        if resolved.get(name, old) != old
-    ]
-    requirements = [moved_req] + (
-        [f"{n}=={v}" for n, v in sorted(resolved.items()) if n != upgrade.package] if resolved else others
-    )
-    say(f"upgrade: building the environment for {moved_req}")
-    env = envs.ensure(requirements)
+    say(f"upgrade: building the environment for {moved_req} and the project's {len(others)} requirements")
+    env = envs.ensure([moved_req, *others])
+    if not env.ok:
+        say(f"upgrade: resolving {moved_req} with the project's requirements, what they pin may move")
+        _, details = check_fit(
+            envs.python, moved_req, others, project.timeout, constraints=False, backend=envs.backend
+        )
+        resolved: dict[str, str] = details.get("resolved") or {}
+        if not resolved and details.get("fits") is False:
+            excerpt = str(details.get("error") or "no solution")
+            clashing = _clashing(excerpt, others, upgrade.package)
+            target.findings.append(
+                findings.unresolvable(upgrade.package, version, _reason(excerpt), clashing)
+            )
+            _done(target, Level.BLOCKED, False)
+            return None
+        if resolved:
+            pins = exact_pins(others)
+            target.moved += [
+                describe_change(name, old, resolved[name])
+                for name, old in pins.items()
+                if resolved.get(name, old) != old
+            ]
+            again = [moved_req] + [f"{n}=={v}" for n, v in sorted(resolved.items()) if n != upgrade.package]
+            env = envs.ensure(again)
+        # else no solution that names none of the project's requirements (the index could
+        # not be reached, the release does not build): not a clash; the build's error says it
     target.env = env.path
     if not env.ok:
         blame = Blame.ENVIRONMENT if env.not_candidate else Blame.CANDIDATE
@@ -272,10 +312,26 @@ def _suite(
                 _unchecked(f"the project could not be installed in the new environment: {installed}")
             )
             _done(target, Level.LOW, None)
-            return env
+    return env
+
+
+def _suite(
+    target: UpgradeTarget,
+    upgrade: Upgrade,
+    env: EnvResult,
+    project: Project,
+    baseline: SuiteRun,
+    say: Callable[[str], None],
+    evidence: _Background | None,
+) -> None:
+    """Run the tests in ``env`` (the release's evidence meanwhile), re-run what flipped, and
+    put the diff in ``target``."""
+    moved_req = f"{upgrade.package}=={target.version}"
     wanted = list(baseline.outcomes)
     try:
         say(f"upgrade: running {len(wanted)} tests on {moved_req}")
+        if evidence is not None:
+            evidence.start(target.version, env)
         after = run_tests(env.python, project, wanted)
         flips = findings.flipped(baseline, after)
         rerun_before = rerun_after = None
@@ -286,12 +342,11 @@ def _suite(
     except SpikeError as exc:
         target.findings.append(_unchecked(str(exc)))
         _done(target, Level.LOW, None)
-        return env
-    result = findings.diff(upgrade.package, version, baseline, after, rerun_before, rerun_after)
+        return
+    result = findings.diff(upgrade.package, target.version, baseline, after, rerun_before, rerun_after)
     target.findings += result.findings
     target.compared, target.broken = result.compared, len(result.broken)
     _done(target, result.level, not result.broken)
-    return env
 
 
 def skipped_target(upgrade: Upgrade, version: str, python: str, why: str) -> UpgradeTarget:

@@ -93,14 +93,15 @@ class SpikeUpgrade:
     def _run(self) -> list[UpgradeResult]:
         from pytest_spike.envs import layer
         from pytest_spike.envs.fit import project_requirements
+        from pytest_spike.report.progress import terminal_progress
         from pytest_spike.services import Services
-        from pytest_spike.session.worker import terminal_say
         from pytest_spike.upgrade.plan import Upgrade, plan_targets, project_install
-        from pytest_spike.upgrade.release import release_evidence
         from pytest_spike.upgrade.run import Project, skipped_target, upgrade_target
 
-        say = terminal_say(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
+        say = terminal_progress(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
         services = Services(self.settings, rootdir=self.config.rootpath, say=say)
+        # the release's evidence is taken in a thread while the tests run: it says nothing
+        quiet = Services(self.settings, rootdir=self.config.rootpath, say=lambda text: None)
         rootdir = self.config.rootpath
         project = Project(
             rootdir=rootdir,
@@ -129,9 +130,7 @@ class SpikeUpgrade:
                         "duration_s": round(self.baseline.duration_s, 3),
                     },
                 )
-                release = partial(
-                    release_evidence, upgrade.package, settings=self.settings, services=services
-                )
+                release = partial(_release_evidence, upgrade.package, settings=self.settings, services=quiet)
                 for version in versions:
                     result.targets.append(
                         upgrade_target(
@@ -143,6 +142,7 @@ class SpikeUpgrade:
                 found.append(result)
         finally:
             services.close()
+            quiet.close()
         return found
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -157,3 +157,11 @@ class SpikeUpgrade:
             terminalreporter.write_line(line)
         for line in self.errors:
             terminalreporter.write_line(line, red=True, bold=True)
+
+
+def _release_evidence(package: str, version: str, upgraded: Any, **kwargs: Any) -> Any:
+    """:func:`pytest_spike.upgrade.release.release_evidence`, imported where it runs (in the
+    background, while the tests run: it imports every probe)."""
+    from pytest_spike.upgrade.release import release_evidence
+
+    return release_evidence(package, version, upgraded, **kwargs)
