@@ -27,6 +27,7 @@ PROJECTS = [
     FakeProject("oldlib", "1.5", files={"oldlib/__init__.py": OLD}),
     FakeProject("oldlib", "2.0", files={"oldlib/__init__.py": NEW}),
     FakeProject("usesx", "1.0", requires=["oldlib<2"]),
+    FakeProject("usesx", "2.0", requires=["oldlib>=2"]),
 ]
 
 PROJECT_TESTS = """
@@ -187,6 +188,22 @@ def test_target_that_cannot_resolve_names_the_clash(project: pytest.Pytester, ca
     assert "usesx" in finding["evidence"]["clashing"], finding
     assert target["passes"] is False
     result.stdout.fnmatch_lines(["oldlib: the suite passes on none of the versions tried"])
+
+
+def test_a_pin_that_has_to_move_with_the_target_is_named(project: pytest.Pytester, cache_dir: Path) -> None:
+    """The project pins usesx 1.0, which needs oldlib<2: moving oldlib to 2.0 moves usesx to
+    2.0 too, and the target says so (the pins as they are do not install; the fit check
+    relaxes the one it names)."""
+    project.makefile(".txt", requirements="oldlib==1.0\nusesx==1.0\n")
+    result = project.runpytest(
+        "-k", "test_helper", "--spike-upgrade", "oldlib>=2", "--spike-probes=none",
+        f"--spike-cache-dir={cache_dir}", "--spike-json=up.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        ["oldlib 1.0 -> 2.0  MEDIUM  0 of 1 tests break", "  also moved: usesx 1.0 -> 2.0 (major upgrade)"]
+    )
+    [target] = upgrades(project)["targets"]
+    assert target["moved"] == ["oldlib 1.0 -> 2.0 (major upgrade)", "usesx 1.0 -> 2.0 (major upgrade)"]
 
 
 def test_a_flaky_test_is_not_charged(project: pytest.Pytester, cache_dir: Path) -> None:

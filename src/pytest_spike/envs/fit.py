@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -115,6 +116,13 @@ def exact_pins(requirements: Sequence[str]) -> dict[str, str]:
         if version is not None:
             pins[canonicalize_name(req.name)] = version
     return pins
+
+
+def _unpinned(text: str) -> str:
+    """The requirement at any version (extras and marker kept): ``usesx==1.0`` -> ``usesx``."""
+    req = Requirement(text)
+    req.specifier = SpecifierSet()
+    return str(req)
 
 
 def _as_constraint(text: str) -> str:
@@ -256,7 +264,9 @@ def check_fit(
 
     def attempt(relaxed: Sequence[str]) -> _Resolution:
         active = [r for r in project if _name(r) not in relaxed]
-        reqs = [candidate] + ([] if constraints else active)
+        # a relaxed requirement: no longer a limit (constraints), or still needed at any version
+        unpinned = [_unpinned(r) for r in project if _name(r) in relaxed]
+        reqs = [candidate] + ([] if constraints else active + unpinned)
         cons = [_as_constraint(r) for r in active] if constraints else []
         left = max(1.0, timeout - (time.monotonic() - start))
         return _resolve(python, reqs, cons, left, uv, index_args)
