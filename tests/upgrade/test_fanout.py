@@ -175,3 +175,10 @@ def test_nox_sessions_per_target_then_merge(hermetic: pytest.Pytester, cache_dir
     (upgrade,) = report["upgrades"]
     assert [(t["version"], t["passes"]) for t in upgrade["targets"]] == [("1.5", True), ("2.0", False)]
     assert report["matrix"]["grids"] == []
+    # one target's job ran alone (as a CI job would): the merge names the other as missing
+    (hermetic.path / ".spike" / "results" / "upgrade-oldlib-2.0.json").unlink()
+    short = nox("-s", "spike_merge")
+    assert short.returncode != 0, short.stdout + short.stderr
+    assert (
+        "oldlib 1.0 -> 2.0  UNKNOWN  no results file holds upgrade-oldlib-2.0" in short.stdout + short.stderr
+    )

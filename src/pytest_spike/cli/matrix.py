@@ -25,6 +25,7 @@ from pytest_spike.matrix.upgrades import (
     UpgradeJob,
     jobs_document,
     jobs_from_document,
+    missing_targets,
     upgrade_jobs,
 )
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
@@ -140,9 +141,8 @@ def _merge(args: argparse.Namespace) -> int:
     if args.annotate:
         for line in github_annotations(merged):
             print(line)
-    missing = any(c.state == "missing" for g in merged.grids for c in g.cells.values()) or any(
-        f.code == "upgrade.missing" for u in merged.scorecard.upgrades for t in u.targets for f in t.findings
-    )
+    missing = any(c.state == "missing" for g in merged.grids for c in g.cells.values())
+    missing = missing or bool(missing_targets(merged.scorecard.upgrades))
     if refused or missing:
         return 3
     fail_on = merged.scorecard.fail_on

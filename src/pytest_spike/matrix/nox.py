@@ -65,7 +65,7 @@ from pytest_spike.matrix.merge import load_all, merge, reaching, upgrade_only
 from pytest_spike.matrix.plan import Cell, MatrixPlan, cached_plan, load_matrix_plan
 from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.matrix.runner import MatrixRunner, Progress
-from pytest_spike.matrix.upgrades import upgrade_jobs
+from pytest_spike.matrix.upgrades import UpgradeJob, missing_targets, upgrade_jobs
 from pytest_spike.model import Level, Scorecard, SpikeError
 from pytest_spike.report import results
 from pytest_spike.report.terminal import output_width
@@ -138,6 +138,11 @@ def run_cell(
     return out
 
 
+#: The upgrade targets this noxfile listed (``upgrade_targets``): merged, each one without a
+#: results file is missing (nox imports the noxfile again for a merge-only run, and lists them).
+_PLANNED: list[UpgradeJob] = []
+
+
 def upgrade_targets(
     requirement: str,
     versions: str | Sequence[str] | None = None,
@@ -154,6 +159,7 @@ def upgrade_targets(
     """
     client = index_client(index_url)
     jobs = upgrade_jobs(client, [requirement], versions, current=current, where="upgrade_targets")
+    _PLANNED.extend(job for job in jobs if job not in _PLANNED)
     return [job.target for job in jobs]
 
 
@@ -176,7 +182,8 @@ def merge_results(
     """Merge every results file in ``results_dir`` (cells and upgrade spikes) in a nox session.
 
     Writes ``report.json`` and ``report.md`` beside the folder and fails the session when a
-    file was refused, a cell broke, or a candidate or upgrade target reaches ``fail_on``.
+    file was refused, a cell broke, a target :func:`upgrade_targets` listed has no results
+    file (``upgrade.missing``), or a candidate or upgrade target reaches ``fail_on``.
     """
     folder = Path(results_dir)
     loaded, refused = load_all(sorted(folder.glob("*.json")))
@@ -195,7 +202,7 @@ def _report(
     out_dir: Path,
     fail_on: Level | None,
 ) -> tuple[list[str], bool]:
-    merged = merge(loaded, expected=expected, refused=refused)
+    merged = merge(loaded, expected=expected, refused=refused, expected_upgrades=_PLANNED)
     if fail_on is not None:
         merged.scorecard.fail_on = fail_on
     write_atomic(out_dir / "report.json", json.dumps(merged.to_dict(), indent=2) + "\n")
@@ -203,6 +210,7 @@ def _report(
     lines = [text for text, _ in terminal_lines(merged, output_width())]
     lines.append(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
     broken = any(c.state in ("missing", "error") for g in merged.grids for c in g.cells.values())
+    broken = broken or bool(missing_targets(merged.scorecard.upgrades))
     reached = bool(fail_on and reaching(merged.scorecard, fail_on))
     return lines, not (refused or broken or reached)
 

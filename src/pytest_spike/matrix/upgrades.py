@@ -123,6 +123,16 @@ def missing_target(job: UpgradeJob) -> UpgradeTarget:
     )
 
 
+def missing_targets(upgrades: Sequence[UpgradeResult]) -> list[str]:
+    """The ids of planned targets no results file held (``upgrade-numpy-2.0.2``)."""
+    return [
+        f"upgrade-{u.package}-{t.version}"
+        for u in upgrades
+        for t in u.targets
+        if any(f.code == "upgrade.missing" for f in t.findings)
+    ]
+
+
 def fill_expected(upgrades: Sequence[UpgradeResult], jobs: Sequence[UpgradeJob]) -> list[UpgradeResult]:
     """``upgrades`` with a missing target for every planned job no results file holds."""
     found = {(u.package, u.current): u for u in upgrades}
