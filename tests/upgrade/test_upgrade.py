@@ -206,6 +206,18 @@ def test_a_pin_that_has_to_move_with_the_target_is_named(project: pytest.Pyteste
     assert target["moved"] == ["oldlib 1.0 -> 2.0 (major upgrade)", "usesx 1.0 -> 2.0 (major upgrade)"]
 
 
+def test_under_xdist_the_baseline_is_what_the_workers_ran(project: pytest.Pytester, cache_dir: Path) -> None:
+    result = project.runpytest_subprocess(
+        "-n", "2", "-p", "xdist", "--spike-upgrade", "oldlib>=2", "--spike-probes=none",
+        f"--spike-cache-dir={cache_dir}", "--spike-json=up.json",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break"])
+    [target] = upgrades(project)["targets"]
+    assert target["compared"] == 2 and target["broken"] == 1
+    assert any(f["code"] == "upgrade.deprecations" for f in target["findings"])
+
+
 def test_a_flaky_test_is_not_charged(project: pytest.Pytester, cache_dir: Path) -> None:
     project.makepyfile(test_flaky=FLAKY_TEST)
     result = project.runpytest(
