@@ -345,6 +345,7 @@ def _conflict(
     if not clashing:
         return [], details
     named = ", ".join(r for r in project if _name(r) in clashing)
+    details["clashing"], details["explanation"] = named, why
     finding = Finding(
         "install.conflict",
         Severity.HIGH,

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pytest_spike.envs.manager import EnvResult
 from pytest_spike.model import Candidate, CandidateResult, ProbeResult
 from pytest_spike.probes import evidence
-from pytest_spike.probes.base import ProbeContext, ProbeMemo, Target
+from pytest_spike.probes.base import ProbeContext, Target
 from pytest_spike.probes.items import failing_findings, take_evidence
 from pytest_spike.scoring import build_scorecard
 from pytest_spike.services import Services
@@ -45,7 +45,7 @@ def release_evidence(
     if not kinds:
         return None
     candidate = Candidate(f"{package}=={version}")
-    ctx = ProbeContext(candidate, settings, services, timeout=settings.probe_timeout, memo=ProbeMemo())
+    ctx = ProbeContext(candidate, settings, services, timeout=settings.probe_timeout)
     if upgraded is not None and upgraded.ok:
         ctx.remember(("target", candidate), lambda: Target(upgraded.python, isolated=True, env=upgraded))
     probes = [_probe(ctx, kind) for kind in kinds]

@@ -21,9 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
-
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
@@ -209,7 +206,7 @@ def upgrade_target(
     target = UpgradeTarget(version, moved=[describe_change(upgrade.package, upgrade.current, version)])
     evidence = _Background(release) if release is not None else None
     env = _build(target, upgrade, project, envs, say)
-    if env is not None and env.ok and target.passes is None and not target.findings:
+    if env is not None and env.ok and not target.findings:  # every failure above is a finding
         _suite(target, upgrade, env, project, baseline, say, evidence)
     if evidence is not None:
         say(f"upgrade: the release's own evidence on {upgrade.package} {version}")
@@ -273,11 +270,8 @@ def _build(
         )
         resolved: dict[str, str] = details.get("resolved") or {}
         if not resolved and details.get("fits") is False:
-            excerpt = str(details.get("error") or "no solution")
-            clashing = _clashing(excerpt, others, upgrade.package)
-            target.findings.append(
-                findings.unresolvable(upgrade.package, version, _reason(excerpt), clashing)
-            )
+            why, clashing = details["explanation"], details["clashing"]  # the fit check's reading
+            target.findings.append(findings.unresolvable(upgrade.package, version, why, clashing))
             _done(target, Level.BLOCKED, False)
             return None
         if resolved:
@@ -359,26 +353,6 @@ def skipped_target(upgrade: Upgrade, version: str, python: str, why: str) -> Upg
     return UpgradeTarget(
         version, moved=[describe_change(upgrade.package, upgrade.current, version)], findings=[finding]
     )
-
-
-def _clashing(text: str, requirements: Sequence[str], package: str) -> str:
-    """The project's requirements the resolver's explanation names (whole words only)."""
-    lowered = text.lower().replace("_", "-")
-    named = []
-    for req in requirements:
-        name = canonicalize_name(Requirement(req).name)
-        if name != package and re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", lowered):
-            named.append(req)
-    return ", ".join(named)
-
-
-def _reason(text: str) -> str:
-    """The resolver's explanation in one line: its ``cause:`` part when it gives one."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    start = next((i for i, line in enumerate(lines) if line.startswith("cause:")), None)
-    if start is None:
-        return lines[0] if lines else "no solution"
-    return " ".join(lines[start:]).removeprefix("cause:").strip()
 
 
 def _done(target: UpgradeTarget, level: Level, passes: bool | None) -> None:

@@ -11,7 +11,6 @@ without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from datetime import datetime, timezone
@@ -93,6 +92,7 @@ class SpikeUpgrade:
     def _run(self) -> list[UpgradeResult]:
         from pytest_spike.envs import layer
         from pytest_spike.envs.fit import project_requirements
+        from pytest_spike.matrix.interpreters import host_python
         from pytest_spike.report.progress import terminal_progress
         from pytest_spike.services import Services
         from pytest_spike.upgrade.plan import Upgrade, plan_targets, project_install
@@ -115,7 +115,7 @@ class SpikeUpgrade:
         try:
             for text in self.settings.upgrades:
                 upgrade = Upgrade.parse(text)
-                python = "{}.{}".format(*sys.version_info[:2])
+                python = host_python()
                 versions, skipped = plan_targets(
                     services.index(), upgrade, self.settings.upgrade_versions, python=python
                 )
