@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_spike import __version__
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs.layer import source_digest
-from pytest_spike.model import Blame, Finding, SpikeError
+from pytest_spike.model import Blame, Finding, ProbeResult, SpikeError
 
 if TYPE_CHECKING:
     from pytest_spike.probes.base import ProbeContext, ProbeOutcome
@@ -195,6 +195,20 @@ def lookup(ctx: ProbeContext, kind: str, *, reuse: bool) -> tuple[str | None, Ev
 def iso_time(epoch: float) -> str:
     """``epoch`` as ISO 8601 in UTC, to the second."""
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
+
+
+def record(probe: ProbeResult, found: Evidence) -> ProbeResult:
+    """``probe`` holding ``found``: its outcome's findings, details (with why it holds no
+    evidence under ``unknown``), version and memory, and when it was taken."""
+    outcome = found.outcome
+    probe.findings = list(outcome.findings)
+    probe.details = dict(outcome.details)
+    probe.version = outcome.version
+    probe.peak_memory_mb = outcome.peak_memory_mb
+    if outcome.skipped:
+        probe.details["unknown"] = outcome.skipped
+    probe.taken, probe.cached = iso_time(found.taken), found.cached
+    return probe
 
 
 def taken_now(outcome: ProbeOutcome) -> Evidence:

@@ -300,25 +300,17 @@ class SpikeWorker:
         return report
 
     def _builtin_payload(self, item: ProbeItem) -> dict[str, Any]:
-        outcome = getattr(item, "outcome", None)
         probe = ProbeResult(candidate=item.candidate.name, kind=item.kind, nodeid=item.nodeid)
-        found = getattr(item, "evidence", None)
+        found = getattr(item, "evidence", None)  # None: the probe raised, or never ran
         cut = item.stash.get(_TIMEBOX, False)
         if found is not None:
-            probe.taken, probe.cached = evidence.iso_time(found.taken), found.cached
+            evidence.record(probe, found)
             if not cut and item.evidence_key is not None and not found.cached and not item.kept:
                 # Kept for the next run when the session ends, unless it was interrupted;
                 # never what a time box cut short.
                 self.to_keep.append((item.candidate, item.kind, item.evidence_key, found))
                 item.kept = True  # once, not again for the teardown's report
-        if outcome is not None:
-            probe.findings = list(outcome.findings)
-            probe.details = dict(outcome.details)
-            probe.version = outcome.version
-            probe.peak_memory_mb = outcome.peak_memory_mb
-            if outcome.skipped:
-                probe.details["unknown"] = outcome.skipped  # why this probe holds no evidence
-        if item.stash.get(_TIMEBOX, False):
+        if cut:
             probe.details["timebox"] = True
         return self._payload(item.candidate, probe)
 

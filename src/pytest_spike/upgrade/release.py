@@ -63,22 +63,9 @@ def _probe(ctx: ProbeContext, kind: str) -> ProbeResult:
     entry_key, found = take_evidence(kind, ctx)
     if entry_key is not None:
         evidence.save(ctx, kind, entry_key, found)  # kept for the next run, when it may be
-    outcome = found.outcome
-    probe = ProbeResult(
-        candidate=ctx.candidate.name,
-        kind=kind,
-        nodeid=f"upgrade::{ctx.candidate.requirement}::{kind}",
-        outcome=_status(outcome.skipped, failing_findings(outcome)),
-        findings=list(outcome.findings),
-        details=dict(outcome.details),
-        version=outcome.version,
-        peak_memory_mb=outcome.peak_memory_mb,
-        taken=evidence.iso_time(found.taken),
-        cached=found.cached,
-    )
-    if outcome.skipped:
-        probe.details["unknown"] = outcome.skipped
-    return probe
+    nodeid = f"upgrade::{ctx.candidate.requirement}::{kind}"
+    status = _status(found.outcome.skipped, failing_findings(found.outcome))
+    return evidence.record(ProbeResult(ctx.candidate.name, kind, nodeid, outcome=status), found)
 
 
 def _status(skipped: str | None, failing: Sequence[object]) -> str:
