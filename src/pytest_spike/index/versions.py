@@ -25,6 +25,8 @@ class Resolution:
     excluded: dict[str, str] = field(default_factory=dict)
     #: indexes left out of the answer because they failed while others answered
     skipped: tuple[str, ...] = ()
+    #: the versions the spec names one by one (a list such as ``"1.0, 2.0"``), else empty
+    pins: tuple[Version, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ def resolve(
     result = Resolution(canonicalize_name(name), spec_out, python, [], skipped=listing.skipped)
     if kind == "pins":
         _require_pins(name, value, listing)
+        result.pins = tuple(value)
     wanted = _Wanted(kind, value, python, prereleases)
     eligible: list[Version] = []
     for version, release in listing.releases.items():

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.versions import resolve
@@ -78,7 +78,7 @@ def plan_targets(
         and (Version(v) in spec or not str(spec))
         and Version(v) != current
     }
-    named = set(_named_versions(versions))
+    named = set(picked.pins)
     skipped = {v: why for v, why in unfit.items() if v in named}
     newer = [v for v in unfit if not chosen or v > chosen[-1]]
     if newer:
@@ -90,24 +90,6 @@ def plan_targets(
             f"from {upgrade.current} on the package index"
         )
     return [str(v) for v in chosen], {str(v): why for v, why in sorted(skipped.items())}
-
-
-def _named_versions(versions: str | Sequence[str] | None) -> list[Version]:
-    """The versions a ``versions=`` list names (none for a specifier or ``latest:N``)."""
-    if not versions:
-        return []
-    items = versions.replace(",", " ").split() if isinstance(versions, str) else [str(v) for v in versions]
-    if isinstance(versions, str) and (
-        versions.strip()[:1] in "<>=!~" or versions.strip().startswith("latest")
-    ):
-        return []
-    named = []
-    for item in items:
-        try:
-            named.append(Version(item))
-        except InvalidVersion:
-            return []
-    return named
 
 
 def project_install(rootdir: Path) -> list[str]:
