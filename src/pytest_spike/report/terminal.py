@@ -232,13 +232,18 @@ def cached_age(taken: str | None, now: float) -> str:
     return f"{int(seconds)}s ago"
 
 
+def probe_status(probe: ProbeResult, now: float, aliases: frozenset[str] = frozenset()) -> str:
+    """``import passed``, ``upstream skipped (cached 2m ago)``."""
+    cached = f" (cached {cached_age(probe.taken, now)})" if probe.cached else ""
+    return f"{probe_label(probe, aliases)} {probe.outcome}{cached}"
+
+
 def probe_line(result: CandidateResult, width: int) -> list[str]:
     order = {kind: i for i, kind in enumerate(PROBE_KINDS)}
     aliases = candidate_aliases(result)
     now = time.time()
     parts = [
-        f"{probe_label(p, aliases)} {p.outcome}"
-        + (f" (cached {cached_age(p.taken, now)})" if p.cached else "")
+        probe_status(p, now, aliases)
         for p in sorted(result.probes, key=lambda p: (order.get(p.kind, 99), p.nodeid))
     ]
     return textwrap.wrap(
@@ -390,10 +395,7 @@ def release_line(target: UpgradeTarget) -> str | None:
     if release is None:
         return None
     now = time.time()
-    probes = ", ".join(
-        f"{p.kind} {p.outcome}" + (f" (cached {cached_age(p.taken, now)})" if p.cached else "")
-        for p in release.probes
-    )
+    probes = ", ".join(probe_status(p, now) for p in release.probes)
     return (
         f"the release on its own: {release.level.value.upper()}, score {fmt_points(release.score)}; "
         f"probes: {probes}"
