@@ -39,6 +39,11 @@ from pytest_spike.upgrade.plan import Upgrade, target_versions
 JOBS_SCHEMA = "pytest-spike-upgrades/1"
 
 
+def job_id(package: str, target: str) -> str:
+    """``upgrade-numpy-2.0.2``: the id of the job that runs one target version."""
+    return f"upgrade-{package}-{target}"
+
+
 @dataclass(frozen=True)
 class UpgradeJob:
     """One target version of one upgrade spike: what a CI job runs."""
@@ -51,7 +56,7 @@ class UpgradeJob:
     @property
     def id(self) -> str:
         """``upgrade-numpy-2.0.2``: a job, artefact and results file name."""
-        return f"upgrade-{self.package}-{self.target}"
+        return job_id(self.package, self.target)
 
     def pytest_args(self) -> list[str]:
         """The pytest options that run this target alone (the requirement as given, so every
@@ -126,7 +131,7 @@ def missing_target(job: UpgradeJob) -> UpgradeTarget:
 def missing_targets(upgrades: Sequence[UpgradeResult]) -> list[str]:
     """The ids of planned targets no results file held (``upgrade-numpy-2.0.2``)."""
     return [
-        f"upgrade-{u.package}-{t.version}"
+        job_id(u.package, t.version)
         for u in upgrades
         for t in u.targets
         if any(f.code == "upgrade.missing" for f in t.findings)
