@@ -12,13 +12,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.matrix import cells, github, tox
 from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
-from pytest_spike.matrix.plan import Cell, load_matrix_plan, plan_matrix
+from pytest_spike.matrix.plan import Cell, MatrixPlan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.matrix.upgrades import (
     JOBS_SCHEMA,
@@ -98,17 +99,21 @@ def _result_files(items: list[str]) -> list[Path]:
 
 def _plans(paths: Sequence[str]) -> tuple[list[Cell], list[UpgradeJob]]:
     """The expected cells (``matrix --json``) and upgrade targets (``matrix --upgrade --json``)
-    of the ``--plan`` files, told apart by their schema."""
+    of the ``--plan`` files, told apart by their schema (each file read once)."""
     expected: list[Cell] = []
     jobs: list[UpgradeJob] = []
     for text in paths:
-        path = Path(text)
-        document = load_json_document(path, "plan", json_object)
-        if document.get("schema") == JOBS_SCHEMA:
-            jobs += load_json_document(path, "upgrade jobs list", jobs_from_document)
-        else:
-            expected += load_matrix_plan(path).cells
+        cells_of, jobs_of = load_json_document(Path(text), "plan", _plan_document)
+        expected += cells_of
+        jobs += jobs_of
     return expected, jobs
+
+
+def _plan_document(data: Any) -> tuple[list[Cell], list[UpgradeJob]]:
+    document = json_object(data)
+    if document.get("schema") == JOBS_SCHEMA:
+        return [], jobs_from_document(document)
+    return MatrixPlan.from_dict(document).cells, []
 
 
 def _merge(args: argparse.Namespace) -> int:
