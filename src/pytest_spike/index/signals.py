@@ -98,10 +98,12 @@ def signal_findings(
     now: datetime | None = None,
     stale_after_days: int = STALE_AFTER_DAYS,
     tags: Iterable[Tag] | None = None,
+    version_source: str = "installed",
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings from the index's view of a project, and every signal's value and source.
 
-    ``installed_version`` is the version under test (None: the latest release);
+    ``installed_version`` is the version under test (None: the latest release), known from
+    ``version_source`` ("installed", or the pin of a candidate that could not be installed);
     ``matrix_pythons`` the interpreters the spike asks for ("3.9", "3.13");
     ``tags`` the wheel tags the running interpreter accepts (default: this one's).
     """
@@ -116,7 +118,7 @@ def signal_findings(
     releases_src = meta.sources.get("releases", "")
     details["version"] = {
         "value": version,
-        "source": "installed" if installed_version else releases_src,
+        "source": version_source if installed_version else releases_src,
     }
     # The thresholds the verdict used, so the results file shows them next to the values.
     details["thresholds"] = {
@@ -524,6 +526,7 @@ def collect_signals(
     matrix_pythons: Sequence[str] = (),
     now: datetime | None = None,
     stale_after_days: int = STALE_AFTER_DAYS,
+    version_source: str = "installed",
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Ask the index about ``name`` and return ``signal_findings``; index trouble is a finding."""
     try:
@@ -538,6 +541,7 @@ def collect_signals(
     return signal_findings(
         meta,
         installed_version=installed_version,
+        version_source=version_source,
         matrix_pythons=matrix_pythons,
         now=now,
         stale_after_days=stale_after_days,

@@ -15,12 +15,11 @@ def probe_signals(ctx: ProbeContext) -> ProbeOutcome:
         ctx.services.index(),
         ctx.candidate.project,
         installed_version=version,
+        version_source="installed" if installed else f"the candidate's pin ({ctx.candidate.requirement})",
         matrix_pythons=ctx.candidate.python,
         stale_after_days=ctx.settings.stale_after_days,
     )
     details["installed_version"] = installed
-    if version and not installed and isinstance(details.get("version"), dict):
-        details["version"]["source"] = f"the candidate's pin ({ctx.candidate.requirement})"
     unknown = details.get("unchecked")
     # The index could not be asked: no evidence either way, so the item is skipped with why.
     skipped = f"signals not checked: {unknown['value']}" if unknown else None
