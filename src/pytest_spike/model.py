@@ -601,6 +601,10 @@ class UpgradeResult:
     #: the baseline: where its outcomes came from ("this run" or "a child pytest") and counts
     baseline: dict[str, Any] = field(default_factory=dict)
 
+    def reaching(self, level: Level) -> list[UpgradeTarget]:
+        """The target versions at or above ``level`` (they fail a run as candidates do)."""
+        return [t for t in self.targets if t.level.rank >= level.rank]
+
     @property
     def newest_passing(self) -> str | None:
         """The newest target version on which the project's tests pass, if any."""

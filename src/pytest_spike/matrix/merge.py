@@ -184,9 +184,7 @@ def reaching(scorecard: Scorecard, level: Level) -> list[str]:
     names = [c.name for c in scorecard.reaching(level)]
     for upgrade in scorecard.upgrades:
         names += [
-            f"{upgrade.package} {upgrade.current or '?'} -> {t.version}"
-            for t in upgrade.targets
-            if t.level.rank >= level.rank
+            f"{upgrade.package} {upgrade.current or '?'} -> {t.version}" for t in upgrade.reaching(level)
         ]
     return names
 

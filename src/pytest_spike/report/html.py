@@ -404,10 +404,7 @@ def _targets_reaching(scorecard: Scorecard) -> list[str]:
     if fail_on is None:
         return []
     return [
-        f"{u.package} {t.version} ({t.level.value})"
-        for u in scorecard.upgrades
-        for t in u.targets
-        if t.level.rank >= fail_on.rank
+        f"{u.package} {t.version} ({t.level.value})" for u in scorecard.upgrades for t in u.reaching(fail_on)
     ]
 
 

@@ -85,7 +85,7 @@ class SpikeUpgrade:
             self.written, errors = results.write_outputs(scorecard, self.settings)
             self.errors += errors
         fail_on = self.settings.fail_on
-        reached = [t for u in self.results for t in u.targets if fail_on and t.level.rank >= fail_on.rank]
+        reached = fail_on is not None and any(u.reaching(fail_on) for u in self.results)
         if reached and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
