@@ -1,6 +1,9 @@
 """Faults a spike meets from the code it runs: crashes, floods, stray children, credentials.
 
-Real fixture packages (built here, installed by pip), real subprocesses, no mocks.
+Real fixture packages (built here, installed by pip), real subprocesses, no mocks. These run
+**unboxed** (``--spike-sandbox off``, or where no bubblewrap runs): the credential scrub and
+process-group containment that remain there. The box itself is attacked in
+tests/_core/test_sandbox.py and tests/test_box_attacks.py.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike.data.budgets import TimeboxExceeded, alarm
 from pytest_spike.envs import layer
 from pytest_spike.upstream.run import SpikeUpstream
@@ -101,6 +105,15 @@ PROJECTS = [
         sdist_files={"tests/test_env.py": "import envpkg\n\ndef test_env():\n    envpkg.dump('upstream')\n"},
     ),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _unboxed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The unboxed path: in this process and in every pytest run these tests start."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester").makeini("[pytest]\nspike_sandbox = off\n")
+    with sandbox.use(sandbox.Policy(mode="off")):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +468,7 @@ def test_credentials_never_reach_a_candidate_in_its_own_environment(
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(safety_wheels / "wheels"))
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PYTEST_ADDOPTS"):
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL"):
         monkeypatch.delenv(name, raising=False)
     pytester.makepyfile(
         "from pytest_spike import spike\n\n"

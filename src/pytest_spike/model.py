@@ -47,6 +47,9 @@ RENAMED_CODES = {
 BACKENDS = ("auto", "uv", "venv")
 #: Where candidates run (``--spike-isolation``): see probes.base.ProbeContext.target().
 ISOLATION_MODES = ("auto", "always", "never")
+#: --spike-sandbox: box candidate code where bubblewrap runs ('auto'), refuse to run it
+#: unboxed ('require'), or never box it ('off')
+SANDBOX_MODES = ("auto", "require", "off")
 #: Days since the last release after which a project is stale (``--spike-stale-after``).
 STALE_AFTER_DAYS = 730
 #: A version under test younger than this many days is a young release (info, never scored).

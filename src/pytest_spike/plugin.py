@@ -57,11 +57,49 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve(config)
     except SpikeError as exc:
         raise pytest.UsageError(str(exc)) from None
+    upgrading = _upgrade_asked(config, settings)
+    if settings.enabled or upgrading:
+        settings = _box(config, settings)
     config.stash[SETTINGS] = settings
     if settings.enabled:
         _register_session(config, settings)
-    if _upgrade_asked(config, settings):
+    if upgrading:
         _register_upgrade(config, settings)
+
+
+def _box(config: pytest.Config, settings: Settings) -> Settings:
+    """Set how this process boxes candidate code; ``require`` where no box runs is a usage error.
+
+    Under ``require`` a candidate installed in the running environment gets an environment
+    of its own, so that the team's tests of it run boxed too (in the running environment
+    they import it into pytest itself).
+    """
+    import dataclasses
+
+    from pytest_spike._core import sandbox
+
+    processes, memory, file_size = settings.sandbox_limits
+    policy = sandbox.Policy(
+        mode=settings.sandbox,
+        limits=sandbox.Limits(processes, memory, file_size),
+        allow_network=settings.allow_network,
+    )
+    previous = sandbox.current()
+    sandbox.configure(policy)
+    # In-process runs (pytester) must not leave their policy to the next session.
+    config.add_cleanup(lambda: sandbox.configure(previous))
+    if settings.sandbox == "require":
+        if settings.isolation == "never":
+            raise pytest.UsageError(
+                "--spike-sandbox require cannot box candidates in the running environment "
+                "(--spike-isolation never): use --spike-isolation auto or always"
+            )
+        try:
+            sandbox.require_available(policy)
+        except SpikeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        settings = dataclasses.replace(settings, isolation="always")
+    return settings
 
 
 def _upgrade_asked(config: pytest.Config, settings: Settings) -> bool:

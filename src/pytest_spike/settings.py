@@ -24,6 +24,7 @@ from pytest_spike.model import (
     BACKENDS,
     BUILTIN_KINDS,
     ISOLATION_MODES,
+    SANDBOX_MODES,
     STALE_AFTER_DAYS,
     Level,
     SpikeError,
@@ -167,6 +168,22 @@ def _choice(choices: tuple[str, ...]) -> Parse:
         return name
 
     return parse
+
+
+def _limits(value: str, source: Source) -> tuple[int, int, int]:
+    """'processes=N,memory=SIZE,file=SIZE' (any of them; sizes in M or G, MB by default)."""
+    found = {"processes": 1024, "memory": 16384, "file": 8192}
+    for part in value.replace(",", " ").split():
+        name, _, raw = part.partition("=")
+        name, raw = name.strip().lower(), raw.strip().upper()
+        factor = {"G": 1024, "M": 1}.get(raw[-1:], 0) if name != "processes" else 1
+        number = raw[:-1] if factor and raw[-1:] in "GM" and name != "processes" else raw
+        if name not in found or not number.isdigit() or int(number) <= 0:
+            raise SpikeError(
+                f"{source.where}: {part!r} is not a limit; write e.g. 'processes=256,memory=4G,file=1G'"
+            )
+        found[name] = int(number) * (factor or 1)
+    return found["processes"], found["memory"], found["file"]
 
 
 def _whole(minimum: int) -> Parse:
@@ -416,6 +433,27 @@ class Settings:
         help="where candidates run: 'auto' (the running environment when the candidate is "
         "installed there at an accepted version, else an environment of its own), "
         "'always' (always its own), 'never' (only the running environment); default: {default}",
+    )
+    sandbox: str = option(
+        flag="--spike-sandbox",
+        ini="spike_sandbox",
+        metavar="MODE",
+        parse=_choice(SANDBOX_MODES),
+        default="auto",
+        help="box candidate code (builds, import, README, upstream tests, your tests in its "
+        "environment) with bubblewrap: 'auto' (where bubblewrap runs; elsewhere unboxed and "
+        "every report says so), 'require' (refuse to run candidate code unboxed), 'off'; "
+        "default: {default}",
+    )
+    sandbox_limits: tuple[int, int, int] = option(
+        flag="--spike-sandbox-limits",
+        ini="spike_sandbox_limits",
+        metavar="LIMITS",
+        parse=_limits,
+        default=(1024, 16384, 8192),
+        help="what one boxed step may use, e.g. 'processes=256,memory=4G,file=1G' "
+        "(memory of all its processes; the largest file it may write); default: "
+        "processes=1024,memory=16G,file=8G",
     )
     fresh: bool = option(
         flag="--spike-fresh",

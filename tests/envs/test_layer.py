@@ -43,14 +43,18 @@ def test_a_new_layer_holds_the_compiled_modules_of_what_it_links(tmp_path: Path,
     assert str(built) in loaded[0]
 
 
-def test_a_file_is_placed_over_its_own_link(tmp_path: Path) -> None:
-    """A non-editable pytest-spike's package folder is placed over its RECORD's files, which
-    are links to the same files: copying a file onto itself would fail."""
+def test_a_file_is_placed_over_an_earlier_copy_and_never_linked(tmp_path: Path) -> None:
+    """A non-editable pytest-spike's package folder is placed over its RECORD's files; each
+    is a copy of its own, never a link: a candidate writing into the layer must not write
+    into the running environment."""
     source = tmp_path / "site" / "mod.py"
     source.parent.mkdir()
     source.write_text("VALUE = 1\n")
     target = tmp_path / "layer" / "mod.py"
     target.parent.mkdir()
     for _ in range(2):
-        layer._link_or_copy(source, target)
-    assert target.read_text() == "VALUE = 1\n" and target.samefile(source)
+        layer._copy_file(source, target)
+    assert target.read_text() == "VALUE = 1\n" and not target.samefile(source)
+    with target.open("a") as handle:
+        handle.write("# a candidate was here\n")
+    assert source.read_text() == "VALUE = 1\n"

@@ -217,3 +217,39 @@ def test_redact_hides_credentials_in_urls() -> None:
     assert "s3cret" not in shown and "user" not in shown
     assert shown == "https://***@example.invalid:8443/simple/x-1.tar.gz"
     assert redact("http://127.0.0.1/x.tar.gz") == "http://127.0.0.1/x.tar.gz"
+
+
+def test_a_chain_of_links_that_leaves_the_tree_is_refused(tmp_path: Path) -> None:
+    # Each link alone stays inside when read as text; through the first, the second lands
+    # on a file beside the extraction folder (a planted "secret").
+    secret = tmp_path / "id_rsa"
+    secret.write_text("s3cr3t-key")
+    archive = _tar(
+        tmp_path / "chain.tar.gz",
+        [
+            _file("p-1/setup.py", b""),
+            _link("p-1/x", ".."),
+            _link("p-1/req.txt", "x/../id_rsa"),
+        ],
+    )
+    out = tmp_path / "out"
+    with pytest.raises(UnsafeArchive, match="through the archive's other links points outside"):
+        safe_extract(archive, out)
+    assert not any(p.is_symlink() for p in out.rglob("*")), "an escaping link was left behind"
+    assert secret.read_text() == "s3cr3t-key"
+
+
+@pytest.mark.parametrize(
+    "segment", ["..%2F..%2F.profile", "%2Fetc%2Fprofile", ".hidden.tar.gz", "a%5Cb.tar.gz"]
+)
+def test_a_file_name_the_index_makes_up_is_refused_before_anything_is_written(
+    tmp_path: Path, segment: str
+) -> None:
+    source = tmp_path / "p-1.0.tar.gz"
+    source.write_bytes(b"not really an archive")
+    url = (tmp_path.as_uri() + "/") + segment
+    dest = tmp_path / "cache" / "download"
+    with pytest.raises(SpikeError, match="not a plain file name: refused"):
+        fetch_sdist(url, dest)
+    assert not (tmp_path / ".profile").exists()
+    assert not dest.exists() or not any(dest.iterdir())

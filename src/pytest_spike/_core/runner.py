@@ -4,15 +4,21 @@ Every child gets: an argument list (never a shell string), a time limit after wh
 whole process group is killed, a closed stdin, an environment scrubbed of credentials,
 captured output capped in size, and its own resource usage (wall time, peak RSS).
 
-This is containment, not a sandbox: the child runs as the same user and can touch what
-that user can touch.
+A step that can run a candidate's code passes a :class:`~pytest_spike._core.sandbox.Box`:
+it then runs in the sandbox (bubblewrap), with an allow-listed environment, an empty HOME of
+its own and limits on processes, memory and file size; see :mod:`pytest_spike._core.sandbox`.
+Without a box (our own tools: interpreter discovery, the plan's collection) the child runs
+as the same user, contained but not sandboxed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fnmatch
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Callable
 
+from pytest_spike._core import sandbox
 from pytest_spike.model import SpikeError
 
 if TYPE_CHECKING:
@@ -84,6 +91,11 @@ class RunResult:
     peak_memory_mb: float | None
     timed_out: bool = False
     output_truncated: bool = False
+    #: how the step was run: "boxed", "unboxed" (a box was asked for but could not run) or
+    #: "" (no box asked for: our own tools)
+    sandbox: str = ""
+    #: the box's limits the step ran into ("processes", "memory")
+    limits_hit: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -166,6 +178,7 @@ def run(
     stdin_data: bytes | None = None,
     cap: int = OUTPUT_CAP,
     started: Callable[[int], None] | None = None,
+    box: sandbox.Box | None = None,
 ) -> RunResult:
     """Run ``argv`` with a time limit and a scrubbed environment; never raises for the child.
 
@@ -173,22 +186,118 @@ def run(
     ``started`` is told the child's pid (its process group id too) once it runs, so a
     caller waiting in another thread can stop the group (:func:`stop_group`).
     A missing executable is reported as exit code 127 with the reason in ``stderr``.
+    With ``box``, the child runs in the sandbox (see :mod:`pytest_spike._core.sandbox`);
+    under ``--spike-sandbox require`` a box that cannot run raises SpikeError.
     """
+    if box is not None:
+        return _run_boxed(
+            argv,
+            box,
+            timeout=timeout,
+            cwd=cwd,
+            env=env,
+            extra_env=extra_env,
+            stdin_data=stdin_data,
+            cap=cap,
+            started=started,
+        )
     child_env = scrub_env(env)
     if extra_env:
         child_env.update(extra_env)
+    return _run(argv, timeout, cwd, child_env, stdin_data, cap, started)
+
+
+def _run_boxed(
+    argv: Sequence[str],
+    box: sandbox.Box,
+    *,
+    timeout: float,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    extra_env: Mapping[str, str] | None,
+    stdin_data: bytes | None,
+    cap: int,
+    started: Callable[[int], None] | None,
+) -> RunResult:
+    policy = sandbox.current()
+    state = sandbox.require_available(policy)
+    where = None if cwd is None else os.fspath(cwd)
+    source = env if env is not None else os.environ
+    if not state.boxed:
+        # Unboxed (no bubblewrap here, or --spike-sandbox off): as before the box, the
+        # environment without credentials; every report says the run was not sandboxed.
+        child_env = scrub_env(env)
+        child_env.update(extra_env or {})
+        confinement = sandbox.Confinement(policy.limits)
+        try:
+            result = _run(argv, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
+            return dataclasses.replace(result, sandbox="unboxed")
+        finally:
+            confinement.close()
+    if not _found(argv[0]):
+        # bubblewrap would say so in words and exit 1; say it as an unboxed start would.
+        return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: no such file", 0.0, None)
+    child_env = sandbox.box_env(source, extra_env, sandbox.BOX_HOME, network=box.network)
+    if sandbox.inside():
+        # Already in the parent's box (a child pytest): its steps share that box.
+        result = _run(argv, timeout, where, child_env, stdin_data, cap, started)
+        return dataclasses.replace(result, sandbox="boxed")
+    home = sandbox.make_home()
+    confinement = sandbox.Confinement(policy.limits)
+    try:
+        wrapped = sandbox.wrap(argv, box, cwd=where, home=str(home), policy=policy, env=child_env)
+        result = _run(wrapped, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
+        returncode = result.returncode
+        if returncode is not None and returncode > 128:
+            # bubblewrap exits 128 + N when the step's process died of signal N.
+            with contextlib.suppress(ValueError):
+                signal.Signals(returncode - 128)
+                returncode = 128 - returncode
+        peak = confinement.peak_memory_mb()
+        return dataclasses.replace(
+            result,
+            argv=tuple(argv),
+            returncode=returncode,
+            sandbox="boxed",
+            peak_memory_mb=peak if peak is not None else result.peak_memory_mb,
+            limits_hit=tuple(confinement.hit()),
+        )
+    finally:
+        confinement.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _found(program: str) -> bool:
+    if os.sep in program:
+        return os.access(program, os.X_OK)
+    return shutil.which(program) is not None
+
+
+def _run(
+    argv: Sequence[str],
+    timeout: float,
+    cwd: str | os.PathLike[str] | None,
+    child_env: Mapping[str, str],
+    stdin_data: bytes | None,
+    cap: int,
+    started: Callable[[int], None] | None,
+    preexec: Callable[[], None] | None = None,
+) -> RunResult:
     start = time.perf_counter()
+    options = _group_options()
+    if preexec is not None and not _WINDOWS:
+        options["preexec_fn"] = preexec
     try:
         proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
-            env=child_env,
+            env=dict(child_env),
             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            **_group_options(),
+            **options,
         )
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:
         return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: {exc}", 0.0, None)
     assert proc.stdout is not None and proc.stderr is not None
     if started is not None:

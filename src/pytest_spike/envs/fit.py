@@ -30,6 +30,7 @@ from pytest_spike._core.runner import run
 from pytest_spike.envs.manager import (
     EnvResult,
     choose_uv,
+    installer_box,
     normalize_requirements,
     pip_command,
     resolver_excerpt,
@@ -187,7 +188,9 @@ def _resolve(
                 *index_args,
                 *requirements,
             ]
-        done = run(argv, timeout=timeout, env=tool_env(), stdin_data=stdin)
+        # The resolve runs build backends (sdists' metadata): boxed as an installer step.
+        boxed = installer_box(scratch, python, stage="resolve")
+        done = run(argv, timeout=timeout, env=tool_env(), stdin_data=stdin, cwd=scratch, **boxed)
         resolver = "uv" if uv is not None else "pip"
         text = done.stderr + "\n" + done.stdout
         if done.timed_out:

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -27,9 +26,9 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike._core.files import json_object, load_json_document
-from pytest_spike.envs.manager import pip_command, tool_env, uv_index_args
+from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
 
@@ -44,6 +43,9 @@ import pytest
 sys.exit(pytest.main(sys.argv[2:]))
 """
 _LAYER_MARKER = "spike-layer.json"
+#: Bumped when a layer is laid out differently: 2 = copied files (1 hard-linked them to the
+#: running environment, which a candidate could then write into).
+_LAYER_FORMAT = 2
 
 
 #: Distributions a layer never holds: uv is pytest-spike's tool (a large binary), not the
@@ -93,7 +95,7 @@ def layer_path(cache_root: Path) -> Path:
     """Where the layer for this interpreter and these exact distributions lives."""
     dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in _closure())
     package_dir = PACKAGE_DIR
-    ident = json.dumps([sys.version, sys.executable, dists, source_digest(package_dir)])
+    ident = json.dumps([sys.version, sys.executable, dists, source_digest(package_dir), _LAYER_FORMAT])
     return cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
@@ -113,8 +115,8 @@ def _copy_distribution(
     dist: metadata.Distribution, dest: Path, place: Callable[[Path, Path], object] | None = None
 ) -> str:
     """Copy one installed distribution's files (as RECORD lists them) into ``dest``,
-    each with ``place(source, target)`` (default: link or copy)."""
-    place = place or _link_or_copy
+    each with ``place(source, target)`` (default: a copy)."""
+    place = place or _copy_file
     name = str(dist.metadata["Name"])
     for relative in dist.files or ():
         parts = relative.parts
@@ -138,16 +140,13 @@ def _copy_distribution(
     return f"{name}=={dist.version}"
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """Hard-link ``source`` to ``target``, or copy it where links fail (another file system,
-    Windows without the right). Linking the ~700 files of a layer takes a third of the
-    time copying does; installers and Python replace files rather than write into them,
-    so a link keeps the content the layer was keyed on."""
+def _copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target``, never link it: a hard link would share its bytes with
+    the running environment (and with pytest-spike's source tree when installed editable),
+    so a candidate that wrote into a layer file would write into the team's environment.
+    The copy keeps the modification time, so compiled modules stay valid for it."""
     target.unlink(missing_ok=True)  # the package folder is placed over its RECORD's files
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    shutil.copy2(source, target)
 
 
 def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
@@ -159,7 +158,7 @@ def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
     the compiled module stays valid for it; the module's place follows
     ``sys.pycache_prefix`` as the child will (it inherits the setting).
     """
-    _link_or_copy(source, target)
+    _copy_file(source, target)
     if source.suffix != ".py":
         return
     try:
@@ -172,7 +171,7 @@ def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
     if final in placed.parents:  # beside the source, in __pycache__: it moves with the folder
         placed = staging / placed.relative_to(final)
     placed.parent.mkdir(parents=True, exist_ok=True)  # a prefix may hold an earlier layer's
-    _link_or_copy(compiled, placed)
+    _copy_file(compiled, placed)
 
 
 def run_child(
@@ -183,8 +182,12 @@ def run_child(
     *,
     cwd: Path,
     timeout: float,
+    project: Path | None = None,
+    read: Sequence[str] = (),
 ) -> dict[str, ProbeResult]:
     """Run ``nodeids`` with ``python``'s pytest plus the layer; results by node id.
+
+    The child runs boxed, seeing ``project`` (default: ``cwd``) and ``read`` read-only.
 
     Raises SpikeError, with the child's own last error line, when it wrote no results.
     """
@@ -192,7 +195,10 @@ def run_child(
         out = Path(tmp) / "results.json"
         argv = [python, "-c", _BOOT, str(layer), *nodeids, *pytest_args, "--spike-json", str(out)]
         # The parent's PYTEST_ADDOPTS may name plugins the child does not have (xdist).
-        done = runner.run(argv, timeout=timeout, cwd=cwd, extra_env={"PYTEST_ADDOPTS": ""})
+        # The box: the project read-only (without .git and secrets files), the layer and
+        # the data read-only, only this run's output folder writable.
+        box = sandbox.Box("tests", read=(str(layer), *read), write=(tmp,), project=str(project or cwd))
+        done = runner.run(argv, timeout=timeout, cwd=cwd, extra_env={"PYTEST_ADDOPTS": ""}, box=box)
         if not out.is_file():
             raise SpikeError(
                 f"the child pytest in {python} wrote no results ({done.describe()}): "
@@ -230,7 +236,9 @@ print(json.dumps({
 
 def marker_environment(python: str) -> dict[str, str]:
     """``python``'s PEP 508 marker environment (plus ``sys_version``), asked in a child."""
-    done = runner.run([python, "-I", "-c", _MARKER_ENV], timeout=60, env=tool_env())
+    done = runner.run(
+        [python, "-I", "-c", _MARKER_ENV], timeout=60, env=tool_env(), box=sandbox.Box("inspect")
+    )
     answer = runner.last_json_line(done, f"interpreter {python!r}")
     if not isinstance(answer, dict):
         raise SpikeError(f"interpreter {python!r} answered {str(answer)[:200]!r}, not its markers")
@@ -264,7 +272,9 @@ def layer_for(python: str, cache_root: Path, *, uv: str | None = None, timeout: 
     copyable = not missing and all(_pure(d) for d in dists)
     names = sorted(f"{d.metadata['Name']}=={d.version}" for d in dists)
     package_dir = PACKAGE_DIR
-    ident = json.dumps([markers["sys_version"], python, names, copyable, source_digest(package_dir)])
+    ident = json.dumps(
+        [markers["sys_version"], python, names, copyable, source_digest(package_dir), _LAYER_FORMAT]
+    )
     final = cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
     def build(staging: Path) -> dict[str, Any]:
@@ -297,7 +307,7 @@ def _install_layer(python: str, staging: Path, uv: str | None, timeout: float) -
     else:
         argv = [*pip_command(python), "install", "--quiet", "--disable-pip-version-check"]
         argv += ["--target", str(staging), *reqs]
-    done = runner.run(argv, timeout=timeout, env=tool_env())
+    done = runner.run(argv, timeout=timeout, env=tool_env(), **installer_box(staging, python))
     if not done.ok:
         raise SpikeError(
             f"the pytest layer for {python} did not install ({done.describe()}): {done.last_error_line()}"

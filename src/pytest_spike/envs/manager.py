@@ -33,6 +33,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from pytest_spike._core import sandbox
 from pytest_spike._core.runner import RunResult, last_json_line, run
 from pytest_spike.envs import inspection
 from pytest_spike.envs.store import build_once
@@ -163,6 +164,71 @@ def pip_command(python: str) -> list[str]:
 def tool_env() -> dict[str, str]:
     """The environment for pip / uv / venv children: ours, minus import-path overrides."""
     return {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+
+
+def installer_box(
+    target: str | os.PathLike[str],
+    python: str | None = None,
+    *,
+    stage: str = "install",
+    write: Sequence[str] = (),
+    cache: str | os.PathLike[str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``runner.run`` arguments for an installer step that fills ``target``.
+
+    The installer (and every build backend it runs) is boxed with the network, for the
+    package index, but with the box's empty HOME and allow-listed environment: there is
+    nothing of the user's to send. It sees ``python`` (the interpreter it installs for), the
+    index's local folders (``file://`` find-links), and may write ``target``, ``write`` and
+    its own cache ``cache`` (uv's and pip's, kept with pytest-spike's cache, never the user's:
+    a build backend could otherwise plant wheels in the user's own installer cache).
+    ``extra_env`` (the caller's ``PIP_*`` settings) wins over pip's configuration.
+    """
+    extra = {**installer_env(), **(extra_env or {})}
+    read = list(sandbox.interpreter_paths(python)) if python else []
+    read += _local_index_folders(extra)
+    writable = [os.fspath(target), *write]
+    if extra.get("PIP_TARGET"):
+        writable.append(extra["PIP_TARGET"])
+        Path(extra["PIP_TARGET"]).mkdir(parents=True, exist_ok=True)
+    if cache is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        cache = Path(base, "pytest-spike", "installer")
+    if cache is not None:
+        folder = Path(cache)
+        (folder / "uv").mkdir(parents=True, exist_ok=True)
+        (folder / "pip").mkdir(parents=True, exist_ok=True)
+        writable.append(str(folder))
+        extra.update({"UV_CACHE_DIR": str(folder / "uv"), "PIP_CACHE_DIR": str(folder / "pip")})
+    box = sandbox.Box(stage, read=tuple(read), write=tuple(writable), network=True)
+    return {"box": box, "extra_env": extra}
+
+
+def installer_env() -> dict[str, str]:
+    """pip's index settings as ``PIP_*`` variables: a boxed pip sees no config file."""
+    env = {"PIP_" + key.upper().replace("-", "_"): value for key, value in pip_index_settings().items()}
+    env.update({"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"})
+    for name in ("UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_FIND_LINKS", "UV_NO_INDEX", "UV_OFFLINE"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _local_index_folders(env: Mapping[str, str]) -> list[str]:
+    """The folders of ``file://`` (or plain path) indexes and find-links, for the box to show."""
+    folders: list[str] = []
+    settings = pip_index_settings()
+    for key in ("index-url", "extra-index-url", "find-links"):
+        values = settings.get(key, "").split() + env.get("PIP_" + key.upper().replace("-", "_"), "").split()
+        for value in values:
+            path = value[len("file://") :] if value.startswith("file://") else value
+            if path.startswith("/") and os.path.exists(path):
+                # A file index's pages may link to files beside its simple/ folder.
+                folders.append(
+                    os.path.dirname(path.rstrip("/")) if path.rstrip("/").endswith("/simple") else path
+                )
+    return folders
 
 
 def pip_index_settings() -> dict[str, str]:
@@ -368,17 +434,28 @@ class EnvManager:
             requirements=requirements,
             candidate=candidate,
         )
+        entry.mkdir(parents=True, exist_ok=True)  # the box binds it writable: it must exist
         with tempfile.TemporaryDirectory(prefix="spike-report-") as scratch:
             report = Path(scratch) / "report.json"
+            # Boxed: the installer writes only this entry, its cache and the report; no
+            # other environment of the cache is in view.
+            boxed = installer_box(
+                entry, self.python, write=(scratch,), cache=self.cache_dir.parent / "installer"
+            )
             for argv in self._commands(entry, python, requirements, report):
                 left = max(1.0, deadline - time.monotonic())
-                done = run(argv, timeout=left, cwd=self.cache_dir, env=tool_env())
+                done = run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
                 if not done.ok:
                     break
             built = _pip_report_sdists(report) | _uv_output_sdists(done)
         if done.ok:
             left = max(1.0, deadline - time.monotonic())
-            done = run(inspection.argv(python, candidate, isolated=True), timeout=left, env=tool_env())
+            done = run(
+                inspection.argv(python, candidate, isolated=True),
+                timeout=left,
+                env=tool_env(),
+                box=sandbox.Box("inspect"),
+            )
         result.install_time_s = time.perf_counter() - start
         result.built_at = time.time()
         if not done.ok:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike.envs import inspection
 from pytest_spike.envs.manager import EnvResult, tool_env
 from pytest_spike.model import Candidate, Finding, SpikeError
@@ -137,9 +137,13 @@ class ProbeContext:
     def remember(self, key: Hashable, compute: Callable[[], _T]) -> _T:
         return self.memo.remember(key, compute)
 
-    def run(self, argv: list[str], **kwargs: Any) -> runner.RunResult:
-        """Run candidate-side code with this context's time limit, from its work dir."""
+    def run(self, argv: list[str], *, stage: str = "probe", **kwargs: Any) -> runner.RunResult:
+        """Run candidate-side code with this context's time limit, from its work dir, boxed
+        (``stage`` names the step: import, inspect...)."""
         kwargs.setdefault("timeout", self.timeout)
+        # argv[0]'s environment is in view; a tool driving another interpreter (uv pip check
+        # --python) passes a box that names it.
+        kwargs.setdefault("box", sandbox.Box(stage))
         kwargs.setdefault("cwd", self.workdir)
         if argv and argv[0] != self.host_python:
             # The user's PYTHONPATH belongs to the running environment; in a candidate's own
@@ -200,7 +204,7 @@ class ProbeContext:
     def _inspect(self, python: str) -> dict[str, Any]:
         requirement = self.candidate.requirement
         what = f"cannot inspect {self.candidate.project} with {python}"
-        result = self.run(inspection.argv(python, requirement))
+        result = self.run(inspection.argv(python, requirement), stage="inspect")
         if not result.ok:
             raise SpikeError(f"{what}: {result.describe()}: {result.last_error_line()}")
         return inspection.describe(inspection.read(result, what), requirement)

@@ -48,7 +48,7 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
         return ProbeOutcome(skipped=f"{cand.project} is not installed (see the install probe)")
     dist = info.get("name") or cand.project
     args = _child_args(dist, cand.modules)
-    result = ctx.run(runner.python_argv(str(ctx.python), _CHILD_SOURCE, json.dumps(args)))
+    result = ctx.run(runner.python_argv(str(ctx.python), _CHILD_SOURCE, json.dumps(args)), stage="import")
     plan = _read_line(result.stdout, _PLAN_MARK, dict) or {}
     details = _plan_details(plan, ctx.python)
     version = info.get("version")

@@ -7,6 +7,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from pytest_spike._core import sandbox
 from pytest_spike.envs.fit import check_fit, install_findings
 from pytest_spike.envs.manager import choose_uv, pip_command, tool_env
 from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
@@ -182,11 +183,13 @@ def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
     uv = choose_uv(ctx.settings.backend) if ctx.target().isolated else None
     if uv is not None:
         by = "uv"
-        result = ctx.run([uv, "pip", "check", "--python", python], env=tool_env())
+        box = sandbox.Box("inspect", read=tuple(sandbox.interpreter_paths(python)))
+        result = ctx.run([uv, "pip", "check", "--python", python], env=tool_env(), box=box)
         lines = [line for line in result.stdout.splitlines() if line.startswith("The package ")]
     else:
         by = "pip"
-        result = ctx.run([*pip_command(python), "check"])
+        box = sandbox.Box("inspect", read=tuple(sandbox.interpreter_paths(python)))
+        result = ctx.run([*pip_command(python), "check"], box=box)
         lines = result.stdout.strip().splitlines()
     if result.returncode == 0:
         return {"status": "ok", "lines": [], "by": by}

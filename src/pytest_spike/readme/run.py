@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.readme.blocks import (
     KINDS,
@@ -170,7 +170,9 @@ def read_package(
     """
     argv = runner.python_argv(python, _READ_SCRIPT, dist_name)
     # The whole README is one JSON line: the usual output cap would cut a long one.
-    result = runner.run(argv, timeout=timeout, env=env, extra_env=extra_env, cap=README_CAP)
+    result = runner.run(
+        argv, timeout=timeout, env=env, extra_env=extra_env, cap=README_CAP, box=sandbox.Box("inspect")
+    )
     data: Any = None
     if result.ok and not result.output_truncated:
         try:
@@ -294,6 +296,7 @@ def _run_in_order(
         result = runner.run(
             runner.python_argv(python, _child_source()),
             timeout=len(pending) * (limit + GRACE_S) + _STARTUP_S,
+            box=sandbox.Box("readme", write=(folder,)),
             cwd=folder,
             env=env,
             extra_env=extra_env,

@@ -45,9 +45,11 @@ from pytest_spike.report.terminal import (
     fmt_points,
     fmt_seconds,
     probe_label,
+    sandbox_notice,
     target_level,
     target_line,
     target_outcome,
+    unboxed,
     upgrade_verdict,
     verdict,
 )
@@ -394,7 +396,7 @@ def context(
         "environment": environment_view(scorecard),
         "settings": settings_view(scorecard.settings),
         "refused": list(refused),
-        "notes": list(notes),
+        "notes": [n for n in (sandbox_notice(scorecard) if unboxed(scorecard) else None,) if n] + list(notes),
     }
 
 

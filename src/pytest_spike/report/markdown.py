@@ -12,7 +12,9 @@ from pytest_spike.report.terminal import (
     probe_summary,
     release_line,
     row_cells,
+    sandbox_notice,
     target_line,
+    unboxed,
     upgrade_verdict,
     verdict,
 )
@@ -39,6 +41,9 @@ def render(scorecard: Scorecard) -> str:
         + ("" if scorecard.complete else " — **incomplete: the run was interrupted**"),
         "",
     ]
+    notice = sandbox_notice(scorecard)
+    if notice:
+        out += [f"**{notice}**" if unboxed(scorecard) else notice, ""]
     if scorecard.candidates:
         out += _table(scorecard)
         for result in scorecard.candidates:

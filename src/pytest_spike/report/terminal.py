@@ -300,9 +300,23 @@ def verdict(scorecard: Scorecard) -> str:
     return f"lowest risk: {names}{tie} ({first.level.value}, {fmt_points(first.score)} points)"
 
 
+def sandbox_notice(scorecard: Scorecard) -> str | None:
+    """'candidate code: sandboxed (bubblewrap)' or '... not sandboxed: why' (None: not recorded)."""
+    said = scorecard.settings.get("sandbox")
+    return f"candidate code: {said}" if said else None
+
+
+def unboxed(scorecard: Scorecard) -> bool:
+    return str(scorecard.settings.get("sandbox", "")).startswith("not sandboxed")
+
+
 def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
     """Everything the terminal section prints, as (text, markup) lines within ``width``."""
     lines: list[Line] = []
+    notice = sandbox_notice(scorecard)
+    if notice:
+        markup = {"red": True, "bold": True} if unboxed(scorecard) else {}
+        lines += [(line, markup) for line in textwrap.wrap(notice, width, subsequent_indent="  ")]
     if scorecard.candidates:
         rows = [list(_HEADERS)] + [row_cells(c) for c in scorecard.candidates]
         rendered = table(rows, width)

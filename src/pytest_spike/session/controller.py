@@ -162,10 +162,18 @@ def verdict_settings(settings: Settings) -> dict[str, Any]:
         },
         "waivers": [str(w) for w in settings.waivers],
         "allow_network": settings.allow_network,
+        "sandbox": sandbox_line(),
         "upstream_sample": settings.upstream_sample,
         "upstream_seed": settings.upstream_seed,
         "probes": list(settings.probes),
     }
+
+
+def sandbox_line() -> str:
+    """'sandboxed (bubblewrap)' or 'not sandboxed: why; candidate code ran as you'."""
+    from pytest_spike._core import sandbox
+
+    return sandbox.status().describe()
 
 
 def _environments(scorecard: Scorecard) -> list[str]:

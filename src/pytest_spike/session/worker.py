@@ -274,6 +274,8 @@ class SpikeWorker:
                 args,
                 cwd=self.config.invocation_params.dir,
                 timeout=candidate.timebox or self.settings.probe_timeout * max(1, len(nodeids)),
+                project=root,
+                read=[str(self.settings.data[0])] if self.settings.data else [],
             )  # node ids are relative to the rootdir, the same as here
         except SpikeError as exc:
             return str(exc)

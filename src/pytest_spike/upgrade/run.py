@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
 from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env, uv_index_args
@@ -125,7 +125,12 @@ def _run_child(
             PROGRESS_ENV: str(progress),
         }
         env = tool_env() if upgraded else None
-        done = runner.run(argv, timeout=project.timeout, cwd=project.rootdir, env=env, extra_env=extra)
+        # The upgraded release's code runs here: the project read-only (without .git and
+        # secrets files), the layer read-only, only this run's outputs writable.
+        box = sandbox.Box("tests", read=(str(project.layer),), write=(tmp,), project=str(project.rootdir))
+        done = runner.run(
+            argv, timeout=project.timeout, cwd=project.rootdir, env=env, extra_env=extra, box=box
+        )
         if out.is_file():
             data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
             return SuiteRun.from_dict(data), None

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_spike._core import runner
-from pytest_spike.envs.manager import pip_command
+from pytest_spike._core import runner, sandbox
+from pytest_spike.envs.manager import installer_box, pip_command
 from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.upstream.layout import (
     Harness,
@@ -212,7 +212,8 @@ def install_harness(
             constraints = Path(tmp, "constraints.txt")
             constraints.write_text(pin + "\n")
             argv += ["-c", str(constraints)]
-        result = runner.run(argv, timeout=timeout, extra_env=extra_env)
+        boxed = installer_box(Path(python).parent.parent, python, write=(tmp,), extra_env=extra_env)
+        result = runner.run(argv, timeout=timeout, **boxed)
     if result.ok:
         return HarnessInstall(True, duration_s=result.duration_s)
     err = [ln.strip() for ln in result.stderr.splitlines() if ln.strip()]
@@ -411,6 +412,12 @@ class SpikeUpstream:
         )
 
     @property
+    def box(self) -> sandbox.Box:
+        """The box of upstream's tests: the candidate's environment read-only (in view as the
+        interpreter's), only this run's folders (tests, outputs) writable."""
+        return sandbox.Box("upstream", write=(str(self.workdir),))
+
+    @property
     def pythonpath(self) -> list[str]:
         """What goes on ``sys.path`` for the tests: the copied folder when the tests import a
         sibling folder or upstream's pythonpath holds ``.``; the copied folders upstream's
@@ -439,6 +446,7 @@ class SpikeUpstream:
                 timeout=min(self.timeout, 60.0),
                 cwd=self.run_dir,
                 extra_env=self.env,
+                box=self.box,
             )
             try:
                 self._info = runner.last_json_line(result, "asking the target interpreter")
@@ -600,6 +608,7 @@ class SpikeUpstream:
             timeout=self.timeout,
             cwd=self.run_dir,
             extra_env=self.env,
+            box=self.box,
         )
         output = result.stdout + "\n" + result.stderr
         if result.timed_out:
@@ -726,6 +735,7 @@ class SpikeUpstream:
             timeout=self.timeout,
             cwd=self.run_dir,
             extra_env=env,
+            box=self.box,
         )
         found = _read_junit(xml) if xml.is_file() and not proc.timed_out else {}
         problem = proc.describe() if proc.timed_out else first_error_line(proc.stdout + proc.stderr)

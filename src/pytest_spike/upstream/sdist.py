@@ -63,8 +63,14 @@ def fetch_sdist(
     fragment = urllib.parse.parse_qs(parts.fragment)
     expected = (sha256 or (fragment.get("sha256") or [""])[0]).lower() or None
     name = urllib.parse.unquote(PurePosixPath(parts.path).name)
-    if not name or name in (".", "..") or "\\" in name:
+    if not name or name in (".", ".."):
         raise SpikeError(f"sdist URL {shown!r} names no file; give the URL of the .tar.gz or .zip")
+    if not _FILE_NAME.fullmatch(name):
+        # The index decides the URL: a name such as '..%2F..%2F.profile' or '%2Fetc%2F...'
+        # would otherwise be written outside the cache.
+        raise SpikeError(
+            f"sdist URL {shown!r} names the file {name!r}, which is not a plain file name: refused"
+        )
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
@@ -264,6 +270,32 @@ def _checked(members: Iterator[_Member], max_total: int, max_members: int) -> li
     return seen
 
 
+#: What a downloaded file may be called: one plain name, no separators, no leading dot.
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]*")
+
+
+def _check_links_on_disk(members: list[_Member], dest: Path) -> None:
+    """Every link as the tree now stands (links through links included) stays inside ``dest``.
+
+    The per-member check reads a target as text; a link through another link (``x -> ..``,
+    then ``y -> x/../.ssh/id_rsa``) only shows where it lands once both exist.
+    """
+    root = os.path.realpath(dest)
+    for member in members:
+        if member.kind != "symlink":
+            continue
+        landed = os.path.realpath(dest / member.name)
+        if os.path.commonpath([root, landed]) != root:
+            for link in members:  # nothing may read through them after the refusal
+                if link.kind == "symlink":
+                    with contextlib.suppress(OSError):
+                        (dest / link.name).unlink()
+            raise UnsafeArchive(
+                f"archive member {member.name!r} is a symlink to {member.target!r}, which through "
+                "the archive's other links points outside the archive: refused"
+            )
+
+
 def _check_symlink(member: _Member) -> None:
     target = member.target
     if not target or target.startswith(("/", "\\")) or PureWindowsPath(target).drive:
@@ -305,6 +337,7 @@ def _write(members: list[_Member], dest: Path) -> None:
         else:
             _copy_capped(member, target)
             os.chmod(target, 0o755 if member.executable else 0o644)
+    _check_links_on_disk(members, dest)
 
 
 def _copy_capped(member: _Member, target: Path) -> None:

@@ -1,0 +1,601 @@
+"""The box: every process that can run a candidate's code starts through here.
+
+On Linux the box is bubblewrap (the sandbox Flatpak uses). A boxed step sees an allow-list of
+the file system, never a deny-list:
+
+- the system folders (``/usr`` and its ``/bin``, ``/lib`` links), a short list of ``/etc``
+  files (the dynamic linker's cache, CA certificates, name resolution, time zone), and the
+  interpreter's own prefix, all read-only;
+- what the step names (:class:`Box`): its environment, layer or tests read-only, its output
+  folder writable; an environment is writable only while it is built;
+- a private ``/tmp`` and an empty ``HOME`` made by the host for this step alone;
+- new user, PID, IPC, UTS and cgroup namespaces, and a new network namespace unless the step
+  is the installer's (or ``--spike-allow-network``): loopback only, and nothing listens there.
+
+Environment variables are an allow-list too (:data:`KEPT_ENV` plus what the step sets).
+``--die-with-parent`` and the PID namespace end every process of a step with it: a
+``setsid`` daemon dies when the step's first process does. Limits on processes, memory and
+file size come from a cgroup where the host may make one (root, or a delegated cgroup) and
+from rlimits otherwise.
+
+Where bubblewrap is missing or cannot make its namespaces, :func:`active` says why; mode
+``auto`` then runs steps unboxed (every report says so) and ``require`` refuses.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pytest_spike.model import SpikeError
+
+MODES = ("auto", "require", "off")
+
+#: Variables a boxed step keeps from the caller's environment (exact names, then prefixes).
+#: Everything else (tokens, cloud settings, ``GITHUB_*``, ``CI_*``, database URLs...) is absent.
+KEPT_ENV = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "NO_COLOR",
+        "FORCE_COLOR",
+        "COLUMNS",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONHASHSEED",
+        "SOURCE_DATE_EPOCH",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+        # which certificate authorities TLS trusts (paths, not secrets; the files are put in view)
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "PIP_CERT",
+        "UV_NATIVE_TLS",
+    }
+)
+#: Variables installer steps keep besides: how this machine reaches the package index.
+INSTALLER_ENV = frozenset(
+    {
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+        "PIP_DEFAULT_TIMEOUT",
+        "UV_HTTP_TIMEOUT",
+    }
+)
+#: Of :data:`KEPT_ENV`, the variables that name files the box must show.
+_TRUST_FILES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT")
+KEPT_PREFIXES = ("LC_",)
+
+#: ``/etc`` entries a step may read: the linker, certificates, name resolution, time, users.
+ETC_ALLOWED = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "pki",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "host.conf",
+    "gai.conf",
+    "localtime",
+    "timezone",
+    "passwd",
+    "group",
+    "alternatives",
+    "mime.types",
+    "os-release",
+    "debian_version",
+    "fonts",
+    "matplotlibrc",
+)
+
+#: Files and folders of a project a step never sees, even where the project is in view.
+HIDDEN_NAMES = (".git", ".hg", ".svn", ".env", ".envrc", ".netrc", ".pypirc", ".npmrc", ".aws", ".ssh")
+
+#: Set in every box: a pytest-spike inside one (the child pytest) is boxed already, and
+#: runs its own steps in the same box rather than nesting another.
+INSIDE_ENV = "PYTEST_SPIKE_BOXED"
+
+#: Where the box's own HOME appears inside it.
+BOX_HOME = "/home/spike"
+
+#: Decoy credentials in the box's HOME: canary content, no real secret. A read of one is
+#: evidence of what the candidate tried (the files are made fresh for every step).
+DECOYS: Mapping[str, str] = {
+    ".ssh/id_rsa": "-----BEGIN OPENSSH PRIVATE KEY-----\nspike-decoy-{canary}\n-----END OPENSSH PRIVATE KEY-----\n",
+    ".aws/credentials": "[default]\naws_access_key_id = AKIASPIKEDECOY{canary}\n"
+    "aws_secret_access_key = spike-decoy-{canary}\n",
+    ".netrc": "machine index.invalid login spike password spike-decoy-{canary}\n",
+    ".pypirc": "[pypi]\nusername = __token__\npassword = pypi-spike-decoy-{canary}\n",
+    ".config/gh/hosts.yml": "github.com:\n    oauth_token: gho_spikedecoy{canary}\n",
+    ".gitconfig": '[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic spike-decoy-{canary}\n',
+    ".env": "API_TOKEN=spike-decoy-{canary}\n",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one boxed step may use: processes, memory (MB, all its processes), file size (MB)."""
+
+    processes: int = 1024
+    memory_mb: int = 16384
+    file_mb: int = 8192
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How this process boxes candidate code (set once per run with :func:`use`)."""
+
+    mode: str = "auto"
+    limits: Limits = field(default_factory=Limits)
+    allow_network: bool = False
+    bwrap: str | None = None  # None: found on PATH
+
+
+@dataclass(frozen=True)
+class Box:
+    """What one step may see and do.
+
+    ``stage`` names the step in reports (install, resolve, import, readme, upstream, tests,
+    inspect). ``read`` paths are in view read-only, ``write`` paths writable (an installer's
+    environment while it is built, a step's output folder). ``network`` is for installer steps
+    only (the package index); probes get it with ``--spike-allow-network``. ``project``, when
+    set, is in view read-only without :data:`HIDDEN_NAMES`.
+    """
+
+    stage: str
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    network: bool = False
+    project: str | None = None
+
+    def with_paths(self, *, read: Sequence[str] = (), write: Sequence[str] = ()) -> Box:
+        return replace(self, read=(*self.read, *read), write=(*self.write, *write))
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether this run boxes candidate code, and if not, why (said on every report)."""
+
+    boxed: bool
+    mode: str
+    reason: str = ""
+    tool: str = ""
+
+    def describe(self) -> str:
+        if self.boxed:
+            return f"sandboxed ({self.tool})"
+        return f"not sandboxed: {self.reason}; candidate code ran as you"
+
+
+_policy = Policy()
+_lock = threading.Lock()
+
+
+def current() -> Policy:
+    return _policy
+
+
+@contextmanager
+def use(policy: Policy) -> Iterator[Policy]:
+    """Box this process's steps by ``policy`` inside the ``with`` (the run's settings)."""
+    global _policy
+    with _lock:
+        before, _policy = _policy, policy
+    try:
+        yield policy
+    finally:
+        with _lock:
+            _policy = before
+
+
+def configure(policy: Policy) -> None:
+    """Set the policy for the rest of this process (the plugin does this once per session)."""
+    global _policy
+    with _lock:
+        _policy = policy
+
+
+def status(policy: Policy | None = None) -> Status:
+    """Whether steps are boxed under ``policy`` (default: the current one), and why not."""
+    policy = policy or _policy
+    if inside():
+        return Status(True, policy.mode, tool="bubblewrap, the parent's box")
+    if policy.mode == "off":
+        return Status(False, "off", "--spike-sandbox off")
+    reason = _unavailable(policy.bwrap)
+    if reason:
+        return Status(False, policy.mode, reason)
+    return Status(True, policy.mode, tool="bubblewrap")
+
+
+def require_available(policy: Policy | None = None) -> Status:
+    """The status; under mode ``require`` a box that cannot run is a usage error."""
+    policy = policy or _policy
+    found = status(policy)
+    if policy.mode == "require" and not found.boxed:
+        raise SpikeError(
+            f"--spike-sandbox require: {found.reason}. Install bubblewrap (Debian/Ubuntu: "
+            "'sudo apt-get install bubblewrap'; Fedora: 'sudo dnf install bubblewrap'; on Ubuntu "
+            "24.04 also allow unprivileged user namespaces, see the README's 'Safety'), or run "
+            "with --spike-sandbox auto to run unboxed and say so"
+        )
+    return found
+
+
+@functools.cache
+def _unavailable(bwrap: str | None) -> str:
+    """Why bubblewrap cannot box here ('' when it can): tried once per process."""
+    if not sys.platform.startswith("linux"):
+        return f"no sandbox on {sys.platform} (bubblewrap is Linux only)"
+    tool = bwrap or shutil.which("bwrap")
+    if tool is None:
+        return "bubblewrap is not installed"
+    try:
+        done = subprocess.run(
+            [tool, *_base_args(), "--proc", "/proc", "--dev", "/dev", "--unshare-all", "--die-with-parent"]
+            + ["--", "/bin/true"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bubblewrap cannot start ({exc})"
+    if done.returncode != 0:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"bubblewrap cannot make its namespaces here ({said[-1] if said else done.returncode})"
+    return ""
+
+
+def inside() -> bool:
+    """Whether this process runs in a box already (a child pytest)."""
+    return os.environ.get(INSIDE_ENV) == "1"
+
+
+def bwrap_path(policy: Policy) -> str:
+    return policy.bwrap or shutil.which("bwrap") or "bwrap"
+
+
+def box_env(
+    env: Mapping[str, str], extra: Mapping[str, str] | None, home: str, *, network: bool = False
+) -> dict[str, str]:
+    """The allow-listed environment of a boxed step: :data:`KEPT_ENV`, then what it sets."""
+    kept = {k: v for k, v in env.items() if k in KEPT_ENV or k.startswith(KEPT_PREFIXES)}
+    if env.get("PYTHONPATH"):
+        # Part of the running environment (callers drop it for other interpreters); its
+        # folders are put in view read-only.
+        kept["PYTHONPATH"] = env["PYTHONPATH"]
+    if network:
+        kept.update({k: v for k, v in env.items() if k in INSTALLER_ENV})
+    kept.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    kept.update({"HOME": home, "TMPDIR": "/tmp", "USER": "spike", "LOGNAME": "spike", INSIDE_ENV: "1"})
+    if extra:
+        kept.update(extra)
+    return kept
+
+
+def _base_args() -> list[str]:
+    """System folders read-only, as the host lays them out (merged /usr or not)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/", name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    for name in ETC_ALLOWED:
+        path = Path("/etc", name)
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def interpreter_paths(executable: str) -> list[str]:
+    """What an interpreter (or tool) at ``executable`` needs in view: its prefix and venv."""
+    paths: list[str] = []
+    exe = Path(executable)
+    if not exe.is_absolute():
+        found = shutil.which(executable)
+        if found is None:
+            return paths
+        exe = Path(found)
+    for candidate in (exe, exe.resolve()):
+        parent = candidate.parent
+        # A virtual environment (pyvenv.cfg beside bin/) or an install prefix (bin/..).
+        root = parent.parent if parent.name in ("bin", "Scripts") else parent
+        paths.append(str(root))
+        cfg = root / "pyvenv.cfg"
+        if cfg.is_file():
+            for line in cfg.read_text(encoding="utf-8", errors="replace").splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    paths.append(str(Path(value.strip()).parent))
+    return [p for p in dict.fromkeys(paths) if p not in ("/", "/usr", "/usr/local")] + (
+        ["/usr/local"] if any(p == "/usr/local" for p in paths) else []
+    )
+
+
+def argv_paths(args: Sequence[str]) -> list[str]:
+    """Files and folders the step's own arguments name (a find-links folder, a constraints
+    file, a script): the caller wrote them, so they are in view, read-only. Never ``/``, a
+    top-level folder or the user's HOME (or a folder above it)."""
+    home = os.path.realpath(os.path.expanduser("~"))
+    found: list[str] = []
+    for arg in args:
+        for value in (arg, arg.partition("=")[2]):
+            value = value[len("file://") :] if value.startswith("file://") else value
+            if not value.startswith("/") or value.count("/") < 2 or not os.path.exists(value):
+                continue
+            real = os.path.realpath(value)
+            if real == home or home.startswith(real.rstrip("/") + "/") or real.count("/") < 2:
+                continue
+            found.append(value)
+    return found
+
+
+def python_path(env: Mapping[str, str]) -> list[str]:
+    return [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p.startswith("/")]
+
+
+def _trust_files() -> list[str]:
+    return [os.environ[name] for name in _TRUST_FILES if os.environ.get(name, "").startswith("/")]
+
+
+def _outside_system(path: str) -> bool:
+    return not any(path == top or path.startswith(top + "/") for top in ("/usr", "/proc", "/dev"))
+
+
+def make_home() -> Path:
+    """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`)."""
+    home = Path(tempfile.mkdtemp(prefix="spike-home-"))
+    canary = home.name.rsplit("-", 1)[-1]
+    for relative, text in DECOYS.items():
+        target = home / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text.format(canary=canary), encoding="utf-8")
+        target.chmod(0o600)
+    return home
+
+
+def _hidden_args(project: str) -> list[str]:
+    args: list[str] = []
+    root = Path(project)
+    for name in HIDDEN_NAMES:
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            args += ["--tmpfs", str(path)]
+        elif path.exists() or path.is_symlink():
+            args += ["--ro-bind", "/dev/null", str(path)]
+    return args
+
+
+def wrap(
+    argv: Sequence[str],
+    box: Box,
+    *,
+    cwd: str | None,
+    home: str,
+    policy: Policy,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The bubblewrap argv that runs ``argv`` in ``box`` (paths keep their host names)."""
+    # The private /tmp first: binds below it (a step's output folder) go on top of it.
+    args = [bwrap_path(policy), *_base_args(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    read: list[str] = [
+        *interpreter_paths(argv[0]),
+        *box.read,
+        *_trust_files(),
+        *python_path(env or {}),
+        *argv_paths(argv[1:]),
+    ]
+    write = list(box.write)
+    if cwd is not None and not any(_under(cwd, w) for w in write):
+        read.append(cwd)
+    # Parents first; a path inside one already in view (or inside a writable one) is skipped:
+    # bubblewrap cannot make a mount point inside a read-only bind.
+    wanted = {
+        os.path.normpath(each)
+        for path in read
+        for each in (path, os.path.realpath(path))
+        if os.path.exists(each) and _outside_system(each)
+    }
+    bound: list[str] = []
+    for each in sorted(wanted, key=lambda p: (p.count("/"), p)):
+        if any(_under(each, w) for w in [*bound, *write]):
+            continue
+        bound.append(each)
+        args += ["--ro-bind", each, each]
+        if os.path.isdir(each):
+            args += _hidden_args(each)  # a project reached through a cwd or PYTHONPATH, too
+    if box.project and os.path.isdir(box.project):
+        args += ["--ro-bind", box.project, box.project, *_hidden_args(box.project)]
+    for path in write:
+        if os.path.exists(path):
+            args += ["--bind", path, path]
+    args += [
+        "--bind",
+        home,
+        BOX_HOME,
+        "--unshare-all",
+        "--hostname",
+        "spike-box",
+        "--die-with-parent",
+        "--new-session",
+    ]
+    if box.network or policy.allow_network:
+        args.append("--share-net")
+    if cwd is not None:
+        args += ["--chdir", cwd]
+    return [*args, "--", *argv]
+
+
+def _under(path: str, folder: str) -> bool:
+    path, folder = os.path.normpath(path), os.path.normpath(folder)
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+class Confinement:
+    """The limits of one step: a cgroup where the host may make one, rlimits always.
+
+    A cgroup caps the processes and memory of the whole step (its fork and memory bombs) and
+    measures the step's peak memory across all its processes; rlimits cap file size and, where
+    no cgroup could be made, each process's address space and (for a non-root user) the
+    number of processes.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.groups: list[Path] = []
+        self._memory: Path | None = None
+        for group in _make_cgroups(limits):
+            self.groups.append(group)
+            if (group / "memory.max_usage_in_bytes").exists() or (group / "memory.peak").exists():
+                self._memory = group
+
+    def preexec(self) -> None:
+        """Runs in the child between fork and exec: join the cgroups, set the rlimits."""
+        import resource
+
+        for group in self.groups:
+            fd = os.open(str(group / "cgroup.procs"), os.O_WRONLY)
+            try:
+                os.write(fd, b"0")
+            finally:
+                os.close(fd)
+        mb = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limits.file_mb * mb,) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self._memory is None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb,) * 2)
+        if not any(g.parent.name == "pids" or (g / "pids.max").exists() for g in self.groups):
+            # Counted per user: leave room for what the user already runs.
+            if os.getuid() != 0:
+                running = len([p for p in os.listdir("/proc") if p.isdigit()])
+                cap = self.limits.processes + running
+                resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+
+    def peak_memory_mb(self) -> float | None:
+        if self._memory is None:
+            return None
+        for name in ("memory.max_usage_in_bytes", "memory.peak"):
+            try:
+                return int((self._memory / name).read_text().strip()) / (1024 * 1024)
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def hit(self) -> list[str]:
+        """Which limits the step ran into ('processes', 'memory')."""
+        found: list[str] = []
+        for group in self.groups:
+            for name, what in (("pids.events", "processes"), ("memory.failcnt", "memory")):
+                try:
+                    text = (group / name).read_text()
+                except OSError:
+                    continue
+                count = text.split()[-1] if text.split() else "0"
+                if count.isdigit() and int(count) > 0 and what not in found:
+                    found.append(what)
+        return found
+
+    def close(self) -> None:
+        """Kill what is left in the cgroups and remove them."""
+        import signal as _signal
+
+        for group in self.groups:
+            for _ in range(50):
+                try:
+                    pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, _signal.SIGKILL)
+                    except OSError:
+                        pass
+                threading.Event().wait(0.01)
+            try:
+                group.rmdir()
+            except OSError:
+                pass
+        self.groups = []
+
+
+_counter = iter(range(1, sys.maxsize))
+
+
+def _make_cgroups(limits: Limits) -> list[Path]:
+    """cgroups (v1 pids + memory, or one v2 group) for one step; [] where not allowed."""
+    name = f"pytest-spike-{os.getpid()}-{next(_counter)}"
+    made: list[Path] = []
+    try:
+        own = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return made
+    mb = 1024 * 1024
+    for line in own:
+        _, controllers, where = line.split(":", 2)
+        for controller, settings in (
+            ("pids", {"pids.max": str(limits.processes)}),
+            ("memory", {"memory.limit_in_bytes": str(limits.memory_mb * mb)}),
+        ):
+            if controller not in controllers.split(","):
+                continue
+            base = Path("/sys/fs/cgroup", controller, where.lstrip("/"))
+            group = _try_group(base / name, settings)
+            if group is not None:
+                made.append(group)
+    if not made:
+        v2 = [line for line in own if line.startswith("0::")]
+        if v2 and Path("/sys/fs/cgroup/cgroup.controllers").exists():
+            base = Path("/sys/fs/cgroup", v2[0][3:].lstrip("/"))
+            group = _try_group(
+                base / name, {"pids.max": str(limits.processes), "memory.max": str(limits.memory_mb * mb)}
+            )
+            if group is not None:
+                made.append(group)
+    return made
+
+
+def _try_group(path: Path, settings: Mapping[str, str]) -> Path | None:
+    try:
+        path.mkdir()
+    except OSError:
+        return None
+    try:
+        for key, value in settings.items():
+            (path / key).write_text(value)
+        return path
+    except OSError:
+        try:
+            path.rmdir()
+        except OSError:
+            pass
+        return None

