@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
+from pytest_spike.kinds import BUILTIN_NAMES
 from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import (
     BACKENDS,
-    BUILTIN_KINDS,
     ISOLATION_MODES,
     STALE_AFTER_DAYS,
     Level,
@@ -196,10 +196,10 @@ def _probe_list(value: str, source: Source) -> tuple[str, ...]:
     if value.strip().lower() == "none":
         return ()
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
-    unknown = [n for n in names if n not in BUILTIN_KINDS]
+    unknown = [n for n in names if n not in BUILTIN_NAMES]
     if unknown:
         raise SpikeError(
-            f"{source.where}: {unknown[0]!r} is not a built-in probe; choose from {', '.join(BUILTIN_KINDS)}"
+            f"{source.where}: {unknown[0]!r} is not a built-in probe; choose from {', '.join(BUILTIN_NAMES)}"
         )
     return names
 
@@ -339,7 +339,7 @@ class Settings:
         ini="spike_probes",
         metavar="LIST",
         parse=_probe_list,
-        default=BUILTIN_KINDS,
+        default=BUILTIN_NAMES,
         show=",".join,
         help="comma-separated built-in probes to run, or 'none' (default: all: {default})",
     )
