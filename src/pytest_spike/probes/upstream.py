@@ -20,7 +20,8 @@ from typing import Any
 from pytest_spike.index.client import IndexUnavailable, ProjectNotFound, sdist_entry
 from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.upstream.run import SpikeUpstream, unchecked_reason, upstream_findings
+from pytest_spike.upstream.findings import unchecked_reason, upstream_findings
+from pytest_spike.upstream.run import SpikeUpstream
 
 
 def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
