@@ -206,6 +206,13 @@ BUILTIN: tuple[ProbeKind, ...] = (
         prefetch=frozenset({Prefetch.PROJECT_META}),
         release=True,
     ),
+    ProbeKind(
+        "licence",
+        "pytest_spike.probes.licence:probe_licence",
+        version=1,
+        reads=lambda s: (s.isolation, s.licenses),
+        codes=("licence.denied", "licence.unknown", "licence.summary"),
+    ),
 )
 
 #: The built-in kinds' names, in order.

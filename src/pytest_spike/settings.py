@@ -259,6 +259,20 @@ def _waivers(lines: list[str], source: Source) -> tuple[Waiver, ...]:
     return parse_waivers(lines, source.where)
 
 
+def _licence_rules(lines: list[str], source: Source) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    rules = []
+    for line in lines:
+        verb, colon, rest = line.partition(":")
+        names = tuple(n.strip() for n in rest.split(",") if n.strip())
+        if not colon or verb.strip().lower() not in ("allow", "deny") or not names:
+            raise SpikeError(
+                f"{source.where}: {line.strip()!r} is not 'allow: ID, ...' or 'deny: ID, ...' "
+                "(SPDX ids or expressions, wildcards such as GPL-*)"
+            )
+        rules.append((verb.strip().lower(), names))
+    return tuple(rules)
+
+
 def _duration_text(seconds: float) -> str:
     return f"{seconds / 60:g}m" if seconds >= 600 and seconds % 60 == 0 else f"{seconds:g}s"
 
@@ -526,6 +540,16 @@ class Settings:
         default=(),
         help="findings the team has read and accepts until a date, one per line: "
         "'CANDIDATE CODE until YYYY-MM-DD: reason'; a waived finding is shown and scores 0 until then",
+    )
+    #: ("allow" | "deny", patterns) per line, read by the licence probe
+    licenses: tuple[tuple[str, tuple[str, ...]], ...] = option(
+        ini="spike_licenses",
+        ini_type="linelist",
+        parse=_licence_rules,
+        default=(),
+        help="the licence probe's policy, one rule per line: 'allow: MIT, BSD-*, Apache-2.0' or "
+        "'deny: GPL-*, AGPL-*' (SPDX ids or expressions, wildcards); deny wins, and with an allow "
+        "line an id it does not name is denied; default: no policy, licences reported at info",
     )
     #: None: the default weights (scoring.DEFAULT_WEIGHTS)
     weights: Weights | None = option(

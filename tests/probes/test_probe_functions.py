@@ -21,6 +21,7 @@ from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
 from pytest_spike.probes.items import failing_findings
+from pytest_spike.probes.licence import probe_licence
 from pytest_spike.probes.readme import probe_readme
 from pytest_spike.probes.signals import probe_signals
 from pytest_spike.probes.upstream import probe_upstream
@@ -64,7 +65,7 @@ def codes(outcome: ProbeOutcome) -> dict[str, Severity]:
 
 
 def test_each_row_runs_the_function_of_its_module() -> None:
-    functions = [probe_install, probe_import, probe_readme, probe_upstream, probe_signals]
+    functions = [probe_install, probe_import, probe_readme, probe_upstream, probe_signals, probe_licence]
     assert [k.function for k in kinds.BUILTIN] == functions
 
 
