@@ -97,6 +97,9 @@ def test_each_metadata_source_is_read_in_order_and_normalised() -> None:
     assert dual.spdx == "Apache-2.0 OR MIT"
     from_file = licence_of(meta(License_File="COPYING"), {"COPYING": BSD3}.get)
     assert (from_file.spdx, from_file.source) == ("BSD-3-Clause", "License-File COPYING")
+    family = meta(Classifier="License :: OSI Approved :: BSD License", License_File="LICENSE.txt")
+    assert licence_of(family, {"LICENSE.txt": BSD3}.get).spdx == "BSD-3-Clause"  # the text says which
+    assert licence_of(family).spdx == "LicenseRef-BSD"  # no text: the family only
     assert licence_of(meta(License="UNKNOWN")).spdx is None
     assert licence_of(meta(License="see the website")).spdx is None
 

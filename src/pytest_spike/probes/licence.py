@@ -38,7 +38,7 @@ from pytest_spike.model import Finding, Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: Trove classifiers (after ``License :: ``) and common free-text names -> SPDX ids.
-#: "BSD License" names no clause count: it stays ``LicenseRef-BSD`` (``BSD-*`` still matches).
+#: "BSD License" names no clause count: ``LicenseRef-BSD``, made precise by a License-File.
 _NAMES = {
     "osi approved :: mit license": "MIT",
     "osi approved :: mit no attribution license (mit-0)": "MIT-0",
@@ -226,23 +226,28 @@ def licence_of(meta: Any, read_file: Callable[[str], str | None] | None = None) 
         spdx = _canonical(expression)
         return Licence(spdx, "License-Expression", expression)
     text = (meta.get("License") or "").strip()
-    if text and text.upper() != "UNKNOWN":
-        spdx = _from_text(text)
-        if spdx is not None:
-            return Licence(spdx, "License", text[:200])
-    classified = [
-        _NAMES.get(c.partition("License :: ")[2].strip().lower())
-        for c in meta.get_all("Classifier") or ()
-        if c.startswith("License :: ")
-    ]
-    found = sorted({c for c in classified if c})
-    if found:
-        return Licence(_canonical(" OR ".join(found)), "classifier", ", ".join(found))
+    named: Licence | None = None
+    if text and text.upper() != "UNKNOWN" and (spdx := _from_text(text)) is not None:
+        named = Licence(spdx, "License", text[:200])
+    if named is None:
+        classified = [
+            _NAMES.get(c.partition("License :: ")[2].strip().lower())
+            for c in meta.get_all("Classifier") or ()
+            if c.startswith("License :: ")
+        ]
+        found = sorted({c for c in classified if c})
+        if found:
+            named = Licence(_canonical(" OR ".join(found)), "classifier", ", ".join(found))
+    if named is not None and "LicenseRef-" not in str(named.spdx):
+        return named
+    # Nothing named, or a family without its variant ("BSD License"): the licence text says which.
     for name in meta.get_all("License-File") or ():
         body = read_file(name) if read_file is not None else None
         spdx = _signature(body or "")
         if spdx is not None:
             return Licence(spdx, f"License-File {name}", name)
+    if named is not None:
+        return named
     if text and text.upper() != "UNKNOWN":
         return Licence(None, "License", text[:200])  # said something, but nothing we can name
     return Licence(None, "none")
