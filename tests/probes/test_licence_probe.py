@@ -152,7 +152,7 @@ def test_an_allow_list_denies_what_it_does_not_name(site: Path, services: Servic
 def test_a_licence_file_alone_is_enough(site: Path, services: Services) -> None:
     outcome = run("bsdfile", services, ("deny", ("GPL-*",)))
     assert outcome.details["licences"]["bsdfile"]["licence"] == "BSD-3-Clause"
-    assert [f.code for f in outcome.findings] == ["licence.summary"]
+    assert [f.message for f in outcome.findings] == ["licences of 1 distribution: BSD-3-Clause (1)"]
 
 
 def test_not_installed_is_unknown(site: Path, services: Services) -> None:

@@ -370,7 +370,11 @@ def licence_findings(
     counts = Counter(dists[n].licence.spdx or "unknown" for n in order)
     summary = ", ".join(f"{spdx} ({n})" for spdx, n in counts.most_common())
     findings.append(
-        Finding("licence.summary", Severity.INFO, f"licences of {len(order)} distributions: {summary}")
+        Finding(
+            "licence.summary",
+            Severity.INFO,
+            f"licences of {len(order)} distribution{'s' if len(order) != 1 else ''}: {summary}",
+        )
     )
     details = {
         "licences": {
