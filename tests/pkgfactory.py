@@ -35,6 +35,11 @@ class FakeProject:
     classifiers: Sequence[str] = ()
     #: extra files only in the sdist (tests/, pyproject.toml, ...), relative to its root
     sdist_files: Mapping[str, str] = field(default_factory=dict)
+    #: core metadata 2.4 License-Expression, the older free-text License field, and
+    #: License-File name -> text (written under the dist-info's licenses/)
+    license_expression: str | None = None
+    license: str | None = None
+    license_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dist_name(self) -> str:
@@ -45,8 +50,9 @@ class FakeProject:
         return self.name.replace("-", "_")
 
     def metadata(self) -> str:
+        modern = self.license_expression is not None or bool(self.license_files)
         lines = [
-            "Metadata-Version: 2.1",
+            f"Metadata-Version: {'2.4' if modern else '2.1'}",
             f"Name: {self.name}",
             f"Version: {self.version}",
             f"Summary: {self.summary}",
@@ -55,6 +61,11 @@ class FakeProject:
             lines.append(f"Requires-Python: {self.requires_python}")
         for classifier in self.classifiers:
             lines.append(f"Classifier: {classifier}")
+        if self.license_expression is not None:
+            lines.append(f"License-Expression: {self.license_expression}")
+        if self.license is not None:
+            lines.append("License: " + "\n        ".join(self.license.splitlines()))
+        lines += [f"License-File: {name}" for name in self.license_files]
         lines += [f"Requires-Dist: {req}" for req in self.requires]
         for extra, reqs in self.extras.items():
             lines.append(f"Provides-Extra: {extra}")
@@ -80,6 +91,8 @@ def build_wheel(project: FakeProject, dest: Path) -> Path:
     info = f"{project.dist_name}-{project.version}.dist-info"
     contents: dict[str, bytes] = {path: text.encode() for path, text in project.package_files().items()}
     contents[f"{info}/METADATA"] = project.metadata().encode()
+    for name, text in project.license_files.items():
+        contents[f"{info}/licenses/{name}"] = text.encode()
     contents[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: pkgfactory\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )

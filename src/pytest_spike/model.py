@@ -14,24 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pytest_spike.kinds import BUILTIN_NAMES
+
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
 SCHEMA = "pytest-spike/1"
 
-#: Probe kinds in the order the scorecard lists them.
-PROBE_KINDS = (
-    "install",
-    "import",
-    "readme",
-    "upstream",
-    "signals",
-    "hello_world",
-    "real_data",
-    "custom",
-)
 #: Kinds made by pytest-spike itself (one item per candidate), as opposed to user tests.
-BUILTIN_KINDS = ("install", "import", "readme", "upstream", "signals")
+BUILTIN_KINDS = BUILTIN_NAMES
+#: Probe kinds in the order the scorecard lists them.
+PROBE_KINDS = (*BUILTIN_KINDS, "hello_world", "real_data", "custom")
 #: Kinds a user test can be tagged with.
 USER_KINDS = ("hello_world", "real_data", "upstream", "custom")
 #: Finding codes that were renamed: results files written before keep loading under the new

@@ -1,7 +1,7 @@
 """What the probes of one process share, built once from the Settings.
 
-:class:`Services` holds the package index client, the environment manager and the work
-folders; each is made on first use, so a run whose probes never ask the index never reads
+:class:`Services` holds the package index client, the environment manager, the sdist
+cache and the work folders; each is made on first use, so a run whose probes never ask the index never reads
 pip's configuration. :func:`index_client` is the one way any part of pytest-spike (the
 session, the fixtures, ``pytest-spike versions``, the matrix planner) gets an index client.
 
@@ -21,6 +21,7 @@ from pytest_spike.envs.manager import EnvManager
 from pytest_spike.index.client import IndexClient
 from pytest_spike.model import SpikeError
 from pytest_spike.settings import Settings, default_cache_root
+from pytest_spike.upstream.cache import SDISTS_CACHE, SdistCache
 
 #: The folder of the spike cache that holds the index's answers.
 INDEX_CACHE = "index"
@@ -51,7 +52,7 @@ def _quiet(text: str) -> None:
 
 
 class Services:
-    """The index client, the environment manager and the work folders of one process.
+    """The index client, the environment manager, the sdist cache and the work folders of one process.
 
     ``rootdir`` is the project's (pytest's rootdir); ``say`` tells the user what a long
     step is doing (default: nothing, as on xdist workers and under ``-q``).
@@ -72,6 +73,7 @@ class Services:
         self._lock = threading.RLock()
         self._index: IndexClient | None = None
         self._envs: EnvManager | None = None
+        self._sdists: SdistCache | None = None
         self._workdir: Path | None = None
 
     def say(self, text: str) -> None:
@@ -120,6 +122,15 @@ class Services:
             except SpikeError as exc:
                 raise SpikeError(f"--spike-backend: {exc}") from None
         return self._envs
+
+    def sdists(self) -> SdistCache:
+        """The cache of extracted sdists, for any probe that reads one (made on first use)."""
+        with self._lock:
+            if self._sdists is None:
+                self._sdists = SdistCache(
+                    self.settings.cache_dir / SDISTS_CACHE, offline=self.settings.offline, say=self.say
+                )
+            return self._sdists
 
     def workdir(self) -> Path:
         """A scratch folder for this process's probes, removed by :meth:`close`."""

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
+from pytest_spike.kinds import BUILTIN_NAMES
 from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import (
     BACKENDS,
-    BUILTIN_KINDS,
     ISOLATION_MODES,
     SANDBOX_MODES,
     STALE_AFTER_DAYS,
@@ -213,10 +213,10 @@ def _probe_list(value: str, source: Source) -> tuple[str, ...]:
     if value.strip().lower() == "none":
         return ()
     names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
-    unknown = [n for n in names if n not in BUILTIN_KINDS]
+    unknown = [n for n in names if n not in BUILTIN_NAMES]
     if unknown:
         raise SpikeError(
-            f"{source.where}: {unknown[0]!r} is not a built-in probe; choose from {', '.join(BUILTIN_KINDS)}"
+            f"{source.where}: {unknown[0]!r} is not a built-in probe; choose from {', '.join(BUILTIN_NAMES)}"
         )
     return names
 
@@ -274,6 +274,20 @@ def _waivers(lines: list[str], source: Source) -> tuple[Waiver, ...]:
     from pytest_spike.waivers import parse_waivers  # only when waivers are given: idle runs skip it
 
     return parse_waivers(lines, source.where)
+
+
+def _licence_rules(lines: list[str], source: Source) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    rules = []
+    for line in lines:
+        verb, colon, rest = line.partition(":")
+        names = tuple(n.strip() for n in rest.split(",") if n.strip())
+        if not colon or verb.strip().lower() not in ("allow", "deny") or not names:
+            raise SpikeError(
+                f"{source.where}: {line.strip()!r} is not 'allow: ID, ...' or 'deny: ID, ...' "
+                "(SPDX ids or expressions, wildcards such as GPL-*)"
+            )
+        rules.append((verb.strip().lower(), names))
+    return tuple(rules)
 
 
 def _duration_text(seconds: float) -> str:
@@ -356,7 +370,7 @@ class Settings:
         ini="spike_probes",
         metavar="LIST",
         parse=_probe_list,
-        default=BUILTIN_KINDS,
+        default=BUILTIN_NAMES,
         show=",".join,
         help="comma-separated built-in probes to run, or 'none' (default: all: {default})",
     )
@@ -564,6 +578,16 @@ class Settings:
         default=(),
         help="findings the team has read and accepts until a date, one per line: "
         "'CANDIDATE CODE until YYYY-MM-DD: reason'; a waived finding is shown and scores 0 until then",
+    )
+    #: ("allow" | "deny", patterns) per line, read by the licence probe
+    licenses: tuple[tuple[str, tuple[str, ...]], ...] = option(
+        ini="spike_licenses",
+        ini_type="linelist",
+        parse=_licence_rules,
+        default=(),
+        help="the licence probe's policy, one rule per line: 'allow: MIT, BSD-*, Apache-2.0' or "
+        "'deny: GPL-*, AGPL-*' (SPDX ids or expressions, wildcards); deny wins, and with an allow "
+        "line an id it does not name is denied; default: no policy, licences reported at info",
     )
     #: None: the default weights (scoring.DEFAULT_WEIGHTS)
     weights: Weights | None = option(

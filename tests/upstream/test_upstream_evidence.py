@@ -12,15 +12,10 @@ import pytest
 from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
 from pytest_spike.scoring import Weights
+from pytest_spike.upstream.findings import unchecked_reason, upstream_findings
 from pytest_spike.upstream.layout import find_tests, harness_requirements
-from pytest_spike.upstream.run import (
-    SpikeUpstream,
-    TestOutcome,
-    UpstreamResult,
-    render_ini,
-    unchecked_reason,
-    upstream_findings,
-)
+from pytest_spike.upstream.results import TestOutcome, UpstreamResult
+from pytest_spike.upstream.run import SpikeUpstream, render_ini
 
 NAME = "evpkg"
 

@@ -10,6 +10,7 @@ import pytest
 from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
 from pytest_spike.model import Severity
+from pytest_spike.upstream.findings import unchecked_reason, upstream_findings
 from pytest_spike.upstream.layout import (
     Harness,
     copy_tests,
@@ -17,17 +18,8 @@ from pytest_spike.upstream.layout import (
     harness_requirements,
     read_pytest_config,
 )
-from pytest_spike.upstream.run import (
-    SpikeUpstream,
-    TestOutcome,
-    UpstreamResult,
-    choose_sample,
-    first_error_line,
-    install_harness,
-    render_ini,
-    unchecked_reason,
-    upstream_findings,
-)
+from pytest_spike.upstream.results import TestOutcome, UpstreamResult, first_error_line
+from pytest_spike.upstream.run import SpikeUpstream, choose_sample, install_harness, render_ini
 
 NAME = "spikedemo"
 PYPROJECT = """\

@@ -20,6 +20,7 @@ from pytest_spike.envs.manager import EnvResult, tool_env
 from pytest_spike.model import Candidate, Finding, SpikeError
 
 if TYPE_CHECKING:
+    from pytest_spike.index.client import FileEntry
     from pytest_spike.services import Services
     from pytest_spike.settings import Settings
 
@@ -165,6 +166,14 @@ class ProbeContext:
         return self.remember(
             ("project-requirements", files),
             lambda: project_requirements(list(files) if files is not None else None, root=root),
+        )
+
+    def sdist_source(self, sdist: FileEntry, purpose: str = "for its tests") -> str | None:
+        """The sdist extracted in the cache (or its URL; None offline when it is not there),
+        once per session and sdist: the session's background prebuild may be fetching it."""
+        return self.remember(
+            ("sdist", sdist.url),
+            lambda: self.services.sdists().source(sdist, timeout=self.timeout, purpose=purpose),
         )
 
     # -- where the candidate lives ------------------------------------------------------

@@ -5,13 +5,13 @@ probe's result depends on (its :func:`key`): the probe and its version, pytest-s
 version, the candidate as declared, the content of the environment it ran in (the
 interpreter, the environment's marker when it is one of ours, and what the inspection
 found there: version, closure with versions, location, modules), and the settings the
-probe reads (``PROBE_OPTIONS``). The signals probe's entry also lists the index answers it
-used: it is reused only while each is still the index cache's answer and fresh enough that
-the index client would give it without asking again.
+probe reads (its kind's ``reads``). A kind whose evidence rests on the index's answers
+(signals) also lists the answers it used: it is reused only while each is still the index
+cache's answer and fresh enough that the index client would give it without asking again.
 
 What is never kept: an outcome cut by the time box or interrupted (there is none), one
 with a finding of pytest-spike's own failure, and one that says the index (or the network)
-could not be asked (``TRANSIENT``): next time may fare better.
+could not be asked (the kind's ``transient`` codes): next time may fare better.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_spike import __version__
+from pytest_spike import __version__, kinds
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs.layer import source_digest
 from pytest_spike.model import Blame, Finding, ProbeResult, SpikeError
@@ -35,27 +35,6 @@ if TYPE_CHECKING:
 SCHEMA = "pytest-spike-evidence/1"
 #: The folder of the spike cache that holds the probes' evidence.
 EVIDENCE_CACHE = "evidence"
-#: Bumped when a probe's logic changes what it would find, so older evidence is not reused.
-PROBE_VERSIONS = {"install": 1, "import": 1, "readme": 1, "upstream": 2, "signals": 2}
-#: The settings each built-in probe's outcome depends on (Settings field names).
-PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "install": ("isolation", "backend", "requirement_files", "probe_timeout", "index_url", "offline"),
-    "import": ("isolation", "probe_timeout"),
-    "readme": ("isolation", "probe_timeout", "allow_network"),
-    "upstream": (
-        "isolation",
-        "backend",
-        "probe_timeout",
-        "upstream_sample",
-        "upstream_seed",
-        "allow_network",
-        "index_url",
-        "offline",
-    ),
-    "signals": ("stale_after_days", "index_url", "offline"),
-}
-#: Findings that say the index or the network could not be asked: never kept.
-TRANSIENT = frozenset({"signals.unchecked", "upstream.unchecked", "install.fit_unchecked"})
 
 
 @dataclass(frozen=True)
@@ -81,21 +60,22 @@ def key(ctx: ProbeContext, kind: str) -> str | None:
     env = target.env.to_dict() if target.env is not None else None
     if env is not None:
         env.pop("reused", None)  # the same environment, whether built now or before
+    probe = kinds.kind(kind)
     ident = {
         "schema": SCHEMA,
         "spike": __version__,
         # the code that took the evidence: a changed probe must not reuse its old verdicts
         "code": source_digest(),
         "probe": kind,
-        "probe_version": PROBE_VERSIONS.get(kind, 0),
+        "probe_version": probe.version,
         "candidate": ctx.candidate.to_dict(),
         "python": target.python,
         "isolated": target.isolated,
         "environment": env,
         "inspection": inspected,
-        "options": {name: getattr(ctx.settings, name) for name in PROBE_OPTIONS.get(kind, ())},
+        "options": probe.reads(ctx.settings),
     }
-    if kind == "install" and (target.isolated or ctx.settings.requirement_files):
+    if probe.keyed_by_project and (target.isolated or ctx.settings.requirement_files):
         ident["project"] = ctx.project_requirements()  # the fit check's other side
     blob = json.dumps(ident, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
@@ -126,17 +106,18 @@ def load(ctx: ProbeContext, kind: str, entry_key: str) -> Evidence | None:
         answers = {str(k): float(v) for k, v in (data.get("index_answers") or {}).items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # none, or unreadable: the probe runs again
-    if kind == "signals" and not ctx.services.index().answers_fresh(answers):
+    if kinds.kind(kind).rests_on_index_answers and not ctx.services.index().answers_fresh(answers):
         return None  # the index answers it rests on are stale (or gone): ask again
     return Evidence(outcome, taken, cached=True)
 
 
 def keepable(kind: str, outcome: ProbeOutcome) -> bool:
     """Whether ``outcome`` may be reused by a later run (see the module's docstring)."""
+    probe = kinds.kind(kind)
     for finding in outcome.findings:
-        if finding.blame is Blame.SPIKE or finding.code in TRANSIENT:
+        if finding.blame is Blame.SPIKE or finding.code in probe.transient:
             return False
-        if kind in ("install", "signals") and finding.blame is Blame.ENVIRONMENT:
+        if probe.environment_is_transient and finding.blame is Blame.ENVIRONMENT:
             return False  # an index or network trouble while building or asking
     return True
 
@@ -159,7 +140,7 @@ def save(ctx: ProbeContext, kind: str, entry_key: str, evidence: Evidence) -> bo
             "peak_memory_mb": outcome.peak_memory_mb,
         },
     }
-    if kind == "signals":
+    if kinds.kind(kind).rests_on_index_answers:
         answers = ctx.services.index().answers_of(ctx.candidate.project)
         if not answers:
             return False  # answers from no cache (a local index): nothing to judge freshness by

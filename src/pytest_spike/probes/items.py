@@ -8,25 +8,10 @@ from typing import Any, Callable
 
 import pytest
 
+from pytest_spike import kinds
 from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.probes.importing import probe_import
-from pytest_spike.probes.install import probe_install
-from pytest_spike.probes.readme import probe_readme
-from pytest_spike.probes.signals import probe_signals
-from pytest_spike.probes.upstream import probe_upstream
-
-Probe = Callable[[ProbeContext], ProbeOutcome]
-
-#: Built-in probe kinds in the order they run, and the function behind each.
-BUILTIN_PROBES: dict[str, Probe] = {
-    "install": probe_install,
-    "import": probe_import,
-    "readme": probe_readme,
-    "upstream": probe_upstream,
-    "signals": probe_signals,
-}
 
 #: A probe item fails when it produced a finding of the candidate's of one of these severities.
 FAILING = (Severity.CRITICAL, Severity.HIGH)
@@ -88,12 +73,13 @@ def run_probe(kind: str, ctx: ProbeContext) -> ProbeOutcome:
 
     That is pytest-spike's failure, not the candidate's, so the probe holds no evidence.
     """
+    probe = kinds.kind(kind)
     try:
-        return BUILTIN_PROBES[kind](ctx)
+        return probe.function(ctx)
     except SpikeError as exc:
         why = f"{kind} probe could not run: {exc}"
         return ProbeOutcome(
-            findings=[Finding(f"{kind}.error", Severity.INFO, why, blame=Blame.SPIKE)], skipped=why
+            findings=[Finding(probe.error_code, Severity.INFO, why, blame=Blame.SPIKE)], skipped=why
         )
 
 

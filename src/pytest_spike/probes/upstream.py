@@ -15,18 +15,13 @@ runs once more.
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from pytest_spike.index.client import FileEntry, IndexUnavailable, ProjectNotFound, sdist_entry
+from pytest_spike.index.client import IndexUnavailable, ProjectNotFound, sdist_entry
 from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.upstream.run import SpikeUpstream, unchecked_reason, upstream_findings
-from pytest_spike.upstream.sdist import fetch_sdist, safe_extract
+from pytest_spike.upstream.findings import unchecked_reason, upstream_findings
+from pytest_spike.upstream.run import SpikeUpstream
 
 
 def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
@@ -51,7 +46,7 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
         )
     except ProjectNotFound:
         sdist = None
-    source = cached_source(ctx, sdist) if sdist else None
+    source = ctx.sdist_source(sdist) if sdist else None
     if sdist is not None and source is None:
         return ProbeOutcome(
             version=version,
@@ -89,56 +84,6 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     findings, details = upstream_findings(result)
     details["harness_environment"] = {k: v for k, v in harness.items() if k != "python"}
     return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
-
-
-def cached_source(ctx: ProbeContext, sdist: FileEntry) -> str | None:
-    """The sdist, extracted once into the cache when its hash is known; else its URL
-    (None under ``--spike-offline`` when it would have to be fetched).
-
-    A release's sdist never changes under the same hash, so a warm run skips the download
-    and the extraction. Anything unusual (no hash, an unsafe archive, a failed download)
-    falls back to the URL, and SpikeUpstream reports it as it would without the cache.
-    Once per session and sdist (the session's background prebuild may be fetching it).
-    """
-    return ctx.remember(("sdist", sdist.url), lambda: _cached_source(ctx, sdist))
-
-
-def _cached_source(ctx: ProbeContext, sdist: FileEntry) -> str | None:
-    digest = sdist.hashes.get("sha256")
-    if not digest:
-        if ctx.settings.offline:
-            return None
-        ctx.services.say(f"fetching the sdist {sdist.filename} for its tests")
-        return sdist.url
-    entry = ctx.settings.cache_dir / "sdists" / digest[:32]
-    marker = entry / "extracted.json"
-    if marker.is_file():
-        try:
-            return str(entry / json.loads(marker.read_text("utf-8"))["root"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # an unreadable marker is no marker: extract again
-    if ctx.settings.offline:
-        return None
-    staging = Path(tempfile.mkdtemp(prefix=".sdist-", dir=_mkdir(entry.parent)))
-    # Said only here, where it is fetched: a warm run reads the extracted copy above.
-    ctx.services.say(f"fetching the sdist {sdist.filename} for its tests")
-    try:
-        archive = fetch_sdist(sdist.url, staging / "download", timeout=ctx.timeout, sha256=digest)
-        root = safe_extract(archive, staging / "src")
-        shutil.rmtree(staging / "download", ignore_errors=True)
-        (staging / "extracted.json").write_text(json.dumps({"root": root.relative_to(staging).as_posix()}))
-        shutil.rmtree(entry, ignore_errors=True)
-        os.replace(staging, entry)
-    except (SpikeError, OSError):
-        return sdist.url
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return str(entry / root.relative_to(staging))
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _harness_environment(

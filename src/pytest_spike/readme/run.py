@@ -16,7 +16,7 @@ import functools
 import json
 import re
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,22 @@ else:
 
 
 @dataclass(frozen=True)
+class Examples:
+    """Whose examples a run's findings speak of: the finding codes' prefix and the noun.
+
+    The README probe's are ``readme.*`` and "README examples"; another probe that runs
+    examples with the same rules (a documentation page's) passes its own.
+    """
+
+    code: str = "readme"
+    noun: str = "README"
+
+
+#: The README probe's (and the ``spike_readme`` fixture's) examples.
+README_EXAMPLES = Examples()
+
+
+@dataclass(frozen=True)
 class InstalledReadme:
     """A distribution's README as installed, and the top-level modules it owns."""
 
@@ -199,6 +215,11 @@ def read_package(
         text = "\n".join([first] + [_FOLD.sub("", x) for x in rest])
     modules = tuple(str(m) for m in data.get("modules") or ())
     return InstalledReadme(text, str(data.get("type") or ""), str(data.get("name") or dist_name), modules)
+
+
+#: Where a run's blocks come from, when not the installed README: the text with its
+#: content type, the distribution's name and its top-level modules.
+BlockSource = Callable[[], InstalledReadme]
 
 
 # --- running ---------------------------------------------------------------------------
@@ -399,9 +420,12 @@ def _outcome(
 
 
 def readme_findings(
-    outcomes: Sequence[BlockOutcome], assumed_imports: Sequence[str] = ()
+    outcomes: Sequence[BlockOutcome],
+    assumed_imports: Sequence[str] = (),
+    examples: Examples = README_EXAMPLES,
 ) -> tuple[list[Finding], dict[str, Any]]:
-    """Turn block outcomes into findings and a JSON-able details dict.
+    """Turn block outcomes into findings and a JSON-able details dict (codes and messages
+    as ``examples`` says: ``readme.*`` and "README examples" by default).
 
     Only the blocks whose failure is the candidate's count (``checked`` = runnable minus
     unchecked). Rule: ``readme.failed`` is medium when more than half of the checked
@@ -415,10 +439,14 @@ def readme_findings(
     tally = _Tally.of(outcomes)
     findings = [
         f
-        for f in (_none_finding(outcomes, tally), _failed_finding(tally), _timeout_finding(tally))
+        for f in (
+            _none_finding(outcomes, tally, examples),
+            _failed_finding(tally, examples),
+            _timeout_finding(tally, examples),
+        )
         if f is not None
     ]
-    findings += _unchecked_findings(tally)
+    findings += _unchecked_findings(tally, examples)
     return findings, _readme_details(outcomes, tally, assumed_imports)
 
 
@@ -447,46 +475,46 @@ class _Tally:
         return len(self.runnable) - len(self.unchecked)
 
 
-def _none_finding(outcomes: Sequence[BlockOutcome], tally: _Tally) -> Finding | None:
+def _none_finding(outcomes: Sequence[BlockOutcome], tally: _Tally, examples: Examples) -> Finding | None:
     if tally.runnable:
         return None
     kinds = ", ".join(f"{n} {k}" for k, n in _count(o.kind for o in outcomes).items())
     return Finding(
-        "readme.none",
+        f"{examples.code}.none",
         Severity.INFO,
-        f"the README has no runnable Python example ({kinds or 'no code blocks'})",
+        f"the {examples.noun} has no runnable Python example ({kinds or 'no code blocks'})",
     )
 
 
-def _failed_finding(tally: _Tally) -> Finding | None:
+def _failed_finding(tally: _Tally, examples: Examples) -> Finding | None:
     """Medium when more than half of the checked blocks failed, low when at least one did."""
     failed, checked = tally.failed, tally.checked
     if not failed:
         return None
     return Finding(
-        "readme.failed",
+        f"{examples.code}.failed",
         Severity.MEDIUM if 2 * len(failed) > checked else Severity.LOW,
-        f"{len(failed)} of {checked} checked README examples failed; first at line "
+        f"{len(failed)} of {checked} checked {examples.noun} examples failed; first at line "
         f"{failed[0].line}: {failed[0].error}",
         _evidence(failed[0], len(failed), checked),
     )
 
 
-def _timeout_finding(tally: _Tally) -> Finding | None:
+def _timeout_finding(tally: _Tally, examples: Examples) -> Finding | None:
     hung, checked = tally.hung, tally.checked
     if not hung:
         return None
     return Finding(
-        "readme.timeout",
+        f"{examples.code}.timeout",
         Severity.MEDIUM,
-        f"{len(hung)} of {checked} checked README examples hung; first at line "
+        f"{len(hung)} of {checked} checked {examples.noun} examples hung; first at line "
         f"{hung[0].line}: {hung[0].error}",
         _evidence(hung[0], len(hung), checked),
     )
 
 
-def _unchecked_findings(tally: _Tally) -> list[Finding]:
-    """One ``readme.unchecked`` per blame (environment, then spike) that has blocks."""
+def _unchecked_findings(tally: _Tally, examples: Examples) -> list[Finding]:
+    """One ``<code>.unchecked`` per blame (environment, then spike) that has blocks."""
     findings = []
     total = len(tally.runnable)
     for blame in (Blame.ENVIRONMENT, Blame.SPIKE):
@@ -496,9 +524,9 @@ def _unchecked_findings(tally: _Tally) -> list[Finding]:
         first = group[0]
         findings.append(
             Finding(
-                "readme.unchecked",
+                f"{examples.code}.unchecked",
                 Severity.INFO,
-                f"{len(group)} of {total} README examples not checked; first at line "
+                f"{len(group)} of {total} {examples.noun} examples not checked; first at line "
                 f"{first.line}: {first.unchecked}",
                 dict(_evidence(first, len(group), total), reason=first.unchecked),
                 blame=blame,
@@ -557,6 +585,8 @@ class ReadmeRun:
     outcomes: tuple[BlockOutcome, ...]
     #: the candidate's modules imported for a README that uses them without importing
     assumed_imports: tuple[str, ...] = ()
+    #: whose examples they are (the findings' codes and wording)
+    examples: Examples = README_EXAMPLES
 
     @property
     def runnable(self) -> list[BlockOutcome]:
@@ -591,11 +621,11 @@ class ReadmeRun:
 
     @property
     def findings(self) -> list[Finding]:
-        return readme_findings(self.outcomes, self.assumed_imports)[0]
+        return readme_findings(self.outcomes, self.assumed_imports, self.examples)[0]
 
     @property
     def details(self) -> dict[str, Any]:
-        return readme_findings(self.outcomes, self.assumed_imports)[1]
+        return readme_findings(self.outcomes, self.assumed_imports, self.examples)[1]
 
     def summary(self) -> str:
         """One line: ``7 blocks: 3 ok, 1 failed, 0 timed out, 1 unchecked, 2 not run``."""
@@ -613,6 +643,10 @@ class SpikeReadme:
     block in seconds (and for reading the metadata), ``workdir`` an existing folder the
     blocks run in (each run gets a fresh subfolder). ``allow_network`` lets the blocks
     reach beyond loopback (refused by default, and a refused block is unchecked).
+
+    ``source`` gives the text the blocks come from (default: the installed README, read
+    from the metadata); ``examples`` names them in the findings. A probe that runs another
+    text's examples by the same rules (a documentation page) passes both.
     """
 
     def __init__(
@@ -625,6 +659,8 @@ class SpikeReadme:
         env: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         allow_network: bool = False,
+        source: BlockSource | None = None,
+        examples: Examples = README_EXAMPLES,
     ) -> None:
         self.python = python
         self.dist_name = dist_name
@@ -633,6 +669,8 @@ class SpikeReadme:
         self.env = env
         self.extra_env = extra_env
         self.allow_network = allow_network
+        self.source = source
+        self.examples = examples
         self._readme: InstalledReadme | None = None
 
     def __repr__(self) -> str:
@@ -640,9 +678,12 @@ class SpikeReadme:
 
     def _read(self) -> InstalledReadme:
         if self._readme is None:
-            self._readme = read_package(
-                self.python, self.dist_name, self.timeout, env=self.env, extra_env=self.extra_env
-            )
+            if self.source is not None:
+                self._readme = self.source()
+            else:
+                self._readme = read_package(
+                    self.python, self.dist_name, self.timeout, env=self.env, extra_env=self.extra_env
+                )
         return self._readme
 
     @property
@@ -678,4 +719,4 @@ class SpikeReadme:
             dist_name=readme.name,
         )
         assumed = ReadmeFacts.of(chosen, readme.modules, readme.name).assumed_imports(readme.modules)
-        return ReadmeRun(tuple(outcomes), tuple(assumed))
+        return ReadmeRun(tuple(outcomes), tuple(assumed), self.examples)

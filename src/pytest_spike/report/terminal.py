@@ -15,6 +15,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from pytest_spike import kinds
 from pytest_spike.model import (
     BUILTIN_KINDS,
     PROBE_KINDS,
@@ -190,8 +191,9 @@ def candidate_aliases(result: CandidateResult) -> frozenset[str]:
     and the first part of a dotted or dashed name (``ruamel`` for ``ruamel.yaml``)."""
     names = {result.name, result.candidate.project, *result.candidate.modules}
     for probe in result.probes:
-        if probe.kind == "import":
-            names.update(str(m) for m in probe.details.get("modules") or ())
+        kind = kinds.find(probe.kind)
+        if kind is not None and kind.module_names is not None:
+            names.update(str(m) for m in probe.details.get(kind.module_names) or ())
     aliases: set[str] = {canonicalize_name(n) for n in names if n}
     aliases |= {a.split("-")[0] for a in list(aliases) if "-" in a and len(a.split("-")[0]) >= 3}
     return frozenset(aliases)

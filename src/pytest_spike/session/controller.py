@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_spike import __version__
+from pytest_spike import __version__, kinds
 from pytest_spike.model import (
     YOUNG_RELEASE_DAYS,
     Candidate,
@@ -181,7 +181,8 @@ def _environments(scorecard: Scorecard) -> list[str]:
     lines = []
     for result in scorecard.candidates:
         for probe in result.probes:
-            if probe.kind == "install":
+            kind = kinds.find(probe.kind)
+            if kind is not None and kind.locates_environment:
                 where = probe.details.get("env") or (
                     f"the running environment ({probe.details.get('python')})"
                     if probe.details.get("installed")

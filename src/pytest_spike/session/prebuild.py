@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import Callable
 
+from pytest_spike.kinds import Prefetch, builtin, kind
 from pytest_spike.model import Candidate
 from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext
@@ -71,27 +72,25 @@ class Prebuild:
 
     def ready(self, ctx: ProbeContext) -> None:
         """Build ``ctx``'s candidate's environment, find its evidence, and fetch what the
-        probes without kept evidence will ask the index for."""
+        probes without kept evidence will ask the index for (their kinds' ``prefetch``)."""
         settings = ctx.settings
         reuse = not (settings.fresh or settings.fresh_probes)
-        missing = [
-            k
-            for k in self.kinds
-            if k in evidence.PROBE_VERSIONS and evidence.lookup(ctx, k, reuse=reuse)[1] is None
-        ]
-        if not {"signals", "upstream"} & set(missing):
+        wanted: set[Prefetch] = set()
+        for name in self.kinds:
+            if builtin(name) and evidence.lookup(ctx, name, reuse=reuse)[1] is None:
+                wanted |= kind(name).prefetch
+        if not wanted:
             return
         info = ctx.inspect()
         if not info.get("installed"):
             return
         index = ctx.services.index()
         version = str(info["version"])
-        if "signals" in missing:
+        if Prefetch.PROJECT_META in wanted:
             index.project_meta(ctx.candidate.project, version)
-        if "upstream" in missing and ctx.python is not None:
+        if Prefetch.SDIST in wanted and ctx.python is not None:
             from pytest_spike.index.client import sdist_entry
-            from pytest_spike.probes.upstream import cached_source
 
             sdist = sdist_entry(index, str(info["name"]), version)
             if sdist is not None:
-                cached_source(ctx, sdist)
+                ctx.sdist_source(sdist)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from pytest_spike.envs.manager import EnvResult
+from pytest_spike.kinds import BUILTIN
 from pytest_spike.model import Candidate, CandidateResult, ProbeResult
 from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, Target
@@ -23,8 +24,8 @@ from pytest_spike.scoring import build_scorecard
 from pytest_spike.services import Services
 from pytest_spike.settings import Settings
 
-#: The built-in probes that speak of a release itself, in the order they run.
-RELEASE_PROBES = ("import", "upstream", "signals")
+#: The built-in probes that speak of a release itself (their kinds' ``release``), in order.
+RELEASE_PROBES = tuple(k.name for k in BUILTIN if k.release)
 
 
 def release_kinds(settings: Settings) -> list[str]:

@@ -4,6 +4,11 @@ The sdist is fetched and unpacked safely (``sdist``), its tests are found and co
 (``upstream.layout``), then pytest runs *in the candidate's interpreter*, as a subprocess
 through ``runner.run``, from a folder holding only the tests, so ``import pkg`` can only
 resolve to the installed package. This module never imports pytest.
+
+:class:`SpikeUpstream` is the ``spike_upstream`` fixture's API (layout, harness, collect,
+sample, run, probe); how a collection falls back when it fails is ``upstream.collect``,
+the values it gives (and the JUnit reading) ``upstream.results``, and the probe's findings
+``upstream.findings``.
 """
 
 from __future__ import annotations
@@ -13,18 +18,17 @@ import fnmatch
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner, sandbox
 from pytest_spike.envs.manager import installer_box, pip_command
-from pytest_spike.model import Blame, Finding, Severity, SpikeError
+from pytest_spike.model import SpikeError
+from pytest_spike.upstream.collect import Collector
 from pytest_spike.upstream.layout import (
     Harness,
     TestLayout,
@@ -32,8 +36,16 @@ from pytest_spike.upstream.layout import (
     find_tests,
     harness_requirements,
 )
+from pytest_spike.upstream.results import (
+    Collection,
+    TestOutcome,
+    UpstreamResult,
+    first_error_line,
+    junit_key,
+    read_junit,
+)
 from pytest_spike.upstream.sdist import UnsafeArchive, fetch_sdist, redact, safe_extract
-from pytest_spike.upstream.verdict import MISSING_FILE, harness_gap
+from pytest_spike.upstream.verdict import harness_gap
 
 DEFAULT_SAMPLE = 5
 #: Always passed: unknown upstream marks must not abort the run (dateutil's conftest uses one),
@@ -48,12 +60,6 @@ BASE_OPTIONS = (
     "-W",
     "ignore::pytest.PytestConfigWarning",
 )
-_ERROR_LINE = re.compile(r"^(?:E\s+)?([A-Za-z_.]*(?:Error|Exception|Interrupt)\b.*)$")
-_COLLECT_ERRORS = re.compile(r"collected.*?(\d+) errors?")
-_NO_MODULE = re.compile(r"No module named '([^']+)'")
-_CONFTEST_FAILED = "while loading conftest"
-_FAILED_CONFTEST = re.compile(r"while loading conftest '([^']+)'")
-_DETAIL_CAP = 8000  # characters kept from each end of a failure's report
 _SELECT_PLUGIN = "_spike_upstream_select"
 #: A pytest plugin, loaded with ``-p`` from the meta folder: keeps only the chosen items.
 _SELECT_SOURCE = """
@@ -95,94 +101,6 @@ for name in ask["modules"]:
         info["origins"][name] = f"error: {type(exc).__name__}: {exc}"
 print(json.dumps(info))
 """
-
-
-@dataclass(frozen=True)
-class TestOutcome:
-    """One sampled test: ``passed``, ``failed``, ``skipped``, ``error`` or ``flaky`` (failed,
-    then passed when run again), and why. ``gap`` says why a failure or error is the
-    harness's (a file, config, plugin or package we did not bring), not the candidate's;
-    ``detail`` keeps the report's text for that judgement."""
-
-    __test__ = False
-
-    outcome: str
-    message: str = ""
-    gap: str = ""
-    detail: str = field(default="", compare=False, repr=False)
-
-    @property
-    def counts_against(self) -> bool:
-        """A failure or error that is the candidate's (the harness brought all it needed)."""
-        return self.outcome in ("failed", "error") and not self.gap
-
-
-@dataclass(frozen=True)
-class Collection:
-    """What collecting the copied tests gave: the node ids, how pytest was run to get them
-    (``mode``, ``noconftest``, ``ignored`` folders whose conftest would not import), and when
-    nothing collected, why (``reason``; ``gap`` when the cause is the harness's)."""
-
-    ids: tuple[str, ...] = ()
-    mode: str = "importlib"
-    noconftest: bool = False
-    ignored: tuple[str, ...] = ()
-    reason: str = ""
-    gap: bool = False
-    notes: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        return self.mode + ("+noconftest" if self.noconftest else "")
-
-
-@dataclass
-class UpstreamResult:
-    """What the upstream probe saw; ``status`` is none, uncollectable, collected or ran."""
-
-    status: str
-    reason: str = ""
-    collected: int = 0
-    collected_files: str = ""
-    sampled: list[str] = field(default_factory=list)
-    outcomes: dict[str, TestOutcome] = field(default_factory=dict)
-    seed: int = 0
-    harness: Harness | None = None
-    mode: str = "importlib"
-    low_confidence: bool = False
-    notes: list[str] = field(default_factory=list)
-    duration_s: float = 0.0
-    #: For ``uncollectable``: the cause is the harness's (a package, file or config we did
-    #: not bring), not the candidate's.
-    gap: bool = False
-
-    def count(self, outcome: str) -> int:
-        return sum(1 for o in self.outcomes.values() if o.outcome == outcome)
-
-    @property
-    def failures(self) -> dict[str, TestOutcome]:
-        """Failures and errors that count against the candidate (after the re-run)."""
-        return {k: v for k, v in self.outcomes.items() if v.counts_against}
-
-    @property
-    def gaps(self) -> dict[str, TestOutcome]:
-        """Failures and errors the harness caused: unknown, never scored."""
-        return {k: v for k, v in self.outcomes.items() if v.gap}
-
-    @property
-    def checked(self) -> int:
-        """Sampled tests whose outcome is evidence: passed, flaky, or the candidate's failures."""
-        return sum(1 for o in self.outcomes.values() if o.outcome in ("passed", "flaky") or o.counts_against)
-
-    @property
-    def missing_modules(self) -> list[str]:
-        """Modules the tests could not import (the harness lacked them)."""
-        found = _NO_MODULE.findall(self.reason) if self.status == "uncollectable" else []
-        for note in self.notes:  # a conftest or a test file that failed to import
-            found += _NO_MODULE.findall(note)
-        for outcome in self.gaps.values():
-            found += _NO_MODULE.findall(outcome.gap)
-        return list(dict.fromkeys(m.split(".")[0] for m in found))
 
 
 @dataclass(frozen=True)
@@ -258,30 +176,6 @@ def render_ini(layout: TestLayout, pythonpath: Sequence[str] = ()) -> str:
         body = "\n    ".join(str(v).strip() for v in items if str(v).strip())
         lines.append(f"{key} =\n    {body}" if len(items) > 1 else f"{key} = {body}")
     return "\n".join(lines) + "\n"
-
-
-def first_error_line(text: str) -> str:
-    """The first line that names an exception (pytest's ``E   ...`` lines first)."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in [ln for ln in lines if ln.startswith("E ")] + lines:
-        match = _ERROR_LINE.match(line)
-        if match:
-            return match.group(1).strip()
-    return lines[-1] if lines else ""
-
-
-@dataclass(frozen=True)
-class _Attempt:
-    """One try at collecting: what collected, pytest's output, how, and the notes so far."""
-
-    ids: list[str]
-    output: str
-    how: Collection
-    notes: tuple[str, ...]
-
-    def then(self, ids: list[str], output: str, how: Collection, note: str) -> _Attempt:
-        """The next try, with ``note`` saying why it was made."""
-        return _Attempt(ids, output, how, (*self.notes, note))
 
 
 class SpikeUpstream:
@@ -498,191 +392,23 @@ class SpikeUpstream:
         everything = keyword is None and paths is None
         if self._collected is not None and everything:
             return self._collected
-        blocked = self._cannot_collect()
-        if blocked is not None:
-            return blocked
-        extra = (["-k", keyword] if keyword else []) + list(paths or self._paths)
-        how = Collection()
-        attempt = _Attempt(*self._collect_once(extra, how), how, self._missing_plugin_notes())
-        for fallback in (
-            self._try_prepend,
-            self._try_bringing_files,
-            self._try_leaving_out_conftests,
-            self._try_noconftest,
-        ):
-            attempt = fallback(extra, attempt)
-        result = self._collection(attempt)
+        # layout first: reading it copies the tests and finds the sdist's root
+        result = Collector(
+            python=self.python,
+            run_dir=self.run_dir,
+            timeout=self.timeout,
+            env=self.env,
+            package_modules=self.package_modules,
+            layout=self.layout,
+            paths=self._paths,
+            src_root=self._src_root,
+            pytest_argv=self.pytest_argv,
+            target_info=self.target_info,
+            box=self.box,
+        ).collect(keyword, paths)
         if everything:
             self._collected = result
         return result
-
-    def _cannot_collect(self) -> Collection | None:
-        """Why nothing can collect at all (no tests, no pytest in the target), or None."""
-        if not self.layout.has_tests:
-            return Collection(reason="the sdist has no tests", gap=True)
-        info = self.target_info()
-        if info.get("pytest"):
-            return None
-        why = info.get("pytest_error", "not found")
-        reason = (
-            f"pytest is not installed in {self.python} ({why}); install it in the candidate's environment"
-        )
-        return Collection(reason=reason, gap=True)
-
-    def _missing_plugin_notes(self) -> tuple[str, ...]:
-        return tuple(
-            f"upstream's '-p {p}' left out: not installed in the target"
-            for p, ok in self.target_info().get("plugins", {}).items()
-            if not ok
-        )
-
-    def _try_prepend(self, extra: list[str], attempt: _Attempt) -> _Attempt:
-        """A local test helper importlib mode cannot import: prepend mode, if it collects more."""
-        missing = set(_NO_MODULE.findall(attempt.output))
-        if not any(self._is_local(m) for m in missing):
-            return attempt
-        prepend = dataclasses.replace(attempt.how, mode="prepend")
-        ids, output = self._collect_once(extra, prepend)
-        if len(ids) <= len(attempt.ids):
-            return attempt
-        return attempt.then(
-            ids, output, prepend, "importlib import mode could not import a test helper; used prepend"
-        )
-
-    def _try_bringing_files(self, extra: list[str], attempt: _Attempt) -> _Attempt:
-        """A conftest reads a file of the sdist we did not copy: copy it (three times at most)."""
-        for _ in range(3):
-            brought = self._bring_missing(attempt.output) if not attempt.ids else None
-            if brought is None:
-                break
-            ids, output = self._collect_once(extra, attempt.how)
-            note = f"copied {brought} from the sdist: a conftest or test module reads it"
-            attempt = attempt.then(ids, output, attempt.how, note)
-        return attempt
-
-    def _try_leaving_out_conftests(self, extra: list[str], attempt: _Attempt) -> _Attempt:
-        """A conftest below the root that fails to import: leave its folder out (three at most)."""
-        for _ in range(3):
-            failed = self._failed_conftest(attempt.output) if not attempt.ids else None
-            if failed is None:
-                break
-            narrower = dataclasses.replace(attempt.how, ignored=(*attempt.how.ignored, failed))
-            ids, output = self._collect_once(extra, narrower)
-            if not ids and output == attempt.output:
-                break
-            note = f"left out {failed}: its conftest failed to import ({first_error_line(output)})"
-            attempt = attempt.then(ids, output, narrower, note)
-        return attempt
-
-    def _try_noconftest(self, extra: list[str], attempt: _Attempt) -> _Attempt:
-        """The root conftest fails to import: collect with ``--noconftest`` (low confidence)."""
-        if attempt.ids or _CONFTEST_FAILED not in attempt.output:
-            return attempt
-        bare = dataclasses.replace(attempt.how, noconftest=True)
-        ids, _ = self._collect_once(extra, bare)
-        if not ids:
-            return attempt
-        note = (
-            f"the root conftest failed to import ({first_error_line(attempt.output)}); "
-            "collected with --noconftest: results are low-confidence"
-        )
-        return attempt.then(ids, attempt.output, bare, note)  # the failure's output stays
-
-    def _collection(self, attempt: _Attempt) -> Collection:
-        """The final ``Collection``: what collected, or why nothing did."""
-        notes = list(attempt.notes)
-        errors = _COLLECT_ERRORS.search(attempt.output)
-        if attempt.ids and errors:
-            notes.append(
-                f"{errors.group(1)} collection error(s) beside {len(attempt.ids)} tests: "
-                f"{first_error_line(attempt.output)}"
-            )
-        reason, gap = ("", False) if attempt.ids else self._why_empty(attempt.output)
-        return dataclasses.replace(
-            attempt.how, ids=tuple(attempt.ids), reason=reason, gap=gap, notes=tuple(notes)
-        )
-
-    def _collect_once(self, extra: list[str], how: Collection) -> tuple[list[str], str]:
-        result = runner.run(
-            self.pytest_argv("--collect-only", "-q", *extra, how=how),
-            timeout=self.timeout,
-            cwd=self.run_dir,
-            extra_env=self.env,
-            box=self.box,
-        )
-        output = result.stdout + "\n" + result.stderr
-        if result.timed_out:
-            return [], f"collection {result.describe()}"
-        ids = [
-            ln.strip()
-            for ln in result.stdout.splitlines()
-            if "::" in ln and (self.run_dir / ln.strip().split("::")[0]).is_file()
-        ]
-        return ids, output
-
-    def _bring_missing(self, output: str) -> str | None:
-        """Copy the folder of a file the output says is missing from the copied tests but
-        exists in the sdist (sqlalchemy's conftest runs ``lib/sqlalchemy/testing/plugin/
-        bootstrap.py`` by path); never a folder that is the package itself."""
-        if self._src_root is None:
-            return None
-        run_dir = self.run_dir.resolve()
-        for name in MISSING_FILE.findall(output):
-            path = Path(os.path.normpath(self.run_dir / name))
-            try:
-                rel = path.relative_to(run_dir if path.is_relative_to(run_dir) else self.run_dir)
-            except ValueError:
-                continue
-            source = self._src_root / rel
-            folder = rel.parent
-            if not source.is_file() or path.exists() or self._is_package_dir(folder):
-                continue
-            if folder == Path("."):
-                shutil.copy2(source, self.run_dir / rel, follow_symlinks=False)
-                return rel.as_posix()
-            ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
-            target = self.run_dir / folder
-            shutil.copytree(self._src_root / folder, target, symlinks=True, ignore=ignore, dirs_exist_ok=True)
-            return folder.as_posix() + "/"
-        return None
-
-    def _is_package_dir(self, folder: Path) -> bool:
-        """``pkg``, ``src/pkg`` or ``lib/pkg``: the package source, never copied."""
-        parts = folder.parts
-        return bool(parts) and parts[-1] in self.package_modules and len(parts) <= 2
-
-    def _failed_conftest(self, output: str) -> str | None:
-        """The folder (relative to the copied tests) of a failing conftest below the root."""
-        match = _FAILED_CONFTEST.search(output)
-        if not match:
-            return None
-        try:
-            folder = Path(match.group(1)).parent.resolve().relative_to(self.run_dir.resolve())
-        except ValueError:
-            return None
-        if folder == Path(".") or folder.as_posix() in self._paths:
-            return None  # the root's or a test folder's own conftest: nothing left to run
-        return folder.as_posix()
-
-    def _is_local(self, module: str) -> bool:
-        top = module.split(".")[0]
-        return any(p.stem == top for p in self.run_dir.rglob(f"{top}.py")) or any(
-            p.is_dir() for p in self.run_dir.rglob(top)
-        )
-
-    def _why_empty(self, output: str) -> tuple[str, bool]:
-        """Why nothing collected, and whether the cause is the harness's."""
-        missing = [m for m in _NO_MODULE.findall(output) if not self._is_local(m)]
-        ours = [m for m in missing if m.split(".")[0] in self.package_modules]
-        if missing and not ours:
-            line = first_error_line(output)
-            return f"missing harness dependency '{missing[0].split('.')[0]}' ({line})", True
-        line = first_error_line(output)
-        reason = line if line and "collected" not in line else "no tests collected"
-        names = "|".join(map(re.escape, self.package_modules))
-        if ours or re.search(rf"cannot import name .* from '({names})[.']", output):
-            return reason, False  # the installed package lacks what its own tests import
-        return reason, True
 
     def sample(self, n: int = DEFAULT_SAMPLE, keyword: str | None = None) -> list[str]:
         """A deterministic sample of ``n`` collected tests (seeded by ``seed``)."""
@@ -737,11 +463,11 @@ class SpikeUpstream:
             extra_env=env,
             box=self.box,
         )
-        found = _read_junit(xml) if xml.is_file() and not proc.timed_out else {}
+        found = read_junit(xml) if xml.is_file() and not proc.timed_out else {}
         problem = proc.describe() if proc.timed_out else first_error_line(proc.stdout + proc.stderr)
         outcomes = {}
         for nodeid in nodeids:
-            outcome = found.get(_junit_key(nodeid)) or TestOutcome(
+            outcome = found.get(junit_key(nodeid)) or TestOutcome(
                 "error", f"did not run: {problem or proc.describe()}"
             )
             if outcome.outcome in ("failed", "error"):
@@ -835,197 +561,3 @@ class SpikeUpstream:
             notes=list(dict.fromkeys([*self.notes, *how.notes])),
             gap=gap,
         )
-
-
-def _junit_key(nodeid: str) -> tuple[str, str]:
-    """(classname, name) as pytest's junitxml derives them from a node id."""
-    path, bracket, params = nodeid.partition("[")
-    names = path.split("::")
-    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
-    names[-1] += bracket + params
-    return ".".join(names[:-1]), names[-1]
-
-
-def _read_junit(path: Path) -> dict[tuple[str, str], TestOutcome]:
-    try:
-        tree = ET.parse(path)
-    except ET.ParseError:
-        return {}
-    outcomes: dict[tuple[str, str], TestOutcome] = {}
-    for case in tree.iter("testcase"):
-        key = (case.get("classname", ""), case.get("name", ""))
-        outcome = TestOutcome("passed")
-        for tag, name in (("skipped", "skipped"), ("error", "error"), ("failure", "failed")):
-            child = case.find(tag)
-            if child is not None:  # a failing test with a failing teardown: failure wins
-                message = child.get("message") or (child.text or "")
-                detail = f"{message}\n{child.text or ''}"
-                outcome = TestOutcome(
-                    name,
-                    message.strip().splitlines()[0] if message.strip() else "",
-                    detail=detail[:_DETAIL_CAP] + detail[-_DETAIL_CAP:]
-                    if len(detail) > 2 * _DETAIL_CAP
-                    else detail,
-                )
-        if key not in outcomes or outcome.outcome != "passed":
-            outcomes[key] = outcome
-    return outcomes
-
-
-def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, Any]]:
-    """Turn an upstream result into findings plus the details the report shows.
-
-    Only the candidate's evidence scores: a failure that persists when run again. One such
-    failure in a sample is weak evidence (a time-dependent test on a loaded machine, a
-    system file that differs) and is low; two or more are high. A test that passed when run
-    again is ``upstream.flaky`` (info), and a harness gap is shown unchecked, never scored.
-    """
-    builders = (_status_finding, _failed_finding, _flaky_finding, _gap_finding, _low_confidence_finding)
-    findings = [f for f in (build(result) for build in builders) if f is not None]
-    return findings, _upstream_details(result)
-
-
-def _upstream_details(result: UpstreamResult) -> dict[str, Any]:
-    """The counts, sample and notes the report shows for an upstream result."""
-    failures, gaps = result.failures, result.gaps
-    details: dict[str, Any] = {
-        "status": result.status,
-        "collected": result.collected,
-        "collected_files": result.collected_files,
-        "sampled": len(result.sampled),
-        "checked": result.checked,
-        "passed": result.count("passed"),
-        "failed": sum(1 for o in failures.values() if o.outcome == "failed"),
-        "errors": sum(1 for o in failures.values() if o.outcome == "error"),
-        "flaky": result.count("flaky"),
-        "harness_gaps": len(gaps),
-        "skipped": result.count("skipped"),
-        "seed": result.seed,
-        "harness": _harness_source(result),
-        "mode": result.mode,
-        "sample": list(result.sampled),
-        "outcomes": {k: v.outcome + (" (harness gap)" if v.gap else "") for k, v in result.outcomes.items()},
-        "notes": list(result.notes),
-    }
-    if gaps:
-        details["gap_reasons"] = {k: v.gap for k, v in gaps.items()}
-    if result.reason:
-        details["reason"] = result.reason
-    return details
-
-
-def _harness_source(result: UpstreamResult) -> str:
-    return result.harness.source if result.harness else "none"
-
-
-def _unsafe_finding(result: UpstreamResult) -> Finding:
-    return Finding(
-        "upstream.unsafe",
-        Severity.HIGH,
-        f"the sdist was refused: {result.reason}",
-        {"reason": result.reason},
-    )
-
-
-def _unavailable_finding(result: UpstreamResult) -> Finding:
-    # Not evidence against the candidate: many healthy sdists ship no tests.
-    return Finding(
-        "upstream.unavailable",
-        Severity.INFO,
-        f"no upstream tests to sample: {result.reason or 'the sdist has no tests'}",
-    )
-
-
-def _uncollectable_finding(result: UpstreamResult) -> Finding:
-    return Finding(
-        "upstream.uncollectable",
-        Severity.MEDIUM,
-        f"upstream tests do not collect: {result.reason}",
-        {"reason": result.reason, "harness": _harness_source(result)},
-        blame=Blame.ENVIRONMENT if result.gap else Blame.CANDIDATE,
-    )
-
-
-#: The finding a result's status alone gives ("ran" gives none).
-_STATUS_FINDINGS = {
-    "unsafe": _unsafe_finding,
-    "none": _unavailable_finding,
-    "uncollectable": _uncollectable_finding,
-}
-
-
-def _status_finding(result: UpstreamResult) -> Finding | None:
-    build = _STATUS_FINDINGS.get(result.status)
-    return build(result) if build else None
-
-
-def _failed_finding(result: UpstreamResult) -> Finding | None:
-    """Failures that persisted when run again: one is low (weak evidence), more are high."""
-    failures = result.failures
-    if not failures:
-        return None
-    n, total = len(failures), len(result.sampled)
-    first_id, first = next(iter(failures.items()))
-    weak = " (a single failure is weak evidence: it scores low)" if n == 1 else ""
-    return Finding(
-        "upstream.failed",
-        Severity.LOW if n == 1 else Severity.HIGH,
-        f"{n} of {total} sampled upstream tests failed, and again when run alone{weak}: "
-        f"{first_id}: {first.message}",
-        {"nodeids": " ".join(failures), "first_error": first.message, "seed": str(result.seed)},
-    )
-
-
-def _flaky_finding(result: UpstreamResult) -> Finding | None:
-    flaky = {k: v for k, v in result.outcomes.items() if v.outcome == "flaky"}
-    if not flaky:
-        return None
-    first_id, first = next(iter(flaky.items()))
-    return Finding(
-        "upstream.flaky",
-        Severity.INFO,
-        f"{len(flaky)} sampled upstream test(s) failed, then passed when run again: {first_id}",
-        {"nodeids": " ".join(flaky), "first_error": first.message},
-    )
-
-
-def _gap_finding(result: UpstreamResult) -> Finding | None:
-    gaps = result.gaps
-    if not gaps:
-        return None
-    first_id, first = next(iter(gaps.items()))
-    return Finding(
-        "upstream.harness_gap",
-        Severity.MEDIUM,
-        f"{len(gaps)} of {len(result.sampled)} sampled upstream tests could not be checked here: "
-        f"{first_id}: {first.gap}",
-        {"nodeids": " ".join(gaps), "first_gap": first.gap, "first_error": first.message},
-        blame=Blame.ENVIRONMENT,
-    )
-
-
-def _low_confidence_finding(result: UpstreamResult) -> Finding | None:
-    if not result.low_confidence:
-        return None
-    return Finding(
-        "upstream.low_confidence",
-        Severity.INFO,
-        "upstream tests collected only with --noconftest (fixtures and "
-        "collect_ignore lost): results are low-confidence",
-        {"mode": result.mode},
-    )
-
-
-def unchecked_reason(result: UpstreamResult) -> str | None:
-    """Why the result is no evidence either way (the probe then ends unknown), or None."""
-    if result.status == "none":
-        return f"no upstream tests: {result.reason or 'the sdist has no tests'}"
-    if result.status == "uncollectable" and result.gap:
-        return f"upstream tests could not be collected here: {result.reason}"
-    if result.status == "ran" and not result.checked:
-        gaps = result.gaps
-        if gaps:
-            first = next(iter(gaps.values()))
-            return f"none of the {len(result.sampled)} sampled upstream tests could be checked: {first.gap}"
-        return f"none of the {len(result.sampled)} sampled upstream tests ran (all skipped)"
-    return None
