@@ -11,7 +11,6 @@ from pytest_spike import cli
 from pytest_spike.matrix import cells
 from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell
-from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.model import (
     Candidate,
     CandidateResult,
@@ -21,7 +20,9 @@ from pytest_spike.model import (
     Scorecard,
     Severity,
 )
-from pytest_spike.report.results import dumps
+from pytest_spike.report.grids import terminal_lines
+from pytest_spike.report.markdown import render_view as render_markdown
+from pytest_spike.report.schema import dumps
 from pytest_spike.scoring import Weights, level_for, score
 
 IMP = "import nose failed: ModuleNotFoundError: No module named 'imp'"
