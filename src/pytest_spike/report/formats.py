@@ -103,6 +103,10 @@ FORMATS: tuple[FormatSpec, ...] = (
         help="write the scorecard as one self-contained HTML page to PATH, with charts of the "
         "metrics (needs the html extra: pip install 'pytest-spike[html]')",
     ),
+    FormatSpec(
+        "sarif", "sarif", "pytest_spike.report.sarif:FORMAT", "SARIF 2.1.0",
+        more=", for GitHub code scanning: each scored finding at the line that names its candidate",
+    ),
 )  # fmt: skip
 
 
