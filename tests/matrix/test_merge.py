@@ -217,3 +217,43 @@ def test_a_waived_finding_stays_waived_in_the_merge(tmp_path: Path) -> None:
     (gap,) = [s for s in cand.scored if s.finding.code == "matrix.python_gap"]
     assert gap.points == 0 and gap.waived, gap
     assert cand.level.value == "low", [(s.finding.code, s.points, s.waiver) for s in cand.scored]
+
+
+def test_a_probe_unknown_in_every_cell_stays_unknown_after_the_merge(tmp_path: Path) -> None:
+    """Four cells, each with upstream unknown (3 of 4 kinds with evidence): the merge says 3/4 and
+    why, in the JSON, the terminal and the HTML bar, never full evidence."""
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    why = "the sdist ships no tests"
+    for python in ("3.11", "3.12"):
+        for version in ("1.0", "1.1"):
+            cid = f"py{python}-nose-{version}"
+            probes = [
+                ProbeResult("nose", "install", "spike::nose::install"),
+                ProbeResult("nose", "import", "spike::nose::import"),
+                ProbeResult("nose", "signals", "spike::nose::signals"),
+                ProbeResult(
+                    "nose", "upstream", "spike::nose::upstream", outcome="skipped", details={"unknown": why}
+                ),
+            ]
+            result = CandidateResult(Candidate("nose"), version=version, probes=probes)
+            assert result.evidence["probes_with_evidence"] == 3
+            card = Scorecard(
+                cell={"id": cid, "python": f"{python}.1", "python_short": python}, candidates=[result]
+            )
+            (folder / f"{cid}.json").write_text(dumps(card))
+    out = tmp_path / "merged"
+    assert cli.main(["merge", str(folder), "--json", f"{out}.json", "--html", f"{out}.html"]) == 0
+    (merged,) = json.loads((tmp_path / "merged.json").read_text())["candidates"]
+    assert merged["evidence"] == {
+        "probes_with_evidence": 3,
+        "probes": 4,
+        "unknown": ["upstream"],
+        "why": {"upstream": why},
+    }
+    (upstream,) = [p for p in merged["probes"] if p["kind"] == "upstream"]
+    assert upstream["outcome"] == "skipped"
+    page = (tmp_path / "merged.html").read_text()
+    assert '<span class="meter partial"><span style="width: 75%"></span></span>' in page
+    assert "evidence from 3 of 4 probe kinds" in page and "<b>upstream</b> (the sdist ships no tests)" in page
+

@@ -273,8 +273,14 @@ def _merge_probes(name: str, runs: list[_Run]) -> list[ProbeResult]:
     merged = []
     for nodeid, probes in by_node.items():
         bad = [p for p in probes if p.outcome != "passed"]
+        details: dict[str, Any] = {}
         if not bad:
             outcome = "passed"
+        elif all(p.outcome == "skipped" for p in probes):
+            # unknown in every cell that ran it: still unknown (evidence rule 2), with why
+            outcome = "skipped"
+            reasons = Counter(str(p.details.get("unknown") or "skipped") for p in probes)
+            details["unknown"] = reasons.most_common(1)[0][0]
         else:
             worst = Counter(p.outcome for p in bad).most_common(1)[0][0]
             outcome = f"{worst} on {len(bad)}/{len(runs)} cells"
@@ -289,6 +295,7 @@ def _merge_probes(name: str, runs: list[_Run]) -> list[ProbeResult]:
                 peak_memory_mb=max(peaks) if peaks else None,
                 metrics=dict(probes[-1].metrics),
                 notes=list(dict.fromkeys(n for p in probes for n in p.notes)),
+                details=details,
             )
         )
     return merged
