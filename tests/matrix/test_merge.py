@@ -257,3 +257,23 @@ def test_a_probe_unknown_in_every_cell_stays_unknown_after_the_merge(tmp_path: P
     assert '<span class="meter partial"><span style="width: 75%"></span></span>' in page
     assert "evidence from 3 of 4 probe kinds" in page and "<b>upstream</b> (the sdist ships no tests)" in page
 
+
+def test_a_file_that_is_not_utf8_is_refused_with_one_line(
+    grid_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A non-UTF-8 file: show and merge say so in one line naming it; merge still merges the rest."""
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('{"note": "caf\u00e9"}'.encode("latin-1"))
+    assert cli.main(["show", str(latin)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"pytest-spike: error: {latin}: not a JSON results file (not UTF-8 text: byte 0xe9 at offset 13)"
+    ]
+    out = tmp_path / "m.json"
+    assert cli.main(["merge", *map(str, grid_files), str(latin), "--json", str(out)]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"pytest-spike merge: refused {latin}: not a JSON results file (not UTF-8 text: byte 0xe9 at offset 13)"
+    ]
+    data = json.loads(out.read_text())
+    assert data["matrix"]["refused"] and len(data["matrix"]["grids"][0]["cells"]) == len(grid_files)
