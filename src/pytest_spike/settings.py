@@ -29,7 +29,8 @@ from pytest_spike.model import (
     SpikeError,
     parse_choice,
 )
-from pytest_spike.report.formats import FORMATS, FormatSpec
+from pytest_spike.report import formats
+from pytest_spike.report.formats import FormatSpec
 
 if TYPE_CHECKING:
     import pytest
@@ -107,7 +108,7 @@ class Option:
         if self.action == "switch":
             return bool(config.getoption(self.dest)) or bool(self.ini and config.getini(self.ini))
         if self.action == "formats":
-            given_paths = {row: config.getoption(_format_dest(row), None) for row in FORMATS}
+            given_paths = {row: config.getoption(_format_dest(row), None) for row in formats.FORMATS}
             return {
                 row.name: _report_path(row)(value, Source(f"--spike-{row.name}", cwd))
                 for row, value in given_paths.items()
@@ -546,7 +547,7 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         text = opt.help_text()
         if opt.action == "formats":
-            for row in FORMATS:
+            for row in formats.FORMATS:
                 group.addoption(
                     f"--spike-{row.name}",
                     default=None,

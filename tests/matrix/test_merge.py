@@ -277,3 +277,37 @@ def test_a_file_that_is_not_utf8_is_refused_with_one_line(
     ]
     data = json.loads(out.read_text())
     assert data["matrix"]["refused"] and len(data["matrix"]["grids"][0]["cells"]) == len(grid_files)
+
+
+def test_a_broken_cell_fails_the_merge_as_it_fails_run_and_nox(
+    grid_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One verdict (matrix/finish.py): a cell whose run broke (ERROR) exits 3, as run and nox
+    fail on it, even when no candidate reaches --fail-on (merge exited 0 before)."""
+    broke = tmp_path / "broke" / "py3.10-nose-1.3.7.json"
+    broke.parent.mkdir()
+    cell = Cell("3.10", "nose", "nose", "1.3.7")
+    cells.write(
+        cells.error_scorecard(cell, "pytest left no usable results file", "Fatal Python error"), broke
+    )
+    clean = [f for f in grid_files if "3.12" not in f.name and "3.13" not in f.name]
+    assert cli.main(["merge", *map(str, clean)]) == 0
+    assert cli.main(["merge", *map(str, clean), str(broke), "--fail-on", "blocked"]) == 3
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_show_of_a_merged_file_builds_the_merge_s_reports(grid_files: list[Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """One report view: show of merge's JSON writes the same Markdown and JSON as merge did, and
+    prints the same grids and scorecard."""
+    md, js = tmp_path / "m.md", tmp_path / "m.json"
+    assert cli.main(["merge", *map(str, grid_files), "--md", str(md), "--json", str(js)]) == 0
+    merged_out = capsys.readouterr().out
+    assert (
+        cli.main(["show", str(js), "--md", str(tmp_path / "s.md"), "--json", str(tmp_path / "s.json")]) == 0
+    )
+    assert capsys.readouterr().out == merged_out
+    assert (tmp_path / "s.md").read_text() == md.read_text()
+    assert json.loads((tmp_path / "s.json").read_text()) == json.loads(js.read_text())
+    assert cli.main(["show", str(js), "--md"]) == 0  # no OUT: printed instead of the scorecard
+    assert capsys.readouterr().out == md.read_text()

@@ -26,8 +26,6 @@ from pytest_spike.report.grids import terminal_lines
 from pytest_spike.report.terminal import output_width
 from pytest_spike.report.view import Reached, ReportView, reaching
 
-#: Grid states that break a merged run (exit 3, a failed nox session).
-BROKEN_STATES = ("missing", "error")
 #: Exit status: a candidate or upgrade target reached ``--fail-on``.
 EXIT_REACHED = 1
 #: Exit status: a report could not be written.
@@ -71,7 +69,7 @@ def verdict(view: ReportView, *, interrupted: bool = False) -> Verdict:
     return Verdict(
         refused=tuple(view.refused),
         missing=tuple(missing),
-        broken_cells=tuple(c.cell_id for c in cells if c.state in BROKEN_STATES and c.state != "missing"),
+        broken_cells=tuple(c.cell_id for c in cells if c.state == "error"),
         reached=tuple(reaching(view.scorecard, view.scorecard.fail_on)),
         interrupted=interrupted,
     )
