@@ -311,3 +311,5 @@ def test_show_of_a_merged_file_builds_the_merge_s_reports(grid_files: list[Path]
     assert json.loads((tmp_path / "s.json").read_text()) == json.loads(js.read_text())
     assert cli.main(["show", str(js), "--md"]) == 0  # no OUT: printed instead of the scorecard
     assert capsys.readouterr().out == md.read_text()
+    assert cli.main(["merge", *map(str, grid_files), "--md"]) == 0  # and so by merge
+    assert capsys.readouterr().out == md.read_text()

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pytest_spike.matrix.upgrades import missing_targets
 from pytest_spike.model import Level
-from pytest_spike.report.formats import Written, write_reports
+from pytest_spike.report.formats import STDOUT, Written, write_reports
 from pytest_spike.report.grids import terminal_lines
 from pytest_spike.report.terminal import output_width
 from pytest_spike.report.view import Reached, ReportView, reaching
@@ -107,9 +107,16 @@ def finish(
     interrupted: bool = False,
     width: int | None = None,
 ) -> Finished:
-    """Set ``fail_on`` (None: keep the files' own), write the reports, judge the run."""
+    """Set ``fail_on`` (None: keep the files' own), write the reports, judge the run; the
+    scorecard's lines, unless a format is printed on stdout instead."""
     if fail_on is not None:
         view.scorecard.fail_on = fail_on
     written = write_reports(view, targets)
-    lines = [text for text, _ in terminal_lines(view, output_width() if width is None else width)]
+    # a format printed on stdout (``--md`` with no OUT) is the output: no scorecard around it
+    printed = STDOUT in targets.values()
+    lines = (
+        []
+        if printed
+        else [text for text, _ in terminal_lines(view, output_width() if width is None else width)]
+    )
     return Finished(verdict(view, interrupted=interrupted), written, lines)
