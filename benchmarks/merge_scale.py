@@ -19,7 +19,7 @@ from pathlib import Path
 from _bench import Context, Result, clean_env, fresh_dir, median
 from _samples import candidate_result, scorecard
 
-from pytest_spike.report.results import dumps
+from pytest_spike.report.schema import dumps
 
 SIZES = (125, 250, 500)
 PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")

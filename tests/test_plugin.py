@@ -561,6 +561,9 @@ def test_an_idle_plugin_imports_only_its_entry_modules() -> None:
         "pytest_spike.hookspec",
         "pytest_spike.model",
         "pytest_spike.kinds",  # the model's floor: the probe kinds' rows, no probe imported
+        # the report formats' registry rows, which the --spike-NAME options are made from
+        "pytest_spike.report",
+        "pytest_spike.report.formats",
     }
     script = (
         "import sys, pytest_spike.plugin; "
@@ -597,6 +600,9 @@ def test_an_idle_session_loads_only_the_entry_modules(pytester: pytest.Pytester)
         "pytest_spike.hookspec",
         "pytest_spike.model",
         "pytest_spike.kinds",  # the model's floor: the probe kinds' rows, no probe imported
+        # the report formats' registry rows, which the --spike-NAME options are made from
+        "pytest_spike.report",
+        "pytest_spike.report.formats",
     }
     assert not loaded - allowed, f"an idle run imported {sorted(loaded - allowed)}"
 

@@ -8,12 +8,16 @@ import pytest
 
 from pytest_spike.fixtures import SETTINGS
 from pytest_spike.model import BUILTIN_KINDS, STALE_AFTER_DAYS
+from pytest_spike.report.formats import FORMATS
 from pytest_spike.settings import OPTIONS, Settings, default_cache_root
 
 
 def test_every_row_of_the_table_is_a_spike_option_or_ini_key_with_help() -> None:
     assert [o.name for o in OPTIONS] == list(Settings.__dataclass_fields__)
     for opt in OPTIONS:
+        if opt.action == "formats":  # one --spike-NAME PATH per row of the formats' registry
+            assert all(row.option_help and "PATH" in row.option_help for row in FORMATS)
+            continue
         assert opt.flag or opt.ini, opt.name
         assert opt.flag is None or opt.flag == "--spike" or opt.flag.startswith("--spike-"), opt.name
         assert opt.ini is None or opt.ini.startswith("spike_"), opt.name

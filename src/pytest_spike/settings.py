@@ -30,6 +30,8 @@ from pytest_spike.model import (
     SpikeError,
     parse_choice,
 )
+from pytest_spike.report import formats
+from pytest_spike.report.formats import FormatSpec
 
 if TYPE_CHECKING:
     import pytest
@@ -69,7 +71,8 @@ class Option:
     ini: str | None = None
     metavar: str | None = None
     #: ``value`` (takes one argument), ``switch`` (store_true) or ``repeat`` (append)
-    action: Literal["value", "switch", "repeat"] = "value"
+    #: or ``formats``: one ``--spike-NAME PATH`` per report format, into a dict by name
+    action: Literal["value", "switch", "repeat", "formats"] = "value"
     ini_type: Literal["string", "linelist", "bool"] = "string"
     parse: Parse | None = None
     default: Any = None
@@ -105,6 +108,13 @@ class Option:
         cwd = config.invocation_params.dir
         if self.action == "switch":
             return bool(config.getoption(self.dest)) or bool(self.ini and config.getini(self.ini))
+        if self.action == "formats":
+            given_paths = {row: config.getoption(_format_dest(row), None) for row in formats.FORMATS}
+            return {
+                row.name: _report_path(row)(value, Source(f"--spike-{row.name}", cwd))
+                for row, value in given_paths.items()
+                if value is not None
+            }
         given = config.getoption(self.dest, None) if self.flag else None
         from_ini = config.getini(self.ini) if self.ini else None
         where_ini = Source(f"{self.ini} in {ini_file}", config.rootpath if self.ini_from_rootdir else cwd)
@@ -137,14 +147,15 @@ def _path(value: str, source: Source) -> Path:
     return (source.base / os.path.expanduser(value)).resolve()
 
 
-def _html_path(value: str, source: Source) -> Path:
-    from pytest_spike.report.html import require_jinja2
+def _report_path(spec: FormatSpec) -> Parse:
+    def parse(value: str, source: Source) -> Path:
+        try:
+            spec.check()
+        except SpikeError as exc:
+            raise SpikeError(f"{source.where}: {exc}") from None
+        return _path(value, source)
 
-    try:
-        require_jinja2()
-    except SpikeError as exc:
-        raise SpikeError(f"{source.where}: {exc}") from None
-    return _path(value, source)
+    return parse
 
 
 def _data(value: str, source: Source) -> tuple[Path, str]:
@@ -328,26 +339,9 @@ class Settings:
         default=(),
         help="keep only the named candidates (repeatable)",
     )
-    json_path: Path | None = option(
-        flag="--spike-json",
-        metavar="PATH",
-        parse=_path,
-        help="write the results of this run (one matrix cell) as JSON to PATH",
-    )
-    md_path: Path | None = option(
-        flag="--spike-md",
-        metavar="PATH",
-        parse=_path,
-        help="write the scorecard as Markdown to PATH (also appended to "
-        "$GITHUB_STEP_SUMMARY under GitHub Actions)",
-    )
-    html_path: Path | None = option(
-        flag="--spike-html",
-        metavar="PATH",
-        parse=_html_path,
-        help="write the scorecard as one self-contained HTML page to PATH, with charts of the "
-        "metrics (needs the html extra: pip install 'pytest-spike[html]')",
-    )
+    #: the report formats asked for (``--spike-json PATH``...), by name: one option per row of
+    #: :data:`pytest_spike.report.formats.FORMATS`, listed here
+    reports: dict[str, Path] = option(action="formats", default_factory=dict, help="")
     fail_on: Level | None = option(
         flag="--spike-fail-on",
         ini="spike_fail_on",
@@ -605,12 +599,25 @@ OPTIONS: tuple[Option, ...] = tuple(
 )
 
 
+def _format_dest(row: FormatSpec) -> str:
+    return f"spike_{row.name}"
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Register the ``--spike-*`` options and their ``spike_*`` ini keys."""
     group = parser.getgroup("spike", "research spikes (pytest-spike)")
     for opt in OPTIONS:
         text = opt.help_text()
-        if opt.flag is not None:
+        if opt.action == "formats":
+            for row in formats.FORMATS:
+                group.addoption(
+                    f"--spike-{row.name}",
+                    default=None,
+                    dest=_format_dest(row),
+                    metavar="PATH",
+                    help=row.option_help,
+                )
+        elif opt.flag is not None:
             if opt.action == "switch":
                 group.addoption(opt.flag, action="store_true", default=False, dest=opt.dest, help=text)
             elif opt.action == "repeat":

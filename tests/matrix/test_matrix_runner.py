@@ -21,8 +21,9 @@ import pytest
 from indexserver import HERMETIC_ENV
 from pkgfactory import FakeProject, build_wheel
 
+from pytest_spike.envs.inspection import host_python
 from pytest_spike.envs.manager import find_uv
-from pytest_spike.matrix.interpreters import host_python, parse_python, pyenv_root
+from pytest_spike.matrix.interpreters import parse_python, pyenv_root
 from pytest_spike.matrix.plan import cached_plan, plugin_pythonpath
 
 HOST = host_python()

@@ -11,7 +11,6 @@ from pytest_spike import cli
 from pytest_spike.matrix import cells
 from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell
-from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.model import (
     Candidate,
     CandidateResult,
@@ -21,7 +20,9 @@ from pytest_spike.model import (
     Scorecard,
     Severity,
 )
-from pytest_spike.report.results import dumps
+from pytest_spike.report.grids import terminal_lines
+from pytest_spike.report.markdown import render_view as render_markdown
+from pytest_spike.report.schema import dumps
 from pytest_spike.scoring import Weights, level_for, score
 
 IMP = "import nose failed: ModuleNotFoundError: No module named 'imp'"
@@ -216,3 +217,99 @@ def test_a_waived_finding_stays_waived_in_the_merge(tmp_path: Path) -> None:
     (gap,) = [s for s in cand.scored if s.finding.code == "matrix.python_gap"]
     assert gap.points == 0 and gap.waived, gap
     assert cand.level.value == "low", [(s.finding.code, s.points, s.waiver) for s in cand.scored]
+
+
+def test_a_probe_unknown_in_every_cell_stays_unknown_after_the_merge(tmp_path: Path) -> None:
+    """Four cells, each with upstream unknown (3 of 4 kinds with evidence): the merge says 3/4 and
+    why, in the JSON, the terminal and the HTML bar, never full evidence."""
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    why = "the sdist ships no tests"
+    for python in ("3.11", "3.12"):
+        for version in ("1.0", "1.1"):
+            cid = f"py{python}-nose-{version}"
+            probes = [
+                ProbeResult("nose", "install", "spike::nose::install"),
+                ProbeResult("nose", "import", "spike::nose::import"),
+                ProbeResult("nose", "signals", "spike::nose::signals"),
+                ProbeResult(
+                    "nose", "upstream", "spike::nose::upstream", outcome="skipped", details={"unknown": why}
+                ),
+            ]
+            result = CandidateResult(Candidate("nose"), version=version, probes=probes)
+            assert result.evidence["probes_with_evidence"] == 3
+            card = Scorecard(
+                cell={"id": cid, "python": f"{python}.1", "python_short": python}, candidates=[result]
+            )
+            (folder / f"{cid}.json").write_text(dumps(card))
+    out = tmp_path / "merged"
+    assert cli.main(["merge", str(folder), "--json", f"{out}.json", "--html", f"{out}.html"]) == 0
+    (merged,) = json.loads((tmp_path / "merged.json").read_text())["candidates"]
+    assert merged["evidence"] == {
+        "probes_with_evidence": 3,
+        "probes": 4,
+        "unknown": ["upstream"],
+        "why": {"upstream": why},
+    }
+    (upstream,) = [p for p in merged["probes"] if p["kind"] == "upstream"]
+    assert upstream["outcome"] == "skipped"
+    page = (tmp_path / "merged.html").read_text()
+    assert '<span class="meter partial"><span style="width: 75%"></span></span>' in page
+    assert "evidence from 3 of 4 probe kinds" in page and "<b>upstream</b> (the sdist ships no tests)" in page
+
+
+def test_a_file_that_is_not_utf8_is_refused_with_one_line(
+    grid_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A non-UTF-8 file: show and merge say so in one line naming it; merge still merges the rest."""
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('{"note": "caf\u00e9"}'.encode("latin-1"))
+    assert cli.main(["show", str(latin)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"pytest-spike: error: {latin}: not a JSON results file (not UTF-8 text: byte 0xe9 at offset 13)"
+    ]
+    out = tmp_path / "m.json"
+    assert cli.main(["merge", *map(str, grid_files), str(latin), "--json", str(out)]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"pytest-spike merge: refused {latin}: not a JSON results file (not UTF-8 text: byte 0xe9 at offset 13)"
+    ]
+    data = json.loads(out.read_text())
+    assert data["matrix"]["refused"] and len(data["matrix"]["grids"][0]["cells"]) == len(grid_files)
+
+
+def test_a_broken_cell_fails_the_merge_as_it_fails_run_and_nox(
+    grid_files: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One verdict (matrix/finish.py): a cell whose run broke (ERROR) exits 3, as run and nox
+    fail on it, even when no candidate reaches --fail-on (merge exited 0 before)."""
+    broke = tmp_path / "broke" / "py3.10-nose-1.3.7.json"
+    broke.parent.mkdir()
+    cell = Cell("3.10", "nose", "nose", "1.3.7")
+    cells.write(
+        cells.error_scorecard(cell, "pytest left no usable results file", "Fatal Python error"), broke
+    )
+    clean = [f for f in grid_files if "3.12" not in f.name and "3.13" not in f.name]
+    assert cli.main(["merge", *map(str, clean)]) == 0
+    assert cli.main(["merge", *map(str, clean), str(broke), "--fail-on", "blocked"]) == 3
+    assert "ERROR" in capsys.readouterr().out
+
+
+def test_show_of_a_merged_file_builds_the_merge_s_reports(grid_files: list[Path], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """One report view: show of merge's JSON writes the same Markdown and JSON as merge did, and
+    prints the same grids and scorecard."""
+    md, js = tmp_path / "m.md", tmp_path / "m.json"
+    assert cli.main(["merge", *map(str, grid_files), "--md", str(md), "--json", str(js)]) == 0
+    merged_out = capsys.readouterr().out
+    assert (
+        cli.main(["show", str(js), "--md", str(tmp_path / "s.md"), "--json", str(tmp_path / "s.json")]) == 0
+    )
+    assert capsys.readouterr().out == merged_out
+    assert (tmp_path / "s.md").read_text() == md.read_text()
+    assert json.loads((tmp_path / "s.json").read_text()) == json.loads(js.read_text())
+    assert cli.main(["show", str(js), "--md"]) == 0  # no OUT: printed instead of the scorecard
+    assert capsys.readouterr().out == md.read_text()
+    assert cli.main(["merge", *map(str, grid_files), "--md"]) == 0  # and so by merge
+    assert capsys.readouterr().out == md.read_text()

@@ -19,8 +19,8 @@ import pytest
 from indexserver import HERMETIC_ENV
 from pkgfactory import FakeProject, build_wheel
 
+from pytest_spike.envs.inspection import host_python
 from pytest_spike.envs.manager import find_uv
-from pytest_spike.matrix.interpreters import host_python
 from pytest_spike.matrix.plan import plugin_pythonpath
 
 HOST = host_python()

@@ -15,8 +15,9 @@ import pytest
 from indexserver import IndexServer
 from packaging.version import Version
 
+from pytest_spike.envs.inspection import host_python
 from pytest_spike.matrix import github, tox
-from pytest_spike.matrix.interpreters import Finder, host_python
+from pytest_spike.matrix.interpreters import Finder
 from pytest_spike.matrix.plan import Cell, MatrixPlan, build_plan, collect
 
 HOST = host_python()

@@ -15,9 +15,10 @@ from test_merge import cell_file
 
 from pytest_spike import cli
 from pytest_spike.matrix.merge import load_all, merge
-from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.model import Finding, Level, Scorecard, Severity, UpgradeResult, UpgradeTarget
-from pytest_spike.report.results import dumps
+from pytest_spike.report.grids import terminal_lines
+from pytest_spike.report.markdown import render_view as render_markdown
+from pytest_spike.report.schema import dumps
 
 BREAKS = Finding("upgrade.breaks", Severity.HIGH, "1 of 3 tests break on numpy 2.0.2: test_app.py::test_sum")
 

@@ -29,7 +29,8 @@ from pytest_spike.model import (
     UpgradeResult,
     UpgradeTarget,
 )
-from pytest_spike.report import html, results
+from pytest_spike.report import html
+from pytest_spike.report import schema as results
 from pytest_spike.scoring import Weights, build_scorecard, level_for, score
 from pytest_spike.waivers import parse_waivers
 
@@ -336,7 +337,8 @@ def test_upgrades_one_card_per_target_with_the_terminal_verdicts(upgrade_card: S
     upverdict = re.search(r'<div class="upverdict">(.*?)</div>', page)
     assert upverdict is not None
     assert unescape(upverdict.group(1)) == "numpy: the suite passes on 1.26.4 (newest of the versions tried)"
-    assert "--spike-fail-on high: reached by numpy 2.1.3 (high)" in page
+    # the one "reached" rule (report.view.reaching): a target as merge and the terminal name it
+    assert "--spike-fail-on high: reached by numpy 1.24.4 -&gt; 2.1.3 (high)" in page
 
 
 def test_upgrades_show_the_release_own_evidence(upgrade_card: Scorecard) -> None:
@@ -491,3 +493,57 @@ def test_the_upgrade_report_in_headless_chromium(chromium, upgrade_card: Scoreca
     assert seen.checks["rows"] == [] and seen.checks["sections"] == []
     assert seen.checks["targets"] == [f"numpy 1.24.4 → {v}" for v in ("1.26.4", "2.1.3", "2.2.0")]
     assert seen.checks["scrollWidth"] <= seen.checks["innerWidth"], seen.checks["wide"]
+
+
+#: Evaluated in the page: the words of the scorecard table's cells that a line break splits.
+SPLIT_WORDS = """(() => {
+  const split = [];
+  for (const cell of document.querySelectorAll('table.scorecard th, table.scorecard td')) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const m of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].filter(r => r.width > 0).map(r => Math.round(r.top)));
+        if (tops.size > 1) split.push(m[0]);
+      }
+    }
+  }
+  return split;
+})()"""
+
+
+def long_evidence_card() -> Scorecard:
+    """Three candidates whose evidence column holds long reasons (the merged matrix's versions too)."""
+    why = (
+        "collection failed on every sampled module: ModuleNotFoundError: No module named "
+        "'hypothesis' (a harness dependency the sdist's test extra names, refused here)"
+    )
+    candidates = []
+    for name in ("tomli", "tomlkit", "toml"):
+        probes = [
+            ProbeResult(name, "install", f"spike::{name}::install", duration_s=3.47),
+            ProbeResult(name, "import", f"spike::{name}::import", duration_s=0.29),
+            ProbeResult(
+                name, "upstream", f"spike::{name}::upstream", outcome="skipped", details={"unknown": why}
+            ),
+            ProbeResult(
+                name, "readme", f"spike::{name}::readme", outcome="skipped", details={"unknown": why}
+            ),
+        ]
+        candidates.append(CandidateResult(Candidate(name), version="2.0.1, 2.1.0, 2.2.1", probes=probes))
+    return Scorecard(cell={"python": "3.11.7"}, candidates=candidates)
+
+
+@pytest.mark.browser
+def test_the_scorecard_wraps_long_evidence_between_words(chromium, tmp_path: Path) -> None:
+    """Long evidence text wraps at spaces; no header, version, score or time breaks mid-word
+    (it read VERSI/ON, 0.29./0 and 3.4/7s when every cell could break anywhere)."""
+    page = tmp_path / "long.html"
+    page.write_text(html.render(long_evidence_card()))
+    seen = chromium.open(page.as_uri(), SPLIT_WORDS)
+    (tmp_path / "long.png").write_bytes(seen.png)
+    print(f"screenshot: {tmp_path / 'long.png'}")
+    assert seen.errors == []
+    assert seen.checks == []

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_spike import cli
-from pytest_spike.report import results
+from pytest_spike.report import schema as results
 
 #: A results file as versions before the rename wrote it: the pip check's finding was
 #: ``install.conflicts``, one letter from the fit check's ``install.conflict``, and

@@ -64,6 +64,11 @@ def load_json_document(path: Path, what: str, parse: Callable[[Any], T], *, hint
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpikeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SpikeError(
+            f"{path}: not a JSON {what} (not UTF-8 text: byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start})"
+        ) from None
     try:
         data = json.loads(text)
     except ValueError as exc:

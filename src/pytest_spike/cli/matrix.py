@@ -1,8 +1,9 @@
 """pytest-spike matrix / merge / cell-failed: plan, record a failed install, merge cells.
 
-``matrix`` exit status: 0, or 2 on an error. ``merge``: 0; 1 when a candidate or an
-upgrade target reaches ``--fail-on``; 3 when a file was refused or an expected cell has no results (the rest
-are still merged); 2 when nothing could be merged.
+``matrix`` exit status: 0, or 2 on an error. ``merge`` (:mod:`pytest_spike.matrix.finish`):
+0; 1 when a candidate or an upgrade target reaches ``--fail-on``; 3 when a file was refused,
+an expected cell or target has no results or a cell broke (the rest are still merged); 2 when
+nothing could be merged or a report could not be written.
 """
 
 from __future__ import annotations
@@ -16,22 +17,21 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pytest_spike._core.files import json_object, load_json_document, write_atomic
+from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.matrix import cells, github, tox
-from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
+from pytest_spike.matrix.finish import finish
+from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell, MatrixPlan, plan_matrix
-from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.matrix.upgrades import (
     JOBS_SCHEMA,
     UpgradeJob,
     jobs_document,
     jobs_from_document,
-    missing_targets,
     upgrade_jobs,
 )
 from pytest_spike.model import Level, SpikeError, parse_requirement, sorted_scored
-from pytest_spike.report import html
-from pytest_spike.report.terminal import output_width
+from pytest_spike.report import formats
+from pytest_spike.report.view import ReportView
 from pytest_spike.services import index_client
 
 
@@ -117,8 +117,7 @@ def _plan_document(data: Any) -> tuple[list[Cell], list[UpgradeJob]]:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    if args.html:
-        html.require_jinja2()  # before any work: the one-line hint, not a half-done merge
+    targets = formats.targets_of(args)  # before any work: a missing extra's hint, not a half-done merge
     expected, jobs = _plans(args.plan or [])
     loaded, refused = load_all(_result_files(args.results))
     for line in refused:
@@ -126,39 +125,19 @@ def _merge(args: argparse.Namespace) -> int:
     if not loaded and not expected and not jobs:
         raise SpikeError("no results file could be merged")
     merged = merge(loaded, expected=expected, refused=refused, expected_upgrades=jobs)
-    if args.fail_on:
-        merged.scorecard.fail_on = Level(args.fail_on)
-    if args.json:
-        write_atomic(Path(args.json), json.dumps(merged.to_dict(), indent=2) + "\n")
-    if args.md:
-        write_atomic(Path(args.md), render_markdown(merged))
-    if args.html:
-        from pytest_spike.cli import write_html
-
-        write_html(
-            Path(args.html),
-            merged.scorecard,
-            merged.grids,
-            {"refused": merged.refused, "notes": merged.notes},
-        )
-    for text, _markup in terminal_lines(merged, output_width()):
-        print(text)
+    done = finish(merged, targets, Level(args.fail_on) if args.fail_on else None)
+    done.print("pytest-spike merge")
     if args.annotate:
         for line in github_annotations(merged):
             print(line)
-    missing = any(c.state == "missing" for g in merged.grids for c in g.cells.values())
-    missing = missing or bool(missing_targets(merged.scorecard.upgrades))
-    if refused or missing:
-        return 3
-    fail_on = merged.scorecard.fail_on
-    return 1 if fail_on and reaching(merged.scorecard, fail_on) else 0
+    return done.exit_code
 
 
 #: GitHub Actions shows at most 10 error annotations per step.
 MAX_ANNOTATIONS = 10
 
 
-def github_annotations(merged: Merged) -> list[str]:
+def github_annotations(merged: ReportView) -> list[str]:
     """``::error`` workflow commands for blocked candidates, within GitHub's per-step limit."""
     lines = []
     for cand in merged.scorecard.candidates:
@@ -259,14 +238,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     merge_cmd.add_argument(
         "results", metavar="RESULTS", nargs="+", help="results files (--spike-json) or folders of them"
     )
-    merge_cmd.add_argument("--json", metavar="OUT", help="write the merged results as JSON")
-    merge_cmd.add_argument("--md", metavar="OUT", help="write the merged report as Markdown")
-    merge_cmd.add_argument(
-        "--html",
-        metavar="OUT",
-        help="write the merged report as one self-contained HTML page with a heat grid per "
-        "candidate (needs pytest-spike[html])",
-    )
+    formats.add_arguments(merge_cmd)
     merge_cmd.add_argument(
         "--plan",
         metavar="PLAN",

@@ -1,8 +1,8 @@
 """pytest-spike run: plan the matrix, run every cell here, merge them into one scorecard.
 
-Exit status: 0; 1 when a candidate reaches ``--fail-on``; 3 when a cell is missing or
-broke or a results file was refused; 130 when interrupted (what finished is merged and
-written, marked incomplete); 2 on an error.
+Exit status (:mod:`pytest_spike.matrix.finish`): 0; 1 when a candidate reaches
+``--fail-on``; 3 when a cell is missing or broke or a results file was refused; 130 when
+interrupted (what finished is merged and written, marked incomplete); 2 on an error.
 """
 
 from __future__ import annotations
@@ -11,13 +11,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from pytest_spike.matrix.finish import finish
 from pytest_spike.matrix.plan import cached_plan
 from pytest_spike.matrix.runner import MatrixRunner, Progress
 from pytest_spike.model import Level
-from pytest_spike.report.terminal import output_width
+from pytest_spike.report import formats
 
 
 def _run(args: argparse.Namespace) -> int:
+    targets = formats.targets_of(args)
     progress = Progress(sys.stderr, quiet=args.quiet)
     plan, reused = cached_plan(
         args.paths, candidates=args.candidate or (), pythons=args.python or (), versions=args.versions,
@@ -36,17 +38,14 @@ def _run(args: argparse.Namespace) -> int:
         plan, paths=args.paths, results_dir=Path(args.results_dir), jobs=args.jobs,
         uv=False if args.no_uv else True, progress=progress,
     ).run()  # fmt: skip
-    if args.fail_on:
-        outcome.merged.scorecard.fail_on = Level(args.fail_on)
-    outcome.write(Path(args.json) if args.json else None, Path(args.md) if args.md else None)
-    for line in outcome.lines(output_width()):
-        print(line)
-    if outcome.interrupted:
-        return 130
-    if outcome.broken():
-        return 3
-    fail_on = outcome.merged.scorecard.fail_on
-    return 1 if fail_on and outcome.merged.scorecard.reaching(fail_on) else 0
+    done = finish(
+        outcome.view(),
+        targets,
+        Level(args.fail_on) if args.fail_on else None,
+        interrupted=outcome.interrupted,
+    )
+    done.print("pytest-spike run")
+    return done.exit_code
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -70,8 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     run.add_argument(
         "--candidate", metavar="REQ", action="append", help="add a candidate as --spike-candidate does"
     )
-    run.add_argument("--json", metavar="OUT", help="write the merged results as JSON")
-    run.add_argument("--md", metavar="OUT", help="write the merged report as Markdown")
+    formats.add_arguments(run)
     run.add_argument(
         "--results-dir",
         metavar="DIR",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core.runner import RunResult, last_json_line
 from pytest_spike.model import SpikeError
+
+
+def host_python() -> str:
+    """ "X.Y" of the running interpreter."""
+    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 @functools.cache

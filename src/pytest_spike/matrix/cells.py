@@ -24,7 +24,7 @@ from pytest_spike.model import (
     Scorecard,
     Severity,
 )
-from pytest_spike.report.results import dumps
+from pytest_spike.report.schema import dumps
 from pytest_spike.scoring import Weights, level_for, score
 
 

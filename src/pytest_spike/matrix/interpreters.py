@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,11 +143,6 @@ def _confirm(path: str, version: str) -> str | None:
     if not done.ok or len(lines) < 2 or lines[0] != version:
         return None
     return lines[1] or path
-
-
-def host_python() -> str:
-    """ "X.Y" of the running interpreter."""
-    return f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 def sort_pythons(versions: Sequence[str]) -> list[str]:

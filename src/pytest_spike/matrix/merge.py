@@ -16,8 +16,8 @@ candidates (``pytest --spike-upgrade ... --spike-json``) fills no grid cell.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,76 +37,11 @@ from pytest_spike.model import (
     SpikeError,
     UpgradeResult,
 )
-from pytest_spike.report import results
+from pytest_spike.report import schema
+from pytest_spike.report.view import Grid, GridCell, ReportView, cell_key
 from pytest_spike.scoring import Weights, level_for
 
 MISSING_SEVERITY = Severity.MEDIUM
-
-
-@dataclass
-class GridCell:
-    """What one (python, version) cell of a candidate shows: a level or a status."""
-
-    state: str
-    cell_id: str = ""
-    reason: str = ""
-
-
-@dataclass
-class Grid:
-    """One candidate's cells, Pythons across and versions down."""
-
-    candidate: str
-    pythons: list[str] = field(default_factory=list)
-    versions: list[str] = field(default_factory=list)
-    cells: dict[tuple[str, str], GridCell] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "candidate": self.candidate,
-            "pythons": self.pythons,
-            "versions": self.versions,
-            "cells": [
-                {"python": p, "version": v, "state": c.state, "cell": c.cell_id, "reason": c.reason}
-                for (p, v), c in sorted(self.cells.items(), key=lambda kv: _cell_key(*kv[0]))
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Grid:
-        """Read back :meth:`to_dict` (the ``matrix`` block of a merged results file)."""
-        cells = {
-            (str(c["python"]), str(c["version"])): GridCell(
-                str(c["state"]), str(c.get("cell") or ""), str(c.get("reason") or "")
-            )
-            for c in data.get("cells") or ()
-        }
-        return cls(
-            str(data["candidate"]),
-            [str(p) for p in data.get("pythons") or ()],
-            [str(v) for v in data.get("versions") or ()],
-            cells,
-        )
-
-
-@dataclass
-class Merged:
-    """The merged scorecard, its grids and what could not be merged."""
-
-    scorecard: Scorecard
-    grids: list[Grid]
-    refused: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The scorecard's own JSON plus a ``matrix`` block (``pytest-spike show`` reads it)."""
-        data = self.scorecard.to_dict()
-        data["matrix"] = {
-            "grids": [g.to_dict() for g in self.grids],
-            "refused": list(self.refused),
-            "notes": list(self.notes),
-        }
-        return data
 
 
 @dataclass
@@ -139,7 +74,7 @@ def load_all(paths: Iterable[Path]) -> tuple[list[tuple[Path, Scorecard]], list[
     refused: list[str] = []
     for path in paths:
         try:
-            loaded.append((path, results.load(path)))
+            loaded.append((path, schema.load(path)))
         except SpikeError as exc:
             refused.append(str(exc))
     return loaded, refused
@@ -152,7 +87,7 @@ def merge(
     refused: Sequence[str] = (),
     weights: Weights | None = None,
     expected_upgrades: Sequence[UpgradeJob] = (),
-) -> Merged:
+) -> ReportView:
     """Merge cell scorecards; ``expected`` cells with no file show as ``missing``, and so do
     the ``expected_upgrades`` targets (``upgrade.missing``).
 
@@ -250,7 +185,7 @@ def _summarise(
     refused: Sequence[str],
     notes: list[str],
     weights: Weights,
-) -> Merged:
+) -> ReportView:
     """Per candidate a grid and a merged result; one scorecard for the whole matrix."""
     by_candidate: dict[str, list[_Placed]] = {}
     for p in placed:
@@ -266,7 +201,7 @@ def _summarise(
         candidates.append(_merge_candidate(requirement, grid, runs, skipped, weights))
     card = _matrix_card(cards, grids, candidates)
     card.upgrades = upgrades
-    return Merged(card, grids, list(refused), notes)
+    return ReportView(card, grids, list(refused), notes, merged=True)
 
 
 def _grid(name: str, placed: list[_Placed]) -> Grid:
@@ -338,8 +273,14 @@ def _merge_probes(name: str, runs: list[_Run]) -> list[ProbeResult]:
     merged = []
     for nodeid, probes in by_node.items():
         bad = [p for p in probes if p.outcome != "passed"]
+        details: dict[str, Any] = {}
         if not bad:
             outcome = "passed"
+        elif all(p.outcome == "skipped" for p in probes):
+            # unknown in every cell that ran it: still unknown (evidence rule 2), with why
+            outcome = "skipped"
+            reasons = Counter(str(p.details.get("unknown") or "skipped") for p in probes)
+            details["unknown"] = reasons.most_common(1)[0][0]
         else:
             worst = Counter(p.outcome for p in bad).most_common(1)[0][0]
             outcome = f"{worst} on {len(bad)}/{len(runs)} cells"
@@ -354,6 +295,7 @@ def _merge_probes(name: str, runs: list[_Run]) -> list[ProbeResult]:
                 peak_memory_mb=max(peaks) if peaks else None,
                 metrics=dict(probes[-1].metrics),
                 notes=list(dict.fromkeys(n for p in probes for n in p.notes)),
+                details=details,
             )
         )
     return merged
@@ -383,7 +325,7 @@ def _gap_finding(code: str, hits: list[tuple[_Run, Scored]], runs: list[_Run]) -
     on_pythons = {r.cell_id for r in runs if r.python in pythons}
     on_versions = {r.cell_id for r in runs if r.version in versions}
     ran_pythons = {r.python for r in runs}
-    newest = max(hits, key=lambda h: _cell_key(h[0].python, h[0].version))[1].finding
+    newest = max(hits, key=lambda h: cell_key(h[0].python, h[0].version))[1].finding
     messages = Counter(h[1].finding.message for h in hits)
     message = newest.message if messages[newest.message] else messages.most_common(1)[0][0]
     verb = "fails" if newest.severity.rank >= Severity.HIGH.rank else "holds"
@@ -419,7 +361,3 @@ def _and(items: Sequence[str]) -> str:
 def _short(python: str) -> str:
     parts = python.split(".")
     return ".".join(parts[:2]) if len(parts) >= 2 else python
-
-
-def _cell_key(python: str, version: str) -> tuple[Any, ...]:
-    return (version_key(python), version_key(version))

@@ -61,14 +61,14 @@ from pytest_spike._core import runner
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs.manager import find_uv, tool_env, uv_index_args
 from pytest_spike.matrix import cells
-from pytest_spike.matrix.merge import load_all, merge, reaching, upgrade_only
+from pytest_spike.matrix.finish import Finished, finish
+from pytest_spike.matrix.merge import load_all, merge, upgrade_only
 from pytest_spike.matrix.plan import Cell, MatrixPlan, cached_plan, load_matrix_plan
-from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.matrix.runner import MatrixRunner, Progress
-from pytest_spike.matrix.upgrades import UpgradeJob, missing_targets, upgrade_jobs
+from pytest_spike.matrix.upgrades import UpgradeJob, upgrade_jobs
 from pytest_spike.model import Level, Scorecard, SpikeError
-from pytest_spike.report import results
-from pytest_spike.report.terminal import output_width
+from pytest_spike.report import schema
+from pytest_spike.report.view import ReportView
 from pytest_spike.services import index_client
 
 #: Set by the nox process that planned, so its --parallel workers reuse the plan.
@@ -131,7 +131,7 @@ def run_cell(
     # Exit 1 means the probes found high risks: that is a result, not a broken cell.
     session.run("python", *pytest_argv(cell, out, paths), success_codes=list(range(0, 6)))
     try:
-        results.load(out)
+        schema.load(out)
     except SpikeError as exc:
         cells.write(cells.error_scorecard(cell, "pytest left no usable results file", str(exc)), out)
         session.warn(f"{cell.id}: {exc}")
@@ -203,16 +203,22 @@ def _report(
     fail_on: Level | None,
 ) -> tuple[list[str], bool]:
     merged = merge(loaded, expected=expected, refused=refused, expected_upgrades=_PLANNED)
-    if fail_on is not None:
-        merged.scorecard.fail_on = fail_on
-    write_atomic(out_dir / "report.json", json.dumps(merged.to_dict(), indent=2) + "\n")
-    write_atomic(out_dir / "report.md", render_markdown(merged))
-    lines = [text for text, _ in terminal_lines(merged, output_width())]
-    lines.append(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
-    broken = any(c.state in ("missing", "error") for g in merged.grids for c in g.cells.values())
-    broken = broken or bool(missing_targets(merged.scorecard.upgrades))
-    reached = bool(fail_on and reaching(merged.scorecard, fail_on))
-    return lines, not (refused or broken or reached)
+    return _finished(merged, out_dir, fail_on)
+
+
+def _finished(
+    view: ReportView, out_dir: Path, fail_on: Level | None, *, interrupted: bool = False
+) -> tuple[list[str], bool]:
+    """The finishing step of every nox path: ``report.json`` and ``report.md`` beside the
+    results folder; (the lines to print, whether the run is clean)."""
+    done: Finished = finish(view, _reports(out_dir), fail_on, interrupted=interrupted)
+    lines = done.lines + [f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}"]
+    lines += [f"spike: error: {error}" for error in done.written.errors]
+    return lines, done.exit_code == 0
+
+
+def _reports(out_dir: Path) -> dict[str, Path]:
+    return {"json": out_dir / "report.json", "md": out_dir / "report.md"}
 
 
 def _supported(decorator: Callable[..., Any], **wanted: Any) -> dict[str, Any]:
@@ -324,11 +330,6 @@ def run_all(
         plan, paths=paths, results_dir=results_dir, jobs=opts.jobs,
         progress=Progress(sys.stderr, quiet=opts.quiet),
     ).run()  # fmt: skip
-    if level is not None:
-        outcome.merged.scorecard.fail_on = level
-    out_dir = results_dir.parent
-    outcome.write(out_dir / "report.json", out_dir / "report.md")
-    print("\n".join(outcome.lines(output_width())))
-    print(f"spike matrix report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
-    reached = bool(level and outcome.merged.scorecard.reaching(level))
-    return not (outcome.interrupted or outcome.broken() or reached)
+    lines, clean = _finished(outcome.view(), results_dir.parent, level, interrupted=outcome.interrupted)
+    print("\n".join(lines))
+    return clean

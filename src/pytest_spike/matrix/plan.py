@@ -27,6 +27,7 @@ from packaging.version import Version
 import pytest_spike
 from pytest_spike._core import runner
 from pytest_spike._core.files import json_object, load_json_document, write_atomic
+from pytest_spike.envs.inspection import host_python
 from pytest_spike.envs.manager import INDEX_ENV_VARS, pip_index_settings
 from pytest_spike.index.client import IndexClient
 from pytest_spike.index.versions import python_allows, resolve
@@ -34,7 +35,6 @@ from pytest_spike.matrix.interpreters import (
     MIN_PYTHON,
     Finder,
     Interpreter,
-    host_python,
     parse_python,
     sort_pythons,
 )

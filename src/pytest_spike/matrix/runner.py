@@ -20,7 +20,6 @@ marked ``"complete": false``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -38,11 +37,11 @@ from pytest_spike._core.interrupt import sigterm_as_interrupt
 from pytest_spike.envs.layer import layer_for
 from pytest_spike.envs.manager import EnvManager, EnvResult, find_uv, tool_env
 from pytest_spike.matrix import cells
-from pytest_spike.matrix.merge import Merged, load_all, merge
+from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell, MatrixPlan
-from pytest_spike.matrix.render import render_markdown, terminal_lines
 from pytest_spike.model import SpikeError
-from pytest_spike.report import results
+from pytest_spike.report import schema
+from pytest_spike.report.view import ReportView
 from pytest_spike.settings import default_cache_root
 
 #: A cell's pytest run (all its probes) gets this long before its group is killed.
@@ -91,7 +90,7 @@ class CellRun:
 class RunOutcome:
     """The merged scorecard of a run, how each cell ended, and how it was run."""
 
-    merged: Merged
+    merged: ReportView
     runs: list[CellRun]
     backend: str
     uv: str | None
@@ -113,36 +112,11 @@ class RunOutcome:
             "cells": [r.to_dict() for r in self.runs],
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """The merged JSON (``pytest-spike show`` reads it) with a ``matrix.runner`` block."""
-        data = self.merged.to_dict()
-        data["matrix"]["runner"] = self.runner_info()
-        return data
-
-    def markdown(self) -> str:
-        text = render_markdown(self.merged)
-        ran = sum(r.state not in ("queued", "skipped") for r in self.runs)
-        line = (
-            f"_Environments: {self.backend}; {ran} cell(s) run, {self.jobs} at a time, "
-            f"in {self.wall_s:.1f}s._"
-        )
-        if self.interrupted:
-            line += " **Interrupted: cells that did not finish are missing.**"
-        return text + "\n" + line + "\n"
-
-    def write(self, json_out: Path | None = None, md_out: Path | None = None) -> None:
-        if json_out is not None:
-            write_atomic(json_out, json.dumps(self.to_dict(), indent=2) + "\n")
-        if md_out is not None:
-            write_atomic(md_out, self.markdown())
-
-    def lines(self, width: int) -> list[str]:
-        return [text for text, _ in terminal_lines(self.merged, width)]
-
-    def broken(self) -> bool:
-        """A cell that is missing or broke, or a results file refused."""
-        states = {c.state for g in self.merged.grids for c in g.cells.values()}
-        return bool(self.merged.refused or states & {"missing", "error"})
+    def view(self) -> ReportView:
+        """The merged view with how the cells were run (its JSON's ``matrix.runner`` block, a
+        line of its Markdown)."""
+        self.merged.runner = self.runner_info()
+        return self.merged
 
 
 def backend_name(uv: str | None) -> str:
@@ -299,7 +273,7 @@ class MatrixRunner:
             runner.stop_group(pid, signal.SIGKILL)
         pool.shutdown(wait=False, cancel_futures=True)
 
-    def _merge(self, runs: list[CellRun], interrupted: bool) -> Merged:
+    def _merge(self, runs: list[CellRun], interrupted: bool) -> ReportView:
         files = [self._out(r.cell) for r in runs if self._out(r.cell).is_file()]
         loaded, refused = load_all(files)
         merged = merge(loaded, expected=self.plan.cells, refused=refused)
@@ -377,7 +351,7 @@ class MatrixRunner:
             self._pids.difference_update(mine)
         run.pytest_s = done.duration_s
         try:
-            card = results.load(out)
+            card = schema.load(out)
         except SpikeError as exc:
             if self.stop.is_set():
                 run.state, run.detail = "interrupted", done.describe()

@@ -75,7 +75,8 @@ def run_probe(kind: str, ctx: ProbeContext) -> ProbeOutcome:
     """
     probe = kinds.kind(kind)
     try:
-        return probe.function(ctx)
+        outcome: ProbeOutcome = probe.function(ctx)
+        return outcome
     except SpikeError as exc:
         why = f"{kind} probe could not run: {exc}"
         return ProbeOutcome(

@@ -1,1 +1,1 @@
-"""Renderers and writers for the scorecard: terminal, Markdown, JSON results."""
+"""The report view, the formats' registry and the renderers: terminal, Markdown, JSON, HTML, SARIF."""

@@ -19,10 +19,8 @@ import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from pytest_spike._core.files import write_atomic
 from pytest_spike.model import (
     PROBE_KINDS,
     CandidateResult,
@@ -30,12 +28,12 @@ from pytest_spike.model import (
     Scorecard,
     Scored,
     Severity,
-    SpikeError,
     UpgradeResult,
     UpgradeTarget,
     best_metric,
     sorted_scored,
 )
+from pytest_spike.report.formats import HTML_HINT, spec
 from pytest_spike.report.terminal import (
     cached_age,
     candidate_aliases,
@@ -53,12 +51,10 @@ from pytest_spike.report.terminal import (
     upgrade_verdict,
     verdict,
 )
-
-if TYPE_CHECKING:
-    from pytest_spike.matrix.merge import Grid
+from pytest_spike.report.view import Grid, ReportView, reaching
 
 #: The one line that says how to get what is missing.
-INSTALL_HINT = "pip install 'pytest-spike[html]'"
+INSTALL_HINT = HTML_HINT
 #: Grid cell states that are trouble: their findings are shown on hover and on click.
 RED_STATES = ("high", "blocked", "missing", "error", "install_failed")
 #: How a grid cell that did not produce a level reads (as in the terminal's grid).
@@ -72,10 +68,7 @@ ChartRenderer = Callable[[dict[str, Any], str], str]
 
 def require_jinja2() -> None:
     """Raise SpikeError with the install hint when Jinja2 (the template engine) is missing."""
-    try:
-        import jinja2  # noqa: F401
-    except ImportError:
-        raise SpikeError(f"the HTML report needs Jinja2: {INSTALL_HINT}") from None
+    spec("html").check()
 
 
 def chart_renderer() -> ChartRenderer | None:
@@ -374,7 +367,6 @@ def context(
     metrics = metric_views(scorecard)
     for i, view in enumerate(metrics):
         view["svg"] = chart(view, f"m{i}") if chart is not None else ""
-    reached = scorecard.reaching(scorecard.fail_on) if scorecard.fail_on is not None else []
     levels = [c.level.value for c in scorecard.candidates]
     upgrades = [upgrade_view(u) for u in scorecard.upgrades]
     # an upgrade-only run has no candidates to call lowest risk: its verdicts are the page's
@@ -386,7 +378,7 @@ def context(
         "upgrades": upgrades,
         "complete": scorecard.complete,
         "fail_on": scorecard.fail_on.value if scorecard.fail_on is not None else "",
-        "reached": [f"{c.name} ({c.level.value})" for c in reached] + _targets_reaching(scorecard),
+        "reached": [str(r) for r in reaching(scorecard, scorecard.fail_on)],
         "candidates": [candidate_view(c, lowest) for c in scorecard.candidates],
         "level_counts": {level: levels.count(level) for level in dict.fromkeys(levels)},
         "metrics": metrics,
@@ -398,16 +390,6 @@ def context(
         "refused": list(refused),
         "notes": [n for n in (sandbox_notice(scorecard) if unboxed(scorecard) else None,) if n] + list(notes),
     }
-
-
-def _targets_reaching(scorecard: Scorecard) -> list[str]:
-    """Upgrade targets at or above ``--spike-fail-on``: they fail the run as candidates do."""
-    fail_on = scorecard.fail_on
-    if fail_on is None:
-        return []
-    return [
-        f"{u.package} {t.version} ({t.level.value})" for u in scorecard.upgrades for t in u.reaching(fail_on)
-    ]
 
 
 # -- charts ---------------------------------------------------------------------------------
@@ -514,28 +496,21 @@ def render(
     return env.get_template("report.html.j2").render(**data)
 
 
-def write(
-    out: Path,
-    scorecard: Scorecard,
-    *,
-    grids: Sequence[Grid] = (),
-    refused: Sequence[str] = (),
-    notes: Sequence[str] = (),
-) -> str | None:
-    """Render and write the page atomically; returns a note when the metrics are tables only.
-
-    Raises SpikeError for a missing Jinja2 (with the install hint) and an unwritable ``out``.
-    """
-    text = render(scorecard, grids=grids, refused=refused, notes=notes)
-    try:
-        write_atomic(out, text)
-    except OSError as exc:
-        raise SpikeError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return charts_note(scorecard)
-
-
 def charts_note(scorecard: Scorecard) -> str | None:
     """What the page lacks without matplotlib (None: nothing)."""
     if not scorecard.metric_names() or chart_renderer() is not None:
         return None
     return f"metrics as tables; charts need matplotlib: {INSTALL_HINT}"
+
+
+class HtmlFormat:
+    """``--spike-html`` / ``--html``: one self-contained page, a merged matrix's grids included."""
+
+    def render(self, view: ReportView) -> str:
+        return render(view.scorecard, grids=view.grids, refused=view.refused, notes=view.notes)
+
+    def note(self, view: ReportView) -> str | None:
+        return charts_note(view.scorecard)
+
+
+FORMAT = HtmlFormat()

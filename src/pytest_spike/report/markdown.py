@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pytest_spike.model import CandidateResult, Scorecard, Scored, UpgradeResult, sorted_scored
+from pytest_spike.report.grids import grid_markdown
 from pytest_spike.report.terminal import (
     evidence_line,
     finding_head,
@@ -18,6 +22,7 @@ from pytest_spike.report.terminal import (
     upgrade_verdict,
     verdict,
 )
+from pytest_spike.report.view import ReportView
 
 
 def _escape(text: str) -> str:
@@ -121,3 +126,43 @@ def _upgrade(upgrade: UpgradeResult) -> list[str]:
                 if s.points > 0 or s.waiver is not None:
                     out.append(f"| | {_escape(finding_head(s))}: {_escape(s.finding.message)} |")
     return out + ["", f"**{_escape(upgrade_verdict(upgrade))}**", ""]
+
+
+def render_view(view: ReportView) -> str:
+    """A report view as Markdown: a merged matrix's grids and refused files, then the scorecard,
+    then how ``pytest-spike run`` ran its cells."""
+    if not view.merged:
+        return render(view.scorecard)
+    out = ["## spike matrix", ""]
+    for grid in view.grids:
+        out += grid_markdown(grid)
+    if view.refused:
+        out += ["**Refused results files:**", ""] + [f"- {r}" for r in view.refused] + [""]
+    text = "\n".join(out) + "\n" + render(view.scorecard)
+    if view.runner is not None:
+        text += "\n" + _runner_line(view.runner) + "\n"
+    return text
+
+
+def _runner_line(runner: Mapping[str, Any]) -> str:
+    ran = sum(c.get("state") not in ("queued", "skipped") for c in runner.get("cells") or ())
+    line = (
+        f"_Environments: {runner.get('backend')}; {ran} cell(s) run, {runner.get('jobs')} at a time, "
+        f"in {float(runner.get('wall_s') or 0):.1f}s._"
+    )
+    if runner.get("interrupted"):
+        line += " **Interrupted: cells that did not finish are missing.**"
+    return line
+
+
+class MarkdownFormat:
+    """``--spike-md`` / ``--md``: the report for a pull request or a step summary."""
+
+    def render(self, view: ReportView) -> str:
+        return render_view(view)
+
+    def note(self, view: ReportView) -> str | None:
+        return None
+
+
+FORMAT = MarkdownFormat()

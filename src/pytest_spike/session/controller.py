@@ -27,7 +27,9 @@ from pytest_spike.model import (
     Scorecard,
     current_cell,
 )
-from pytest_spike.report import results, terminal
+from pytest_spike.report import terminal
+from pytest_spike.report.formats import write_reports
+from pytest_spike.report.view import ReportView
 from pytest_spike.scoring import build_scorecard
 from pytest_spike.settings import Settings
 
@@ -108,7 +110,8 @@ class SpikeController:
 
         self.scorecard.upgrades = self.config.stash.get(UPGRADES, [])
         self.config.hook.pytest_spike_scorecard(scorecard=self.scorecard, config=self.config)
-        self.written, self.write_errors = results.write_outputs(self.scorecard, self.settings)
+        done = write_reports(ReportView(self.scorecard), self.settings.reports, step_summary=True)
+        self.written, self.write_errors = done.lines, done.errors
         if self.settings.keep_envs:
             self.written += [f"spike environment: {line}" for line in _environments(self.scorecard)]
         if self.write_errors:

@@ -72,7 +72,8 @@ class SpikeUpgrade:
             return
         self.config.stash[UPGRADES] = self.results
         if self.writes_results:
-            from pytest_spike.report import results
+            from pytest_spike.report.formats import write_reports
+            from pytest_spike.report.view import ReportView
 
             scorecard = Scorecard(
                 cell=current_cell(),
@@ -82,8 +83,9 @@ class SpikeUpgrade:
                 fail_on=self.settings.fail_on,
                 upgrades=self.results,
             )
-            self.written, errors = results.write_outputs(scorecard, self.settings)
-            self.errors += errors
+            done = write_reports(ReportView(scorecard), self.settings.reports, step_summary=True)
+            self.written = done.lines
+            self.errors += done.errors
         fail_on = self.settings.fail_on
         reached = fail_on is not None and any(u.reaching(fail_on) for u in self.results)
         if reached and session.exitstatus == pytest.ExitCode.OK:
@@ -92,7 +94,7 @@ class SpikeUpgrade:
     def _run(self) -> list[UpgradeResult]:
         from pytest_spike.envs import layer
         from pytest_spike.envs.fit import project_requirements
-        from pytest_spike.matrix.interpreters import host_python
+        from pytest_spike.envs.inspection import host_python
         from pytest_spike.report.progress import terminal_progress
         from pytest_spike.services import Services
         from pytest_spike.upgrade.plan import Upgrade, plan_targets, project_install

@@ -1,17 +1,16 @@
-"""The merged matrix for people: grids first, then the usual scorecard.
+"""A merged matrix's grids for people, and a report view's terminal lines.
 
-Pure functions build lines; the CLI prints or writes them. The scorecard part is the
-single-run renderer's own output, so a merged report reads like a single run's.
+Pure functions build lines; the CLI prints them and the formats write them. The scorecard
+part is the single-run renderer's own output, so a merged report reads like a single run's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pytest_spike.matrix.merge import Grid, Merged
 from pytest_spike.model import Level
-from pytest_spike.report import markdown
 from pytest_spike.report.terminal import LEVEL_MARKUP, Line, card_lines
+from pytest_spike.report.view import Grid, ReportView
 
 #: How a grid cell that did not produce a level is printed.
 STATE_TEXT = {
@@ -63,10 +62,10 @@ def _markup(row: Sequence[str]) -> dict[str, bool]:
     return {}
 
 
-def grid_lines(merged: Merged, width: int) -> list[Line]:
+def grid_lines(view: ReportView, width: int) -> list[Line]:
     """Each candidate's grid, Pythons across, versions down, within ``width``."""
     lines: list[Line] = []
-    for grid in merged.grids:
+    for grid in view.grids:
         rows = grid_rows(grid)
         rendered = align(rows, width)
         lines.append((rendered[0], {"bold": True}))
@@ -75,12 +74,12 @@ def grid_lines(merged: Merged, width: int) -> list[Line]:
     return lines
 
 
-def terminal_lines(merged: Merged, width: int) -> list[Line]:
-    """Grids, then the merged scorecard, the upgrade spikes, then what was refused."""
-    lines = grid_lines(merged, width) + card_lines(merged.scorecard, width)
-    for note in merged.notes:
+def terminal_lines(view: ReportView, width: int) -> list[Line]:
+    """Grids, then the scorecard, the upgrade spikes, then notes and what was refused."""
+    lines = grid_lines(view, width) + card_lines(view.scorecard, width)
+    for note in view.notes:
         lines.append((f"note: {note}", {"yellow": True}))
-    for refusal in merged.refused:
+    for refusal in view.refused:
         lines.append((f"refused: {refusal}", {"red": True}))
     return lines
 
@@ -94,13 +93,3 @@ def grid_markdown(grid: Grid) -> list[str]:
         cells = [row[0].strip(), *(f"**{c}**" if c.isupper() else c for c in row[1:])]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
-
-
-def render_markdown(merged: Merged) -> str:
-    """The matrix grids followed by the single-run Markdown report of the merged scorecard."""
-    out = ["## spike matrix", ""]
-    for grid in merged.grids:
-        out += grid_markdown(grid)
-    if merged.refused:
-        out += ["**Refused results files:**", ""] + [f"- {r}" for r in merged.refused] + [""]
-    return "\n".join(out) + "\n" + markdown.render(merged.scorecard)
