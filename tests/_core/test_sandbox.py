@@ -371,3 +371,15 @@ def test_a_candidate_in_the_running_environment_says_its_tests_ran_unboxed(
             "*your tests of it ran in the running environment, not boxed*",
         ]
     )
+
+
+@needs_box
+def test_only_a_real_box_counts_as_inside_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child pytest shares its parent's box; the box's variable set by anyone outside does not
+    make this host skip the box (it also needs bubblewrap as PID 1 of its PID namespace)."""
+    monkeypatch.setenv(sandbox.INSIDE_ENV, "1")
+    assert not sandbox.inside()
+    code = "from pytest_spike._core import sandbox; print(sandbox.inside())"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(sandbox.__file__).parents[2])}
+    done = runner.run([sys.executable, "-c", code], timeout=30, env=env, box=sandbox.Box("tests"))
+    assert done.stdout.split() == ["True"], done.stderr
