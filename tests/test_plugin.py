@@ -70,7 +70,7 @@ def test_spike_run_scores_and_prints_scorecard(pytester: pytest.Pytester, spike_
             "candidate*version*level*score*evidence*time*peak mem",
             "goodpkg*1.0*LOW*0*4/4*",
             "*probes: install passed, import passed, test_hello passed, test_custom passed*",
-            "lowest risk: goodpkg (low, 0 points)",
+            "lowest risk: goodpkg (LOW, 0 points, evidence 4/4)",
         ]
     )
     data = results(pytester.path / "out.json")
@@ -513,10 +513,15 @@ def test_spike_readme_fixture(pytester: pytest.Pytester, spike_site: Path) -> No
 
 
 def test_scorecard_lines_fit_with_many_tied_candidates() -> None:
-    from pytest_spike.model import Candidate, CandidateResult, Level, Scorecard
+    from pytest_spike.model import Candidate, CandidateResult, Level, ProbeResult, Scorecard
     from pytest_spike.report.terminal import scorecard_lines
 
-    tied = [CandidateResult(Candidate(f"package-number-{i}"), version="1.0") for i in range(30)]
+    def evidenced(name: str) -> CandidateResult:
+        return CandidateResult(
+            Candidate(name), version="1.0", probes=[ProbeResult(name, "install", f"spike::{name}::install")]
+        )
+
+    tied = [evidenced(f"package-number-{i}") for i in range(30)]
     card = Scorecard(cell={}, candidates=tied, fail_on=Level.LOW)
     lines = [text for text, _ in scorecard_lines(card, 80)]
     assert max(map(len, lines)) <= 80

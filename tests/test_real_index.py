@@ -67,7 +67,7 @@ def test_real_candidates_scorecard(
     assert data["toml"]["level"] == "low"
     imports = next(p for p in data["toml"]["probes"] if p["kind"] == "import")
     assert imports["details"]["modules"] == ["toml"]
-    result.stdout.fnmatch_lines(["lowest risk: toml (low, 0 points)"])
+    result.stdout.fnmatch_lines(["lowest risk: toml (LOW, 0 points, evidence 3/3)"])
 
 
 def test_real_candidate_in_its_own_environment_all_probes(pytester: pytest.Pytester, tmp_path: Path) -> None:

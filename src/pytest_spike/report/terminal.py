@@ -291,13 +291,29 @@ def metric_lines(scorecard: Scorecard, width: int) -> list[str]:
 
 
 def verdict(scorecard: Scorecard) -> str:
+    """The run's last line: the lowest-risk candidate and what that rests on, or why none is."""
+    if not scorecard.candidates:
+        return "no candidates: mark tests with spike.candidate(...) or pass --spike-candidate REQ"
+    unnamed = scorecard.unnamed()
+    not_named = "; ".join(f"{name}: {why}" for name, why in unnamed.items())
     best = scorecard.lowest_risk()
     if not best:
-        return "no candidates: mark tests with spike.candidate(...) or pass --spike-candidate REQ"
+        return f"no candidate can be named lowest risk: {not_named}"
     names = " and ".join(c.name for c in best)
     first = best[0]
     tie = " (tie)" if len(best) > 1 else ""
-    return f"lowest risk: {names}{tie} ({first.level.value}, {fmt_points(first.score)} points)"
+    why = f"{first.level.value.upper()}, {fmt_points(first.score)} points, evidence {probe_summary(first)}"
+    # the runners-up on the same level and score lost on coverage: say so, it decided
+    behind = [
+        c
+        for c in scorecard.candidates
+        if c not in best and c.name not in unnamed and (c.level, c.score) == (first.level, first.score)
+    ]
+    if behind:
+        why += "; ahead of " + ", ".join(f"{c.name} (evidence {probe_summary(c)})" for c in behind)
+    if not_named:
+        why += f"; not named: {not_named}"
+    return f"lowest risk: {names}{tie} ({why})"
 
 
 def sandbox_notice(scorecard: Scorecard) -> str | None:
