@@ -4,9 +4,12 @@ that says what it rests on, a usage error that says what to fix, or unknown, nev
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from indexserver import IndexServer
 
 from pytest_spike import cli
 
@@ -65,3 +68,86 @@ def test_no_evidence_is_not_lowest_risk_and_ties_go_to_more_evidence(
         "not named: other-name: no evidence (0/1))"
     ) in " ".join(result.stdout.str().split())
     assert json.loads((pytester.path / "r.json").read_text())["lowest_risk"] == ["warnpkg"]
+
+
+# -- 2. a misspelling is a usage error, before anything runs --------------------------------------------
+
+
+@pytest.fixture
+def index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[IndexServer]:
+    """A package index on 127.0.0.1 with requests 2.31.0 and tomli 2.0.1 (and nothing else)."""
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS"):
+        monkeypatch.delenv(name, raising=False)
+    with IndexServer(tmp_path / "index") as server:
+        server.add("requests", "2.31.0")
+        server.add("tomli", "2.0.1")
+        yield server
+
+
+def test_a_misspelt_candidate_is_a_usage_error_with_close_names(
+    pytester: pytest.Pytester, spike_site: Path, index: IndexServer, tmp_path: Path
+) -> None:
+    result = pytester.runpytest(
+        "--spike", "--spike-candidate", "reqeusts", f"--spike-index-url={index.url}",
+        f"--spike-cache-dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--spike-candidate 'reqeusts': no project 'reqeusts' on the package index; did you mean requests?*"]
+    )
+    result.stdout.no_fnmatch_line("*spike scorecard*")
+    result.stdout.no_fnmatch_line("*spike::reqeusts::install*")
+
+
+def test_a_version_never_released_is_named_as_such(
+    pytester: pytest.Pytester, spike_site: Path, index: IndexServer, tmp_path: Path
+) -> None:
+    cache = f"--spike-cache-dir={tmp_path / 'cache'}"
+    pinned = pytester.runpytest(
+        "--spike", "--spike-candidate", "tomli==99", f"--spike-index-url={index.url}", cache
+    )
+    assert pinned.ret == pytest.ExitCode.USAGE_ERROR
+    pinned.stderr.fnmatch_lines(
+        ["*--spike-candidate 'tomli==99': tomli has no release 99 on the package index (newest: 2.0.1)*"]
+    )
+    pinned.stdout.no_fnmatch_line("*signals passed*")
+    pytester.makepyfile(
+        test_spike="""
+        from pytest_spike import spike
+
+        @spike.candidate("tomli", versions=["2.0.1", "99"])
+        def test_loads():
+            pass
+        """
+    )
+    listed = pytester.runpytest("--spike", f"--spike-index-url={index.url}", cache)
+    assert listed.ret == pytest.ExitCode.USAGE_ERROR
+    listed.stderr.fnmatch_lines(["*test_spike.py::test_loads: candidate 'tomli': tomli has no release 99*"])
+
+
+def test_an_unreachable_index_is_said_not_called_a_misspelling(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    result = pytester.runpytest(
+        "--spike", "--spike-candidate", "reqeusts", "--spike-index-url=http://127.0.0.1:9/simple/",
+        f"--spike-cache-dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    assert result.ret != pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(["spike: reqeusts: not checked against the package index (*127.0.0.1:9*"])
+    result.stdout.no_fnmatch_line("*did you mean*")
+    result.stdout.no_fnmatch_line("lowest risk: reqeusts*")
+
+
+@pytest.mark.parametrize("command", ["run", "matrix"])
+def test_a_python_that_is_no_version_is_a_usage_error(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([command, "--python", "banana", "--candidate", "tomli"])
+    assert stopped.value.code == 2
+    assert "argument --python: 'banana' is not a Python version like 3.11" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*banana*")), "a cell was planned for it"
+

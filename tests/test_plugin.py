@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,10 @@ def test_custom():
     import goodpkg
     assert goodpkg
 """
+
+
+#: the discard port: nothing listens there, so the index cannot be asked
+UNREACHABLE = "http://127.0.0.1:9/simple/"
 
 
 def results(path: Path) -> dict:
@@ -198,7 +203,12 @@ def test_select_keeps_only_named_candidates(pytester: pytest.Pytester, spike_sit
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
 
 
-def test_missing_candidate_is_blocked_with_a_fix(pytester: pytest.Pytester, spike_site: Path) -> None:
+def test_missing_candidate_is_blocked_with_a_fix(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the index cannot be asked (a name it does not know is a usage error: test_honest_paths.py)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE)
     result = pytester.runpytest("--spike", "--spike-candidate", "no-such-package-xyz", "-rs")
     result.assert_outcomes(failed=1, skipped=1)
     result.stdout.fnmatch_lines(
@@ -384,7 +394,11 @@ def test_bad_metric_fails_the_test(pytester: pytest.Pytester, spike_site: Path) 
     result.assert_outcomes(passed=2, failed=1)
 
 
-def test_scorecard_fits_80_columns(pytester: pytest.Pytester, spike_site: Path) -> None:
+def test_scorecard_fits_80_columns(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE)
     long_name = "other-name"
     result = pytester.runpytest(
         "--spike",

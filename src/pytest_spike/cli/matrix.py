@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.matrix import cells, github, tox
+from pytest_spike.matrix.interpreters import python_option
 from pytest_spike.matrix.merge import Merged, load_all, merge, reaching
 from pytest_spike.matrix.plan import Cell, MatrixPlan, plan_matrix
 from pytest_spike.matrix.render import render_markdown, terminal_lines
@@ -209,6 +210,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--python",
         metavar="X.Y",
         action="append",
+        type=python_option,
         help="run on these Pythons instead of the marks' (repeatable)",
     )
     matrix.add_argument(

@@ -235,17 +235,21 @@ class IndexClient:
             raise IndexUnavailable("index not reachable: pip is configured with no-index and no find-links")
         raise ProjectNotFound(f"no project {name!r} on the package index{self._suggest(name)}")
 
-    def _suggest(self, name: str) -> str:
-        """Close names from local (``file://``) indexes only: listing a remote one is not cheap."""
-        import difflib
-
+    def local_project_names(self) -> list[str]:
+        """The projects of local (``file://``) indexes: listing a remote one is not cheap."""
         names: list[str] = []
         for url in self.index_urls:
             parts = urllib.parse.urlsplit(url)
             if parts.scheme == "file":
                 folder = Path(urllib.request.url2pathname(parts.path))
                 names += [p.name for p in folder.iterdir() if p.is_dir()]
-        close = difflib.get_close_matches(canonicalize_name(name), names, n=3)
+        return names
+
+    def _suggest(self, name: str) -> str:
+        """Close names from local (``file://``) indexes only."""
+        import difflib
+
+        close = difflib.get_close_matches(canonicalize_name(name), self.local_project_names(), n=3)
         return f"; did you mean {', '.join(close)}?" if close else ""
 
     def _json_doc(self, name: str, version: str | None) -> tuple[dict[str, Any] | None, str]:
