@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,4 +154,35 @@ def test_a_python_that_is_no_version_is_a_usage_error(
     assert stopped.value.code == 2
     assert "argument --python: 'banana' is not a Python version like 3.11" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*banana*")), "a cell was planned for it"
+
+
+# -- 5. a broken spike file fails the plan loudly --------------------------------------------------------
+
+BROKEN_FILES = {
+    "syntax": ("def test_x(:\n    pass\n", "SyntaxError: invalid syntax"),
+    "versions": ("def test_x():\n    pass\n", "versions='latest:banana' is not a specifier"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_FILES))
+@pytest.mark.parametrize("command", [["matrix"], ["matrix", "--github"], ["run", "-q"]])
+def test_a_broken_spike_file_fails_the_plan(
+    broken: str,
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    body, said = BROKEN_FILES[broken]
+    versions = "latest:banana" if broken == "versions" else "latest:2"
+    (tmp_path / "test_spike.py").write_text(
+        f"from pytest_spike import spike\npytestmark = spike.candidate('tomli', versions={versions!r})\n{body}"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no plan cached by another test
+    status = cli.main(command)
+    out, err = capsys.readouterr()
+    assert status == 2
+    assert "collecting the spike in . failed" in err and "test_spike.py" in err and said in err, err
+    assert '"include":[]' not in out and "no candidates" not in out + err
 
