@@ -186,3 +186,41 @@ def test_a_broken_spike_file_fails_the_plan(
     assert "collecting the spike in . failed" in err and "test_spike.py" in err and said in err, err
     assert '"include":[]' not in out and "no candidates" not in out + err
 
+
+# -- 3. interrupted is unknown ---------------------------------------------------------------------------
+
+
+def _interrupt_when(proc: subprocess.Popen[bytes], marker: str, seen: bytearray) -> None:
+    """Read ``proc``'s output until ``marker`` (pytest -v names an item before it runs it, on a
+    line it ends later), then Ctrl-C it as a terminal does: SIGINT to its process group."""
+    assert proc.stdout is not None
+    while marker.encode() not in seen:
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"never reached {marker}:\n{seen.decode()}")
+        seen += chunk
+    time.sleep(1.0)  # inside the probe's wait for its child
+    os.killpg(proc.pid, signal.SIGINT)
+
+
+def test_a_probe_interrupted_by_ctrl_c_is_unknown_not_passed(spike_site: Path, tmp_path: Path) -> None:
+    argv = [
+        sys.executable, "-m", "pytest", "-v", "-p", "no:randomly", "-p", "no:cacheprovider", "--spike",
+        "--spike-candidate", "goodpkg", "--spike-candidate", "hangpkg", "--spike-json", "r.json",
+        f"--spike-cache-dir={tmp_path / 'cache'}", "--spike-index-url=http://127.0.0.1:9/simple/",
+    ]  # fmt: skip
+    env = dict(os.environ, PIP_CONFIG_FILE=os.devnull)
+    seen = bytearray()
+    with subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    ) as proc:
+        _interrupt_when(proc, "spike::hangpkg::import", seen)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, (seen + rest).decode()
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["complete"] is False
+    hang = {c["name"]: c for c in data["candidates"]}["hangpkg"]
+    probe = next(p for p in hang["probes"] if p["kind"] == "import")
+    assert probe["outcome"] == "skipped" and probe["details"]["unknown"] == "interrupted before it finished"
+    assert "import" in hang["evidence"]["unknown"]
+    assert hang["evidence"]["probes_with_evidence"] == hang["evidence"]["probes"] - 1

@@ -63,6 +63,8 @@ class SpikeController:
         self.known: dict[str, Candidate] = {}
         self.order: dict[str, int] = {}
         self.collect_errors = 0
+        #: probes that got to an outcome: a passed setup whose call never reported was interrupted
+        self.finished: set[str] = set()
         self.scorecard: Scorecard | None = None
         self.written: list[str] = []
         self.write_errors: list[str] = []
@@ -87,6 +89,8 @@ class SpikeController:
             fresh.outcome = known.outcome
         fresh.duration_s += report.duration
         fresh.outcome = _merge_outcome(fresh.outcome if known else "passed", report)
+        if report.when == "call" or not report.passed:
+            self.finished.add(report.nodeid)
         if report.skipped and "unknown" not in fresh.details and isinstance(report.longrepr, tuple):
             # a skipped test holds no evidence: keep why, for the scorecard's coverage line
             fresh.details["unknown"] = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -120,7 +124,9 @@ class SpikeController:
     def _scorecard(self, complete: bool) -> Scorecard:
         candidates = sorted(self.known.values(), key=lambda c: self.order.get(c.name, 1 << 30))
         by_name: dict[str, list[ProbeResult]] = {c.name: [] for c in candidates}
-        for probe in self.probes.values():
+        for nodeid, probe in self.probes.items():
+            if nodeid not in self.finished:
+                _interrupted(probe)
             by_name[probe.candidate].append(probe)
         gathered = [(c, by_name[c.name]) for c in candidates]
         cell = current_cell()
@@ -189,6 +195,13 @@ def _environments(scorecard: Scorecard) -> list[str]:
                 )
                 lines.append(f"{result.name}: {where}")
     return lines
+
+
+def _interrupted(probe: ProbeResult) -> None:
+    """A probe stopped in its call (Ctrl-C, SIGTERM) is unknown: never passed, never evidence."""
+    probe.outcome = "skipped"
+    probe.findings = []
+    probe.details = {"unknown": "interrupted before it finished", "interrupted": True}
 
 
 def _merge_outcome(previous: str, report: pytest.TestReport) -> str:
