@@ -224,3 +224,49 @@ def test_a_probe_interrupted_by_ctrl_c_is_unknown_not_passed(spike_site: Path, t
     assert probe["outcome"] == "skipped" and probe["details"]["unknown"] == "interrupted before it finished"
     assert "import" in hang["evidence"]["unknown"]
     assert hang["evidence"]["probes_with_evidence"] == hang["evidence"]["probes"] - 1
+
+
+# -- 4. a partly answered index is not a pass ------------------------------------------------------------
+
+
+def test_offline_with_a_cold_cache_and_a_file_index_is_unknown_not_passed(
+    pytester: pytest.Pytester, spike_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a file:// index that answers, but knows only goodpkg 0.5 (1.0 is installed), no dates
+    page = tmp_path / "local" / "simple" / "goodpkg"
+    page.mkdir(parents=True)
+    (page / "index.html").write_text('<a href="../../files/goodpkg-0.5.tar.gz">goodpkg-0.5.tar.gz</a>')
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", (tmp_path / "local" / "simple").as_uri())
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=signals,upstream --spike-isolation=never")
+    result = pytester.runpytest(
+        "--spike", "--spike-offline", "--spike-candidate", "goodpkg", "--spike-json", "r.json", "-rs",
+        "--spike-index-url=http://127.0.0.1:9/simple/", f"--spike-cache-dir={tmp_path / 'cold'}",
+    )  # fmt: skip
+    result.assert_outcomes(skipped=2)
+    probes = {
+        p["kind"]: p for p in json.loads((pytester.path / "r.json").read_text())["candidates"][0]["probes"]
+    }
+    assert probes["signals"]["outcome"] == "skipped"
+    assert "answered only in part" in probes["signals"]["details"]["unknown"]
+    assert probes["upstream"]["outcome"] == "skipped"
+    assert "not on the indexes that answered, and not all did" in probes["upstream"]["details"]["unknown"]
+    result.stdout.no_fnmatch_line("*has no release 1.0 on the package index*")
+    result.stdout.no_fnmatch_line("*signals passed*")
+
+
+def test_an_unreachable_index_names_each_candidates_own_url(
+    pytester: pytest.Pytester, spike_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=signals --spike-isolation=never")
+    pytester.runpytest(
+        "--spike", "--spike-candidate", "goodpkg", "--spike-candidate", "other-name", "--spike-json", "r.json",
+        "--spike-index-url=http://127.0.0.1:9/simple/", f"--spike-cache-dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    why = {
+        c["name"]: c["probes"][0]["details"]["unknown"]
+        for c in json.loads((pytester.path / "r.json").read_text())["candidates"]
+    }
+    assert "/simple/goodpkg/" in why["goodpkg"] and "/simple/other-name/" not in why["goodpkg"]
+    assert "/simple/other-name/" in why["other-name"] and "/simple/goodpkg/" not in why["other-name"], why

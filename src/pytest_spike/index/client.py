@@ -167,7 +167,13 @@ class IndexClient:
     def release_files(self, name: str, version: str | Version) -> list[FileEntry]:
         """The files of one release (wheels and sdists, with URL, hashes, yanked state)."""
         wanted = Version(str(version))
-        release = self.releases(name).get(wanted)
+        listing = self.listing(name)
+        release = listing.releases.get(wanted)
+        if release is None and listing.skipped:
+            # the indexes that answered lack it; one that did not may have it: unknown, not absent
+            raise IndexUnavailable(
+                f"{name} {version} is not on the indexes that answered, and not all did: {'; '.join(listing.skipped)}"
+            )
         if release is None:
             raise SpikeError(f"{name} has no release {version} on the package index")
         return list(release.files)
@@ -344,8 +350,12 @@ class IndexClient:
         headers.update({"Accept": accept, "User-Agent": _USER_AGENT})
         host = urllib.parse.urlsplit(plain_url).netloc
         if host in self._down:
-            raise IndexUnavailable(f"index not reachable: {self._down[host]}")
+            # this URL's own, with why its host failed before (another project's URL misleads)
+            raise IndexUnavailable(
+                f"index not reachable: {self._down[host]} ({redact(url)}; not asked again)"
+            )
         reason = "no attempt made"
+        cause_text = ""
         unreachable = False
         for attempt in range(self.retries + 1):
             if attempt:
@@ -373,7 +383,8 @@ class IndexClient:
                 cause = getattr(exc, "reason", exc)
                 if isinstance(cause, (socket.timeout, TimeoutError)):
                     cause = f"timed out after {self.timeout:g} s"
-                reason = f"{cause} ({redact(url)})"
+                cause_text = str(cause)
+                reason = f"{cause_text} ({redact(url)})"
                 unreachable = True
                 continue
             except (OSError, http.client.HTTPException, UnicodeDecodeError, ValueError) as exc:
@@ -381,7 +392,7 @@ class IndexClient:
                 reason = f"{type(exc).__name__}: {exc} ({redact(url)})"
             unreachable = False
         if unreachable:
-            self._down[host] = reason
+            self._down[host] = cause_text
         raise IndexUnavailable(f"index not reachable: {reason}")
 
     def _context(self, url: str) -> ssl.SSLContext | None:

@@ -88,7 +88,7 @@ def check_candidates(
         if local is not None and not cand.unmet(local) and not isolated:
             continue
         try:
-            releases = client.releases(cand.project)
+            listing = client.listing(cand.project)
         except ProjectNotFound:
             if local is not None:
                 continue  # installed here, just not published: nothing to say before it runs
@@ -101,8 +101,13 @@ def check_candidates(
         except IndexUnavailable as exc:
             unchecked.append(f"{cand.name}: not checked against the package index ({exc})")
             continue
-        missing = _missing_versions(cand, [v for v, r in releases.items() if not r.yanked])
-        if missing:
+        missing = _missing_versions(cand, [v for v, r in listing.releases.items() if not r.yanked])
+        if missing and listing.skipped:
+            # an index that did not answer may have it: unknown, not absent
+            unchecked.append(
+                f"{cand.name}: {missing}, but not every index answered ({'; '.join(listing.skipped)})"
+            )
+        elif missing:
             errors.append(f"{where}: {missing}")
     return NameCheck(tuple(errors), tuple(unchecked))
 
