@@ -270,3 +270,50 @@ def test_an_unreachable_index_names_each_candidates_own_url(
     }
     assert "/simple/goodpkg/" in why["goodpkg"] and "/simple/other-name/" not in why["goodpkg"]
     assert "/simple/other-name/" in why["other-name"] and "/simple/goodpkg/" not in why["other-name"], why
+
+
+# -- 7. what the card shows ------------------------------------------------------------------------------
+
+
+def test_the_card_shows_the_failure_reason_and_where_the_candidate_ran(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    (pytester.path / "data").mkdir()
+    (pytester.path / "data" / "pages.csv").write_text("url,status\n/a,200\n/b,302\n")
+    pytester.makepyfile(
+        test_spike="""
+        from pytest_spike import spike
+
+        @spike.real_data
+        @spike.candidate("goodpkg")
+        def test_pages(spike_data):
+            for row in spike_data.rows("pages.csv"):
+                with spike_data.record(row):
+                    assert int(row["status"]) == 200
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-data", "data")
+    text = " ".join(result.stdout.str().split())
+    # the message names the record; the error it raised is on the card too, not only in the JSON
+    assert "real_data.failed: real-data test failed on pages.csv" in text
+    assert "error: AssertionError: assert 302 == 200" in text
+    assert "ran in: the running environment (" in text
+
+
+def test_a_background_build_is_not_said_under_another_candidates_name(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_say="""
+        import threading
+        from pytest_spike.fixtures import SERVICES
+
+        def test_say(request):
+            services = request.config.stash[SERVICES]
+            worker = threading.Thread(target=services.say, args=("building environment for otherpkg (uv)",))
+            worker.start()
+            worker.join()
+            services.flush()  # shown while this test (another candidate's step) runs
+        """
+    )
+    result = pytester.runpytest("--spike", "--spike-probes=none")
+    result.stdout.fnmatch_lines(["spike: in the background: building environment for otherpkg (uv)"])
+    result.stdout.no_fnmatch_line("spike: test_say: building environment for otherpkg*")

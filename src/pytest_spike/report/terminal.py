@@ -159,11 +159,12 @@ def _finding_line(s: Scored, width: int) -> list[Line]:
     text = f"  {finding_head(s)}: {s.finding.message}"
     wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
     shown = " ".join(s.finding.message.split())
-    rest = [
-        line.rstrip()
-        for line in s.finding.evidence.get("excerpt", "").splitlines()
-        if line.strip() and " ".join(line.split()) not in shown
+    # a real_data finding names the record in its message and keeps the error apart: show it
+    error = s.finding.evidence.get("error", "")
+    lines = ([f"error: {error}"] if error and " ".join(error.split()) not in shown else []) + [
+        line for line in s.finding.evidence.get("excerpt", "").splitlines() if line.strip()
     ]
+    rest = [line.rstrip() for line in lines if " ".join(line.split()) not in shown]
     for line in rest[:EXCERPT_SHOWN]:
         wrapped += textwrap.wrap(line, width=width, initial_indent=" " * 6, subsequent_indent=" " * 8)
     if len(rest) > EXCERPT_SHOWN:
@@ -233,9 +234,27 @@ def cached_age(taken: str | None, now: float) -> str:
 
 
 def probe_status(probe: ProbeResult, now: float, aliases: frozenset[str] = frozenset()) -> str:
-    """``import passed``, ``upstream skipped (cached 2m ago)``."""
-    cached = f" (cached {cached_age(probe.taken, now)})" if probe.cached else ""
-    return f"{probe_label(probe, aliases)} {probe.outcome}{cached}"
+    """``import passed``, ``upstream passed (5 of 623 tests sampled)``,
+    ``upstream skipped (cached 2m ago)``."""
+    said = []
+    sampled, collected = probe.details.get("sampled"), probe.details.get("collected")
+    if probe.kind == "upstream" and probe.outcome != "skipped" and sampled and collected:
+        said.append(f"{sampled} of {collected} tests sampled")
+    if probe.cached:
+        said.append(f"cached {cached_age(probe.taken, now)}")
+    return f"{probe_label(probe, aliases)} {probe.outcome}" + (f" ({'; '.join(said)})" if said else "")
+
+
+def environment_line(result: CandidateResult) -> str | None:
+    """Where the candidate ran: its own environment, or the running one (None: not known)."""
+    install = next((p for p in result.probes if p.kind == "install"), None)
+    if install is None or "isolated" not in install.details:
+        return None
+    if install.details["isolated"]:
+        backend = install.details.get("backend")
+        return "ran in: its own environment" + (f" ({backend})" if backend else "")
+    python = install.details.get("python")
+    return "ran in: the running environment" + (f" ({python})" if python else "")
 
 
 def probe_line(result: CandidateResult, width: int) -> list[str]:
@@ -346,6 +365,12 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
                     for line in textwrap.wrap(coverage, width, initial_indent="  ", subsequent_indent="    ")
                 ]
             lines += [(line, {}) for line in probe_line(result, width)]
+            where = environment_line(result)
+            if where:
+                lines += [
+                    (line, {})
+                    for line in textwrap.wrap(where, width, initial_indent="  ", subsequent_indent="    ")
+                ]
             lines += finding_lines(result.scored, width)
             lines += [(line, {"cyan": True}) for line in note_lines(result, width)]
             if result.cost:
