@@ -72,20 +72,20 @@ def _local_names() -> list[str]:
 
 
 def check_candidates(
-    candidates: Sequence[tuple[Candidate, str]], client: IndexClient, *, isolated: bool = False
+    candidates: Sequence[tuple[Candidate, str]], client: IndexClient, *, isolation: str = "auto"
 ) -> NameCheck:
     """Check each (candidate, where it was declared) against the index.
 
-    A candidate installed in the running environment at a version it accepts is not asked
-    about (unless ``isolated``: it will be installed from the index): a private package
-    need not be on the index to be spiked where it is installed.
+    A candidate installed in the running environment is not asked about where that is what
+    the spike tests (``isolation`` "never", or "auto" and a version it accepts): a private
+    package need not be on the index to be spiked where it is installed.
     """
     errors: list[str] = []
     unchecked: list[str] = []
     others = [c.name for c, _ in candidates]
     for cand, where in candidates:
         local = installed_version(cand.project)
-        if local is not None and not cand.unmet(local) and not isolated:
+        if local is not None and (isolation == "never" or (isolation == "auto" and not cand.unmet(local))):
             continue
         try:
             listing = client.listing(cand.project)
@@ -101,7 +101,7 @@ def check_candidates(
         except IndexUnavailable as exc:
             unchecked.append(f"{cand.name}: not checked against the package index ({exc})")
             continue
-        missing = _missing_versions(cand, [v for v, r in listing.releases.items() if not r.yanked])
+        missing = _missing_versions(cand, list(listing.releases))  # a yanked pin still installs
         if missing and listing.skipped:
             # an index that did not answer may have it: unknown, not absent
             unchecked.append(

@@ -144,9 +144,7 @@ class SpikeWorker:
                 else f"--spike-candidate {cand.requirement!r}"
             )
             declared.append((cand, where))
-        check = check_candidates(
-            declared, self.services.index(), isolated=self.settings.isolation == "always"
-        )
+        check = check_candidates(declared, self.services.index(), isolation=self.settings.isolation)
         if check.errors:
             raise pytest.UsageError("\n".join(check.errors))
         return check.unchecked
