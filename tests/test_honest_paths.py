@@ -317,3 +317,15 @@ def test_a_background_build_is_not_said_under_another_candidates_name(pytester: 
     result = pytester.runpytest("--spike", "--spike-probes=none")
     result.stdout.fnmatch_lines(["spike: in the background: building environment for otherpkg (uv)"])
     result.stdout.no_fnmatch_line("spike: test_say: building environment for otherpkg*")
+
+
+def test_under_xdist_a_misspelt_candidate_is_still_a_usage_error(
+    pytester: pytest.Pytester, spike_site: Path, index: IndexServer, tmp_path: Path
+) -> None:
+    result = pytester.runpytest(
+        "-n", "2", "--spike", "--spike-candidate", "reqeusts", f"--spike-index-url={index.url}",
+        f"--spike-cache-dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no project 'reqeusts' on the package index; did you mean requests?*"])
+    result.stdout.no_fnmatch_line("*no candidates*")

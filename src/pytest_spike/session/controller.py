@@ -56,9 +56,11 @@ class PluginHooks:
 class SpikeController:
     """Gathers every probe's result, then scores, writes and prints them once."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, *, distributed: bool = False) -> None:
         self.config = config
         self.settings = settings
+        #: on the xdist controller, which collects nothing: the workers' usage errors are lost
+        self.distributed = distributed
         self.probes: dict[str, ProbeResult] = {}
         self.known: dict[str, Candidate] = {}
         self.order: dict[str, int] = {}
@@ -69,6 +71,32 @@ class SpikeController:
         self.written: list[str] = []
         self.write_errors: list[str] = []
         self.started = datetime.now(timezone.utc)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Under xdist, refuse a misspelt ``--spike-candidate`` here, before the workers start:
+        raised on a worker, the usage error would end in "no candidates" and exit 0."""
+        if not self.distributed or not self.settings.candidates:
+            return
+        from pytest_spike.index.names import check_candidates
+        from pytest_spike.marks import candidate_from_values
+        from pytest_spike.model import SpikeError
+        from pytest_spike.services import INDEX_CACHE, index_client
+
+        try:
+            declared = [
+                (candidate_from_values(req, where=f"--spike-candidate {req!r}"), f"--spike-candidate {req!r}")
+                for req in self.settings.candidates
+            ]
+        except SpikeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        client = index_client(
+            self.settings.index_url,
+            cache_dir=self.settings.cache_dir / INDEX_CACHE,
+            offline=self.settings.offline,
+        )
+        check = check_candidates(declared, client, isolation=self.settings.isolation)
+        if check.errors:
+            raise pytest.UsageError("\n".join(check.errors))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

@@ -95,7 +95,8 @@ class SpikeWorker:
         keep = {c.name for c in candidates}
         for item in spike_items:
             self.user_nodeids.setdefault(item.stash[_CANDIDATE].name, []).append(item.nodeid)
-        if not config.getoption("collectonly"):
+        # on an xdist worker a usage error would be lost: the controller checks (controller.py)
+        if not config.getoption("collectonly") and not hasattr(config, "workerinput"):
             self.unchecked = self._check_names(candidates)
         deselected = [item for item in spike_items if item.stash[_CANDIDATE].name not in keep]
         if deselected:
