@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ import pytest
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def test_the_toml_example_sets_the_fail_level_its_comment_promises(pytester: pytest.Pytester) -> None:
+def test_the_toml_example_sets_the_fail_level_its_comment_promises(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the index cannot be asked: the missing candidate is BLOCKED (an index that knows it is
+    # missing refuses it as a usage error before the run)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")
     ini = EXAMPLES / "toml_parsers" / "pytest.ini"
     assert "the risk level that fails the run" in ini.read_text(encoding="utf-8")
     parsed = configparser.ConfigParser()

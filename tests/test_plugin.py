@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,10 @@ def test_custom():
     import goodpkg
     assert goodpkg
 """
+
+
+#: the discard port: nothing listens there, so the index cannot be asked
+UNREACHABLE = "http://127.0.0.1:9/simple/"
 
 
 def results(path: Path) -> dict:
@@ -70,7 +75,7 @@ def test_spike_run_scores_and_prints_scorecard(pytester: pytest.Pytester, spike_
             "candidate*version*level*score*evidence*time*peak mem",
             "goodpkg*1.0*LOW*0*4/4*",
             "*probes: install passed, import passed, test_hello passed, test_custom passed*",
-            "lowest risk: goodpkg (low, 0 points)",
+            "lowest risk: goodpkg (LOW, 0 points, evidence 4/4)",
         ]
     )
     data = results(pytester.path / "out.json")
@@ -198,7 +203,12 @@ def test_select_keeps_only_named_candidates(pytester: pytest.Pytester, spike_sit
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
 
 
-def test_missing_candidate_is_blocked_with_a_fix(pytester: pytest.Pytester, spike_site: Path) -> None:
+def test_missing_candidate_is_blocked_with_a_fix(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the index cannot be asked (a name it does not know is a usage error: test_honest_paths.py)
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE)
     result = pytester.runpytest("--spike", "--spike-candidate", "no-such-package-xyz", "-rs")
     result.assert_outcomes(failed=1, skipped=1)
     result.stdout.fnmatch_lines(
@@ -384,7 +394,11 @@ def test_bad_metric_fails_the_test(pytester: pytest.Pytester, spike_site: Path) 
     result.assert_outcomes(passed=2, failed=1)
 
 
-def test_scorecard_fits_80_columns(pytester: pytest.Pytester, spike_site: Path) -> None:
+def test_scorecard_fits_80_columns(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("PIP_INDEX_URL", UNREACHABLE)
     long_name = "other-name"
     result = pytester.runpytest(
         "--spike",
@@ -513,10 +527,15 @@ def test_spike_readme_fixture(pytester: pytest.Pytester, spike_site: Path) -> No
 
 
 def test_scorecard_lines_fit_with_many_tied_candidates() -> None:
-    from pytest_spike.model import Candidate, CandidateResult, Level, Scorecard
+    from pytest_spike.model import Candidate, CandidateResult, Level, ProbeResult, Scorecard
     from pytest_spike.report.terminal import scorecard_lines
 
-    tied = [CandidateResult(Candidate(f"package-number-{i}"), version="1.0") for i in range(30)]
+    def evidenced(name: str) -> CandidateResult:
+        return CandidateResult(
+            Candidate(name), version="1.0", probes=[ProbeResult(name, "install", f"spike::{name}::install")]
+        )
+
+    tied = [evidenced(f"package-number-{i}") for i in range(30)]
     card = Scorecard(cell={}, candidates=tied, fail_on=Level.LOW)
     lines = [text for text, _ in scorecard_lines(card, 80)]
     assert max(map(len, lines)) <= 80

@@ -646,11 +646,22 @@ class Scorecard:
     upgrades: list[UpgradeResult] = field(default_factory=list)
 
     def lowest_risk(self) -> list[CandidateResult]:
-        """The candidates that share the lowest (level, score); empty when there are none."""
-        if not self.candidates:
+        """The candidates that share the lowest (level, score, less coverage); empty when none can
+        be named (see :meth:`unnamed`).
+
+        A BLOCKED candidate, or one whose verdict rests on no evidence at all, is never the
+        lowest risk: its level says nothing good about it. Equal scores are broken by coverage,
+        the share of probes with evidence, then their number (more evidence wins).
+        """
+        named = [c for c in self.candidates if not _unnameable(c)]
+        if not named:
             return []
-        best = min((c.level.rank, c.score) for c in self.candidates)
-        return [c for c in self.candidates if (c.level.rank, c.score) == best]
+        best = min(_risk_key(c) for c in named)
+        return [c for c in named if _risk_key(c) == best]
+
+    def unnamed(self) -> dict[str, str]:
+        """Each candidate that cannot be named lowest risk, with why (blocked, no evidence)."""
+        return {c.name: why for c in self.candidates if (why := _unnameable(c))}
 
     def reaching(self, level: Level) -> list[CandidateResult]:
         return [c for c in self.candidates if c.level.rank >= level.rank]
@@ -692,6 +703,26 @@ class Scorecard:
             settings=dict(data.get("settings") or {}),
             upgrades=[UpgradeResult.from_dict(u) for u in data.get("upgrades") or ()],
         )
+
+
+def _coverage(result: CandidateResult) -> tuple[int, int]:
+    evidence = result.evidence
+    return int(evidence["probes_with_evidence"]), int(evidence["probes"])
+
+
+def _unnameable(result: CandidateResult) -> str:
+    """Why ``result`` cannot be the lowest risk ("" when it can)."""
+    if result.level is Level.BLOCKED:
+        return f"blocked, {_number(result.score)} points"
+    has, runs = _coverage(result)
+    if has == 0:
+        return f"no evidence ({has}/{runs})"
+    return ""
+
+
+def _risk_key(result: CandidateResult) -> tuple[int, float, float, int]:
+    has, runs = _coverage(result)
+    return result.level.rank, result.score, -has / max(runs, 1), -has
 
 
 def best_metric(values: Iterable[tuple[str, Metric]]) -> set[str]:

@@ -151,7 +151,8 @@ def _register_session(config: pytest.Config, settings: Settings) -> None:
     if not on_worker and not collect_only:
         from pytest_spike.session.controller import SpikeController
 
-        config.pluginmanager.register(SpikeController(config, settings), "spike-controller")
+        controller = SpikeController(config, settings, distributed=on_controller)
+        config.pluginmanager.register(controller, "spike-controller")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -47,6 +47,11 @@ def index_client(
     return IndexClient(index_url, cache_dir=folder, offline=offline, timeout=timeout)
 
 
+#: How a line said from a background thread starts: it is shown later, while another
+#: candidate's probe runs, so it must not carry that probe's name (report/progress.py).
+BACKGROUND = "in the background: "
+
+
 def _quiet(text: str) -> None:
     """Say nothing (xdist workers, ``-q``)."""
 
@@ -79,7 +84,7 @@ class Services:
     def say(self, text: str) -> None:
         """Tell the user what a long step is doing (queued when said from a background thread)."""
         if threading.get_ident() != self._main:
-            self._queued.append(text)
+            self._queued.append(BACKGROUND + text)
             return
         self.flush()
         self._say(text)

@@ -520,6 +520,13 @@ class Settings:
         help="which versions an upgrade spike tries: a specifier, a list or 'latest:N' "
         "(default: the newest the upgrade's requirement accepts)",
     )
+    upgrade_downgrades: bool = option(
+        flag="--spike-upgrade-downgrades",
+        action="switch",
+        default=False,
+        help="let an upgrade spike try versions older than the installed one "
+        "(default: they are left out, and the run says how many)",
+    )
     upstream_sample: int = option(
         flag="--spike-upstream-sample",
         ini="spike_upstream_sample",

@@ -233,3 +233,46 @@ def test_plan_cache_reused_and_invalidated(
     monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:9/simple")
     _, reused = cached_plan(["."], cwd=root, pythons=[HOST], cache_dir=cache)
     assert not reused
+
+
+HANGING_COLLECTION = """
+import os, time
+from importlib.metadata import PackageNotFoundError, version
+try:
+    hangs = version("tomly") == "1.1"
+except PackageNotFoundError:  # planning, in the host environment
+    hangs = False
+if hangs:
+    with open({marker!r}, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(600)
+"""
+
+
+@needs_uv
+def test_ctrl_c_before_a_cell_knows_its_version_adds_no_phantom_column(
+    project: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = project
+    marker = root.parent / "hanging.pid"
+    # the hang is in collection (after the session started: it writes what it has on SIGTERM)
+    spike = SPIKE.format(versions=["1.0", "1.1"]) + HANGING_COLLECTION.format(marker=str(marker))
+    (root / "test_spike.py").write_text(spike)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_spike", "run", ".", "-j", "2", "--python", HOST, "--json", "out.json"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    finished = root / ".spike" / "results" / f"py{HOST}-tomly-1.0.json"
+    deadline = time.monotonic() + 180
+    while not (marker.exists() and finished.exists()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    report = json.loads((root / "out.json").read_text())
+    (grid,) = report["matrix"]["grids"]
+    assert "?" not in grid["versions"] and grid["candidate"] == "tomly", grid
+    assert states(report) == {(HOST, "1.0"): "low", (HOST, "1.1"): "incomplete"}
+    assert "?" not in {c["version"] for c in report["candidates"]}

@@ -22,6 +22,9 @@ PROJECTS = [
     ),
     FakeProject("isopkg", "0.9", files={"isopkg/__init__.py": "def double(x):\n    return x + x\n"}),
     FakeProject("oldiso", "1.0", requires=["isodep<2"]),
+    # on the index, but its dependency is not: the resolver fails (a name the index does not
+    # know at all is a usage error before the run, see test_honest_paths.py)
+    FakeProject("nothere-pkg", "1.0", requires=["nothere-dep>=1"]),
 ]
 
 USER_TESTS = """

@@ -413,6 +413,7 @@ def test_probe_with_every_example_unchecked_is_skipped_and_scores_nothing(
     pytester: pytest.Pytester, site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PYTHONPATH", str(site))
+    monkeypatch.syspath_prepend(str(site))  # installed in the running environment, as in its children
     result = pytester.runpytest(
         "--spike",
         "--spike-probes=readme",

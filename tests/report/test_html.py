@@ -64,7 +64,7 @@ def test_scorecard_levels_coverage_and_every_finding_folded(toml_card: Scorecard
     assert "<dt>excerpt</dt>" in toml_real_data  # the evidence, behind the fold
     unchecked = [b for b in folded if "readme.unchecked" in b]
     assert len(unchecked) == 2 and all("unchecked (environment)" in b for b in unchecked)
-    assert "lowest risk: tomlkit (low, 0 points)" in page
+    assert "lowest risk: tomlkit (LOW, 0 points, evidence 7/8)" in page
     assert "tomli can read TOML but has no dumps()" in page  # a note
     assert "<dt>Python</dt><dd>3.11.7</dd>" in page  # the environment and the cell
 
@@ -387,7 +387,7 @@ def test_an_upgrade_only_page_is_about_the_upgrade_and_stays_escaped(upgrade_car
     with_candidates = html.render(
         Scorecard(cell={}, candidates=results.load(RECORDED).candidates, upgrades=upgrade_card.upgrades)
     )
-    assert '<h1 class="verdict">lowest risk: tomlkit (low, 0 points)</h1>' in with_candidates
+    assert '<h1 class="verdict">lowest risk: tomlkit (LOW, 0 points, evidence 7/8)</h1>' in with_candidates
     assert f'<div class="subverdict">{verdict}</div>' in with_candidates
 
 

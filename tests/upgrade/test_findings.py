@@ -10,7 +10,7 @@ from indexserver import IndexServer
 
 from pytest_spike.model import Finding, Level, Scorecard, Severity, SpikeError, UpgradeResult, UpgradeTarget
 from pytest_spike.upgrade.findings import SuiteRun, diff
-from pytest_spike.upgrade.plan import Upgrade, plan_targets
+from pytest_spike.upgrade.plan import Targets, Upgrade, plan_targets
 
 
 def run(**outcomes: str) -> SuiteRun:
@@ -68,14 +68,26 @@ def test_plan_targets_leaves_out_what_this_python_cannot_install_and_says_why(tm
         client = index.client(cache_dir=tmp_path / "cache")
         upgrade = Upgrade("oldlib", "oldlib", "1.0")
         # the newest: the newest this Python installs, and the newest it cannot, named
-        assert plan_targets(client, upgrade, None, python="3.11") == (
-            ["1.5"],
-            {"2.1": "requires-python >=3.99 excludes 3.11"},
+        assert plan_targets(client, upgrade, None, python="3.11") == Targets(
+            ["1.5"], {"2.1": "requires-python >=3.99 excludes 3.11"}, []
         )
         # named versions: each one left out is said
-        versions, skipped = plan_targets(client, upgrade, "1.5, 2.0", python="3.11")
-        assert versions == ["1.5"] and list(skipped) == ["2.0"]
+        planned = plan_targets(client, upgrade, "1.5, 2.0", python="3.11")
+        assert planned.versions == ["1.5"] and list(planned.skipped) == ["2.0"]
         # any Python: nothing left out
-        assert plan_targets(client, upgrade, "latest:2", python=None) == (["2.0", "2.1"], {})
+        assert plan_targets(client, upgrade, "latest:2", python=None) == Targets(["2.0", "2.1"], {}, [])
         with pytest.raises(SpikeError, match="no release of oldlib among 1.0 to move to from 1.0"):
             plan_targets(client, upgrade, "1.0", python="3.11")
+        # from 1.5, 1.0 is a downgrade: left out and named, unless asked for
+        newer = Upgrade("oldlib", "oldlib", "1.5")
+        with pytest.raises(
+            SpikeError, match=r"1 older release\(s\) would be downgrades: --spike-upgrade-downgrades"
+        ):
+            plan_targets(client, newer, "<1.5", python=None)
+        planned = plan_targets(client, newer, "latest:4", python=None)
+        assert (planned.versions, planned.older) == (["2.0", "2.1"], ["1.0"])
+        assert planned.older_note(newer) == (
+            "oldlib: 1 target(s) older than the installed 1.5 not run (1.0); --spike-upgrade-downgrades runs them"
+        )
+        asked = plan_targets(client, newer, "latest:4", python=None, downgrades=True)
+        assert (asked.versions, asked.older) == (["1.0", "2.0", "2.1"], [])

@@ -369,3 +369,40 @@ def test_a_newer_release_this_python_cannot_install_is_unknown_never_passed(
     assert tried["version"] == "1.5" and tried["passes"] is True
     assert skipped["version"] == "3.0" and skipped["passes"] is None
     assert [(f["code"], f["blame"]) for f in skipped["findings"]] == [("upgrade.skipped", "environment")]
+
+
+@pytest.fixture(scope="module")
+def newer_site(local_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A running environment with oldlib 1.5: 1.0 is a downgrade from it."""
+    site = tmp_path_factory.mktemp("newer-site")
+    pip_install_target([local_index / "oldlib-1.5-py3-none-any.whl"], site)
+    return site
+
+
+def test_targets_older_than_the_installed_version_are_not_run_unless_asked_for(
+    pytester: pytest.Pytester,
+    local_index: Path,
+    newer_site: Path,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_local_index(monkeypatch, local_index, newer_site)
+    monkeypatch.setenv("COLUMNS", "120")
+    pytester.makepyfile(test_app="import oldlib\n\ndef test_sum():\n    assert oldlib.old_sum([1, 2]) == 3\n")
+    common = ("--spike-upgrade", "oldlib", f"--spike-cache-dir={cache_dir}", "--spike-json=up.json")
+    # all three releases picked; 1.0 is older than the installed 1.5: not run, and said
+    result = pytester.runpytest(*common, "--spike-upgrade-versions", "latest:3")
+    assert [t["version"] for t in upgrades(pytester)["targets"]] == ["2.0"]
+    result.stdout.fnmatch_lines(
+        ["spike upgrade: oldlib: 1 target(s) older than the installed 1.5 not run (1.0); "
+         "--spike-upgrade-downgrades runs them"]
+    )  # fmt: skip
+    # only downgrades picked: nothing to move to, and the error says how to ask for them
+    only_older = pytester.runpytest(*common, "--spike-upgrade-versions", "<1.5")
+    assert only_older.ret == pytest.ExitCode.USAGE_ERROR
+    only_older.stdout.fnmatch_lines(
+        ["*no release of oldlib among <1.5 to move to from 1.5*--spike-upgrade-downgrades*"]
+    )
+    # asked for: run
+    pytester.runpytest(*common, "--spike-upgrade-versions", "<1.5", "--spike-upgrade-downgrades")
+    assert [t["version"] for t in upgrades(pytester)["targets"]] == ["1.0"]

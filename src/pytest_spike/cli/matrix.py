@@ -20,6 +20,7 @@ from packaging.utils import canonicalize_name
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.matrix import cells, github, tox
 from pytest_spike.matrix.finish import finish
+from pytest_spike.matrix.interpreters import python_option
 from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell, MatrixPlan, plan_matrix
 from pytest_spike.matrix.upgrades import (
@@ -188,6 +189,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--python",
         metavar="X.Y",
         action="append",
+        type=python_option,
         help="run on these Pythons instead of the marks' (repeatable)",
     )
     matrix.add_argument(

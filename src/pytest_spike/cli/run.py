@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pytest_spike.matrix.finish import finish
+from pytest_spike.matrix.interpreters import python_option
 from pytest_spike.matrix.plan import cached_plan
 from pytest_spike.matrix.runner import MatrixRunner, Progress
 from pytest_spike.model import Level
@@ -61,6 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "--python",
         metavar="X.Y",
         action="append",
+        type=python_option,
         help="run on these Pythons instead of the marks' (repeatable)",
     )
     run.add_argument(

@@ -167,7 +167,13 @@ class IndexClient:
     def release_files(self, name: str, version: str | Version) -> list[FileEntry]:
         """The files of one release (wheels and sdists, with URL, hashes, yanked state)."""
         wanted = Version(str(version))
-        release = self.releases(name).get(wanted)
+        listing = self.listing(name)
+        release = listing.releases.get(wanted)
+        if release is None and listing.skipped:
+            # the indexes that answered lack it; one that did not may have it: unknown, not absent
+            raise IndexUnavailable(
+                f"{name} {version} is not on the indexes that answered, and not all did: {'; '.join(listing.skipped)}"
+            )
         if release is None:
             raise SpikeError(f"{name} has no release {version} on the package index")
         return list(release.files)
@@ -235,17 +241,21 @@ class IndexClient:
             raise IndexUnavailable("index not reachable: pip is configured with no-index and no find-links")
         raise ProjectNotFound(f"no project {name!r} on the package index{self._suggest(name)}")
 
-    def _suggest(self, name: str) -> str:
-        """Close names from local (``file://``) indexes only: listing a remote one is not cheap."""
-        import difflib
-
+    def local_project_names(self) -> list[str]:
+        """The projects of local (``file://``) indexes: listing a remote one is not cheap."""
         names: list[str] = []
         for url in self.index_urls:
             parts = urllib.parse.urlsplit(url)
             if parts.scheme == "file":
                 folder = Path(urllib.request.url2pathname(parts.path))
                 names += [p.name for p in folder.iterdir() if p.is_dir()]
-        close = difflib.get_close_matches(canonicalize_name(name), names, n=3)
+        return names
+
+    def _suggest(self, name: str) -> str:
+        """Close names from local (``file://``) indexes only."""
+        import difflib
+
+        close = difflib.get_close_matches(canonicalize_name(name), self.local_project_names(), n=3)
         return f"; did you mean {', '.join(close)}?" if close else ""
 
     def _json_doc(self, name: str, version: str | None) -> tuple[dict[str, Any] | None, str]:
@@ -340,8 +350,12 @@ class IndexClient:
         headers.update({"Accept": accept, "User-Agent": _USER_AGENT})
         host = urllib.parse.urlsplit(plain_url).netloc
         if host in self._down:
-            raise IndexUnavailable(f"index not reachable: {self._down[host]}")
+            # this URL's own, with why its host failed before (another project's URL misleads)
+            raise IndexUnavailable(
+                f"index not reachable: {self._down[host]} ({redact(url)}; not asked again)"
+            )
         reason = "no attempt made"
+        cause_text = ""
         unreachable = False
         for attempt in range(self.retries + 1):
             if attempt:
@@ -369,7 +383,8 @@ class IndexClient:
                 cause = getattr(exc, "reason", exc)
                 if isinstance(cause, (socket.timeout, TimeoutError)):
                     cause = f"timed out after {self.timeout:g} s"
-                reason = f"{cause} ({redact(url)})"
+                cause_text = str(cause)
+                reason = f"{cause_text} ({redact(url)})"
                 unreachable = True
                 continue
             except (OSError, http.client.HTTPException, UnicodeDecodeError, ValueError) as exc:
@@ -377,7 +392,7 @@ class IndexClient:
                 reason = f"{type(exc).__name__}: {exc} ({redact(url)})"
             unreachable = False
         if unreachable:
-            self._down[host] = reason
+            self._down[host] = cause_text
         raise IndexUnavailable(f"index not reachable: {reason}")
 
     def _context(self, url: str) -> ssl.SSLContext | None:

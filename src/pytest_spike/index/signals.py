@@ -518,6 +518,26 @@ def unchecked(reason: str) -> tuple[list[Finding], dict[str, Any]]:
     return [finding], {"unchecked": {"value": reason}}
 
 
+def _partly_answered(meta: ProjectMeta, version: str | None) -> str | None:
+    """Why the answer is too partial to judge (None: good enough).
+
+    Some index did not answer (offline with a cold cache, unreachable) and the ones that did
+    lack the version under test or any release metadata (a ``file://`` index has no dates):
+    a release age, a cadence or a yank computed from that would be a guess, so it is unknown.
+    """
+    skipped = meta.sources.get("skipped")
+    if not skipped:
+        return None
+    lacks = []
+    if version is not None and not any(same_version(str(v), version) for v in meta.releases):
+        lacks.append(f"release {version}")
+    if not meta.info:
+        lacks.append("release metadata")
+    if not lacks:
+        return None
+    return f"the package index answered only in part (no {' or '.join(lacks)} from those that did; {skipped})"
+
+
 def collect_signals(
     client: IndexClient,
     name: str,
@@ -538,6 +558,9 @@ def collect_signals(
             "signals.not_on_index", Severity.INFO, f"{exc}; signals not checked", blame=Blame.ENVIRONMENT
         )
         return [not_there], {"unchecked": {"value": str(exc)}}
+    partial = _partly_answered(meta, installed_version)
+    if partial:
+        return unchecked(partial)
     return signal_findings(
         meta,
         installed_version=installed_version,

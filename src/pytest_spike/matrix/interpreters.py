@@ -49,6 +49,17 @@ def parse_python(value: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
+def python_option(value: str) -> str:
+    """An argparse ``type=`` for ``--python X.Y``: ``banana`` is a usage error, not a cell."""
+    import argparse
+
+    try:
+        major, minor = parse_python(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return f"{major}.{minor}"
+
+
 def pyenv_root(env: Mapping[str, str] | None = None) -> Path | None:
     """``$PYENV_ROOT``, else ``~/.pyenv`` when it exists."""
     env = os.environ if env is None else env

@@ -96,7 +96,8 @@ def merge(
     Upgrade-only files skip the cells; every kept file's upgrades are folded.
     """
     kept, notes = _latest_per_cell([(path, card) for path, card in scorecards if not upgrade_only(card)])
-    placed = [p for cid, path, card in kept for p in _fold(cid, path, card)]
+    planned = {c.id: c for c in expected}
+    placed = [p for cid, path, card in kept for p in _fold(cid, path, card, planned.get(cid))]
     placed = _fill_expected(placed, expected)
     kept_cards = [card for _, _, card in kept]
     # the files' own order, so a later job's target replaces an earlier one's
@@ -138,26 +139,44 @@ def _latest_per_cell(
     return [(cid, path, card) for cid, (path, card) in kept.items()], notes
 
 
-def _fold(cid: str, path: Path, card: Scorecard) -> list[_Placed]:
-    """The grid cells one file fills: each candidate it ran, or the one it skipped."""
+def _fold(cid: str, path: Path, card: Scorecard, planned: Cell | None = None) -> list[_Placed]:
+    """The grid cells one file fills: each candidate it ran, or the one it skipped.
+
+    A cell stopped before its candidate's version was known (Ctrl-C) takes its place from
+    the plan (or from its id, ``py3.11-tomli-2.0.1``), never a ``?`` column of its own.
+    """
     cell = card.cell
     python = _cell_python(card)
-    if cell.get("status") == "skipped" or not card.candidates:
-        reason = str(cell.get("reason") or "no candidate in the file")
-        name, version = str(cell.get("candidate") or "?"), str(cell.get("version") or "?")
-        return [_Placed(name, python, version, GridCell("skipped", cid, reason))]
     status = str(cell.get("status") or "")
     if not status and not card.complete:
         status = "incomplete"  # stopped part-way: its level would pass for a whole run's
+    if cell.get("status") == "skipped" or not card.candidates:
+        name = str(cell.get("candidate") or (planned.candidate if planned else "?"))
+        version = str(cell.get("version") or (planned.version if planned else "?"))
+        if status == "incomplete" and planned is not None:
+            python = planned.python
+            return [_Placed(name, python, version, GridCell("incomplete", cid, "the run was interrupted"))]
+        reason = str(cell.get("reason") or "no candidate in the file")
+        return [_Placed(name, python, version, GridCell("skipped", cid, reason))]
     placed = []
     for result in card.candidates:
-        version = result.version or str(cell.get("version") or "?")
+        version = result.version or str(
+            cell.get("version") or _planned_version(cid, python, result.name, planned)
+        )
         state = GridCell(
             status or result.level.value, cid, "the run was interrupted" if status == "incomplete" else ""
         )
         run = _Run(python, version, cid, result)
         placed.append(_Placed(result.name, python, version, state, run, result.candidate))
     return placed
+
+
+def _planned_version(cid: str, python: str, name: str, planned: Cell | None) -> str:
+    """The version a cell was planned for: the plan's, else the tail of its id, else ``?``."""
+    if planned is not None and planned.candidate == name:
+        return planned.version
+    prefix = f"py{python}-{name}-"
+    return cid.removeprefix(prefix) if cid.startswith(prefix) and len(cid) > len(prefix) else "?"
 
 
 def _fill_expected(placed: list[_Placed], expected: Sequence[Cell]) -> list[_Placed]:

@@ -172,13 +172,13 @@ def collect(
             argv += ["--spike-candidate", req]
         pythonpath = os.pathsep.join(p for p in (plugin_pythonpath(), os.environ.get("PYTHONPATH", "")) if p)
         done = runner.run([*argv, *paths], timeout=timeout, cwd=cwd, extra_env={"PYTHONPATH": pythonpath})
-        if not out.is_file():
-            said = (done.stderr + "\n" + done.stdout).splitlines()
-            errors = [line.strip() for line in said if "error" in line.lower()]
-            tail = (errors[:1] or [done.last_error_line() or done.describe()])[0]
+        # 0, or 5 (no tests: a zero-file spike); anything else (a collection error: a syntax
+        # error, a bad versions=) means the plan lacks what the broken files declare
+        if done.returncode not in (0, 5) or not out.is_file():
             raise SpikeError(
                 f"collecting the spike in {', '.join(paths) or '.'} failed ({done.describe()}): "
-                f"{tail}; run 'pytest --spike --collect-only' there to see why"
+                f"{_collection_errors(done.stdout, done.stderr) or done.last_error_line() or done.describe()}; "
+                "run 'pytest --spike --collect-only' there to see why"
             )
         data = load_json_document(out, "plan from pytest --spike-plan", json_object)
     if data.get("schema") != PYTEST_PLAN_SCHEMA:
@@ -187,6 +187,29 @@ def collect(
             "the pytest-spike in that environment is of another version"
         )
     return data
+
+
+def _collection_errors(stdout: str, stderr: str) -> str:
+    """What pytest said went wrong in collection, per file (``ERROR collecting`` sections: their
+    ``E   SyntaxError: ...`` line, else their last line), or a usage error's ``ERROR: ...`` line;
+    "" when it said nothing of the kind."""
+    said = (stderr + "\n" + stdout).splitlines()
+    reasons: list[str] = []
+    for i, line in enumerate(said):
+        if "ERROR collecting" not in line:
+            continue
+        block = []
+        for text in said[i + 1 :]:
+            if text.startswith(("___", "===")):
+                break
+            if text.strip():
+                block.append(text)
+        errors = [t[1:].strip() for t in block if t.startswith("E ") and "error" in t.lower()]
+        where = line.strip("_ ").removeprefix("ERROR collecting ")
+        reason = (errors or block or ["?"])[-1].strip()
+        reasons.append(reason if reason.startswith(where) else f"{where}: {reason}")
+    usage = [line.strip() for line in said if line.startswith("ERROR: ")]
+    return "; ".join(reasons) or (usage[:1] or [""])[0]
 
 
 def _plugin_installed() -> bool:

@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from pytest_spike.services import BACKGROUND
+
 #: Seconds between two ticks of the live status's clock.
 TICK = 1.0
 _PROGRESS = pytest.StashKey["TerminalProgress"]()
@@ -85,7 +87,8 @@ class TerminalProgress:
             self._finish(reporter)
             # The test running now (pytest sets it for setup, call and teardown): whose step.
             current = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-            label = step_label(current) if current else None
+            # a background build's line names its own candidate; the running step is another's
+            label = step_label(current) if current and not text.startswith(BACKGROUND) else None
             line = f"spike: {label}: {text}" if label else f"spike: {text}"
             # pytest's row to start again afterwards; none once the tests have run (a step at
             # the session's end, such as an upgrade spike's, would leave a dangling prefix)

@@ -160,11 +160,12 @@ def _finding_line(s: Scored, width: int) -> list[Line]:
     text = f"  {finding_head(s)}: {s.finding.message}"
     wrapped = textwrap.wrap(text, width=width, subsequent_indent=" " * 6) or [text]
     shown = " ".join(s.finding.message.split())
-    rest = [
-        line.rstrip()
-        for line in s.finding.evidence.get("excerpt", "").splitlines()
-        if line.strip() and " ".join(line.split()) not in shown
+    # a real_data finding names the record in its message and keeps the error apart: show it
+    error = s.finding.evidence.get("error", "")
+    lines = ([f"error: {error}"] if error and " ".join(error.split()) not in shown else []) + [
+        line for line in s.finding.evidence.get("excerpt", "").splitlines() if line.strip()
     ]
+    rest = [line.rstrip() for line in lines if " ".join(line.split()) not in shown]
     for line in rest[:EXCERPT_SHOWN]:
         wrapped += textwrap.wrap(line, width=width, initial_indent=" " * 6, subsequent_indent=" " * 8)
     if len(rest) > EXCERPT_SHOWN:
@@ -235,9 +236,27 @@ def cached_age(taken: str | None, now: float) -> str:
 
 
 def probe_status(probe: ProbeResult, now: float, aliases: frozenset[str] = frozenset()) -> str:
-    """``import passed``, ``upstream skipped (cached 2m ago)``."""
-    cached = f" (cached {cached_age(probe.taken, now)})" if probe.cached else ""
-    return f"{probe_label(probe, aliases)} {probe.outcome}{cached}"
+    """``import passed``, ``upstream passed (5 of 623 tests sampled)``,
+    ``upstream skipped (cached 2m ago)``."""
+    said = []
+    sampled, collected = probe.details.get("sampled"), probe.details.get("collected")
+    if probe.kind == "upstream" and probe.outcome != "skipped" and sampled and collected:
+        said.append(f"{sampled} of {collected} tests sampled")
+    if probe.cached:
+        said.append(f"cached {cached_age(probe.taken, now)}")
+    return f"{probe_label(probe, aliases)} {probe.outcome}" + (f" ({'; '.join(said)})" if said else "")
+
+
+def environment_line(result: CandidateResult) -> str | None:
+    """Where the candidate ran: its own environment, or the running one (None: not known)."""
+    install = next((p for p in result.probes if p.kind == "install"), None)
+    if install is None or "isolated" not in install.details:
+        return None
+    if install.details["isolated"]:
+        backend = install.details.get("backend")
+        return "ran in: its own environment" + (f" ({backend})" if backend else "")
+    python = install.details.get("python")
+    return "ran in: the running environment" + (f" ({python})" if python else "")
 
 
 def probe_line(result: CandidateResult, width: int) -> list[str]:
@@ -306,13 +325,29 @@ def metric_lines(scorecard: Scorecard, width: int) -> list[str]:
 
 
 def verdict(scorecard: Scorecard) -> str:
+    """The run's last line: the lowest-risk candidate and what that rests on, or why none is."""
+    if not scorecard.candidates:
+        return "no candidates: mark tests with spike.candidate(...) or pass --spike-candidate REQ"
+    unnamed = scorecard.unnamed()
+    not_named = "; ".join(f"{name}: {why}" for name, why in unnamed.items())
     best = scorecard.lowest_risk()
     if not best:
-        return "no candidates: mark tests with spike.candidate(...) or pass --spike-candidate REQ"
+        return f"no candidate can be named lowest risk: {not_named}"
     names = " and ".join(c.name for c in best)
     first = best[0]
     tie = " (tie)" if len(best) > 1 else ""
-    return f"lowest risk: {names}{tie} ({first.level.value}, {fmt_points(first.score)} points)"
+    why = f"{first.level.value.upper()}, {fmt_points(first.score)} points, evidence {probe_summary(first)}"
+    # the runners-up on the same level and score lost on coverage: say so, it decided
+    behind = [
+        c
+        for c in scorecard.candidates
+        if c not in best and c.name not in unnamed and (c.level, c.score) == (first.level, first.score)
+    ]
+    if behind:
+        why += "; ahead of " + ", ".join(f"{c.name} (evidence {probe_summary(c)})" for c in behind)
+    if not_named:
+        why += f"; not named: {not_named}"
+    return f"lowest risk: {names}{tie} ({why})"
 
 
 def sandbox_notice(scorecard: Scorecard) -> str | None:
@@ -345,6 +380,12 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
                     for line in textwrap.wrap(coverage, width, initial_indent="  ", subsequent_indent="    ")
                 ]
             lines += [(line, {}) for line in probe_line(result, width)]
+            where = environment_line(result)
+            if where:
+                lines += [
+                    (line, {})
+                    for line in textwrap.wrap(where, width, initial_indent="  ", subsequent_indent="    ")
+                ]
             running = unboxed_tests(result)
             if running:
                 lines += [

@@ -58,17 +58,47 @@ class PluginHooks:
 class SpikeController:
     """Gathers every probe's result, then scores, writes and prints them once."""
 
-    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings, *, distributed: bool = False) -> None:
         self.config = config
         self.settings = settings
+        #: on the xdist controller, which collects nothing: the workers' usage errors are lost
+        self.distributed = distributed
         self.probes: dict[str, ProbeResult] = {}
         self.known: dict[str, Candidate] = {}
         self.order: dict[str, int] = {}
         self.collect_errors = 0
+        #: probes that got to an outcome: a passed setup whose call never reported was interrupted
+        self.finished: set[str] = set()
         self.scorecard: Scorecard | None = None
         self.written: list[str] = []
         self.write_errors: list[str] = []
         self.started = datetime.now(timezone.utc)
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Under xdist, refuse a misspelt ``--spike-candidate`` here, before the workers start:
+        raised on a worker, the usage error would end in "no candidates" and exit 0."""
+        if not self.distributed or not self.settings.candidates:
+            return
+        from pytest_spike.index.names import check_candidates
+        from pytest_spike.marks import candidate_from_values
+        from pytest_spike.model import SpikeError
+        from pytest_spike.services import INDEX_CACHE, index_client
+
+        try:
+            declared = [
+                (candidate_from_values(req, where=f"--spike-candidate {req!r}"), f"--spike-candidate {req!r}")
+                for req in self.settings.candidates
+            ]
+        except SpikeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        client = index_client(
+            self.settings.index_url,
+            cache_dir=self.settings.cache_dir / INDEX_CACHE,
+            offline=self.settings.offline,
+        )
+        check = check_candidates(declared, client, isolation=self.settings.isolation)
+        if check.errors:
+            raise pytest.UsageError("\n".join(check.errors))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -89,6 +119,8 @@ class SpikeController:
             fresh.outcome = known.outcome
         fresh.duration_s += report.duration
         fresh.outcome = _merge_outcome(fresh.outcome if known else "passed", report)
+        if report.when == "call" or not report.passed:
+            self.finished.add(report.nodeid)
         if report.skipped and "unknown" not in fresh.details and isinstance(report.longrepr, tuple):
             # a skipped test holds no evidence: keep why, for the scorecard's coverage line
             fresh.details["unknown"] = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -123,7 +155,9 @@ class SpikeController:
     def _scorecard(self, complete: bool) -> Scorecard:
         candidates = sorted(self.known.values(), key=lambda c: self.order.get(c.name, 1 << 30))
         by_name: dict[str, list[ProbeResult]] = {c.name: [] for c in candidates}
-        for probe in self.probes.values():
+        for nodeid, probe in self.probes.items():
+            if nodeid not in self.finished:
+                _interrupted(probe)
             by_name[probe.candidate].append(probe)
         gathered = [(c, by_name[c.name]) for c in candidates]
         cell = current_cell()
@@ -193,6 +227,13 @@ def _environments(scorecard: Scorecard) -> list[str]:
                 )
                 lines.append(f"{result.name}: {where}")
     return lines
+
+
+def _interrupted(probe: ProbeResult) -> None:
+    """A probe stopped in its call (Ctrl-C, SIGTERM) is unknown: never passed, never evidence."""
+    probe.outcome = "skipped"
+    probe.findings = []
+    probe.details = {"unknown": "interrupted before it finished", "interrupted": True}
 
 
 def _merge_outcome(previous: str, report: pytest.TestReport) -> str:

@@ -75,6 +75,8 @@ class SpikeWorker:
         self.user_nodeids: dict[str, list[str]] = {}
         #: wall time each candidate's probes took in this process, for its time box
         self.spent: dict[str, float] = {}
+        #: one line per candidate the package index could not be asked about
+        self.unchecked: tuple[str, ...] = ()
         #: what each candidate's child pytest reported, by node id, or why it could not run
         self._child: dict[str, dict[str, ProbeResult] | str] = {}
 
@@ -93,6 +95,9 @@ class SpikeWorker:
         keep = {c.name for c in candidates}
         for item in spike_items:
             self.user_nodeids.setdefault(item.stash[_CANDIDATE].name, []).append(item.nodeid)
+        # on an xdist worker a usage error would be lost: the controller checks (controller.py)
+        if not config.getoption("collectonly") and not hasattr(config, "workerinput"):
+            self.unchecked = self._check_names(candidates)
         deselected = [item for item in spike_items if item.stash[_CANDIDATE].name not in keep]
         if deselected:
             config.hook.pytest_deselected(items=deselected)
@@ -124,7 +129,26 @@ class SpikeWorker:
         return [
             f"spike: {count} candidate{'s' if count != 1 else ''} ({names}); "
             f"{probes} built-in probe{'s' if probes != 1 else ''} added as spike::<name>::<probe>"
-        ]
+        ] + [f"spike: {line}" for line in self.unchecked]
+
+    def _check_names(self, candidates: list[Candidate]) -> tuple[str, ...]:
+        """Refuse a misspelt candidate or a version never released, before anything runs; the
+        names an unreachable index left unchecked (said, never called misspellings)."""
+        from pytest_spike.index.names import check_candidates
+
+        declared = []
+        for cand in candidates:
+            nodeids = self.user_nodeids.get(cand.name)
+            where = (
+                f"{nodeids[0]}: candidate {cand.requirement!r}"
+                if nodeids
+                else f"--spike-candidate {cand.requirement!r}"
+            )
+            declared.append((cand, where))
+        check = check_candidates(declared, self.services.index(), isolation=self.settings.isolation)
+        if check.errors:
+            raise pytest.UsageError("\n".join(check.errors))
+        return check.unchecked
 
     def _write_plan(self, spike_items: list[pytest.Item], candidates: list[Candidate]) -> None:
         """The marks are the plan: candidates, their versions and Pythons, and their tests."""

@@ -47,23 +47,59 @@ class Upgrade:
         return cls(text, name, current)
 
 
+#: How to ask for targets older than the installed version (they are left out otherwise).
+DOWNGRADES_FLAG = "--spike-upgrade-downgrades"
+
+
 def target_versions(
-    client: IndexClient, upgrade: Upgrade, versions: str | Sequence[str] | None, *, python: str | None = None
+    client: IndexClient,
+    upgrade: Upgrade,
+    versions: str | Sequence[str] | None,
+    *,
+    python: str | None = None,
+    downgrades: bool = False,
 ) -> list[str]:
     """The versions to try, oldest first (see :func:`plan_targets`, without the skipped)."""
-    return plan_targets(client, upgrade, versions, python=python)[0]
+    return plan_targets(client, upgrade, versions, python=python, downgrades=downgrades).versions
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The versions an upgrade spike tries, those it leaves out for the Python, and the
+    older-than-installed ones it leaves out because downgrades were not asked for."""
+
+    versions: list[str]
+    skipped: dict[str, str]
+    older: list[str]
+
+    def older_note(self, upgrade: Upgrade) -> str | None:
+        """One line saying which downgrades were not run, and how to run them (None: none)."""
+        if not self.older:
+            return None
+        span = self.older[0] if len(self.older) == 1 else f"{self.older[0]} to {self.older[-1]}"
+        return (
+            f"{upgrade.package}: {len(self.older)} target(s) older than the installed {upgrade.current} "
+            f"not run ({span}); {DOWNGRADES_FLAG} runs them"
+        )
 
 
 def plan_targets(
-    client: IndexClient, upgrade: Upgrade, versions: str | Sequence[str] | None, *, python: str | None = None
-) -> tuple[list[str], dict[str, str]]:
-    """(the versions to try, oldest first; versions left out for ``python``, with why).
+    client: IndexClient,
+    upgrade: Upgrade,
+    versions: str | Sequence[str] | None,
+    *,
+    python: str | None = None,
+    downgrades: bool = False,
+) -> Targets:
+    """The versions to try, oldest first; versions left out for ``python``, with why; and the
+    versions older than the installed one, left out unless ``downgrades``.
 
     The versions to try are those ``versions`` picks (default: the newest) that the
     requirement's specifier accepts, other than the installed one, and whose requires-python
-    admits ``python`` ("3.11"; None: any). Left out for ``python``, and so never passed: the
-    newest release it excludes that is newer than every version tried (the one a user wants
-    most), and each version ``versions`` names explicitly.
+    admits ``python`` ("3.11"; None: any); an upgrade spike moves up, so an older version is
+    tried only when asked for (``downgrades``). Left out for ``python``, and so never passed:
+    the newest release it excludes that is newer than every version tried (the one a user
+    wants most), and each version ``versions`` names explicitly.
     """
     spec = Requirement(upgrade.requirement).specifier
     current = Version(upgrade.current)
@@ -71,12 +107,15 @@ def plan_targets(
     picked = resolve(client, upgrade.package, versions if versions else accepted, python=python)
     found = picked.versions[-1:] if not versions else picked.versions
     chosen = sorted(v for v in found if (v in spec or not str(spec)) and v != current)
+    older = [v for v in chosen if v < current and not downgrades]
+    chosen = [v for v in chosen if v not in older]
     unfit = {
         Version(v): why
         for v, why in picked.excluded.items()
         if why.startswith("requires-python")
         and (Version(v) in spec or not str(spec))
         and Version(v) != current
+        and (downgrades or Version(v) > current)
     }
     named = set(picked.pins)
     skipped = {v: why for v, why in unfit.items() if v in named}
@@ -85,11 +124,18 @@ def plan_targets(
         skipped.setdefault(max(newer), unfit[max(newer)])
     if not chosen and not skipped:
         what = f" among {versions}" if versions else ""
+        hint = (
+            f" ({len(older)} older release(s) would be downgrades: {DOWNGRADES_FLAG} runs them)"
+            if older
+            else ""
+        )
         raise SpikeError(
             f"--spike-upgrade {upgrade.requirement!r}: no release of {upgrade.package}{what} to move to "
-            f"from {upgrade.current} on the package index"
+            f"from {upgrade.current} on the package index{hint}"
         )
-    return [str(v) for v in chosen], {str(v): why for v, why in sorted(skipped.items())}
+    return Targets(
+        [str(v) for v in chosen], {str(v): why for v, why in sorted(skipped.items())}, [str(v) for v in older]
+    )
 
 
 def project_install(rootdir: Path) -> list[str]:

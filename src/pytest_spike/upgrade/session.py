@@ -39,6 +39,8 @@ class SpikeUpgrade:
         self.results: list[UpgradeResult] = []
         self.errors: list[str] = []
         self.written: list[str] = []
+        #: what the plan left out that a reader must know (downgrades not asked for)
+        self.notes: list[str] = []
         self.started = datetime.now(timezone.utc)
         self._start = time.perf_counter()
 
@@ -118,9 +120,18 @@ class SpikeUpgrade:
             for text in self.settings.upgrades:
                 upgrade = Upgrade.parse(text)
                 python = host_python()
-                versions, skipped = plan_targets(
-                    services.index(), upgrade, self.settings.upgrade_versions, python=python
+                planned = plan_targets(
+                    services.index(),
+                    upgrade,
+                    self.settings.upgrade_versions,
+                    python=python,
+                    downgrades=self.settings.upgrade_downgrades,
                 )
+                versions, skipped = planned.versions, planned.skipped
+                note = planned.older_note(upgrade)
+                if note:
+                    self.notes.append(f"spike upgrade: {note}")
+                    say(f"spike upgrade: {note}")
                 result = UpgradeResult(
                     upgrade.requirement,
                     upgrade.package,
@@ -155,6 +166,8 @@ class SpikeUpgrade:
         terminalreporter.write_sep("=", "spike upgrade")
         for text, markup in upgrade_lines(self.results, output_width()):
             terminalreporter.write_line(text, **markup)
+        for line in self.notes:
+            terminalreporter.write_line(line, yellow=True)
         for line in self.written:
             terminalreporter.write_line(line)
         for line in self.errors:
