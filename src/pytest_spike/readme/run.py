@@ -54,6 +54,9 @@ __all__ = [
 
 #: Time limit per README block unless the caller gives one.
 DEFAULT_BLOCK_TIMEOUT_S = 10.0
+#: A block whose CPU time keeps growing (JIT-compiling, fitting a model) is working, not
+#: hung: it may run this many times its limit before it is reported "slow: still computing".
+SLOW_ALLOWANCE_FACTOR = 6.0
 #: Largest README read from the metadata (pydantic's, with its changelog, is 140 kB).
 README_CAP = 16 * 1024 * 1024
 
@@ -223,6 +226,7 @@ def run_blocks(
     allow_network: bool = False,
     modules: Sequence[str] = (),
     dist_name: str = "",
+    slow_allowance: float | None = None,
 ) -> list[BlockOutcome]:
     """Run the runnable blocks with ``python``, cumulatively and alone; list every block.
 
@@ -231,7 +235,11 @@ def run_blocks(
     is reported and the rest continue in a new process (and a fresh namespace). Alone:
     each block in its own process. Every process gets a closed stdin, ``sys.argv`` of one
     element, a fresh folder under ``cwd``, a scrubbed environment and a per-block time
-    limit (an alarm, then the process is ended ``GRACE_S`` later).
+    limit (an alarm, then the process is ended ``GRACE_S`` later). A block whose process
+    group's CPU time kept growing up to the alarm is computing, not hung: its time is
+    extended, a limit at a time, up to ``slow_allowance`` seconds (default
+    ``SLOW_ALLOWANCE_FACTOR`` times the limit); still computing then, it is "slow", which
+    is not the candidate's fault (unchecked). A block making no progress is hung.
 
     Unless ``allow_network``, network access is refused for non-loopback addresses by
     patching ``socket`` in the child: a courtesy against accidental traffic, not a sandbox
@@ -243,10 +251,12 @@ def run_blocks(
     """
     runnable = [b for b in blocks if b.runnable]
     facts = ReadmeFacts.of(blocks, modules, dist_name)
+    slow = slow_allowance if slow_allowance is not None else SLOW_ALLOWANCE_FACTOR * timeout_per_block
     run_in_order = functools.partial(
         _run_in_order,
         python,
         limit=timeout_per_block,
+        slow_limit=max(slow, timeout_per_block),
         cwd=Path(cwd),
         env=env,
         extra_env=extra_env,
@@ -274,6 +284,7 @@ def _run_in_order(
     label: str,
     *,
     limit: float,
+    slow_limit: float,
     cwd: Path,
     env: Mapping[str, str] | None,
     extra_env: Mapping[str, str] | None,
@@ -286,6 +297,7 @@ def _run_in_order(
         job = {
             **setup,
             "limit": limit,
+            "slow_limit": slow_limit,
             "grace": GRACE_S,
             "argv0": "readme",
             "blocks": [_job_block(b) for b in pending],
@@ -293,7 +305,7 @@ def _run_in_order(
         folder = tempfile.mkdtemp(prefix=f"{label}-", dir=cwd)
         result = runner.run(
             runner.python_argv(python, _child_source()),
-            timeout=len(pending) * (limit + GRACE_S) + _STARTUP_S,
+            timeout=len(pending) * (slow_limit + GRACE_S) + _STARTUP_S,
             cwd=folder,
             env=env,
             extra_env=extra_env,
