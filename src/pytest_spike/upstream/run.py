@@ -33,7 +33,7 @@ from pytest_spike.upstream.layout import (
     harness_requirements,
 )
 from pytest_spike.upstream.sdist import UnsafeArchive, fetch_sdist, redact, safe_extract
-from pytest_spike.upstream.verdict import MISSING_FILE, harness_gap
+from pytest_spike.upstream.verdict import MISSING_FILE, harness_gap, shared_teardown
 
 DEFAULT_SAMPLE = 5
 #: Always passed: unknown upstream marks must not abort the run (dateutil's conftest uses one),
@@ -745,6 +745,9 @@ class SpikeUpstream:
                     gap = "collected without its conftest (--noconftest): the fixtures and set-up it lost may cause this"
                 outcome = dataclasses.replace(outcome, gap=gap)
             outcomes[nodeid] = outcome
+        teardown = shared_teardown([o.message for o in outcomes.values() if o.outcome != "skipped"])
+        if teardown:
+            outcomes = {k: dataclasses.replace(o, gap=teardown) for k, o in outcomes.items()}
         return outcomes, proc.duration_s
 
     def probe(

@@ -10,7 +10,9 @@ Only the report's text is read; nothing here runs code.
 
 from __future__ import annotations
 
+import ast
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +37,17 @@ _SERVICE = re.compile(
     r"|Network is unreachable"
 )
 _SCRIPT_HINT = re.compile(r"unittest[/\\.]main|argparse|usage: ")
+#: Assertions on log records that the project's own test runner sets up (a log capture
+#: fixture that fails on anything it did not expect).
+_LOG_RECORDS = re.compile(r"Unexpected log(?: record)?s? (?:found|emitted|captured)[^\n]{0,120}")
+#: A test that reads the project's git checkout, which an sdist does not ship.
+_GIT = re.compile(r"not a git repository|(?:^|[/\\'\"])\.git(?:[/\\'\"]|$)", re.MULTILINE)
+_UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
+_TB_FILE = re.compile(r"([^\s:'\"]+\.py):\d+")
+#: pytest's JUnit message for an error in a fixture's teardown.
+_TEARDOWN = re.compile(r'^failed on teardown with "(.*)"$', re.DOTALL)
+#: What a bare assertion looks like: no message, so it says nothing of the candidate.
+_BARE = re.compile(r"^(?:AssertionError|assert \w+)$")
 
 
 def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Sequence[str]) -> str:
@@ -62,8 +75,24 @@ def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Se
     if match:
         return f"fixture '{match.group(1)}' not found (a conftest or plugin the harness lacks)"
     for name in MISSING_FILE.findall(text):
+        if _GIT.search(name):
+            return f"the test reads the project's git checkout, which an sdist does not ship ({name})"
         if _ours(name, run_dir, src_root):
             return f"a file the harness did not bring: {name}"
+    match = _LOG_RECORDS.search(text)
+    if match:
+        return (
+            "the test asserts on log records that the project's own test runner sets up "
+            f"({match.group(0).strip()[:120]})"
+        )
+    if re.search(r"not a git repository", text):
+        return "the test reads the project's git checkout, which an sdist does not ship"
+    match = _UNDEFINED.search(text)
+    if match and _guarded_import(match.group(1), text, run_dir):
+        return (
+            f"name {match.group(1)!r} is not defined: the test module imports it in a try/except "
+            "ImportError guard (an optional package the harness did not bring)"
+        )
     match = _SERVICE.search(text)
     if match:
         return f"credentials or a service the test needs are not here ({match.group(0)})"
@@ -80,3 +109,56 @@ def _ours(name: str, run_dir: Path, src_root: Path | None) -> bool:
         return True
     roots = [run_dir.resolve(), run_dir] + ([src_root.resolve(), src_root] if src_root else [])
     return any(path == root or root in path.parents for root in roots)
+
+
+def _guarded_import(name: str, text: str, run_dir: Path) -> bool:
+    """Whether a test file in the traceback binds ``name`` by an import inside a ``try``
+    whose handler catches ImportError (``try: import matplotlib.pyplot as plt``)."""
+    for found in dict.fromkeys(_TB_FILE.findall(text)):
+        path = Path(found) if Path(found).is_absolute() else run_dir / found
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and _catches_import_error(node) and _imports(node.body, name):
+                return True
+    return False
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        kinds = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        for kind in kinds:
+            if kind is None or (
+                isinstance(kind, ast.Name) and kind.id in ("ImportError", "ModuleNotFoundError", "Exception")
+            ):
+                return True
+    return False
+
+
+def _imports(body: Sequence[ast.stmt], name: str) -> bool:
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (alias.asname or alias.name.split(".")[0]) == name for alias in node.names
+            ):
+                return True
+    return False
+
+
+def shared_teardown(messages: Sequence[str]) -> str:
+    """Why errors are the harness's when every sampled test (two or more) failed in the same
+    teardown with the same bare assertion: a fixture of the project's conftest checking its
+    own state, not the installed package ("" otherwise)."""
+    if len(messages) < 2 or len(set(messages)) != 1:
+        return ""
+    match = _TEARDOWN.match(messages[0].strip())
+    if not match or not _BARE.match(match.group(1).strip()):
+        return ""
+    return (
+        "every sampled test failed in the same teardown with the same bare assertion "
+        f"({match.group(1).strip()}): a fixture of the project's test harness, not the package"
+    )

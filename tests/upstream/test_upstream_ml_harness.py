@@ -1,0 +1,109 @@
+"""Upstream harnesses of large projects (issue 24): failures that are their harness's.
+
+Each sdist reproduces what a healthy large ML or data project's tests did under the probe:
+every sampled test failing in the same teardown with a bare AssertionError (a conftest
+fixture of theirs), an optional plotting library behind a guarded import, assertions on log
+records written for the project's own runner, tests reading the project's ``.git`` folder.
+Each must be a harness gap (0 points); the candidate's own failures beside them still count.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
+
+from pytest_spike.scoring import Weights
+from pytest_spike.upstream.run import SpikeUpstream, UpstreamResult, unchecked_reason, upstream_findings
+
+NAME = "mlpkg"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    base = tmp_path_factory.mktemp("installed")
+    wheel = build_wheel(FakeProject(NAME, files={f"{NAME}/__init__.py": "VALUE = 1\n"}), base)
+    pip_install_target([wheel], base / "target")
+    return {"PYTHONPATH": str(base / "target"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+
+
+def probe(tmp_path: Path, env: dict[str, str], sdist_files: dict[str, str]) -> UpstreamResult:
+    project = FakeProject(NAME, files={f"{NAME}/__init__.py": "VALUE = 0\n"}, sdist_files=sdist_files)
+    sdist = build_sdist(project, tmp_path / "dist")
+    return SpikeUpstream(sys.executable, NAME, "1.0", sdist, tmp_path / "work", 60.0, extra_env=env).probe(5)
+
+
+def scored(result: UpstreamResult) -> dict[str, float]:
+    weights = Weights()
+    return {f.code: weights.points(f) for f in upstream_findings(result)[0] if weights.points(f) > 0}
+
+
+def gaps(result: UpstreamResult) -> list[str]:
+    return [o.gap for o in result.outcomes.values()]
+
+
+def test_every_test_failing_in_the_same_bare_teardown_is_the_harness(
+    tmp_path: Path, installed: dict[str, str]
+) -> None:
+    result = probe(
+        tmp_path,
+        installed,
+        {
+            "tests/conftest.py": "import pytest\n\n@pytest.fixture(autouse=True)\n"
+            "def check_state():\n    yield\n    assert False\n",
+            "tests/test_a.py": "import mlpkg\n\ndef test_a():\n    assert mlpkg.VALUE == 1\n",
+            "tests/test_b.py": "def test_b():\n    pass\n",
+            "tests/test_c.py": "def test_c():\n    pass\n",
+        },
+    )
+    assert [o.outcome for o in result.outcomes.values()] == ["error"] * 3
+    assert all(
+        "every sampled test failed in the same teardown with the same bare assertion (assert False)" in g
+        for g in gaps(result)
+    )
+    assert scored(result) == {}
+    assert "could be checked" in (unchecked_reason(result) or "")
+
+
+def test_a_teardown_assertion_that_says_something_still_counts(
+    tmp_path: Path, installed: dict[str, str]
+) -> None:
+    result = probe(
+        tmp_path,
+        installed,
+        {
+            "tests/conftest.py": "import pytest\n\n@pytest.fixture(autouse=True)\n"
+            "def check_state():\n    yield\n    assert False, 'mlpkg left 3 threads running'\n",
+            "tests/test_a.py": "def test_a():\n    pass\n",
+            "tests/test_b.py": "def test_b():\n    pass\n",
+        },
+    )
+    assert scored(result) == {"upstream.failed": 30}
+
+
+def test_guarded_optional_imports_log_records_and_git_are_harness_gaps(
+    tmp_path: Path, installed: dict[str, str]
+) -> None:
+    result = probe(
+        tmp_path,
+        installed,
+        {
+            "tests/test_plot.py": "try:\n    import spike_absent_plotting.pyplot as plt\nexcept ImportError:\n"
+            "    pass\n\ndef test_plot():\n    plt.figure()\n",
+            "tests/test_logs.py": "def test_logs():\n"
+            "    raise AssertionError(\"Unexpected logs found: ['INFO:app.access:302 GET /login']\")\n",
+            "tests/test_git.py": "import mlpkg, os\n\ndef test_version_from_git():\n"
+            "    here = os.path.dirname(os.path.dirname(mlpkg.__file__))\n"
+            "    open(os.path.join(here, '.git', 'objects', 'info', 'packs'))\n",
+            "tests/test_real.py": "def test_real():\n    helper_that_does_not_exist()\n",
+        },
+    )
+    by_file = {k.split("::")[0]: o for k, o in result.outcomes.items()}
+    assert "imports it in a try/except ImportError guard" in by_file["tests/test_plot.py"].gap
+    assert "log records that the project's own test runner sets up" in by_file["tests/test_logs.py"].gap
+    assert "git checkout" in by_file["tests/test_git.py"].gap
+    # A NameError with no guarded import behind it is the test's (or the candidate's) own.
+    assert by_file["tests/test_real.py"].outcome == "failed" and not by_file["tests/test_real.py"].gap
+    assert scored(result) == {"upstream.failed": 3}
