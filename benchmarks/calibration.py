@@ -173,6 +173,10 @@ class Row:
     evidence: str = ""
     scored: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    #: the version probed, the candidate's probe time and its environment's size (the cost)
+    version: str = ""
+    seconds: float = 0.0
+    env_mb: float = 0.0
 
     @property
     def risk(self) -> tuple[int, float]:
@@ -227,6 +231,9 @@ def load_rows(results: Iterable[Path], panel: Panel = PANELS["base"]) -> dict[st
                 float(cand.get("score") or 0),
             )
             row.evidence = _evidence(cand)
+            row.version = str(cand.get("version") or "")
+            row.seconds = float(cand.get("duration_s") or 0)
+            row.env_mb = _env_mb(cand)
             for finding in cand.get("findings", []):
                 text = f"{finding['code']} +{finding.get('points', 0)}"
                 if finding.get("blame", "candidate") != "candidate":
@@ -235,6 +242,16 @@ def load_rows(results: Iterable[Path], panel: Panel = PANELS["base"]) -> dict[st
                     row.scored.append(text)
             rows[name] = row
     return rows
+
+
+def _env_mb(cand: Mapping[str, object]) -> float:
+    """The candidate's environment on disk (itself and its dependencies), from the install probe."""
+    for probe in cand.get("probes") or []:  # type: ignore[attr-defined]
+        if isinstance(probe, Mapping) and probe.get("kind") == "install":
+            details = probe.get("details") or {}
+            size = float(details.get("size_bytes") or 0) + float(details.get("deps_size_bytes") or 0)
+            return size / 1e6
+    return 0.0
 
 
 def _panel_name(name: str, panel: Panel) -> str:
@@ -261,13 +278,15 @@ def _evidence(cand: Mapping[str, object]) -> str:
 
 def table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| package | group | level | score | evidence | scored findings |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| package | group | level | score | evidence | version | time | env | scored findings |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         scored = ", ".join(row.scored) or "-"
+        cost = f"{row.seconds:.0f} s | {row.env_mb:.0f} MB"
         lines.append(
-            f"| {row.name} | {row.group} | {row.level.upper()} | {row.score:g} | {row.evidence} | {scored} |"
+            f"| {row.name} | {row.group} | {row.level.upper()} | {row.score:g} | {row.evidence} "
+            f"| {row.version or '-'} | {cost} | {scored} |"
         )
     return lines
 
