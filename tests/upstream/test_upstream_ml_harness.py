@@ -97,6 +97,10 @@ def test_guarded_optional_imports_log_records_and_git_are_harness_gaps(
             "tests/test_git.py": "import mlpkg, os\n\ndef test_version_from_git():\n"
             "    here = os.path.dirname(os.path.dirname(mlpkg.__file__))\n"
             "    open(os.path.join(here, '.git', 'objects', 'info', 'packs'))\n",
+            # as a compiled git reader raises it: the path unquoted
+            "tests/test_dulwich.py": "import mlpkg, os\n\ndef test_repo():\n"
+            "    here = os.path.dirname(os.path.dirname(mlpkg.__file__))\n"
+            "    raise FileNotFoundError(os.path.join(here, '.git', 'objects'))\n",
             "tests/test_real.py": "def test_real():\n    helper_that_does_not_exist()\n",
         },
     )
@@ -104,6 +108,7 @@ def test_guarded_optional_imports_log_records_and_git_are_harness_gaps(
     assert "imports it in a try/except ImportError guard" in by_file["tests/test_plot.py"].gap
     assert "log records that the project's own test runner sets up" in by_file["tests/test_logs.py"].gap
     assert "git checkout" in by_file["tests/test_git.py"].gap
+    assert "git checkout" in by_file["tests/test_dulwich.py"].gap
     # A NameError with no guarded import behind it is the test's (or the candidate's) own.
     assert by_file["tests/test_real.py"].outcome == "failed" and not by_file["tests/test_real.py"].gap
     assert scored(result) == {"upstream.failed": 3}

@@ -42,6 +42,11 @@ _SCRIPT_HINT = re.compile(r"unittest[/\\.]main|argparse|usage: ")
 _LOG_RECORDS = re.compile(r"Unexpected log(?: record)?s? (?:found|emitted|captured)[^\n]{0,120}")
 #: A test that reads the project's git checkout, which an sdist does not ship.
 _GIT = re.compile(r"not a git repository|(?:^|[/\\'\"])\.git(?:[/\\'\"]|$)", re.MULTILINE)
+_GIT_ERROR = re.compile(
+    r"not a git repository|(?:NotGitRepository|InvalidGitRepositoryError)[^\n]*"
+    r"|(?:FileNotFoundError|No such file or directory)[^\n]*[/\\]\.git(?:[/\\][^\n]*|\b)",
+    re.IGNORECASE,
+)
 _UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
 _TB_FILE = re.compile(r"([^\s:'\"]+\.py):\d+")
 #: pytest's JUnit message for an error in a fixture's teardown.
@@ -85,8 +90,9 @@ def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Se
             "the test asserts on log records that the project's own test runner sets up "
             f"({match.group(0).strip()[:120]})"
         )
-    if re.search(r"not a git repository", text):
-        return "the test reads the project's git checkout, which an sdist does not ship"
+    match = _GIT_ERROR.search(text)
+    if match:
+        return f"the test reads the project's git checkout, which an sdist does not ship ({match.group(0)[:120]})"
     match = _UNDEFINED.search(text)
     if match and _guarded_import(match.group(1), text, run_dir):
         return (
