@@ -36,7 +36,7 @@ SCHEMA = "pytest-spike-evidence/1"
 #: The folder of the spike cache that holds the probes' evidence.
 EVIDENCE_CACHE = "evidence"
 #: Bumped when a probe's logic changes what it would find, so older evidence is not reused.
-PROBE_VERSIONS = {"install": 1, "import": 1, "readme": 1, "upstream": 2, "signals": 2}
+PROBE_VERSIONS = {"install": 1, "import": 2, "readme": 2, "upstream": 3, "signals": 3}
 #: The settings each built-in probe's outcome depends on (Settings field names).
 PROBE_OPTIONS: dict[str, tuple[str, ...]] = {
     "install": ("isolation", "backend", "requirement_files", "probe_timeout", "index_url", "offline"),
