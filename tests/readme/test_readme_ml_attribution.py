@@ -157,6 +157,7 @@ def test_slow_is_not_hung_a_block_making_no_progress_is(tmp_path: Path) -> None:
     computing at its end, is "slow" (unchecked); a block that stops using CPU is hung."""
     blocks = extract_blocks(
         md(
+            "ready = True",
             # about 0.6 s of CPU: past the 0.4 s limit, well inside the allowance
             "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6:\n"
             "    sum(range(1000))\nfinished = True",
@@ -167,10 +168,11 @@ def test_slow_is_not_hung_a_block_making_no_progress_is(tmp_path: Path) -> None:
         ),
         "text/markdown",
     )
-    fits, slow, stalls, deadlock = run_blocks(
+    _, fits, slow, stalls, deadlock = run_blocks(
         PY, blocks, timeout_per_block=0.4, slow_allowance=30, cwd=tmp_path
     )
     assert fits.status == "ok", fits
+    assert fits.alone == "skipped"  # ran clean in order, past its limit: not paid for twice
     assert slow.cumulative == "timeout" and slow.error == "slow: still computing after 30s"
     assert_unchecked(slow, "slow: still computing after 30 s")
     assert "working, not hung" in slow.unchecked

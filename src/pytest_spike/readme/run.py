@@ -243,7 +243,8 @@ def run_blocks(
 
     Unless ``allow_network``, network access is refused for non-loopback addresses by
     patching ``socket`` in the child: a courtesy against accidental traffic, not a sandbox
-    (C extensions bypass it). A block that times out cumulatively is not run again alone.
+    (C extensions bypass it). A block that times out cumulatively is not run again alone, nor
+    is one that ran clean in order but past its limit (it would cost as much again).
 
     ``modules`` (the candidate's top-level modules) and ``dist_name`` tell the candidate's
     own code from the rest when judging a failure (see ``readme.verdict``); a module of
@@ -267,7 +268,9 @@ def run_blocks(
     for position, block in enumerate(runnable):
         if position == 0:
             alone[block.index] = together[block.index]  # nothing ran before it: same run
-        elif together[block.index]["status"] != "timeout":
+        elif together[block.index]["status"] != "timeout" and not _slow_and_ok(
+            together[block.index], timeout_per_block
+        ):
             alone.update(run_in_order([block], f"alone-{block.index}"))
     ok = frozenset(
         b.index
@@ -276,6 +279,10 @@ def run_blocks(
     )
     judge = functools.partial(_outcome, facts=facts, ok=ok, limit=timeout_per_block)
     return [judge(b, together.get(b.index), alone.get(b.index)) for b in blocks]
+
+
+def _slow_and_ok(report: Mapping[str, Any], limit: float) -> bool:
+    return report.get("status") == "ok" and float(report.get("duration") or 0) > limit
 
 
 def _run_in_order(
