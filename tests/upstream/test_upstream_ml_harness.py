@@ -17,14 +17,36 @@ from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
 from pytest_spike.scoring import Weights
 from pytest_spike.upstream.run import SpikeUpstream, UpstreamResult, unchecked_reason, upstream_findings
+from pytest_spike.upstream.sdist import MAX_MEMBERS
+from pytest_spike.upstream.verdict import copied_package, harness_gap
 
 NAME = "mlpkg"
+
+
+#: optuna's way: an optional import inside ``with try_import():``, used later without a check.
+OPTIONAL_PLOTTING = """\
+class try_import:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        return kind is not None and issubclass(kind, ImportError)
+
+
+with try_import() as _imports:
+    from spike_absent_plotting import plt
+
+
+def draw():
+    return plt.figure()
+"""
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("installed")
-    wheel = build_wheel(FakeProject(NAME, files={f"{NAME}/__init__.py": "VALUE = 1\n"}), base)
+    files = {f"{NAME}/__init__.py": "VALUE = 1\n", f"{NAME}/plotting.py": OPTIONAL_PLOTTING}
+    wheel = build_wheel(FakeProject(NAME, files=files), base)
     pip_install_target([wheel], base / "target")
     return {"PYTHONPATH": str(base / "target"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
@@ -112,3 +134,67 @@ def test_guarded_optional_imports_log_records_and_git_are_harness_gaps(
     # A NameError with no guarded import behind it is the test's (or the candidate's) own.
     assert by_file["tests/test_real.py"].outcome == "failed" and not by_file["tests/test_real.py"].gap
     assert scored(result) == {"upstream.failed": 3}
+
+
+def test_a_multi_line_teardown_assertion_on_every_test_and_a_gpu_and_a_guard_in_the_package(
+    tmp_path: Path, installed: dict[str, str]
+) -> None:
+    """statsmodels: np.testing's "AssertionError:" (its message on the next lines) in the
+    same conftest teardown of every test that ran; numba: CUDA tests without a GPU; optuna:
+    a plot helper whose ``plt`` its own ``with try_import()`` left undefined."""
+    teardown = probe(
+        tmp_path / "teardown",
+        installed,
+        {
+            "tests/conftest.py": "import pytest\n\n@pytest.fixture(autouse=True)\n"
+            "def randomstate():\n    yield\n    raise AssertionError('\\nItems are not equal:\\n ACTUAL: 1')\n",
+            "tests/test_a.py": "def test_a():\n    pass\n",
+            "tests/test_b.py": "def test_b():\n    pass\n",
+            "tests/test_c.py": "import pytest\n\n@pytest.mark.skip('not here')\ndef test_c():\n    pass\n",
+        },
+    )
+    assert sorted(o.outcome for o in teardown.outcomes.values()) == ["error", "error", "skipped"]
+    assert all(
+        "same bare assertion (AssertionError:)" in o.gap
+        for o in teardown.outcomes.values()
+        if o.outcome == "error"
+    )
+    assert scored(teardown) == {}
+    others = probe(
+        tmp_path / "others",
+        installed,
+        {
+            "tests/test_cuda.py": "class CudaSupportError(Exception):\n    pass\n\n"
+            "def test_driver():\n    raise CudaSupportError('Error at driver init: ')\n",
+            "tests/test_draw.py": "from mlpkg.plotting import draw\n\ndef test_draw():\n    draw()\n",
+        },
+    )
+    by_file = {k.split("::")[0]: o for k, o in others.outcomes.items()}
+    assert "needs a GPU (CUDA)" in by_file["tests/test_cuda.py"].gap
+    assert "guard" in by_file["tests/test_draw.py"].gap
+    assert scored(others) == {}
+
+
+def test_the_sdists_copy_of_the_package_is_the_harness() -> None:
+    run_dir = Path("/tmp/spike-run")
+    text = (
+        "ImportError: cannot import name '_c_internal_utils' from 'matplotlib' "
+        "(/tmp/spike-run/lib/matplotlib/__init__.py)"
+    )
+    assert "the sdist's copy of matplotlib" in copied_package(text, run_dir)
+    assert "the sdist's copy" in harness_gap(text, run_dir=run_dir, src_root=None, packages=["matplotlib"])
+    installed = text.replace("/tmp/spike-run/lib", "/venv/lib/python3.11/site-packages")
+    assert copied_package(installed, run_dir) == ""  # the installed package lacks it: counts
+
+
+def test_an_sdist_over_the_member_limit_is_not_sampled_not_unsafe(
+    tmp_path: Path, installed: dict[str, str]
+) -> None:
+    """catboost's sdist (the whole monorepo) has over 20,000 files: our limit, not an attack."""
+    files = {f"vendor/src/f{i}.c": "" for i in range(MAX_MEMBERS)}
+    files["tests/test_a.py"] = "def test_a():\n    pass\n"
+    result = probe(tmp_path, installed, files)
+    assert result.status == "none" and "larger than pytest-spike unpacks" in result.reason
+    assert [f.code for f in upstream_findings(result)[0]] == ["upstream.unavailable"]
+    assert scored(result) == {}
+    assert "larger than pytest-spike unpacks" in (unchecked_reason(result) or "")

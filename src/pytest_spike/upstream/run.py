@@ -32,8 +32,8 @@ from pytest_spike.upstream.layout import (
     find_tests,
     harness_requirements,
 )
-from pytest_spike.upstream.sdist import UnsafeArchive, fetch_sdist, redact, safe_extract
-from pytest_spike.upstream.verdict import MISSING_FILE, harness_gap, shared_teardown
+from pytest_spike.upstream.sdist import ArchiveTooLarge, UnsafeArchive, fetch_sdist, redact, safe_extract
+from pytest_spike.upstream.verdict import MISSING_FILE, copied_package, harness_gap, shared_teardown
 
 DEFAULT_SAMPLE = 5
 #: Always passed: unknown upstream marks must not abort the run (dateutil's conftest uses one),
@@ -670,6 +670,9 @@ class SpikeUpstream:
             return f"missing harness dependency '{missing[0].split('.')[0]}' ({line})", True
         line = first_error_line(output)
         reason = line if line and "collected" not in line else "no tests collected"
+        copied = copied_package(output, self.run_dir)
+        if copied:
+            return f"{reason} ({copied})", True
         names = "|".join(map(re.escape, self.package_modules))
         if ours or re.search(rf"cannot import name .* from '({names})[.']", output):
             return reason, False  # the installed package lacks what its own tests import
@@ -759,6 +762,9 @@ class SpikeUpstream:
         sdist become the result's status and reason, never an exception."""
         try:
             layout = self.layout
+        except ArchiveTooLarge as exc:
+            reason = f"the sdist is larger than pytest-spike unpacks ({exc}): not sampled"
+            return self._result("none", reason=reason, gap=True)
         except UnsafeArchive as exc:
             return self._result("unsafe", reason=str(exc))
         except SpikeError as exc:

@@ -50,9 +50,14 @@ _GIT_ERROR = re.compile(
 _UNDEFINED = re.compile(r"NameError: name '(\w+)' is not defined")
 _TB_FILE = re.compile(r"([^\s:'\"]+\.py):\d+")
 #: pytest's JUnit message for an error in a fixture's teardown.
-_TEARDOWN = re.compile(r'^failed on teardown with "(.*)"$', re.DOTALL)
-#: What a bare assertion looks like: no message, so it says nothing of the candidate.
-_BARE = re.compile(r"^(?:AssertionError|assert \w+)$")
+_TEARDOWN = re.compile(r'^failed on teardown with "([^"\n]*)"?$')
+#: What a bare assertion looks like: no message on its line, so it says nothing of the candidate.
+_BARE = re.compile(r"^(?:AssertionError:?|assert \w+)$")
+#: A test that needs a GPU (CUDA) or its driver: hardware this machine may not have.
+_GPU = re.compile(
+    r"CudaSupportError[^\n]*|no CUDA-capable device[^\n]*|CUDA driver (?:version )?(?:is )?(?:insufficient|not found)"
+    r"|Found no NVIDIA driver[^\n]*|CUDA_ERROR_NO_DEVICE|libcuda\.so[^\n]*"
+)
 
 
 def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Sequence[str]) -> str:
@@ -79,6 +84,9 @@ def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Se
     match = _FIXTURE.search(text)
     if match:
         return f"fixture '{match.group(1)}' not found (a conftest or plugin the harness lacks)"
+    copied = copied_package(text, run_dir)
+    if copied:
+        return copied
     for name in MISSING_FILE.findall(text):
         if _GIT.search(name):
             return f"the test reads the project's git checkout, which an sdist does not ship ({name})"
@@ -99,6 +107,9 @@ def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Se
             f"name {match.group(1)!r} is not defined: the test module imports it in a try/except "
             "ImportError guard (an optional package the harness did not bring)"
         )
+    match = _GPU.search(text)
+    if match:
+        return f"needs a GPU (CUDA) this machine does not have ({match.group(0).strip()[:120]})"
     match = _SERVICE.search(text)
     if match:
         return f"credentials or a service the test needs are not here ({match.group(0)})"
@@ -118,8 +129,10 @@ def _ours(name: str, run_dir: Path, src_root: Path | None) -> bool:
 
 
 def _guarded_import(name: str, text: str, run_dir: Path) -> bool:
-    """Whether a test file in the traceback binds ``name`` by an import inside a ``try``
-    whose handler catches ImportError (``try: import matplotlib.pyplot as plt``)."""
+    """Whether a file in the traceback (a test, or the package it calls) binds ``name`` by a
+    guarded import: inside a ``try`` whose handler catches ImportError (``try: import
+    matplotlib.pyplot as plt``), a ``with try_import():`` block, or an ``if`` (``if
+    _imports.is_successful(): from ... import plt``). The guard left it undefined here."""
     for found in dict.fromkeys(_TB_FILE.findall(text)):
         path = Path(found) if Path(found).is_absolute() else run_dir / found
         try:
@@ -129,9 +142,19 @@ def _guarded_import(name: str, text: str, run_dir: Path) -> bool:
         except (OSError, SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Try) and _catches_import_error(node) and _imports(node.body, name):
+            guarded = (
+                (isinstance(node, ast.Try) and _catches_import_error(node))
+                or (isinstance(node, ast.With) and _import_guard(node))
+                or (isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.dump(node.test))
+            )
+            if guarded and _imports(node.body, name):  # type: ignore[attr-defined]
                 return True
     return False
+
+
+def _import_guard(node: ast.With) -> bool:
+    """``with try_import() as _imports:``, ``with suppress(ImportError):``."""
+    return any("import" in ast.dump(item.context_expr).lower() for item in node.items)
 
 
 def _catches_import_error(node: ast.Try) -> bool:
@@ -168,3 +191,20 @@ def shared_teardown(messages: Sequence[str]) -> str:
         "every sampled test failed in the same teardown with the same bare assertion "
         f"({match.group(1).strip()}): a fixture of the project's test harness, not the package"
     )
+
+
+_IMPORTED_FROM = re.compile(r"cannot import name '[^']+' from '([\w.]+)' \(([^)\n]+)\)")
+
+
+def copied_package(text: str, run_dir: Path) -> str:
+    """Why an import failed in the harness's copy of the package rather than the installed one
+    (matplotlib's in-package tests: ``cannot import name '_c_internal_utils' from 'matplotlib'
+    (.../run/lib/matplotlib/__init__.py)``: the copy has no compiled modules), or ""."""
+    for module, where in _IMPORTED_FROM.findall(text):
+        path = Path(where.strip())
+        if path.is_absolute() and _ours(str(path), run_dir, None):
+            return (
+                f"the tests imported the sdist's copy of {module} ({where.strip()}), not the installed "
+                "package: the copy lacks its compiled modules"
+            )
+    return ""
