@@ -142,7 +142,10 @@ ML_BAD = {
 }
 
 #: Healthy ML packages a reviewer accepts at MEDIUM, and the reason they signed.
-ML_SIGNED_MEDIUM: Mapping[str, str] = {}
+ML_SIGNED_MEDIUM: Mapping[str, str] = {
+    "seaborn": "signals.stale is true: no release since 0.13.2 (2024-01-25), so the rule's 2 years "
+    "have passed; the finding is the candidate's and a team should read it (signed: issue 24)",
+}
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,11 @@ class Row:
     evidence: str = ""
     scored: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
-    #: the version probed, the candidate's probe time and its environment's size (the cost)
+    #: the version probed, the candidate's probe time, and its environment's build time and
+    #: size: the cost of a spike
     version: str = ""
     seconds: float = 0.0
+    install_s: float = 0.0
     env_mb: float = 0.0
 
     @property
@@ -233,7 +238,7 @@ def load_rows(results: Iterable[Path], panel: Panel = PANELS["base"]) -> dict[st
             row.evidence = _evidence(cand)
             row.version = str(cand.get("version") or "")
             row.seconds = float(cand.get("duration_s") or 0)
-            row.env_mb = _env_mb(cand)
+            row.install_s, row.env_mb = _install(cand)
             for finding in cand.get("findings", []):
                 text = f"{finding['code']} +{finding.get('points', 0)}"
                 if finding.get("blame", "candidate") != "candidate":
@@ -244,14 +249,13 @@ def load_rows(results: Iterable[Path], panel: Panel = PANELS["base"]) -> dict[st
     return rows
 
 
-def _env_mb(cand: Mapping[str, object]) -> float:
-    """The candidate's environment on disk (itself and its dependencies), from the install probe."""
+def _install(cand: Mapping[str, object]) -> tuple[float, float]:
+    """The candidate's environment: seconds to build it and MB on disk, from the install probe."""
     for probe in cand.get("probes") or []:  # type: ignore[attr-defined]
         if isinstance(probe, Mapping) and probe.get("kind") == "install":
             details = probe.get("details") or {}
-            size = float(details.get("size_bytes") or 0) + float(details.get("deps_size_bytes") or 0)
-            return size / 1e6
-    return 0.0
+            return float(details.get("install_time_s") or 0), float(details.get("size_mb") or 0)
+    return 0.0, 0.0
 
 
 def _panel_name(name: str, panel: Panel) -> str:
@@ -278,12 +282,12 @@ def _evidence(cand: Mapping[str, object]) -> str:
 
 def table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| package | group | level | score | evidence | version | time | env | scored findings |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| package | group | level | score | evidence | version | probes | env build | env size | scored findings |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         scored = ", ".join(row.scored) or "-"
-        cost = f"{row.seconds:.0f} s | {row.env_mb:.0f} MB"
+        cost = f"{row.seconds:.0f} s | {row.install_s:.0f} s | {row.env_mb:.0f} MB"
         lines.append(
             f"| {row.name} | {row.group} | {row.level.upper()} | {row.score:g} | {row.evidence} "
             f"| {row.version or '-'} | {cost} | {scored} |"
