@@ -127,7 +127,7 @@ def test_guarded_optional_imports_log_records_and_git_are_harness_gaps(
         },
     )
     by_file = {k.split("::")[0]: o for k, o in result.outcomes.items()}
-    assert "imports it in a try/except ImportError guard" in by_file["tests/test_plot.py"].gap
+    assert "test_plot.py imports it behind an optional-import guard" in by_file["tests/test_plot.py"].gap
     assert "log records that the project's own test runner sets up" in by_file["tests/test_logs.py"].gap
     assert "git checkout" in by_file["tests/test_git.py"].gap
     assert "git checkout" in by_file["tests/test_dulwich.py"].gap
@@ -167,12 +167,16 @@ def test_a_multi_line_teardown_assertion_on_every_test_and_a_gpu_and_a_guard_in_
             "tests/test_cuda.py": "class CudaSupportError(Exception):\n    pass\n\n"
             "def test_driver():\n    raise CudaSupportError('Error at driver init: ')\n",
             "tests/test_draw.py": "from mlpkg.plotting import draw\n\ndef test_draw():\n    draw()\n",
+            # the candidate's own module behind the guard: its failing import is its own
+            "tests/test_fast.py": "try:\n    import mlpkg.missing_fast as fast\nexcept ImportError:\n"
+            "    pass\n\ndef test_fast():\n    fast.run()\n",
         },
     )
     by_file = {k.split("::")[0]: o for k, o in others.outcomes.items()}
     assert "needs a GPU (CUDA)" in by_file["tests/test_cuda.py"].gap
-    assert "guard" in by_file["tests/test_draw.py"].gap
-    assert scored(others) == {}
+    assert "plotting.py imports it behind an optional-import guard" in by_file["tests/test_draw.py"].gap
+    assert by_file["tests/test_fast.py"].outcome == "failed" and not by_file["tests/test_fast.py"].gap
+    assert scored(others) == {"upstream.failed": 3}
 
 
 def test_the_sdists_copy_of_the_package_is_the_harness() -> None:

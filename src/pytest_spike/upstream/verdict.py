@@ -102,10 +102,11 @@ def harness_gap(text: str, *, run_dir: Path, src_root: Path | None, packages: Se
     if match:
         return f"the test reads the project's git checkout, which an sdist does not ship ({match.group(0)[:120]})"
     match = _UNDEFINED.search(text)
-    if match and _guarded_import(match.group(1), text, run_dir):
+    guarded = _guarded_import(match.group(1), text, run_dir, packages) if match else ""
+    if match and guarded:
         return (
-            f"name {match.group(1)!r} is not defined: the test module imports it in a try/except "
-            "ImportError guard (an optional package the harness did not bring)"
+            f"name {match.group(1)!r} is not defined: {guarded} imports it behind an optional-import "
+            "guard (an optional package the harness did not bring)"
         )
     match = _GPU.search(text)
     if match:
@@ -128,11 +129,13 @@ def _ours(name: str, run_dir: Path, src_root: Path | None) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
-def _guarded_import(name: str, text: str, run_dir: Path) -> bool:
+def _guarded_import(name: str, text: str, run_dir: Path, packages: Sequence[str]) -> str:
     """Whether a file in the traceback (a test, or the package it calls) binds ``name`` by a
     guarded import: inside a ``try`` whose handler catches ImportError (``try: import
     matplotlib.pyplot as plt``), a ``with try_import():`` block, or an ``if`` (``if
-    _imports.is_successful(): from ... import plt``). The guard left it undefined here."""
+    _imports.is_successful(): from ... import plt``). The guard left it undefined here.
+    Returns the file's name ("" when none does, or when the module imported is the
+    candidate's own: its failing import is the candidate's)."""
     for found in dict.fromkeys(_TB_FILE.findall(text)):
         path = Path(found) if Path(found).is_absolute() else run_dir / found
         try:
@@ -142,14 +145,17 @@ def _guarded_import(name: str, text: str, run_dir: Path) -> bool:
         except (OSError, SyntaxError, ValueError):
             continue
         for node in ast.walk(tree):
+            if not isinstance(node, (ast.Try, ast.With, ast.If)):
+                continue
             guarded = (
                 (isinstance(node, ast.Try) and _catches_import_error(node))
                 or (isinstance(node, ast.With) and _import_guard(node))
                 or (isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.dump(node.test))
             )
-            if guarded and _imports(node.body, name):  # type: ignore[attr-defined]
-                return True
-    return False
+            modules = _imports(node.body, name) if guarded else []
+            if modules and not any(m == "." or m.split(".")[0] in packages for m in modules):
+                return path.name
+    return ""
 
 
 def _import_guard(node: ast.With) -> bool:
@@ -168,14 +174,16 @@ def _catches_import_error(node: ast.Try) -> bool:
     return False
 
 
-def _imports(body: Sequence[ast.stmt], name: str) -> bool:
+def _imports(body: Sequence[ast.stmt], name: str) -> list[str]:
+    """The modules that the imports in ``body`` binding ``name`` import from."""
+    found = []
     for stmt in body:
         for node in ast.walk(stmt):
-            if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
-                (alias.asname or alias.name.split(".")[0]) == name for alias in node.names
-            ):
-                return True
-    return False
+            if isinstance(node, ast.Import):
+                found += [a.name for a in node.names if (a.asname or a.name.split(".")[0]) == name]
+            elif isinstance(node, ast.ImportFrom) and any((a.asname or a.name) == name for a in node.names):
+                found.append("." if node.level else node.module or "")
+    return found
 
 
 def shared_teardown(messages: Sequence[str]) -> str:
