@@ -23,14 +23,29 @@ from pytest_spike.upstream.verdict import copied_package, harness_gap
 NAME = "mlpkg"
 
 
-#: optuna's way: an optional import inside ``with try_import():``, used later without a check.
+#: optuna's way: an optional import inside ``with try_import():`` in one module, imported under
+#: ``if _imports.is_successful():`` by another, used there without a check.
+OPTIONAL_USER = """\
+from mlpkg.plotting import _imports
+
+if _imports.is_successful():
+    from mlpkg.plotting import plt
+
+
+def scatter():
+    return plt.scatter()
+"""
 OPTIONAL_PLOTTING = """\
 class try_import:
     def __enter__(self):
         return self
 
     def __exit__(self, kind, value, tb):
-        return kind is not None and issubclass(kind, ImportError)
+        self.failed = kind is not None and issubclass(kind, ImportError)
+        return self.failed
+
+    def is_successful(self):
+        return not self.failed
 
 
 with try_import() as _imports:
@@ -45,7 +60,11 @@ def draw():
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("installed")
-    files = {f"{NAME}/__init__.py": "VALUE = 1\n", f"{NAME}/plotting.py": OPTIONAL_PLOTTING}
+    files = {
+        f"{NAME}/__init__.py": "VALUE = 1\n",
+        f"{NAME}/plotting.py": OPTIONAL_PLOTTING,
+        f"{NAME}/scatter.py": OPTIONAL_USER,
+    }
     wheel = build_wheel(FakeProject(NAME, files=files), base)
     pip_install_target([wheel], base / "target")
     return {"PYTHONPATH": str(base / "target"), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -167,6 +186,7 @@ def test_a_multi_line_teardown_assertion_on_every_test_and_a_gpu_and_a_guard_in_
             "tests/test_cuda.py": "class CudaSupportError(Exception):\n    pass\n\n"
             "def test_driver():\n    raise CudaSupportError('Error at driver init: ')\n",
             "tests/test_draw.py": "from mlpkg.plotting import draw\n\ndef test_draw():\n    draw()\n",
+            "tests/test_scatter.py": "from mlpkg.scatter import scatter\n\ndef test_scatter():\n    scatter()\n",
             # the candidate's own module behind the guard: its failing import is its own
             "tests/test_fast.py": "try:\n    import mlpkg.missing_fast as fast\nexcept ImportError:\n"
             "    pass\n\ndef test_fast():\n    fast.run()\n",
@@ -175,6 +195,7 @@ def test_a_multi_line_teardown_assertion_on_every_test_and_a_gpu_and_a_guard_in_
     by_file = {k.split("::")[0]: o for k, o in others.outcomes.items()}
     assert "needs a GPU (CUDA)" in by_file["tests/test_cuda.py"].gap
     assert "plotting.py imports it behind an optional-import guard" in by_file["tests/test_draw.py"].gap
+    assert "scatter.py imports it behind an optional-import guard" in by_file["tests/test_scatter.py"].gap
     assert by_file["tests/test_fast.py"].outcome == "failed" and not by_file["tests/test_fast.py"].gap
     assert scored(others) == {"upstream.failed": 3}
 

@@ -153,9 +153,23 @@ def _guarded_import(name: str, text: str, run_dir: Path, packages: Sequence[str]
                 or (isinstance(node, ast.If) and "TYPE_CHECKING" not in ast.dump(node.test))
             )
             modules = _imports(node.body, name) if guarded else []
-            if modules and not any(m == "." or m.split(".")[0] in packages for m in modules):
+            if modules and not any(_missing_own(m, path, packages) for m in modules):
                 return path.name
     return ""
+
+
+def _missing_own(module: str, near: Path, packages: Sequence[str]) -> bool:
+    """Whether ``module`` is the candidate's own and not installed beside ``near`` (a file of
+    the package): the guard then hid the candidate's own broken import. An own module that
+    is there (optuna's ``_matplotlib_imports``, itself a guard around matplotlib) is not."""
+    top = module.split(".")[0]
+    if module == "." or (top in packages and top not in near.parts):
+        return True  # relative, or named from a test file: cannot tell, so the candidate's
+    if top not in packages:
+        return False
+    index = len(near.parts) - 1 - near.parts[::-1].index(top)
+    base = Path(*near.parts[:index], *module.split("."))
+    return not (base.with_suffix(".py").is_file() or (base / "__init__.py").is_file())
 
 
 def _import_guard(node: ast.With) -> bool:
