@@ -629,6 +629,8 @@ class SpikeReadme:
     block in seconds (and for reading the metadata), ``workdir`` an existing folder the
     blocks run in (each run gets a fresh subfolder). ``allow_network`` lets the blocks
     reach beyond loopback (refused by default, and a refused block is unchecked).
+    ``slow_allowance`` is how long a block still computing may run (default
+    ``SLOW_ALLOWANCE_FACTOR`` times ``timeout``).
     """
 
     def __init__(
@@ -641,8 +643,10 @@ class SpikeReadme:
         env: Mapping[str, str] | None = None,
         extra_env: Mapping[str, str] | None = None,
         allow_network: bool = False,
+        slow_allowance: float | None = None,
     ) -> None:
         self.python = python
+        self.slow_allowance = slow_allowance
         self.dist_name = dist_name
         self.timeout = timeout
         self.workdir = Path(workdir)
@@ -686,6 +690,7 @@ class SpikeReadme:
             self.python,
             chosen,
             timeout_per_block=self.timeout,
+            slow_allowance=self.slow_allowance,
             cwd=self.workdir,
             env=self.env,
             extra_env=self.extra_env,
