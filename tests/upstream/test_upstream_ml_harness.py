@@ -170,13 +170,16 @@ def test_a_multi_line_teardown_assertion_on_every_test_and_a_gpu_and_a_guard_in_
             "tests/test_a.py": "def test_a():\n    pass\n",
             "tests/test_b.py": "def test_b():\n    pass\n",
             "tests/test_c.py": "import pytest\n\n@pytest.mark.skip('not here')\ndef test_c():\n    pass\n",
+            # a set-up error of the harness's own (a results module it did not bring) beside them
+            "tests/test_d.py": "def test_d(results):\n    pass\n",
         },
     )
-    assert sorted(o.outcome for o in teardown.outcomes.values()) == ["error", "error", "skipped"]
+    assert sorted(o.outcome for o in teardown.outcomes.values()) == ["error", "error", "error", "skipped"]
+    assert "fixture 'results' not found" in teardown.outcomes["tests/test_d.py::test_d"].gap
     assert all(
         "same bare assertion (AssertionError:)" in o.gap
-        for o in teardown.outcomes.values()
-        if o.outcome == "error"
+        for k, o in teardown.outcomes.items()
+        if o.outcome == "error" and "test_d" not in k
     )
     assert scored(teardown) == {}
     others = probe(

@@ -748,9 +748,12 @@ class SpikeUpstream:
                     gap = "collected without its conftest (--noconftest): the fixtures and set-up it lost may cause this"
                 outcome = dataclasses.replace(outcome, gap=gap)
             outcomes[nodeid] = outcome
-        teardown = shared_teardown([o.message for o in outcomes.values() if o.outcome != "skipped"])
+        # Judged over the tests that ran and are not already the harness's (a set-up error).
+        teardown = shared_teardown(
+            [o.message for o in outcomes.values() if o.outcome != "skipped" and not o.gap]
+        )
         if teardown:
-            outcomes = {k: dataclasses.replace(o, gap=teardown) for k, o in outcomes.items()}
+            outcomes = {k: o if o.gap else dataclasses.replace(o, gap=teardown) for k, o in outcomes.items()}
         return outcomes, proc.duration_s
 
     def probe(
