@@ -4,6 +4,7 @@
     python benchmarks/calibration.py                      # the whole panel (about 15 min on 2 cores)
     python benchmarks/calibration.py --only attrs nose    # some packages
     python benchmarks/calibration.py --results DIR        # judge the results files of an earlier run
+    python benchmarks/calibration.py --panel ml -n 1      # the ML and data panel (about 30 min)
 
 Runs a zero-file spike (``pytest --spike --spike-candidate NAME --spike-isolation always``,
 every built-in probe, every candidate in its own environment) of each package in the
@@ -103,6 +104,64 @@ BAD = {
 #: Healthy packages a reviewer accepts at MEDIUM, and the reason they signed.
 SIGNED_MEDIUM: Mapping[str, str] = {}
 
+#: The ML and data world (``--panel ml``): frameworks, dataframes, NLP, plotting, gradient
+#: boosting, hyper-parameter search. The spike takes each one's newest release that installs
+#: on the running Python. No torch or tensorflow: several GB each.
+ML_HEALTHY = (
+    "scikit-learn",
+    "pandas",
+    "polars",
+    "pyarrow",
+    "statsmodels",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "optuna",
+    "hyperopt",
+    "matplotlib",
+    "seaborn",
+    "plotly",
+    "bokeh",
+    "nltk",
+    "spacy",
+    "gensim",
+    "transformers",
+    "datasets",
+    "numba",
+    "scipy",
+    "sympy",
+    "networkx",
+)
+
+#: Known-bad packages of the ML and data world and why they are bad.
+ML_BAD = {
+    "sklearn": "deprecated name: its install fails on purpose (use scikit-learn)",
+    "theano": "abandoned in 2017; breaks with current NumPy",
+    "pandas-profiling": "renamed to ydata-profiling and deprecated in 2023",
+    "tensorflow-gpu": "removed: its install fails on purpose",
+}
+
+#: Healthy ML packages a reviewer accepts at MEDIUM, and the reason they signed.
+ML_SIGNED_MEDIUM: Mapping[str, str] = {
+    "seaborn": "signals.stale is true: no release since 0.13.2 (2024-01-25), so the rule's 2 years "
+    "have passed; the finding is the candidate's and a team should read it (signed: issue 24)",
+}
+
+
+@dataclass(frozen=True)
+class Panel:
+    """A set of healthy and known-bad packages judged against the same targets."""
+
+    healthy: tuple[str, ...]
+    bad: Mapping[str, str]
+    signed_medium: Mapping[str, str]
+
+
+PANELS = {
+    "base": Panel(HEALTHY, BAD, SIGNED_MEDIUM),
+    "ml": Panel(ML_HEALTHY, ML_BAD, ML_SIGNED_MEDIUM),
+}
+
 LEVELS = ("low", "medium", "high", "blocked")
 
 
@@ -117,6 +176,12 @@ class Row:
     evidence: str = ""
     scored: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    #: the version probed, the candidate's probe time, and its environment's build time and
+    #: size: the cost of a spike
+    version: str = ""
+    seconds: float = 0.0
+    install_s: float = 0.0
+    env_mb: float = 0.0
 
     @property
     def risk(self) -> tuple[int, float]:
@@ -157,20 +222,23 @@ def run_panel(names: Sequence[str], work: Path, jobs: int) -> Path:
     return out
 
 
-def load_rows(results: Iterable[Path]) -> dict[str, Row]:
+def load_rows(results: Iterable[Path], panel: Panel = PANELS["base"]) -> dict[str, Row]:
     """Rows by candidate name from one or more results files."""
     rows: dict[str, Row] = {}
     for path in results:
         data = json.loads(path.read_text())
         for cand in data.get("candidates", []):
-            name = _panel_name(cand["name"])
+            name = _panel_name(cand["name"], panel)
             row = Row(
                 name,
-                "bad" if name in BAD else "healthy",
+                "bad" if name in panel.bad else "healthy",
                 cand.get("level", "missing"),
                 float(cand.get("score") or 0),
             )
             row.evidence = _evidence(cand)
+            row.version = str(cand.get("version") or "")
+            row.seconds = float(cand.get("duration_s") or 0)
+            row.install_s, row.env_mb = _install(cand)
             for finding in cand.get("findings", []):
                 text = f"{finding['code']} +{finding.get('points', 0)}"
                 if finding.get("blame", "candidate") != "candidate":
@@ -181,9 +249,18 @@ def load_rows(results: Iterable[Path]) -> dict[str, Row]:
     return rows
 
 
-def _panel_name(name: str) -> str:
+def _install(cand: Mapping[str, object]) -> tuple[float, float]:
+    """The candidate's environment: seconds to build it and MB on disk, from the install probe."""
+    for probe in cand.get("probes") or []:  # type: ignore[attr-defined]
+        if isinstance(probe, Mapping) and probe.get("kind") == "install":
+            details = probe.get("details") or {}
+            return float(details.get("install_time_s") or 0), float(details.get("size_mb") or 0)
+    return 0.0, 0.0
+
+
+def _panel_name(name: str, panel: Panel) -> str:
     """The panel's spelling of a canonical candidate name (``ruamel-yaml`` -> ``ruamel.yaml``)."""
-    canonical = {_canonical(n): n for n in (*HEALTHY, *BAD)}
+    canonical = {_canonical(n): n for n in (*panel.healthy, *panel.bad)}
     return canonical.get(_canonical(name), name)
 
 
@@ -205,18 +282,20 @@ def _evidence(cand: Mapping[str, object]) -> str:
 
 def table(rows: Sequence[Row]) -> list[str]:
     lines = [
-        "| package | group | level | score | evidence | scored findings |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| package | group | level | score | evidence | version | probes | env build | env size | scored findings |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         scored = ", ".join(row.scored) or "-"
+        cost = f"{row.seconds:.0f} s | {row.install_s:.0f} s | {row.env_mb:.0f} MB"
         lines.append(
-            f"| {row.name} | {row.group} | {row.level.upper()} | {row.score:g} | {row.evidence} | {scored} |"
+            f"| {row.name} | {row.group} | {row.level.upper()} | {row.score:g} | {row.evidence} "
+            f"| {row.version or '-'} | {cost} | {scored} |"
         )
     return lines
 
 
-def judge(rows: Mapping[str, Row]) -> list[str]:
+def judge(rows: Mapping[str, Row], panel: Panel = PANELS["base"]) -> list[str]:
     """The missed targets, one line each (empty: all met)."""
     healthy = [r for r in rows.values() if r.group == "healthy"]
     bad = [r for r in rows.values() if r.group == "bad"]
@@ -226,7 +305,9 @@ def judge(rows: Mapping[str, Row]) -> list[str]:
     if healthy and len(medium) > 0.10 * len(healthy):
         missed.append(f"{len(medium)} of {len(healthy)} healthy packages at MEDIUM (at most 10 %)")
     missed += [
-        f"healthy {r.name} at MEDIUM without a signed reason" for r in medium if r.name not in SIGNED_MEDIUM
+        f"healthy {r.name} at MEDIUM without a signed reason"
+        for r in medium
+        if r.name not in panel.signed_medium
     ]
     missed += [f"bad {r.name} is only {r.level.upper()}" for r in bad if r.level in ("low", "missing")]
     for b in bad:
@@ -240,6 +321,12 @@ def judge(rows: Mapping[str, Row]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--panel",
+        choices=sorted(PANELS),
+        default="base",
+        help="base: small libraries (default); ml: the ML and data world",
+    )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="spike only these packages of the panel")
     parser.add_argument(
         "--results",
@@ -258,8 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--table", type=Path, metavar="MD", help="also write the table to this file")
     args = parser.parse_args(argv)
-    names = list(args.only or [*HEALTHY, *BAD])
-    unknown = [n for n in names if n not in HEALTHY and n not in BAD]
+    panel = PANELS[args.panel]
+    names = list(args.only or [*panel.healthy, *panel.bad])
+    unknown = [n for n in names if n not in panel.healthy and n not in panel.bad]
     if unknown:
         parser.error(f"not in the panel: {', '.join(unknown)}")
     if args.results:
@@ -267,14 +355,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args.work.mkdir(parents=True, exist_ok=True)
         files = [run_panel(names, args.work, args.jobs)]
-    found = load_rows(files)
-    rows = {n: found.get(n, Row(n, "bad" if n in BAD else "healthy")) for n in names}
+    found = load_rows(files, panel)
+    rows = {n: found.get(n, Row(n, "bad" if n in panel.bad else "healthy")) for n in names}
     ordered = sorted(rows.values(), key=lambda r: (r.group != "healthy", r.risk, r.name))
     lines = table(ordered)
     print("\n".join(lines))
     if args.table:
         args.table.write_text("\n".join(lines) + "\n")
-    missed = judge(rows)
+    missed = judge(rows, panel)
     print()
     healthy = [r for r in rows.values() if r.group == "healthy"]
     by_level = {lvl: sum(r.level == lvl for r in healthy) for lvl in LEVELS}

@@ -50,3 +50,20 @@ def test_each_target_can_miss(calibration, tmp_path: Path, capsys: pytest.Captur
     assert "MISSED  tomli: no verdict" in out
     assert "MISSED  bad nose is only LOW" in out
     assert "bad pep8 (medium 10) is not riskier than healthy attrs (high 30), click (medium 10)" in out
+
+
+def test_the_ml_panel_is_judged_on_its_own_packages(
+    calibration, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _results(tmp_path, {"scikit-learn": ("medium", 10), "theano": ("low", 0), "pandas": ("low", 0)})
+    code = calibration.main(
+        ["--panel", "ml", "--only", "scikit-learn", "pandas", "theano", "--results", str(path)]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "| scikit-learn | healthy | MEDIUM | 10 |" in out
+    assert "MISSED  healthy scikit-learn at MEDIUM without a signed reason" in out
+    assert "MISSED  bad theano is only LOW" in out
+    assert len(calibration.ML_HEALTHY) >= 20
+    with pytest.raises(SystemExit):
+        calibration.main(["--only", "scikit-learn", "--results", str(path)])  # not in the base panel

@@ -141,6 +141,9 @@ def test_the_time_box_finding_names_the_candidates_own_limit(own: float | None, 
     (boxed,) = result.findings
     assert boxed.code == "timebox.exceeded"
     assert f"time box of {expected} ran out; not finished: spike::a::upstream" in boxed.message
+    # Only a built-in probe was cut: its cost, not the candidate's fault (unchecked, 0 points).
+    assert boxed.blame is Blame.ENVIRONMENT and "built-in probes only" in boxed.message
+    assert result.score == 0
 
 
 def test_cost_and_the_run_description() -> None:

@@ -34,7 +34,9 @@ def test_a_real_distribution_and_its_closure(fixture_site: Path) -> None:
     missing = inspection.describe(inspect("conflictpkg", fixture_site), "conflictpkg")
     assert missing["dependencies"] == {"missingdep": None} and missing["deps_size_bytes"] == 0
     absent = inspection.describe(inspect("not-installed-anywhere", fixture_site), "not-installed-anywhere")
-    assert absent == {"installed": False, "python": absent["python"]}
+    python = "{}.{}".format(*sys.version_info[:2])
+    assert absent == {"installed": False, "python": absent["python"], "python_version": python}
+    assert info["python_version"] == python  # the interpreter's, for the signals probe
 
 
 def dist(name: str, *requires: str, size: int = 10) -> dict[str, Any]:

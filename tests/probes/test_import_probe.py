@@ -66,6 +66,26 @@ PROJECTS = [
     ),
     # The only module needs an undeclared package: the candidate's own fault.
     FakeProject("needsdist", "1.0", files={"needsmod/__init__.py": "import undeclared_dep_not_here\n"}),
+    # python-multipart's layout: a deprecated alias module beside the real one it re-exports.
+    FakeProject(
+        "aliasdist",
+        "1.0",
+        files={
+            "aliasmod/__init__.py": "import warnings\n"
+            "warnings.warn('Please use `import aliasreal` instead.', PendingDeprecationWarning, stacklevel=2)\n"
+            "from aliasreal import *\n",
+            "aliasreal/__init__.py": "VALUE = 1\n",
+        },
+    ),
+    # A module pointing to another project's module: the warning is about the candidate itself.
+    FakeProject(
+        "renameddist",
+        "1.0",
+        files={
+            "renamedmod/__init__.py": "import warnings\n"
+            "warnings.warn('Please use `import othernewmod` instead.', DeprecationWarning, stacklevel=2)\n"
+        },
+    ),
     # mypyc's runtime ships as a top-level "<hash>__mypyc" module next to the package (tomli).
     FakeProject(
         "compileddist",
@@ -259,3 +279,28 @@ def test_real_packages_import_their_public_modules(
         assert import_probe(data[name])["details"]["modules"] == modules, name
         charged = {f["code"] for f in data[name]["findings"] if f["severity"] != "info"}
         assert charged <= {"import.slow"}, (name, data[name]["findings"])  # slow: a loaded machine
+
+
+def test_a_deprecated_alias_module_beside_the_real_one_is_not_charged(
+    pytester: pytest.Pytester, site: Path
+) -> None:
+    """``import multipart`` warned "Please use import python_multipart instead" (issue 24): the
+    module the warning points to is imported, and when it is clean the warning is the alias's."""
+    result, cand = spike(pytester, "aliasdist")
+    result.assert_outcomes(passed=2)
+    found = codes(cand)
+    assert "import.deprecation" not in found and cand["score"] == 0
+    assert found["import.alias"]["message"] == (
+        "import aliasmod is a deprecated alias (PendingDeprecationWarning: Please use `import aliasreal` "
+        "instead.); imported aliasreal, which it points to, instead: clean"
+    )
+    assert "import.foreign_warning" not in found
+
+
+def test_a_warning_pointing_to_another_projects_module_still_counts(
+    pytester: pytest.Pytester, site: Path
+) -> None:
+    _, cand = spike(pytester, "renameddist")
+    found = codes(cand)
+    assert found["import.deprecation"]["message"].endswith("Please use `import othernewmod` instead.")
+    assert "import.alias" not in found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -115,3 +116,42 @@ def test_young_release_is_shown_never_scored(
     probe = next(p for p in cand["probes"] if p["kind"] == "signals")
     assert probe["details"]["thresholds"]["young_release_days"] == 3
     assert probe["details"]["thresholds"]["stale_after_days"] == 730
+
+
+def test_a_newest_release_needing_a_newer_python_is_said_with_the_release_probed(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Python 3.11 the resolver quietly takes an older release when the newest needs 3.12
+    (issue 24): the card says which release was probed, and why."""
+    for key, value in HERMETIC_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    with IndexServer(tmp_path / "index") as server:
+        server.add("newpy", "1.0", upload_time="2026-06-01", requires_python=">=3.8", license="MIT")
+        server.add("newpy", "2.0", upload_time="2026-09-01", requires_python=">=3.99", license="MIT")
+        monkeypatch.setenv("PIP_INDEX_URL", server.url)
+        result = pytester.runpytest(
+            "--spike",
+            "--spike-probes",
+            "install,signals",
+            "--spike-isolation=always",
+            "--spike-index-url",
+            server.url,
+            f"--spike-cache-dir={pytester.path / 'cache'}",
+            "--spike-json=r.json",
+            "--spike-md=r.md",
+            "--spike-candidate",
+            "newpy",
+        )
+    python = "{}.{}".format(*sys.version_info[:2])
+    line = (
+        "probed 1.0: the newest release, 2.0, requires Python >=3.99 (this spike runs Python " + python + ")"
+    )
+    result.stdout.fnmatch_lines(["*newpy*1.0*LOW*", "  probed 1.0: the newest release, 2.0, requires*"])
+    [cand] = json.loads((pytester.path / "r.json").read_text())["candidates"]
+    found = {f["code"]: f for f in cand["findings"]}["signals.newest_needs_python"]
+    assert (found["severity"], found["points"]) == ("info", 0)
+    assert found["message"] == (
+        f"the newest release, 2.0, requires Python >=3.99; on Python {python} the spike probed 1.0 instead"
+    )
+    assert line in (pytester.path / "r.md").read_text()

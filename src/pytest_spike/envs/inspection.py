@@ -91,6 +91,7 @@ def describe(report: Mapping[str, Any], requirement: str) -> dict[str, Any]:
     """The probes' view of a report: ``dependencies`` (name -> version or None),
     ``size_bytes`` (the root), ``deps_size_bytes`` (installed dependencies)."""
     info = {k: v for k, v in report.items() if k not in ("dists", "env")}
+    info["python_version"] = (report.get("env") or {}).get("python_version")
     if not report.get("installed"):
         return info
     deps = closure(report, requirement)

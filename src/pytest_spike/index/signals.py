@@ -99,13 +99,16 @@ def signal_findings(
     stale_after_days: int = STALE_AFTER_DAYS,
     tags: Iterable[Tag] | None = None,
     version_source: str = "installed",
+    python_version: str | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings from the index's view of a project, and every signal's value and source.
 
     ``installed_version`` is the version under test (None: the latest release), known from
     ``version_source`` ("installed", or the pin of a candidate that could not be installed);
     ``matrix_pythons`` the interpreters the spike asks for ("3.9", "3.13");
-    ``tags`` the wheel tags the running interpreter accepts (default: this one's).
+    ``tags`` the wheel tags the running interpreter accepts (default: this one's);
+    ``python_version`` the spike's interpreter ("3.11"): when the newest release needs a newer
+    one, ``signals.newest_needs_python`` (info) says so and which release was probed instead.
     """
     now = now or datetime.now(timezone.utc)
     details: dict[str, Any] = {}
@@ -133,6 +136,7 @@ def signal_findings(
     findings += _vulnerabilities(meta, version, details)
     findings += _status(meta, details)
     findings += _python_gap(current or latest, matrix_pythons, details, releases_src)
+    findings += _newest_needs_python(meta, version, python_version, details, releases_src)
     findings += _wheels(current or latest, tags, details, releases_src)
     findings += _hygiene(meta, details)
     return findings, details
@@ -432,6 +436,41 @@ def _python_gap(
     ]
 
 
+def _newest_needs_python(
+    meta: ProjectMeta, version: str | None, python: str | None, details: dict[str, Any], source: str
+) -> list[Finding]:
+    """Whether the newest release needs a newer Python than the spike's, so an older one was
+    probed (a resolver picks the newest release that allows the interpreter, quietly)."""
+    latest = meta.latest()
+    if latest is None or not python or not version or python_allows(latest.requires_python, python):
+        return []
+    try:
+        if Version(version) >= latest.version:
+            return []
+    except InvalidVersion:
+        return []
+    details["newest_release"] = {
+        "value": str(latest.version),
+        "requires_python": latest.requires_python,
+        "python": python,
+        "probed": version,
+        "source": source,
+    }
+    return [
+        _finding(
+            "signals.newest_needs_python",
+            Severity.INFO,
+            f"the newest release, {latest.version}, requires Python {latest.requires_python}; "
+            f"on Python {python} the spike probed {version} instead",
+            newest=str(latest.version),
+            requires_python=latest.requires_python,
+            python=python,
+            probed=version,
+            source=source,
+        )
+    ]
+
+
 def _wheels(
     release: Release | None, tags: Iterable[Tag] | None, details: dict[str, Any], source: str
 ) -> list[Finding]:
@@ -547,6 +586,7 @@ def collect_signals(
     now: datetime | None = None,
     stale_after_days: int = STALE_AFTER_DAYS,
     version_source: str = "installed",
+    python_version: str | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Ask the index about ``name`` and return ``signal_findings``; index trouble is a finding."""
     try:
@@ -565,6 +605,7 @@ def collect_signals(
         meta,
         installed_version=installed_version,
         version_source=version_source,
+        python_version=python_version,
         matrix_pythons=matrix_pythons,
         now=now,
         stale_after_days=stale_after_days,

@@ -8,8 +8,9 @@ library only, Python 3.9+. It prints two lines, each a marker and then JSON:
 - the report: for each module, the time, the error if any, whether it is real (a module with
   a file, not an empty namespace) and every warning with its ``owner``: ``candidate`` (a public
   module of the distribution), ``shim`` (one of its private modules), ``importer`` (the import
-  statement itself, so the imported module warned about itself) or ``other`` (a dependency,
-  the standard library).
+  statement itself, so the imported module warned about itself), ``alias`` (a deprecated alias
+  module whose warning points to another module of the distribution, imported clean: see
+  ``follow_aliases``) or ``other`` (a dependency, the standard library).
 
 Which modules: the distribution's files (its RECORD) give its top-level names. A namespace
 package (a folder without ``__init__.py``, or whose ``__init__.py`` only extends its path) is
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -212,6 +214,73 @@ def where_of(module: Any) -> str | None:
     return os.path.dirname(path) if os.path.basename(path).startswith("__init__.") else path
 
 
+#: A deprecation warning that names the module to import instead: "Please use `import
+#: python_multipart` instead", "use python_multipart instead", "moved to new_name".
+_POINTS_TO = re.compile(
+    r"(?:\buse\s+`?(?:import\s+)?|\bimport\s+|\bmoved to\s+`?|\brenamed to\s+`?)"
+    r"`?([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*)`?"
+)
+_DEPRECATIONS = ("DeprecationWarning", "PendingDeprecationWarning", "FutureWarning")
+
+
+def import_one(name: str, own: dict[str, str], max_warnings: int) -> dict[str, Any]:
+    """Import ``name`` and report its time, error, whether it is real and its warnings."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        error = None
+        try:
+            __import__(name)
+        except BaseException as exc:
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
+        took = time.perf_counter() - start
+    module = sys.modules.get(name)
+    where = where_of(module) if module is not None and error is None else None
+    dirs = [where] if where else []
+    return {
+        "module": name,
+        "seconds": took,
+        "error": error,
+        "real": where is not None,
+        "warnings": [
+            {
+                "category": w.category.__name__,
+                "message": str(w.message)[:300],
+                "where": f"{w.filename}:{w.lineno}",
+                "owner": owner(str(w.filename), own, dirs),
+            }
+            for w in caught[:max_warnings]
+        ],
+    }
+
+
+def follow_aliases(out: list[dict[str, Any]], roots: set[str], own: dict[str, str], limit: int) -> None:
+    """A module that is only a deprecated alias of another module of the same distribution
+    (``multipart`` warning "Please use `import python_multipart` instead"): import the module
+    the warning points to, and when that one imports clean, the alias's warning is not the
+    candidate's (owner ``alias``, with ``points_to``)."""
+    done = {entry["module"]: entry for entry in out}
+    for entry in list(out):
+        for warning in entry["warnings"]:
+            if warning["category"] not in _DEPRECATIONS or warning["owner"] not in ("candidate", "importer"):
+                continue
+            match = _POINTS_TO.search(warning["message"])
+            target = match.group(1) if match else ""
+            if not target or target == entry["module"] or target.split(".")[0] not in roots:
+                continue  # names no other module of this distribution (another project's: counts)
+            if target not in done:
+                done[target] = import_one(target, own, limit)
+                done[target]["via"] = f"the module {entry['module']}'s deprecation warning points to"
+                out.append(done[target])
+            real = done[target]
+            clean = real["error"] is None and not any(
+                w["category"] in _DEPRECATIONS and w["owner"] in ("candidate", "importer")
+                for w in real["warnings"]
+            )
+            if clean:
+                warning["owner"], warning["points_to"] = "alias", target
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     chosen = plan(args)
@@ -219,37 +288,13 @@ def main() -> None:
     # The plan first, so a crash or a hang in mid-import still says what was being imported.
     sys.stdout.write("\n" + args["plan_mark"] + json.dumps(chosen) + "\n")
     sys.stdout.flush()
-    out: list[dict[str, Any]] = []
-    for name in chosen["modules"]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            start = time.perf_counter()
-            error = None
-            try:
-                __import__(name)
-            except BaseException as exc:
-                error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
-            took = time.perf_counter() - start
-        module = sys.modules.get(name)
-        where = where_of(module) if module is not None and error is None else None
-        dirs = [where] if where else []
-        out.append(
-            {
-                "module": name,
-                "seconds": took,
-                "error": error,
-                "real": where is not None,
-                "warnings": [
-                    {
-                        "category": w.category.__name__,
-                        "message": str(w.message)[:300],
-                        "where": f"{w.filename}:{w.lineno}",
-                        "owner": owner(str(w.filename), own, dirs),
-                    }
-                    for w in caught[: args.get("max_warnings", 50)]
-                ],
-            }
-        )
+    limit = args.get("max_warnings", 50)
+    out = [import_one(name, own, limit) for name in chosen["modules"]]
+    roots = {m.split(".")[0] for m in chosen["modules"]}
+    dist = find(args["dist"])
+    if dist is not None:
+        roots |= {mod[0] for mod in Layout(dist).files}
+    follow_aliases(out, roots, own, limit)
     # A newline first: the import may have printed text without one.
     sys.stdout.write("\n" + args["mark"] + json.dumps(out) + "\n")
 

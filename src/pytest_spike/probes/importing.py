@@ -30,10 +30,11 @@ _WARNING_SEVERITY = {
     "FutureWarning": Severity.MEDIUM,
 }
 #: Whose warning it is (see _import_child.py) -> whether it counts against the candidate.
-_CHARGED_OWNERS = {"candidate": True, "importer": True, "shim": False, "other": False}
+_CHARGED_OWNERS = {"candidate": True, "importer": True, "shim": False, "other": False, "alias": False}
 _NOT_CHARGED_WHY = {
     "shim": "raised by a private module of the distribution",
     "other": "raised by another module (a dependency or the standard library)",
+    "alias": "a deprecated alias module: the module it points to imported clean",
 }
 _CHILD_SOURCE = (Path(__file__).parent / "_import_child.py").read_text(encoding="utf-8")
 NOTHING_IMPORTABLE = "nothing importable found"
@@ -67,6 +68,7 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     details["modules"] = real
     clean = {e["module"].split(".")[0] for e in imports if not e["error"]}
     findings = [f for entry in imports for f in _entry_findings(entry, clean)]
+    findings += _aliases(imports)
     findings += _not_charged(imports, details)
     findings.append(_imported(imports, details["left_out"], plan.get("only_private", False)))
     return ProbeOutcome(findings, details, version, peak_memory_mb=result.peak_memory_mb)
@@ -192,13 +194,33 @@ def _entry_findings(entry: dict[str, Any], clean: frozenset[str] | set[str] = fr
     return findings
 
 
+def _aliases(imports: list[dict[str, Any]]) -> list[Finding]:
+    """One info finding per deprecated alias module whose real module imported clean."""
+    findings = []
+    for entry in imports:
+        for warning in _unique(entry["warnings"]):
+            if warning.get("owner") != "alias":
+                continue
+            target = warning.get("points_to", "")
+            findings.append(
+                Finding(
+                    "import.alias",
+                    Severity.INFO,
+                    f"import {entry['module']} is a deprecated alias ({warning['category']}: "
+                    f"{warning['message']}); imported {target}, which it points to, instead: clean",
+                    {"module": entry["module"], "points_to": target, "where": warning["where"]},
+                )
+            )
+    return findings
+
+
 def _not_charged(imports: list[dict[str, Any]], details: dict[str, Any]) -> list[Finding]:
     """Warnings that other code raised: kept in the details, one info finding, no points."""
     rows = [
         {"module": e["module"], **w, "why": _NOT_CHARGED_WHY[w["owner"]]}
         for e in imports
         for w in _unique(e["warnings"])
-        if not _CHARGED_OWNERS.get(w.get("owner", "candidate"), True)
+        if not _CHARGED_OWNERS.get(w.get("owner", "candidate"), True) and w.get("owner") != "alias"
     ]
     details["warnings_not_charged"] = rows
     if not rows:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pytest_spike.model import Blame, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
-from pytest_spike.readme.run import DEFAULT_BLOCK_TIMEOUT_S, SpikeReadme
+from pytest_spike.readme.run import DEFAULT_BLOCK_TIMEOUT_S, SLOW_ALLOWANCE_FACTOR, SpikeReadme
 
 
 def probe_readme(ctx: ProbeContext) -> ProbeOutcome:
@@ -23,6 +23,8 @@ def probe_readme(ctx: ProbeContext) -> ProbeOutcome:
         timeout=min(DEFAULT_BLOCK_TIMEOUT_S, ctx.timeout),
         workdir=ctx.workdir / f"readme-{ctx.candidate.name}",
         allow_network=ctx.settings.allow_network,
+        # A block still computing may take longer, but never longer than one probe step.
+        slow_allowance=min(SLOW_ALLOWANCE_FACTOR * DEFAULT_BLOCK_TIMEOUT_S, ctx.timeout),
     )
     version = info.get("version")
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from pytest_spike.index.signals import collect_signals
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
@@ -18,6 +20,7 @@ def probe_signals(ctx: ProbeContext) -> ProbeOutcome:
         version_source="installed" if installed else f"the candidate's pin ({ctx.candidate.requirement})",
         matrix_pythons=ctx.candidate.python,
         stale_after_days=ctx.settings.stale_after_days,
+        python_version=info.get("python_version") or "{}.{}".format(*sys.version_info[:2]),
     )
     details["installed_version"] = installed
     unknown = details.get("unchecked")

@@ -5,7 +5,8 @@ environment, so it must stay standard library only and Python 3.9 compatible, an
 imports pytest_spike. Importing it (for tests) runs nothing.
 
 Protocol: the job is one JSON object on stdin (``limit``, ``grace``, ``argv0``, ``blocks``,
-``network``: whether to allow it, ``imports``: modules the README uses without importing);
+``network``: whether to allow it, ``imports``: modules the README uses without importing,
+``slow_limit``: how long a block whose CPU time keeps growing may run);
 reading it leaves stdin at EOF, so blocks that read stdin get EOF rather than hang. One
 JSON line per finished block goes to the original stdout; what blocks print goes to stderr.
 A failed or timed-out block's line carries ``facts``: what the parent needs to say whose
@@ -63,6 +64,78 @@ class Activity:
 
 class BlockTimeout(BaseException):
     """Raised into a block by the alarm; a BaseException so ``except Exception`` misses it."""
+
+
+#: Share of one core a block must have used since the last alarm to count as computing. A
+#: blocked process (a deadlock, a sleep, a wait on a socket) uses next to none; on a loaded
+#: machine (load 13 on 2 cores, measured) a computing one gets little more than a tenth.
+BUSY_SHARE = 0.05
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def group_cpu_s() -> float:
+    """CPU seconds used so far by this process group (this process, its threads, and the
+    workers it started), from ``/proc``; this process alone where there is no ``/proc``."""
+    try:
+        group = os.getpgrp()
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue  # ended while we looked
+            # After the command: state, ppid, pgrp, ... utime (12th), stime, cutime, cstime.
+            if int(fields[2]) == group:
+                total += sum(int(x) for x in fields[11:15])
+        return total / _TICKS
+    except (OSError, AttributeError, ValueError, IndexError):
+        times = os.times()
+        return times.user + times.system + times.children_user + times.children_system
+
+
+class Clock:
+    """The running block's time: an alarm every ``limit`` seconds; while the block's CPU time
+    keeps growing it is working, not hung, and may go on until ``slow_limit``."""
+
+    limit = 10.0
+    slow_limit = 10.0
+    started = 0.0
+    checked_at = 0.0
+    cpu_at = 0.0
+    #: CPU seconds used since the block started, and whether the last check found it busy
+    cpu_s = 0.0
+    busy = False
+    #: when the current alarm fires (the watchdog waits for it)
+    deadline = 0.0
+
+    @classmethod
+    def start(cls, limit: float, slow_limit: float) -> None:
+        cls.limit, cls.slow_limit = limit, max(limit, slow_limit)
+        cls.started = cls.checked_at = time.perf_counter()
+        cls.cpu_at, cls.cpu_s, cls.busy = group_cpu_s(), 0.0, False
+        cls.deadline = cls.started + limit
+
+    @classmethod
+    def extend(cls) -> bool:
+        """At an alarm: whether the block keeps its time (it is computing); re-arms the alarm."""
+        now, cpu = time.perf_counter(), group_cpu_s()
+        cls.busy = cpu - cls.cpu_at >= BUSY_SHARE * (now - cls.checked_at)
+        cls.cpu_s += cpu - cls.cpu_at
+        cls.checked_at, cls.cpu_at = now, cpu
+        remaining = cls.started + cls.slow_limit - now
+        if not cls.busy or remaining < 0.05 or not hasattr(signal, "setitimer"):
+            return False
+        step = min(cls.limit, remaining)
+        cls.deadline = now + step
+        signal.setitimer(signal.ITIMER_REAL, step)
+        return True
+
+    @classmethod
+    def elapsed(cls) -> float:
+        return time.perf_counter() - cls.started
 
 
 def _address(host: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -202,6 +275,11 @@ def liveness(frame: Any = None, tb: Any = None) -> dict[str, Any]:
         "quiet_s": None if Activity.last_output is None else round(now - Activity.last_output, 3),
         "frames": [f.name for f in stack][-12:],
         "line": readme[-1].lineno if readme else None,
+        # Still computing when its time ran out: its CPU time grew up to the last alarm.
+        "computing": Clock.busy,
+        "cpu_s": round(Clock.cpu_s, 3),
+        "elapsed_s": round(Clock.elapsed(), 3),
+        "slow_limit": Clock.slow_limit,
     }
 
 
@@ -290,12 +368,16 @@ def run_session(examples: list[dict[str, Any]], namespace: dict[str, Any]) -> di
     return result
 
 
-def run_block(block: dict[str, Any], namespace: dict[str, Any], limit: float) -> dict[str, Any]:
-    """Run one block under an alarm of ``limit`` seconds; never raises."""
+def run_block(
+    block: dict[str, Any], namespace: dict[str, Any], limit: float, slow_limit: float = 0.0
+) -> dict[str, Any]:
+    """Run one block under an alarm of ``limit`` seconds, extended up to ``slow_limit`` while
+    its CPU time keeps growing (see :class:`Clock`); never raises."""
     has_alarm = hasattr(signal, "setitimer")
     result: dict[str, Any] = {"status": "ok", "error": ""}
     phase = "compile"
     Activity.reset()
+    Clock.start(limit, slow_limit)
     try:
         try:
             if has_alarm:
@@ -311,12 +393,14 @@ def run_block(block: dict[str, Any], namespace: dict[str, Any], limit: float) ->
             if has_alarm:
                 signal.setitimer(signal.ITIMER_REAL, 0)
     except BlockTimeout as exc:
-        result = {
-            "status": "timeout",
-            "error": f"timed out after {limit:g}s",
-            "clean": False,
-            "facts": liveness(tb=exc.__traceback__),
-        }
+        found = liveness(tb=exc.__traceback__)
+        if found["computing"]:
+            error = f"slow: still computing after {found['elapsed_s']:.0f}s"
+        elif found["elapsed_s"] > limit * 1.5:
+            error = f"timed out after {found['elapsed_s']:.0f}s (computed, then made no progress)"
+        else:
+            error = f"timed out after {limit:g}s"
+        result = {"status": "timeout", "error": error, "clean": False, "facts": found}
     except SystemExit as exc:
         if exc.code not in (None, 0):
             result = {"status": "failed", "error": f"SystemExit: {exc.code}", "facts": facts(exc, phase)}
@@ -351,6 +435,13 @@ def _watchdog(reporter: Reporter, index: int, started: float, grace: float) -> C
     main_thread = threading.get_ident()
 
     def fire() -> None:
+        if time.perf_counter() < Clock.deadline + grace - 0.01:
+            # The block is computing and its alarm was put off: wait for the new one.
+            wait = Clock.deadline + grace - time.perf_counter()
+            later = threading.Timer(wait, fire)
+            later.daemon = True
+            later.start()
+            return
         # The block swallowed the alarm or holds it off: report it and end the process.
         error = f"did not stop within {grace:g}s after its time limit"
         result = {
@@ -386,7 +477,8 @@ def assume_import(name: str, namespace: dict[str, Any], limit: float) -> None:
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise BlockTimeout()
+    if not Clock.extend():
+        raise BlockTimeout()
 
 
 def main() -> None:
@@ -408,6 +500,7 @@ def main() -> None:
 
 def run_job(job: dict[str, Any], reporter: Reporter) -> None:
     limit, grace = float(job["limit"]), float(job["grace"])
+    slow_limit = float(job.get("slow_limit") or limit)
     sys.argv = [job["argv0"]]
     sys.stdout, sys.stderr = Tracked(sys.stdout), Tracked(sys.stderr)
     socket.socket.listen = _listen  # type: ignore[method-assign,assignment]
@@ -426,7 +519,7 @@ def run_job(job: dict[str, Any], reporter: Reporter) -> None:
         dog = threading.Timer(limit + grace, _watchdog(reporter, index, started, grace))
         dog.daemon = True
         dog.start()
-        result = run_block(block, module.__dict__, limit)
+        result = run_block(block, module.__dict__, limit, slow_limit)
         dog.cancel()
         reporter.emit(index, dict(result, duration=time.perf_counter() - started))
     for stream in (sys.stdout, sys.stderr):

@@ -54,6 +54,9 @@ __all__ = [
 
 #: Time limit per README block unless the caller gives one.
 DEFAULT_BLOCK_TIMEOUT_S = 10.0
+#: A block whose CPU time keeps growing (JIT-compiling, fitting a model) is working, not
+#: hung: it may run this many times its limit before it is reported "slow: still computing".
+SLOW_ALLOWANCE_FACTOR = 6.0
 #: Largest README read from the metadata (pydantic's, with its changelog, is 140 kB).
 README_CAP = 16 * 1024 * 1024
 
@@ -246,6 +249,7 @@ def run_blocks(
     allow_network: bool = False,
     modules: Sequence[str] = (),
     dist_name: str = "",
+    slow_allowance: float | None = None,
 ) -> list[BlockOutcome]:
     """Run the runnable blocks with ``python``, cumulatively and alone; list every block.
 
@@ -254,11 +258,16 @@ def run_blocks(
     is reported and the rest continue in a new process (and a fresh namespace). Alone:
     each block in its own process. Every process gets a closed stdin, ``sys.argv`` of one
     element, a fresh folder under ``cwd``, a scrubbed environment and a per-block time
-    limit (an alarm, then the process is ended ``GRACE_S`` later).
+    limit (an alarm, then the process is ended ``GRACE_S`` later). A block whose process
+    group's CPU time kept growing up to the alarm is computing, not hung: its time is
+    extended, a limit at a time, up to ``slow_allowance`` seconds (default
+    ``SLOW_ALLOWANCE_FACTOR`` times the limit); still computing then, it is "slow", which
+    is not the candidate's fault (unchecked). A block making no progress is hung.
 
     Unless ``allow_network``, network access is refused for non-loopback addresses by
     patching ``socket`` in the child: a courtesy against accidental traffic, not a sandbox
-    (C extensions bypass it). A block that times out cumulatively is not run again alone.
+    (C extensions bypass it). A block that times out cumulatively is not run again alone, nor
+    is one that ran clean in order but past its limit (it would cost as much again).
 
     ``modules`` (the candidate's top-level modules) and ``dist_name`` tell the candidate's
     own code from the rest when judging a failure (see ``readme.verdict``); a module of
@@ -266,10 +275,12 @@ def run_blocks(
     """
     runnable = [b for b in blocks if b.runnable]
     facts = ReadmeFacts.of(blocks, modules, dist_name)
+    slow = slow_allowance if slow_allowance is not None else SLOW_ALLOWANCE_FACTOR * timeout_per_block
     run_in_order = functools.partial(
         _run_in_order,
         python,
         limit=timeout_per_block,
+        slow_limit=max(slow, timeout_per_block),
         cwd=Path(cwd),
         env=env,
         extra_env=extra_env,
@@ -280,7 +291,9 @@ def run_blocks(
     for position, block in enumerate(runnable):
         if position == 0:
             alone[block.index] = together[block.index]  # nothing ran before it: same run
-        elif together[block.index]["status"] != "timeout":
+        elif together[block.index]["status"] != "timeout" and not _slow_and_ok(
+            together[block.index], timeout_per_block
+        ):
             alone.update(run_in_order([block], f"alone-{block.index}"))
     ok = frozenset(
         b.index
@@ -291,12 +304,17 @@ def run_blocks(
     return [judge(b, together.get(b.index), alone.get(b.index)) for b in blocks]
 
 
+def _slow_and_ok(report: Mapping[str, Any], limit: float) -> bool:
+    return report.get("status") == "ok" and float(report.get("duration") or 0) > limit
+
+
 def _run_in_order(
     python: str,
     blocks: list[Block],
     label: str,
     *,
     limit: float,
+    slow_limit: float,
     cwd: Path,
     env: Mapping[str, str] | None,
     extra_env: Mapping[str, str] | None,
@@ -309,6 +327,7 @@ def _run_in_order(
         job = {
             **setup,
             "limit": limit,
+            "slow_limit": slow_limit,
             "grace": GRACE_S,
             "argv0": "readme",
             "blocks": [_job_block(b) for b in pending],
@@ -316,7 +335,7 @@ def _run_in_order(
         folder = tempfile.mkdtemp(prefix=f"{label}-", dir=cwd)
         result = runner.run(
             runner.python_argv(python, _child_source()),
-            timeout=len(pending) * (limit + GRACE_S) + _STARTUP_S,
+            timeout=len(pending) * (slow_limit + GRACE_S) + _STARTUP_S,
             box=sandbox.Box("readme", write=(folder,)),
             cwd=folder,
             env=env,
@@ -647,6 +666,8 @@ class SpikeReadme:
     ``source`` gives the text the blocks come from (default: the installed README, read
     from the metadata); ``examples`` names them in the findings. A probe that runs another
     text's examples by the same rules (a documentation page) passes both.
+    ``slow_allowance`` is how long a block still computing may run (default
+    ``SLOW_ALLOWANCE_FACTOR`` times ``timeout``).
     """
 
     def __init__(
@@ -661,8 +682,10 @@ class SpikeReadme:
         allow_network: bool = False,
         source: BlockSource | None = None,
         examples: Examples = README_EXAMPLES,
+        slow_allowance: float | None = None,
     ) -> None:
         self.python = python
+        self.slow_allowance = slow_allowance
         self.dist_name = dist_name
         self.timeout = timeout
         self.workdir = Path(workdir)
@@ -711,6 +734,7 @@ class SpikeReadme:
             self.python,
             chosen,
             timeout_per_block=self.timeout,
+            slow_allowance=self.slow_allowance,
             cwd=self.workdir,
             env=self.env,
             extra_env=self.extra_env,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_spike.model import Blame
-from pytest_spike.readme.blocks import Block, parse_session
+from pytest_spike.readme.blocks import Block, cut, parse_session
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,13 @@ def _timeout(f: Failure) -> Attribution | None:
         )
     if _loops_forever(f.block):
         return Attribution(Blame.ENVIRONMENT, "loops forever by design (`while True` without a break)")
+    if facts.get("computing"):
+        elapsed, cpu = facts.get("elapsed_s") or 0, facts.get("cpu_s") or 0
+        return Attribution(
+            Blame.ENVIRONMENT,
+            f"slow: still computing after {elapsed:.0f} s (it used {cpu:.0f} s of CPU, growing up to "
+            f"the end of its {facts.get('slow_limit') or elapsed:g} s allowance): working, not hung",
+        )
     return None
 
 
@@ -266,14 +273,94 @@ def _missing_module(f: Failure) -> Attribution | None:
 
 def _reader_path(f: Failure) -> Attribution | None:
     filename = f.facts.get("filename")
-    if not isinstance(filename, str) or not filename.strip("./"):
+    if isinstance(filename, str) and filename.strip("./"):
+        names = [filename]
+    elif f.kind in _FILE_ERRORS or _NO_FILE.search(_error(f)):
+        # Raised from compiled code with the name only in its message (a Rust reader's
+        # "No such file or directory (os error 2): orders.parquet"): the message's paths.
+        names = _PATHLIKE.findall(_error(f).partition(":")[2])
+    else:
         return None
-    path = re.sub(r"^(?:\./)+", "", filename).rstrip("/")
-    if path not in f.readme.text:
-        return None  # a path the candidate's code made up (its missing data file, say)
+    for name in names:
+        path = re.sub(r"^(?:\./)+", "", name.strip("'\"`")).rstrip("/")
+        if path.strip("./") and path in f.readme.text:
+            return Attribution(
+                Blame.ENVIRONMENT,
+                f"uses {path!r}, a path the README names but never creates: left to the reader",
+            )
+    return None  # a path the candidate's code made up (its missing data file, say)
+
+
+_FILE_ERRORS = frozenset({"FileNotFoundError", "IsADirectoryError", "NotADirectoryError"})
+_NO_FILE = re.compile(r"No such file or directory|\bos error 2\b|\bfile not found\b", re.IGNORECASE)
+#: A path in an error message: a name with a suffix or a folder (``orders.parquet``, ``data/x``).
+_PATHLIKE = re.compile(r"[\w~.-]*[\w~-][/\\][\w./\\~-]+|[\w~-][\w.~-]*\.[A-Za-z]\w{0,9}\b")
+
+
+def _error(f: Failure) -> str:
+    return str(f.run.get("error") or "")
+
+
+#: An error that says, in words, that an optional package is not there: "You must install
+#: the matplotlib library to plot", "requires pandas matplotlib ... to be installed", "Do
+#: you need to install a parser library?", "pip install x".
+_INSTALL_HINT = re.compile(
+    r"\b(?:must|need(?:s)? to|have to|please|should)\b[^.?!]{0,60}?\binstall\b"
+    r"|\b(?:to be|is not|are not|not) installed\b|\b(?:pip|conda) install\b",
+    re.IGNORECASE,
+)
+
+
+def _install_hint(f: Failure) -> Attribution | None:
+    error = _error(f)
+    if f.kind in ("SyntaxError", "AssertionError") or not _INSTALL_HINT.search(error):
+        return None
     return Attribution(
         Blame.ENVIRONMENT,
-        f"uses {path!r}, a path the README names but never creates: left to the reader",
+        f"needs an optional package that is not installed, as its message says ({cut(error, 200)})",
+    )
+
+
+#: Data or a model the reader downloads before the example runs: spaCy's "[E050] Can't find
+#: model 'en_core_web_sm'", NLTK's "Resource punkt not found. Please use the NLTK Downloader".
+_DOWNLOAD_FIRST = re.compile(
+    r"can'?t find model|could not find (?:the )?model|\bresource\b[^.]{0,80}\bnot found"
+    r"|\bdownload(?:er|ed)?\b[^.]{0,80}\b(?:model|data|dataset|corpus|corpora|resource|weights)\b"
+    r"|\b(?:model|data|dataset|corpus|resource|weights)\b[^.]{0,80}\bdownload",
+    re.IGNORECASE,
+)
+
+
+def _download_first(f: Failure) -> Attribution | None:
+    error = _error(f)
+    if not _DOWNLOAD_FIRST.search(error):
+        return None
+    return Attribution(
+        Blame.ENVIRONMENT,
+        f"needs data or a model the reader downloads first ({cut(error, 200)})",
+    )
+
+
+#: A system facility the box does not have: a display, a clipboard, a sound device.
+_FACILITY = re.compile(
+    r"\$DISPLAY|no display name|cannot open display|couldn'?t connect to display|no display found"
+    r"|clipboard|copy/paste mechanism|\b(?:xclip|xsel|wl-copy|pbcopy)\b"
+    r"|no (?:audio|sound) device|PortAudio",
+    re.IGNORECASE,
+)
+
+
+def _system_facility(f: Failure) -> Attribution | None:
+    error = _error(f)
+    match = _FACILITY.search(error)
+    if not match:
+        return None
+    what = "a clipboard" if re.search(r"clip|paste|xsel|copy", match.group(0), re.I) else "a display"
+    if re.search(r"audio|sound", match.group(0), re.I):
+        what = "a sound device"
+    return Attribution(
+        Blame.ENVIRONMENT,
+        f"needs {what}, a system facility pytest-spike's box does not have ({cut(error, 200)})",
     )
 
 
@@ -301,6 +388,9 @@ RULES: tuple[Callable[[Failure], Attribution | None], ...] = (
     _undefined_name,
     _missing_module,
     _reader_path,
+    _system_facility,
+    _install_hint,
+    _download_first,
     _ellipsis,
 )
 

@@ -13,6 +13,7 @@ from pytest_spike.report.terminal import (
     finding_status,
     fmt_points,
     metric_lines,
+    newest_release_line,
     probe_summary,
     release_line,
     row_cells,
@@ -90,6 +91,9 @@ def _candidate(result: CandidateResult) -> list[str]:
     running = unboxed_tests(result)
     if running:
         out += [f"_{_escape(running)}_", ""]
+    newest = newest_release_line(result)
+    if newest:
+        out += [f"_{_escape(newest)}_", ""]
     out += [
         f"- `{p.nodeid}`: {p.outcome} ({p.duration_s:.2f}s"
         + (f", cached from {p.taken})" if p.cached else ")")

@@ -76,6 +76,19 @@ def evidence_line(result: CandidateResult) -> str | None:
     return f"{result.level.value.upper()} risk on evidence {probe_summary(result)}, unknown: {why}"
 
 
+def newest_release_line(result: CandidateResult) -> str | None:
+    """Which release was probed when the newest needs a newer Python than the spike's
+    (the signals probe's ``newest_release``; None: the newest was probed, or unknown)."""
+    for probe in result.probes:
+        newest = probe.details.get("newest_release") if probe.kind == "signals" else None
+        if isinstance(newest, dict):
+            return (
+                f"probed {newest.get('probed')}: the newest release, {newest.get('value')}, requires "
+                f"Python {newest.get('requires_python')} (this spike runs Python {newest.get('python')})"
+            )
+    return None
+
+
 def row_cells(result: CandidateResult) -> list[str]:
     return [
         result.name,
@@ -378,6 +391,12 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
                 lines += [
                     (line, {"yellow": True})
                     for line in textwrap.wrap(coverage, width, initial_indent="  ", subsequent_indent="    ")
+                ]
+            newest = newest_release_line(result)
+            if newest:
+                lines += [
+                    (line, {"yellow": True})
+                    for line in textwrap.wrap(newest, width, initial_indent="  ", subsequent_indent="    ")
                 ]
             lines += [(line, {}) for line in probe_line(result, width)]
             where = environment_line(result)

@@ -23,7 +23,7 @@ from pytest_spike._core import runner, sandbox
 from pytest_spike.upstream.layout import TestLayout
 from pytest_spike.upstream.results import NO_MODULE as _NO_MODULE
 from pytest_spike.upstream.results import Collection, first_error_line
-from pytest_spike.upstream.verdict import MISSING_FILE
+from pytest_spike.upstream.verdict import MISSING_FILE, copied_package
 
 _COLLECT_ERRORS = re.compile(r"collected.*?(\d+) errors?")
 _CONFTEST_FAILED = "while loading conftest"
@@ -248,6 +248,9 @@ class Collector:
             return f"missing harness dependency '{missing[0].split('.')[0]}' ({line})", True
         line = first_error_line(output)
         reason = line if line and "collected" not in line else "no tests collected"
+        copied = copied_package(output, self.run_dir)
+        if copied:
+            return f"{reason} ({copied})", True
         names = "|".join(map(re.escape, self.package_modules))
         if ours or re.search(rf"cannot import name .* from '({names})[.']", output):
             return reason, False  # the installed package lacks what its own tests import

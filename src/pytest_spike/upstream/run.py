@@ -44,8 +44,8 @@ from pytest_spike.upstream.results import (
     junit_key,
     read_junit,
 )
-from pytest_spike.upstream.sdist import UnsafeArchive, fetch_sdist, redact, safe_extract
-from pytest_spike.upstream.verdict import harness_gap
+from pytest_spike.upstream.sdist import ArchiveTooLarge, UnsafeArchive, fetch_sdist, redact, safe_extract
+from pytest_spike.upstream.verdict import harness_gap, shared_teardown
 
 DEFAULT_SAMPLE = 5
 #: Always passed: unknown upstream marks must not abort the run (dateutil's conftest uses one),
@@ -481,6 +481,12 @@ class SpikeUpstream:
                     gap = "collected without its conftest (--noconftest): the fixtures and set-up it lost may cause this"
                 outcome = dataclasses.replace(outcome, gap=gap)
             outcomes[nodeid] = outcome
+        # Judged over the tests that ran and are not already the harness's (a set-up error).
+        teardown = shared_teardown(
+            [o.message for o in outcomes.values() if o.outcome != "skipped" and not o.gap]
+        )
+        if teardown:
+            outcomes = {k: o if o.gap else dataclasses.replace(o, gap=teardown) for k, o in outcomes.items()}
         return outcomes, proc.duration_s
 
     def probe(
@@ -492,6 +498,9 @@ class SpikeUpstream:
         sdist become the result's status and reason, never an exception."""
         try:
             layout = self.layout
+        except ArchiveTooLarge as exc:
+            reason = f"the sdist is larger than pytest-spike unpacks ({exc}): not sampled"
+            return self._result("none", reason=reason, gap=True)
         except UnsafeArchive as exc:
             return self._result("unsafe", reason=str(exc))
         except SpikeError as exc:
