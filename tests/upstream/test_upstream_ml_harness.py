@@ -16,7 +16,9 @@ import pytest
 from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
 from pytest_spike.scoring import Weights
-from pytest_spike.upstream.run import SpikeUpstream, UpstreamResult, unchecked_reason, upstream_findings
+from pytest_spike.upstream.findings import unchecked_reason, upstream_findings
+from pytest_spike.upstream.results import UpstreamResult
+from pytest_spike.upstream.run import SpikeUpstream
 from pytest_spike.upstream.sdist import MAX_MEMBERS
 from pytest_spike.upstream.verdict import copied_package, harness_gap
 
