@@ -159,6 +159,15 @@ BUILTIN: tuple[ProbeKind, ...] = (
         codes=("readme.failed", "readme.timeout", "readme.unchecked", "readme.none"),
     ),
     ProbeKind(
+        "docs",
+        "pytest_spike.probes.docs:probe_docs",
+        version=1,
+        reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network, s.index_url, s.offline),
+        codes=("docs.failed", "docs.timeout", "docs.unchecked", "docs.none", "docs.pages"),
+        transient=frozenset({"docs.unchecked"}),
+        prefetch=frozenset({Prefetch.SDIST}),
+    ),
+    ProbeKind(
         "upstream",
         "pytest_spike.probes.upstream:probe_upstream",
         version=2,

@@ -38,6 +38,16 @@ _DIRECTIVE = re.compile(
     r"(?P<lang>\S*)"
 )
 _RST_DIRECTIVE = re.compile(r"^\.\. [\w-]+::")
+#: MyST directives that hold code, and the language their code is in when the fence names none.
+_MYST_CODE = {
+    "code-block": "",
+    "code": "",
+    "sourcecode": "",
+    "code-cell": "python",
+    "testcode": "python",
+    "doctest": "pycon",
+    "ipython": "python",
+}
 _OPTION = re.compile(r"^ +:[\w-]+:")
 _LIST_MARKER = re.compile(r"^ *(?:[-*+\u2022]|\d+[.)]|#\.|\(?[A-Za-z0-9]\)) +(?=\S)")
 _SHELL_START = re.compile(
@@ -132,8 +142,30 @@ def _markdown_blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
             continue
         first = token.map[0] + (1 if token.type == "fence" else 0)  # 0-based first code line
         info = token.info.split()
+        body = token.content.splitlines()
+        if info and info[0].startswith("{") and info[0].endswith("}"):
+            language, skipped = _myst_directive(info, body)
+            yield first + skipped, language, body[skipped:]
+            continue
         language = info[0].strip("{}.").lower() if info else ""
-        yield first, language, token.content.splitlines()
+        yield first, language, body
+
+
+def _myst_directive(info: list[str], body: list[str]) -> tuple[str, int]:
+    """A MyST directive fence (```` ```{code-block} python ````): the language its code is in
+    (the directive's name for one that holds no code: ``note``, ``eval-rst``), and how many
+    lines of options (``:linenos:``, or a ``---`` block) open its body."""
+    name = info[0][1:-1].strip().lower()
+    if name not in _MYST_CODE:
+        return name, 0
+    language = info[1].lower() if len(info) > 1 else _MYST_CODE[name]
+    skipped = 0
+    if body and body[0].strip() == "---":
+        closing = next((i for i in range(1, len(body)) if body[i].strip() == "---"), None)
+        skipped = closing + 1 if closing is not None else 0
+    while skipped < len(body) and _OPTION.match(" " + body[skipped]):
+        skipped += 1
+    return language, skipped
 
 
 def _rst_blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
