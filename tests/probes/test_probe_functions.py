@@ -66,7 +66,15 @@ def codes(outcome: ProbeOutcome) -> dict[str, Severity]:
 
 
 def test_each_row_runs_the_function_of_its_module() -> None:
-    functions = [probe_install, probe_import, probe_readme, probe_docs, probe_upstream, probe_signals, probe_licence]
+    functions = [
+        probe_install,
+        probe_import,
+        probe_readme,
+        probe_docs,
+        probe_upstream,
+        probe_signals,
+        probe_licence,
+    ]
     assert [k.function for k in kinds.BUILTIN] == functions
 
 
