@@ -71,6 +71,9 @@ class ProbeKind:
     module_names: str | None = None
     #: its details say where the candidate's environment is (``env``, ``python``, ``installed``)
     locates_environment: bool = False
+    #: as a release probe of an upgrade it compares the release with the installed version the
+    #: upgrade moves from (``ProbeContext.upgrading_from``): its evidence is keyed by that too
+    compares_upgrade: bool = False
 
     @property
     def all_codes(self) -> tuple[str, ...]:
@@ -220,7 +223,9 @@ BUILTIN: tuple[ProbeKind, ...] = (
         "pytest_spike.probes.licence:probe_licence",
         version=1,
         reads=lambda s: (s.isolation, s.licenses),
-        codes=("licence.denied", "licence.unknown", "licence.summary"),
+        codes=("licence.denied", "licence.unknown", "licence.changed", "licence.summary"),
+        release=True,
+        compares_upgrade=True,
     ),
 )
 
