@@ -116,9 +116,11 @@ def _files(folder: Path) -> Iterator[Path]:
 
 
 def _skipped_folder(relative: Path) -> bool:
-    """Build output, templates, static files, the API reference and test folders."""
+    """Build output, templates, static files, the API reference, test folders and the
+    contributors' pages (packaging's ``development/getting-started.rst`` is not for users)."""
     return any(
-        part.startswith(("_", ".")) or part in ("build", "site", "tests", "test", "api", "reference")
+        part.startswith(("_", "."))
+        or part in ("build", "site", "tests", "test", "api", "reference", "development", "contributing")
         for part in relative.parts[:-1]
     )
 
