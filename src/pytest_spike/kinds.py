@@ -221,7 +221,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "licence",
         "pytest_spike.probes.licence:probe_licence",
-        version=1,
+        version=2,
         reads=lambda s: (s.isolation, s.licenses),
         codes=("licence.denied", "licence.unknown", "licence.changed", "licence.summary"),
         release=True,
