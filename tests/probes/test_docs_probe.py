@@ -215,3 +215,14 @@ def test_myst_directives_and_mkdocs_nav(tmp_path: Path) -> None:
     assert [(b.line, b.kind) for b in cells] == [(2, "python"), (3, "python")]
     assert cells[0].code.splitlines()[0] == "pass  # matplotlib inline"
     assert Page(notebook_file, "nb.ipynb", "notebook").format == "notebook"
+
+
+def test_sphinx_doctest_setup_runs_before_a_pages_examples() -> None:
+    """tenacity's docs import everything in a ``testsetup`` block that Sphinx's doctest runs
+    first: read as Python, not as a block of language ``*``."""
+    page = ".. testsetup:: *\n\n    from tenacity import *\n\n.. testcode::\n\n    stop_after_attempt(3)\n"
+    blocks = extract_blocks(page, "text/x-rst")
+    assert [(b.line, b.kind, b.code) for b in blocks] == [
+        (3, "python", "from tenacity import *"),
+        (7, "python", "stop_after_attempt(3)"),
+    ]

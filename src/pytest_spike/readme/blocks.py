@@ -34,9 +34,11 @@ _OPEN_LANGS = _PYTHON_LANGS | {"", "text", "txt", "plain", "plaintext", "none", 
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,}) *(?P<info>[^`]*?) *$")
 _DIRECTIVE = re.compile(
-    r"^(?P<indent> *)\.\.\s+(?:code-block|code|sourcecode|testcode|doctest|ipython)::\s*"
+    r"^(?P<indent> *)\.\.\s+(?P<name>code-block|code|sourcecode|testsetup|testcode|doctest|ipython)::\s*"
     r"(?P<lang>\S*)"
 )
+#: sphinx.ext.doctest's directives: their argument is a group name (``*``), not a language.
+_DOCTEST_DIRECTIVES = frozenset({"testsetup", "testcode", "doctest"})
 _RST_DIRECTIVE = re.compile(r"^\.\. [\w-]+::")
 #: MyST directives that hold code, and the language their code is in when the fence names none.
 _MYST_CODE = {
@@ -178,7 +180,9 @@ def _rst_blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
             while start < len(lines) and _OPTION.match(lines[start]):
                 start += 1
             end = _indented_end(lines, start, _indent(line))
-            yield start, directive["lang"].lower(), lines[start:end]
+            # A testsetup block runs before the examples of its page, as Sphinx's doctest runs it.
+            language = "python" if directive["name"] in _DOCTEST_DIRECTIVES else directive["lang"].lower()
+            yield start, language, lines[start:end]
             i = max(end, start)
         elif line.rstrip().endswith("::") and not line.lstrip().startswith(".."):
             end = _indented_end(lines, i + 1, _text_indent(lines, i))
