@@ -129,6 +129,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
             "install.changes",
             "install.fit_unchecked",
             "install.unchecked",
+            "install.credentials",
         ),
         transient=frozenset({"install.fit_unchecked"}),
         environment_is_transient=True,

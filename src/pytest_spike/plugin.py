@@ -89,15 +89,15 @@ def _box(config: pytest.Config, settings: Settings) -> Settings:
     # In-process runs (pytester) must not leave their policy to the next session.
     config.add_cleanup(lambda: sandbox.configure(previous))
     if settings.sandbox == "require":
+        try:
+            sandbox.require_available(policy)
+        except SpikeError as exc:
+            raise pytest.UsageError(str(exc)) from None
         if settings.isolation == "never":
             raise pytest.UsageError(
                 "--spike-sandbox require cannot box candidates in the running environment "
                 "(--spike-isolation never): use --spike-isolation auto or always"
             )
-        try:
-            sandbox.require_available(policy)
-        except SpikeError as exc:
-            raise pytest.UsageError(str(exc)) from None
         settings = dataclasses.replace(settings, isolation="always")
     return settings
 

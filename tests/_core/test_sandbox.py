@@ -320,5 +320,66 @@ def test_the_environment_is_an_allow_list() -> None:
         "HOME": "/root",
     }
     kept = sandbox.box_env(env, {"PYTEST_ADDOPTS": ""}, sandbox.BOX_HOME)
-    assert set(kept) == {"PATH", "LANG", "LC_ALL", "PYTEST_ADDOPTS", "HOME", "TMPDIR", "USER", "LOGNAME"}
+    assert set(kept) == {
+        *("PATH", "LANG", "LC_ALL", "PYTEST_ADDOPTS", "HOME", "TMPDIR", "USER", "LOGNAME"),
+        sandbox.INSIDE_ENV,  # a pytest-spike inside shares the box rather than nesting one
+    }
     assert kept["HOME"] == sandbox.BOX_HOME
+
+
+def test_without_bubblewrap_every_report_says_so_and_require_refuses(
+    pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PATH without bubblewrap, as on a machine that lacks it: the run goes on unboxed and says
+    so in the terminal, the JSON and the Markdown; ``require`` is a usage error naming the fix."""
+    bin_dir = pytester.path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    args = ["--spike", "--spike-probes=import", "--spike-candidate=goodpkg", "-p", "no:cacheprovider"]
+    auto = pytester.runpytest_subprocess(*args, "--spike-json=r.json", "--spike-md=r.md")
+    auto.stdout.fnmatch_lines(
+        ["candidate code: not sandboxed: bubblewrap is not installed; candidate code ran*"]
+    )
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert data["settings"]["sandbox"].startswith("not sandboxed: bubblewrap is not installed")
+    assert (
+        "**candidate code: not sandboxed: bubblewrap is not installed" in (pytester.path / "r.md").read_text()
+    )
+    refused = pytester.runpytest_subprocess(*args, "--spike-sandbox=require")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(
+        ["*--spike-sandbox require: bubblewrap is not installed*apt-get install bubblewrap*"]
+    )
+
+
+@needs_box
+def test_a_candidate_in_the_running_environment_says_its_tests_ran_unboxed(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    pytester.makepyfile(
+        "from pytest_spike import spike\n\n"
+        "pytestmark = spike.candidate('goodpkg')\n\n"
+        "@spike.hello_world\n"
+        "def test_hello():\n"
+        "    import goodpkg\n"
+    )
+    result = pytester.runpytest_subprocess("--spike", "--spike-probes=install", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "candidate code: sandboxed (bubblewrap)",
+            "*your tests of it ran in the running environment, not boxed*",
+        ]
+    )
+
+
+@needs_box
+def test_only_a_real_box_counts_as_inside_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child pytest shares its parent's box; the box's variable set by anyone outside does not
+    make this host skip the box (it also needs bubblewrap as PID 1 of its PID namespace)."""
+    monkeypatch.setenv(sandbox.INSIDE_ENV, "1")
+    assert not sandbox.inside()
+    code = "from pytest_spike._core import sandbox; print(sandbox.inside())"
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(sandbox.__file__).parents[2])}
+    done = runner.run([sys.executable, "-c", code], timeout=30, env=env, box=sandbox.Box("tests"))
+    assert done.stdout.split() == ["True"], done.stderr

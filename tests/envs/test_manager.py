@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from backends import BACKENDS, hermetic  # noqa: F401
-from pkgfactory import build_local_index
+from pkgfactory import FakeProject, build_local_index
 
 from pytest_spike._core.runner import run
 from pytest_spike.envs.fit import install_findings
@@ -223,3 +223,32 @@ def test_real_candidate_from_the_package_index(tmp_path: Path) -> None:
     probe = run([result.python, "-I", "-c", code], timeout=60)
     assert probe.stdout.strip() == "{'a': 1}"
     assert sys.executable != result.python
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_index_with_credentials_installs_wheels_before_any_backend_runs(
+    tmp_path: Path, backend: str
+) -> None:
+    """With a password in the index URL, wheels alone are tried first, so no build backend runs
+    in a step that holds it; where an sdist must be built after all, the result says so."""
+    from indexserver import IndexServer
+    from pkgfactory import _BACKEND, _PYPROJECT
+
+    with IndexServer(tmp_path / "index") as index, hermetic():
+        index.add(FakeProject("dep", "2.0"))
+        index.add(
+            FakeProject(
+                "srconly", "1.5", sdist_files={"pyproject.toml": _PYPROJECT, "tinybackend.py": _BACKEND}
+            ),
+            wheel=False,
+        )
+        secret_url = index.url.replace("http://", "http://spike:s3cr3t@") + "/"
+        manager = EnvManager(tmp_path / "cache", backend=backend, index_args=["--index-url", secret_url])
+        wheels = manager.ensure(["dep"])
+        built = manager.ensure(["srconly"])
+    assert wheels.ok and not wheels.credentials_exposed, wheels.error
+    assert built.ok and built.credentials_exposed, built.error
+    findings, _ = install_findings(built)
+    exposed = [f for f in findings if f.code == "install.credentials"]
+    assert exposed and "in reach of a build backend" in exposed[0].message
+    assert "s3cr3t" not in exposed[0].message

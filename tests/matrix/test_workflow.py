@@ -63,3 +63,24 @@ def test_every_pytest_spike_command_in_the_workflow_parses(workflow: Path, expec
         argv = argv[: argv.index(">")] if ">" in argv else argv  # drop a shell redirection
         args = parser.parse_args(argv)  # exits (SystemExit) on an unknown option
         assert args.func is not None
+
+
+@pytest.mark.parametrize("workflow", [WORKFLOW, UPGRADE_WORKFLOW], ids=lambda p: p.name)
+def test_the_workflows_leave_candidates_nothing_to_steal(workflow: Path) -> None:
+    """Read-only token, no credentials left in .git/config, and the box on every Linux job that
+    runs candidate code (strictly: --spike-sandbox require where the job is Linux only)."""
+    from ruamel.yaml import YAML  # check-jsonschema's YAML reader, in the test extra
+
+    data = YAML(typ="safe").load(workflow.read_text())
+    assert data["permissions"] == {"contents": "read"}
+    for name, job in data["jobs"].items():
+        assert "secrets" not in str(job.get("env", {})), name
+        steps = job["steps"]
+        for step in steps:
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False, f"{name}: {step}"
+        runs = " ".join(str(s.get("run", "")) for s in steps)
+        if "pytest --spike" in runs:
+            assert any("bubblewrap" in str(s.get("run", "")) for s in steps), f"{name} runs unboxed"
+            if job["runs-on"] == "ubuntu-latest":
+                assert "--spike-sandbox require" in runs, name

@@ -33,7 +33,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_spike.model import SpikeError
@@ -173,9 +173,6 @@ class Box:
     network: bool = False
     project: str | None = None
 
-    def with_paths(self, *, read: Sequence[str] = (), write: Sequence[str] = ()) -> Box:
-        return replace(self, read=(*self.read, *read), write=(*self.write, *write))
-
 
 @dataclass(frozen=True)
 class Status:
@@ -273,8 +270,16 @@ def _unavailable(bwrap: str | None) -> str:
 
 
 def inside() -> bool:
-    """Whether this process runs in a box already (a child pytest)."""
-    return os.environ.get(INSIDE_ENV) == "1"
+    """Whether this process runs in a box already (a child pytest): the box's variable, and
+    bubblewrap as PID 1 of this PID namespace (a variable alone, set by anyone, is not enough)."""
+    if os.environ.get(INSIDE_ENV) != "1":
+        return False
+    try:
+        with open("/proc/1/cmdline", "rb") as handle:
+            first = handle.read().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return os.path.basename(first) == b"bwrap"
 
 
 def bwrap_path(policy: Policy) -> str:

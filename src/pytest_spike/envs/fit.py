@@ -414,6 +414,17 @@ def install_findings(env: EnvResult) -> tuple[list[Finding], dict[str, Any]]:
             )
         ], details
     findings = []
+    if env.credentials_exposed:
+        findings.append(
+            Finding(
+                "install.credentials",
+                Severity.INFO,
+                "the index URL's credentials were in reach of a build backend: wheels alone did "
+                f"not install {env.candidate}, so an sdist was built in the step that held them",
+                {"sdists": ", ".join(env.sdists)},
+                blame=Blame.ENVIRONMENT,
+            )
+        )
     if env.sdists:
         findings.append(
             Finding(

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -94,6 +95,9 @@ class EnvResult:
     error_line: str = ""
     #: why a failed build is not the candidate's fault ("network", "timeout", "spike"), or ""
     not_candidate: str = ""
+    #: the index URL carried credentials and a build backend ran in the installer step that
+    #: held them (wheels alone did not install): said on the card
+    credentials_exposed: bool = False
 
     @property
     def dependency_count(self) -> int:
@@ -442,12 +446,21 @@ class EnvManager:
             boxed = installer_box(
                 entry, self.python, write=(scratch,), cache=self.cache_dir.parent / "installer"
             )
-            for argv in self._commands(entry, python, requirements, report):
-                left = max(1.0, deadline - time.monotonic())
-                done = run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
+            commands = self._commands(entry, python, requirements, report)
+            if self._credentials():
+                # An index URL with a password: install wheels only first, so no build backend
+                # (candidate code) runs in a step that holds it; only where that fails is an
+                # sdist built with the credentials in reach, and the card says so.
+                wheels_only = [*commands[:-1], [*commands[-1], "--only-binary", ":all:"]]
+                done = self._run_all(wheels_only, deadline, scratch, boxed)
+                result.credentials_exposed = not done.ok
                 if not done.ok:
-                    break
+                    done = self._run_all(commands[-1:], deadline, scratch, boxed)
+            else:
+                done = self._run_all(commands, deadline, scratch, boxed)
             built = _pip_report_sdists(report) | _uv_output_sdists(done)
+            # Exposed only where the retry really built something from source.
+            result.credentials_exposed = result.credentials_exposed and bool(built)
         if done.ok:
             left = max(1.0, deadline - time.monotonic())
             done = run(
@@ -471,6 +484,22 @@ class EnvManager:
         _describe(result, inspected, built)
         result.ok = True
         return result
+
+    def _run_all(
+        self, commands: list[list[str]], deadline: float, scratch: str, boxed: Mapping[str, Any]
+    ) -> RunResult:
+        for argv in commands:
+            left = max(1.0, deadline - time.monotonic())
+            done = run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
+            if not done.ok:
+                break
+        return done
+
+    def _credentials(self) -> bool:
+        """Whether an index this manager installs from has a user or password in its URL."""
+        settings = pip_index_settings()
+        urls = [*self.index_args, *(settings.get(k, "") for k in ("index-url", "extra-index-url"))]
+        return any(urlsplit(url).password or urlsplit(url).username for text in urls for url in text.split())
 
     def _commands(self, entry: Path, python: str, reqs: list[str], report: Path) -> list[list[str]]:
         if self.uv is not None:

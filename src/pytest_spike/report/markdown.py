@@ -19,6 +19,7 @@ from pytest_spike.report.terminal import (
     sandbox_notice,
     target_line,
     unboxed,
+    unboxed_tests,
     upgrade_verdict,
     verdict,
 )
@@ -86,6 +87,9 @@ def _candidate(result: CandidateResult) -> list[str]:
     coverage = evidence_line(result)
     if coverage:
         out += [f"_{_escape(coverage)}_", ""]
+    running = unboxed_tests(result)
+    if running:
+        out += [f"_{_escape(running)}_", ""]
     out += [
         f"- `{p.nodeid}`: {p.outcome} ({p.duration_s:.2f}s"
         + (f", cached from {p.taken})" if p.cached else ")")

@@ -253,6 +253,19 @@ def probe_line(result: CandidateResult, width: int) -> list[str]:
     )
 
 
+def unboxed_tests(result: CandidateResult) -> str | None:
+    """Said under a candidate whose own tests ran in the running environment: they imported
+    it into the pytest process itself, outside the box (None when that is not known)."""
+    install = next((p for p in result.probes if p.kind == "install"), None)
+    mine = [p for p in result.probes if p.kind in ("hello_world", "real_data", "custom")]
+    if install is None or not mine or install.details.get("env") or not install.details.get("installed"):
+        return None
+    return (
+        "your tests of it ran in the running environment, not boxed "
+        "(--spike-sandbox require or --spike-isolation always gives it an environment of its own)"
+    )
+
+
 def note_lines(result: CandidateResult, width: int) -> list[str]:
     lines: list[str] = []
     for note in result.notes:
@@ -332,6 +345,12 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
                     for line in textwrap.wrap(coverage, width, initial_indent="  ", subsequent_indent="    ")
                 ]
             lines += [(line, {}) for line in probe_line(result, width)]
+            running = unboxed_tests(result)
+            if running:
+                lines += [
+                    (line, {"yellow": True})
+                    for line in textwrap.wrap(running, width, initial_indent="  ", subsequent_indent="    ")
+                ]
             lines += finding_lines(result.scored, width)
             lines += [(line, {"cyan": True}) for line in note_lines(result, width)]
             if result.cost:
