@@ -1,4 +1,4 @@
-"""A hostile candidate against a whole spike, boxed: build backend, import, README, upstream
+"""A hostile candidate against a whole spike, boxed: build backend, import, README, docs, upstream
 test and the team's own test re-run in the candidate's environment all attack, and nothing of
 the team's is read, written or reached; nothing outlives the run; the results are the host's.
 
@@ -244,6 +244,7 @@ def test_a_hostile_candidate_reaches_nothing_of_yours_at_any_stage(
             "evilbackend.py": BACKEND % {},
             "evilpkg_attack.py": attack,
             "tests/test_evil.py": "def test_evil():\n    import evilpkg\n    evilpkg.attack('upstream')\n",
+            "docs/quickstart.md": "```python\nimport evilpkg\nevilpkg.attack('docs')\n```\n",
         },
     )
     (project / "conftest.py").write_text("# the team's conftest\n")
@@ -291,7 +292,7 @@ def test_a_hostile_candidate_reaches_nothing_of_yours_at_any_stage(
     data = json.loads(text)
     assert data["complete"] is True
     assert data["settings"]["sandbox"] == "sandboxed (bubblewrap)"
-    for stage in ("import", "readme", "upstream", "tests"):
+    for stage in ("import", "readme", "docs", "upstream", "tests"):
         assert f"EVIL-RAN {stage} sent=no " in text, f"{stage} did not run, or reached the listener"
     # What it "wrote" landed in the box's private /tmp at most: checked on the host below.
     assert "s3cr3t" not in text + output

@@ -131,3 +131,28 @@ def test_zero_file_spike_leaves_the_environment_unchanged(pytester: pytest.Pytes
     assert data["tomli"]["level"] != "blocked" and data["tomlkit"]["level"] != "blocked"
     assert data["tomli"]["version"] and data["tomlkit"]["version"]
     result.stdout.fnmatch_lines(["lowest risk: *"])
+
+
+def test_tomlkit_gains_docs_evidence_from_its_quickstart(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """The quickstart example's tomlkit has no Python example in its README (the readme probe
+    is unknown there); its sdist ships docs/quickstart.rst, whose sessions run."""
+    pytester.runpytest(
+        "--spike",
+        "--spike-probes",
+        "install,readme,docs",
+        "--spike-isolation",
+        "always",
+        f"--spike-cache-dir={tmp_path / 'cache'}",
+        "--spike-json=r.json",
+        "--spike-candidate",
+        "tomlkit",
+    )
+    [tomlkit] = json.loads((pytester.path / "r.json").read_text())["candidates"]
+    probes = {p["kind"]: p for p in tomlkit["probes"]}
+    assert probes["readme"]["outcome"] == "skipped"
+    assert probes["docs"]["outcome"] == "passed"
+    pages = {p["page"]: p["counts"] for p in probes["docs"]["details"]["pages"]}
+    assert pages["quickstart.rst"]["ok"] >= 3
+    summary = next(f for f in tomlkit["findings"] if f["code"] == "docs.pages")
+    assert summary["message"].startswith("docs: quickstart.rst ")
+    assert "docs" not in tomlkit["evidence"]["unknown"]

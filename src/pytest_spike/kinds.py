@@ -71,6 +71,9 @@ class ProbeKind:
     module_names: str | None = None
     #: its details say where the candidate's environment is (``env``, ``python``, ``installed``)
     locates_environment: bool = False
+    #: as a release probe of an upgrade it compares the release with the installed version the
+    #: upgrade moves from (``ProbeContext.upgrading_from``): its evidence is keyed by that too
+    compares_upgrade: bool = False
 
     @property
     def all_codes(self) -> tuple[str, ...]:
@@ -161,6 +164,15 @@ BUILTIN: tuple[ProbeKind, ...] = (
         codes=("readme.failed", "readme.timeout", "readme.unchecked", "readme.none"),
     ),
     ProbeKind(
+        "docs",
+        "pytest_spike.probes.docs:probe_docs",
+        version=1,
+        reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network, s.index_url, s.offline),
+        codes=("docs.failed", "docs.timeout", "docs.unchecked", "docs.none", "docs.pages"),
+        transient=frozenset({"docs.unchecked"}),
+        prefetch=frozenset({Prefetch.SDIST}),
+    ),
+    ProbeKind(
         "upstream",
         "pytest_spike.probes.upstream:probe_upstream",
         version=3,
@@ -212,9 +224,11 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "licence",
         "pytest_spike.probes.licence:probe_licence",
-        version=1,
+        version=2,
         reads=lambda s: (s.isolation, s.licenses),
-        codes=("licence.denied", "licence.unknown", "licence.summary"),
+        codes=("licence.denied", "licence.unknown", "licence.changed", "licence.summary"),
+        release=True,
+        compares_upgrade=True,
     ),
 )
 

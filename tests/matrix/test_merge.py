@@ -313,3 +313,36 @@ def test_show_of_a_merged_file_builds_the_merge_s_reports(grid_files: list[Path]
     assert capsys.readouterr().out == md.read_text()
     assert cli.main(["merge", *map(str, grid_files), "--md"]) == 0  # and so by merge
     assert capsys.readouterr().out == md.read_text()
+
+
+def test_licence_findings_are_merged_per_cell_and_per_distribution(tmp_path: Path) -> None:
+    """A Python version can pull a different closure: on 3.9 a backport brings a GPL
+    dependency the 3.12 closure lacks; an AGPL one is in both. Each denied distribution stays
+    a finding of its own, and the one only 3.9 brings says so."""
+
+    def denied(path: str, licence: str) -> Finding:
+        name = path.split(" -> ")[-1]
+        return Finding(
+            "licence.denied",
+            Severity.HIGH,
+            f"{path}: {name} 1.0 is {licence} (deny: *GPL-*)",
+            {"distribution": name, "licence": licence, "path": path, "rule": "deny: *GPL-*"},
+        )
+
+    agpl = denied("nose -> agpldep", "AGPL-3.0-only")
+    gpl = denied("nose -> backport -> gpldep", "GPL-3.0-only")
+    files = [
+        cell_file(tmp_path, "3.9", "1.3.7", [agpl, gpl]),
+        cell_file(tmp_path, "3.12", "1.3.7", [agpl]),
+    ]
+    merged = merge(load_all(files)[0])
+    (cand,) = merged.scorecard.candidates
+    found = [
+        (s.finding.code, s.finding.evidence.get("distribution") or s.finding.evidence.get("code"))
+        for s in cand.scored
+    ]
+    assert sorted(found) == [("licence.denied", "agpldep"), ("matrix.python_gap", "licence.denied")]
+    gap = next(s for s in cand.scored if s.finding.code == "matrix.python_gap")
+    assert gap.finding.message == f"fails on 3.9: {gpl.message}"
+    assert gap.points == 30
+    assert cand.score == 60  # both denied distributions count, as they did in the 3.9 cell

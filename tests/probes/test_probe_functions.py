@@ -18,6 +18,7 @@ from indexserver import HERMETIC_ENV, IndexServer
 from pytest_spike import kinds
 from pytest_spike.model import Blame, Candidate, Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
+from pytest_spike.probes.docs import probe_docs
 from pytest_spike.probes.importing import probe_import
 from pytest_spike.probes.install import probe_install
 from pytest_spike.probes.items import failing_findings
@@ -65,7 +66,15 @@ def codes(outcome: ProbeOutcome) -> dict[str, Severity]:
 
 
 def test_each_row_runs_the_function_of_its_module() -> None:
-    functions = [probe_install, probe_import, probe_readme, probe_upstream, probe_signals, probe_licence]
+    functions = [
+        probe_install,
+        probe_import,
+        probe_readme,
+        probe_docs,
+        probe_upstream,
+        probe_signals,
+        probe_licence,
+    ]
     assert [k.function for k in kinds.BUILTIN] == functions
 
 

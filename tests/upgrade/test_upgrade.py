@@ -309,9 +309,9 @@ def test_the_release_own_evidence_shows_next_to_the_suite(
     result.stdout.fnmatch_lines(
         [
             "oldlib 1.0 -> 1.5  LOW  0 of 1 tests break",
-            "  the release on its own: LOW, score 0; probes: import passed, signals passed, upstream skipped",
+            "  the release on its own: LOW, score 0; probes: import passed, licence passed, signals passed, upstream skipped",
             "oldlib 1.0 -> 2.1  HIGH  0 of 1 tests break",
-            "  the release on its own: HIGH, score 30; probes: import passed, signals failed, upstream skipped",
+            "  the release on its own: HIGH, score 30; probes: import passed, licence passed, signals failed, upstream skipped",
             "    +30 high signals.yanked: *corrupt wheel*",
             "oldlib: the suite passes on 2.1 (newest of the versions tried); the release on its own is HIGH, see above",
         ]
@@ -322,7 +322,7 @@ def test_the_release_own_evidence_shows_next_to_the_suite(
     release = yanked["release"]
     assert release["requirement"] == "oldlib==2.1" and release["level"] == "high"
     assert {p["nodeid"] for p in release["probes"]} == {
-        f"upgrade::oldlib==2.1::{kind}" for kind in ("import", "signals", "upstream")
+        f"upgrade::oldlib==2.1::{kind}" for kind in ("import", "licence", "signals", "upstream")
     }
     # the import probe ran in the upgraded environment, the project's, not one of its own
     probes = {p["kind"]: p for p in release["probes"]}
@@ -331,6 +331,57 @@ def test_the_release_own_evidence_shows_next_to_the_suite(
     assert release["evidence"]["unknown"] == ["upstream"]
     assert "no sdist" in release["evidence"]["why"]["upstream"]
     assert "+30 high signals.yanked" in (project.path / "up.md").read_text()
+
+
+def test_a_release_that_changes_its_licence_is_named(
+    project: pytest.Pytester, cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The installed oldlib 1.0 is MIT; 2.1 moved to a source-available licence (BUSL-1.1):
+    under a policy that allows MIT only, the release is denied and its change named."""
+    mit_site = tmp_path / "mit-site"
+    built = build_wheel(
+        FakeProject("oldlib", "1.0", files={"oldlib/__init__.py": OLD}, license_expression="MIT"),
+        tmp_path / "mit",
+    )
+    pip_install_target([built], mit_site)
+    monkeypatch.syspath_prepend(str(mit_site))  # the running environment's oldlib 1.0, MIT
+    monkeypatch.setenv("PYTHONPATH", str(mit_site))
+    with IndexServer(tmp_path / "index") as index:
+        for version, licence in (("1.0", "MIT"), ("2.1", "BUSL-1.1")):
+            index.add(
+                FakeProject("oldlib", version, files={"oldlib/__init__.py": OLD}, license_expression=licence),
+                sdist=False,
+                upload_time="2026-09-01",
+            )
+        monkeypatch.delenv("PIP_NO_INDEX")
+        monkeypatch.delenv("PIP_FIND_LINKS")
+        monkeypatch.setenv("PIP_INDEX_URL", index.url)
+        result = project.runpytest(
+            "-k",
+            "test_sum",
+            "--spike-upgrade",
+            "oldlib",
+            "--spike-upgrade-versions",
+            "2.1",
+            "--spike-probes=licence",
+            "-o",
+            "spike_licenses=allow: MIT",
+            f"--spike-cache-dir={cache_dir}",
+            "--spike-json=up.json",
+        )
+    result.stdout.fnmatch_lines(
+        [
+            "oldlib 1.0 -> 2.1  HIGH  0 of 1 tests break",
+            "  the release on its own: HIGH, score 40; probes: licence failed",
+            "    +30 high licence.denied: oldlib: oldlib 2.1 is BUSL-1.1 (BUSL-1.1 is not in the allow list)",
+            "    +10 medium licence.changed: oldlib changed its licence: MIT in 1.0, BUSL-1.1 in 2.1",
+        ]
+    )
+    [target] = upgrades(project)["targets"]
+    [probe] = target["release"]["probes"]
+    assert probe["details"]["before"] == {"version": "1.0", "licence": "MIT", "source": "License-Expression"}
+    changed = next(f for f in target["release"]["findings"] if f["code"] == "licence.changed")
+    assert changed["evidence"]["versions"] == "1.0 -> 2.1"
 
 
 def test_spike_probes_none_leaves_out_the_release_evidence(project: pytest.Pytester, cache_dir: Path) -> None:

@@ -1,7 +1,8 @@
 """Fold many cell results files into one scorecard with a Python x version grid.
 
-A finding present in every cell that ran is kept as it is. A finding present in only
-some cells becomes a matrix finding that says where it holds: ``matrix.python_gap``
+A finding present in every cell that ran is kept as it is (findings that name a subject,
+``licence.denied`` naming a distribution, are compared per subject: a Python version can pull a
+different closure). A finding present in only some cells becomes a matrix finding that says where it holds: ``matrix.python_gap``
 when it holds on exactly some Pythons ("fails on 3.12 and 3.13: ..."),
 ``matrix.version_gap`` when on exactly some versions, ``matrix.partial`` otherwise.
 Skipped cells are shown in the grid and listed in an info finding, never scored as a
@@ -320,14 +321,24 @@ def _merge_probes(name: str, runs: list[_Run]) -> list[ProbeResult]:
     return merged
 
 
+#: Evidence keys that name what a finding is about, when one code speaks of several things in
+#: one cell (``licence.denied`` per distribution): such findings merge per code and subject.
+SUBJECT_KEYS = ("distribution",)
+
+
+def _subject(finding: Finding) -> tuple[str, str]:
+    return (finding.code, next((finding.evidence[k] for k in SUBJECT_KEYS if k in finding.evidence), ""))
+
+
 def _merge_findings(runs: list[_Run], grid: Grid) -> list[Scored]:
-    where: dict[str, list[tuple[_Run, Scored]]] = {}
+    """A cell's findings by code (and subject), each compared across the cells that ran."""
+    where: dict[tuple[str, str], list[tuple[_Run, Scored]]] = {}
     for run in runs:
-        for code in dict.fromkeys(s.finding.code for s in run.result.scored):
-            first = next(s for s in run.result.scored if s.finding.code == code)
-            where.setdefault(code, []).append((run, first))
+        for key in dict.fromkeys(_subject(s.finding) for s in run.result.scored):
+            first = next(s for s in run.result.scored if _subject(s.finding) == key)
+            where.setdefault(key, []).append((run, first))
     merged: list[Scored] = []
-    for code, hits in where.items():
+    for (code, _), hits in where.items():
         worst = max(hits, key=lambda h: (h[1].points, h[1].finding.severity.rank))[1]
         if len({h[0].cell_id for h in hits}) == len({r.cell_id for r in runs}):
             merged.append(worst)

@@ -120,7 +120,7 @@ class ProbeContext:
     ``memo`` are shared by the probes of one process (per xdist worker) so expensive work
     happens once; environments are shared across workers and runs through the EnvManager's
     locked cache. ``timeout`` bounds each subprocess; ``host_python`` is the running
-    interpreter.
+    interpreter; ``upgrading_from`` is set for an upgrade's release probes.
     """
 
     candidate: Candidate
@@ -129,6 +129,9 @@ class ProbeContext:
     timeout: float
     memo: ProbeMemo = field(default_factory=ProbeMemo)
     host_python: str = sys.executable
+    #: in an upgrade spike's release probes: the version installed in the running environment
+    #: that the upgrade moves from (a kind that ``compares_upgrade`` compares the release with it)
+    upgrading_from: str | None = None
 
     @property
     def workdir(self) -> Path:

@@ -75,6 +75,8 @@ def key(ctx: ProbeContext, kind: str) -> str | None:
         "inspection": inspected,
         "options": probe.reads(ctx.settings),
     }
+    if probe.compares_upgrade and ctx.upgrading_from is not None:
+        ident["upgrading_from"] = ctx.upgrading_from  # the other side of its comparison
     if probe.keyed_by_project and (target.isolated or ctx.settings.requirement_files):
         ident["project"] = ctx.project_requirements()  # the fit check's other side
     blob = json.dumps(ident, sort_keys=True, default=str).encode()

@@ -15,7 +15,9 @@ both are. Without a policy the probe reports and scores nothing above info.
 
 Findings: ``licence.denied`` (high, one per denied distribution, with the path by which
 the candidate brings it), ``licence.unknown`` (no licence information: low under a policy,
-info without), ``licence.summary`` (info: the closure's licences).
+info without), ``licence.summary`` (info: the closure's licences), and in an upgrade spike's
+release probes ``licence.changed`` (the release's licence differs from the installed version's:
+medium under a policy that does not allow the new one, info otherwise).
 """
 
 from __future__ import annotations
@@ -331,8 +333,47 @@ def probe_licence(ctx: ProbeContext) -> ProbeOutcome:
             version=str(info["version"]),
             skipped=f"the metadata of {info['name']} could not be read from {info['location']}",
         )
-    findings, details = licence_findings(root, dists, Policy.of(ctx.settings.licenses))
+    policy = Policy.of(ctx.settings.licenses)
+    findings, details = licence_findings(root, dists, policy)
+    if ctx.upgrading_from is not None:
+        # An upgrade's release: the version it moves from is the running environment's.
+        before = read_dists([root], sys.path).get(root)
+        details["before"] = (
+            {"version": before.version, "licence": before.licence.spdx, "source": before.licence.source}
+            if before is not None
+            else {"version": ctx.upgrading_from, "licence": None, "source": "not installed here"}
+        )
+        changed = licence_change(before, dists[root], policy)
+        if changed is not None:
+            findings.insert(0, changed)
     return ProbeOutcome(findings=findings, details=details, version=str(info["version"]))
+
+
+def licence_change(before: Dist | None, after: Dist, policy: Policy) -> Finding | None:
+    """``licence.changed`` when the release's licence differs from the version it replaces.
+
+    Medium under a policy unless the policy allows the new licence (info then: a change a
+    reviewer may still want to see), info without a policy. Nothing when either side is not
+    known (the installed version could not be read, or both say nothing).
+    """
+    if before is None or before.licence.spdx == after.licence.spdx:
+        return None
+    if before.licence.spdx is None:
+        return None  # it said nothing before: the release's licence is read as for any candidate
+    new = after.licence.spdx or "no licence information"
+    acceptable = after.licence.spdx is not None and policy.judge(after.licence.spdx)[0] == _ALLOWED
+    severity = Severity.MEDIUM if policy and not acceptable else Severity.INFO
+    return Finding(
+        "licence.changed",
+        severity,
+        f"{after.name} changed its licence: {before.licence.spdx} in {before.version}, {new} in {after.version}",
+        {
+            "before": before.licence.spdx,
+            "after": after.licence.spdx or "",
+            "versions": f"{before.version} -> {after.version}",
+            "source": after.licence.source,
+        },
+    )
 
 
 def licence_findings(

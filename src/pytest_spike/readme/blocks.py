@@ -34,10 +34,22 @@ _OPEN_LANGS = _PYTHON_LANGS | {"", "text", "txt", "plain", "plaintext", "none", 
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,}) *(?P<info>[^`]*?) *$")
 _DIRECTIVE = re.compile(
-    r"^(?P<indent> *)\.\.\s+(?:code-block|code|sourcecode|testcode|doctest|ipython)::\s*"
+    r"^(?P<indent> *)\.\.\s+(?P<name>code-block|code|sourcecode|testsetup|testcode|doctest|ipython)::\s*"
     r"(?P<lang>\S*)"
 )
+#: sphinx.ext.doctest's directives: their argument is a group name (``*``), not a language.
+_DOCTEST_DIRECTIVES = frozenset({"testsetup", "testcode", "doctest"})
 _RST_DIRECTIVE = re.compile(r"^\.\. [\w-]+::")
+#: MyST directives that hold code, and the language their code is in when the fence names none.
+_MYST_CODE = {
+    "code-block": "",
+    "code": "",
+    "sourcecode": "",
+    "code-cell": "python",
+    "testcode": "python",
+    "doctest": "pycon",
+    "ipython": "python",
+}
 _OPTION = re.compile(r"^ +:[\w-]+:")
 _LIST_MARKER = re.compile(r"^ *(?:[-*+\u2022]|\d+[.)]|#\.|\(?[A-Za-z0-9]\)) +(?=\S)")
 _SHELL_START = re.compile(
@@ -132,8 +144,30 @@ def _markdown_blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
             continue
         first = token.map[0] + (1 if token.type == "fence" else 0)  # 0-based first code line
         info = token.info.split()
+        body = token.content.splitlines()
+        if info and info[0].startswith("{") and info[0].endswith("}"):
+            language, skipped = _myst_directive(info, body)
+            yield first + skipped, language, body[skipped:]
+            continue
         language = info[0].strip("{}.").lower() if info else ""
-        yield first, language, token.content.splitlines()
+        yield first, language, body
+
+
+def _myst_directive(info: list[str], body: list[str]) -> tuple[str, int]:
+    """A MyST directive fence (```` ```{code-block} python ````): the language its code is in
+    (the directive's name for one that holds no code: ``note``, ``eval-rst``), and how many
+    lines of options (``:linenos:``, or a ``---`` block) open its body."""
+    name = info[0][1:-1].strip().lower()
+    if name not in _MYST_CODE:
+        return name, 0
+    language = info[1].lower() if len(info) > 1 else _MYST_CODE[name]
+    skipped = 0
+    if body and body[0].strip() == "---":
+        closing = next((i for i in range(1, len(body)) if body[i].strip() == "---"), None)
+        skipped = closing + 1 if closing is not None else 0
+    while skipped < len(body) and _OPTION.match(" " + body[skipped]):
+        skipped += 1
+    return language, skipped
 
 
 def _rst_blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
@@ -146,7 +180,9 @@ def _rst_blocks(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
             while start < len(lines) and _OPTION.match(lines[start]):
                 start += 1
             end = _indented_end(lines, start, _indent(line))
-            yield start, directive["lang"].lower(), lines[start:end]
+            # A testsetup block runs before the examples of its page, as Sphinx's doctest runs it.
+            language = "python" if directive["name"] in _DOCTEST_DIRECTIVES else directive["lang"].lower()
+            yield start, language, lines[start:end]
             i = max(end, start)
         elif line.rstrip().endswith("::") and not line.lstrip().startswith(".."):
             end = _indented_end(lines, i + 1, _text_indent(lines, i))

@@ -137,7 +137,8 @@ class Examples:
     """Whose examples a run's findings speak of: the finding codes' prefix and the noun.
 
     The README probe's are ``readme.*`` and "README examples"; another probe that runs
-    examples with the same rules (a documentation page's) passes its own.
+    examples with the same rules (a documentation page's) passes its own. The prefix also
+    names the step in the box (its stage).
     """
 
     code: str = "readme"
@@ -250,6 +251,7 @@ def run_blocks(
     modules: Sequence[str] = (),
     dist_name: str = "",
     slow_allowance: float | None = None,
+    stage: str = "readme",
 ) -> list[BlockOutcome]:
     """Run the runnable blocks with ``python``, cumulatively and alone; list every block.
 
@@ -272,6 +274,7 @@ def run_blocks(
     ``modules`` (the candidate's top-level modules) and ``dist_name`` tell the candidate's
     own code from the rest when judging a failure (see ``readme.verdict``); a module of
     ``modules`` that the README uses but never imports is imported before the blocks run.
+    ``stage`` names the step in the box's reports (``readme``; a documentation page's: ``docs``).
     """
     runnable = [b for b in blocks if b.runnable]
     facts = ReadmeFacts.of(blocks, modules, dist_name)
@@ -285,6 +288,7 @@ def run_blocks(
         env=env,
         extra_env=extra_env,
         setup={"network": allow_network, "imports": facts.assumed_imports(modules)},
+        stage=stage,
     )
     together = run_in_order(runnable, "cumulative")
     alone: dict[int, dict[str, Any]] = {}
@@ -319,6 +323,7 @@ def _run_in_order(
     env: Mapping[str, str] | None,
     extra_env: Mapping[str, str] | None,
     setup: Mapping[str, Any],
+    stage: str,
 ) -> dict[int, dict[str, Any]]:
     """Report per block index; a new process picks up after a block that ended one."""
     reports: dict[int, dict[str, Any]] = {}
@@ -329,14 +334,14 @@ def _run_in_order(
             "limit": limit,
             "slow_limit": slow_limit,
             "grace": GRACE_S,
-            "argv0": "readme",
+            "argv0": stage,
             "blocks": [_job_block(b) for b in pending],
         }
         folder = tempfile.mkdtemp(prefix=f"{label}-", dir=cwd)
         result = runner.run(
             runner.python_argv(python, _child_source()),
             timeout=len(pending) * (slow_limit + GRACE_S) + _STARTUP_S,
-            box=sandbox.Box("readme", write=(folder,)),
+            box=sandbox.Box(stage, write=(folder,)),
             cwd=folder,
             env=env,
             extra_env=extra_env,
@@ -741,6 +746,7 @@ class SpikeReadme:
             allow_network=self.allow_network,
             modules=readme.modules,
             dist_name=readme.name,
+            stage=self.examples.code,
         )
         assumed = ReadmeFacts.of(chosen, readme.modules, readme.name).assumed_imports(readme.modules)
         return ReadmeRun(tuple(outcomes), tuple(assumed), self.examples)

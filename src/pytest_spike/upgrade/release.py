@@ -1,8 +1,9 @@
 """The new release's own evidence: the built-in probes on an upgrade's target version.
 
 "Their tests fail on this release" and "it was yanked" belong next to the project's breaks.
-For each target version the import, upstream and signals probes (those ``--spike-probes``
-selects) run on ``package==version`` as they would for a candidate, reusing kept evidence,
+For each target version the import, upstream, signals and licence probes (those
+``--spike-probes`` selects) run on ``package==version`` as they would for a candidate (the
+licence probe also compares the release's licence with the installed version's), reusing kept evidence,
 and are scored by the run's rules (weights, waivers, evidence rules). The import probe runs
 in the upgraded environment when it was built: the release as the project would have it;
 otherwise (the version cannot be installed with the project) in the release's own
@@ -40,13 +41,18 @@ def release_evidence(
     *,
     settings: Settings,
     services: Services,
+    current: str | None = None,
 ) -> CandidateResult | None:
-    """The release probes on ``package==version``, scored; None when none is selected."""
+    """The release probes on ``package==version``, scored; None when none is selected.
+
+    ``current`` is the installed version the upgrade moves from: the licence probe compares
+    the release's licence with it (``licence.changed``).
+    """
     kinds = release_kinds(settings)
     if not kinds:
         return None
     candidate = Candidate(f"{package}=={version}")
-    ctx = ProbeContext(candidate, settings, services, timeout=settings.probe_timeout)
+    ctx = ProbeContext(candidate, settings, services, timeout=settings.probe_timeout, upgrading_from=current)
     if upgraded is not None and upgraded.ok:
         ctx.remember(("target", candidate), lambda: Target(upgraded.python, isolated=True, env=upgraded))
     probes = [_probe(ctx, kind) for kind in kinds]

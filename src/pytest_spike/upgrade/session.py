@@ -143,7 +143,13 @@ class SpikeUpgrade:
                         "duration_s": round(self.baseline.duration_s, 3),
                     },
                 )
-                release = partial(_release_evidence, upgrade.package, settings=self.settings, services=quiet)
+                release = partial(
+                    _release_evidence,
+                    upgrade.package,
+                    settings=self.settings,
+                    services=quiet,
+                    current=upgrade.current,
+                )
                 for version in versions:
                     result.targets.append(
                         upgrade_target(
