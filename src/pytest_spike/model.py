@@ -447,7 +447,23 @@ class CandidateResult:
 
     @property
     def notes(self) -> list[str]:
-        return [note for probe in self.probes for note in probe.notes]
+        said = [note for probe in self.probes for note in probe.notes]
+        tried = self.behaviour
+        return [*said, f"behaviour: {tried}"] if tried else said
+
+    @property
+    def behaviour(self) -> str:
+        """What its code tried in the box, stage by stage, in one line (from the probes'
+        ``behaviour`` details); steps that only read metadata and tried nothing are left out."""
+        parts: list[str] = []
+        for probe in self.probes:
+            said = probe.details.get("behaviour")
+            if not isinstance(said, dict):
+                continue
+            for part in str(said.get("summary", "")).split("; "):
+                if part and part not in parts and part != "inspect: 0 attempts":
+                    parts.append(part)
+        return "; ".join(parts)
 
     @property
     def duration_s(self) -> float:
