@@ -20,6 +20,7 @@ runner reports each); :func:`findings` scores them.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import os
 import time
@@ -170,7 +171,22 @@ def audit_env(folder: str, writable: Sequence[str], *, pidns: bool) -> dict[str,
 
 def python_path(existing: str | None) -> str:
     """PYTHONPATH with the audit boot first (the environment's own sitecustomize still runs)."""
+    _compiled()
     return os.pathsep.join([BOOT, *([existing] if existing else [])])
+
+
+@functools.cache
+def _compiled() -> None:
+    """Compile the boot for this interpreter once: with PYTHONDONTWRITEBYTECODE (or the boot
+    read-only in the box) every boxed start would compile it again (~5 ms)."""
+    import importlib.util
+    import py_compile
+
+    source = os.path.join(BOOT, "sitecustomize.py")
+    try:
+        py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True)
+    except (OSError, py_compile.PyCompileError):
+        pass  # an installed, read-only package: it was compiled at install, or it costs a few ms
 
 
 def read_attempts(folder: Path) -> list[Attempt]:

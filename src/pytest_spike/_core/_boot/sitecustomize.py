@@ -16,10 +16,12 @@ it runs in the candidate's interpreter, whatever that has installed.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs a few ms at every start: not imported at run time
+    from typing import Any
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FOLDER = os.environ.get("PYTEST_SPIKE_AUDIT", "")
@@ -162,6 +164,8 @@ def _numeric(host: Any) -> bool:
 
 
 def _write(record: dict[str, str]) -> None:
+    import json
+
     if _state["fd"] < 0:
         _state["fd"] = os.open(
             os.path.join(_FOLDER, f"{os.getpid()}.jsonl"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
@@ -227,12 +231,17 @@ def _adopted() -> None:
 def _step_aside() -> None:
     """Leave the import system as it would be without this file, then run the real one."""
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-    from importlib.machinery import PathFinder
+    for finder in sys.meta_path:  # the path finder is there already: no import to pay for
+        find = getattr(finder, "find_spec", None)
+        spec = find("sitecustomize", sys.path) if find is not None else None
+        if spec is not None:
+            break
+    else:
+        return
+    if spec.loader is None:
+        return
     from importlib.util import module_from_spec
 
-    spec = PathFinder.find_spec("sitecustomize", sys.path)
-    if spec is None or spec.loader is None:
-        return
     # The environment's own: it takes this module's place, as if it had been found first.
     module = module_from_spec(spec)
     sys.modules["sitecustomize"] = module
