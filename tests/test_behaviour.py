@@ -168,5 +168,9 @@ def test_what_a_hostile_candidate_tried_is_a_finding_at_each_stage(
     # The healthy neighbour has no behaviour finding at all, and the card says so in one line.
     assert not [f for f in _findings(results, "goodpkg") if str(f["code"]).startswith("behaviour.")]
     assert "BLOCKED" in output
+    nosy_probes = {p["kind"]: p for p in _candidate(results, "nosypkg")["probes"]}
+    said = nosy_probes["install"]["details"]["behaviour"]["summary"]
+    assert said.startswith("install: ran setup code, no network, secrets (~/.aws/credentials)"), said
+    assert "note: behaviour: install: ran setup code" in " ".join(output.split())  # wrapped to the width
     good = {p["kind"]: p for p in _candidate(results, "goodpkg")["probes"]}
     assert good["import"]["details"]["behaviour"]["summary"] == "import: 0 attempts"

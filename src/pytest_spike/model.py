@@ -463,7 +463,13 @@ class CandidateResult:
             for part in str(said.get("summary", "")).split("; "):
                 if part and part not in parts and part != "inspect: 0 attempts":
                     parts.append(part)
-        return "; ".join(parts)
+        order = ("install", "resolve", "inspect", "import", "readme", "docs", "upstream", "tests")
+
+        def rank(part: str) -> int:
+            stage = part.partition(":")[0]
+            return order.index(stage) if stage in order else len(order)
+
+        return "; ".join(sorted(parts, key=rank))
 
     @property
     def duration_s(self) -> float:

@@ -127,3 +127,11 @@ def test_recording_collects_each_boxed_step_and_keeps_nested_steps_apart() -> No
     assert [s.stage for s in outer] == ["import"]
     assert [(s.stage, s.decoys_read) for s in inner] == [("install", [".pypirc"])]
     assert behaviour.summary(inner) == "install: no network, secrets (~/.pypirc)"
+
+
+def test_the_summary_says_when_setup_code_ran() -> None:
+    built = behaviour.Behaviour("install", network=True, ran_setup=True)
+    assert behaviour.summary([built, behaviour.Behaviour("import")]) == (
+        "install: ran setup code, no network, no secrets; import: 0 attempts"
+    )
+    assert behaviour.Behaviour.from_dict(built.to_dict()) == built

@@ -103,6 +103,8 @@ class Behaviour:
     attempts: list[Attempt] = field(default_factory=list)
     #: why decoy reads could not be watched ('' when they were)
     unwatched: str = ""
+    #: the step ran the candidate's setup code (a build backend building its sdist)
+    ran_setup: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +113,7 @@ class Behaviour:
             "decoys_read": list(self.decoys_read),
             "attempts": [a.to_dict() for a in self.attempts],
             "unwatched": self.unwatched,
+            "ran_setup": self.ran_setup,
         }
 
     @classmethod
@@ -121,6 +124,7 @@ class Behaviour:
             decoys_read=[str(d) for d in data.get("decoys_read", [])],
             attempts=[Attempt.from_dict(a) for a in data.get("attempts", [])],
             unwatched=str(data.get("unwatched", "")),
+            ran_setup=bool(data.get("ran_setup", False)),
         )
 
 
@@ -346,11 +350,13 @@ def summary(seen: Sequence[Behaviour]) -> str:
             if a.kind != "ctypes" and not (a.kind == "exec" and _interpreter(a.what))
         ]
         secrets = sorted({d for s in steps for d in s.decoys_read})
-        if not attempts and not secrets:
+        setup = ["ran setup code"] if any(s.ran_setup for s in steps) else []
+        if not attempts and not secrets and not setup:
             parts.append(f"{stage}: 0 attempts")
             continue
         kinds = {a.kind for a in attempts}
         said = [
+            *setup,
             "network" if "network" in kinds else "no network",
             f"secrets ({', '.join('~/' + d for d in secrets)})" if secrets else "no secrets",
         ]

@@ -248,8 +248,8 @@ def _imported(imports: list[dict[str, Any]], left_out: dict[str, str], only_priv
 def _forged(result: runner.RunResult, mark: str) -> list[Finding]:
     """``spike.tampered`` when the child's report contradicts what the host saw.
 
-    The child writes one report and ends at once with status 0 (``os._exit``: no atexit hook
-    runs after it). More than one report line, or a report from a child that did not exit
+    The child runs the exit hooks, then writes one report and ends at once with status 0
+    (``os._exit``: nothing of the candidate's runs after it). More than one report line, or a report from a child that did not exit
     with 0, means candidate code wrote one: the host's observation (the exit status, the
     signal, the traceback) decides.
     """

@@ -82,7 +82,10 @@ def run_probe(kind: str, ctx: ProbeContext) -> ProbeOutcome:
             # The environment's build (install, its backends) may have run earlier, for
             # another probe or the prebuild: what it tried is kept with the environment.
             env = ctx.target().env
-            seen[:0] = [behaviour.Behaviour.from_dict(b) for b in env.behaviour] if env else []
+            built = [behaviour.Behaviour.from_dict(b) for b in env.behaviour] if env else []
+            for step in built:
+                step.ran_setup = bool(env and env.sdists) and step.stage == "install"
+            seen[:0] = built
         return with_behaviour(outcome, seen)
     except SpikeError as exc:
         why = f"{kind} probe could not run: {exc}"
