@@ -135,3 +135,25 @@ def test_the_summary_says_when_setup_code_ran() -> None:
         "install: ran setup code, no network, no secrets; import: 0 attempts"
     )
     assert behaviour.Behaviour.from_dict(built.to_dict()) == built
+
+
+def test_a_tool_reading_its_own_configuration_is_info() -> None:
+    # git reads ~/.gitconfig on every call (setuptools-scm at build time, pytest-benchmark).
+    done = runner.run(
+        ["/bin/sh", "-c", "cat ~/.gitconfig >/dev/null"], timeout=60, box=sandbox.Box("upstream")
+    )
+    assert done.behaviour is not None and done.decoys_read == (".gitconfig",)
+    assert [f.severity for f in behaviour.findings([done.behaviour])] == [Severity.CRITICAL]
+    with_git = behaviour.Behaviour(
+        "install",
+        decoys_read=[".gitconfig"],
+        attempts=[behaviour.Attempt("exec", "git", command="git describe")],
+    )
+    secrets = [f for f in behaviour.findings([with_git]) if f.code == "behaviour.secrets"]
+    assert [f.severity for f in secrets] == [Severity.INFO] and "ran git" in secrets[0].message
+    # requests reads ~/.netrc for every request: in an upstream test that is info, at import not.
+    netrc = {
+        stage: behaviour.findings([behaviour.Behaviour(stage, decoys_read=[".netrc"])])[0].severity
+        for stage in ("upstream", "import")
+    }
+    assert netrc == {"upstream": Severity.INFO, "import": Severity.CRITICAL}

@@ -270,6 +270,17 @@ def _exec_severity(attempt: Attempt, stage: str) -> Severity:
     return Severity.INFO
 
 
+def _config_lookup(step: Behaviour, decoy: str) -> str:
+    """Why reading ``decoy`` in ``step`` is a tool reading its own configuration ('' if not):
+    git reads ~/.gitconfig on every call; requests, curl and pip read ~/.netrc for every
+    request, which README examples and upstream tests may make (the box refuses them)."""
+    if decoy == ".gitconfig" and any(a.kind == "exec" and _name(a.what) == "git" for a in step.attempts):
+        return "the step ran git, which reads it on every call"
+    if decoy == ".netrc" and step.stage not in _STRICT_STAGES:
+        return "requests, curl and pip read it for every request"
+    return ""
+
+
 def findings(seen: Sequence[Behaviour]) -> list[Finding]:
     """The ``behaviour.*`` findings of what the steps tried (each attempt once per stage)."""
     found: dict[tuple[str, str, str], Finding] = {}
@@ -286,10 +297,11 @@ def findings(seen: Sequence[Behaviour]) -> list[Finding]:
     for step in seen:
         stage = step.stage
         for decoy in step.decoys_read:
+            looked_up = _config_lookup(step, decoy)
             add(
                 "behaviour.secrets",
-                Severity.CRITICAL,
-                f"{stage}: read the decoy credential ~/{decoy}",
+                Severity.INFO if looked_up else Severity.CRITICAL,
+                f"{stage}: read the decoy credential ~/{decoy}" + (f" ({looked_up})" if looked_up else ""),
                 stage,
                 f"~/{decoy}",
             )
