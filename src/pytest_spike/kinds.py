@@ -111,7 +111,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "install",
         "pytest_spike.probes.install:probe_install",
-        version=1,
+        version=2,
         reads=_install,
         codes=(
             "install.missing",
@@ -136,7 +136,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "import",
         "pytest_spike.probes.importing:probe_import",
-        version=1,
+        version=2,
         reads=lambda s: (s.isolation, s.probe_timeout),
         codes=(
             "import.failed",
@@ -155,14 +155,14 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "readme",
         "pytest_spike.probes.readme:probe_readme",
-        version=1,
+        version=2,
         reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network),
         codes=("readme.failed", "readme.timeout", "readme.unchecked", "readme.none"),
     ),
     ProbeKind(
         "upstream",
         "pytest_spike.probes.upstream:probe_upstream",
-        version=2,
+        version=3,
         reads=_upstream,
         codes=(
             "upstream.failed",
