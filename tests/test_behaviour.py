@@ -171,6 +171,7 @@ def test_what_a_hostile_candidate_tried_is_a_finding_at_each_stage(
     nosy_probes = {p["kind"]: p for p in _candidate(results, "nosypkg")["probes"]}
     said = nosy_probes["install"]["details"]["behaviour"]["summary"]
     assert said.startswith("install: ran setup code, no network, secrets (~/.aws/credentials)"), said
-    assert "note: behaviour: install: ran setup code" in " ".join(output.split())  # wrapped to the width
+    assert "behaviour: install: ran setup code" in " ".join(output.split())  # wrapped to the width
+    assert _candidate(results, "nosypkg")["behaviour"].startswith("install: ran setup code")
     good = {p["kind"]: p for p in _candidate(results, "goodpkg")["probes"]}
     assert good["import"]["details"]["behaviour"]["summary"] == "import: 0 attempts"

@@ -447,9 +447,7 @@ class CandidateResult:
 
     @property
     def notes(self) -> list[str]:
-        said = [note for probe in self.probes for note in probe.notes]
-        tried = self.behaviour
-        return [*said, f"behaviour: {tried}"] if tried else said
+        return [note for probe in self.probes for note in probe.notes]
 
     @property
     def behaviour(self) -> str:
@@ -517,6 +515,7 @@ class CandidateResult:
                 ],
                 "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
                 "notes": self.notes,
+                "behaviour": self.behaviour,
                 "duration_s": round(self.duration_s, 4),
                 "peak_memory_mb": self.peak_memory_mb,
                 "cost": self.cost,

@@ -254,7 +254,7 @@ def _name(program: str) -> str:
 def _exec_severity(attempt: Attempt, stage: str) -> Severity:
     name = _name(attempt.what)
     if name in ("sh", "bash", "dash") and attempt.command:
-        # os.system / shell=True: judged by what the shell was asked to run
+        # a command line given to a shell: judged by what the shell was asked to run
         words = attempt.command.split()
         inner = words[2] if len(words) > 2 and words[1] == "-c" else (words[0] if words else "")
         if _name(inner) in _SYSTEM_TOOLS:
