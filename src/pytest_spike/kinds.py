@@ -114,7 +114,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "install",
         "pytest_spike.probes.install:probe_install",
-        version=1,
+        version=2,
         reads=_install,
         codes=(
             "install.missing",
@@ -139,7 +139,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "import",
         "pytest_spike.probes.importing:probe_import",
-        version=2,
+        version=3,
         reads=lambda s: (s.isolation, s.probe_timeout),
         codes=(
             "import.failed",
@@ -159,7 +159,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "readme",
         "pytest_spike.probes.readme:probe_readme",
-        version=2,
+        version=3,
         reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network),
         codes=("readme.failed", "readme.timeout", "readme.unchecked", "readme.none"),
     ),
@@ -175,7 +175,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "upstream",
         "pytest_spike.probes.upstream:probe_upstream",
-        version=3,
+        version=4,
         reads=_upstream,
         codes=(
             "upstream.failed",

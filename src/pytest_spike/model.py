@@ -450,6 +450,26 @@ class CandidateResult:
         return [note for probe in self.probes for note in probe.notes]
 
     @property
+    def behaviour(self) -> str:
+        """What its code tried in the box, stage by stage, in one line (from the probes'
+        ``behaviour`` details); steps that only read metadata and tried nothing are left out."""
+        parts: list[str] = []
+        for probe in self.probes:
+            said = probe.details.get("behaviour")
+            if not isinstance(said, dict):
+                continue
+            for part in str(said.get("summary", "")).split("; "):
+                if part and part not in parts and part != "inspect: 0 attempts":
+                    parts.append(part)
+        order = ("install", "resolve", "inspect", "import", "readme", "docs", "upstream", "tests")
+
+        def rank(part: str) -> int:
+            stage = part.partition(":")[0]
+            return order.index(stage) if stage in order else len(order)
+
+        return "; ".join(sorted(parts, key=rank))
+
+    @property
     def duration_s(self) -> float:
         return sum(p.duration_s for p in self.probes)
 
@@ -495,6 +515,7 @@ class CandidateResult:
                 ],
                 "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
                 "notes": self.notes,
+                "behaviour": self.behaviour,
                 "duration_s": round(self.duration_s, 4),
                 "peak_memory_mb": self.peak_memory_mb,
                 "cost": self.cost,

@@ -22,13 +22,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from pytest_spike._core import sandbox
+from pytest_spike._core import behaviour, sandbox
 from pytest_spike.model import SpikeError
 
 if TYPE_CHECKING:
@@ -96,6 +98,13 @@ class RunResult:
     sandbox: str = ""
     #: the box's limits the step ran into ("processes", "memory")
     limits_hit: tuple[str, ...] = ()
+    #: what the candidate's code tried in the box (decoys read, attempts); None unboxed
+    behaviour: behaviour.Behaviour | None = None
+
+    @property
+    def decoys_read(self) -> tuple[str, ...]:
+        """The decoy credentials (paths under HOME) something in the box read."""
+        return tuple(self.behaviour.decoys_read) if self.behaviour is not None else ()
 
     @property
     def ok(self) -> bool:
@@ -243,9 +252,18 @@ def _run_boxed(
         result = _run(argv, timeout, where, child_env, stdin_data, cap, started)
         return dataclasses.replace(result, sandbox="boxed")
     home = sandbox.make_home()
+    network = box.network or policy.allow_network
+    watched = [d for d in sandbox.DECOYS if not (box.network and d in behaviour.INSTALLER_READS)]
+    marks, unwatched = behaviour.watch_decoys(home, watched)
+    audit = Path(tempfile.mkdtemp(prefix="spike-audit-"))
+    writable = [*box.write, "/tmp", sandbox.BOX_HOME, "/dev", str(audit)]
+    child_env.update(behaviour.audit_env(str(audit), writable, pidns=True))
+    child_env["PYTHONPATH"] = behaviour.python_path(child_env.get("PYTHONPATH"))
+    box = dataclasses.replace(box, read=(*box.read, behaviour.BOOT), write=(*box.write, str(audit)))
     confinement = sandbox.Confinement(policy.limits)
     try:
         wrapped = sandbox.wrap(argv, box, cwd=where, home=str(home), policy=policy, env=child_env)
+        child_env["PYTEST_SPIKE_READONLY"] = os.pathsep.join(_read_only_binds(wrapped))
         result = _run(wrapped, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
         returncode = result.returncode
         if returncode is not None and returncode > 128:
@@ -254,6 +272,14 @@ def _run_boxed(
                 signal.Signals(returncode - 128)
                 returncode = 128 - returncode
         peak = confinement.peak_memory_mb()
+        seen = behaviour.Behaviour(
+            box.stage,
+            network=network,
+            decoys_read=behaviour.decoys_read(home, marks),
+            attempts=behaviour.read_attempts(audit),
+            unwatched=unwatched,
+        )
+        behaviour.report(seen)
         return dataclasses.replace(
             result,
             argv=tuple(argv),
@@ -261,10 +287,19 @@ def _run_boxed(
             sandbox="boxed",
             peak_memory_mb=peak if peak is not None else result.peak_memory_mb,
             limits_hit=tuple(confinement.hit()),
+            behaviour=seen,
         )
     finally:
         confinement.close()
         shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(audit, ignore_errors=True)
+
+
+def _read_only_binds(wrapped: Sequence[str]) -> list[str]:
+    """Where bubblewrap binds read-only (what the audit hooks call a write outside, even
+    inside the box's writable /tmp)."""
+    end = wrapped.index("--") if "--" in wrapped else len(wrapped)
+    return [wrapped[i + 2] for i in range(end - 2) if wrapped[i] == "--ro-bind"]
 
 
 def _found(program: str) -> bool:

@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pytest_spike._core import sandbox
+from pytest_spike._core import behaviour, sandbox
 from pytest_spike._core.runner import RunResult, last_json_line, run
 from pytest_spike.envs import inspection
 from pytest_spike.envs.store import build_once
@@ -98,6 +98,8 @@ class EnvResult:
     #: the index URL carried credentials and a build backend ran in the installer step that
     #: held them (wheels alone did not install): said on the card
     credentials_exposed: bool = False
+    #: what the build's boxed steps tried (see _core/behaviour.py), kept with the environment
+    behaviour: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def dependency_count(self) -> int:
@@ -439,36 +441,38 @@ class EnvManager:
             candidate=candidate,
         )
         entry.mkdir(parents=True, exist_ok=True)  # the box binds it writable: it must exist
-        with tempfile.TemporaryDirectory(prefix="spike-report-") as scratch:
-            report = Path(scratch) / "report.json"
-            # Boxed: the installer writes only this entry, its cache and the report; no
-            # other environment of the cache is in view.
-            boxed = installer_box(
-                entry, self.python, write=(scratch,), cache=self.cache_dir.parent / "installer"
-            )
-            commands = self._commands(entry, python, requirements, report)
-            if self._credentials():
-                # An index URL with a password: install wheels only first, so no build backend
-                # (candidate code) runs in a step that holds it; only where that fails is an
-                # sdist built with the credentials in reach, and the card says so.
-                wheels_only = [*commands[:-1], [*commands[-1], "--only-binary", ":all:"]]
-                done = self._run_all(wheels_only, deadline, scratch, boxed)
-                result.credentials_exposed = not done.ok
-                if not done.ok:
-                    done = self._run_all(commands[-1:], deadline, scratch, boxed)
-            else:
-                done = self._run_all(commands, deadline, scratch, boxed)
-            built = _pip_report_sdists(report) | _uv_output_sdists(done)
-            # Exposed only where the retry really built something from source.
-            result.credentials_exposed = result.credentials_exposed and bool(built)
-        if done.ok:
-            left = max(1.0, deadline - time.monotonic())
-            done = run(
-                inspection.argv(python, candidate, isolated=True),
-                timeout=left,
-                env=tool_env(),
-                box=sandbox.Box("inspect"),
-            )
+        with behaviour.recording() as seen:
+            with tempfile.TemporaryDirectory(prefix="spike-report-") as scratch:
+                report = Path(scratch) / "report.json"
+                # Boxed: the installer writes only this entry, its cache and the report; no
+                # other environment of the cache is in view.
+                boxed = installer_box(
+                    entry, self.python, write=(scratch,), cache=self.cache_dir.parent / "installer"
+                )
+                commands = self._commands(entry, python, requirements, report)
+                if self._credentials():
+                    # An index URL with a password: install wheels only first, so no build backend
+                    # (candidate code) runs in a step that holds it; only where that fails is an
+                    # sdist built with the credentials in reach, and the card says so.
+                    wheels_only = [*commands[:-1], [*commands[-1], "--only-binary", ":all:"]]
+                    done = self._run_all(wheels_only, deadline, scratch, boxed)
+                    result.credentials_exposed = not done.ok
+                    if not done.ok:
+                        done = self._run_all(commands[-1:], deadline, scratch, boxed)
+                else:
+                    done = self._run_all(commands, deadline, scratch, boxed)
+                built = _pip_report_sdists(report) | _uv_output_sdists(done)
+                # Exposed only where the retry really built something from source.
+                result.credentials_exposed = result.credentials_exposed and bool(built)
+            if done.ok:
+                left = max(1.0, deadline - time.monotonic())
+                done = run(
+                    inspection.argv(python, candidate, isolated=True),
+                    timeout=left,
+                    env=tool_env(),
+                    box=sandbox.Box("inspect"),
+                )
+        result.behaviour = [b.to_dict() for b in seen]
         result.install_time_s = time.perf_counter() - start
         result.built_at = time.time()
         if not done.ok:

