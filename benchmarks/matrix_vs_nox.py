@@ -104,10 +104,13 @@ def plain_uv(session, version):
 
 
 class _Matrix:
-    def __init__(self, ctx: Context, nox: str, interpreters: dict[str, str]) -> None:
+    def __init__(
+        self, ctx: Context, nox: str, interpreters: dict[str, str], spike_dir: str = "spike", ini: str = ""
+    ) -> None:
         self.ctx, self.nox, self.interpreters = ctx, nox, interpreters
         self.root = ctx.work / "matrix"
-        self.spike_dir = self.root / "spike"
+        self.spike_dir = self.root / spike_dir
+        self.ini = ini  # more pytest.ini lines for the spike side (the box benchmark's spike_sandbox)
         self.plain_dir = self.root / "plain"
         self.log = ctx.work / "matrix.log"
 
@@ -127,13 +130,18 @@ class _Matrix:
                 fresh_dir(leftover)
         return cache
 
-    def setup(self) -> list[tuple[str, str, str]]:
+    def write_spike(self, plugin: list[str]) -> Path:
+        """The spike side's project: the spike file, its pytest.ini and noxfile."""
         project = fresh_dir(self.spike_dir / "project")
         (project / "test_spike.py").write_text(SPIKE_TEST)
-        (project / "pytest.ini").write_text("[pytest]\nspike_probes = import\n")
+        (project / "pytest.ini").write_text(f"[pytest]\nspike_probes = import\n{self.ini}")
         (project / "noxfile.py").write_text(
-            SPIKE_NOXFILE.format(plugin=self.plugin(), pythons=list(PYTHONS), versions=VERSIONS)
+            SPIKE_NOXFILE.format(plugin=plugin, pythons=list(PYTHONS), versions=VERSIONS)
         )
+        return project
+
+    def setup(self) -> list[tuple[str, str, str]]:
+        project = self.write_spike(self.plugin())
         plan = subprocess.run(
             [
                 str(Path(self.nox).parent / "pytest-spike"),

@@ -36,9 +36,10 @@ _DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+spike::([^:]+)::(
 
 
 class _Sides:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, root: str = "spike2", extra: tuple[str, ...] = ()) -> None:
         self.ctx = ctx
-        self.root = ctx.work / "spike2"
+        self.root = ctx.work / root
+        self.extra = extra  # more pytest options (the box benchmark's --spike-sandbox=...)
         self.project = self.root / "project"
         self.log = ctx.work / "spike_vs_hand.log"
 
@@ -64,6 +65,7 @@ class _Sides:
         ]
         for name in CANDIDATES:
             argv += ["--spike-candidate", name]
+        argv += self.extra
         if durations:
             argv += ["--durations=0", "--durations-min=0"]
         if fresh_probes:
