@@ -30,7 +30,7 @@ def load(name: str, path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 def test_run_without_arguments_means_all_of_them(monkeypatch: pytest.MonkeyPatch) -> None:
     run = load("benchmarks_run", BENCHMARKS / "run", monkeypatch)
-    assert run.parse_args([]).which == ["1", "2", "3", "4", "5", "6"]
+    assert run.parse_args([]).which == ["1", "2", "3", "4", "5", "6", "7"]
     assert run.parse_args(["4", "1", "--runs", "5"]).which == ["4", "1"]
 
 
@@ -41,7 +41,7 @@ def test_run_refuses_an_unknown_benchmark(
     with pytest.raises(SystemExit) as exit_:
         run.parse_args(["1", "9"])
     assert exit_.value.code == 2
-    assert "argument N: invalid choice: '9' (choose from 1, 2, 3, 4, 5, 6)" in capsys.readouterr().err
+    assert "argument N: invalid choice: '9' (choose from 1, 2, 3, 4, 5, 6, 7)" in capsys.readouterr().err
 
 
 def test_upgrade_benchmark_suite_passes_on_both_versions_and_2_0_warns(
@@ -157,3 +157,22 @@ def test_readme_finders_compares_the_tools_on_a_cached_readme(
     # Markdown: the item's text is no block; reST: the literal block ends before "Then use it."
     assert "| markdown (markdown-it-py) | 1 | 1 | 1 | 1 | 0 | 0 | 0 | pycon:1 | pycon:1 |" in out
     assert "| rst (docutils) | 1 | 2 | 2 | 2 | 0 | 0 | 0 | pycon:1 shell:1 | pycon:1 shell:1 |" in out
+
+
+def test_box_cost_judges_boxed_over_off_and_says_why_when_it_cannot_box(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = load("box_cost", BENCHMARKS / "box_cost.py", monkeypatch)
+    within = bench._ratio("x", [1.04, 1.0, 2.0], [1.0, 1.0, 1.0])
+    assert within.value == pytest.approx(1.04) and within.ok is True
+    assert bench._ratio("x", [1.1, 1.2, 1.1], [1.0, 1.0, 1.0]).ok is False
+    from pytest_spike._core import sandbox
+
+    monkeypatch.setattr(sandbox, "status", lambda policy=None: sandbox.Status(False, "auto", "no bwrap here"))
+    bench_ctx = load("_bench", BENCHMARKS / "_bench.py", monkeypatch)
+    ctx = bench_ctx.Context(work=tmp_path, python=sys.executable, runs=1, cold_runs=1, log=print)
+    results = bench.measure(ctx)
+    assert len(results) == 4
+    assert all(r.value is None and r.ok is None for r in results)
+    assert "not sandboxed: no bwrap here" in results[0].detail[0]
