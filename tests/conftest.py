@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from listener import Listener  # noqa: E402
 from pkgfactory import FakeProject, build_wheel, pip_install_target  # noqa: E402
 
 pytest_plugins = ["pytester"]
@@ -71,3 +73,11 @@ def spike_site(fixture_site: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # candidate environments have tests of their own that opt in.
     monkeypatch.setenv("PYTEST_ADDOPTS", "--spike-probes=install,import --spike-isolation=never")
     return fixture_site
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """A TCP listener on 127.0.0.1 that counts connections and keeps what they sent."""
+    found = Listener()
+    yield found
+    found.close()

@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from indexserver import IndexServer
+from listener import Listener
 from pkgfactory import FakeProject
 
 import pytest_spike
@@ -136,51 +134,6 @@ import evilpkg
 evilpkg.attack("readme")
 ```
 """
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 keeping what it was sent (closed with the test)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(32)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            conn.settimeout(2)
-            data = b""
-            try:
-                while chunk := conn.recv(65536):
-                    data += chunk
-                    if len(data) > 4_000_000:
-                        break
-            except OSError:
-                pass
-            self.received.append(data)
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=3)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    found = Listener()
-    yield found
-    found.close()
 
 
 def digest(*folders: Path) -> str:

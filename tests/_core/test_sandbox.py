@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from listener import Listener
 
 from pytest_spike._core import runner, sandbox
 from pytest_spike.model import SpikeError
@@ -79,42 +77,6 @@ def yours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 def snapshot(*roots: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for root in roots for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts connections (bounded: closes with the test)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    found = Listener()
-    yield found
-    found.close()
 
 
 THIEF = r"""

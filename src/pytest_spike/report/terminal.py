@@ -377,6 +377,15 @@ def unboxed(scorecard: Scorecard) -> bool:
     return str(scorecard.settings.get("sandbox", "")).startswith("not sandboxed")
 
 
+def _indented(text: str | None, width: int, markup: dict[str, bool]) -> list[Line]:
+    """A candidate's line of text under its row, wrapped and indented (none for None)."""
+    if not text:
+        return []
+    return [
+        (line, markup) for line in textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ")
+    ]
+
+
 def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
     """Everything the terminal section prints, as (text, markup) lines within ``width``."""
     lines: list[Line] = []
@@ -390,31 +399,11 @@ def scorecard_lines(scorecard: Scorecard, width: int) -> list[Line]:
         lines.append((rendered[0], {"bold": True}))
         for result, text in zip(scorecard.candidates, rendered[1:]):
             lines.append((text, LEVEL_MARKUP[result.level]))
-            coverage = evidence_line(result)
-            if coverage:
-                lines += [
-                    (line, {"yellow": True})
-                    for line in textwrap.wrap(coverage, width, initial_indent="  ", subsequent_indent="    ")
-                ]
-            newest = newest_release_line(result)
-            if newest:
-                lines += [
-                    (line, {"yellow": True})
-                    for line in textwrap.wrap(newest, width, initial_indent="  ", subsequent_indent="    ")
-                ]
+            lines += _indented(evidence_line(result), width, {"yellow": True})
+            lines += _indented(newest_release_line(result), width, {"yellow": True})
             lines += [(line, {}) for line in probe_line(result, width)]
-            where = environment_line(result)
-            if where:
-                lines += [
-                    (line, {})
-                    for line in textwrap.wrap(where, width, initial_indent="  ", subsequent_indent="    ")
-                ]
-            running = unboxed_tests(result)
-            if running:
-                lines += [
-                    (line, {"yellow": True})
-                    for line in textwrap.wrap(running, width, initial_indent="  ", subsequent_indent="    ")
-                ]
+            lines += _indented(environment_line(result), width, {})
+            lines += _indented(unboxed_tests(result), width, {"yellow": True})
             lines += finding_lines(result.scored, width)
             lines += [(line, {"cyan": True}) for line in note_lines(result, width)]
             if result.cost:
