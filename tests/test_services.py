@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_spike.model import Candidate
+from pytest_spike.model import Candidate, default_cache_root
 from pytest_spike.probes.base import ProbeContext
 from pytest_spike.services import Services, index_client
-from pytest_spike.settings import Settings, default_cache_root
+from pytest_spike.settings import Settings
 
 
 def test_the_index_client_builder_caches_under_the_spike_cache(

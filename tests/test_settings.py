@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pytest_spike.fixtures import SETTINGS
-from pytest_spike.model import BUILTIN_KINDS, STALE_AFTER_DAYS
+from pytest_spike.model import BUILTIN_KINDS, STALE_AFTER_DAYS, SpikeError, default_cache_root
 from pytest_spike.report.formats import FORMATS
-from pytest_spike.settings import OPTIONS, Settings, default_cache_root
+from pytest_spike.settings import OPTIONS, Settings
 
 
 def test_every_row_of_the_table_is_a_spike_option_or_ini_key_with_help() -> None:
@@ -80,3 +80,14 @@ def test_an_ini_data_folder_is_relative_to_the_rootdir(pytester: pytest.Pytester
         mp.chdir(sub)
         config = pytester.parseconfigure()
     assert config.stash[SETTINGS].data == (pytester.path / "data", "spike_data in tox.ini")
+
+
+def test_sandbox_limits_parse_sizes_and_name_a_bad_part() -> None:
+    from pytest_spike.settings import Source, _limits
+
+    where = Source("--spike-sandbox-limits", Path("."))
+    assert _limits("processes=64, memory=2G,file=100M", where) == (64, 2048, 100)
+    assert _limits("file=8", where) == (1024, 16384, 8)  # the rest keep their defaults
+    for bad in ("processes=1G", "memory=-1", "files=3", "memory=lots"):
+        with pytest.raises(SpikeError, match=f"--spike-sandbox-limits: '{bad}' is not a limit"):
+            _limits(bad, where)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_spike.kinds import BUILTIN_NAMES
@@ -43,6 +45,17 @@ ISOLATION_MODES = ("auto", "always", "never")
 #: --spike-sandbox: box candidate code where bubblewrap runs ('auto'), refuse to run it
 #: unboxed ('require'), or never box it ('off')
 SANDBOX_MODES = ("auto", "require", "off")
+#: --spike-sandbox-limits by default: processes, memory (MB, all of a step's processes) and
+#: the largest file a step may write (MB); healthy packages never reach them
+SANDBOX_LIMITS = (1024, 16384, 8192)
+
+
+def default_cache_root() -> Path:
+    """Where pytest-spike keeps what it fetched: ``$XDG_CACHE_HOME/pytest-spike``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pytest-spike"
+
+
 #: Days since the last release after which a project is stale (``--spike-stale-after``).
 STALE_AFTER_DAYS = 730
 #: A version under test younger than this many days is a young release (info, never scored).

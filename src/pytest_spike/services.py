@@ -19,8 +19,8 @@ from typing import Callable
 
 from pytest_spike.envs.manager import EnvManager
 from pytest_spike.index.client import IndexClient
-from pytest_spike.model import SpikeError
-from pytest_spike.settings import Settings, default_cache_root
+from pytest_spike.model import SpikeError, default_cache_root
+from pytest_spike.settings import Settings
 from pytest_spike.upstream.cache import SDISTS_CACHE, SdistCache
 
 #: The folder of the spike cache that holds the index's answers.

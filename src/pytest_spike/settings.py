@@ -24,10 +24,12 @@ from pytest_spike.marks import candidate_from_values, parse_duration
 from pytest_spike.model import (
     BACKENDS,
     ISOLATION_MODES,
+    SANDBOX_LIMITS,
     SANDBOX_MODES,
     STALE_AFTER_DAYS,
     Level,
     SpikeError,
+    default_cache_root,
     parse_choice,
 )
 from pytest_spike.report import formats
@@ -39,12 +41,6 @@ if TYPE_CHECKING:
     from pytest_spike.data.budgets import Rate
     from pytest_spike.scoring import Weights
     from pytest_spike.waivers import Waiver
-
-
-def default_cache_root() -> Path:
-    """Where pytest-spike keeps what it fetched: ``$XDG_CACHE_HOME/pytest-spike``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pytest-spike"
 
 
 @dataclass(frozen=True)
@@ -182,18 +178,20 @@ def _choice(choices: tuple[str, ...]) -> Parse:
 
 
 def _limits(value: str, source: Source) -> tuple[int, int, int]:
-    """'processes=N,memory=SIZE,file=SIZE' (any of them; sizes in M or G, MB by default)."""
-    found = {"processes": 1024, "memory": 16384, "file": 8192}
+    """'processes=N,memory=SIZE,file=SIZE' (any of them; a size is MB, or ends in M or G)."""
+    names = ("processes", "memory", "file")
+    found = dict(zip(names, SANDBOX_LIMITS))
     for part in value.replace(",", " ").split():
         name, _, raw = part.partition("=")
         name, raw = name.strip().lower(), raw.strip().upper()
-        factor = {"G": 1024, "M": 1}.get(raw[-1:], 0) if name != "processes" else 1
-        number = raw[:-1] if factor and raw[-1:] in "GM" and name != "processes" else raw
-        if name not in found or not number.isdigit() or int(number) <= 0:
+        factor = 1
+        if name != "processes" and raw[-1:] in ("M", "G"):
+            factor, raw = (1024 if raw[-1] == "G" else 1), raw[:-1]
+        if name not in found or not raw.isdigit() or int(raw) <= 0:
             raise SpikeError(
                 f"{source.where}: {part!r} is not a limit; write e.g. 'processes=256,memory=4G,file=1G'"
             )
-        found[name] = int(number) * (factor or 1)
+        found[name] = int(raw) * factor
     return found["processes"], found["memory"], found["file"]
 
 
@@ -458,7 +456,7 @@ class Settings:
         ini="spike_sandbox_limits",
         metavar="LIMITS",
         parse=_limits,
-        default=(1024, 16384, 8192),
+        default=SANDBOX_LIMITS,
         help="what one boxed step may use, e.g. 'processes=256,memory=4G,file=1G' "
         "(memory of all its processes; the largest file it may write); default: "
         "processes=1024,memory=16G,file=8G",

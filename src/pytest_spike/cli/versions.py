@@ -14,9 +14,8 @@ from pathlib import Path
 
 from pytest_spike.index.client import redact
 from pytest_spike.index.versions import resolve
-from pytest_spike.model import SpikeError, parse_requirement
+from pytest_spike.model import SpikeError, default_cache_root, parse_requirement
 from pytest_spike.services import INDEX_CACHE, index_client
-from pytest_spike.settings import default_cache_root
 
 PROG = "pytest-spike versions"
 

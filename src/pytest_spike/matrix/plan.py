@@ -38,9 +38,8 @@ from pytest_spike.matrix.interpreters import (
     parse_python,
     sort_pythons,
 )
-from pytest_spike.model import SpikeError
+from pytest_spike.model import SpikeError, default_cache_root
 from pytest_spike.services import index_client
-from pytest_spike.settings import default_cache_root
 
 PYTEST_PLAN_SCHEMA = "pytest-spike-plan/1"
 MATRIX_SCHEMA = "pytest-spike-matrix/1"

@@ -39,10 +39,9 @@ from pytest_spike.envs.manager import EnvManager, EnvResult, find_uv, tool_env
 from pytest_spike.matrix import cells
 from pytest_spike.matrix.merge import load_all, merge
 from pytest_spike.matrix.plan import Cell, MatrixPlan
-from pytest_spike.model import SpikeError
+from pytest_spike.model import SpikeError, default_cache_root
 from pytest_spike.report import schema
 from pytest_spike.report.view import ReportView
-from pytest_spike.settings import default_cache_root
 
 #: A cell's pytest run (all its probes) gets this long before its group is killed.
 CELL_TIMEOUT = 1800.0
