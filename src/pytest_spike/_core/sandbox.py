@@ -18,7 +18,7 @@ Environment variables are an allow-list too (:data:`KEPT_ENV` plus what the step
 file size come from a cgroup where the host may make one (root, or a delegated cgroup) and
 from rlimits otherwise.
 
-Where bubblewrap is missing or cannot make its namespaces, :func:`active` says why; mode
+Where bubblewrap is missing or cannot make its namespaces, :func:`status` says why; mode
 ``auto`` then runs steps unboxed (every report says so) and ``require`` refuses.
 """
 
@@ -31,14 +31,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_spike.model import SpikeError
-
-MODES = ("auto", "require", "off")
+from pytest_spike.model import SANDBOX_LIMITS, SpikeError
 
 #: Variables a boxed step keeps from the caller's environment (exact names, then prefixes).
 #: Everything else (tokens, cloud settings, ``GITHUB_*``, ``CI_*``, database URLs...) is absent.
@@ -141,9 +140,9 @@ DECOYS: Mapping[str, str] = {
 class Limits:
     """What one boxed step may use: processes, memory (MB, all its processes), file size (MB)."""
 
-    processes: int = 1024
-    memory_mb: int = 16384
-    file_mb: int = 8192
+    processes: int = SANDBOX_LIMITS[0]
+    memory_mb: int = SANDBOX_LIMITS[1]
+    file_mb: int = SANDBOX_LIMITS[2]
 
 
 @dataclass(frozen=True)
@@ -304,8 +303,10 @@ def box_env(
     return kept
 
 
-def _base_args() -> list[str]:
-    """System folders read-only, as the host lays them out (merged /usr or not)."""
+@functools.cache
+def _base_args() -> tuple[str, ...]:
+    """System folders read-only, as the host lays them out (merged /usr or not); looked at
+    once per process, not once per step."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = Path("/", name)
@@ -317,7 +318,7 @@ def _base_args() -> list[str]:
         path = Path("/etc", name)
         if path.exists():
             args += ["--ro-bind", str(path), str(path)]
-    return args
+    return tuple(args)
 
 
 def interpreter_paths(executable: str) -> list[str]:
@@ -340,9 +341,8 @@ def interpreter_paths(executable: str) -> list[str]:
                 key, _, value = line.partition("=")
                 if key.strip() == "home" and value.strip():
                     paths.append(str(Path(value.strip()).parent))
-    return [p for p in dict.fromkeys(paths) if p not in ("/", "/usr", "/usr/local")] + (
-        ["/usr/local"] if any(p == "/usr/local" for p in paths) else []
-    )
+    # The system folders are in view already (and "/" must never be).
+    return [p for p in dict.fromkeys(paths) if p != "/" and _outside_system(p)]
 
 
 def argv_paths(args: Sequence[str]) -> list[str]:
@@ -481,13 +481,20 @@ class Confinement:
             self.groups.append(group)
             if (group / "memory.max_usage_in_bytes").exists() or (group / "memory.peak").exists():
                 self._memory = group
+        # Decided here, in the parent, so the child does little between fork and exec.
+        self._procs = [str(group / "cgroup.procs") for group in self.groups]
+        counted = any(g.parent.name == "pids" or (g / "pids.max").exists() for g in self.groups)
+        self._nproc: int | None = None
+        if not counted and os.getuid() != 0:
+            # Counted per user (root is not counted at all): leave room for what the user runs.
+            self._nproc = limits.processes + len([p for p in os.listdir("/proc") if p.isdigit()])
 
     def preexec(self) -> None:
         """Runs in the child between fork and exec: join the cgroups, set the rlimits."""
         import resource
 
-        for group in self.groups:
-            fd = os.open(str(group / "cgroup.procs"), os.O_WRONLY)
+        for procs in self._procs:
+            fd = os.open(procs, os.O_WRONLY)
             try:
                 os.write(fd, b"0")
             finally:
@@ -497,12 +504,8 @@ class Confinement:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if self._memory is None:
             resource.setrlimit(resource.RLIMIT_AS, (self.limits.memory_mb * mb,) * 2)
-        if not any(g.parent.name == "pids" or (g / "pids.max").exists() for g in self.groups):
-            # Counted per user: leave room for what the user already runs.
-            if os.getuid() != 0:
-                running = len([p for p in os.listdir("/proc") if p.isdigit()])
-                cap = self.limits.processes + running
-                resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+        if self._nproc is not None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (self._nproc, self._nproc))
 
     def peak_memory_mb(self) -> float | None:
         if self._memory is None:
@@ -545,7 +548,7 @@ class Confinement:
                         os.kill(pid, _signal.SIGKILL)
                     except OSError:
                         pass
-                threading.Event().wait(0.01)
+                time.sleep(0.01)
             try:
                 group.rmdir()
             except OSError:

@@ -150,7 +150,7 @@ def _copy_file(source: Path, target: Path) -> None:
 
 
 def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
-    """Link or copy ``source`` into the layer being built in ``staging`` (to be renamed
+    """Copy ``source`` into the layer being built in ``staging`` (to be renamed
     ``final``), and the compiled module this interpreter keeps for it, where it has one.
 
     A new layer without bytecode cost its first child pytest ~0.25 s of CPU compiling

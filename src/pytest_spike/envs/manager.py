@@ -39,7 +39,7 @@ from pytest_spike._core.runner import RunResult, last_json_line, run
 from pytest_spike.envs import inspection
 from pytest_spike.envs.store import build_once
 from pytest_spike.index.pipconfig import pip_config_values
-from pytest_spike.model import BACKENDS, SpikeError
+from pytest_spike.model import BACKENDS, SpikeError, default_cache_root
 
 MARKER = "spike-env.json"
 #: Bumped when the layout or the marker's content changes, so old entries are not trusted.
@@ -187,7 +187,8 @@ def installer_box(
     package index, but with the box's empty HOME and allow-listed environment: there is
     nothing of the user's to send. It sees ``python`` (the interpreter it installs for), the
     index's local folders (``file://`` find-links), and may write ``target``, ``write`` and
-    its own cache ``cache`` (uv's and pip's, kept with pytest-spike's cache, never the user's:
+    its own cache ``cache`` (uv's and pip's, default ``installer/`` in pytest-spike's cache
+    root; never the user's:
     a build backend could otherwise plant wheels in the user's own installer cache).
     ``extra_env`` (the caller's ``PIP_*`` settings) wins over pip's configuration.
     """
@@ -198,15 +199,11 @@ def installer_box(
     if extra.get("PIP_TARGET"):
         writable.append(extra["PIP_TARGET"])
         Path(extra["PIP_TARGET"]).mkdir(parents=True, exist_ok=True)
-    if cache is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        cache = Path(base, "pytest-spike", "installer")
-    if cache is not None:
-        folder = Path(cache)
-        (folder / "uv").mkdir(parents=True, exist_ok=True)
-        (folder / "pip").mkdir(parents=True, exist_ok=True)
-        writable.append(str(folder))
-        extra.update({"UV_CACHE_DIR": str(folder / "uv"), "PIP_CACHE_DIR": str(folder / "pip")})
+    folder = Path(cache) if cache is not None else default_cache_root() / "installer"
+    (folder / "uv").mkdir(parents=True, exist_ok=True)
+    (folder / "pip").mkdir(parents=True, exist_ok=True)
+    writable.append(str(folder))
+    extra.update({"UV_CACHE_DIR": str(folder / "uv"), "PIP_CACHE_DIR": str(folder / "pip")})
     box = sandbox.Box(stage, read=tuple(read), write=tuple(writable), network=True)
     return {"box": box, "extra_env": extra}
 

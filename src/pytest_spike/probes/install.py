@@ -181,14 +181,14 @@ def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
     # milliseconds, the host pip in seconds); the running environment as pip sees it
     # (PYTHONPATH entries included).
     uv = choose_uv(ctx.settings.backend) if ctx.target().isolated else None
+    # The checker is a tool (uv, the host's pip) driving the candidate's interpreter: in view.
+    box = sandbox.Box("inspect", read=tuple(sandbox.interpreter_paths(python)))
     if uv is not None:
         by = "uv"
-        box = sandbox.Box("inspect", read=tuple(sandbox.interpreter_paths(python)))
         result = ctx.run([uv, "pip", "check", "--python", python], env=tool_env(), box=box)
         lines = [line for line in result.stdout.splitlines() if line.startswith("The package ")]
     else:
         by = "pip"
-        box = sandbox.Box("inspect", read=tuple(sandbox.interpreter_paths(python)))
         result = ctx.run([*pip_command(python), "check"], box=box)
         lines = result.stdout.strip().splitlines()
     if result.returncode == 0:
