@@ -247,6 +247,25 @@ def test_a_hostile_candidate_reaches_nothing_of_yours_at_any_stage(
     assert data["settings"]["sandbox"] == "sandboxed (bubblewrap)"
     for stage in ("import", "readme", "docs", "upstream", "tests"):
         assert f"EVIL-RAN {stage} sent=no " in text, f"{stage} did not run, or reached the listener"
+    # What it tried is evidence, stage by stage, your tests' stage too (the candidate's frames
+    # only), with the host's secrets it reached for by name.
+    tried = {
+        (f["code"], f["evidence"].get("stage")): f
+        for c in data["candidates"]
+        if c["name"] == "evilpkg"
+        for f in c["findings"]
+    }
+    reads = {
+        (f["evidence"]["stage"], f["evidence"]["what"], f["severity"])
+        for c in data["candidates"]
+        if c["name"] == "evilpkg"
+        for f in c["findings"]
+        if f["code"] == "behaviour.reads"
+    }
+    for stage in ("import", "tests"):
+        assert "/evilpkg/__init__.py:" in tried[("behaviour.network", stage)]["evidence"]["by"]
+    assert ("import", str(home / ".ssh/id_rsa"), "high") in reads
+    assert ("tests", str(project / ".env"), "info") in reads
     # What it "wrote" landed in the box's private /tmp at most: checked on the host below.
     assert "s3cr3t" not in text + output
     # Only the installer's step has a network (for the index): what reached the listener holds

@@ -157,3 +157,94 @@ def test_a_tool_reading_its_own_configuration_is_info() -> None:
         for stage in ("upstream", "import")
     }
     assert netrc == {"upstream": Severity.INFO, "import": Severity.CRITICAL}
+
+
+def test_reads_of_secrets_are_recorded_with_who_and_hidden_ones_are_reads(tmp_path: Path) -> None:
+    # The decoy read from Python gets its frame; a read aimed at the host's HOME, at the
+    # project's masked .env and at /etc/shadow is a read outside the box; a module, a data file
+    # of the box's own HOME and a virtual environment named .env are none of that.
+    project = tmp_path / "project"
+    project.mkdir()
+    venv = tmp_path / "envs" / ".env"  # a virtual environment named .env: not a secret
+    venv.mkdir(parents=True)
+    (venv / "mod.py").write_text("X = 1\n")
+    module = tmp_path / "nosy.py"
+    module.write_text(
+        "import os\n"
+        "def go(project):\n"
+        "    open(os.path.expanduser('~/.aws/credentials')).read()\n"
+        "    for path in ('/root/.ssh/id_rsa', '/home/runner/.config/gh/hosts.yml', '/etc/shadow',\n"
+        "                 project + '/.git/config', project + '/.netrc'):\n"
+        "        try:\n"
+        "            open(path).read()\n"
+        "        except OSError:\n"
+        "            pass\n"
+        f"    open({str(venv / 'mod.py')!r}).read()\n"
+        "    os.makedirs(os.path.expanduser('~/.config/nosy'), exist_ok=True)\n"
+        "    open(os.path.expanduser('~/.config/nosy/settings.ini'), 'w').close()\n"
+        "    open(os.path.expanduser('~/.config/nosy/settings.ini')).read()\n"
+    )
+    done = runner.run(
+        [sys.executable, "-c", f"import nosy; nosy.go({str(project)!r})"],
+        timeout=60,
+        box=sandbox.Box("import", project=str(project)),
+        extra_env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert done.ok, done.stderr
+    assert done.behaviour is not None
+    reads = {a.what: a.by for a in done.behaviour.attempts if a.kind == "read"}
+    assert reads == {
+        "~/.aws/credentials": f"{module}:3",
+        "/root/.ssh/id_rsa": f"{module}:7",
+        "/home/runner/.config/gh/hosts.yml": f"{module}:7",
+        "/etc/shadow": f"{module}:7",
+        f"{project}/.git/config": f"{module}:7",
+        f"{project}/.netrc": f"{module}:7",
+    }
+    scored = {(f.code, f.evidence["what"]): f for f in behaviour.findings([done.behaviour])}
+    secret = scored[("behaviour.secrets", "~/.aws/credentials")]
+    assert secret.severity is Severity.CRITICAL and secret.evidence["by"] == f"{module}:3"
+    assert scored[("behaviour.reads", "/root/.ssh/id_rsa")].severity is Severity.HIGH
+    assert "outside the box" in scored[("behaviour.reads", "/etc/shadow")].message
+    assert behaviour.summary([done.behaviour]) == "import: no network, secrets (~/.aws/credentials), 5 read"
+    # In a README example a read outside the box is info (dotenv's examples read .env).
+    readme = behaviour.Behaviour("readme", attempts=done.behaviour.attempts)
+    assert {f.severity for f in behaviour.findings([readme]) if f.code == "behaviour.reads"} == {
+        Severity.INFO
+    }
+
+
+def test_the_installers_own_netrc_read_is_info() -> None:
+    # pip and uv read ~/.netrc for the index's credentials in an installer step.
+    step = behaviour.Behaviour(
+        "install", network=True, attempts=[behaviour.Attempt("read", "~/.netrc", "x.py:1")]
+    )
+    (finding,) = behaviour.findings([step])
+    assert finding.code == "behaviour.secrets" and finding.severity is Severity.INFO
+    assert "index's credentials" in finding.message
+
+
+def test_in_your_tests_stage_only_the_candidates_frames_count() -> None:
+    # Your test ran uname and read a decoy itself; the candidate's code connected somewhere.
+    env = "/cache/envs/abc"
+    step = behaviour.Behaviour(
+        "tests",
+        decoys_read=[".aws/credentials"],
+        attempts=[
+            behaviour.Attempt("exec", "uname", "/project/tests/test_x.py:3"),
+            behaviour.Attempt("network", "10.0.0.1:443", f"{env}/lib/python3.12/site-packages/cand/net.py:9"),
+            behaviour.Attempt("persistence", "pid 7: sleep 30"),
+        ],
+    )
+    (mine,) = behaviour.attributed([step], [env])
+    assert [a.kind for a in mine.attempts] == ["network", "persistence"]
+    scored = {f.code: f for f in behaviour.findings([mine])}
+    assert scored["behaviour.network"].severity is Severity.INFO
+    assert scored["behaviour.persistence"].severity is Severity.HIGH
+    # Seen only from the host (no frame of the candidate's): info, and it says why.
+    assert scored["behaviour.secrets"].severity is Severity.INFO
+    assert "no frame of the candidate's" in scored["behaviour.secrets"].message
+    # The candidate's own frame read it: critical.
+    read = behaviour.Attempt("read", "~/.aws/credentials", f"{env}/lib/python3.12/site-packages/cand/x.py:1")
+    (theirs,) = behaviour.attributed([behaviour.Behaviour("tests", attempts=[read])], [env])
+    assert [f.severity for f in behaviour.findings([theirs])] == [Severity.CRITICAL]

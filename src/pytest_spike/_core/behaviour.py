@@ -11,7 +11,8 @@ and :func:`watch_decoys` says so.
 **Attempts, from inside.** Boxed Python processes run the audit hooks of
 ``_core/_boot/sitecustomize.py`` (PEP 578) and append what they saw to a folder the host
 made for the step: connections and name lookups, process starts, writes outside the
-step's writable folders, ``ctypes`` loads, and daemons left to the box's init.
+step's writable folders, reads aimed at secrets (a decoy, or where credentials live outside
+the box), ``ctypes`` loads, and daemons left to the box's init.
 
 :func:`recording` collects the :class:`Behaviour` of every boxed step run inside it (the
 runner reports each); :func:`findings` scores them.
@@ -163,13 +164,16 @@ def decoys_read(home: Path, marks: Mapping[str, int]) -> list[str]:
 # -- attempts -------------------------------------------------------------------------------
 
 
-def audit_env(folder: str, writable: Sequence[str], *, pidns: bool) -> dict[str, str]:
+def audit_env(
+    folder: str, writable: Sequence[str], *, pidns: bool, decoys: Sequence[str] = ()
+) -> dict[str, str]:
     """The variables that load the audit hooks in a step's Python processes (PYTHONPATH is the
-    caller's: :func:`python_path`)."""
+    caller's: :func:`python_path`); ``decoys`` are relative to the box's HOME."""
     return {
         "PYTEST_SPIKE_AUDIT": folder,
         "PYTEST_SPIKE_WRITABLE": os.pathsep.join(writable),
         "PYTEST_SPIKE_PIDNS": "1" if pidns else "0",
+        "PYTEST_SPIKE_DECOYS": os.pathsep.join(decoys),
     }
 
 
@@ -270,7 +274,7 @@ def _exec_severity(attempt: Attempt, stage: str) -> Severity:
     return Severity.INFO
 
 
-def _config_lookup(step: Behaviour, decoy: str) -> str:
+def _config_lookup(step: Behaviour, decoy: str, who: str = "") -> str:
     """Why reading ``decoy`` in ``step`` is a tool reading its own configuration ('' if not):
     git reads ~/.gitconfig on every call; requests, curl and pip read ~/.netrc for every
     request, which README examples and upstream tests may make (the box refuses them)."""
@@ -278,7 +282,39 @@ def _config_lookup(step: Behaviour, decoy: str) -> str:
         return "the step ran git, which reads it on every call"
     if decoy == ".netrc" and step.stage not in _STRICT_STAGES:
         return "requests, curl and pip read it for every request"
+    if decoy in INSTALLER_READS and step.network:
+        return "the installer reads it for the index's credentials"
+    if step.stage == "tests" and not who:
+        return "your tests ran there too, and no frame of the candidate's read it"
     return ""
+
+
+def attributed(steps: Sequence[Behaviour], roots: Sequence[str]) -> list[Behaviour]:
+    """The steps with only what code under ``roots`` (the candidate's environment) tried.
+
+    In a step that runs your tests, your code runs beside the candidate's: what your tests
+    tried is not the candidate's doing. Daemons have no frame and stay.
+    """
+    folders = tuple(os.path.join(os.path.normpath(r), "") for r in roots)
+    kept: list[Behaviour] = []
+    for step in steps:
+        mine = [a for a in step.attempts if a.kind == "persistence" or a.by.startswith(folders)]
+        kept.append(
+            Behaviour(step.stage, step.network, list(step.decoys_read), mine, step.unwatched, step.ran_setup)
+        )
+    return kept
+
+
+def secrets_read(step: Behaviour) -> dict[str, str]:
+    """The decoys ``step`` read: seen from the host (access times) or by the audit hooks (a
+    Python read, with who made it); decoy -> who ('' when only the host saw it)."""
+    found = dict.fromkeys(step.decoys_read, "")
+    for attempt in step.attempts:
+        if attempt.kind == "read" and attempt.what.startswith("~/"):
+            decoy = attempt.what[2:]
+            if not found.get(decoy):
+                found[decoy] = attempt.by
+    return found
 
 
 def findings(seen: Sequence[Behaviour]) -> list[Finding]:
@@ -296,14 +332,17 @@ def findings(seen: Sequence[Behaviour]) -> list[Finding]:
 
     for step in seen:
         stage = step.stage
-        for decoy in step.decoys_read:
-            looked_up = _config_lookup(step, decoy)
+        for decoy, who in secrets_read(step).items():
+            looked_up = _config_lookup(step, decoy, who)
             add(
                 "behaviour.secrets",
                 Severity.INFO if looked_up else Severity.CRITICAL,
-                f"{stage}: read the decoy credential ~/{decoy}" + (f" ({looked_up})" if looked_up else ""),
+                f"{stage}: read the decoy credential ~/{decoy}"
+                + (f" ({who})" if who else "")
+                + (f" ({looked_up})" if looked_up else ""),
                 stage,
                 f"~/{decoy}",
+                who,
             )
         for attempt in step.attempts:
             by = f" ({attempt.by})" if attempt.by else ""
@@ -337,6 +376,16 @@ def findings(seen: Sequence[Behaviour]) -> list[Finding]:
                     attempt.what,
                     attempt.by,
                 )
+            elif attempt.kind == "read" and not attempt.what.startswith("~/"):
+                add(
+                    "behaviour.reads",
+                    Severity.HIGH if stage in _STRICT_STAGES else Severity.INFO,
+                    f"{stage}: tried to read {attempt.what}, where secrets live outside the box; "
+                    f"the box does not hold it{by}",
+                    stage,
+                    attempt.what,
+                    attempt.by,
+                )
             elif attempt.kind == "persistence":
                 add(
                     "behaviour.persistence",
@@ -359,9 +408,10 @@ def summary(seen: Sequence[Behaviour]) -> str:
             a
             for s in steps
             for a in s.attempts
-            if a.kind != "ctypes" and not (a.kind == "exec" and _interpreter(a.what))
+            if a.kind not in ("ctypes", "read") and not (a.kind == "exec" and _interpreter(a.what))
         ]
-        secrets = sorted({d for s in steps for d in s.decoys_read})
+        attempts += [a for s in steps for a in s.attempts if a.kind == "read" and not a.what.startswith("~/")]
+        secrets = sorted({d for s in steps for d in secrets_read(s)})
         setup = ["ran setup code"] if any(s.ran_setup for s in steps) else []
         if not attempts and not secrets and not setup:
             parts.append(f"{stage}: 0 attempts")
@@ -374,7 +424,7 @@ def summary(seen: Sequence[Behaviour]) -> str:
         ]
         said += [
             f"{sum(a.kind == k for a in attempts)} {k}"
-            for k in ("exec", "write", "persistence")
+            for k in ("exec", "write", "read", "persistence")
             if k in kinds
         ]
         parts.append(f"{stage}: {', '.join(said)}")

@@ -257,7 +257,7 @@ def _run_boxed(
     marks, unwatched = behaviour.watch_decoys(home, watched)
     audit = Path(tempfile.mkdtemp(prefix="spike-audit-"))
     writable = [*box.write, "/tmp", sandbox.BOX_HOME, "/dev", str(audit)]
-    child_env.update(behaviour.audit_env(str(audit), writable, pidns=True))
+    child_env.update(behaviour.audit_env(str(audit), writable, pidns=True, decoys=list(sandbox.DECOYS)))
     child_env["PYTHONPATH"] = behaviour.python_path(child_env.get("PYTHONPATH"))
     box = dataclasses.replace(box, read=(*box.read, behaviour.BOOT), write=(*box.write, str(audit)))
     confinement = sandbox.Confinement(policy.limits)

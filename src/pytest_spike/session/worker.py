@@ -9,12 +9,14 @@ so it survives xdist; ``controller.py`` gathers them.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Generator
 from typing import Any, Callable
 
 import pytest
 
+from pytest_spike._core import behaviour
 from pytest_spike._core.files import write_atomic
 from pytest_spike._core.runner import peak_rss_mb
 from pytest_spike.data.budgets import TimeboxExceeded, alarm
@@ -45,6 +47,8 @@ _FINDINGS = pytest.StashKey["list[Finding]"]()
 _PEAK = pytest.StashKey[float]()
 #: What a child pytest in the candidate's environment reported for this test.
 _CHILD = pytest.StashKey[ProbeResult]()
+#: What the candidate's code tried in the child pytest (on the first of its tests to report).
+_BEHAVIOUR = pytest.StashKey[dict[str, Any]]()
 _LONGREPR = pytest.StashKey[str]()
 #: Seconds left in the candidate's time box when the test started; whether the box cut it.
 _REMAINING = pytest.StashKey[float]()
@@ -79,6 +83,8 @@ class SpikeWorker:
         self.unchecked: tuple[str, ...] = ()
         #: what each candidate's child pytest reported, by node id, or why it could not run
         self._child: dict[str, dict[str, ProbeResult] | str] = {}
+        #: What the candidate's code tried in its child pytest, until a test of it reports it.
+        self._child_behaviour: dict[str, list[behaviour.Behaviour]] = {}
 
     # -- collection ---------------------------------------------------------------------
 
@@ -262,7 +268,11 @@ class SpikeWorker:
     def _child_results(self, candidate: Candidate, python: str) -> dict[str, ProbeResult] | str:
         """Run all of the candidate's tests once in its environment (per process)."""
         if candidate.name not in self._child:
-            self._child[candidate.name] = self._run_child(candidate, python)
+            with behaviour.recording() as seen:
+                self._child[candidate.name] = self._run_child(candidate, python)
+            # Your tests run there too: what they tried themselves is not the candidate's.
+            environment = os.path.dirname(os.path.dirname(python))
+            self._child_behaviour[candidate.name] = behaviour.attributed(seen, [environment])
         return self._child[candidate.name]
 
     def _run_child(self, candidate: Candidate, python: str) -> dict[str, ProbeResult] | str:
@@ -351,6 +361,13 @@ class SpikeWorker:
             # The test ran in the candidate's environment: its findings, metrics and notes
             # come from there, not from the failure we re-raised here.
             findings[:] = remote.findings
+            steps = self._child_behaviour.pop(candidate.name, [])
+            if steps:  # once per candidate (and process): the first of its tests to report
+                findings.extend(behaviour.findings(steps))
+                item.stash[_BEHAVIOUR] = {
+                    "summary": behaviour.summary(steps),
+                    "steps": [step.to_dict() for step in steps],
+                }
             recorder.metrics.update(remote.metrics)
             recorder.notes.extend(n for n in remote.notes if n not in recorder.notes)
         elif (
@@ -376,6 +393,8 @@ class SpikeWorker:
             notes=list(recorder.notes),
         )
         probe.taken = evidence.iso_time(time.time())  # the user's own tests always run
+        if _BEHAVIOUR in item.stash:
+            probe.details["behaviour"] = item.stash[_BEHAVIOUR]
         if _LONGREPR in item.stash:
             probe.details["longrepr"] = item.stash[_LONGREPR]
         if item.stash.get(_TIMEBOX, False):

@@ -4,8 +4,11 @@ The host puts this folder first on ``PYTHONPATH`` of a boxed step and names, in
 ``PYTEST_SPIKE_AUDIT``, a folder of its own making. Every Python process of the step (the
 step's own, a build backend, a README child's subprocess...) then appends one JSON line per
 attempt to ``<folder>/<pid>.jsonl``: connections and name lookups (the address), process
-starts (the program), opens for writing outside ``PYTEST_SPIKE_WRITABLE``, ``ctypes`` loads;
-each with the innermost frame outside the standard library (who made it). At exit, a
+starts (the program), opens for writing outside ``PYTEST_SPIKE_WRITABLE``, opens for reading
+of a decoy credential in the box's HOME (``PYTEST_SPIKE_DECOYS``) or of a place secrets live
+outside the box (another user's HOME, ``/root``, ``.ssh``, ``/run/secrets``...: the box hides
+them), ``ctypes`` loads; each with the innermost frame outside the standard library (who made
+it). At exit, a
 process in the box's PID namespace also reports processes the box's init adopted (daemons):
 they are killed with the step.
 
@@ -33,6 +36,15 @@ _READONLY = tuple(
     os.path.normpath(p) for p in os.environ.get("PYTEST_SPIKE_READONLY", "").split(os.pathsep) if p
 )
 _PIDNS = os.environ.get("PYTEST_SPIKE_PIDNS") == "1"
+_HOME = os.path.normpath(os.environ.get("HOME") or "/nonexistent")
+_DECOYS = frozenset(d for d in os.environ.get("PYTEST_SPIKE_DECOYS", "").split(os.pathsep) if d)
+#: Where credentials live: a read there outside the box's HOME is aimed at the host's (the box
+#: does not hold them) or at the project's (the box masks them). Folders anywhere in the path;
+#: files as the last part (a virtual environment may be named ``.env``).
+_SECRET_FOLDERS = frozenset({".ssh", ".aws", ".gnupg", ".azure", ".kube", ".docker"})
+_SECRET_LEAVES = frozenset({".netrc", ".pypirc", ".npmrc", ".git-credentials", ".env", ".envrc"})
+_SECRET_PARTS = ("/.config/gh/", "/.config/gcloud/", "/.git/config")
+_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/run/secrets/", "/var/run/secrets/")
 _WATCHED = frozenset(
     {
         "open",
@@ -118,11 +130,36 @@ def _writable(path: str) -> bool:
     return _under(path, _WRITABLE) > _under(path, _READONLY)
 
 
+def _read(path: Any) -> dict[str, str] | None:
+    """A read of a decoy, or of where secrets live outside the box (None: any other read)."""
+    name = os.fsdecode(path)
+    if "/." not in name and not name.startswith((".", *_SECRET_FILES)):
+        return None  # the common case (a module, a data file), told apart cheaply
+    where = os.path.abspath(name)
+    if where.startswith(_HOME + os.sep):
+        relative = where[len(_HOME) + 1 :]
+        return {"kind": "read", "what": "~/" + relative} if relative in _DECOYS else None
+    if where.startswith(_SECRET_FILES):
+        return {"kind": "read", "what": where}
+    parts = where.split(os.sep)
+    if not (
+        parts[-1] in _SECRET_LEAVES
+        or _SECRET_FOLDERS.intersection(parts)
+        or any(part in where + os.sep for part in _SECRET_PARTS)
+    ):
+        return None
+    if _writable(where) and os.path.exists(where):
+        return None  # a file of its own making in its temporary folder
+    return {"kind": "read", "what": where}
+
+
 def _attempt(event: str, args: tuple[Any, ...]) -> dict[str, str] | None:
     if event == "open":
         path, _mode, flags = args
-        if not isinstance(flags, int) or not flags & _WRITE_FLAGS or isinstance(path, int):
+        if isinstance(path, int) or not isinstance(flags, int):
             return None
+        if not flags & _WRITE_FLAGS:
+            return _read(path)
         where = os.path.abspath(os.fsdecode(path))
         if _writable(where) and not (where.startswith("/tmp/") and not os.path.isdir(os.path.dirname(where))):
             # (A file in a folder the box's private /tmp does not have is aimed at the host's.)
@@ -181,7 +218,7 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
         found = _attempt(event, args)
         if found is not None:
             who, installer = _who()
-            if not (installer and found["kind"] == "network"):  # the installer's own index
+            if not (installer and found["kind"] in ("network", "read")):  # the index, its netrc
                 found["by"] = who
                 _write(found)
     except Exception:  # noqa: S110 - an audit hook must never break the candidate's code
