@@ -362,7 +362,7 @@ def test_upstream_tests_reading_stdin_or_waiting_on_a_socket(safety_site: Path, 
             sys.executable, "envpkg", "1.0", sdist, tmp_path / "w2", 30.0, extra_env=env
         )
         assert socket_run.test_files() and socket_run.target_info()  # set up before the clock runs
-        socket_run.timeout = 2.0
+        socket_run.timeout = 5.0  # a loaded 2-core runner needs ~2 s to start the child
         started = time.monotonic()
         socket_result = socket_run.run(["tests/test_socket.py::test_socket"])
         took = time.monotonic() - started
@@ -373,8 +373,8 @@ def test_upstream_tests_reading_stdin_or_waiting_on_a_socket(safety_site: Path, 
     assert "reading from stdin" in stdin_outcome.message
     (socket_outcome,) = socket_result.outcomes.values()
     assert socket_outcome.outcome == "error"
-    assert socket_outcome.message == "did not run: timed out after 2.0s"
-    assert took < 6
+    assert socket_outcome.message == "did not run: timed out after 5.0s"
+    assert took < 20  # cut by the time box, not by the socket (which never answers)
 
 
 # -- interrupted runs --------------------------------------------------------------------------
