@@ -15,6 +15,8 @@ from backends import use_local_index
 from indexserver import IndexServer
 from pkgfactory import FakeProject, build_wheel, pip_install_target
 
+from pytest_spike._core import sandbox
+
 OLD = "def old_sum(xs):\n    return sum(xs)\n\ndef helper():\n    return 1\n"
 NEW = (
     "import warnings\n\n"
@@ -137,6 +139,11 @@ def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
     assert major["moved"] == ["oldlib 1.0 -> 2.0 (major upgrade)"]
     markdown = (project.path / "up.md").read_text()
     assert "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break" in markdown
+    # Where the candidate's code ran is said here too, as in every report.
+    said = sandbox.status().describe()
+    result.stdout.fnmatch_lines([f"candidate code: {said}"])
+    assert f"candidate code: {said}" in markdown
+    assert json.loads((project.path / "up.json").read_text())["settings"]["sandbox"] == said
     assert "the suite passes on 1.5" in markdown
     # pytest-spike show reprints the upgrade section of an upgrade-only results file
     shown = subprocess.run(

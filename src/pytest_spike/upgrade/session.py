@@ -84,6 +84,7 @@ class SpikeUpgrade:
                 created=self.started.isoformat(timespec="seconds"),
                 fail_on=self.settings.fail_on,
                 upgrades=self.results,
+                settings={"sandbox": _sandbox_line()},
             )
             done = write_reports(ReportView(scorecard), self.settings.reports, step_summary=True)
             self.written = done.lines
@@ -174,10 +175,20 @@ class SpikeUpgrade:
             terminalreporter.write_line(text, **markup)
         for line in self.notes:
             terminalreporter.write_line(line, yellow=True)
+        if self.results:
+            said = _sandbox_line()
+            terminalreporter.write_line(f"candidate code: {said}", yellow=said.startswith("not"))
         for line in self.written:
             terminalreporter.write_line(line)
         for line in self.errors:
             terminalreporter.write_line(line, red=True, bold=True)
+
+
+def _sandbox_line() -> str:
+    """'sandboxed (bubblewrap)' or 'not sandboxed: why...', as every report says it."""
+    from pytest_spike._core import sandbox
+
+    return sandbox.status().describe()
 
 
 def _release_evidence(package: str, version: str, upgraded: Any, **kwargs: Any) -> Any:
