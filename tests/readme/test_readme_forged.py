@@ -18,6 +18,7 @@ import pytest
 from pkgfactory import FakeProject, build_wheel, pip_install_target
 
 from pytest_spike.model import TAMPERED, Blame, Severity
+from pytest_spike.probes.docs import Page, PageRun, docs_findings
 from pytest_spike.readme.run import BlockOutcome, extract_blocks, readme_findings, run_blocks
 from pytest_spike.readme.witness import read_child
 
@@ -273,3 +274,21 @@ def test_the_readme_probe_scores_the_forgery_and_the_failure(
     [block] = probe["details"]["blocks"]
     assert (block["status"], block["tampered"]) == ("failed", "2 end events for one block")
     result.stdout.fnmatch_lines(["*candidate code: sandboxed (bubblewrap)*"])
+
+
+def test_a_documentation_page_whose_example_is_reported_ok_by_the_candidate(
+    site: Path, tmp_path: Path
+) -> None:
+    outcomes = run(BROKEN.format(forge="report_ok_by_stack"), site, tmp_path)
+    page = PageRun(Page(tmp_path / "quickstart.md", "quickstart.md", "markdown"), tuple(outcomes))
+    findings, details = docs_findings([page])
+    tampered = next(f for f in findings if f.code == TAMPERED)
+    assert (tampered.severity, tampered.blame) == (Severity.CRITICAL, Blame.CANDIDATE)
+    assert tampered.message == (
+        "1 of 1 docs examples contradicted what the host saw (a result written while the block was "
+        "still running): quickstart.md line 2: RuntimeError: the example is broken"
+    )
+    assert "docs.failed" in {f.code for f in findings}
+    assert (
+        details["pages"][0]["blocks"][0]["tampered"] == "a result written while the block was still running"
+    )
