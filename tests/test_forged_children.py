@@ -10,7 +10,6 @@ the candidate's) and the announced outcome is the test's. Real wheels, the real 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tarfile

@@ -175,7 +175,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "upstream",
         "pytest_spike.probes.upstream:probe_upstream",
-        version=4,
+        version=5,
         reads=_upstream,
         codes=(
             "upstream.failed",
