@@ -109,6 +109,21 @@ def test_the_plugin_and_the_host_agree_on_the_mark() -> None:
     assert PLUGIN_MARK == witness.MARK
 
 
+def test_a_stream_cut_by_the_output_cap_names_no_test_it_lost() -> None:
+    line = witness.MARK + '{"test": "t::a", "outcome": "failed", "error": "E"}'
+    seen = witness.read_seen(witness.MARK + '{"collected": 3}\n' + line + "\n")
+    assert seen is not None and seen.outcomes == {"t::a": "failed"}
+    reported = {"t::a": "error", "t::b": "passed"}  # "error" and "failed" both say it failed
+    assert witness.contradictions(seen, reported) == {
+        "t::b": "the results say passed, the test was never seen to finish"
+    }
+    assert witness.contradictions(seen, reported, complete=False) == {}
+    assert witness.contradictions(seen, {"t::a": "passed"}, complete=False) == {
+        "t::a": "the results say passed, the test failed"
+    }
+    assert witness.read_seen("no announcement\n" + line) is None
+
+
 def test_a_rewritten_results_file_of_the_teams_tests_loses_to_what_ran(site: Path, tmp_path: Path) -> None:
     from importlib import metadata
 

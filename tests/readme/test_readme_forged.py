@@ -19,6 +19,7 @@ from pkgfactory import FakeProject, build_wheel, pip_install_target
 
 from pytest_spike.model import TAMPERED, Blame, Severity
 from pytest_spike.probes.docs import Page, PageRun, docs_findings
+from pytest_spike.readme._child import RAISED_MARK
 from pytest_spike.readme.run import BlockOutcome, extract_blocks, readme_findings, run_blocks
 from pytest_spike.readme.witness import read_child
 
@@ -240,6 +241,13 @@ def test_the_host_reads_the_stream_in_order() -> None:
     error = read_child(_line(start) + _line({"spike_error": "KeyError: 'x'"}), "")
     assert error.tampered == (0,) and error.spike_error == ""
     assert error.reports[0]["tampered"] == "a runner error reported while the block's own code ran"
+    # Where the output cap dropped the stream's middle, missing events are no contradiction;
+    # a result stderr contradicts still is.
+    cut = read_child(_line(result), "", complete=False)
+    assert (cut.reports, cut.tampered) == ({0: result}, ())
+    ok = {"index": 0, "status": "ok"}
+    raised = RAISED_MARK + json.dumps({"index": 0, "status": "failed", "error": "E"})
+    assert read_child(_line(ok), raised, complete=False).tampered == (0,)
     # A result with no start nor end: nothing honest is left of the block, it failed.
     alone = read_child(_line({"index": 3, "status": "ok"}), "")
     assert alone.reports[3] == {

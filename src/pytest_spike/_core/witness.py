@@ -81,12 +81,16 @@ def read_seen(stdout: str) -> Seen | None:
     return seen
 
 
-def contradictions(seen: Seen, reported: Mapping[str, str]) -> dict[str, str]:
+def contradictions(seen: Seen, reported: Mapping[str, str], *, complete: bool = True) -> dict[str, str]:
     """Node id -> why, for each test whose outcome in the results file (``reported``: node
-    id -> outcome) contradicts what the child announced."""
+    id -> outcome) contradicts what the child announced. Where the stream was not read
+    whole (``complete`` false: the output cap dropped its middle), a test the stream does
+    not name is no contradiction."""
     found: dict[str, str] = {}
     for nodeid in dict.fromkeys([*seen.outcomes, *reported]):
         said, ran = reported.get(nodeid), seen.outcomes.get(nodeid)
+        if ran is None and not complete:
+            continue
         if ran is None:
             found[nodeid] = f"the results say {said}, the test was never seen to finish"
         elif said is None:

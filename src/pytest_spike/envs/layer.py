@@ -219,14 +219,14 @@ def run_child(
             found[result.nodeid] = result
     seen = witness.read_seen(done.stdout)
     if seen is not None:
-        _observed_outcomes(found, seen)
+        _observed_outcomes(found, seen, complete=not done.output_truncated)
     return found
 
 
-def _observed_outcomes(found: dict[str, ProbeResult], seen: witness.Seen) -> None:
+def _observed_outcomes(found: dict[str, ProbeResult], seen: witness.Seen, *, complete: bool) -> None:
     """Where the results file contradicts what the child announced, the announced outcome
     is the test's, with ``spike.tampered`` as its first finding."""
-    wrong = witness.contradictions(seen, {n: r.outcome for n, r in found.items()})
+    wrong = witness.contradictions(seen, {n: r.outcome for n, r in found.items()}, complete=complete)
     if not wrong:
         return
     finding = witness.tampered_finding(wrong, seen, "the child pytest's results")

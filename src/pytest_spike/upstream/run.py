@@ -470,7 +470,8 @@ class SpikeUpstream:
             box=self.box,
         )
         found = read_junit(xml) if xml.is_file() and not proc.timed_out else {}
-        found.update(self._observed(found, nodeids, witness.read_seen(proc.stdout)))
+        seen = witness.read_seen(proc.stdout)
+        found.update(self._observed(found, nodeids, seen, complete=not proc.output_truncated))
         problem = proc.describe() if proc.timed_out else first_error_line(proc.stdout + proc.stderr)
         outcomes = {}
         for nodeid in nodeids:
@@ -497,14 +498,19 @@ class SpikeUpstream:
         return outcomes, proc.duration_s
 
     def _observed(
-        self, found: Mapping[tuple[str, str], TestOutcome], nodeids: Sequence[str], seen: witness.Seen | None
+        self,
+        found: Mapping[tuple[str, str], TestOutcome],
+        nodeids: Sequence[str],
+        seen: witness.Seen | None,
+        *,
+        complete: bool,
     ) -> dict[tuple[str, str], TestOutcome]:
         """The outcomes the child announced where the JUnit file contradicts them (see
         ``_core.witness``), noted in ``tampered``; the file's own tests where it agrees."""
         if seen is None:
             return {}
         reported = {n: found[junit_key(n)].outcome for n in nodeids if junit_key(n) in found}
-        wrong = witness.contradictions(seen, reported)
+        wrong = witness.contradictions(seen, reported, complete=complete)
         self.tampered.update(wrong)
         observed = {}
         for nodeid in wrong:
