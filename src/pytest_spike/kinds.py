@@ -159,14 +159,14 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "readme",
         "pytest_spike.probes.readme:probe_readme",
-        version=3,
+        version=4,
         reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network),
         codes=("readme.failed", "readme.timeout", "readme.unchecked", "readme.none"),
     ),
     ProbeKind(
         "docs",
         "pytest_spike.probes.docs:probe_docs",
-        version=1,
+        version=2,
         reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network, s.index_url, s.offline),
         codes=("docs.failed", "docs.timeout", "docs.unchecked", "docs.none", "docs.pages"),
         transient=frozenset({"docs.unchecked"}),
@@ -175,7 +175,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
     ProbeKind(
         "upstream",
         "pytest_spike.probes.upstream:probe_upstream",
-        version=4,
+        version=5,
         reads=_upstream,
         codes=(
             "upstream.failed",

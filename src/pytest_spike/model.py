@@ -56,6 +56,10 @@ def default_cache_root() -> Path:
     return Path(base) / "pytest-spike"
 
 
+#: The finding a report gets when it contradicts what the host observed of the process that
+#: wrote it (its exit status, its event stream, the traceback on stderr): candidate code
+#: forged evidence. Critical and the candidate's; the observation is the verdict.
+TAMPERED = "spike.tampered"
 #: Days since the last release after which a project is stale (``--spike-stale-after``).
 STALE_AFTER_DAYS = 730
 #: A version under test younger than this many days is a young release (info, never scored).

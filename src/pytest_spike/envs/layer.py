@@ -26,7 +26,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from pytest_spike._core import runner, sandbox
+from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import build_once
@@ -187,13 +187,16 @@ def run_child(
 ) -> dict[str, ProbeResult]:
     """Run ``nodeids`` with ``python``'s pytest plus the layer; results by node id.
 
-    The child runs boxed, seeing ``project`` (default: ``cwd``) and ``read`` read-only.
+    The child runs boxed, seeing ``project`` (default: ``cwd``) and ``read`` read-only. It
+    announces what it collected and each test's outcome as it runs (``_core.witness``): a
+    test the results file reports otherwise gets the announced outcome and ``spike.tampered``.
 
     Raises SpikeError, with the child's own last error line, when it wrote no results.
     """
     with tempfile.TemporaryDirectory(prefix="spike-child-") as tmp:
         out = Path(tmp) / "results.json"
-        argv = [python, "-c", _BOOT, str(layer), *nodeids, *pytest_args, "--spike-json", str(out)]
+        argv = [python, "-c", _BOOT, str(layer), "-p", witness.PLUGIN, *nodeids, *pytest_args]
+        argv += ["--spike-json", str(out)]
         # The parent's PYTEST_ADDOPTS may name plugins the child does not have (xdist).
         # The box: the project read-only (without .git and secrets files), the layer and
         # the data read-only, only this run's output folder writable.
@@ -214,7 +217,32 @@ def run_child(
             result = ProbeResult.from_dict(dict(probe, candidate=cand["name"]))
             result.findings = by_probe.get(result.nodeid, [])
             found[result.nodeid] = result
+    seen = witness.read_seen(done.stdout)
+    if seen is not None:
+        _observed_outcomes(found, seen, complete=not done.output_truncated)
     return found
+
+
+def _observed_outcomes(found: dict[str, ProbeResult], seen: witness.Seen, *, complete: bool) -> None:
+    """Where the results file contradicts what the child announced, the announced outcome
+    is the test's, with ``spike.tampered`` as its first finding."""
+    wrong = witness.contradictions(seen, {n: r.outcome for n, r in found.items()}, complete=complete)
+    if not wrong:
+        return
+    finding = witness.tampered_finding(wrong, seen, "the child pytest's results")
+    kinds = {r.kind for r in found.values()}
+    candidates = {r.candidate for r in found.values()}
+    for nodeid, why in wrong.items():
+        if nodeid not in seen.outcomes:
+            found.pop(nodeid, None)  # never seen to finish: the test did not report
+            continue
+        result = found.get(nodeid) or ProbeResult(
+            candidate=next(iter(candidates), ""), kind=next(iter(kinds), "custom"), nodeid=nodeid
+        )
+        result.outcome = seen.outcomes[nodeid]
+        result.findings = [finding]
+        result.details = {"tampered": why, "longrepr": seen.errors.get(nodeid, "")}
+        found[nodeid] = result
 
 
 # What a target interpreter answers about itself: its marker environment (PEP 508).

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike.index.client import IndexUnavailable, ProjectNotFound, sdist_entry
-from pytest_spike.model import Blame, Finding, Severity, SpikeError
+from pytest_spike.model import TAMPERED, Blame, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 from pytest_spike.readme.blocks import Block, classify, cut, extract_blocks
 from pytest_spike.readme.run import (
@@ -331,12 +331,21 @@ def docs_findings(runs: Sequence[PageRun]) -> tuple[list[Finding], dict[str, Any
     one still holds, a lock or a server: the README's hello-world keeps ``readme.timeout`` at
     medium, the documentation's deeper pages do not);
     ``docs.unchecked`` info, one per blame; ``docs.none`` info when no page had a runnable
-    example; ``docs.pages`` info, which pages ran and how many examples passed.
+    example; ``docs.pages`` info, which pages ran and how many examples passed;
+    ``spike.tampered`` critical when an example's reported result contradicted what the
+    host saw of its run.
     """
     runnable = [o for r in runs for o in r.runnable]
     unchecked = [(r, o) for r in runs for o in r.status("unchecked")]
     checked = len(runnable) - len(unchecked)
     findings: list[Finding] = []
+    forged = [(r, o) for r in runs for o in r.runnable if o.tampered]
+    if forged:
+        # Reported results the host saw contradicted (see readme.witness): critical.
+        verb = f"contradicted what the host saw ({forged[0][1].tampered})"
+        findings.append(
+            _where(TAMPERED, Severity.CRITICAL, f"{len(forged)} of {len(runnable)}", verb, forged)
+        )
     failed = [(r, o) for r in runs for o in r.status("failed")]
     if failed:
         severity = Severity.MEDIUM if 2 * len(failed) > checked else Severity.LOW

@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner
-from pytest_spike.model import Blame, Finding, Severity
+from pytest_spike.model import TAMPERED, Blame, Finding, Severity
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: An import slower than this is a low finding: every process that uses it pays it.
 SLOW_IMPORT_S = 1.0
 _MARK = "@@pytest-spike-import@@"
 _PLAN_MARK = "@@pytest-spike-import-plan@@"
-#: A report that contradicts what the host observed: the candidate forged evidence.
-TAMPERED = "spike.tampered"
 #: Warnings kept per module: the report line must stay inside the runner's output cap.
 MAX_WARNINGS = 50
 _WARNING_SEVERITY = {

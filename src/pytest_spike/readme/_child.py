@@ -12,6 +12,14 @@ JSON line per finished block goes to the original stdout; what blocks print goes
 A failed or timed-out block's line carries ``facts``: what the parent needs to say whose
 fault it was (the exception's kind and subject, where it was raised, whether the network
 was refused, whether the block listened on a socket or was still printing).
+
+Around each result the same stream carries events the host checks the result against
+(``readme.witness``): ``{"event": "start", "index": N}`` before the block runs and
+``{"event": "end", ...}`` with its status after it returned, written with ``os.write`` on a
+descriptor duplicated before any candidate code ran; a block that did not end ok also
+leaves ``RAISED_MARK`` and its traceback on stderr. A result written from inside the block
+(candidate code that found the reporter) comes before the block's end event, or a second
+end event follows it: the host sees the contradiction.
 """
 
 from __future__ import annotations
@@ -34,12 +42,17 @@ import time
 import traceback
 import types
 from contextlib import redirect_stdout
-from typing import IO, Any, Callable
+from typing import Any, Callable
 
 _REAL_CONNECT = socket.socket.connect
 _REAL_CONNECT_EX = socket.socket.connect_ex
 _REAL_GETADDRINFO = socket.getaddrinfo
 _REAL_LISTEN = socket.socket.listen
+# Bound before any candidate code runs: a block that replaces os.write does not reach these.
+_WRITE = os.write
+_DUMPS = json.dumps
+#: What starts the line on stderr that says a block did not end ok (its traceback follows).
+RAISED_MARK = "@@pytest-spike-readme-raised@@"
 #: Longest error text sent back (an exception's message may hold a whole document).
 ERROR_CHARS = 2000
 
@@ -51,11 +64,21 @@ class Activity:
     listening = False
     last_output: float | None = None
     started = 0.0
+    #: the traceback of what the block raised ("" when it raised nothing)
+    traceback = ""
 
     @classmethod
     def reset(cls) -> None:
         cls.refused, cls.listening, cls.last_output = 0, False, None
         cls.started = time.perf_counter()
+        cls.traceback = ""
+
+    @classmethod
+    def raised(cls, exc: BaseException) -> None:
+        if not cls.traceback:
+            cls.traceback = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[
+                -ERROR_CHARS:
+            ]
 
     @classmethod
     def output(cls) -> None:
@@ -352,6 +375,7 @@ def run_session(examples: list[dict[str, Any]], namespace: dict[str, Any]) -> di
             continue
         if raised is not None:
             result["clean"] = result["matched"] = False
+            Activity.raised(raised)
             if not result["error"]:
                 result["error"] = last_line(raised)
                 result["facts"] = facts(raised, phase)
@@ -403,32 +427,78 @@ def run_block(
         result = {"status": "timeout", "error": error, "clean": False, "facts": found}
     except SystemExit as exc:
         if exc.code not in (None, 0):
+            Activity.raised(exc)
             result = {"status": "failed", "error": f"SystemExit: {exc.code}", "facts": facts(exc, phase)}
     except BaseException as exc:  # the README's code may raise anything
+        Activity.raised(exc)
         result = {"status": "failed", "error": last_line(exc), "facts": facts(exc, phase)}
     return result
 
 
-class Reporter:
-    """Writes one result per block, once: either the block's own or the watchdog's."""
+def write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` whole to ``fd`` (a pipe may take it in parts); a closed one is ignored."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[_WRITE(fd, view) :]
+    except OSError:
+        pass
 
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
+
+class Reporter:
+    """Writes the event stream and one result per block, once: the block's own or the
+    watchdog's.
+
+    ``start`` writes the block's start event; ``finish`` its end event and then its result,
+    both after the block returned; ``expire`` is the watchdog's: it writes both only if the
+    block has not finished, and ends the process holding the lock, so no end event of the
+    main thread can follow its result. Results and events go to ``fd`` (the original stdout,
+    duplicated before any block ran) in one ``os.write`` each; ``err`` (the original stderr)
+    gets ``RAISED_MARK`` and the traceback of a block that did not end ok.
+    """
+
+    def __init__(self, fd: int, err: int = -1) -> None:
+        self.fd = fd
+        self.err = err
         self.lock = threading.Lock()
         self.current: int | None = None
+
+    def _line(self, data: dict[str, Any]) -> None:
+        write_all(self.fd, (_DUMPS(data) + "\n").encode("utf-8"))
 
     def start(self, index: int) -> None:
         with self.lock:
             self.current = index
+            self._line({"event": "start", "index": index})
 
-    def emit(self, index: int, result: dict[str, Any]) -> bool:
+    def finish(self, index: int, result: dict[str, Any], trace: str = "") -> bool:
+        """The main thread's end of a block: the end event always, the result if not given."""
+        with self.lock:
+            self._end(index, result, trace)
+            return self._result(index, result)
+
+    def expire(self, index: int, result: dict[str, Any]) -> None:
+        """The watchdog's end of a block that swallowed its alarm: report it, end the process."""
         with self.lock:
             if self.current != index:
-                return False
-            self.current = None
-            self.stream.write(json.dumps(dict(result, index=index)) + "\n")
-            self.stream.flush()
-            return True
+                return
+            self._end(index, result, "")
+            self._result(index, result)
+            os._exit(124)
+
+    def _end(self, index: int, result: dict[str, Any], trace: str) -> None:
+        status = str(result.get("status"))
+        self._line({"event": "end", "index": index, "status": status, "error": result.get("error", "")})
+        if status != "ok" and self.err >= 0:
+            said = _DUMPS({"index": index, "status": status, "error": result.get("error", "")})
+            write_all(self.err, f"\n{RAISED_MARK}{said}\n{trace}".encode("utf-8", "replace"))
+
+    def _result(self, index: int, result: dict[str, Any]) -> bool:
+        if self.current != index:
+            return False
+        self.current = None
+        self._line(dict(result, index=index))
+        return True
 
 
 def _watchdog(reporter: Reporter, index: int, started: float, grace: float) -> Callable[[], None]:
@@ -451,8 +521,7 @@ def _watchdog(reporter: Reporter, index: int, started: float, grace: float) -> C
             "ended": True,  # tells the parent to carry on after this block in a new process
             "facts": liveness(frame=sys._current_frames().get(main_thread)),
         }
-        if reporter.emit(index, result):
-            os._exit(124)
+        reporter.expire(index, result)
 
     return fire
 
@@ -483,17 +552,16 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 def main() -> None:
     """Run the job; an error of this program itself is reported as ``spike_error``."""
-    out: IO[str] = sys.stdout
+    out = 1
     try:
         job = json.loads(sys.stdin.read())
         sys.stdout.flush()
-        out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+        out, err = os.dup(1), os.dup(2)
         os.dup2(2, 1)  # what blocks print goes to stderr; results alone to the old stdout
-        run_job(job, Reporter(out))
+        run_job(job, Reporter(out, err))
     except BaseException as exc:  # run_block catches the blocks' errors: this one is ours
         try:
-            out.write(json.dumps({"spike_error": last_line(exc)}) + "\n")
-            out.flush()
+            write_all(out, (json.dumps({"spike_error": last_line(exc)}) + "\n").encode("utf-8"))
         finally:
             os._exit(70)
 
@@ -515,13 +583,13 @@ def run_job(job: dict[str, Any], reporter: Reporter) -> None:
         assume_import(name, module.__dict__, limit)
     for block in job["blocks"]:
         index, started = block["index"], time.perf_counter()
-        reporter.start(index)
         dog = threading.Timer(limit + grace, _watchdog(reporter, index, started, grace))
         dog.daemon = True
         dog.start()
+        reporter.start(index)  # from here until its end event, only the block's code runs
         result = run_block(block, module.__dict__, limit, slow_limit)
         dog.cancel()
-        reporter.emit(index, dict(result, duration=time.perf_counter() - started))
+        reporter.finish(index, dict(result, duration=time.perf_counter() - started), Activity.traceback)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

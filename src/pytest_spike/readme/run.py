@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import re
 import tempfile
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner, sandbox
-from pytest_spike.model import Blame, Finding, Severity, SpikeError
+from pytest_spike.model import TAMPERED, Blame, Finding, Severity, SpikeError
 from pytest_spike.readme.blocks import (
     KINDS,
     RUNNABLE_KINDS,
@@ -34,6 +35,7 @@ from pytest_spike.readme.blocks import (
     parse_session,
 )
 from pytest_spike.readme.verdict import Failure, ReadmeFacts, attribute, documented_raise
+from pytest_spike.readme.witness import read_child
 
 __all__ = [
     "Block",
@@ -69,7 +71,9 @@ class BlockOutcome:
     ``alone`` and ``cumulative``). ``ran_clean`` and ``output_matched`` are set for ``>>>``
     sessions; an example that shows no output matches any output. An ``unchecked`` block
     failed for a reason that is not the candidate's: ``unchecked`` says which, ``blame``
-    whose (environment or spike); ``error`` keeps what it raised.
+    whose (environment or spike); ``error`` keeps what it raised. ``tampered`` says how a
+    run's reported result contradicted what the host saw (see ``readme.witness``); the
+    status is then what the host saw, never excused as unchecked.
     """
 
     index: int
@@ -86,6 +90,8 @@ class BlockOutcome:
     mismatch: str = ""
     unchecked: str = ""
     blame: str = ""
+    #: how the block's reported result contradicted what the host saw ("" when it did not)
+    tampered: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -347,17 +353,15 @@ def _run_in_order(
             extra_env=extra_env,
             stdin_data=json.dumps(job).encode(),
         )
-        ours = ""
-        for line in result.stdout.splitlines():
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict) and "index" in data:
-                reports[int(data["index"])] = data
-            elif isinstance(data, dict) and "spike_error" in data:
-                ours = str(data["spike_error"])
-        done = [b for b in pending if b.index in reports]
+        # Each result is checked against the child's events and stderr (readme.witness).
+        # A tampered report sticks: a later process's word on the block does not undo it.
+        seen = read_child(result.stdout, result.stderr, complete=not result.output_truncated)
+        wanted = {b.index for b in pending}
+        reports.update(
+            (i, r) for i, r in seen.reports.items() if i in wanted and "tampered" not in reports.get(i, {})
+        )
+        ours = seen.spike_error
+        done = list(itertools.takewhile(lambda b: b.index in reports, pending))
         if len(done) == len(pending):
             break
         if not done and result.returncode == 127 and "cannot start" in result.stderr:
@@ -413,10 +417,12 @@ def _outcome(
     # Not ok: the cumulative run explains it (alone, a block lacks what came before it).
     status = "ok" if "ok" in statuses else together["status"]
     failure = Failure(block, together, facts, ok, limit)
-    said = documented_raise(failure) if status == "failed" else ""
+    # A run whose report was forged counts as what the host saw of it, and is never excused.
+    forged = next((r for r in (together, alone) if r and r.get("tampered")), None)
+    said = documented_raise(failure) if status == "failed" and forged is None else ""
     if said:
         status = "ok"  # it raised what the README says it raises
-    why = None if status == "ok" else attribute(failure)
+    why = None if status == "ok" or forged is not None else attribute(failure)
     # Report the run that explains the status: the cumulative one unless only alone was ok.
     main = alone if alone and together["status"] != "ok" and alone_status == "ok" else together
     clean = main.get("clean", main["status"] == "ok")
@@ -437,6 +443,7 @@ def _outcome(
         mismatch=cut(str(main.get("mismatch", "")), 300),
         unchecked=why.reason if why else "",
         blame=why.blame.value if why else "",
+        tampered=str(forged["tampered"]) if forged else "",
     )
 
 
@@ -456,14 +463,16 @@ def readme_findings(
     blocks failed (timeouts not counted as failures), low when at least one did;
     ``readme.timeout`` (medium) when any block hung; ``readme.unchecked`` (info, blamed on
     the environment or the spike, never scored) for the blocks that failed for another
-    reason; ``readme.none`` (info) when nothing was runnable. A ``>>>`` session whose
-    output differs but which ran clean is not a failure: outputs that depend on time or
+    reason; ``readme.none`` (info) when nothing was runnable; ``spike.tampered``
+    (critical) when a block's reported result contradicted what the host saw of its run.
+    A ``>>>`` session whose output differs but which ran clean is not a failure: outputs that depend on time or
     dict order mismatch honestly; see ``output_matched`` in details.
     """
     tally = _Tally.of(outcomes)
     findings = [
         f
         for f in (
+            _tampered_finding(tally, examples),
             _none_finding(outcomes, tally, examples),
             _failed_finding(tally, examples),
             _timeout_finding(tally, examples),
@@ -497,6 +506,23 @@ class _Tally:
     def checked(self) -> int:
         """Runnable blocks whose outcome is evidence about the candidate."""
         return len(self.runnable) - len(self.unchecked)
+
+
+def _tampered_finding(tally: _Tally, examples: Examples) -> Finding | None:
+    """``spike.tampered`` (critical, the candidate's) when a block's reported result
+    contradicted what the host saw of its run."""
+    forged = [o for o in tally.runnable if o.tampered]
+    if not forged:
+        return None
+    first = forged[0]
+    return Finding(
+        TAMPERED,
+        Severity.CRITICAL,
+        f"{len(forged)} {examples.noun} example result(s) contradict what the host saw; first at "
+        f"line {first.line}: {first.tampered} (counted as {first.status}"
+        + (f": {first.error})" if first.error else ")"),
+        dict(_evidence(first, len(forged), len(tally.runnable)), tampered=first.tampered),
+    )
 
 
 def _none_finding(outcomes: Sequence[BlockOutcome], tally: _Tally, examples: Examples) -> Finding | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_spike.model import Blame, Finding, Severity
+from pytest_spike.model import TAMPERED, Blame, Finding, Severity
 from pytest_spike.upstream.results import UpstreamResult
 
 
@@ -15,8 +15,17 @@ def upstream_findings(result: UpstreamResult) -> tuple[list[Finding], dict[str, 
     failure in a sample is weak evidence (a time-dependent test on a loaded machine, a
     system file that differs) and is low; two or more are high. A test that passed when run
     again is ``upstream.flaky`` (info), and a harness gap is shown unchecked, never scored.
+    A JUnit file that contradicts what the child announced while it ran is ``spike.tampered``
+    (critical); the announced outcomes are the ones counted.
     """
-    builders = (_status_finding, _failed_finding, _flaky_finding, _gap_finding, _low_confidence_finding)
+    builders = (
+        _tampered_finding,
+        _status_finding,
+        _failed_finding,
+        _flaky_finding,
+        _gap_finding,
+        _low_confidence_finding,
+    )
     findings = [f for f in (build(result) for build in builders) if f is not None]
     return findings, _upstream_details(result)
 
@@ -45,9 +54,24 @@ def _upstream_details(result: UpstreamResult) -> dict[str, Any]:
     }
     if gaps:
         details["gap_reasons"] = {k: v.gap for k, v in gaps.items()}
+    if result.tampered:
+        details["tampered"] = dict(result.tampered)
     if result.reason:
         details["reason"] = result.reason
     return details
+
+
+def _tampered_finding(result: UpstreamResult) -> Finding | None:
+    if not result.tampered:
+        return None
+    nodeid, why = next(iter(result.tampered.items()))
+    return Finding(
+        TAMPERED,
+        Severity.CRITICAL,
+        f"upstream's test results contradict what the child pytest announced for "
+        f"{len(result.tampered)} test(s); first {nodeid}: {why}",
+        {"nodeid": nodeid, "why": why, "tests": str(len(result.tampered))},
+    )
 
 
 def _harness_source(result: UpstreamResult) -> str:

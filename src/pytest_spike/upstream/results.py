@@ -73,6 +73,9 @@ class UpstreamResult:
     #: For ``uncollectable``: the cause is the harness's (a package, file or config we did
     #: not bring), not the candidate's.
     gap: bool = False
+    #: node id -> how the child's JUnit file contradicted the outcomes it announced while it
+    #: ran (``spike.tampered``; the announced outcome is in ``outcomes``)
+    tampered: dict[str, str] = field(default_factory=dict)
 
     def count(self, outcome: str) -> int:
         return sum(1 for o in self.outcomes.values() if o.outcome == outcome)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_spike._core import runner, sandbox
+from pytest_spike._core import runner, sandbox, witness
 from pytest_spike.envs.manager import installer_box, pip_command
 from pytest_spike.model import SpikeError
 from pytest_spike.upstream.collect import Collector
@@ -209,6 +209,8 @@ class SpikeUpstream:
         self.run_dir = self.workdir / "run"
         self.meta_dir = self.workdir / "meta"
         self.notes: list[str] = []
+        #: node id -> how the child's JUnit file contradicted what it announced (a forgery)
+        self.tampered: dict[str, str] = {}
         self._layout: TestLayout | None = None
         self._src_root: Path | None = None
         self._harness: Harness | None = None
@@ -438,6 +440,7 @@ class SpikeUpstream:
                     first = outcomes[nodeid]
                     outcomes[nodeid] = TestOutcome("flaky", f"passed when run again; first: {first.message}")
         result.outcomes, result.duration_s = outcomes, duration
+        result.tampered = dict(self.tampered)
         return result
 
     def _run_once(self, nodeids: Sequence[str], how: Collection) -> tuple[dict[str, TestOutcome], float]:
@@ -446,6 +449,7 @@ class SpikeUpstream:
         while collecting (sqlalchemy's per-backend ones) are not."""
         xml = self.meta_dir / "junit.xml"
         xml.unlink(missing_ok=True)
+        watching = witness.place_plugin(self.meta_dir)  # clears the folder's compiled copies
         (self.meta_dir / f"{_SELECT_PLUGIN}.py").write_text(_SELECT_SOURCE)
         chosen = self.meta_dir / "selected.txt"
         chosen.write_text("\n".join(nodeids) + "\n", encoding="utf-8")
@@ -457,13 +461,17 @@ class SpikeUpstream:
             "SPIKE_UPSTREAM_SELECT": str(chosen),
         }
         proc = runner.run(
-            self.pytest_argv("-q", f"--junitxml={xml}", "-p", _SELECT_PLUGIN, *files, how=how),
+            self.pytest_argv(
+                "-p", watching, "-q", f"--junitxml={xml}", "-p", _SELECT_PLUGIN, *files, how=how
+            ),
             timeout=self.timeout,
             cwd=self.run_dir,
             extra_env=env,
             box=self.box,
         )
         found = read_junit(xml) if xml.is_file() and not proc.timed_out else {}
+        seen = witness.read_seen(proc.stdout)
+        found.update(self._observed(found, nodeids, seen, complete=not proc.output_truncated))
         problem = proc.describe() if proc.timed_out else first_error_line(proc.stdout + proc.stderr)
         outcomes = {}
         for nodeid in nodeids:
@@ -488,6 +496,30 @@ class SpikeUpstream:
         if teardown:
             outcomes = {k: o if o.gap else dataclasses.replace(o, gap=teardown) for k, o in outcomes.items()}
         return outcomes, proc.duration_s
+
+    def _observed(
+        self,
+        found: Mapping[tuple[str, str], TestOutcome],
+        nodeids: Sequence[str],
+        seen: witness.Seen | None,
+        *,
+        complete: bool,
+    ) -> dict[tuple[str, str], TestOutcome]:
+        """The outcomes the child announced where the JUnit file contradicts them (see
+        ``_core.witness``), noted in ``tampered``; the file's own tests where it agrees."""
+        if seen is None:
+            return {}
+        reported = {n: found[junit_key(n)].outcome for n in nodeids if junit_key(n) in found}
+        wrong = witness.contradictions(seen, reported, complete=complete)
+        self.tampered.update(wrong)
+        observed = {}
+        for nodeid in wrong:
+            if nodeid in seen.outcomes:
+                error = seen.errors.get(nodeid, "")
+                observed[junit_key(nodeid)] = TestOutcome(seen.outcomes[nodeid], error, detail=error)
+            elif junit_key(nodeid) in found:
+                observed[junit_key(nodeid)] = TestOutcome("error", "did not run: never seen to finish")
+        return observed
 
     def probe(
         self, n: int = DEFAULT_SAMPLE, *, install: bool = False, full_collection: bool = False
@@ -569,4 +601,5 @@ class SpikeUpstream:
             low_confidence=how.noconftest,
             notes=list(dict.fromkeys([*self.notes, *how.notes])),
             gap=gap,
+            tampered=dict(self.tampered),
         )
