@@ -78,17 +78,25 @@ def test_markers_are_those_of_the_inspected_interpreter_and_extras_are_followed(
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real venv (no pip) with the .pth forger and its dependency installed by pip."""
-    root = tmp_path_factory.mktemp("inspected")
-    wheels = root / "wheels"
-    build_wheel(pth_forger("forger", requires=["forgerdep>=1"], readme="# forger\n"), wheels)
-    build_wheel(FakeProject("forgerdep", "1.0", files={"forgerdep/__init__.py": "X = 1\n"}), wheels)
-    env = root / "env"
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("wheels")
+    build_wheel(pth_forger("forger", requires=["forgerdep>=1"], readme="# forger\n"), folder)
+    build_wheel(FakeProject("forgerdep", "1.0", files={"forgerdep/__init__.py": "X = 1\n"}), folder)
+    return folder
+
+
+def make_venv(env: Path, wheels: Path, *args: str) -> Path:
+    """A real venv (no pip of its own) with ``args`` installed by the host's pip."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
     pip = [sys.executable, "-m", "pip", "--python", str(env / "bin" / "python"), "install", "-q"]
-    subprocess.run([*pip, "--no-index", "--find-links", str(wheels), "forger"], check=True)
+    subprocess.run([*pip, "--no-index", "--find-links", str(wheels), *args], check=True)
     return env
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory, wheels: Path) -> Path:
+    """The .pth forger and its dependency, installed."""
+    return make_venv(tmp_path_factory.mktemp("inspected") / "env", wheels, "forger")
 
 
 def test_a_venv_is_read_from_its_files_not_from_its_interpreter(venv: Path) -> None:
@@ -183,3 +191,18 @@ def test_a_record_line_naming_a_file_elsewhere_is_not_sized(venv: Path, tmp_path
     # The running environment (no root) follows links and sizes what RECORD names.
     running = inspection.report(inspection.running_site([str(folder.parent)]), "bloat")
     assert running["dists"][0]["size"] > 10**9
+
+
+def test_pip_checks_question_is_answered_from_the_files(wheels: Path, tmp_path: Path) -> None:
+    """The forger installed without its dependency: pip, run in that interpreter, is told
+    nothing is broken; the host reads the missing requirement."""
+    env = make_venv(tmp_path / "env", wheels, "--no-deps", "forger")
+    python = str(env / "bin" / "python")
+    told = run([sys.executable, "-m", "pip", "--python", python, "check"], timeout=120)
+    assert "No broken requirements found" in told.stdout, told.stdout + told.stderr
+    site = inspection.env_site(python, env, base=sys.executable)
+    assert inspection.broken(site) == ["forger 1.0 requires forgerdep, which is not installed."]
+    older = tmp_path / "older"
+    build_wheel(FakeProject("forgerdep", "0.5"), older)
+    make_venv(env, older, "--no-deps", "forgerdep==0.5")
+    assert inspection.broken(site) == ["forger 1.0 has requirement forgerdep>=1, but you have forgerdep 0.5."]

@@ -28,6 +28,7 @@ from typing import Any, cast
 from packaging.markers import Marker, default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
 
 from pytest_spike._core import runner, sandbox
 from pytest_spike.model import SpikeError
@@ -293,6 +294,10 @@ class Installed:
             self._by_folder.setdefault(_folder_name(folder), HostDistribution(folder, site.root))
         self._by_name: dict[str, HostDistribution] | None = None
 
+    def all(self) -> list[HostDistribution]:
+        """Every distribution, the first of each name (the one imports would see)."""
+        return list(self._by_folder.values())
+
     def find(self, name: str) -> HostDistribution | None:
         wanted = canonicalize_name(name)
         dist = self._by_folder.get(wanted)
@@ -365,6 +370,34 @@ def _required_name(text: str) -> str | None:
         return canonicalize_name(Requirement(text).name)
     except InvalidRequirement:
         return None  # pip would refuse it too; it names nothing we can follow
+
+
+def broken(site: Site) -> list[str]:
+    """What ``pip check`` would say of ``site``, worked out from its files, in pip's words: a
+    requirement of an installed distribution (its marker evaluated without extras, as pip
+    does) that is not installed, or not at a version it accepts. pip would have to run in the
+    environment's interpreter, where its ``.pth`` files run first and can hide either."""
+    installed = Installed(site)
+    env = dict(site.markers, extra="")
+    lines: list[str] = []
+    for dist in installed.all():
+        name = dist.name_of()
+        for text in dist.requires or () if name else ():
+            try:
+                req = Requirement(text)
+                if req.marker is not None and not req.marker.evaluate(env):
+                    continue
+                dep = installed.find(req.name)
+                if dep is None:
+                    lines.append(f"{name} {dist.version} requires {req.name}, which is not installed.")
+                elif not req.specifier.contains(dep.version, prereleases=True):
+                    lines.append(
+                        f"{name} {dist.version} has requirement {req}, "
+                        f"but you have {dep.name_of()} {dep.version}."
+                    )
+            except (InvalidRequirement, InvalidVersion):
+                continue  # pip skips what it cannot parse too
+    return lines
 
 
 def closure(report: Mapping[str, Any], requirement: str) -> dict[str, str | None]:
