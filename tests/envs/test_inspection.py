@@ -108,6 +108,13 @@ def test_a_venv_is_read_from_its_files_not_from_its_interpreter(venv: Path) -> N
     info = inspection.describe(inspection.report(site, "forger"), "forger")
     assert info["dependencies"] == {"forgerdep": "1.0"} and info["deps_size_bytes"] > 0
     assert "forger" in info["modules"] and info["python"] == python
+    # A relative root is the same environment (RECORD lines are checked against it).
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(venv.parent)
+        relative = inspection.report(inspection.env_site(python, venv.name, base=sys.executable), "forger")
+    assert [d["size"] for d in relative["dists"]] == [
+        d["size"] for d in inspection.report(site, "forger")["dists"]
+    ]
     readme = read_readme(python, "forger", 10, site=site)
     assert readme == ("# forger\n", "text/markdown")
     # The environment's interpreter answers otherwise: the forger's .pth ran there first.

@@ -81,7 +81,7 @@ def env_site(python: str, root: str | os.PathLike[str], *, base: str | None = No
     never need (it passes ``base``).
     """
     real = os.path.realpath(root)
-    answer = _scheme(str(root), base or python)
+    answer = _scheme(os.path.abspath(root), base or python)
     paths = [p for p in answer["paths"] if os.path.isdir(p) and _inside(os.path.realpath(p), real)]
     return Site(python, tuple(dict.fromkeys(paths)), answer["markers"], real)
 
