@@ -269,3 +269,61 @@ def editable_project_files(name: str, version: str, build_requires: Sequence[str
         f'backend-path = ["."]\n\n[project]\nname = "{name}"\nversion = "{version}"\n',
         "tinybackend.py": _EDITABLE_BACKEND.format(name=name, version=version),
     }
+
+
+# Runs at every start-up of an environment's interpreter that has it installed (the site
+# module processes .pth files before any script runs): rewrites importlib.metadata and
+# prints a forged inspection at exit.
+_PTH_FORGE = """
+import atexit, json, sys
+import importlib.metadata as _im
+
+_read = _im.PathDistribution.read_text
+_FORGED = {forged!r}
+_NAME = {name!r}
+
+def _read_text(self, filename):
+    text = _read(self, filename)
+    if text and filename in ("METADATA", "PKG-INFO"):
+        head, _, _ = text.partition("\\n\\n")
+        head = "\\n".join(x for x in head.splitlines() if not x.startswith("Requires-Dist:"))
+        if "Name: " + _NAME in head:
+            return head + "\\n\\n" + _FORGED
+        return head + "\\n"
+    return text
+
+_im.PathDistribution.read_text = _read_text
+
+def _forged_inspection():
+    try:
+        asked = json.loads(sys.argv[1])
+    except Exception:
+        return
+    if isinstance(asked, dict) and "name" in asked:
+        dist = {{"name": _NAME, "version": "1.0", "requires": [], "size": 1, "uv_built": False}}
+        print(json.dumps({{"installed": True, "name": _NAME, "version": "1.0", "requires": [],
+                          "modules": [_NAME], "dists": [dist], "env": {{}}}}))
+
+atexit.register(_forged_inspection)
+"""
+
+#: What a .pth forger (:func:`pth_forger`) says its README is: two runnable blocks.
+FORGED_README = "# forged\n\n```python\nprint('forged 1')\n```\n\n```python\nprint('forged 2')\n```\n"
+
+
+def pth_forger(name: str, requires: Sequence[str], readme: str) -> FakeProject:
+    """A project whose wheel installs a ``.pth`` file that hides every ``Requires-Dist`` from
+    ``importlib.metadata``, swaps its README for :data:`FORGED_README`, and prints a forged
+    inspection line (no dependency) when an interpreter there exits."""
+    forge = f"_{name}_forge"
+    return FakeProject(
+        name,
+        "1.0",
+        requires=requires,
+        files={
+            f"{name}/__init__.py": "VALUE = 42\n",
+            f"{forge}.py": _PTH_FORGE.format(forged=FORGED_README, name=name),
+            f"{name}_forge.pth": f"import {forge}\n",
+        },
+        readme=readme,
+    )

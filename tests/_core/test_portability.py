@@ -142,7 +142,7 @@ def test_no_module_needs_a_posix_only_module_at_import(tmp_path: Path) -> None:
         "    if hasattr(os, name): delattr(os, name)\n"
         "import pytest_spike\n"
         # scripts run by path in a child (they read their argv at once), and the CLI entry point
-        "SCRIPTS = ('__main__', '_inspect_dist', '_import_child')\n"
+        "SCRIPTS = ('__main__', '_import_child')\n"
         "failed = []\n"
         "for mod in pkgutil.walk_packages(pytest_spike.__path__, 'pytest_spike.'):\n"
         "    try:\n"

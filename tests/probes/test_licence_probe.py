@@ -226,3 +226,22 @@ def test_a_bad_rule_names_the_ini_key(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         ["*spike_licenses in *: 'permit: MIT' is not 'allow: ID, ...' or 'deny: ID, ...'*"]
     )
+
+
+def test_a_licence_file_named_outside_its_dist_info_is_not_read(
+    tmp_path: Path, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``License-File: ../../outside/LICENSE`` (or ``/dev/zero``) names no file of the
+    distribution: the host reads neither, so a BSD text planted outside is not its licence."""
+    outside = tmp_path / "outside" / "LICENSE"
+    outside.parent.mkdir()
+    outside.write_text(BSD3)
+    site = tmp_path / "site"
+    pip_install_target([build_wheel(FakeProject("travlic", "1.0"), tmp_path / "wheels")], site)
+    metadata = site / "travlic-1.0.dist-info" / "METADATA"
+    escape = "../" * len(metadata.parent.relative_to(tmp_path).parts)
+    names = [f"{escape}outside/LICENSE", "/dev/zero"]
+    metadata.write_text(metadata.read_text() + "".join(f"License-File: {n}\n" for n in names))
+    monkeypatch.syspath_prepend(str(site))
+    outcome = run("travlic", services)
+    assert outcome.details["licences"]["travlic"]["licence"] is None

@@ -461,14 +461,6 @@ class EnvManager:
                 built = _pip_report_sdists(report) | _uv_output_sdists(done)
                 # Exposed only where the retry really built something from source.
                 result.credentials_exposed = result.credentials_exposed and bool(built)
-            if done.ok:
-                left = max(1.0, deadline - time.monotonic())
-                done = run(
-                    inspection.argv(python, candidate, isolated=True),
-                    timeout=left,
-                    env=tool_env(),
-                    box=sandbox.Box("inspect"),
-                )
         result.behaviour = [b.to_dict() for b in seen]
         result.install_time_s = time.perf_counter() - start
         result.built_at = time.time()
@@ -477,7 +469,10 @@ class EnvManager:
             result.not_candidate = _environment_cause(done)
             return result
         try:
-            inspected = inspection.read(done, "inspecting the new environment")
+            # Read by the host from the environment's files: its interpreter would run the
+            # .pth files the candidate installed before any script of ours.
+            site = inspection.env_site(python, entry, base=self.python)
+            inspected = inspection.report(site, candidate)
         except SpikeError as exc:
             result.error = result.error_line = str(exc)
             result.not_candidate = "spike"

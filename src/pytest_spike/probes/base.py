@@ -215,8 +215,19 @@ class ProbeContext:
 
     def _inspect(self, python: str) -> dict[str, Any]:
         requirement = self.candidate.requirement
-        what = f"cannot inspect {self.candidate.project} with {python}"
-        result = self.run(inspection.argv(python, requirement), stage="inspect")
-        if not result.ok:
-            raise SpikeError(f"{what}: {result.describe()}: {result.last_error_line()}")
-        return inspection.describe(inspection.read(result, what), requirement)
+        report = inspection.report(self.site(python), requirement)
+        return inspection.describe(report, requirement)
+
+    def site(self, python: str) -> inspection.Site:
+        """Where ``python`` (the running interpreter or the candidate's environment's) has
+        its distributions, for the host to read (see envs/inspection.py)."""
+        return self.remember(("site", python), lambda: self._site(python))
+
+    def _site(self, python: str) -> inspection.Site:
+        if python == self.host_python:  # this process's interpreter: its imports' path
+            return inspection.running_site()
+        env = self.target().env
+        if env is None or env.python != python:
+            raise SpikeError(f"cannot inspect {self.candidate.project}: {python} is not its environment's")
+        # The interpreter that built the environment says where it installs: not one of its files.
+        return inspection.env_site(env.python, env.path, base=self.services.envs().python)

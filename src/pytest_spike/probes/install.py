@@ -7,9 +7,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pytest_spike._core import sandbox
+from pytest_spike.envs import inspection
 from pytest_spike.envs.fit import check_fit, install_findings
-from pytest_spike.envs.manager import choose_uv, pip_command, tool_env
 from pytest_spike.model import Blame, Candidate, Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
@@ -170,38 +169,23 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
 
 
 def pip_check(ctx: ProbeContext) -> dict[str, Any]:
-    """``pip check`` of the candidate's environment, once per interpreter and session."""
+    """What ``pip check`` says of the candidate's environment, once per interpreter and session."""
     checked: dict[str, Any] = ctx.remember(("pip-check", ctx.python), lambda: _pip_check(ctx))
     return checked
 
 
 def _pip_check(ctx: ProbeContext) -> dict[str, Any]:
-    python = str(ctx.python)
-    # A candidate environment is checked by the tool its backend chose (uv checks in
-    # milliseconds, the host pip in seconds); the running environment as pip sees it
-    # (PYTHONPATH entries included).
-    uv = choose_uv(ctx.settings.backend) if ctx.target().isolated else None
-    # The checker is a tool (uv, the host's pip) driving the candidate's interpreter: in view.
-    box = sandbox.Box("inspect", read=tuple(sandbox.interpreter_paths(python)))
-    if uv is not None:
-        by = "uv"
-        result = ctx.run([uv, "pip", "check", "--python", python], env=tool_env(), box=box)
-        lines = [line for line in result.stdout.splitlines() if line.startswith("The package ")]
-    else:
-        by = "pip"
-        result = ctx.run([*pip_command(python), "check"], box=box)
-        lines = result.stdout.strip().splitlines()
-    if result.returncode == 0:
-        return {"status": "ok", "lines": [], "by": by}
-    if result.timed_out or not lines:
-        return {"status": f"not run: {result.describe()}: {result.last_error_line()}", "lines": [], "by": by}
-    return {"status": "problems", "lines": lines, "by": by}
+    # Worked out by the host from the environment's files (see envs/inspection.py): pip (and
+    # uv's interpreter query) would run the environment's interpreter, where a .pth file of
+    # the candidate's runs first; one that hid a missing dependency from pip did.
+    try:
+        lines = inspection.broken(ctx.site(str(ctx.python)))
+    except SpikeError as exc:
+        return {"status": f"not run: {exc}", "lines": [], "by": "pytest-spike"}
+    return {"status": "problems" if lines else "ok", "lines": lines, "by": "pytest-spike"}
 
 
 def _involves(line: str, name: str) -> bool:
-    quoted = re.findall(r"`([A-Za-z0-9][A-Za-z0-9._-]*)", line)  # uv: The package `a` requires `b>=1`
-    if quoted:
-        return name in {canonicalize_name(n) for n in quoted}
     match = _CHECK_LINE.match(line.strip())
     if not match:
         return name in canonicalize_name(line.split(" ", 1)[0])

@@ -25,18 +25,18 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-import sys
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
+from pathlib import PurePath
 from typing import Any
 
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from pytest_spike.model import Finding, Severity
+from pytest_spike.envs import inspection
+from pytest_spike.model import Finding, Severity, SpikeError
 from pytest_spike.probes.base import ProbeContext, ProbeOutcome
 
 #: Trove classifiers (after ``License :: ``) and common free-text names -> SPDX ids.
@@ -277,14 +277,16 @@ def _signature(text: str) -> str | None:
     return None
 
 
-def read_dists(names: Iterable[str], paths: Sequence[str]) -> dict[str, Dist]:
-    """The installed distributions ``names`` (canonical) found in ``paths``, read from their
-    dist-info files; the first found on the path wins, as for imports."""
-    wanted = set(names)
+def read_dists(names: Iterable[str], site: inspection.Site) -> dict[str, Dist]:
+    """The installed distributions ``names`` (canonical) found in ``site``, read by the host
+    from their dist-info files (see envs/inspection.py); the first found on the path wins,
+    as for imports."""
+    installed = inspection.Installed(site)
     found: dict[str, Dist] = {}
-    for dist in metadata.distributions(path=list(paths)):
-        name = canonicalize_name(dist.metadata["Name"] or "")
-        if name not in wanted or name in found:
+    for wanted in names:
+        dist = installed.find(wanted)
+        name = canonicalize_name(dist.name_of()) if dist is not None else ""
+        if dist is None or name != wanted or name in found:
             continue
         requires = []
         for text in dist.requires or ():
@@ -292,14 +294,21 @@ def read_dists(names: Iterable[str], paths: Sequence[str]) -> dict[str, Dist]:
                 requires.append(canonicalize_name(Requirement(text).name))
             except InvalidRequirement:
                 continue
-        licence = licence_of(dist.metadata, functools.partial(_license_file, dist))
+        licence = licence_of(dist.headers, functools.partial(_license_file, dist))
         found[name] = Dist(name, dist.version, licence, tuple(requires))
     return found
 
 
-def _license_file(dist: metadata.Distribution, name: str) -> str | None:
-    # PEP 639 puts them under licenses/ in the dist-info; older tools at its top.
-    return dist.read_text(f"licenses/{name}") or dist.read_text(name)
+def _license_file(dist: inspection.HostDistribution, name: str) -> str | None:
+    # A License-File names a file of the dist-info: one that leads elsewhere (../, /dev/zero)
+    # is not read, nor one the host's reader refuses (a link out of the environment, a pipe).
+    if PurePath(name).is_absolute() or ".." in PurePath(name).parts:
+        return None
+    try:
+        # PEP 639 puts them under licenses/ in the dist-info; older tools at its top.
+        return dist.read_text(f"licenses/{name}") or dist.read_text(name)
+    except SpikeError:
+        return None
 
 
 def paths_from(root: str, dists: Mapping[str, Dist]) -> dict[str, list[str]]:
@@ -324,10 +333,9 @@ def probe_licence(ctx: ProbeContext) -> ProbeOutcome:
         return ProbeOutcome(skipped=f"{ctx.candidate.project} is not installed (see the install probe)")
     root = canonicalize_name(str(info["name"]))
     closure = [n for n, v in (info.get("dependencies") or {}).items() if v is not None]
-    # The host reads the files: the environment's site-packages, plus the running
+    # The host reads the files: the environment's site-packages, or the running
     # environment's path when the candidate lives there.
-    paths = [str(info["location"]), *([] if ctx.target().isolated else sys.path)]
-    dists = read_dists([root, *closure], paths)
+    dists = read_dists([root, *closure], ctx.site(str(ctx.python)))
     if root not in dists:
         return ProbeOutcome(
             version=str(info["version"]),
@@ -337,7 +345,7 @@ def probe_licence(ctx: ProbeContext) -> ProbeOutcome:
     findings, details = licence_findings(root, dists, policy)
     if ctx.upgrading_from is not None:
         # An upgrade's release: the version it moves from is the running environment's.
-        before = read_dists([root], sys.path).get(root)
+        before = read_dists([root], inspection.running_site()).get(root)
         details["before"] = (
             {"version": before.version, "licence": before.licence.spdx, "source": before.licence.source}
             if before is not None

@@ -16,15 +16,17 @@ def probe_readme(ctx: ProbeContext) -> ProbeOutcome:
     info = ctx.inspect()
     if not info.get("installed"):
         return ProbeOutcome(skipped=f"{ctx.candidate.project} is not installed (see the install probe)")
+    python = str(ctx.python)
     readme = SpikeReadme(
-        env=None if ctx.python == ctx.host_python else ctx.foreign_env(),
-        python=str(ctx.python),
+        env=None if python == ctx.host_python else ctx.foreign_env(),
+        python=python,
         dist_name=str(info["name"]),
         timeout=min(DEFAULT_BLOCK_TIMEOUT_S, ctx.timeout),
         workdir=ctx.workdir / f"readme-{ctx.candidate.name}",
         allow_network=ctx.settings.allow_network,
         # A block still computing may take longer, but never longer than one probe step.
         slow_allowance=min(SLOW_ALLOWANCE_FACTOR * DEFAULT_BLOCK_TIMEOUT_S, ctx.timeout),
+        site=ctx.site(python),  # the host reads the README: see envs/inspection.py
     )
     version = info.get("version")
     try:

@@ -1,7 +1,7 @@
 """Run the code examples of an installed package's README: the readme probe's machinery.
 
 The README is the distribution's long description in its installed metadata, read by the
-target interpreter. ``readme.blocks`` finds and classifies the blocks; here Python blocks
+host from the environment's files. ``readme.blocks`` finds and classifies the blocks; here Python blocks
 and ``>>>`` sessions run in subprocesses through :func:`pytest_spike._core.runner.run` (the
 program they run is ``readme._child``), alone and cumulatively; shell, TOML, JSON and other
 blocks are listed but never run. ``readme.verdict`` says whose fault each failure is: a
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner, sandbox
+from pytest_spike.envs import inspection
 from pytest_spike.model import TAMPERED, Blame, Finding, Severity, SpikeError
 from pytest_spike.readme.blocks import (
     KINDS,
@@ -59,8 +60,6 @@ DEFAULT_BLOCK_TIMEOUT_S = 10.0
 #: A block whose CPU time keeps growing (JIT-compiling, fitting a model) is working, not
 #: hung: it may run this many times its limit before it is reported "slow: still computing".
 SLOW_ALLOWANCE_FACTOR = 6.0
-#: Largest README read from the metadata (pydantic's, with its changelog, is 140 kB).
-README_CAP = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -103,40 +102,6 @@ class BlockOutcome:
 
 _FOLD = re.compile(r"^(?: {7}\|| {8}|\t)")
 
-# Runs in the target interpreter (3.9+, stdlib only). sys.path[0] is the cwd under -c:
-# drop it so a stray json.py there cannot answer for the stdlib.
-_READ_SCRIPT = """\
-import sys
-del sys.path[0]
-import importlib.metadata as im, json
-name = sys.argv[1]
-for guess in (name, name.replace("-", "_"), name.replace("_", "-")):
-    try:
-        md = im.metadata(guess)
-        break
-    except im.PackageNotFoundError:
-        md = None
-if md is None:
-    print(json.dumps({"missing": True}))
-else:
-    body, header = md.get_payload(), False
-    if not isinstance(body, str) or not body.strip():
-        body, header = md.get("Description") or "", True
-    kind = md.get("Description-Content-Type") or ""
-    dist = im.distribution(guess)
-    modules = (dist.read_text("top_level.txt") or "").split()
-    if not modules:
-        for path in dist.files or ():
-            top = path.parts[0] if path.parts else ""
-            if top.endswith(".py") and len(path.parts) == 1:
-                top = top[:-3]
-            elif len(path.parts) < 2 or path.parts[-1] != "__init__.py":
-                continue
-            if top.isidentifier() and top not in modules:
-                modules.append(top)
-    print(json.dumps({"text": body, "header": header, "type": kind, "name": md["Name"], "modules": modules}))
-"""
-
 
 @dataclass(frozen=True)
 class Examples:
@@ -172,13 +137,14 @@ def read_readme(
     *,
     env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    site: inspection.Site | None = None,
 ) -> tuple[str, str]:
     """Return ``(text, content_type)`` of ``dist_name``'s README as installed for ``python``.
 
-    Raises ``SpikeError`` when the distribution is not installed there or the interpreter
-    cannot run.
+    Raises ``SpikeError`` when the distribution is not installed there or its metadata
+    cannot be read.
     """
-    found = read_package(python, dist_name, timeout, env=env, extra_env=extra_env)
+    found = read_package(python, dist_name, timeout, env=env, extra_env=extra_env, site=site)
     return found.text, found.content_type
 
 
@@ -189,42 +155,44 @@ def read_package(
     *,
     env: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    site: inspection.Site | None = None,
 ) -> InstalledReadme:
     """``dist_name``'s README and top-level modules as installed for ``python``.
 
-    Raises ``SpikeError`` as :func:`read_readme` does.
+    The host reads them from the environment's files (``site``; by default the one of
+    ``python``, with the ``PYTHONPATH`` that ``env``/``extra_env`` would give it): the
+    environment's interpreter would run its ``.pth`` files first, which may rewrite what it
+    reports. ``timeout`` is kept for the callers; nothing runs. Raises ``SpikeError`` as
+    :func:`read_readme` does.
     """
-    argv = runner.python_argv(python, _READ_SCRIPT, dist_name)
-    # The whole README is one JSON line: the usual output cap would cut a long one.
-    result = runner.run(
-        argv, timeout=timeout, env=env, extra_env=extra_env, cap=README_CAP, box=sandbox.Box("inspect")
-    )
-    data: Any = None
-    if result.ok and not result.output_truncated:
-        try:
-            data = runner.last_json_line(result, "reading the README")
-        except SpikeError:
-            data = None  # said below, with what the child said
-    if not isinstance(data, dict):
-        why = (
-            f"its metadata is larger than {README_CAP // 2**20} MiB"
-            if result.output_truncated
-            else f"{result.describe()}: {result.last_error_line() or 'no output'}"
+    del timeout
+    where = site if site is not None else inspection.site_for(python, env=env, extra_env=extra_env)
+    try:
+        dist = inspection.Installed(where).find(dist_name)
+        if dist is None:
+            raise LookupError(dist_name)
+        body, header = dist.headers.get_payload(), False
+        if not isinstance(body, str) or not body.strip():
+            body, header = dist.header("Description") or "", True
+        name, content_type, modules = (
+            dist.name_of(),
+            dist.header("Description-Content-Type"),
+            dist.top_level(),
         )
-        raise SpikeError(f"cannot read the README of {dist_name!r} with {python} ({why})")
-    if data.get("missing"):
+    except LookupError:
         raise SpikeError(
             f"{dist_name!r} is not installed for {python}: install it into that "
             "environment before the readme probe runs"
-        )
-    text = str(data.get("text") or "")
+        ) from None
+    except SpikeError as exc:  # a metadata file the host refused to read
+        raise SpikeError(f"cannot read the README of {dist_name!r} for {python} ({exc})") from None
+    text = str(body)
     first, *rest = text.splitlines() or [""]
     # A Description header folds its lines with 8 spaces (or 7 and a bar); Python 3.10+
     # unfolds it already, 3.9 does not: unfold only when every line still carries the fold.
-    if data.get("header") and rest and all(_FOLD.match(x) for x in rest if x.strip()):
+    if header and rest and all(_FOLD.match(x) for x in rest if x.strip()):
         text = "\n".join([first] + [_FOLD.sub("", x) for x in rest])
-    modules = tuple(str(m) for m in data.get("modules") or ())
-    return InstalledReadme(text, str(data.get("type") or ""), str(data.get("name") or dist_name), modules)
+    return InstalledReadme(text, content_type or "", name or dist_name, tuple(modules))
 
 
 #: Where a run's blocks come from, when not the installed README: the text with its
@@ -698,7 +666,8 @@ class SpikeReadme:
     from the metadata); ``examples`` names them in the findings. A probe that runs another
     text's examples by the same rules (a documentation page) passes both.
     ``slow_allowance`` is how long a block still computing may run (default
-    ``SLOW_ALLOWANCE_FACTOR`` times ``timeout``).
+    ``SLOW_ALLOWANCE_FACTOR`` times ``timeout``). ``site`` is where the host reads the
+    installed README from (default: the environment of ``python``).
     """
 
     def __init__(
@@ -714,8 +683,10 @@ class SpikeReadme:
         source: BlockSource | None = None,
         examples: Examples = README_EXAMPLES,
         slow_allowance: float | None = None,
+        site: inspection.Site | None = None,
     ) -> None:
         self.python = python
+        self.site = site
         self.slow_allowance = slow_allowance
         self.dist_name = dist_name
         self.timeout = timeout
@@ -736,7 +707,12 @@ class SpikeReadme:
                 self._readme = self.source()
             else:
                 self._readme = read_package(
-                    self.python, self.dist_name, self.timeout, env=self.env, extra_env=self.extra_env
+                    self.python,
+                    self.dist_name,
+                    self.timeout,
+                    env=self.env,
+                    extra_env=self.extra_env,
+                    site=self.site,
                 )
         return self._readme
 
