@@ -60,6 +60,7 @@ def key(ctx: ProbeContext, kind: str) -> str | None:
     env = target.env.to_dict() if target.env is not None else None
     if env is not None:
         env.pop("reused", None)  # the same environment, whether built now or before
+        env.pop("rebuilt", None)
     probe = kinds.kind(kind)
     ident = {
         "schema": SCHEMA,
