@@ -86,3 +86,55 @@ def test_an_environment_changed_after_a_run_is_rebuilt_and_the_install_probe_say
         probes["install"]
     )
     assert probes["import"]["cached"] is True and log.read_text() == "imported\nimported\n"
+
+
+def evidence_file(pytester: pytest.Pytester, kind: str) -> Path:
+    (found,) = [
+        path
+        for path in (pytester.path / "cache" / "evidence").glob("*.json")
+        if json.loads(path.read_text())["probe"] == kind
+    ]
+    return found
+
+
+def test_an_evidence_file_edited_after_a_run_is_taken_again(
+    pytester: pytest.Pytester, local_index: Path
+) -> None:
+    log = local_index
+    run(pytester)
+    _, probes = run(pytester)  # the control: nothing changed, the evidence reused
+    assert probes["import"]["cached"] is True and log.read_text() == "imported\n"
+    # An attacker's edit: the import failed, critically.
+    path = evidence_file(pytester, "import")
+    document = json.loads(path.read_text())
+    document["outcome"]["findings"].append(
+        {"code": "import.failed", "severity": "critical", "message": "planted verdict", "evidence": {}}
+    )
+    path.write_text(json.dumps(document))
+    result, probes = run(pytester)
+    result.stdout.fnmatch_lines(
+        ["*counted import: the kept evidence changed since it was written: running the probe again*"]
+    )
+    assert probes["import"]["cached"] is False and probes["import"]["outcome"] == "passed"
+    assert "planted" not in (pytester.path / "r.json").read_text()
+    assert log.read_text() == "imported\nimported\n"  # the probe ran again
+    assert "planted" not in path.read_text()  # and its new evidence replaced the edited file
+    _, probes = run(pytester)
+    assert probes["import"]["cached"] is True and log.read_text() == "imported\nimported\n"
+
+
+def test_evidence_without_a_recorded_digest_is_taken_again(
+    pytester: pytest.Pytester, local_index: Path
+) -> None:
+    log = local_index
+    run(pytester)
+    index = pytester.path / "cache" / "evidence-digests.json"
+    assert set(json.loads(index.read_text())["digests"]) == {
+        evidence_file(pytester, kind).stem for kind in ("install", "import")
+    }
+    index.unlink()  # as evidence kept by an older pytest-spike, or an index an attacker removed
+    result, probes = run(pytester)
+    result.stdout.fnmatch_lines(
+        ["*counted import: the kept evidence has no recorded digest: running the probe again*"]
+    )
+    assert probes["import"]["cached"] is False and log.read_text() == "imported\nimported\n"
