@@ -8,6 +8,7 @@ as an attacker writing into the cache would.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -142,3 +143,21 @@ def test_digest_cost_is_a_stat_per_file(tmp_path: Path) -> None:
     elapsed = time.perf_counter() - start
     assert len(files) == 2000 and files["m0.py"][0] == 100_000  # type: ignore[index]
     assert elapsed < 1.0
+
+
+def test_an_unboxed_child_leaves_its_layer_as_built(tmp_path: Path) -> None:
+    """With --spike-sandbox off the layer is writable: the child's pytest-spike must not
+    rewrite its audit boot's bytecode (same bytes, new time) and so force a rebuild each run."""
+    said: list[str] = []
+    built = layer.build_layer(tmp_path, said.append)
+    child = "import sys; sys.path.insert(0, sys.argv[1]); from pytest_spike._core import behaviour; behaviour.python_path(None)"
+    for _ in range(2):
+        done = run([sys.executable, "-c", child, str(built)], timeout=60)
+        assert done.ok, done.stderr
+    compiled = list((built / "pytest_spike" / "_core" / "_boot" / "__pycache__").glob("sitecustomize.*.pyc"))
+    assert compiled  # the boot is compiled, by the build or by the first child
+    layer.build_layer(tmp_path, said.append)  # the first child may have compiled it: rebuilt once
+    done = run([sys.executable, "-c", child, str(built)], timeout=60)
+    assert done.ok, done.stderr
+    said.clear()
+    assert layer.build_layer(tmp_path, said.append) == built and said == []
