@@ -14,7 +14,7 @@ from unittest.mock import ANY
 import pytest
 
 from pytest_spike.envs import digest
-from pytest_spike.envs.store import Cached, build_once, locked
+from pytest_spike.envs.store import Cached, build_once, locked, record_host_change
 from pytest_spike.model import SpikeError
 
 
@@ -173,3 +173,18 @@ def test_an_entry_without_a_record_of_its_files_is_rebuilt(tmp_path: Path) -> No
     cached = build_once(entry, "done.json", writes("new", calls), timeout=5, files=digest.tree_files)
     assert not cached.reused and cached.changed == "the list of its files (done.files.json) changed"
     assert (entry / "payload.txt").read_text() == "new" and len(calls) == 3
+
+
+def test_a_change_the_host_made_itself_is_recorded_and_nothing_else(tmp_path: Path) -> None:
+    entry, calls = tmp_path / "abc", []
+    build_once(entry, "done.json", writes("one", calls), timeout=5, files=digest.tree_files)
+    (entry / "ours.pth").write_text("/the/layer\n")
+    assert record_host_change(entry, "done.json", digest.tree_files, ["ours.pth"], timeout=5)
+    assert build_once(entry, "done.json", writes("two", calls), timeout=5, files=digest.tree_files).reused
+    # Something else changed as well: nothing is recorded, the next reuse rebuilds.
+    (entry / "ours.pth").write_text("/another/layer\n")
+    (entry / "payload.txt").write_text("evil")
+    assert not record_host_change(entry, "done.json", digest.tree_files, ["ours.pth"], timeout=5)
+    cached = build_once(entry, "done.json", writes("two", calls), timeout=5, files=digest.tree_files)
+    assert (cached.reused, cached.changed) == (False, "ours.pth changed")
+    assert (entry / "payload.txt").read_text() == "two" and not (entry / "ours.pth").exists()

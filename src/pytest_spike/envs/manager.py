@@ -39,7 +39,7 @@ from packaging.version import Version
 from pytest_spike._core import behaviour, sandbox
 from pytest_spike._core.runner import RunResult, last_json_line, run
 from pytest_spike.envs import digest, inspection
-from pytest_spike.envs.store import build_once
+from pytest_spike.envs.store import build_once, record_host_change
 from pytest_spike.index.pipconfig import pip_config_values
 from pytest_spike.model import BACKENDS, SpikeError, default_cache_root
 
@@ -439,6 +439,14 @@ class EnvManager:
         result = EnvResult.from_dict(cached.document)
         result.reused = True
         return result
+
+    def host_changed(self, result: EnvResult, *paths: Path) -> bool:
+        """Record that pytest-spike itself changed ``paths`` in ``result``'s environment (the
+        matrix runner's ``.pth``), so the next reuse does not take them for tampering. False
+        when other files changed too: then the next reuse rebuilds it."""
+        entry = Path(result.path)
+        keys = [path.relative_to(entry).as_posix() for path in paths]
+        return record_host_change(entry, MARKER, digest.environment_files, keys, timeout=self.timeout)
 
     def _say(self, text: str) -> None:
         if self.progress is not None:

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -149,6 +149,35 @@ def build_once(
             remove(folder, marker)
             raise
     return Cached(document, False, changed)
+
+
+def record_host_change(
+    entry: Path, marker: str, files: Callable[[Path], digest.Files], paths: Collection[str], *, timeout: float
+) -> bool:
+    """Record anew the files of ``entry`` after the host itself changed ``paths`` in it (keys
+    as ``files`` names them: a ``.pth`` the matrix runner adds). Only when nothing else
+    changed: else the record stays as built, and the next reuse rebuilds. True when recorded.
+    """
+    with locked(entry.with_suffix(".lock"), timeout):
+        document = read_marker(entry, marker)
+        try:
+            before = json.loads(files_list(entry, marker).read_text("utf-8"))
+        except (OSError, ValueError):
+            return False
+        if (
+            document is None
+            or not isinstance(before, dict)
+            or digest.digest(before) != document.get(FILES_DIGEST)
+        ):
+            return False
+        now = _files(entry, marker, files)
+        others = {path for path in set(before) | set(now) if before.get(path) != now.get(path)} - set(paths)
+        if others:
+            return False
+        write_atomic(files_list(entry, marker), json.dumps(now, sort_keys=True))
+        document[FILES_DIGEST] = digest.digest(now)
+        write_atomic(entry / marker, json.dumps(document, indent=1))
+    return True
 
 
 def _files(folder: Path, marker: str, files: Callable[[Path], digest.Files]) -> digest.Files:
