@@ -130,6 +130,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
             "install.fit_unchecked",
             "install.unchecked",
             "install.credentials",
+            "install.rebuilt",
         ),
         transient=frozenset({"install.fit_unchecked"}),
         environment_is_transient=True,

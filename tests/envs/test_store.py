@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
-from pytest_spike.envs.store import build_once, locked
+from pytest_spike.envs import digest
+from pytest_spike.envs.store import Cached, build_once, locked, record_host_change
 from pytest_spike.model import SpikeError
 
 
@@ -31,10 +34,12 @@ def test_built_once_then_reused(tmp_path: Path, in_place: bool) -> None:
     assert build_once(entry, "done.json", writes("one", calls), timeout=5, in_place=in_place) == (
         {"text": "one"},
         False,
+        "",
     )
     assert build_once(entry, "done.json", writes("two", calls), timeout=5, in_place=in_place) == (
         {"text": "one"},
         True,
+        "",
     )
     assert len(calls) == 1 and (calls[0] == entry) == in_place
     assert (entry / "payload.txt").read_text() == "one"
@@ -55,7 +60,7 @@ def test_failures_keep_nothing(tmp_path: Path, in_place: bool) -> None:
         (folder / "half.txt").write_text("half")
         raise KeyboardInterrupt
 
-    assert build_once(entry, "done.json", fails, timeout=5, in_place=in_place) == (None, False)
+    assert build_once(entry, "done.json", fails, timeout=5, in_place=in_place) == (None, False, "")
     with pytest.raises(KeyboardInterrupt):
         build_once(entry, "done.json", raises, timeout=5, in_place=in_place)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["abc.lock"]
@@ -68,7 +73,7 @@ def test_half_built_unreadable_or_refused_entries_are_rebuilt(tmp_path: Path) ->
     build_once(entry, "done.json", writes("one", calls), timeout=5)
     (entry / "done.json").write_text("{not json")
     build_once(entry, "done.json", writes("two", calls), timeout=5)
-    data, reused = build_once(entry, "done.json", writes("three", calls), timeout=5, reuse=lambda d: False)
+    data, reused, _ = build_once(entry, "done.json", writes("three", calls), timeout=5, reuse=lambda d: False)
     assert (data, reused, len(calls)) == ({"text": "three"}, False, 3)
     assert (entry / "payload.txt").read_text() == "three"
 
@@ -84,7 +89,7 @@ def test_a_held_lock_is_waited_for_then_refused(tmp_path: Path) -> None:
 
 def test_two_builders_build_once(tmp_path: Path) -> None:
     calls: list[Path] = []
-    results: list[tuple[Any, bool]] = []
+    results: list[Cached] = []
 
     def slow(folder: Path) -> dict[str, Any]:
         time.sleep(0.3)
@@ -100,7 +105,7 @@ def test_two_builders_build_once(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(calls) == 1 and sorted(reused for _, reused in results) == [False, True]
+    assert len(calls) == 1 and sorted(cached.reused for cached in results) == [False, True]
 
 
 def test_a_lock_held_by_another_process_is_refused_then_taken(tmp_path: Path) -> None:
@@ -127,3 +132,59 @@ def test_a_lock_held_by_another_process_is_refused_then_taken(tmp_path: Path) ->
         holder.wait()
     with locked(lock, timeout=5):  # the dead holder's lock went with its process
         pass
+
+
+def test_an_entry_whose_files_changed_is_rebuilt_and_says_which(tmp_path: Path) -> None:
+    entry, calls = tmp_path / "abc", []
+
+    def again() -> Cached:
+        return build_once(entry, "done.json", writes("one", calls), timeout=5, files=digest.tree_files)
+
+    assert again() == ({"text": "one", "files_digest": ANY}, False, "")
+    assert (entry / "done.files.json").is_file()
+    assert again().reused and len(calls) == 1  # untouched: reused, the marker and list not counted
+    (entry / "payload.txt").write_text("two")  # same size, new modification time
+    heard: list[str] = []
+    cached = build_once(
+        entry, "done.json", writes("one", calls), timeout=5, files=digest.tree_files, on_change=heard.append
+    )
+    assert (cached.reused, cached.changed, len(calls)) == (False, "payload.txt changed", 2)
+    assert heard == ["payload.txt changed"]  # before the build: the builder may build differently
+    assert (entry / "payload.txt").read_text() == "one"
+    (entry / "sub").mkdir()
+    (entry / "sub" / "evil.pth").write_text("import os\n")
+    assert again().changed == "sub appeared"  # the folder sorts first
+    assert not (entry / "sub").exists()
+    (entry / "payload.txt").unlink()
+    assert again().changed == "payload.txt is gone"
+    assert again() == ({"text": "one", "files_digest": ANY}, True, "")
+
+
+def test_an_entry_without_a_record_of_its_files_is_rebuilt(tmp_path: Path) -> None:
+    entry, calls = tmp_path / "abc", []
+    build_once(entry, "done.json", writes("old", calls), timeout=5)  # built without files
+    cached = build_once(entry, "done.json", writes("new", calls), timeout=5, files=digest.tree_files)
+    assert not cached.reused and "not recorded" in cached.changed
+    # The list edited to match a changed file: the marker's digest of the list says so.
+    (entry / "payload.txt").write_text("edited")
+    listed = json.loads((entry / "done.files.json").read_text())
+    listed["payload.txt"] = [6, (entry / "payload.txt").stat().st_mtime_ns]
+    (entry / "done.files.json").write_text(json.dumps(listed))
+    cached = build_once(entry, "done.json", writes("new", calls), timeout=5, files=digest.tree_files)
+    assert not cached.reused and cached.changed == "the list of its files (done.files.json) changed"
+    assert (entry / "payload.txt").read_text() == "new" and len(calls) == 3
+
+
+def test_a_change_the_host_made_itself_is_recorded_and_nothing_else(tmp_path: Path) -> None:
+    entry, calls = tmp_path / "abc", []
+    build_once(entry, "done.json", writes("one", calls), timeout=5, files=digest.tree_files)
+    (entry / "ours.pth").write_text("/the/layer\n")
+    assert record_host_change(entry, "done.json", digest.tree_files, ["ours.pth"], timeout=5)
+    assert build_once(entry, "done.json", writes("two", calls), timeout=5, files=digest.tree_files).reused
+    # Something else changed as well: nothing is recorded, the next reuse rebuilds.
+    (entry / "ours.pth").write_text("/another/layer\n")
+    (entry / "payload.txt").write_text("evil")
+    assert not record_host_change(entry, "done.json", digest.tree_files, ["ours.pth"], timeout=5)
+    cached = build_once(entry, "done.json", writes("two", calls), timeout=5, files=digest.tree_files)
+    assert (cached.reused, cached.changed) == (False, "ours.pth changed")
+    assert (entry / "payload.txt").read_text() == "two" and not (entry / "ours.pth").exists()

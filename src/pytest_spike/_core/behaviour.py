@@ -191,8 +191,21 @@ def _compiled() -> None:
     import py_compile
 
     source = os.path.join(BOOT, "sitecustomize.py")
+    cfile = importlib.util.cache_from_source(source)
     try:
-        py_compile.compile(source, cfile=importlib.util.cache_from_source(source), doraise=True)
+        # Not again when it is current (the check the import system makes): a rewrite of the
+        # same bytes still changes the file, and the child pytest's layer is checked for
+        # changed files before reuse (envs/digest.py).
+        with open(cfile, "rb") as handle:
+            header = handle.read(16)
+        stat = os.stat(source)
+        current = (importlib.util.MAGIC_NUMBER, 0, int(stat.st_mtime) & 0xFFFFFFFF, stat.st_size & 0xFFFFFFFF)
+        if (header[:4], *(int.from_bytes(header[i : i + 4], "little") for i in (4, 8, 12))) == current:
+            return
+    except OSError:
+        pass
+    try:
+        py_compile.compile(source, cfile=cfile, doraise=True)
     except (OSError, py_compile.PyCompileError):
         pass  # an installed, read-only package: it was compiled at install, or it costs a few ms
 

@@ -414,6 +414,19 @@ def install_findings(env: EnvResult) -> tuple[list[Finding], dict[str, Any]]:
             )
         ], details
     findings = []
+    if env.rebuilt:
+        details["rebuilt"] = env.rebuilt
+        # The environment's doing, not the candidate's: never kept as evidence, so it is said
+        # by the run that rebuilt, not by the runs that reuse the new environment.
+        findings.append(
+            Finding(
+                "install.rebuilt",
+                Severity.INFO,
+                f"the cached environment was rebuilt: {env.rebuilt} since it was built",
+                {"changed": env.rebuilt, "env": env.path},
+                blame=Blame.ENVIRONMENT,
+            )
+        )
     if env.credentials_exposed:
         findings.append(
             Finding(

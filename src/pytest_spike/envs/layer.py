@@ -7,6 +7,9 @@ environment's pytest-spike and everything it needs (pytest, pluggy, packaging...
 once per interpreter and plugin version. The layer is appended to ``sys.path`` only in the
 child pytest run (``site.addsitedir``), after the environment's own packages, so the
 candidate's dependencies win and the built-in probes never see it.
+
+A layer is reused only while its files are the ones it was built with (their sizes and
+modification times, see ``digest.py``): one that changed is rebuilt, and said so.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike.envs import digest
 from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
-from pytest_spike.envs.store import build_once
+from pytest_spike.envs.store import Cached, build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
 
 #: The pytest_spike package folder (a layer copies it; caches key on its source).
@@ -99,16 +103,23 @@ def layer_path(cache_root: Path) -> Path:
     return cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
-def build_layer(cache_root: Path) -> Path:
-    """Build (or reuse) the layer of pytest-spike and its needs for this interpreter."""
+def build_layer(cache_root: Path, say: Callable[[str], None] | None = None) -> Path:
+    """Build (or reuse) the layer of pytest-spike and its needs for this interpreter.
+
+    ``say`` hears why a cached layer was rebuilt, when it was (a file in it changed)."""
     final = layer_path(cache_root)
 
     def build(staging: Path) -> dict[str, Any]:
         place = functools.partial(_place, staging=staging, final=final)
         return {"distributions": [_copy_distribution(dist, staging, place) for dist in _closure()]}
 
-    build_once(final, _LAYER_MARKER, build, timeout=300)
+    _said(build_once(final, _LAYER_MARKER, build, timeout=300, files=digest.tree_files), say)
     return final
+
+
+def _said(cached: Cached, say: Callable[[str], None] | None) -> None:
+    if cached.changed and say is not None:
+        say(f"rebuilt the child pytest's layer: {cached.changed} since it was built")
 
 
 def _copy_distribution(
@@ -281,7 +292,14 @@ def _pure(dist: metadata.Distribution) -> bool:
     return not any(f.suffix in (".so", ".pyd", ".dylib") for f in dist.files or ())
 
 
-def layer_for(python: str, cache_root: Path, *, uv: str | None = None, timeout: float = 600.0) -> Path:
+def layer_for(
+    python: str,
+    cache_root: Path,
+    *,
+    uv: str | None = None,
+    timeout: float = 600.0,
+    say: Callable[[str], None] | None = None,
+) -> Path:
     """The layer of pytest + pytest-spike for another interpreter ``python``, built once.
 
     Two ways, fastest first (measured: copy ~0.1 s; ``uv pip install --target`` from a
@@ -292,7 +310,8 @@ def layer_for(python: str, cache_root: Path, *, uv: str | None = None, timeout: 
     the layer and the running pytest-spike package is copied beside them. Either way the
     layer is byte-compiled with ``python`` (uv leaves no ``.pyc``, and with
     ``PYTHONDONTWRITEBYTECODE`` set every cell would recompile pytest on start-up).
-    Cached by the interpreter, the distributions' versions and pytest-spike's source.
+    Cached by the interpreter, the distributions' versions and pytest-spike's source;
+    rebuilt when a file in it changed (``say`` hears which).
     """
     markers = marker_environment(python)
     missing: list[str] = []
@@ -317,7 +336,7 @@ def layer_for(python: str, cache_root: Path, *, uv: str | None = None, timeout: 
         )
         return {"python": python, "how": how, "distributions": copied, "compiled": compiled.ok}
 
-    build_once(final, _LAYER_MARKER, build, timeout=timeout)
+    _said(build_once(final, _LAYER_MARKER, build, timeout=timeout, files=digest.tree_files), say)
     return final
 
 
@@ -330,7 +349,9 @@ def _install_layer(python: str, staging: Path, uv: str | None, timeout: float) -
         if canonicalize_name(req.name) not in LAYER_EXCLUDED and "extra" not in str(req.marker or ""):
             reqs.append(text)
     if uv:
-        argv = [uv, "pip", "install", "--quiet", "--python", python, "--target", str(staging)]
+        # Copies, not uv's default hard links to its cache: a layer shares no file with it.
+        argv = [uv, "pip", "install", "--quiet", "--link-mode", "copy", "--python", python]
+        argv += ["--target", str(staging)]
         argv += [*uv_index_args(), *reqs]
     else:
         argv = [*pip_command(python), "install", "--quiet", "--disable-pip-version-check"]

@@ -3,7 +3,9 @@
 An environment is keyed by (interpreter, requirement set, index settings, backend) and lives
 in a cache folder. It is reused only when its completion marker exists: the marker is written
 last, so a build that died half-way is rebuilt, never trusted. A lock file per entry keeps two
-runs sharing the cache from building the same entry at once.
+runs sharing the cache from building the same entry at once. The marker also holds the digest
+of the environment's installed files, taken by the host when the install ended; one whose
+files changed since (a file edited, a ``.pth`` added) is rebuilt, and ``rebuilt`` says why.
 
 Backends, fastest first (measured on a 2-core machine, tiny wheels, local index):
 ``uv`` (``uv venv`` + ``uv pip install``, ~0.3 s), ``venv`` with the host pip driving a
@@ -36,8 +38,8 @@ from packaging.version import Version
 
 from pytest_spike._core import behaviour, sandbox
 from pytest_spike._core.runner import RunResult, last_json_line, run
-from pytest_spike.envs import inspection
-from pytest_spike.envs.store import build_once
+from pytest_spike.envs import digest, inspection
+from pytest_spike.envs.store import build_once, record_host_change
 from pytest_spike.index.pipconfig import pip_config_values
 from pytest_spike.model import BACKENDS, SpikeError, default_cache_root
 
@@ -100,6 +102,9 @@ class EnvResult:
     credentials_exposed: bool = False
     #: what the build's boxed steps tried (see _core/behaviour.py), kept with the environment
     behaviour: list[dict[str, Any]] = field(default_factory=list)
+    #: why a cached environment was rebuilt rather than reused (the first file that changed
+    #: since it was built), "" when it was not: said by the install probe, never kept
+    rebuilt: str = ""
 
     @property
     def dependency_count(self) -> int:
@@ -397,6 +402,7 @@ class EnvManager:
         candidate = normalize_requirements(requirements[:1])[0]
         entry = self.path(requirements)
         built: list[EnvResult] = []
+        changed: list[str] = []
 
         def usable(marker: Mapping[str, Any]) -> bool:
             if self.fresh and entry not in self._built:
@@ -408,23 +414,45 @@ class EnvManager:
 
         def build(folder: Path) -> dict[str, Any] | None:
             self._built.add(entry)
-            built.append(self._build(folder, list(requirements), candidate))
+            built.append(self._build(folder, list(requirements), candidate, cached=not changed))
             return built[0].to_dict() if built[0].ok else None
 
         # A venv records its own path, so it is built in place: the marker says it is complete.
-        marker, reused = build_once(entry, MARKER, build, timeout=self.timeout, in_place=True, reuse=usable)
+        cached = build_once(
+            entry,
+            MARKER,
+            build,
+            timeout=self.timeout,
+            in_place=True,
+            reuse=usable,
+            files=digest.environment_files,
+            on_change=changed.append,
+        )
         if built:
+            built[0].rebuilt = cached.changed
+            if cached.changed:
+                self._say(
+                    f"rebuilt the cached environment for {candidate}: {cached.changed} since it was built"
+                )
             return built[0]
-        assert marker is not None and reused
-        result = EnvResult.from_dict(marker)
+        assert cached.document is not None and cached.reused
+        result = EnvResult.from_dict(cached.document)
         result.reused = True
         return result
+
+    def host_changed(self, result: EnvResult, *paths: Path) -> bool:
+        """Record that pytest-spike itself changed ``paths`` in ``result``'s environment (the
+        matrix runner's ``.pth``), so the next reuse does not take them for tampering. False
+        when other files changed too: then the next reuse rebuilds it."""
+        entry = Path(result.path)
+        keys = [path.relative_to(entry).as_posix() for path in paths]
+        return record_host_change(entry, MARKER, digest.environment_files, keys, timeout=self.timeout)
 
     def _say(self, text: str) -> None:
         if self.progress is not None:
             self.progress(text)
 
-    def _build(self, entry: Path, requirements: list[str], candidate: str) -> EnvResult:
+    def _build(self, entry: Path, requirements: list[str], candidate: str, cached: bool = True) -> EnvResult:
         deadline = time.monotonic() + self.timeout
         start = time.perf_counter()
         self._say(f"building environment for {' '.join(requirements)} ({self.backend})")
@@ -446,7 +474,7 @@ class EnvManager:
                 boxed = installer_box(
                     entry, self.python, write=(scratch,), cache=self.cache_dir.parent / "installer"
                 )
-                commands = self._commands(entry, python, requirements, report)
+                commands = self._commands(entry, python, requirements, report, cached)
                 if self._credentials():
                     # An index URL with a password: install wheels only first, so no build backend
                     # (candidate code) runs in a step that holds it; only where that fails is an
@@ -497,7 +525,12 @@ class EnvManager:
         urls = [*self.index_args, *(settings.get(k, "") for k in ("index-url", "extra-index-url"))]
         return any(urlsplit(url).password or urlsplit(url).username for text in urls for url in text.split())
 
-    def _commands(self, entry: Path, python: str, reqs: list[str], report: Path) -> list[list[str]]:
+    def _commands(
+        self, entry: Path, python: str, reqs: list[str], report: Path, cached: bool = True
+    ) -> list[list[str]]:
+        """The installer's commands; ``cached`` False (a rebuild because the environment's files
+        changed) keeps the installer from its cache: uv hard-links files from its cache, so an
+        edit made in the environment is an edit of the cache's copy too."""
         if self.uv is not None:
             # uv leaves no .pyc behind; compiled now, a reused env is not recompiled each run.
             return [
@@ -509,6 +542,7 @@ class EnvManager:
                     "--python",
                     python,
                     "--compile-bytecode",
+                    *(() if cached else ("--no-cache",)),
                     *uv_index_args(),
                     *self.index_args,
                     *reqs,
@@ -527,6 +561,7 @@ class EnvManager:
                 "off",
                 "--report",
                 str(report),
+                *(() if cached else ("--no-cache-dir",)),
                 *self.index_args,
                 *reqs,
             ],

@@ -326,7 +326,10 @@ class MatrixRunner:
         if not env.ok:
             self._env_failed(run, env)
             return
-        _link_layer(Path(env.path), layer)
+        linked = _link_layer(Path(env.path), layer)
+        if linked is not None:
+            # The environment's files are checked before reuse: this one is ours.
+            self._manager(cell.interpreter).host_changed(env, linked)
         if self.stop.is_set():
             return
         run.state = "pytest"
@@ -416,8 +419,9 @@ def _pytest_args(cell: Cell, out: Path, paths: Sequence[str]) -> list[str]:
     ]  # fmt: skip
 
 
-def _link_layer(env: Path, layer: Path) -> None:
-    """Put ``layer`` on the environment's path after its own packages (a ``.pth`` file)."""
+def _link_layer(env: Path, layer: Path) -> Path | None:
+    """Put ``layer`` on the environment's path after its own packages (a ``.pth`` file);
+    the file, when it was written now."""
     if sys.platform == "win32":  # pragma: no cover
         found = [env / "Lib" / "site-packages"]
     else:
@@ -426,5 +430,7 @@ def _link_layer(env: Path, layer: Path) -> None:
         raise SpikeError(f"the environment {env} has no site-packages folder")
     pth = found[0] / _LAYER_PTH
     text = f"{layer}\n"
-    if not pth.is_file() or pth.read_text("utf-8") != text:
-        write_atomic(pth, text)
+    if pth.is_file() and pth.read_text("utf-8") == text:
+        return None
+    write_atomic(pth, text)
+    return pth

@@ -9,6 +9,11 @@ probe reads (its kind's ``reads``). A kind whose evidence rests on the index's a
 (signals) also lists the answers it used: it is reused only while each is still the index
 cache's answer and fresh enough that the index client would give it without asking again.
 
+Every entry's SHA-256 is recorded when it is written, in the host's own index of digests
+(``<cache>/evidence-digests.json``, beside the evidence folder, not in it: no box may write
+either, and the index lies outside every folder a box binds writable). An entry whose bytes
+no longer match, or that has no digest, is not reused: the probe runs again, and says why.
+
 What is never kept: an outcome cut by the time box or interrupted (there is none), one
 with a finding of pytest-spike's own failure, and one that says the index (or the network)
 could not be asked (the kind's ``transient`` codes): next time may fare better.
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pytest_spike import __version__, kinds
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs.layer import source_digest
+from pytest_spike.envs.store import locked
 from pytest_spike.model import Blame, Finding, ProbeResult, SpikeError
 
 if TYPE_CHECKING:
@@ -35,6 +41,9 @@ if TYPE_CHECKING:
 SCHEMA = "pytest-spike-evidence/1"
 #: The folder of the spike cache that holds the probes' evidence.
 EVIDENCE_CACHE = "evidence"
+#: The host's index of the evidence files' digests, in the spike cache (not in the folder).
+DIGESTS = "evidence-digests.json"
+DIGESTS_SCHEMA = "pytest-spike-evidence-digests/1"
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ def key(ctx: ProbeContext, kind: str) -> str | None:
     env = target.env.to_dict() if target.env is not None else None
     if env is not None:
         env.pop("reused", None)  # the same environment, whether built now or before
+        env.pop("rebuilt", None)
     probe = kinds.kind(kind)
     ident = {
         "schema": SCHEMA,
@@ -87,13 +97,36 @@ def folder(ctx: ProbeContext) -> Path:
     return ctx.settings.cache_dir / EVIDENCE_CACHE
 
 
+def digests(ctx: ProbeContext) -> dict[str, str]:
+    """The host's index: each evidence file's SHA-256 by its key ({} when there is none)."""
+    try:
+        data = json.loads((ctx.settings.cache_dir / DIGESTS).read_text("utf-8"))
+        found = data["digests"] if data.get("schema") == DIGESTS_SCHEMA else {}
+        return {str(k): str(v) for k, v in found.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # none or unreadable: no evidence is trusted, every probe runs again
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def load(ctx: ProbeContext, kind: str, entry_key: str) -> Evidence | None:
     """The kept evidence under ``entry_key``, if any and still good to reuse."""
     from pytest_spike.probes.base import ProbeOutcome
 
     path = folder(ctx) / f"{entry_key}.json"
     try:
-        data = json.loads(path.read_text("utf-8"))
+        raw_bytes = path.read_bytes()
+    except OSError:
+        return None  # none: the probe runs
+    expected = digests(ctx).get(entry_key)
+    if expected != _sha256(raw_bytes):
+        why = "has no recorded digest" if expected is None else "changed since it was written"
+        ctx.services.say(f"{ctx.candidate.name} {kind}: the kept evidence {why}: running the probe again")
+        return None
+    try:
+        data = json.loads(raw_bytes.decode("utf-8"))
         if data.get("schema") != SCHEMA or data.get("probe") != kind:
             return None
         raw = data["outcome"]
@@ -106,8 +139,8 @@ def load(ctx: ProbeContext, kind: str, entry_key: str) -> Evidence | None:
         )
         taken = float(data["taken"])
         answers = {str(k): float(v) for k, v in (data.get("index_answers") or {}).items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # none, or unreadable: the probe runs again
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None  # unreadable: the probe runs again
     if kinds.kind(kind).rests_on_index_answers and not ctx.services.index().answers_fresh(answers):
         return None  # the index answers it rests on are stale (or gone): ask again
     return Evidence(outcome, taken, cached=True)
@@ -149,10 +182,22 @@ def save(ctx: ProbeContext, kind: str, entry_key: str, evidence: Evidence) -> bo
         document["index_answers"] = answers
     try:
         text = json.dumps(document, indent=1, default=str)
-        write_atomic(folder(ctx) / f"{entry_key}.json", text)
-    except (OSError, TypeError, ValueError):
+        _write(ctx, entry_key, text)
+    except (OSError, TypeError, ValueError, SpikeError):
         return False  # a read-only cache, or details that are not JSON: costs speed, not results
     return True
+
+
+def _write(ctx: ProbeContext, entry_key: str, text: str) -> None:
+    """Write the evidence file and record its digest, under the index's lock: workers and
+    runs sharing the cache each add their own entries, and the file and its digest agree."""
+    index = ctx.settings.cache_dir / DIGESTS
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with locked(index.with_suffix(".lock"), 60):
+        write_atomic(folder(ctx) / f"{entry_key}.json", text)
+        found = digests(ctx)
+        found[entry_key] = _sha256(text.encode("utf-8"))
+        write_atomic(index, json.dumps({"schema": DIGESTS_SCHEMA, "digests": found}, indent=0))
 
 
 def lookup(ctx: ProbeContext, kind: str, *, reuse: bool) -> tuple[str | None, Evidence | None]:

@@ -300,7 +300,7 @@ class SpikeWorker:
         if self.settings.data:
             args += ["--spike-data", str(self.settings.data[0])]
         try:
-            layer_dir = layer.build_layer(self.settings.cache_dir)
+            layer_dir = layer.build_layer(self.settings.cache_dir, self.services.say)
             return layer.run_child(
                 python,
                 layer_dir,

@@ -113,7 +113,7 @@ class SpikeUpgrade:
             inifile=self.config.inipath,
             requirements=project_requirements(self.settings.requirement_files, root=rootdir),
             install=project_install(rootdir),
-            layer=layer.build_layer(self.settings.cache_dir),
+            layer=layer.build_layer(self.settings.cache_dir, say),
             timeout=max(self.settings.probe_timeout, 4 * self.baseline.duration_s + 60),
         )
         found = []
