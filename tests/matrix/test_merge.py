@@ -346,3 +346,20 @@ def test_licence_findings_are_merged_per_cell_and_per_distribution(tmp_path: Pat
     assert gap.finding.message == f"fails on 3.9: {gpl.message}"
     assert gap.points == 30
     assert cand.score == 60  # both denied distributions count, as they did in the 3.9 cell
+
+
+def test_the_merged_card_says_where_the_cells_ran_candidate_code(grid_files: list[Path]) -> None:
+    loaded, refused = load_all(grid_files)
+    assert merge(loaded, refused=refused).scorecard.settings == {}  # cells that said nothing
+    boxed, off = "sandboxed (bubblewrap)", "not sandboxed: --spike-sandbox off; candidate code ran as you"
+    for path, said in zip(grid_files[:8], [boxed] * 6 + [off] * 2):
+        data = json.loads(path.read_text())
+        data["settings"] = {"sandbox": said}
+        path.write_text(json.dumps(data))
+    loaded, refused = load_all(grid_files)
+    merged = merge(loaded, refused=refused)
+    said = merged.scorecard.settings["sandbox"]
+    assert said == "not sandboxed in 2 of 8 cells: --spike-sandbox off; candidate code ran as you"
+    text = "\n".join(t for t, _ in terminal_lines(merged, 100))
+    assert f"candidate code: {said}" in text
+    assert f"candidate code: {said}" in render_markdown(merged)

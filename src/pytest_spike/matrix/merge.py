@@ -249,7 +249,24 @@ def _matrix_card(cards: list[Scorecard], grids: list[Grid], candidates: list[Can
         plugin_version=next((c.plugin_version for c in cards if c.plugin_version), ""),
         created=max((c.created for c in cards), default=""),
         fail_on=next((c.fail_on for c in cards if c.fail_on), None),
+        settings=_sandbox(cards),
     )
+
+
+def _sandbox(cards: list[Scorecard]) -> dict[str, str]:
+    """Where the cells ran candidate code, in one line: 'sandboxed (bubblewrap)' when every
+    cell that said so was boxed, else the first cell's reason and how many cells it was."""
+    said = [str(c.settings["sandbox"]) for c in cards if c.settings.get("sandbox")]
+    if not said:
+        return {}  # cells of an older pytest-spike: nothing to say, nothing made up
+    unboxed = [line for line in said if line.startswith("not sandboxed")]
+    if not unboxed:
+        return {"sandbox": said[0]}
+    if len(unboxed) == len(said):
+        return {"sandbox": unboxed[0]}
+    return {
+        "sandbox": f"not sandboxed in {len(unboxed)} of {len(said)} cells: {unboxed[0][len('not sandboxed: ') :]}"
+    }
 
 
 def _merge_candidate(
