@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 from indexserver import IndexServer
 
-from pytest_spike.model import Finding, Level, Scorecard, Severity, SpikeError, UpgradeResult, UpgradeTarget
+from pytest_spike.model import (
+    TAMPERED,
+    Blame,
+    Finding,
+    Level,
+    Scorecard,
+    Severity,
+    SpikeError,
+    UpgradeResult,
+    UpgradeTarget,
+)
 from pytest_spike.upgrade.findings import SuiteRun, diff
 from pytest_spike.upgrade.plan import Targets, Upgrade, plan_targets
 
@@ -21,6 +31,25 @@ def test_a_flip_the_rerun_before_does_not_confirm_is_flaky() -> None:
     result = diff("lib", "2.0", run(a="passed"), run(a="failed"), run(a="failed"), run(a="failed"))
     assert result.broken == [] and result.flaky == ["t.py::a"] and result.level is Level.LOW
     assert [f.code for f in result.findings] == ["upgrade.flaky"]
+
+
+def test_a_forged_outcomes_file_blocks_the_target_only_where_the_release_ran() -> None:
+    forged = Finding(
+        TAMPERED, Severity.CRITICAL, "the upgrade child's outcomes contradict ...", {"nodeid": "t.py::a"}
+    )
+    after = run(a="failed")
+    after.tampered.append(forged)
+    result = diff("lib", "2.0", run(a="passed"), after, run(a="passed"), run(a="failed"))
+    assert result.level is Level.BLOCKED and result.broken == ["t.py::a"]
+    assert [f.code for f in result.findings] == [TAMPERED, "upgrade.breaks"]
+    # In the running environment's re-run the upgraded release did not run: shown, not charged.
+    before = run(a="passed")
+    before.tampered.append(forged)
+    result = diff("lib", "2.0", run(a="passed"), run(a="failed"), before, run(a="failed"))
+    assert result.level is Level.HIGH
+    shown = result.findings[0]
+    assert (shown.code, shown.severity, shown.blame) == (TAMPERED, Severity.INFO, Blame.ENVIRONMENT)
+    assert shown.message.startswith("in the running environment's re-run: the upgrade child's outcomes")
 
 
 def test_deprecations_count_only_the_packages_own_and_new_ones() -> None:

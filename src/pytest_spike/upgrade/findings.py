@@ -5,7 +5,10 @@ baseline run is the running environment's, the after run the upgraded environmen
 that passed before and does not pass after *flips*; it is re-run once on both sides, and only
 a flip the re-run confirms breaks (``upgrade.breaks``), one that flips back is flaky
 (``upgrade.flaky``, info). Tests failing on both sides are not charged. New warnings issued by
-the upgraded package's own modules are its deprecations (``upgrade.deprecations``).
+the upgraded package's own modules are its deprecations (``upgrade.deprecations``). A child
+whose outcomes file contradicted what it announced while it ran (``_core.witness``) carries
+``spike.tampered``: critical and the upgraded release's when the child ran it, and the
+announced outcomes are the run's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from pytest_spike.model import Finding, Level, Severity
+from pytest_spike.model import TAMPERED, Blame, Finding, Level, Severity
 
 #: Warning categories that announce a removal.
 DEPRECATION_CATEGORIES = frozenset({"DeprecationWarning", "PendingDeprecationWarning", "FutureWarning"})
@@ -37,6 +40,9 @@ class SuiteRun:
     #: {"category", "message", "nodeid", "issuer", "dist", "filename"}
     warnings: list[dict[str, str]] = field(default_factory=list)
     duration_s: float = 0.0
+    #: ``spike.tampered``, one per child whose outcomes file contradicted what it announced
+    #: (set by the host, never read from the file)
+    tampered: list[Finding] = field(default_factory=list)
 
     def outcome(self, nodeid: str) -> str:
         """The test's outcome; a test in a file that failed to collect is an ``error``."""
@@ -60,6 +66,7 @@ class SuiteRun:
         self.collect_errors.update(other.collect_errors)
         self.warnings += other.warnings
         self.duration_s += other.duration_s
+        self.tampered += other.tampered
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SuiteRun:
@@ -124,8 +131,29 @@ def diff(
         )
         if f is not None
     ]
+    tampered = _tampered(after, rerun_before, rerun_after)
     level = Level.HIGH if broken else Level.MEDIUM if new else Level.LOW
-    return Diff(found, total, broken, flaky, level)
+    if any(not f.unchecked for f in tampered):
+        level = Level.BLOCKED  # a critical finding of the candidate's, as a candidate's card has it
+    return Diff(tampered + found, total, broken, flaky, level)
+
+
+def _tampered(after: SuiteRun, rerun_before: SuiteRun | None, rerun_after: SuiteRun | None) -> list[Finding]:
+    """The children's ``spike.tampered``: the upgraded environment's first (its release's; the
+    re-run's when the first run's file agreed), then the running environment's re-run's, where
+    the upgraded release's code did not run: shown, never charged to the target."""
+    mine = [f for run in (after, rerun_after) if run is not None for f in run.tampered][:1]
+    theirs = [
+        Finding(
+            TAMPERED,
+            Severity.INFO,
+            f"in the running environment's re-run: {f.message}",
+            f.evidence,
+            blame=Blame.ENVIRONMENT,
+        )
+        for f in (rerun_before.tampered if rerun_before is not None else ())
+    ]
+    return mine + theirs
 
 
 def _confirm_flips(

@@ -21,11 +21,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pytest_spike._core import runner, sandbox
+from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
 from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env, uv_index_args
-from pytest_spike.model import Blame, CandidateResult, Finding, Level, Severity, SpikeError, UpgradeTarget
+from pytest_spike.model import (
+    TAMPERED,
+    Blame,
+    CandidateResult,
+    Finding,
+    Level,
+    Severity,
+    SpikeError,
+    UpgradeTarget,
+)
 from pytest_spike.upgrade import findings
 from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, PROGRESS_ENV, WANT_ENV
 from pytest_spike.upgrade.findings import SuiteRun
@@ -48,6 +57,10 @@ _WARNING_ARGS = (
     "-W",
     "default::FutureWarning",
 )
+#: Bytes of the witness's stream allowed per test, beside its node id: an announcement is
+#: about 75 bytes and a failure's first error line at most 300 characters more. The reader
+#: keeps twice the cap (each end), so the stream of a suite of failures is kept whole.
+_ANNOUNCED_PER_TEST = 256
 
 
 @dataclass
@@ -107,6 +120,8 @@ def _run_child(
             _BOOT,
             str(project.layer),
             "-p",
+            witness.PLUGIN,
+            "-p",
             "pytest_spike.upgrade._child",
             "-p",
             "no:cacheprovider",
@@ -129,15 +144,48 @@ def _run_child(
         # secrets files), the layer read-only, only this run's outputs writable.
         box = sandbox.Box("tests", read=(str(project.layer),), write=(tmp,), project=str(project.rootdir))
         done = runner.run(
-            argv, timeout=project.timeout, cwd=project.rootdir, env=env, extra_env=extra, box=box
+            argv,
+            timeout=project.timeout,
+            cwd=project.rootdir,
+            env=env,
+            extra_env=extra,
+            box=box,
+            cap=_stream_cap(nodeids),
         )
         if out.is_file():
             data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
-            return SuiteRun.from_dict(data), None
+            return _observed(SuiteRun.from_dict(data), done), None
         crash = _crash_line(done, project.rootdir)
         if _signal_name(done) not in CRASH_SIGNALS:
             raise SpikeError(f"the child pytest wrote no outcomes ({done.describe()}): {crash} ({python})")
         return _crashed_run(progress, nodeids, f"the interpreter crashed ({done.describe()}): {crash}")
+
+
+def _stream_cap(nodeids: Sequence[str]) -> int:
+    """The output cap of a child running ``nodeids``: large enough that the output cap never
+    cuts the witness's stream (a cut stream is checked only for what it still shows)."""
+    return max(runner.OUTPUT_CAP, sum(_ANNOUNCED_PER_TEST + len(n) for n in nodeids))
+
+
+def _observed(run: SuiteRun, done: runner.RunResult) -> SuiteRun:
+    """``run`` (what the outcomes file says) where it agrees with what the child announced;
+    where it contradicts it, the announced outcomes and ``spike.tampered`` (see
+    ``_core.witness``). A test the file reports but that was never seen to finish did not run."""
+    seen = witness.read_seen(done.stdout)
+    if seen is None:
+        return run
+    wrong = witness.contradictions(seen, run.outcomes, complete=not done.output_truncated)
+    if not wrong:
+        return run
+    run.tampered.append(witness.tampered_finding(wrong, seen, "the upgrade child's outcomes"))
+    for nodeid in wrong:
+        outcome = seen.outcomes.get(nodeid)
+        run.outcomes[nodeid] = outcome or "error"
+        error = seen.errors.get(nodeid, "") if outcome else "did not run: never seen to finish"
+        run.errors.pop(nodeid, None)
+        if outcome != "passed":
+            run.errors[nodeid] = error
+    return run
 
 
 def _signal_name(done: runner.RunResult) -> str:
@@ -345,7 +393,9 @@ def _suite(
     result = findings.diff(upgrade.package, target.version, baseline, after, rerun_before, rerun_after)
     target.findings += result.findings
     target.compared, target.broken = result.compared, len(result.broken)
-    _done(target, result.level, not result.broken)
+    # A release that forged its outcomes is not one the suite "passes on", whatever ran.
+    forged = any(f.code == TAMPERED and not f.unchecked for f in result.findings)
+    _done(target, result.level, not result.broken and not forged)
 
 
 def skipped_target(upgrade: Upgrade, version: str, python: str, why: str) -> UpgradeTarget:
