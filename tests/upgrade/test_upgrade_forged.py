@@ -41,10 +41,21 @@ atexit.register(_rewrite)
 def helper():
     return 1
 """
+# Registered at import: after the session, the child's file is gone (the target would be
+# "unknown" and its breaks unnamed).
+REMOVER = f"""
+import atexit, os
+
+atexit.register(lambda: os.remove(os.environ[{OUT_ENV!r}]))
+
+def helper():
+    return 1
+"""
 PROJECTS = [
     FakeProject("oldlib", "1.0", files={"oldlib/__init__.py": OLD}),
     FakeProject("oldlib", "1.5", files={"oldlib/__init__.py": OLD}),
     FakeProject("oldlib", "2.0", files={"oldlib/__init__.py": FORGER}),
+    FakeProject("oldlib", "2.1", files={"oldlib/__init__.py": REMOVER}),
 ]
 PROJECT_TESTS = """
 import oldlib
@@ -131,3 +142,25 @@ def test_a_rewritten_outcomes_file_loses_to_what_ran_and_an_honest_release_is_no
     }
     # test_always_fails was rewritten to passed too: it still fails on both sides, not charged.
     assert "test_app.py::test_always_fails" in codes["upgrade.failing_before"]["evidence"]
+
+
+def test_an_outcomes_file_removed_after_the_session_loses_to_what_ran(
+    project: pytest.Pytester, tmp_path: Path
+) -> None:
+    result = project.runpytest(
+        "-k", "not always", "--spike-upgrade", "oldlib==2.1", "--spike-probes=none",
+        f"--spike-cache-dir={tmp_path / 'cache'}", "--spike-json=up.json",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "oldlib 1.0 -> 2.1  BLOCKED  1 of 2 tests break",
+            "  critical spike.tampered: the upgrade child's outcomes (the file is gone) contradict*",
+            "  high upgrade.breaks: 1 of 2 tests break on oldlib 2.1: test_app.py::test_sum (AttributeError:*",
+        ]
+    )
+    [upgrade] = json.loads((project.path / "up.json").read_text())["upgrades"]
+    [target] = upgrade["targets"]
+    tampered = next(f for f in target["findings"] if f["code"] == "spike.tampered")
+    assert tampered["evidence"]["why"] == "the test failed, the results leave it out"
+    assert (tampered["evidence"]["tests"], tampered["evidence"]["collected"]) == ("2", "2")
+    assert target["passes"] is False and upgrade["newest_passing"] is None

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import pytest
+
 from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document
 from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
@@ -152,9 +154,14 @@ def _run_child(
             box=box,
             cap=_stream_cap(nodeids),
         )
+        seen = witness.read_seen(done.stdout)
         if out.is_file():
             data = load_json_document(out, f"outcomes of the child pytest in {python}", json_object)
-            return _observed(SuiteRun.from_dict(data), done), None
+            return _observed(SuiteRun.from_dict(data), seen, done, "the upgrade child's outcomes"), None
+        if _finished(seen, done):
+            # The session wrote the file (an error there ends pytest with status 3): code
+            # that ran after it removed it. No file is a file that leaves every test out.
+            return _observed(SuiteRun(), seen, done, "the upgrade child's outcomes (the file is gone)"), None
         crash = _crash_line(done, project.rootdir)
         if _signal_name(done) not in CRASH_SIGNALS:
             raise SpikeError(f"the child pytest wrote no outcomes ({done.describe()}): {crash} ({python})")
@@ -167,17 +174,29 @@ def _stream_cap(nodeids: Sequence[str]) -> int:
     return max(runner.OUTPUT_CAP, sum(_ANNOUNCED_PER_TEST + len(n) for n in nodeids))
 
 
-def _observed(run: SuiteRun, done: runner.RunResult) -> SuiteRun:
-    """``run`` (what the outcomes file says) where it agrees with what the child announced;
-    where it contradicts it, the announced outcomes and ``spike.tampered`` (see
-    ``_core.witness``). A test the file reports but that was never seen to finish did not run."""
-    seen = witness.read_seen(done.stdout)
+def _finished(seen: witness.Seen | None, done: runner.RunResult) -> bool:
+    """True when the child announced every test it collected finished, its whole stream was
+    read and pytest ended as it does after a session (tests passed or failed)."""
+    return (
+        seen is not None
+        and bool(seen.outcomes)
+        and len(seen.outcomes) == seen.collected
+        and done.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        and not done.output_truncated
+    )
+
+
+def _observed(run: SuiteRun, seen: witness.Seen | None, done: runner.RunResult, results: str) -> SuiteRun:
+    """``run`` (what the outcomes file says, named ``results``) where it agrees with what the
+    child announced; where it contradicts it, the announced outcomes and ``spike.tampered``
+    (see ``_core.witness``). A test the file reports but that was never seen to finish did
+    not run."""
     if seen is None:
         return run
     wrong = witness.contradictions(seen, run.outcomes, complete=not done.output_truncated)
     if not wrong:
         return run
-    run.tampered.append(witness.tampered_finding(wrong, seen, "the upgrade child's outcomes"))
+    run.tampered.append(witness.tampered_finding(wrong, seen, results))
     for nodeid in wrong:
         outcome = seen.outcomes.get(nodeid)
         run.outcomes[nodeid] = outcome or "error"
