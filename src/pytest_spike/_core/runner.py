@@ -18,6 +18,7 @@ import dataclasses
 import fnmatch
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -389,17 +390,55 @@ def _wait(
                 return proc.wait(timeout=min(left, 0.1)), None, False
             except subprocess.TimeoutExpired:
                 pass
+    ended = _end_watch(proc.pid)
     delay = 0.001
     timed_out = False
-    while True:
-        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return os.waitstatus_to_exitcode(status), rusage, timed_out
-        if not timed_out and time.perf_counter() >= deadline:
-            timed_out = True
-            _kill_group(proc.pid)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+    try:
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status), rusage, timed_out
+            if not timed_out and time.perf_counter() >= deadline:
+                timed_out = True
+                _kill_group(proc.pid)
+            if ended is not None:
+                # Woken the moment the child ends (sleeps of up to 20 ms cost that much per
+                # step); still short waits, so a time box's watchdog raises between them.
+                left_ms = int((deadline - time.perf_counter()) * 1000)
+                ended.poll(50 if timed_out else max(1, min(50, left_ms)))
+                continue
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+    finally:
+        if ended is not None:
+            ended.close()
+
+
+class _PidWatch:
+    """A pidfd (Linux 5.3+): readable once its process has ended."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+
+    def poll(self, ms: int) -> None:
+        self.poller.poll(ms)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _end_watch(pid: int) -> _PidWatch | None:
+    """A watch on the child's end, or None (no pidfd here: the caller polls with sleeps)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None or not hasattr(select, "poll"):
+        return None
+    try:
+        fd = opener(pid)
+    except OSError:  # an older kernel, or a seccomp filter that refuses it
+        return None
+    return _PidWatch(fd)
 
 
 #: Windows has no sessions or process groups to kill with one signal: a child starts in a new
