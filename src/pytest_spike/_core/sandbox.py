@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -389,13 +390,16 @@ def make_home() -> Path:
 
 def _hidden_args(project: str) -> list[str]:
     args: list[str] = []
-    root = Path(project)
     for name in HIDDEN_NAMES:
-        path = root / name
-        if path.is_dir() and not path.is_symlink():
-            args += ["--tmpfs", str(path)]
-        elif path.exists() or path.is_symlink():
-            args += ["--ro-bind", "/dev/null", str(path)]
+        path = os.path.join(project, name)
+        try:
+            mode = os.lstat(path).st_mode  # one call per name: this runs for every folder bound
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode):
+            args += ["--tmpfs", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
     return args
 
 
