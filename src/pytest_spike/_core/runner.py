@@ -238,10 +238,14 @@ def _run_boxed(
         # environment without credentials; every report says the run was not sandboxed.
         child_env = scrub_env(env)
         child_env.update(extra_env or {})
+        if not _found(argv[0], child_env.get("PATH"), where):
+            # prlimit would say it in its words; say it as a plain start would.
+            return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: no such file", 0.0, None)
         confinement = sandbox.Confinement(policy.limits)
         try:
-            result = _run(argv, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
-            return dataclasses.replace(result, sandbox="unboxed")
+            launch, preexec = _confined(argv, confinement)
+            result = _run(launch, timeout, where, child_env, stdin_data, cap, started, preexec)
+            return dataclasses.replace(result, argv=tuple(argv), sandbox="unboxed")
         finally:
             confinement.close()
     if not _found(argv[0]):
@@ -265,7 +269,8 @@ def _run_boxed(
     try:
         wrapped = sandbox.wrap(argv, box, cwd=where, home=str(home), policy=policy, env=child_env)
         child_env["PYTEST_SPIKE_READONLY"] = os.pathsep.join(_read_only_binds(wrapped))
-        result = _run(wrapped, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
+        launch, preexec = _confined(wrapped, confinement)
+        result = _run(launch, timeout, where, child_env, stdin_data, cap, started, preexec)
         returncode = result.returncode
         if returncode is not None and returncode > 128:
             # bubblewrap exits 128 + N when the step's process died of signal N.
@@ -303,10 +308,22 @@ def _read_only_binds(wrapped: Sequence[str]) -> list[str]:
     return [wrapped[i + 2] for i in range(end - 2) if wrapped[i] == "--ro-bind"]
 
 
-def _found(program: str) -> bool:
+def _found(program: str, path: str | None = None, cwd: str | None = None) -> bool:
     if os.sep in program:
-        return os.access(program, os.X_OK)
-    return shutil.which(program) is not None
+        return os.access(os.path.join(cwd or "", program), os.X_OK)
+    return shutil.which(program, path=path) is not None
+
+
+def _confined(
+    argv: Sequence[str], confinement: sandbox.Confinement
+) -> tuple[list[str], Callable[[], None] | None]:
+    """The argv and preexec function that start ``argv`` within ``confinement``'s limits: a
+    launcher (sh + prlimit) where the host has one, so ``subprocess`` may use vfork, else a
+    preexec function (a fork of the whole host process)."""
+    prefix = None if _WINDOWS else confinement.launcher()
+    if prefix is None:
+        return list(argv), confinement.preexec
+    return [*prefix, *argv], None
 
 
 def _run(
