@@ -176,3 +176,33 @@ def test_box_cost_judges_boxed_over_off_and_says_why_when_it_cannot_box(
     assert len(results) == 4
     assert all(r.value is None and r.ok is None for r in results)
     assert "not sandboxed: no bwrap here" in results[0].detail[0]
+
+
+#: Issue 25's table: (module, constant) -> target. benchmarks/run judges these.
+ISSUE_25_TARGETS = {
+    ("spike_vs_hand", "TARGET_COLD"): 0.15,
+    ("spike_vs_hand", "TARGET_FRESH_PROBES"): 0.10,
+    ("matrix_vs_nox", "TARGET_COLD"): 0.15,
+    ("matrix_vs_nox", "TARGET_WARM"): 0.05,
+    ("matrix_vs_nox", "TARGET_UV"): 0.5,
+    ("upgrade_spike", "TARGET"): 1.0,
+    ("box_cost", "TARGET"): 1.05,
+}
+
+
+def test_run_judges_issue_25s_targets_and_prints_each_with_its_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    for (name, constant), target in ISSUE_25_TARGETS.items():
+        module = load(name, BENCHMARKS / f"{name}.py", monkeypatch)
+        assert getattr(module, constant) == target, f"{name}.{constant}"
+    bench = load("_bench", BENCHMARKS / "_bench.py", monkeypatch)
+    assert bench.Result("box cost", 1.02, 1.05).line() == "        ok  box cost: 1.020x (target <= 1.05x)"
+    assert (
+        bench.Result("matrix, warm", 0.085, 0.05).line()
+        == "    MISSED  matrix, warm: 0.085x (target <= 0.05x)"
+    )
+    assert (
+        bench.Result("matrix, cold", None, 0.15).line() == "not judged  matrix, cold: n/a (target <= 0.15x)"
+    )
