@@ -206,3 +206,20 @@ def test_run_judges_issue_25s_targets_and_prints_each_with_its_verdict(
     assert (
         bench.Result("matrix, cold", None, 0.15).line() == "not judged  matrix, cold: n/a (target <= 0.15x)"
     )
+
+
+def test_step_cost_times_each_kind_of_step_for_each_side(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_spike._core import sandbox
+
+    if not sandbox.status(sandbox.Policy()).boxed:
+        pytest.skip("no box here")
+    bench = load("step_cost", BENCHMARKS / "step_cost.py", monkeypatch)
+    src = str(BENCHMARKS.parent / "src")
+    assert bench.main(["--rounds", "1", "--steps", "1", "--host-mb", "10", src, src]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("one step, median ms of 1 per side, host 10 MB")
+    assert len(lines) == 3 and all(
+        line.strip().startswith("boxed") and line.endswith(src) for line in lines[1:]
+    )
