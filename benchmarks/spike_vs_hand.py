@@ -28,9 +28,11 @@ from pathlib import Path
 from _bench import Context, Result, alternate, clean_env, fresh_dir, median, timed
 
 CANDIDATES = {"tomli": "tomli", "tomlkit": "tomlkit", "toml": "toml"}
-TARGET_COLD = 0.2
+#: issue 25's targets (2: cold, 2b: warm with the probes re-run); warm with evidence cached
+#: is not in its table and keeps its own
+TARGET_COLD = 0.15
 TARGET_WARM = 0.05
-TARGET_FRESH_PROBES = 0.12
+TARGET_FRESH_PROBES = 0.10
 BY_HAND = Path(__file__).resolve().parent / "by_hand.sh"
 _DURATION = re.compile(r"^\s*([\d.]+)s (setup|call|teardown)\s+spike::([^:]+)::(\w+)", re.MULTILINE)
 

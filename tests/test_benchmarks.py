@@ -176,3 +176,50 @@ def test_box_cost_judges_boxed_over_off_and_says_why_when_it_cannot_box(
     assert len(results) == 4
     assert all(r.value is None and r.ok is None for r in results)
     assert "not sandboxed: no bwrap here" in results[0].detail[0]
+
+
+#: Issue 25's table: (module, constant) -> target. benchmarks/run judges these.
+ISSUE_25_TARGETS = {
+    ("spike_vs_hand", "TARGET_COLD"): 0.15,
+    ("spike_vs_hand", "TARGET_FRESH_PROBES"): 0.10,
+    ("matrix_vs_nox", "TARGET_COLD"): 0.15,
+    ("matrix_vs_nox", "TARGET_WARM"): 0.05,
+    ("matrix_vs_nox", "TARGET_UV"): 0.5,
+    ("upgrade_spike", "TARGET"): 1.0,
+    ("box_cost", "TARGET"): 1.05,
+}
+
+
+def test_run_judges_issue_25s_targets_and_prints_each_with_its_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    for (name, constant), target in ISSUE_25_TARGETS.items():
+        module = load(name, BENCHMARKS / f"{name}.py", monkeypatch)
+        assert getattr(module, constant) == target, f"{name}.{constant}"
+    bench = load("_bench", BENCHMARKS / "_bench.py", monkeypatch)
+    assert bench.Result("box cost", 1.02, 1.05).line() == "        ok  box cost: 1.020x (target <= 1.05x)"
+    assert (
+        bench.Result("matrix, warm", 0.085, 0.05).line()
+        == "    MISSED  matrix, warm: 0.085x (target <= 0.05x)"
+    )
+    assert (
+        bench.Result("matrix, cold", None, 0.15).line() == "not judged  matrix, cold: n/a (target <= 0.15x)"
+    )
+
+
+def test_step_cost_times_each_kind_of_step_for_each_side(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_spike._core import sandbox
+
+    if not sandbox.status(sandbox.Policy()).boxed:
+        pytest.skip("no box here")
+    bench = load("step_cost", BENCHMARKS / "step_cost.py", monkeypatch)
+    src = str(BENCHMARKS.parent / "src")
+    assert bench.main(["--rounds", "1", "--steps", "1", "--host-mb", "10", src, src]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("one step, median ms of 1 per side, host 10 MB")
+    assert len(lines) == 3 and all(
+        line.strip().startswith("boxed") and line.endswith(src) for line in lines[1:]
+    )

@@ -154,3 +154,46 @@ def test_no_module_needs_a_posix_only_module_at_import(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+@pytest.fixture(params=["pidfd", "no pidfd"])
+def wait_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The runner waking on a pidfd (Linux 5.3+), and polling with sleeps where there is none
+    (macOS, older kernels, a seccomp filter refusing it)."""
+    if request.param == "pidfd" and runner._end_watch(os.getpid()) is None:
+        pytest.skip("no pidfd_open here")
+    if request.param == "no pidfd":
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    return str(request.param)
+
+
+def test_a_child_ends_with_its_status_and_its_memory_either_way(wait_kind: str) -> None:
+    code = "import sys; b = bytearray(30 * 1024 * 1024); sys.exit(3)"
+    result = runner.run([sys.executable, "-c", code], timeout=30)
+    assert (result.returncode, result.timed_out) == (3, False)
+    assert result.peak_memory_mb is not None and result.peak_memory_mb > 30
+
+
+def test_the_time_limit_kills_the_child_either_way(wait_kind: str) -> None:
+    start = time.monotonic()
+    result = runner.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
+    assert result.timed_out and result.signal == signal.SIGKILL
+    assert time.monotonic() - start < 10
+
+
+def test_the_pidfd_wakes_when_the_child_ends_and_is_closed_after() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    watch = runner._end_watch(child.pid)
+    if watch is None:
+        child.wait()
+        pytest.skip("no pidfd_open here")
+    start = time.monotonic()
+    watch.poll(30_000)
+    woke = time.monotonic() - start
+    watch.close()
+    assert child.wait(timeout=5) == 0
+    assert woke < 10  # woken by the child's end, not by the 30 s timeout
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        runner.run(["/bin/true"], timeout=30)
+    assert len(os.listdir("/proc/self/fd")) <= before  # one pidfd per step, none left open

@@ -213,7 +213,7 @@ print("forked", made)
 
 
 @needs_box
-def test_a_fork_bomb_hits_the_process_limit() -> None:
+def test_a_fork_bomb_hits_the_process_limit(launch: str) -> None:
     policy = sandbox.Policy(limits=sandbox.Limits(processes=64))
     with sandbox.use(policy):
         done = runner.run([sys.executable, "-c", FORK_BOMB], timeout=60, box=sandbox.Box("readme"))
@@ -235,7 +235,7 @@ except MemoryError:
 
 
 @needs_box
-def test_a_memory_bomb_hits_the_memory_limit_and_is_measured() -> None:
+def test_a_memory_bomb_hits_the_memory_limit_and_is_measured(launch: str) -> None:
     policy = sandbox.Policy(limits=sandbox.Limits(memory_mb=512))
     with sandbox.use(policy):
         done = runner.run([sys.executable, "-c", MEMORY_BOMB], timeout=60, box=sandbox.Box("readme"))
@@ -244,7 +244,7 @@ def test_a_memory_bomb_hits_the_memory_limit_and_is_measured() -> None:
 
 
 @needs_box
-def test_a_file_larger_than_the_limit_is_not_written(tmp_path: Path) -> None:
+def test_a_file_larger_than_the_limit_is_not_written(launch: str, tmp_path: Path) -> None:
     code = "open('big', 'wb').write(b'x' * 8 * 1024 * 1024)"
     with sandbox.use(sandbox.Policy(limits=sandbox.Limits(file_mb=1))):
         done = runner.run(

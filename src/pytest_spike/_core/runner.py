@@ -18,6 +18,7 @@ import dataclasses
 import fnmatch
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -237,10 +238,14 @@ def _run_boxed(
         # environment without credentials; every report says the run was not sandboxed.
         child_env = scrub_env(env)
         child_env.update(extra_env or {})
+        if not _found(argv[0], child_env.get("PATH"), where):
+            # prlimit would say it in its words; say it as a plain start would.
+            return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: no such file", 0.0, None)
         confinement = sandbox.Confinement(policy.limits)
         try:
-            result = _run(argv, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
-            return dataclasses.replace(result, sandbox="unboxed")
+            launch, preexec = _confined(argv, confinement)
+            result = _run(launch, timeout, where, child_env, stdin_data, cap, started, preexec)
+            return dataclasses.replace(result, argv=tuple(argv), sandbox="unboxed")
         finally:
             confinement.close()
     if not _found(argv[0]):
@@ -264,7 +269,8 @@ def _run_boxed(
     try:
         wrapped = sandbox.wrap(argv, box, cwd=where, home=str(home), policy=policy, env=child_env)
         child_env["PYTEST_SPIKE_READONLY"] = os.pathsep.join(_read_only_binds(wrapped))
-        result = _run(wrapped, timeout, where, child_env, stdin_data, cap, started, confinement.preexec)
+        launch, preexec = _confined(wrapped, confinement)
+        result = _run(launch, timeout, where, child_env, stdin_data, cap, started, preexec)
         returncode = result.returncode
         if returncode is not None and returncode > 128:
             # bubblewrap exits 128 + N when the step's process died of signal N.
@@ -302,10 +308,22 @@ def _read_only_binds(wrapped: Sequence[str]) -> list[str]:
     return [wrapped[i + 2] for i in range(end - 2) if wrapped[i] == "--ro-bind"]
 
 
-def _found(program: str) -> bool:
+def _found(program: str, path: str | None = None, cwd: str | None = None) -> bool:
     if os.sep in program:
-        return os.access(program, os.X_OK)
-    return shutil.which(program) is not None
+        return os.access(os.path.join(cwd or "", program), os.X_OK)
+    return shutil.which(program, path=path) is not None
+
+
+def _confined(
+    argv: Sequence[str], confinement: sandbox.Confinement
+) -> tuple[list[str], Callable[[], None] | None]:
+    """The argv and preexec function that start ``argv`` within ``confinement``'s limits: a
+    launcher (sh + prlimit) where the host has one, so ``subprocess`` may use vfork, else a
+    preexec function (a fork of the whole host process)."""
+    prefix = None if _WINDOWS else confinement.launcher()
+    if prefix is None:
+        return list(argv), confinement.preexec
+    return [*prefix, *argv], None
 
 
 def _run(
@@ -389,17 +407,55 @@ def _wait(
                 return proc.wait(timeout=min(left, 0.1)), None, False
             except subprocess.TimeoutExpired:
                 pass
+    ended = _end_watch(proc.pid)
     delay = 0.001
     timed_out = False
-    while True:
-        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return os.waitstatus_to_exitcode(status), rusage, timed_out
-        if not timed_out and time.perf_counter() >= deadline:
-            timed_out = True
-            _kill_group(proc.pid)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+    try:
+        while True:
+            pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status), rusage, timed_out
+            if not timed_out and time.perf_counter() >= deadline:
+                timed_out = True
+                _kill_group(proc.pid)
+            if ended is not None:
+                # Woken the moment the child ends (sleeps of up to 20 ms cost that much per
+                # step); still short waits, so a time box's watchdog raises between them.
+                left_ms = int((deadline - time.perf_counter()) * 1000)
+                ended.poll(50 if timed_out else max(1, min(50, left_ms)))
+                continue
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+    finally:
+        if ended is not None:
+            ended.close()
+
+
+class _PidWatch:
+    """A pidfd (Linux 5.3+): readable once its process has ended."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.poller = select.poll()
+        self.poller.register(fd, select.POLLIN)
+
+    def poll(self, ms: int) -> None:
+        self.poller.poll(ms)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _end_watch(pid: int) -> _PidWatch | None:
+    """A watch on the child's end, or None (no pidfd here: the caller polls with sleeps)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None or not hasattr(select, "poll"):
+        return None
+    try:
+        fd = opener(pid)
+    except OSError:  # an older kernel, or a seccomp filter that refuses it
+        return None
+    return _PidWatch(fd)
 
 
 #: Windows has no sessions or process groups to kill with one signal: a child starts in a new

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -389,13 +391,16 @@ def make_home() -> Path:
 
 def _hidden_args(project: str) -> list[str]:
     args: list[str] = []
-    root = Path(project)
     for name in HIDDEN_NAMES:
-        path = root / name
-        if path.is_dir() and not path.is_symlink():
-            args += ["--tmpfs", str(path)]
-        elif path.exists() or path.is_symlink():
-            args += ["--ro-bind", "/dev/null", str(path)]
+        path = os.path.join(project, name)
+        try:
+            mode = os.lstat(path).st_mode  # one call per name: this runs for every folder bound
+        except OSError:
+            continue
+        if stat.S_ISDIR(mode):
+            args += ["--tmpfs", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
     return args
 
 
@@ -507,6 +512,28 @@ class Confinement:
         if self._nproc is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (self._nproc, self._nproc))
 
+    def launcher(self) -> list[str] | None:
+        """The same limits as :meth:`preexec`, as an argv prefix that runs before the step's own.
+
+        ``/bin/sh`` joins the cgroups (any failure: exit 126, the step never starts) and execs
+        ``prlimit`` (util-linux), which sets the rlimits (or fails: exit 1) and execs the step:
+        one process, every limit in place before the step's first instruction. Without a Python
+        function between fork and exec, ``subprocess`` can use vfork instead of copying the
+        whole host process. The paths are quoted, the step's argv is only ever ``"$@"``.
+        None where either tool is missing (the caller keeps :meth:`preexec`).
+        """
+        prlimit = _tool("prlimit")
+        if prlimit is None or not os.access("/bin/sh", os.X_OK):
+            return None
+        mb = 1024 * 1024
+        limits = [f"--fsize={self.limits.file_mb * mb}", "--core=0"]
+        if self._memory is None:
+            limits.append(f"--as={self.limits.memory_mb * mb}")
+        if self._nproc is not None:
+            limits.append(f"--nproc={self._nproc}")
+        join = "".join(f"echo $$ > {shlex.quote(procs)} || exit 126\n" for procs in self._procs)
+        return ["/bin/sh", "-c", f'{join}exec "$@"', "sh", prlimit, *limits, "--"]
+
     def peak_memory_mb(self) -> float | None:
         if self._memory is None:
             return None
@@ -557,6 +584,12 @@ class Confinement:
 
 
 _counter = iter(range(1, sys.maxsize))
+
+
+@functools.cache
+def _tool(name: str) -> str | None:
+    """A system tool (the system folders only: never one a PATH could put first)."""
+    return shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
 
 
 def _make_cgroups(limits: Limits) -> list[Path]:
