@@ -94,3 +94,14 @@ def test_peak_memory_of_a_child_and_of_this_process() -> None:
     assert grows.peak_memory_mb is not None and grows.peak_memory_mb >= 80
     mine = peak_rss_mb()
     assert 10 < mine < 100_000  # MB: this process has pytest loaded, nothing more
+
+
+def test_a_flood_on_stderr_leaves_stdout_whole() -> None:
+    # A child's witness stream is on stdout: code that floods stderr past the cap must not
+    # make the host read that stream as cut (and stop checking what it left out).
+    code = "import sys; print('stream-line'); sys.stderr.write('x' * 300_000); print('last-line')"
+    flooded = run([sys.executable, "-c", code], timeout=60, cap=65536)
+    assert flooded.output_truncated and not flooded.stdout_truncated
+    assert flooded.stdout.split() == ["stream-line", "last-line"]
+    cut = run([sys.executable, "-c", "print('y' * 300_000)"], timeout=60, cap=65536)
+    assert cut.output_truncated and cut.stdout_truncated

@@ -94,6 +94,9 @@ class RunResult:
     peak_memory_mb: float | None
     timed_out: bool = False
     output_truncated: bool = False
+    #: stdout alone lost its middle to the cap (a stream read from stdout, such as a child's
+    #: witness, is whole unless this is set, however much the step wrote to stderr)
+    stdout_truncated: bool = False
     #: how the step was run: "boxed", "unboxed" (a box was asked for but could not run) or
     #: "" (no box asked for: our own tools)
     sandbox: str = ""
@@ -389,6 +392,7 @@ def _run(
         peak_memory_mb=peak,
         timed_out=timed_out,
         output_truncated=any(r.dropped for r in readers),
+        stdout_truncated=readers[0].dropped > 0,
     )
 
 

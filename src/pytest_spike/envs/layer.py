@@ -230,7 +230,7 @@ def run_child(
             found[result.nodeid] = result
     seen = witness.read_seen(done.stdout)
     if seen is not None:
-        _observed_outcomes(found, seen, complete=not done.output_truncated)
+        _observed_outcomes(found, seen, complete=not done.stdout_truncated)
     return found
 
 

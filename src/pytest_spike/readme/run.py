@@ -323,7 +323,7 @@ def _run_in_order(
         )
         # Each result is checked against the child's events and stderr (readme.witness).
         # A tampered report sticks: a later process's word on the block does not undo it.
-        seen = read_child(result.stdout, result.stderr, complete=not result.output_truncated)
+        seen = read_child(result.stdout, result.stderr, complete=not result.stdout_truncated)
         wanted = {b.index for b in pending}
         reports.update(
             (i, r) for i, r in seen.reports.items() if i in wanted and "tampered" not in reports.get(i, {})

@@ -182,7 +182,7 @@ def _finished(seen: witness.Seen | None, done: runner.RunResult) -> bool:
         and bool(seen.outcomes)
         and len(seen.outcomes) == seen.collected
         and done.returncode in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
-        and not done.output_truncated
+        and not done.stdout_truncated
     )
 
 
@@ -193,7 +193,7 @@ def _observed(run: SuiteRun, seen: witness.Seen | None, done: runner.RunResult, 
     not run."""
     if seen is None:
         return run
-    wrong = witness.contradictions(seen, run.outcomes, complete=not done.output_truncated)
+    wrong = witness.contradictions(seen, run.outcomes, complete=not done.stdout_truncated)
     if not wrong:
         return run
     run.tampered.append(witness.tampered_finding(wrong, seen, results))

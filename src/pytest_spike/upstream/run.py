@@ -471,7 +471,7 @@ class SpikeUpstream:
         )
         found = read_junit(xml) if xml.is_file() and not proc.timed_out else {}
         seen = witness.read_seen(proc.stdout)
-        found.update(self._observed(found, nodeids, seen, complete=not proc.output_truncated))
+        found.update(self._observed(found, nodeids, seen, complete=not proc.stdout_truncated))
         problem = proc.describe() if proc.timed_out else first_error_line(proc.stdout + proc.stderr)
         outcomes = {}
         for nodeid in nodeids:
