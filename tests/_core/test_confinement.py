@@ -160,3 +160,28 @@ def test_a_missing_command_still_says_so(launch: str) -> None:
         done = runner.run(["/nonexistent/spike-tool", "x"], timeout=60, box=sandbox.Box("import"))
     assert done.returncode == 127
     assert "no such file" in done.stderr
+
+
+def test_groups_a_killed_run_left_are_swept_and_live_ones_kept() -> None:
+    confinement = sandbox.Confinement(sandbox.Limits())
+    try:
+        made = list(confinement.groups)
+    finally:
+        confinement.close()
+    if not made:
+        pytest.skip("no cgroup may be made here: nothing to leave behind")
+    base = Path(made[0]).parent
+    dead = next(pid for pid in range(4_000_000, 4_100_000) if not os.path.exists(f"/proc/{pid}"))
+    left = base / f"pytest-spike-{dead}-7"
+    live = base / f"pytest-spike-{os.getppid()}-7"  # a running process's: kept
+    left.mkdir()
+    live.mkdir()
+    try:
+        sandbox._sweep.cache_clear()
+        sandbox.Confinement(sandbox.Limits()).close()
+        assert not left.exists()
+        assert live.exists()
+    finally:
+        for group in (left, live):
+            if group.exists():
+                group.rmdir()

@@ -610,6 +610,7 @@ def _make_cgroups(limits: Limits) -> list[Path]:
             if controller not in controllers.split(","):
                 continue
             base = Path("/sys/fs/cgroup", controller, where.lstrip("/"))
+            _sweep(base)
             group = _try_group(base / name, settings)
             if group is not None:
                 made.append(group)
@@ -617,12 +618,30 @@ def _make_cgroups(limits: Limits) -> list[Path]:
         v2 = [line for line in own if line.startswith("0::")]
         if v2 and Path("/sys/fs/cgroup/cgroup.controllers").exists():
             base = Path("/sys/fs/cgroup", v2[0][3:].lstrip("/"))
+            _sweep(base)
             group = _try_group(
                 base / name, {"pids.max": str(limits.processes), "memory.max": str(limits.memory_mb * mb)}
             )
             if group is not None:
                 made.append(group)
     return made
+
+
+@functools.cache
+def _sweep(base: Path) -> None:
+    """Remove (once per process and folder) the empty groups a pytest-spike that is no longer
+    running left in ``base``: one killed before its cleanup (a SIGKILL, a crashed CI runner)."""
+    try:
+        groups = list(base.glob("pytest-spike-*-*"))
+    except OSError:
+        return
+    for group in groups:
+        owner = group.name.split("-")[2]
+        if owner.isdigit() and int(owner) != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+            try:
+                group.rmdir()  # only an empty group can be removed: a live one stays
+            except OSError:
+                pass
 
 
 def _try_group(path: Path, settings: Mapping[str, str]) -> Path | None:
