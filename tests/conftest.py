@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,15 @@ FIXTURE_PROJECTS = [
     FakeProject("deppkg", "1.0", requires=["goodpkg", "warnpkg ; python_version < '3'"]),
     FakeProject("other-name", "2.0", files={"othermod.py": "VALUE = 1\n"}),
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ctrl_c_reaches_children() -> None:
+    """A suite started in the background of a script (``cmd &``: the shell ignores SIGINT for
+    it) passes SIGINT ignored on to every child it starts, and a child pytest told to stop by
+    the Ctrl-C tests would never hear it. Python's own handler, as in a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
