@@ -97,26 +97,37 @@ def site_for(
     return env_site(python, Path(python).parent.parent)
 
 
-# Asked of an interpreter other than the running one, with -I -S: the standard library only.
-_SCHEME = """
-import json, os, platform, sys, sysconfig
-root = sys.argv[1]
-names = sysconfig.get_scheme_names()
-scheme = "venv" if "venv" in names else ("nt" if os.name == "nt" else "posix_prefix")
-found = sysconfig.get_paths(scheme, vars={"base": root, "platbase": root})
+#: Python source (standard library only, any 3.x) that sets ``markers`` to the running
+#: interpreter's PEP 508 marker environment; shared by every question asked of another
+#: interpreter (here, and the matrix's layers).
+MARKERS_SOURCE = """
+import json, os, platform, sys
 impl = sys.implementation
 iver = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
 if impl.version.releaselevel != "final":
     iver += impl.version.releaselevel[0] + str(impl.version.serial)
-print(json.dumps({"paths": [found["purelib"], found["platlib"]], "markers": {
+markers = {
     "implementation_name": impl.name, "implementation_version": iver,
     "os_name": os.name, "platform_machine": platform.machine(),
     "platform_release": platform.release(), "platform_system": platform.system(),
     "platform_version": platform.version(), "python_full_version": platform.python_version(),
     "platform_python_implementation": platform.python_implementation(),
     "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
-}}))
+}
 """
+
+# Asked of an interpreter other than the running one, with -I -S: the standard library only.
+_SCHEME = (
+    MARKERS_SOURCE
+    + """
+import sysconfig
+root = sys.argv[1]
+names = sysconfig.get_scheme_names()
+scheme = "venv" if "venv" in names else ("nt" if os.name == "nt" else "posix_prefix")
+found = sysconfig.get_paths(scheme, vars={"base": root, "platbase": root})
+print(json.dumps({"paths": [found["purelib"], found["platlib"]], "markers": markers}))
+"""
+)
 
 
 def _scheme(root: str, python: str) -> dict[str, Any]:

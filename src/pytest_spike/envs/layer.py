@@ -31,7 +31,7 @@ from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document
-from pytest_spike.envs import digest
+from pytest_spike.envs import digest, inspection
 from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import Cached, build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
@@ -257,20 +257,7 @@ def _observed_outcomes(found: dict[str, ProbeResult], seen: witness.Seen, *, com
 
 
 # What a target interpreter answers about itself: its marker environment (PEP 508).
-_MARKER_ENV = """
-import json, os, platform, sys
-impl = sys.implementation
-iver = "{0.major}.{0.minor}.{0.micro}".format(impl.version)
-print(json.dumps({
-    "implementation_name": impl.name, "implementation_version": iver,
-    "os_name": os.name, "platform_machine": platform.machine(),
-    "platform_release": platform.release(), "platform_system": platform.system(),
-    "platform_version": platform.version(), "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]), "sys_platform": sys.platform,
-    "sys_version": sys.version,
-}))
-"""
+_MARKER_ENV = inspection.MARKERS_SOURCE + 'markers["sys_version"] = sys.version\nprint(json.dumps(markers))\n'
 
 
 def marker_environment(python: str) -> dict[str, str]:
