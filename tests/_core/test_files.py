@@ -61,3 +61,21 @@ def test_results_markdown_and_plan_files_honour_the_umask(
     pytester.runpytest("--spike", "--collect-only", "--spike-plan=plan.json")
     for name in ("r.json", "r.md", "plan.json"):
         assert mode(pytester.path / name) == 0o640, name
+
+
+def test_lines_a_child_wrote_never_make_the_reader_raise(tmp_path: Path) -> None:
+    from pytest_spike._core import witness
+    from pytest_spike._core.files import json_objects
+    from pytest_spike.upgrade.run import _crashed_run
+
+    lines = ['@{"a": 1}', "@5", '@{"cut', "noise", '@["x"]', '@{"b": 2}']
+    assert list(json_objects(lines, "@")) == [{"a": 1}, {"b": 2}]
+    # A forged count that is not a number is no announcement, not a crash of the host.
+    forged = witness.MARK + '{"collected": "many"}\n' + witness.MARK + '{"collected": 2}\n'
+    seen = witness.read_seen(forged)
+    assert seen is not None and seen.collected == 2
+    # A crashed upgrade child's progress file holding a bare number: skipped like a cut line.
+    progress = tmp_path / "progress.jsonl"
+    progress.write_text('5\n{"start": "t::a"}\n', encoding="utf-8")
+    run, crashed = _crashed_run(progress, ["t::a", "t::b"], "died of SIGKILL")
+    assert crashed == "t::a" and run.outcomes == {"t::a": "error"}

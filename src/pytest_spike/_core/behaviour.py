@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_spike._core.files import json_objects
 from pytest_spike.model import Blame, Finding, Severity
 
 #: The folder boxed Python processes load their audit hooks from (first on PYTHONPATH).
@@ -218,13 +218,8 @@ def read_attempts(folder: Path) -> list[Attempt]:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        for line in text.splitlines()[:10000]:
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(data, dict):
-                found.setdefault(Attempt.from_dict(data), None)
+        for data in json_objects(text.splitlines()[:10000]):
+            found.setdefault(Attempt.from_dict(data), None)
     return list(found)
 
 

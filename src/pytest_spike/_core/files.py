@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -86,3 +87,21 @@ def json_object(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpikeError(f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def json_objects(lines: Iterable[str], mark: str = "") -> Iterator[dict[str, Any]]:
+    """The JSON objects of ``lines`` that start with ``mark`` (read after it), in order.
+
+    For streams and files a child writes a line at a time: a line that is not a whole JSON
+    object (cut short by an output cap or a crash, or written by someone else) is skipped, so
+    what the child wrote cannot make the reader raise.
+    """
+    for line in lines:
+        if not line.startswith(mark):
+            continue
+        try:
+            data = json.loads(line[len(mark) :])
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            yield data

@@ -16,12 +16,12 @@ the candidate's), and the announced outcome is the test's.
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_spike._core.files import json_objects
 from pytest_spike.model import TAMPERED, Finding, Severity
 
 #: The plugin's module where pytest-spike is importable (the layer of the team's tests).
@@ -63,17 +63,9 @@ def read_seen(stdout: str) -> Seen | None:
     """What the child announced on ``stdout``; None when it announced no collection (the
     plugin did not load, or the child ended before collecting): nothing to compare with."""
     seen: Seen | None = None
-    for line in stdout.splitlines():
-        if not line.startswith(MARK):
-            continue
-        try:
-            event = json.loads(line[len(MARK) :])
-        except ValueError:
-            continue  # cut short by the output cap
-        if not isinstance(event, dict):
-            continue
-        if "collected" in event and seen is None:
-            seen = Seen(int(event["collected"]))
+    for event in json_objects(stdout.splitlines(), MARK):
+        if isinstance(event.get("collected"), int) and seen is None:
+            seen = Seen(event["collected"])
         elif "test" in event and seen is not None:
             nodeid = str(event["test"])
             seen.outcomes[nodeid] = str(event.get("outcome", ""))

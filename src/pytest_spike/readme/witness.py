@@ -13,11 +13,10 @@ contradiction is tampering: the block's report becomes what the end event and st
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_spike._core.files import json_objects
 from pytest_spike.readme._child import RAISED_MARK
 
 
@@ -50,7 +49,7 @@ def read_child(stdout: str, stderr: str, *, complete: bool = True) -> ChildRepor
     contradiction."""
     blocks: dict[int, _Block] = {}
     spike_error, open_block = "", None
-    for position, data in enumerate(_objects(stdout.splitlines())):
+    for position, data in enumerate(json_objects(stdout.splitlines())):
         if "spike_error" in data:
             spike_error = str(data["spike_error"])
             if open_block is not None:
@@ -85,27 +84,11 @@ def read_child(stdout: str, stderr: str, *, complete: bool = True) -> ChildRepor
     return ChildReports(reports, spike_error, tuple(sorted(tampered)))
 
 
-def _objects(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
-    for line in lines:
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict):
-            yield data
-
-
 def _raised(stderr: str) -> dict[int, dict[str, Any]]:
     """What the child's stderr says each block that did not end ok ended with."""
     found: dict[int, dict[str, Any]] = {}
-    for line in stderr.splitlines():
-        if not line.startswith(RAISED_MARK):
-            continue
-        try:
-            data = json.loads(line[len(RAISED_MARK) :])
-        except ValueError:
-            continue  # cut by the output cap
-        if isinstance(data, dict) and isinstance(data.get("index"), int):
+    for data in json_objects(stderr.splitlines(), RAISED_MARK):
+        if isinstance(data.get("index"), int):
             found[data["index"]] = data
     return found
 

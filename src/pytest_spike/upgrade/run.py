@@ -24,7 +24,7 @@ from typing import Optional
 import pytest
 
 from pytest_spike._core import runner, sandbox, witness
-from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike._core.files import json_object, json_objects, load_json_document
 from pytest_spike.envs.fit import check_fit, describe_change, exact_pins
 from pytest_spike.envs.manager import EnvManager, EnvResult, pip_command, tool_env, uv_index_args
 from pytest_spike.model import (
@@ -220,11 +220,7 @@ def _crashed_run(progress: Path, nodeids: Sequence[str], why: str) -> tuple[Suit
     run = SuiteRun()
     started: str | None = None
     lines = progress.read_text("utf-8").splitlines() if progress.is_file() else []
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # the line the crash cut short
+    for event in json_objects(lines):  # the line the crash cut short is left out
         if "collect_error" in event:
             run.collect_errors[str(event["collect_error"])] = str(event.get("error", ""))
         elif "start" in event:
