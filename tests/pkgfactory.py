@@ -179,6 +179,37 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 _PYPROJECT = '[build-system]\nrequires = []\nbuild-backend = "tinybackend"\nbackend-path = ["."]\n'
 
 
+def backend_from_sdist(name: str, version: str, *, header: str = "", before: str = "") -> str:
+    """A PEP 517 backend (``build_wheel`` only, no build requirements) whose wheel holds the
+    sdist's ``<name>/__init__.py`` with PKG-INFO as its METADATA; ``before`` runs first in
+    ``build_wheel`` (indented by this function), ``header`` at the top of the module. For
+    hostile builds: what a backend does before it builds is what the tests watch."""
+    body = "".join(f"    {line}\n" for line in before.splitlines())
+    info = f"{name}-{version}.dist-info"
+    return f"""import base64, hashlib, os, zipfile
+{header}
+
+def _line(path, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return "%s,sha256=%s,%d" % (path, digest, len(data))
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+{body}    info = "{info}"
+    files = {{
+        "{name}/__init__.py": open("{name}/__init__.py", "rb").read(),
+        info + "/METADATA": open("PKG-INFO", "rb").read(),
+        info + "/WHEEL": b"Wheel-Version: 1.0\\nGenerator: t\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n",
+    }}
+    record = [_line(p, d) for p, d in files.items()] + [info + "/RECORD,,"]
+    files[info + "/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    name = "{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
+        for p, d in files.items():
+            zf.writestr(p, d)
+    return name
+"""
+
+
 def failing_build(name: str, version: str, files: Mapping[str, str] | None = None) -> FakeProject:
     """An sdist-only project whose build fails (wheel or editable) with the build's own
     error line: ``RuntimeError: <name> does not build here``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from indexserver import IndexServer
-from pkgfactory import FakeProject
+from pkgfactory import FakeProject, backend_from_sdist
 
 from pytest_spike._core import sandbox
 from pytest_spike.envs.manager import pip_index_settings
@@ -25,30 +25,10 @@ pytestmark = pytest.mark.skipif(
     reason=f"no box here: {sandbox.status(sandbox.Policy()).reason}",
 )
 
-BACKEND = r"""
-import base64, hashlib, os, zipfile
-
-def _line(path, data):
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return "%s,sha256=%s,%d" % (path, digest, len(data))
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    # The credential theft of a hijacked release: read from C code (cat), not Python.
-    os.spawnlp(os.P_WAIT, "cat", "cat", os.path.expanduser("~/.aws/credentials"))
-    info = "nosypkg-1.0.dist-info"
-    files = {
-        "nosypkg/__init__.py": open("nosypkg/__init__.py", "rb").read(),
-        info + "/METADATA": open("PKG-INFO", "rb").read(),
-        info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [_line(p, d) for p, d in files.items()] + [info + "/RECORD,,"]
-    files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
-    name = "nosypkg-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return name
-"""
+# The credential theft of a hijacked release: read from C code (cat), not Python.
+BACKEND = backend_from_sdist(
+    "nosypkg", "1.0", before='os.spawnlp(os.P_WAIT, "cat", "cat", os.path.expanduser("~/.aws/credentials"))'
+)
 
 IMPORT_TIME = r"""
 import os, socket, subprocess

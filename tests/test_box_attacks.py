@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from indexserver import IndexServer
 from listener import Listener
-from pkgfactory import FakeProject
+from pkgfactory import FakeProject, backend_from_sdist
 
 import pytest_spike
 from pytest_spike._core import sandbox
@@ -86,33 +86,12 @@ def attack(stage):
     raise RuntimeError("EVIL-RAN %%s sent=%%s wrote=%%d %%s" %% (stage, sent, len(wrote), wrote))
 """
 
-BACKEND = r"""
-import base64, hashlib, os, zipfile
-from evilpkg_attack import attack
-
-def _line(path, data):
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return "%%s,sha256=%%s,%%d" %% (path, digest, len(data))
-
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    try:
-        attack("install")
-    except RuntimeError:
-        pass
-    info = "evilpkg-1.0.dist-info"
-    files = {
-        "evilpkg/__init__.py": open("evilpkg/__init__.py", "rb").read(),
-        info + "/METADATA": open("PKG-INFO", "rb").read(),
-        info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = [_line(p, d) for p, d in files.items()] + [info + "/RECORD,,"]
-    files[info + "/RECORD"] = ("\n".join(record) + "\n").encode()
-    name = "evilpkg-1.0-py3-none-any.whl"
-    with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as zf:
-        for p, d in files.items():
-            zf.writestr(p, d)
-    return name
-"""
+BACKEND = backend_from_sdist(
+    "evilpkg",
+    "1.0",
+    header="from evilpkg_attack import attack",
+    before='try:\n    attack("install")\nexcept RuntimeError:\n    pass',
+)
 
 # At import the attack's outcome becomes a warning (the import probe records warnings), so
 # the import itself succeeds and the team's test reaches ``works()``.
@@ -194,7 +173,7 @@ def test_a_hostile_candidate_reaches_nothing_of_yours_at_any_stage(
         readme=README,
         sdist_files={
             "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "evilbackend"\nbackend-path = ["."]\n',
-            "evilbackend.py": BACKEND % {},
+            "evilbackend.py": BACKEND,
             "evilpkg_attack.py": attack,
             "tests/test_evil.py": "def test_evil():\n    import evilpkg\n    evilpkg.attack('upstream')\n",
             "docs/quickstart.md": "```python\nimport evilpkg\nevilpkg.attack('docs')\n```\n",
