@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
@@ -69,6 +69,10 @@ SECRET_PATTERNS = (
 
 #: Bytes of stdout / stderr kept from each end of a child's output.
 OUTPUT_CAP = 64 * 1024
+
+#: children running now (their pid leads their group) and the thread that started each
+_RUNNING: dict[int, threading.Thread] = {}
+_RUNNING_LOCK = threading.Lock()
 
 
 def scrub_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -356,6 +360,26 @@ def _run(
     except (OSError, subprocess.SubprocessError) as exc:
         return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: {exc}", 0.0, None)
     assert proc.stdout is not None and proc.stderr is not None
+    with _RUNNING_LOCK:
+        _RUNNING[proc.pid] = threading.current_thread()
+    try:
+        return _watch(proc, argv, start, timeout, stdin_data, cap, started)
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.pop(proc.pid, None)
+
+
+def _watch(
+    proc: subprocess.Popen[bytes],
+    argv: Sequence[str],
+    start: float,
+    timeout: float,
+    stdin_data: bytes | None,
+    cap: int,
+    started: Callable[[int], None] | None,
+) -> RunResult:
+    """Feed, read and wait for a started child (see :func:`_run`)."""
+    assert proc.stdout is not None and proc.stderr is not None
     if started is not None:
         started(proc.pid)
     readers = [_CappedReader(proc.stdout, cap), _CappedReader(proc.stderr, cap)]
@@ -474,6 +498,20 @@ def _group_options() -> dict[str, Any]:
     if _WINDOWS:
         return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0x200)}
     return {"start_new_session": True}
+
+
+def stop_started_by(threads: Collection[threading.Thread]) -> int:
+    """Kill every running child (its whole group) that one of ``threads`` started; how many.
+
+    For work done in background threads that the session no longer waits for: those threads
+    are daemons, and an unboxed child leads a session of its own, so nothing else would
+    stop it when pytest-spike ends.
+    """
+    with _RUNNING_LOCK:
+        pids = [pid for pid, thread in _RUNNING.items() if thread in threads]
+    for pid in pids:
+        _kill_group(pid)
+    return len(pids)
 
 
 def stop_group(pid: int, sig: int = signal.SIGTERM) -> None:

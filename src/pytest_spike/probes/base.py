@@ -78,6 +78,8 @@ class ProbeMemo:
     def __init__(self, on_wait: Callable[[], None] | None = None) -> None:
         self._values: dict[Hashable, Any] = {}
         self._pending: dict[Hashable, _Pending] = {}
+        #: keys :meth:`take` asked for: no head start is made for them from then on
+        self._taken: set[Hashable] = set()
         self._lock = threading.Lock()
         self.on_wait = on_wait
 
@@ -110,6 +112,51 @@ class ProbeMemo:
             del self._pending[key]
         pending.done.set()
         return value
+
+    def ahead(self, key: Hashable, compute: Callable[[], object]) -> bool:
+        """Compute ``key``'s value now, for one later :meth:`take` (a background thread's
+        head start on a step that is done once per run, such as a probe); False, computing
+        nothing, when the key was taken or started already. What raises is not kept: the
+        :meth:`take` computes it again and gets the error itself."""
+        with self._lock:
+            if key in self._taken or key in self._pending or key in self._values:
+                return False
+            pending = self._pending[key] = _Pending()
+        try:
+            value = compute()
+        except BaseException:
+            with self._lock:
+                del self._pending[key]
+                pending.failed = True
+            pending.done.set()
+            raise
+        with self._lock:
+            self._values[key] = value
+            del self._pending[key]
+        pending.done.set()
+        return True
+
+    def ahead_started(self, key: Hashable) -> bool:
+        """An :meth:`ahead` value for ``key`` is ready or under way, and not taken yet."""
+        with self._lock:
+            return key not in self._taken and (key in self._pending or key in self._values)
+
+    def take(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """The value :meth:`ahead` computed for ``key`` (waiting while it is under way),
+        handed out once; without one, ``compute()`` here and now, uncached (asked again, it is
+        computed again, as a re-run test would expect)."""
+        with self._lock:
+            self._taken.add(key)
+            pending = self._pending.get(key)
+        if pending is not None:
+            while not pending.done.wait(0.1):
+                if self.on_wait is not None:
+                    self.on_wait()
+        with self._lock:
+            if key in self._values:
+                value: _T = self._values.pop(key)
+                return value
+        return compute()
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -44,10 +46,17 @@ class ProbeItem(pytest.Item):
         self.evidence: evidence.Evidence | None = None
         self.evidence_key: str | None = None
         self.kept = False
+        #: how the outcome was taken (None: the probe raised, or never ran)
+        self.taken: Taken | None = None
 
     def runtest(self) -> None:
         ctx = self.context_factory(self.candidate)
-        self.evidence_key, self.evidence = take_evidence(self.kind, ctx)
+        # The session's prebuild may have run this probe ahead (or be running it): take
+        # that outcome, else run it now.
+        self.taken = ctx.memo.take(
+            ahead_key(self.candidate, self.kind), lambda: timed_evidence(self.kind, ctx)
+        )
+        self.evidence_key, self.evidence = self.taken.key, self.taken.evidence
         self.outcome = self.evidence.outcome
         if self.outcome.skipped:
             pytest.skip(self.outcome.skipped)
@@ -115,6 +124,37 @@ def take_evidence(kind: str, ctx: ProbeContext) -> tuple[str | None, evidence.Ev
     if found is None:
         found = evidence.taken_now(run_probe(kind, ctx))
     return entry_key, found
+
+
+def ahead_key(candidate: Candidate, kind: str) -> tuple[str, Candidate, str]:
+    """The memo key of ``candidate``'s ``kind`` probe run ahead (see ProbeMemo.ahead)."""
+    return ("probe-ahead", candidate, kind)
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A probe's evidence as :func:`timed_evidence` took it."""
+
+    #: the evidence's cache key (None: not kept)
+    key: str | None
+    evidence: evidence.Evidence
+    #: how long taking it took
+    seconds: float
+    #: run ahead by the session's prebuild: what its candidate's time box had left then
+    #: (None: the probe ran in its own item, under the item's time box)
+    ahead_box: float | None = None
+
+    @property
+    def cut(self) -> bool:
+        """Run ahead, and its time box ended it (whatever it reported)."""
+        return self.ahead_box is not None and self.seconds >= self.ahead_box
+
+
+def timed_evidence(kind: str, ctx: ProbeContext, ahead_box: float | None = None) -> Taken:
+    """:func:`take_evidence`, with the seconds it took (``ahead_box``: see Taken)."""
+    start = time.monotonic()
+    entry_key, found = take_evidence(kind, ctx)
+    return Taken(entry_key, found, time.monotonic() - start, ahead_box)
 
 
 def make_items(

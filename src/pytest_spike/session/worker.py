@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Generator
 from typing import Any, Callable
@@ -29,7 +30,7 @@ from pytest_spike.marks import candidate_from_values
 from pytest_spike.model import Blame, Candidate, Finding, ProbeResult, Severity, SpikeError
 from pytest_spike.probes import evidence
 from pytest_spike.probes.base import ProbeContext, ProbeMemo
-from pytest_spike.probes.items import ProbeItem, make_items
+from pytest_spike.probes.items import ProbeItem, ahead_key, make_items
 from pytest_spike.services import Services
 from pytest_spike.session.prebuild import Prebuild
 from pytest_spike.settings import Settings
@@ -79,6 +80,7 @@ class SpikeWorker:
         self.user_nodeids: dict[str, list[str]] = {}
         #: wall time each candidate's probes took in this process, for its time box
         self.spent: dict[str, float] = {}
+        self._spent_lock = threading.Lock()  # the prebuild's threads charge probes run ahead
         #: one line per candidate the package index could not be asked about
         self.unchecked: tuple[str, ...] = ()
         #: what each candidate's child pytest reported, by node id, or why it could not run
@@ -120,11 +122,27 @@ class SpikeWorker:
                 report=pytest.CollectReport("spike", "passed", None, list(probes))
             )
         self.order = {c.name: i for i, c in enumerate(candidates)}
-        if len(candidates) > 1 and self.settings.probes and not config.getoption("collectonly"):
-            # Several candidates: get their environments, evidence and index pages ready at
-            # once instead of one after another as each probe first needs them.
-            self.prebuild = Prebuild(self.context, self.settings.probes)
-            self.prebuild.start(candidates)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Several candidates: get them ready at once, and run their probes side by side
+        (see prebuild.py), for the items this session will run (after ``-k``, ``--lf``...)."""
+        candidates = self.candidates or []
+        if len(candidates) < 2 or not self.settings.probes or self.config.getoption("collectonly"):
+            return
+        ahead: dict[str, list[str]] = {}
+        wanted: set[str] = set()
+        for item in session.items:
+            if isinstance(item, ProbeItem):
+                wanted.add(item.candidate.name)
+                ahead.setdefault(item.candidate.name, []).append(item.kind)
+            elif _CANDIDATE in item.stash:
+                wanted.add(item.stash[_CANDIDATE].name)
+        if hasattr(self.config, "workerinput"):
+            ahead.clear()  # an xdist worker runs only the items it is sent
+        self.prebuild = Prebuild(
+            self.context, self.settings.probes, ahead=ahead, remaining=self._remaining, charge=self._charge
+        )
+        self.prebuild.start([c for c in candidates if c.name in wanted])
 
     def pytest_report_collectionfinish(self, config: pytest.Config, items: list[pytest.Item]) -> list[str]:
         if self.candidates is None:
@@ -188,6 +206,10 @@ class SpikeWorker:
     def _remaining(self, candidate: Candidate) -> float:
         return self._timebox(candidate) - self.spent.get(candidate.name, 0.0)
 
+    def _charge(self, candidate: Candidate, seconds: float) -> None:
+        with self._spent_lock:
+            self.spent[candidate.name] = self.spent.get(candidate.name, 0.0) + seconds
+
     def context(self, candidate: Candidate) -> ProbeContext:
         """What a probe of ``candidate`` gets: its subprocess limit is what its time box has left."""
         return ProbeContext(
@@ -210,12 +232,19 @@ class SpikeWorker:
         try:
             return (yield)
         finally:
-            self.spent[candidate.name] = self.spent.get(candidate.name, 0.0) + time.monotonic() - start
+            taken = getattr(item, "taken", None)
+            if taken is None or taken.ahead_box is None:  # a probe run ahead is charged already
+                self._charge(candidate, time.monotonic() - start)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         candidate = _candidate(item)
         if candidate is None:
+            return
+        if isinstance(item, ProbeItem) and self.memo.ahead_started(ahead_key(candidate, item.kind)):
+            # Run (or running) ahead in what the time box had left then: waiting for it is
+            # bounded by the whole box, and the probe is not skipped for what it cost.
+            item.stash[_REMAINING] = self._timebox(candidate)
             return
         remaining = item.stash[_REMAINING] = self._remaining(candidate)
         if remaining <= 0:
@@ -324,6 +353,11 @@ class SpikeWorker:
         if report.when == "call" and _REMAINING in item.stash and call.duration >= item.stash[_REMAINING]:
             item.stash[_TIMEBOX] = True  # the time box ended this probe, whatever it reported
         if isinstance(item, ProbeItem):
+            taken = getattr(item, "taken", None)
+            if report.when == "call" and taken is not None and taken.ahead_box is not None:
+                # Run ahead, beside other candidates' probes: its time is what the probe
+                # took, not the wait for it (the scorecard's time, --durations, JUnit).
+                report.duration = taken.seconds
             if report.skipped and isinstance(report.longrepr, tuple):
                 # Point the skip at the probe item, not at the line of ours that raised it.
                 report.longrepr = (item.nodeid, None, report.longrepr[2])  # type: ignore[assignment]  # no line: the item is ours
@@ -338,7 +372,8 @@ class SpikeWorker:
     def _builtin_payload(self, item: ProbeItem) -> dict[str, Any]:
         probe = ProbeResult(candidate=item.candidate.name, kind=item.kind, nodeid=item.nodeid)
         found = getattr(item, "evidence", None)  # None: the probe raised, or never ran
-        cut = item.stash.get(_TIMEBOX, False)
+        taken = getattr(item, "taken", None)
+        cut = item.stash.get(_TIMEBOX, False) or (taken is not None and taken.cut)
         if found is not None:
             evidence.record(probe, found)
             if not cut and item.evidence_key is not None and not found.cached and not item.kept:
