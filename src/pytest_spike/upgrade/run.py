@@ -17,9 +17,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeVar
 
 import pytest
 
@@ -64,6 +65,8 @@ _WARNING_ARGS = (
 #: keeps twice the cap (each end), so the stream of a suite of failures is kept whole.
 _ANNOUNCED_PER_TEST = 256
 
+_T = TypeVar("_T")
+
 
 @dataclass
 class Project:
@@ -74,8 +77,28 @@ class Project:
     requirements: list[str]
     #: installer arguments that install the project as it is installed now (``-e DIR``)
     install: list[str]
-    layer: Path
+    #: the child pytest's layer, built in the background while the first environment builds
+    layer_build: Future[Path]
     timeout: float
+
+    @property
+    def layer(self) -> Path:
+        """The layer, once built (its build's error is raised here: SpikeError)."""
+        return self.layer_build.result()
+
+
+def in_background(work: Callable[[], _T], name: str) -> Future[_T]:
+    """``work()`` in a daemon thread (an interrupted run does not wait for it): its future."""
+    done: Future[_T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(work())
+        except BaseException as exc:  # handed to whoever asks for the result
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done
 
 
 #: Signals that say the code under test crashed the interpreter (not a kill from outside).
@@ -292,28 +315,16 @@ class _Background:
 
     def __init__(self, release: ReleaseEvidence) -> None:
         self.release = release
-        self.thread: threading.Thread | None = None
-        self.value: CandidateResult | None = None
-        self.error: BaseException | None = None
+        self.future: Future[CandidateResult | None] | None = None
 
     def start(self, version: str, env: EnvResult | None) -> None:
-        def work() -> None:
-            try:
-                self.value = self.release(version, env)
-            except BaseException as exc:  # handed to the main thread by result()
-                self.error = exc
-
-        self.thread = threading.Thread(target=work, name="spike-upgrade-release", daemon=True)
-        self.thread.start()
+        self.future = in_background(lambda: self.release(version, env), "spike-upgrade-release")
 
     def result(self, version: str, env: EnvResult | None) -> CandidateResult | None:
         """The evidence (taken now, when it was not started in the background)."""
-        if self.thread is None:
+        if self.future is None:
             return self.release(version, env)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.value
+        return self.future.result()
 
 
 def _build(

@@ -101,19 +101,25 @@ class SpikeUpgrade:
         from pytest_spike.report.progress import terminal_progress
         from pytest_spike.services import Services
         from pytest_spike.upgrade.plan import Upgrade, plan_targets, project_install
-        from pytest_spike.upgrade.run import Project, skipped_target, upgrade_target
+        from pytest_spike.upgrade.run import Project, in_background, skipped_target, upgrade_target
 
         say = terminal_progress(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
         services = Services(self.settings, rootdir=self.config.rootpath, say=say)
         # the release's evidence is taken in a thread while the tests run: it says nothing
         quiet = Services(self.settings, rootdir=self.config.rootpath, say=lambda text: None)
         rootdir = self.config.rootpath
+        # The layer is built while the index is asked and the first environment builds; what
+        # its build says is said from here, after the run (the terminal is this thread's).
+        heard: list[str] = []
+        cache_dir = self.settings.cache_dir
         project = Project(
             rootdir=rootdir,
             inifile=self.config.inipath,
             requirements=project_requirements(self.settings.requirement_files, root=rootdir),
             install=project_install(rootdir),
-            layer=layer.build_layer(self.settings.cache_dir, say),
+            layer_build=in_background(
+                lambda: layer.build_layer(cache_dir, heard.append), "spike-upgrade-layer"
+            ),
             timeout=max(self.settings.probe_timeout, 4 * self.baseline.duration_s + 60),
         )
         found = []
@@ -160,9 +166,12 @@ class SpikeUpgrade:
                 result.targets += [skipped_target(upgrade, v, python, why) for v, why in skipped.items()]
                 result.targets.sort(key=lambda t: Version(t.version))
                 found.append(result)
+            project.layer_build.result()  # a layer that could not be built is the run's error
         finally:
             services.close()
             quiet.close()
+            for line in heard:
+                say(line)
         return found
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
