@@ -48,8 +48,9 @@ sys.exit(pytest.main(sys.argv[2:]))
 """
 _LAYER_MARKER = "spike-layer.json"
 #: Bumped when a layer is laid out differently: 2 = copied files (1 hard-linked them to the
-#: running environment, which a candidate could then write into).
-_LAYER_FORMAT = 2
+#: running environment, which a candidate could then write into); 3 = pytest-spike's
+#: metadata does not list its package (pytest does not rewrite it, see _not_for_rewrite).
+_LAYER_FORMAT = 3
 
 
 #: Distributions a layer never holds: uv is pytest-spike's tool (a large binary), not the
@@ -148,7 +149,33 @@ def _copy_distribution(
             ignore=shutil.ignore_patterns("__pycache__"),
             copy_function=lambda source, target: place(Path(source), Path(target)),
         )
+        _not_for_rewrite(dest, dist)
     return f"{name}=={dist.version}"
+
+
+def _not_for_rewrite(dest: Path, dist: metadata.Distribution) -> None:
+    """Keep pytest from rewriting the asserts of the layer's pytest-spike.
+
+    pytest rewrites every module of a ``pytest11`` plugin's distribution (those its
+    ``RECORD`` lists or, for an editable install as ``direct_url.json`` says, its entry
+    point's package) and keeps the result beside the source. A layer's folder is read-only
+    in the box and under ``PYTHONDONTWRITEBYTECODE``, so every child pytest and matrix cell
+    parsed and compiled ~55 modules again (~0.2 s of CPU); where it was writable, the
+    child's writes changed the layer and the next run rebuilt it. The layer's copy lists
+    only its metadata (the package is copied as a folder) and is no editable install.
+    """
+    info = next((r.parts[0] for r in dist.files or () if r.parts[0].endswith(".dist-info")), None)
+    if info is None:
+        return
+    (dest / info / "direct_url.json").unlink(missing_ok=True)
+    record = dest / info / "RECORD"
+    if record.is_file():
+        kept = [
+            line
+            for line in record.read_text("utf-8").splitlines(keepends=True)
+            if line.startswith(f"{info}/") and not line.startswith(f"{info}/direct_url.json,")
+        ]
+        record.write_text("".join(kept), "utf-8")
 
 
 def _copy_file(source: Path, target: Path) -> None:
