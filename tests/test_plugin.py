@@ -664,3 +664,40 @@ def test_each_side_of_the_session_is_registered_where_it_applies(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     found = {p.stem[len("roles-") :]: p.read_text() for p in pytester.path.glob("roles-*.txt")}
     assert found == expected
+
+
+FREEZE_FILE = """
+import gc
+import weakref
+
+from pytest_spike import spike
+
+pytestmark = spike.candidate("goodpkg")
+
+
+class Node:
+    pass
+
+
+@spike.hello_world
+def test_what_the_session_built_is_frozen_only_in_a_cell(request):
+    import goodpkg
+
+    assert (gc.get_freeze_count() > 10_000) == bool(request.config.getoption("spike_cell"))
+    node = Node()
+    node.itself = node
+    gone = weakref.ref(node)
+    del node
+    gc.collect()
+    assert gone() is None  # a test's own garbage is still collected
+"""
+
+
+def test_a_matrix_cell_freezes_what_its_session_built(pytester: pytest.Pytester, spike_site: Path) -> None:
+    """A cell's process ends with its session: what pytest and pytest-spike built before the
+    tests is frozen, so the collections at the end skip it; elsewhere nothing is frozen."""
+    pytester.makepyfile(test_spike=FREEZE_FILE)
+    for cell in (["--spike-cell", "py3.11-goodpkg-1.0"], []):
+        # a child process: freezing this one would keep every test's garbage after it
+        result = pytester.runpytest_subprocess("--spike", "--spike-probes=none", *cell)
+        result.assert_outcomes(passed=1)
