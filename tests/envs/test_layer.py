@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +99,29 @@ def test_the_child_pytest_does_not_rewrite_pytest_spike_in_its_layer(tmp_path: P
     record = next(built.glob("pytest_spike-*.dist-info/RECORD")).read_text()
     assert "entry_points.txt" in record and "pytest_spike/" not in record.replace(".dist-info/", "")
     assert not list(built.glob("pytest_spike-*.dist-info/direct_url.json"))
+
+
+def test_an_interpreters_markers_are_asked_once_per_binary(tmp_path: Path) -> None:
+    """The marker environment costs a boxed child; it is kept per interpreter binary, and a
+    binary that changed, or a script (a pyenv shim may answer for another Python), is asked."""
+    python = sys.executable
+    first = layer.cached_marker_environment(python, tmp_path)
+    assert first == layer.marker_environment(python)
+    (kept,) = (tmp_path / "layers" / "interpreters").glob("*.json")
+    planted = json.loads(kept.read_text())
+    planted["markers"]["python_full_version"] = "9.9.9"
+    kept.write_text(json.dumps(planted))
+    assert layer.cached_marker_environment(python, tmp_path)["python_full_version"] == "9.9.9"
+    kept.write_text("{not json")
+    assert layer.cached_marker_environment(python, tmp_path) == first  # asked again
+
+    binary = tmp_path / "python-copy"
+    shutil.copy2(os.path.realpath(python), binary)
+    before = layer._binary_identity(str(binary))
+    assert before is not None and before == layer._binary_identity(str(binary))
+    os.utime(binary, ns=(0, binary.stat().st_mtime_ns + 1))
+    assert layer._binary_identity(str(binary)) not in (None, before)
+    shim = tmp_path / "shim"
+    shim.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
+    shim.chmod(0o755)
+    assert layer._binary_identity(str(shim)) is None  # so never kept: asked each time

@@ -18,6 +18,8 @@ import functools
 import hashlib
 import importlib.util
 import json
+import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -30,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner, sandbox, witness
-from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.envs import digest, inspection
 from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import Cached, build_once
@@ -287,6 +289,49 @@ def _observed_outcomes(found: dict[str, ProbeResult], seen: witness.Seen, *, com
 _MARKER_ENV = inspection.MARKERS_SOURCE + 'markers["sys_version"] = sys.version\nprint(json.dumps(markers))\n'
 
 
+#: The first bytes of an executable binary (ELF, Mach-O 64/32 and fat, PE): only a binary's
+#: answer is kept, a script (a pyenv shim) may answer for another interpreter each time.
+_BINARY_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"MZ")
+
+
+def _binary_identity(python: str) -> str | None:
+    """What ``python`` is: its real path, the binary's stat and this machine's kernel (the
+    ``platform_release`` and ``platform_version`` markers); None for a script or no file."""
+    real = os.path.realpath(python)
+    try:
+        with open(real, "rb") as handle:
+            if not handle.read(4).startswith(_BINARY_MAGIC):
+                return None
+            st = os.fstat(handle.fileno())
+    except OSError:
+        return None
+    ident = [real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, list(platform.uname())]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
+
+
+def cached_marker_environment(python: str, cache_root: Path) -> dict[str, str]:
+    """:func:`marker_environment`, kept in the cache for the same interpreter binary.
+
+    Asking costs a boxed child (~0.1-0.3 s on a loaded machine) that every matrix run's
+    first cell of each Python waited for; a binary that changed (a new build at the same
+    path) or a new kernel is asked again.
+    """
+    identity = _binary_identity(python)
+    if identity is None:
+        return marker_environment(python)
+    kept = cache_root / "layers" / "interpreters" / f"{identity}.json"
+    try:
+        found = load_json_document(kept, "interpreter markers", json_object)
+        if found.get("python") == python and isinstance(found.get("markers"), dict):
+            return {str(k): str(v) for k, v in found["markers"].items()}
+    except SpikeError:
+        pass  # not asked yet, or unreadable: ask again
+    markers = marker_environment(python)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(kept, json.dumps({"python": python, "markers": markers}))
+    return markers
+
+
 def marker_environment(python: str) -> dict[str, str]:
     """``python``'s PEP 508 marker environment (plus ``sys_version``), asked in a child."""
     done = runner.run(
@@ -327,7 +372,7 @@ def layer_for(
     Cached by the interpreter, the distributions' versions and pytest-spike's source;
     rebuilt when a file in it changed (``say`` hears which).
     """
-    markers = marker_environment(python)
+    markers = cached_marker_environment(python, cache_root)
     missing: list[str] = []
     dists = _closure(environment=markers, missing=missing)
     copyable = not missing and all(_pure(d) for d in dists)
