@@ -594,6 +594,36 @@ def test_an_idle_plugin_imports_only_its_entry_modules() -> None:
     assert not loaded - allowed, f"imported by pytest_spike.plugin: {sorted(loaded - allowed)}"
 
 
+def test_the_matrix_runner_nox_and_the_cli_import_no_pytest() -> None:
+    """The runner's own process (``pytest-spike run``, ``nox -s spike``) runs no tests:
+    importing pytest for the marks cost it ~0.1 s of CPU on every run."""
+    script = (
+        "import sys, pytest_spike.matrix.nox, pytest_spike.matrix.runner, pytest_spike.cli.run; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest')))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_public_api_is_importable_as_before() -> None:
+    """``spike`` is loaded when asked for (it needs pytest), as a name or by ``import *``."""
+    script = """
+import pytest_spike
+from pytest_spike import Blame, Finding, Level, Severity, SpikeError, __version__, spike
+from pytest_spike.marks import spike as defined
+assert spike is defined is pytest_spike.spike
+names = {}
+exec("from pytest_spike import *", names)
+assert set(pytest_spike.__all__) <= set(names), pytest_spike.__all__
+try:
+    pytest_spike.no_such_name
+except AttributeError as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "module 'pytest_spike' has no attribute 'no_such_name'"
+
+
 def test_an_idle_session_loads_only_the_entry_modules(pytester: pytest.Pytester) -> None:
     """A whole pytest run without --spike (configure, collection, tests) loads nothing more."""
     pytester.makeconftest(
@@ -664,3 +694,40 @@ def test_each_side_of_the_session_is_registered_where_it_applies(
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     found = {p.stem[len("roles-") :]: p.read_text() for p in pytester.path.glob("roles-*.txt")}
     assert found == expected
+
+
+FREEZE_FILE = """
+import gc
+import weakref
+
+from pytest_spike import spike
+
+pytestmark = spike.candidate("goodpkg")
+
+
+class Node:
+    pass
+
+
+@spike.hello_world
+def test_what_the_session_built_is_frozen_only_in_a_cell(request):
+    import goodpkg
+
+    assert (gc.get_freeze_count() > 10_000) == bool(request.config.getoption("spike_cell"))
+    node = Node()
+    node.itself = node
+    gone = weakref.ref(node)
+    del node
+    gc.collect()
+    assert gone() is None  # a test's own garbage is still collected
+"""
+
+
+def test_a_matrix_cell_freezes_what_its_session_built(pytester: pytest.Pytester, spike_site: Path) -> None:
+    """A cell's process ends with its session: what pytest and pytest-spike built before the
+    tests is frozen, so the collections at the end skip it; elsewhere nothing is frozen."""
+    pytester.makepyfile(test_spike=FREEZE_FILE)
+    for cell in (["--spike-cell", "py3.11-goodpkg-1.0"], []):
+        # a child process: freezing this one would keep every test's garbage after it
+        result = pytester.runpytest_subprocess("--spike", "--spike-probes=none", *cell)
+        result.assert_outcomes(passed=1)

@@ -9,6 +9,7 @@ where results are gathered and reported (no xdist, or the xdist controller).
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -65,6 +66,12 @@ def pytest_configure(config: pytest.Config) -> None:
         _register_session(config, settings)
     if upgrading:
         _register_upgrade(config, settings)
+    if settings.enabled and settings.cell:
+        # A matrix cell's process ends with its session, and what pytest and pytest-spike
+        # built so far lives until then: frozen, the collections at the session's end
+        # (pytest collects garbage hard to show unraisable exceptions) skip those ~40 000
+        # objects, ~40 ms of a cell's ~0.3 s of CPU. The tests' own objects are collected.
+        gc.freeze()
 
 
 def _box(config: pytest.Config, settings: Settings) -> Settings:

@@ -15,13 +15,15 @@ import tempfile
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from pytest_spike.envs.manager import EnvManager
 from pytest_spike.index.client import IndexClient
 from pytest_spike.model import SpikeError, default_cache_root
-from pytest_spike.settings import Settings
 from pytest_spike.upstream.cache import SDISTS_CACHE, SdistCache
+
+if TYPE_CHECKING:  # the matrix runner and the CLI get index clients here without pytest
+    from pytest_spike.settings import Settings
 
 #: The folder of the spike cache that holds the index's answers.
 INDEX_CACHE = "index"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +60,68 @@ def test_a_file_is_placed_over_an_earlier_copy_and_never_linked(tmp_path: Path) 
     with target.open("a") as handle:
         handle.write("# a candidate was here\n")
     assert source.read_text() == "VALUE = 1\n"
+
+
+CHILD = """
+import site, sys
+site.addsitedir(sys.argv[1])
+import pytest
+code = pytest.main(["-p", "no:cacheprovider", "-q", "--spike", "--spike-probes=none", "--co", sys.argv[2]])
+loaders = {type(m.__loader__).__name__ for n, m in list(sys.modules.items()) if n.startswith("pytest_spike.")}
+print(sorted(loaders))
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("bytecode", [True, False], ids=["bytecode", "PYTHONDONTWRITEBYTECODE"])
+def test_the_child_pytest_does_not_rewrite_pytest_spike_in_its_layer(tmp_path: Path, bytecode: bool) -> None:
+    """pytest rewrites a plugin distribution's modules and caches them beside the source. In
+    a layer that cache is read-only (the box, PYTHONDONTWRITEBYTECODE): every child and cell
+    rewrote ~55 modules again (~0.2 s of CPU); where it was writable, the next run saw a
+    changed layer and rebuilt it. The layer's metadata lists no module for pytest to rewrite."""
+    built = layer.build_layer(tmp_path / "cache")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env.pop("PYTEST_ADDOPTS", None)
+    if not bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    (tmp_path / "project").mkdir()
+    # -S: pytest and pytest-spike come from the layer only, as in a cell's environment
+    child = subprocess.run(
+        [sys.executable, "-S", "-c", CHILD, str(built), str(tmp_path / "project")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    # exit 5, no tests: --spike was known, so the plugin came from the layer
+    assert child.returncode == pytest.ExitCode.NO_TESTS_COLLECTED, child.stdout + child.stderr
+    assert child.stdout.splitlines()[-1] == "['SourceFileLoader']"  # none AssertionRewritingHook
+    assert sorted(p.name for p in built.rglob("*-pytest-*.pyc")) == []
+    record = next(built.glob("pytest_spike-*.dist-info/RECORD")).read_text()
+    assert "entry_points.txt" in record and "pytest_spike/" not in record.replace(".dist-info/", "")
+    assert not list(built.glob("pytest_spike-*.dist-info/direct_url.json"))
+
+
+def test_an_interpreters_markers_are_asked_once_per_binary(tmp_path: Path) -> None:
+    """The marker environment costs a boxed child; it is kept per interpreter binary, and a
+    binary that changed, or a script (a pyenv shim may answer for another Python), is asked."""
+    python = sys.executable
+    first = layer.cached_marker_environment(python, tmp_path)
+    assert first == layer.marker_environment(python)
+    (kept,) = (tmp_path / "layers" / "interpreters").glob("*.json")
+    planted = json.loads(kept.read_text())
+    planted["markers"]["python_full_version"] = "9.9.9"
+    kept.write_text(json.dumps(planted))
+    assert layer.cached_marker_environment(python, tmp_path)["python_full_version"] == "9.9.9"
+    kept.write_text("{not json")
+    assert layer.cached_marker_environment(python, tmp_path) == first  # asked again
+
+    binary = tmp_path / "python-copy"
+    shutil.copy2(os.path.realpath(python), binary)
+    before = layer._binary_identity(str(binary))
+    assert before is not None and before == layer._binary_identity(str(binary))
+    os.utime(binary, ns=(0, binary.stat().st_mtime_ns + 1))
+    assert layer._binary_identity(str(binary)) not in (None, before)
+    shim = tmp_path / "shim"
+    shim.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
+    shim.chmod(0o755)
+    assert layer._binary_identity(str(shim)) is None  # so never kept: asked each time

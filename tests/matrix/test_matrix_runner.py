@@ -118,6 +118,8 @@ def states(report: dict) -> dict[tuple[str, str], str]:  # type: ignore[type-arg
 @needs_uv
 def test_run_plans_builds_runs_and_merges_two_pythons(project: tuple[Path, dict[str, str]]) -> None:
     root, env = project
+    # cells may write bytecode: none of it may land in a layer (the next run would rebuild it)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     assert OTHER is not None
     other, _ = OTHER
     (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "2.0"]))
@@ -152,12 +154,15 @@ def test_run_plans_builds_runs_and_merges_two_pythons(project: tuple[Path, dict[
     assert f"start  py{other}-tomly-1.0" in done.stderr
     assert f"py{other}-tomly-1.0  LOW" in done.stderr and f"py{HOST}-tomly-2.0  INSTALL FAILED" in done.stderr
 
-    # a second run: the plan and the environments are reused, -q prints no progress
+    # a second run: the plan, the environments and the layers are reused, -q prints no progress
+    markers = sorted(Path(env["XDG_CACHE_HOME"]).glob("pytest-spike/layers/*/spike-layer.json"))
+    built = {m: m.stat().st_mtime_ns for m in markers}
     again = spike_run(root, env, *args, "-q", "--json", "out.json")
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stderr == ""
     cells = {c["cell"]: c for c in json.loads((root / "out.json").read_text())["matrix"]["runner"]["cells"]}
     assert cells[f"py{HOST}-tomly-1.0"]["env_reused"] is True
+    assert len(built) == 2 and {m: m.stat().st_mtime_ns for m in markers} == built
 
 
 def test_run_falls_back_to_venv_and_pip(project: tuple[Path, dict[str, str]]) -> None:

@@ -18,6 +18,8 @@ import functools
 import hashlib
 import importlib.util
 import json
+import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -30,7 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner, sandbox, witness
-from pytest_spike._core.files import json_object, load_json_document
+from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.envs import digest, inspection
 from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import Cached, build_once
@@ -48,8 +50,9 @@ sys.exit(pytest.main(sys.argv[2:]))
 """
 _LAYER_MARKER = "spike-layer.json"
 #: Bumped when a layer is laid out differently: 2 = copied files (1 hard-linked them to the
-#: running environment, which a candidate could then write into).
-_LAYER_FORMAT = 2
+#: running environment, which a candidate could then write into); 3 = pytest-spike's
+#: metadata does not list its package (pytest does not rewrite it, see _not_for_rewrite).
+_LAYER_FORMAT = 3
 
 
 #: Distributions a layer never holds: uv is pytest-spike's tool (a large binary), not the
@@ -148,7 +151,33 @@ def _copy_distribution(
             ignore=shutil.ignore_patterns("__pycache__"),
             copy_function=lambda source, target: place(Path(source), Path(target)),
         )
+        _not_for_rewrite(dest, dist)
     return f"{name}=={dist.version}"
+
+
+def _not_for_rewrite(dest: Path, dist: metadata.Distribution) -> None:
+    """Keep pytest from rewriting the asserts of the layer's pytest-spike.
+
+    pytest rewrites every module of a ``pytest11`` plugin's distribution (those its
+    ``RECORD`` lists or, for an editable install as ``direct_url.json`` says, its entry
+    point's package) and keeps the result beside the source. A layer's folder is read-only
+    in the box and under ``PYTHONDONTWRITEBYTECODE``, so every child pytest and matrix cell
+    parsed and compiled ~55 modules again (~0.2 s of CPU); where it was writable, the
+    child's writes changed the layer and the next run rebuilt it. The layer's copy lists
+    only its metadata (the package is copied as a folder) and is no editable install.
+    """
+    info = next((r.parts[0] for r in dist.files or () if r.parts[0].endswith(".dist-info")), None)
+    if info is None:
+        return
+    (dest / info / "direct_url.json").unlink(missing_ok=True)
+    record = dest / info / "RECORD"
+    if record.is_file():
+        kept = [
+            line
+            for line in record.read_text("utf-8").splitlines(keepends=True)
+            if line.startswith(f"{info}/") and not line.startswith(f"{info}/direct_url.json,")
+        ]
+        record.write_text("".join(kept), "utf-8")
 
 
 def _copy_file(source: Path, target: Path) -> None:
@@ -260,6 +289,49 @@ def _observed_outcomes(found: dict[str, ProbeResult], seen: witness.Seen, *, com
 _MARKER_ENV = inspection.MARKERS_SOURCE + 'markers["sys_version"] = sys.version\nprint(json.dumps(markers))\n'
 
 
+#: The first bytes of an executable binary (ELF, Mach-O 64/32 and fat, PE): only a binary's
+#: answer is kept, a script (a pyenv shim) may answer for another interpreter each time.
+_BINARY_MAGIC = (b"\x7fELF", b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe", b"\xca\xfe\xba\xbe", b"MZ")
+
+
+def _binary_identity(python: str) -> str | None:
+    """What ``python`` is: its real path, the binary's stat and this machine's kernel (the
+    ``platform_release`` and ``platform_version`` markers); None for a script or no file."""
+    real = os.path.realpath(python)
+    try:
+        with open(real, "rb") as handle:
+            if not handle.read(4).startswith(_BINARY_MAGIC):
+                return None
+            st = os.fstat(handle.fileno())
+    except OSError:
+        return None
+    ident = [real, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, list(platform.uname())]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:20]
+
+
+def cached_marker_environment(python: str, cache_root: Path) -> dict[str, str]:
+    """:func:`marker_environment`, kept in the cache for the same interpreter binary.
+
+    Asking costs a boxed child (~0.1-0.3 s on a loaded machine) that every matrix run's
+    first cell of each Python waited for; a binary that changed (a new build at the same
+    path) or a new kernel is asked again.
+    """
+    identity = _binary_identity(python)
+    if identity is None:
+        return marker_environment(python)
+    kept = cache_root / "layers" / "interpreters" / f"{identity}.json"
+    try:
+        found = load_json_document(kept, "interpreter markers", json_object)
+        if found.get("python") == python and isinstance(found.get("markers"), dict):
+            return {str(k): str(v) for k, v in found["markers"].items()}
+    except SpikeError:
+        pass  # not asked yet, or unreadable: ask again
+    markers = marker_environment(python)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(kept, json.dumps({"python": python, "markers": markers}))
+    return markers
+
+
 def marker_environment(python: str) -> dict[str, str]:
     """``python``'s PEP 508 marker environment (plus ``sys_version``), asked in a child."""
     done = runner.run(
@@ -300,7 +372,7 @@ def layer_for(
     Cached by the interpreter, the distributions' versions and pytest-spike's source;
     rebuilt when a file in it changed (``say`` hears which).
     """
-    markers = marker_environment(python)
+    markers = cached_marker_environment(python, cache_root)
     missing: list[str] = []
     dists = _closure(environment=markers, missing=missing)
     copyable = not missing and all(_pure(d) for d in dists)
