@@ -377,9 +377,53 @@ def _outside_system(path: str) -> bool:
     return not any(path == top or path.startswith(top + "/") for top in ("/usr", "/proc", "/dev"))
 
 
-def make_home() -> Path:
-    """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`)."""
-    home = Path(tempfile.mkdtemp(prefix="spike-home-"))
+#: Where a step's HOME and audit folder are made, when it is a tmpfs with room (see
+#: :func:`scratch`): files made and removed in memory cost no journal writes.
+SCRATCH_CANDIDATES = ("/dev/shm",)
+
+
+@functools.cache
+def scratch(room_mb: int) -> str | None:
+    """The folder for a step's HOME and audit folder: a tmpfs of :data:`SCRATCH_CANDIDATES` that
+    is writable, keeps access times (the decoy watch needs them) and has ``room_mb`` free, else
+    None (the temp folder). On a busy disk, making and removing a HOME of decoys cost a step
+    up to tens of ms; the box's own ``/tmp`` is a tmpfs already, so a HOME in memory holds
+    nothing a step could not put there. Looked at once per process."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
+            tmpfs = {
+                fields[1] for fields in map(str.split, handle) if len(fields) > 2 and fields[2] == "tmpfs"
+            }
+    except OSError:
+        return None
+    for folder in SCRATCH_CANDIDATES:
+        if folder not in tmpfs or not os.access(folder, os.W_OK | os.X_OK):
+            continue
+        try:
+            found = os.statvfs(folder)
+        except OSError:
+            continue
+        if found.f_flag & (os.ST_RDONLY | getattr(os, "ST_NOATIME", 1024)):
+            continue
+        if found.f_bavail * found.f_frsize >= room_mb * 1024 * 1024:
+            return folder
+    return None
+
+
+def scratch_room(limits: Limits) -> int:
+    """The room (MB) a step's scratch tmpfs must have: what the box's own ``/tmp`` (a tmpfs of
+    half the memory, by the kernel's default) could take before the step's memory limit."""
+    try:
+        half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)
+    except (ValueError, OSError):
+        return limits.memory_mb
+    return min(limits.memory_mb, half)
+
+
+def make_home(folder: str | None = None) -> Path:
+    """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`), made in
+    ``folder`` (default: the temp folder)."""
+    home = Path(tempfile.mkdtemp(prefix="spike-home-", dir=folder))
     canary = home.name.rsplit("-", 1)[-1]
     for relative, text in DECOYS.items():
         target = home / relative

@@ -1,0 +1,104 @@
+"""What the box makes once per process and what it makes per step, with the real bubblewrap.
+
+A step's HOME of decoys and its audit folder are made in memory where a tmpfs has room (files
+made and removed on a busy disk cost a step tens of ms); the decoy watch still sees a read
+there. The box's ``/etc`` is one bind of a per-process copy of the allowed files, made again
+when a source changes, instead of one bind per file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_spike._core import runner, sandbox
+
+pytestmark = pytest.mark.skipif(
+    not sandbox.status(sandbox.Policy()).boxed,
+    reason=f"no box here: {sandbox.status(sandbox.Policy()).reason}",
+)
+
+#: Where the step's HOME and audit folder came from: the file system type and folder of the
+#: mount at HOME (from the box's own mount table), and the audit folder's path.
+WHERE = r"""
+import os
+for line in open("/proc/self/mountinfo"):
+    before, _, after = line.partition(" - ")
+    fields = before.split()
+    if fields[4] == os.environ["HOME"]:
+        print("home", after.split()[0], fields[3])
+print("audit", os.environ["PYTEST_SPIKE_AUDIT"])
+"""
+
+
+@pytest.fixture
+def fresh_scratch() -> Iterator[None]:
+    """The scratch folder worked out again (it is looked at once per process)."""
+    sandbox.scratch.cache_clear()
+    yield
+    sandbox.scratch.cache_clear()
+
+
+def where(result: runner.RunResult) -> dict[str, list[str]]:
+    assert result.ok, result.stderr
+    return {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()}
+
+
+@pytest.mark.skipif(
+    sandbox.scratch(sandbox.scratch_room(sandbox.Limits())) is None, reason="no tmpfs with room here"
+)
+def test_a_steps_home_and_audit_folder_are_made_in_a_tmpfs_with_room() -> None:
+    done = runner.run([sys.executable, "-c", WHERE], timeout=60, box=sandbox.Box("import"))
+    seen = where(done)
+    folder = sandbox.scratch(sandbox.scratch_room(sandbox.Limits()))
+    assert seen["home"][0] == "tmpfs" and seen["home"][1].startswith("/spike-home-")
+    assert seen["audit"][0].startswith(f"{folder}/spike-audit-")
+    # ...and both are gone with the step.
+    assert not os.path.exists(seen["audit"][0])
+    assert not os.path.exists(str(folder) + seen["home"][1])
+
+
+@pytest.mark.skipif(
+    sandbox.scratch(sandbox.scratch_room(sandbox.Limits())) is None, reason="no tmpfs with room here"
+)
+def test_a_decoy_read_in_a_home_in_memory_is_seen_from_the_host() -> None:
+    done = runner.run(
+        ["/bin/sh", "-c", "cat ~/.aws/credentials >/dev/null"], timeout=60, box=sandbox.Box("readme")
+    )
+    assert done.ok, done.stderr
+    assert done.decoys_read == (".aws/credentials",)
+
+
+def test_without_a_tmpfs_with_room_the_home_is_made_in_the_temp_folder(
+    fresh_scratch: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A folder on the disk is no tmpfs; a tmpfs without the room asked for is not taken either.
+    monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", (str(tmp_path),))
+    assert sandbox.scratch(0) is None
+    sandbox.scratch.cache_clear()
+    monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", ("/dev/shm",))
+    assert sandbox.scratch(1 << 40) is None  # a TB of room
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    sandbox.scratch.cache_clear()
+    monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", ())
+    done = runner.run([sys.executable, "-c", WHERE], timeout=60, box=sandbox.Box("import"))
+    seen = where(done)
+    # (the mount's folder is given from the root of its file system)
+    home = seen["home"][1]
+    assert os.path.basename(home).startswith("spike-home-") and str(temp).endswith(os.path.dirname(home))
+    assert seen["audit"][0].startswith(f"{temp}/spike-audit-")
+    done = runner.run(["/bin/sh", "-c", "cat ~/.netrc"], timeout=60, box=sandbox.Box("readme"))
+    assert done.decoys_read == (".netrc",)
+    assert os.listdir(temp) == []  # removed with each step
+
+
+def test_the_room_asked_of_a_scratch_tmpfs_is_the_steps_memory_at_most() -> None:
+    assert sandbox.scratch_room(sandbox.Limits(memory_mb=100)) == 100
+    half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)
+    assert sandbox.scratch_room(sandbox.Limits(memory_mb=1 << 30)) == half
