@@ -8,6 +8,8 @@ when a source changes, instead of one bind per file.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -76,6 +78,7 @@ def test_a_decoy_read_in_a_home_in_memory_is_seen_from_the_host() -> None:
 def test_without_a_tmpfs_with_room_the_home_is_made_in_the_temp_folder(
     fresh_scratch: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    sandbox._etc.view()  # the process's /etc copy is made where it always is, not in tmp_path
     # A folder on the disk is no tmpfs; a tmpfs without the room asked for is not taken either.
     monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", (str(tmp_path),))
     assert sandbox.scratch(0) is None
@@ -102,3 +105,78 @@ def test_the_room_asked_of_a_scratch_tmpfs_is_the_steps_memory_at_most() -> None
     assert sandbox.scratch_room(sandbox.Limits(memory_mb=100)) == 100
     half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)
     assert sandbox.scratch_room(sandbox.Limits(memory_mb=1 << 30)) == half
+
+
+#: The box's mounts at or under /etc, the digest of each file named, and what a write to /etc does.
+ETC_SEEN = r"""
+import hashlib, json, sys
+mounts = [line.split()[4] for line in open("/proc/self/mountinfo")]
+print(sum(m == "/etc" or m.startswith("/etc/") for m in mounts))
+for name in json.loads(sys.argv[1]):
+    print(name, hashlib.sha256(open(name, "rb").read()).hexdigest())
+try:
+    open("/etc/spike-was-here", "w")
+    print("written")
+except OSError as exc:
+    print(exc.strerror)
+"""
+
+
+def etc_seen(*names: str, box: sandbox.Box | None = None) -> list[str]:
+    # (named in JSON: a path in the argv would be bound by itself)
+    done = runner.run(
+        [sys.executable, "-c", ETC_SEEN, json.dumps(names)], timeout=60, box=box or sandbox.Box("import")
+    )
+    assert done.ok, done.stderr
+    return done.stdout.splitlines()
+
+
+def digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_the_boxs_etc_is_one_bind_of_a_copy_read_only_with_the_allowed_folders_on_top() -> None:
+    names = [f"/etc/{n}" for n in sandbox.ETC_ALLOWED]
+    files = [p for p in names if os.path.isfile(p) and os.access(p, os.R_OK)]
+    folders = [p for p in names if os.path.isdir(p)]
+    if not files:
+        pytest.skip("no allowed /etc file here")
+    mounts, *digests, write = etc_seen(*files)
+    # /etc itself and each allowed folder (a trust folder under /etc/ssl may be bound again),
+    # not one mount per file
+    assert len(folders) + 1 <= int(mounts) <= len(folders) + 1 + len(sandbox._TRUST_FILES)
+    # every allowed file reads as the host's (its content, links followed, as a bind showed it)
+    assert digests == [f"{p} {digest(p)}" for p in files]
+    assert write == "Read-only file system"
+
+
+def test_a_trust_file_in_etc_outside_the_allow_list_is_still_in_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its mount point is made in the copy (bubblewrap cannot make one in a read-only bind).
+    found = [p for p in ("/etc/shells", "/etc/profile", "/etc/issue") if os.path.isfile(p)]
+    if not found or os.path.basename(found[0]) in sandbox.ETC_ALLOWED:
+        pytest.skip("no /etc file outside the allow-list here")
+    monkeypatch.setenv("SSL_CERT_FILE", found[0])
+    _, seen, _ = etc_seen(found[0])
+    assert seen == f"{found[0]} {digest(found[0])}"
+
+
+def test_the_copy_is_made_once_and_again_when_a_source_changes(tmp_path: Path) -> None:
+    source = tmp_path / "etc"
+    (source / "fonts").mkdir(parents=True)
+    (source / "hosts").write_text("127.0.0.1 localhost\n")
+    copy = sandbox._EtcCopy(str(source))
+    try:
+        args, folder = copy.view()
+        assert folder is not None
+        assert args == ("--ro-bind", folder, "/etc", "--ro-bind", f"{source}/fonts", "/etc/fonts")
+        assert copy.view() == (args, folder)  # nothing changed: the same copy
+        assert (Path(folder) / "hosts").read_text() == "127.0.0.1 localhost\n"
+        assert (Path(folder) / "fonts").is_dir() and not any((Path(folder) / "fonts").iterdir())
+        (source / "hosts").write_text("127.0.0.1 localhost spike-host\n")
+        again, newer = copy.view()
+        assert newer is not None and newer != folder
+        assert (Path(newer) / "hosts").read_text() == "127.0.0.1 localhost spike-host\n"
+        assert Path(folder).is_dir()  # a step started before may still use it: kept until exit
+    finally:
+        copy.remove()
+    assert not Path(folder).exists() and not Path(newer).exists()

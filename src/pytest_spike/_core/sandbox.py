@@ -4,8 +4,9 @@ On Linux the box is bubblewrap (the sandbox Flatpak uses). A boxed step sees an 
 the file system, never a deny-list:
 
 - the system folders (``/usr`` and its ``/bin``, ``/lib`` links), a short list of ``/etc``
-  files (the dynamic linker's cache, CA certificates, name resolution, time zone), and the
-  interpreter's own prefix, all read-only;
+  files (the dynamic linker's cache, CA certificates, name resolution, time zone: copies made
+  once per process, one bind, see :class:`_EtcCopy`), and the interpreter's own prefix, all
+  read-only;
 - what the step names (:class:`Box`): its environment, layer or tests read-only, its output
   folder writable; an environment is writable only while it is built;
 - a private ``/tmp`` and an empty ``HOME`` made by the host for this step alone;
@@ -24,6 +25,7 @@ Where bubblewrap is missing or cannot make its namespaces, :func:`status` says w
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shlex
@@ -305,10 +307,14 @@ def box_env(
     return kept
 
 
-@functools.cache
 def _base_args() -> tuple[str, ...]:
-    """System folders read-only, as the host lays them out (merged /usr or not); looked at
-    once per process, not once per step."""
+    """System folders read-only, as the host lays them out (merged /usr or not), then /etc."""
+    return (*_system_args(), *_etc.view()[0])
+
+
+@functools.cache
+def _system_args() -> tuple[str, ...]:
+    """``/usr`` and the top-level links or folders into it: looked at once per process."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = Path("/", name)
@@ -316,11 +322,112 @@ def _base_args() -> tuple[str, ...]:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
-    for name in ETC_ALLOWED:
-        path = Path("/etc", name)
-        if path.exists():
-            args += ["--ro-bind", str(path), str(path)]
     return tuple(args)
+
+
+class _EtcCopy:
+    """The box's ``/etc``: one read-only bind of a folder holding copies of the allowed files
+    of :data:`ETC_ALLOWED` (their contents, links followed, as a bind shows them) and, bound
+    on top, the allowed folders. One mount and a few instead of one per file: each bind is a
+    mount and a read-only remount in every step (about 0.2 ms each, 20 of them). The copy is
+    made once per process and made again when a source changes (size, modification time or
+    inode, looked at every step); where it cannot be made, every file is bound as before.
+    """
+
+    PREFIX = "spike-etc-"
+
+    def __init__(self, source: str = "/etc") -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._signature: tuple[tuple[str, int, int, int], ...] | None = None
+        self._args: tuple[str, ...] = ()
+        self._folder: str | None = None
+        self._made: list[str] = []
+
+    def view(self) -> tuple[tuple[str, ...], str | None]:
+        """The bubblewrap arguments of the box's ``/etc``, and the copy they bind (None: none)."""
+        files: list[tuple[str, int, int, int]] = []
+        folders: list[str] = []
+        for name in ETC_ALLOWED:
+            path = os.path.join(self.source, name)
+            try:
+                found = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISDIR(found.st_mode) or not os.access(path, os.R_OK):
+                folders.append(name)  # (an unreadable file is bound, as it would have been)
+            else:
+                files.append((name, found.st_ino, found.st_size, found.st_mtime_ns))
+        signature = (*files, *((name, 0, 0, 0) for name in folders))
+        with self._lock:
+            if signature != self._signature:
+                self._signature = signature
+                self._args, self._folder = self._make([f[0] for f in files], folders)
+            return self._args, self._folder
+
+    def _make(self, files: Sequence[str], folders: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
+        binds = tuple(a for name in folders for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
+        each = tuple(a for name in files for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
+        where = scratch(0) or tempfile.gettempdir()
+        if not self._made:
+            atexit.register(self.remove)
+            _sweep_copies(where, self.PREFIX)
+        try:
+            folder = tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-", dir=where)
+        except OSError:
+            return each + binds, None
+        self._made.append(folder)
+        try:
+            for name in files:
+                shutil.copyfile(os.path.join(self.source, name), os.path.join(folder, name))
+                os.chmod(os.path.join(folder, name), 0o644)
+            for name in folders:
+                os.mkdir(os.path.join(folder, name))  # the mount point of its bind
+            os.chmod(folder, 0o755)
+        except OSError:
+            return each + binds, None
+        return ("--ro-bind", folder, "/etc", *binds), folder
+
+    @staticmethod
+    def mount_point(folder: str | None, path: str) -> None:
+        """Make sure a bind at ``path`` under ``/etc`` has its mount point in the (read-only)
+        copy ``folder``: a trust file or a folder a step names that the allow-list lacks."""
+        if folder is None or not path.startswith("/etc/"):
+            return
+        relative = os.path.normpath(path[len("/etc/") :])
+        target = os.path.join(folder, relative)
+        if relative.split("/", 1)[0] in ETC_ALLOWED or os.path.lexists(target):
+            return  # in an allowed folder (bound from the host) or made already
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.isdir(path):
+                os.mkdir(target)
+            else:
+                open(target, "a").close()  # noqa: SIM115 - an empty file, the mount point
+        except OSError:
+            pass
+
+    def remove(self) -> None:
+        """At exit: the copies (one made before a source changed stays while a step may use it)."""
+        for folder in self._made:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._made = []
+
+
+_etc = _EtcCopy()
+
+
+def _sweep_copies(where: str, prefix: str) -> None:
+    """Remove the copies a pytest-spike that is no longer running left in ``where`` (killed
+    before its exit handlers ran)."""
+    try:
+        names = [n for n in os.listdir(where) if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        owner = name[len(prefix) :].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not os.path.exists(f"/proc/{owner}"):
+            shutil.rmtree(os.path.join(where, name), ignore_errors=True)
 
 
 def interpreter_paths(executable: str) -> list[str]:
@@ -459,7 +566,8 @@ def wrap(
 ) -> list[str]:
     """The bubblewrap argv that runs ``argv`` in ``box`` (paths keep their host names)."""
     # The private /tmp first: binds below it (a step's output folder) go on top of it.
-    args = [bwrap_path(policy), *_base_args(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    etc, etc_copy = _etc.view()
+    args = [bwrap_path(policy), *_system_args(), *etc, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     read: list[str] = [
         *interpreter_paths(argv[0]),
         *box.read,
@@ -483,13 +591,16 @@ def wrap(
         if any(_under(each, w) for w in [*bound, *write]):
             continue
         bound.append(each)
+        _etc.mount_point(etc_copy, each)
         args += ["--ro-bind", each, each]
         if os.path.isdir(each):
             args += _hidden_args(each)  # a project reached through a cwd or PYTHONPATH, too
     if box.project and os.path.isdir(box.project):
+        _etc.mount_point(etc_copy, box.project)
         args += ["--ro-bind", box.project, box.project, *_hidden_args(box.project)]
     for path in write:
         if os.path.exists(path):
+            _etc.mount_point(etc_copy, path)
             args += ["--bind", path, path]
     args += [
         "--bind",
