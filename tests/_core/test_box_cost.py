@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +182,24 @@ def test_the_copy_is_made_once_and_again_when_a_source_changes(tmp_path: Path) -
     finally:
         copy.remove()
     assert not Path(folder).exists() and not Path(newer).exists()
+
+
+def test_closing_a_steps_cgroups_kills_what_is_left_and_removes_them() -> None:
+    confinement = sandbox.Confinement(sandbox.Limits())
+    prefix = confinement.launcher()
+    if not confinement.groups or prefix is None:
+        confinement.close()
+        pytest.skip("no cgroup may be made here, or no launcher")
+    left = subprocess.Popen([*prefix, "/bin/sleep", "30"], stdin=subprocess.DEVNULL)
+    try:
+        for _ in range(500):  # until the launcher has joined the groups and exec'd sleep
+            if str(left.pid) in (confinement.groups[0] / "cgroup.procs").read_text().split():
+                break
+            time.sleep(0.01)
+        groups = list(confinement.groups)
+        confinement.close()
+        assert left.wait(timeout=10) == -9
+        assert not any(group.exists() for group in groups)
+    finally:
+        left.kill()
+        left.wait()
