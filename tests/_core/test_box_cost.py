@@ -152,6 +152,17 @@ def test_the_boxs_etc_is_one_bind_of_a_copy_read_only_with_the_allowed_folders_o
     assert write == "Read-only file system"
 
 
+def test_a_trust_folder_in_an_allowed_etc_folder_is_not_bound_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not os.path.isdir("/etc/ssl/certs"):
+        pytest.skip("no /etc/ssl/certs here")
+    monkeypatch.setenv("SSL_CERT_DIR", "/etc/ssl/certs")
+    for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT"):
+        monkeypatch.delenv(name, raising=False)
+    folders = [n for n in sandbox.ETC_ALLOWED if os.path.isdir(f"/etc/{n}")]
+    mounts, _ = etc_seen()
+    assert int(mounts) == len(folders) + 1
+
+
 def test_a_trust_file_in_etc_outside_the_allow_list_is_still_in_view(monkeypatch: pytest.MonkeyPatch) -> None:
     # Its mount point is made in the copy (bubblewrap cannot make one in a read-only bind).
     found = [p for p in ("/etc/shells", "/etc/profile", "/etc/issue") if os.path.isfile(p)]

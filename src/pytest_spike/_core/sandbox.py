@@ -586,7 +586,10 @@ def wrap(
         for each in (path, os.path.realpath(path))
         if os.path.exists(each) and _outside_system(each)
     }
-    bound: list[str] = []
+    # The allowed /etc folders are in view already (a trust folder such as /etc/ssl/certs).
+    bound: list[str] = [
+        etc[i + 2] for i in range(len(etc) - 2) if etc[i] == "--ro-bind" and etc[i + 2] != "/etc"
+    ]
     for each in sorted(wanted, key=lambda p: (p.count("/"), p)):
         if any(_under(each, w) for w in [*bound, *write]):
             continue
