@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -214,3 +215,24 @@ def test_closing_a_steps_cgroups_kills_what_is_left_and_removes_them() -> None:
     finally:
         left.kill()
         left.wait()
+
+
+def test_a_shell_whose_ulimit_reads_other_units_keeps_prlimit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bash, not started as sh, reads ``ulimit -f`` in KB (not 512-byte blocks) and ``-p`` as
+    # the pipe size: its launcher must not set a step's limits with ulimit.
+    bash = shutil.which("bash", path="/usr/bin:/bin")
+    if bash is None or sandbox._tool("prlimit") is None:
+        pytest.skip("no bash or no prlimit here")
+    monkeypatch.setattr(sandbox, "_SHELL", bash)
+    assert not sandbox._shell_sets_limits(bash, memory=False, nproc=False)
+    limits = sandbox.Limits(file_mb=3)
+    confinement = sandbox.Confinement(limits)
+    try:
+        prefix = confinement.launcher()
+        assert prefix is not None and prefix[0] == bash and any(a.endswith("prlimit") for a in prefix)
+        code = "import resource; print(resource.getrlimit(resource.RLIMIT_FSIZE)[0])"
+        done = runner.run([*prefix, sys.executable, "-c", code], timeout=60)
+        assert done.ok, done.stderr
+        assert int(done.stdout) == 3 * 1024 * 1024
+    finally:
+        confinement.close()

@@ -242,7 +242,7 @@ def _run_boxed(
         child_env = scrub_env(env)
         child_env.update(extra_env or {})
         if not _found(argv[0], child_env.get("PATH"), where):
-            # prlimit would say it in its words; say it as a plain start would.
+            # the launcher would say it in its words; say it as a plain start would.
             return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: no such file", 0.0, None)
         confinement = sandbox.Confinement(policy.limits)
         try:
@@ -322,8 +322,8 @@ def _confined(
     argv: Sequence[str], confinement: sandbox.Confinement
 ) -> tuple[list[str], Callable[[], None] | None]:
     """The argv and preexec function that start ``argv`` within ``confinement``'s limits: a
-    launcher (sh + prlimit) where the host has one, so ``subprocess`` may use vfork, else a
-    preexec function (a fork of the whole host process)."""
+    launcher (sh with ulimit or prlimit) where the host has one, so ``subprocess`` may use
+    vfork, else a preexec function (a fork of the whole host process)."""
     prefix = None if _WINDOWS else confinement.launcher()
     if prefix is None:
         return list(argv), confinement.preexec

@@ -673,24 +673,33 @@ class Confinement:
     def launcher(self) -> list[str] | None:
         """The same limits as :meth:`preexec`, as an argv prefix that runs before the step's own.
 
-        ``/bin/sh`` joins the cgroups (any failure: exit 126, the step never starts) and execs
-        ``prlimit`` (util-linux), which sets the rlimits (or fails: exit 1) and execs the step:
-        one process, every limit in place before the step's first instruction. Without a Python
-        function between fork and exec, ``subprocess`` can use vfork instead of copying the
-        whole host process. The paths are quoted, the step's argv is only ever ``"$@"``.
-        None where either tool is missing (the caller keeps :meth:`preexec`).
+        ``/bin/sh`` joins the cgroups and sets the rlimits with its ``ulimit`` (any failure:
+        exit 126, the step never starts), then execs the step: one process, every limit in
+        place before the step's first instruction. Where this shell's ``ulimit`` does not set
+        what it is asked in the units expected (tried once per process: see
+        :func:`_shell_sets_limits`), it execs util-linux's ``prlimit`` instead, which sets them
+        (or fails: exit 1) and execs the step. Without a Python function between fork and
+        exec, ``subprocess`` can use vfork instead of copying the whole host process. The paths
+        are quoted, the step's argv is only ever ``"$@"``. None where neither way is at hand
+        (the caller keeps :meth:`preexec`).
         """
+        if not os.access(_SHELL, os.X_OK):
+            return None
+        join = "".join(f"echo $$ > {shlex.quote(procs)} || exit 126\n" for procs in self._procs)
+        memory = self.limits.memory_mb if self._memory is None else None
+        if _shell_sets_limits(_SHELL, memory is not None, self._nproc is not None):
+            limits = _ulimit(self.limits.file_mb, memory, self._nproc)
+            return [_SHELL, "-c", f'{join}{limits}exec "$@"', "sh"]
         prlimit = _tool("prlimit")
-        if prlimit is None or not os.access("/bin/sh", os.X_OK):
+        if prlimit is None:
             return None
         mb = 1024 * 1024
-        limits = [f"--fsize={self.limits.file_mb * mb}", "--core=0"]
-        if self._memory is None:
-            limits.append(f"--as={self.limits.memory_mb * mb}")
+        options = [f"--fsize={self.limits.file_mb * mb}", "--core=0"]
+        if memory is not None:
+            options.append(f"--as={memory * mb}")
         if self._nproc is not None:
-            limits.append(f"--nproc={self._nproc}")
-        join = "".join(f"echo $$ > {shlex.quote(procs)} || exit 126\n" for procs in self._procs)
-        return ["/bin/sh", "-c", f'{join}exec "$@"', "sh", prlimit, *limits, "--"]
+            options.append(f"--nproc={self._nproc}")
+        return [_SHELL, "-c", f'{join}exec "$@"', "sh", prlimit, *options, "--"]
 
     def peak_memory_mb(self) -> float | None:
         if self._memory is None:
@@ -744,6 +753,75 @@ class Confinement:
             except OSError:
                 pass
         self.groups = []
+
+
+#: The shell of the launcher (the system's POSIX shell).
+_SHELL = "/bin/sh"
+
+
+def _ulimit(file_mb: int, memory_mb: int | None, nproc: int | None) -> str:
+    """The shell lines that set a step's rlimits (POSIX units: ``-f`` in 512-byte blocks; ``-v``
+    in KB and ``-p`` processes as dash, busybox and most shells read them), hard and soft."""
+    lines = [f"ulimit -f {file_mb * 2048}", "ulimit -c 0"]
+    if memory_mb is not None:
+        lines.append(f"ulimit -v {memory_mb * 1024}")
+    if nproc is not None:
+        lines.append(f"ulimit -p {nproc}")
+    return "".join(f"{line} || exit 126\n" for line in lines)
+
+
+#: The ``/proc/self/limits`` rows the launcher's ``ulimit`` lines set, and their keys.
+_LIMIT_ROWS = {
+    "Max file size": "fsize",
+    "Max core file size": "core",
+    "Max address space": "as",
+    "Max processes": "nproc",
+}
+
+
+@functools.cache
+def _shell_sets_limits(shell: str, memory: bool, nproc: bool) -> bool:
+    """Whether ``shell``'s ``ulimit`` sets what :func:`_ulimit` asks, as the kernel reports it:
+    shells differ in units and letters (bash's ``-p`` is the pipe size). Tried once per process
+    and kind, with small values within this process's own limits; a shell that says otherwise
+    keeps ``prlimit``. Saves every step an exec (about 1 ms)."""
+    import resource
+
+    def within(kind: int, wanted: int, unit: int = 1) -> int:
+        """``wanted`` units, or fewer where this process may not go that high."""
+        return min([wanted, *(v // unit for v in resource.getrlimit(kind) if v != resource.RLIM_INFINITY)])
+
+    mb = 1024 * 1024
+    file_mb = within(resource.RLIMIT_FSIZE, 3, mb)
+    memory_mb = within(resource.RLIMIT_AS, 4096, mb) if memory else None
+    processes = within(resource.RLIMIT_NPROC, 4096) if nproc else None
+    if min(file_mb, memory_mb or 1, processes or 1) < 1:
+        return False
+    expected = {"fsize": file_mb * mb, "core": 0}
+    if memory_mb is not None:
+        expected["as"] = memory_mb * mb
+    if processes is not None:
+        expected["nproc"] = processes
+    script = _ulimit(file_mb, memory_mb, processes) + 'exec "$@"'
+    try:
+        done = subprocess.run(
+            [shell, "-c", script, "sh", "/bin/cat", "/proc/self/limits"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    found: dict[str, int] = {}
+    for line in done.stdout.splitlines():
+        for row, key in _LIMIT_ROWS.items():
+            if line.startswith(row + " ") and key in expected:
+                values = line[len(row) :].split()
+                if len(values) >= 2 and values[0] == values[1] and values[0].isdigit():
+                    found[key] = int(values[0])
+    return done.returncode == 0 and found == expected
 
 
 _counter = iter(range(1, sys.maxsize))
