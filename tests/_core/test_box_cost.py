@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -236,3 +237,34 @@ def test_a_shell_whose_ulimit_reads_other_units_keeps_prlimit(monkeypatch: pytes
         assert int(done.stdout) == 3 * 1024 * 1024
     finally:
         confinement.close()
+
+
+def test_the_copy_keeps_its_sources_permissions_and_a_fork_never_removes_its_parents(tmp_path: Path) -> None:
+    source = tmp_path / "etc"
+    source.mkdir()
+    (source / "hosts").write_text("127.0.0.1 localhost\n")
+    (source / "gai.conf").write_text("# only root reads this one\n")
+    (source / "gai.conf").chmod(0o600)
+    copy = sandbox._EtcCopy(str(source))
+    try:
+        _, folder = copy.view()
+        assert folder is not None
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(Path(folder, "gai.conf")).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(Path(folder, "hosts")).st_mode) == stat.S_IMODE(
+            (source / "hosts").stat().st_mode
+        )
+        pid = os.fork()
+        if pid == 0:  # the child's exit handlers and its own steps
+            try:
+                copy.remove()
+                _, own = copy.view()
+                copy.remove()
+                os._exit(0 if own and own != folder and not os.path.exists(own) else 1)
+            finally:
+                os._exit(2)
+        assert os.waitpid(pid, 0)[1] == 0
+        assert Path(folder, "hosts").read_text() == "127.0.0.1 localhost\n"
+    finally:
+        copy.remove()
+    assert not Path(folder).exists()

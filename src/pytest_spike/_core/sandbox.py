@@ -343,11 +343,16 @@ class _EtcCopy:
         self._args: tuple[str, ...] = ()
         self._folder: str | None = None
         self._made: list[str] = []
+        self._owner = os.getpid()
+        self._registered = False
 
     def view(self) -> tuple[tuple[str, ...], str | None]:
         """The bubblewrap arguments of the box's ``/etc``, and the copy they bind (None: none)."""
         files: list[tuple[str, int, int, int]] = []
         folders: list[str] = []
+        if os.getpid() != self._owner:  # a fork: its copies are its own, never its parent's
+            with self._lock:
+                self._owner, self._made, self._signature = os.getpid(), [], None
         for name in ETC_ALLOWED:
             path = os.path.join(self.source, name)
             try:
@@ -369,7 +374,8 @@ class _EtcCopy:
         binds = tuple(a for name in folders for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
         each = tuple(a for name in files for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
         where = scratch(0) or tempfile.gettempdir()
-        if not self._made:
+        if not self._registered:
+            self._registered = True
             atexit.register(self.remove)
             _sweep_copies(where, self.PREFIX)
         try:
@@ -379,11 +385,10 @@ class _EtcCopy:
         self._made.append(folder)
         try:
             for name in files:
-                shutil.copyfile(os.path.join(self.source, name), os.path.join(folder, name))
-                os.chmod(os.path.join(folder, name), 0o644)
+                # The source's permissions (0o700 on the folder besides: the box is this user).
+                shutil.copy(os.path.join(self.source, name), os.path.join(folder, name))
             for name in folders:
                 os.mkdir(os.path.join(folder, name))  # the mount point of its bind
-            os.chmod(folder, 0o755)
         except OSError:
             return each + binds, None
         return ("--ro-bind", folder, "/etc", *binds), folder
@@ -408,7 +413,10 @@ class _EtcCopy:
             pass
 
     def remove(self) -> None:
-        """At exit: the copies (one made before a source changed stays while a step may use it)."""
+        """At exit: the copies (one made before a source changed stays while a step may use it);
+        in a fork of the process that made them, nothing (they are its parent's)."""
+        if os.getpid() != self._owner:
+            return
         for folder in self._made:
             shutil.rmtree(folder, ignore_errors=True)
         self._made = []
