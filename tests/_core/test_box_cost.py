@@ -105,6 +105,28 @@ def test_without_a_tmpfs_with_room_the_home_is_made_in_the_temp_folder(
     assert os.listdir(temp) == []  # removed with each step
 
 
+@pytest.mark.parametrize("option", ["noexec", "noatime", "ro"])
+def test_a_tmpfs_mounted_noexec_noatime_or_read_only_is_not_taken(option: str) -> None:
+    # /dev/shm remounted in a mount namespace of the child's own, a bind remount: the flags of
+    # that namespace's mount only (a plain remount,ro would make the file system read-only
+    # for everyone); the host's mount is checked unchanged after.
+    unshare = shutil.which("unshare")
+    code = "from pytest_spike._core import sandbox; print(sandbox.scratch(0))"
+    remount = f"mount -o remount,bind,{option} /dev/shm && exec {sys.executable} -c '{code}'"
+    before = Path("/proc/self/mountinfo").read_text()
+    done = subprocess.run(
+        [unshare or "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", remount],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if unshare is None or done.returncode != 0 or "/dev/shm" not in open("/proc/self/mounts").read():
+        pytest.skip(f"cannot remount /dev/shm in a mount namespace here: {done.stderr.strip()[-200:]}")
+    assert done.stdout.split() == ["None"]
+    assert Path("/proc/self/mountinfo").read_text() == before
+
+
 def test_the_room_asked_of_a_scratch_tmpfs_is_the_steps_memory_at_most() -> None:
     assert sandbox.scratch_room(sandbox.Limits(memory_mb=100)) == 100
     half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)

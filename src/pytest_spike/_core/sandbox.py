@@ -500,10 +500,10 @@ SCRATCH_CANDIDATES = ("/dev/shm",)
 @functools.cache
 def scratch(room_mb: int) -> str | None:
     """The folder for a step's HOME and audit folder: a tmpfs of :data:`SCRATCH_CANDIDATES` that
-    is writable, keeps access times (the decoy watch needs them) and has ``room_mb`` free, else
-    None (the temp folder). On a busy disk, making and removing a HOME of decoys cost a step
-    up to tens of ms; the box's own ``/tmp`` is a tmpfs already, so a HOME in memory holds
-    nothing a step could not put there. Looked at once per process."""
+    is writable, keeps access times (the decoy watch needs them), lets programs run and has
+    ``room_mb`` free, else None (the temp folder). On a busy disk, making and removing a HOME
+    of decoys cost a step up to tens of ms; the box's own ``/tmp`` is a tmpfs already, so a
+    HOME in memory holds nothing a step could not put there. Looked at once per process."""
     try:
         with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
             tmpfs = {
@@ -518,7 +518,9 @@ def scratch(room_mb: int) -> str | None:
             found = os.statvfs(folder)
         except OSError:
             continue
-        if found.f_flag & (os.ST_RDONLY | getattr(os, "ST_NOATIME", 1024)):
+        # Read-only, noatime (decoy reads unseen) or noexec (a program a step puts in its HOME
+        # would not run, as it does on the disk: Docker mounts /dev/shm noexec) rule it out.
+        if found.f_flag & (os.ST_RDONLY | getattr(os, "ST_NOATIME", 1024) | getattr(os, "ST_NOEXEC", 8)):
             continue
         if found.f_bavail * found.f_frsize >= room_mb * 1024 * 1024:
             return folder
