@@ -127,6 +127,29 @@ def test_a_tmpfs_mounted_noexec_noatime_or_read_only_is_not_taken(option: str) -
     assert Path("/proc/self/mountinfo").read_text() == before
 
 
+def test_what_a_killed_run_left_in_the_scratch_tmpfs_is_swept(fresh_scratch: None) -> None:
+    folder = sandbox.scratch(0)
+    if folder is None:
+        pytest.skip("no tmpfs with room here")
+    dead = subprocess.Popen(["/bin/true"])  # a pid that no longer runs
+    dead.wait()
+    left = [
+        Path(folder, f"{prefix}{dead.pid}-spiketest")
+        for prefix in (sandbox.HOME_PREFIX, sandbox.AUDIT_PREFIX)
+    ]
+    live = Path(folder, f"{sandbox.HOME_PREFIX}{os.getpid()}-spiketest")
+    for path in (*left, live):
+        (path / ".ssh").mkdir(parents=True)
+    try:
+        sandbox.scratch.cache_clear()
+        assert sandbox.scratch(0) == folder
+        assert not any(path.exists() for path in left)
+        assert live.exists()  # this run's own
+    finally:
+        for path in (*left, live):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def test_the_room_asked_of_a_scratch_tmpfs_is_the_steps_memory_at_most() -> None:
     assert sandbox.scratch_room(sandbox.Limits(memory_mb=100)) == 100
     half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)

@@ -264,7 +264,7 @@ def _run_boxed(
     network = box.network or policy.allow_network
     watched = [d for d in sandbox.DECOYS if not (box.network and d in behaviour.INSTALLER_READS)]
     marks, unwatched = behaviour.watch_decoys(home, watched)
-    audit = Path(tempfile.mkdtemp(prefix="spike-audit-", dir=scratch))
+    audit = Path(tempfile.mkdtemp(prefix=f"{sandbox.AUDIT_PREFIX}{os.getpid()}-", dir=scratch))
     writable = [*box.write, "/tmp", sandbox.BOX_HOME, "/dev", str(audit)]
     child_env.update(behaviour.audit_env(str(audit), writable, pidns=True, decoys=list(sandbox.DECOYS)))
     child_env["PYTHONPATH"] = behaviour.python_path(child_env.get("PYTHONPATH"))

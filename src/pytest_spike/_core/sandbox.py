@@ -426,8 +426,8 @@ _etc = _EtcCopy()
 
 
 def _sweep_copies(where: str, prefix: str) -> None:
-    """Remove the copies a pytest-spike that is no longer running left in ``where`` (killed
-    before its exit handlers ran)."""
+    """Remove the folders named ``prefix`` + pid that a pytest-spike no longer running left in
+    ``where`` (killed before its exit handlers or its step's clean-up ran)."""
     try:
         names = [n for n in os.listdir(where) if n.startswith(prefix)]
     except OSError:
@@ -495,6 +495,9 @@ def _outside_system(path: str) -> bool:
 #: Where a step's HOME and audit folder are made, when it is a tmpfs with room (see
 #: :func:`scratch`): files made and removed in memory cost no journal writes.
 SCRATCH_CANDIDATES = ("/dev/shm",)
+#: The names of a step's HOME and audit folder begin with these and the maker's pid.
+HOME_PREFIX = "spike-home-"
+AUDIT_PREFIX = "spike-audit-"
 
 
 @functools.cache
@@ -523,6 +526,9 @@ def scratch(room_mb: int) -> str | None:
         if found.f_flag & (os.ST_RDONLY | getattr(os, "ST_NOATIME", 1024) | getattr(os, "ST_NOEXEC", 8)):
             continue
         if found.f_bavail * found.f_frsize >= room_mb * 1024 * 1024:
+            # What a run killed mid-step left here would stay in memory until a reboot.
+            for prefix in (HOME_PREFIX, AUDIT_PREFIX):
+                _sweep_copies(folder, prefix)
             return folder
     return None
 
@@ -540,7 +546,7 @@ def scratch_room(limits: Limits) -> int:
 def make_home(folder: str | None = None) -> Path:
     """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`), made in
     ``folder`` (default: the temp folder)."""
-    home = Path(tempfile.mkdtemp(prefix="spike-home-", dir=folder))
+    home = Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-", dir=folder))
     canary = home.name.rsplit("-", 1)[-1]
     for relative, text in DECOYS.items():
         target = home / relative
