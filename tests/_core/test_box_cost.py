@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_spike._core import runner, sandbox
+from pytest_spike._core import hostfiles, runner, sandbox
 
 pytestmark = pytest.mark.skipif(
     not sandbox.status(sandbox.Policy()).boxed,
@@ -44,9 +44,9 @@ print("audit", os.environ["PYTEST_SPIKE_AUDIT"])
 @pytest.fixture
 def fresh_scratch() -> Iterator[None]:
     """The scratch folder worked out again (it is looked at once per process)."""
-    sandbox.scratch.cache_clear()
+    hostfiles.scratch.cache_clear()
     yield
-    sandbox.scratch.cache_clear()
+    hostfiles.scratch.cache_clear()
 
 
 def where(result: runner.RunResult) -> dict[str, list[str]]:
@@ -55,12 +55,13 @@ def where(result: runner.RunResult) -> dict[str, list[str]]:
 
 
 @pytest.mark.skipif(
-    sandbox.scratch(sandbox.scratch_room(sandbox.Limits())) is None, reason="no tmpfs with room here"
+    hostfiles.scratch(hostfiles.scratch_room(sandbox.Limits().memory_mb)) is None,
+    reason="no tmpfs with room here",
 )
 def test_a_steps_home_and_audit_folder_are_made_in_a_tmpfs_with_room() -> None:
     done = runner.run([sys.executable, "-c", WHERE], timeout=60, box=sandbox.Box("import"))
     seen = where(done)
-    folder = sandbox.scratch(sandbox.scratch_room(sandbox.Limits()))
+    folder = hostfiles.scratch(hostfiles.scratch_room(sandbox.Limits().memory_mb))
     assert seen["home"][0] == "tmpfs" and seen["home"][1].startswith("/spike-home-")
     assert seen["audit"][0].startswith(f"{folder}/spike-audit-")
     # ...and both are gone with the step.
@@ -69,7 +70,8 @@ def test_a_steps_home_and_audit_folder_are_made_in_a_tmpfs_with_room() -> None:
 
 
 @pytest.mark.skipif(
-    sandbox.scratch(sandbox.scratch_room(sandbox.Limits())) is None, reason="no tmpfs with room here"
+    hostfiles.scratch(hostfiles.scratch_room(sandbox.Limits().memory_mb)) is None,
+    reason="no tmpfs with room here",
 )
 def test_a_decoy_read_in_a_home_in_memory_is_seen_from_the_host() -> None:
     done = runner.run(
@@ -84,16 +86,16 @@ def test_without_a_tmpfs_with_room_the_home_is_made_in_the_temp_folder(
 ) -> None:
     sandbox._etc.view()  # the process's /etc copy is made where it always is, not in tmp_path
     # A folder on the disk is no tmpfs; a tmpfs without the room asked for is not taken either.
-    monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", (str(tmp_path),))
-    assert sandbox.scratch(0) is None
-    sandbox.scratch.cache_clear()
-    monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", ("/dev/shm",))
-    assert sandbox.scratch(1 << 40) is None  # a TB of room
+    monkeypatch.setattr(hostfiles, "SCRATCH_CANDIDATES", (str(tmp_path),))
+    assert hostfiles.scratch(0) is None
+    hostfiles.scratch.cache_clear()
+    monkeypatch.setattr(hostfiles, "SCRATCH_CANDIDATES", ("/dev/shm",))
+    assert hostfiles.scratch(1 << 40) is None  # a TB of room
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr("tempfile.tempdir", str(temp))
-    sandbox.scratch.cache_clear()
-    monkeypatch.setattr(sandbox, "SCRATCH_CANDIDATES", ())
+    hostfiles.scratch.cache_clear()
+    monkeypatch.setattr(hostfiles, "SCRATCH_CANDIDATES", ())
     done = runner.run([sys.executable, "-c", WHERE], timeout=60, box=sandbox.Box("import"))
     seen = where(done)
     # (the mount's folder is given from the root of its file system)
@@ -111,38 +113,40 @@ def test_a_tmpfs_mounted_noexec_noatime_or_read_only_is_not_taken(option: str) -
     # that namespace's mount only (a plain remount,ro would make the file system read-only
     # for everyone); the host's mount is checked unchanged after.
     unshare = shutil.which("unshare")
-    code = "from pytest_spike._core import sandbox; print(sandbox.scratch(0))"
-    remount = f"mount -o remount,bind,{option} /dev/shm && exec {sys.executable} -c '{code}'"
+    if unshare is None or "/dev/shm" not in Path("/proc/self/mounts").read_text():
+        pytest.skip("no unshare or no /dev/shm here")
+    code = "from pytest_spike._core import hostfiles; print(hostfiles.scratch(0))"
+    remount = f"mount -o remount,bind,{option} /dev/shm || exit 99; exec {sys.executable} -c '{code}'"
     before = Path("/proc/self/mountinfo").read_text()
     done = subprocess.run(
-        [unshare or "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", remount],
+        [unshare, "--mount", "--propagation", "private", "/bin/sh", "-c", remount],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    if unshare is None or done.returncode != 0 or "/dev/shm" not in open("/proc/self/mounts").read():
+    if done.returncode == 99 or done.stderr.startswith("unshare:"):  # refused (not root)
         pytest.skip(f"cannot remount /dev/shm in a mount namespace here: {done.stderr.strip()[-200:]}")
-    assert done.stdout.split() == ["None"]
+    assert (done.returncode, done.stdout.split()) == (0, ["None"]), done.stderr
     assert Path("/proc/self/mountinfo").read_text() == before
 
 
 def test_what_a_killed_run_left_in_the_scratch_tmpfs_is_swept(fresh_scratch: None) -> None:
-    folder = sandbox.scratch(0)
+    folder = hostfiles.scratch(0)
     if folder is None:
         pytest.skip("no tmpfs with room here")
     dead = subprocess.Popen(["/bin/true"])  # a pid that no longer runs
     dead.wait()
     left = [
         Path(folder, f"{prefix}{dead.pid}-spiketest")
-        for prefix in (sandbox.HOME_PREFIX, sandbox.AUDIT_PREFIX)
+        for prefix in (hostfiles.HOME_PREFIX, hostfiles.AUDIT_PREFIX)
     ]
-    live = Path(folder, f"{sandbox.HOME_PREFIX}{os.getpid()}-spiketest")
+    live = Path(folder, f"{hostfiles.HOME_PREFIX}{os.getpid()}-spiketest")
     for path in (*left, live):
         (path / ".ssh").mkdir(parents=True)
     try:
-        sandbox.scratch.cache_clear()
-        assert sandbox.scratch(0) == folder
+        hostfiles.scratch.cache_clear()
+        assert hostfiles.scratch(0) == folder
         assert not any(path.exists() for path in left)
         assert live.exists()  # this run's own
     finally:
@@ -151,9 +155,9 @@ def test_what_a_killed_run_left_in_the_scratch_tmpfs_is_swept(fresh_scratch: Non
 
 
 def test_the_room_asked_of_a_scratch_tmpfs_is_the_steps_memory_at_most() -> None:
-    assert sandbox.scratch_room(sandbox.Limits(memory_mb=100)) == 100
+    assert hostfiles.scratch_room(100) == 100
     half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)
-    assert sandbox.scratch_room(sandbox.Limits(memory_mb=1 << 30)) == half
+    assert hostfiles.scratch_room(1 << 30) == half
 
 
 #: The box's mounts at or under /etc, the digest of each file named, and what a write to /etc does.
@@ -224,7 +228,7 @@ def test_the_copy_is_made_once_and_again_when_a_source_changes(tmp_path: Path) -
     source = tmp_path / "etc"
     (source / "fonts").mkdir(parents=True)
     (source / "hosts").write_text("127.0.0.1 localhost\n")
-    copy = sandbox._EtcCopy(str(source))
+    copy = hostfiles.EtcCopy(str(source), sandbox.ETC_ALLOWED)
     try:
         args, folder = copy.view()
         assert folder is not None
@@ -290,7 +294,7 @@ def test_the_copy_keeps_its_sources_permissions_and_a_fork_never_removes_its_par
     (source / "hosts").write_text("127.0.0.1 localhost\n")
     (source / "gai.conf").write_text("# only root reads this one\n")
     (source / "gai.conf").chmod(0o600)
-    copy = sandbox._EtcCopy(str(source))
+    copy = hostfiles.EtcCopy(str(source), sandbox.ETC_ALLOWED)
     try:
         _, folder = copy.view()
         assert folder is not None

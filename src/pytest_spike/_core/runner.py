@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from pytest_spike._core import behaviour, sandbox
+from pytest_spike._core import behaviour, hostfiles, sandbox
 from pytest_spike.model import SpikeError
 
 if TYPE_CHECKING:
@@ -259,12 +259,12 @@ def _run_boxed(
         # Already in the parent's box (a child pytest): its steps share that box.
         result = _run(argv, timeout, where, child_env, stdin_data, cap, started)
         return dataclasses.replace(result, sandbox="boxed")
-    scratch = sandbox.scratch(sandbox.scratch_room(policy.limits))
+    scratch = hostfiles.scratch(hostfiles.scratch_room(policy.limits.memory_mb))
     home = sandbox.make_home(scratch)
     network = box.network or policy.allow_network
     watched = [d for d in sandbox.DECOYS if not (box.network and d in behaviour.INSTALLER_READS)]
     marks, unwatched = behaviour.watch_decoys(home, watched)
-    audit = Path(tempfile.mkdtemp(prefix=f"{sandbox.AUDIT_PREFIX}{os.getpid()}-", dir=scratch))
+    audit = Path(tempfile.mkdtemp(prefix=f"{hostfiles.AUDIT_PREFIX}{os.getpid()}-", dir=scratch))
     writable = [*box.write, "/tmp", sandbox.BOX_HOME, "/dev", str(audit)]
     child_env.update(behaviour.audit_env(str(audit), writable, pidns=True, decoys=list(sandbox.DECOYS)))
     child_env["PYTHONPATH"] = behaviour.python_path(child_env.get("PYTHONPATH"))

@@ -5,11 +5,12 @@ the file system, never a deny-list:
 
 - the system folders (``/usr`` and its ``/bin``, ``/lib`` links), a short list of ``/etc``
   files (the dynamic linker's cache, CA certificates, name resolution, time zone: copies made
-  once per process, one bind, see :class:`_EtcCopy`), and the interpreter's own prefix, all
-  read-only;
+  once per process, one bind, see :class:`~pytest_spike._core.hostfiles.EtcCopy`), and the
+  interpreter's own prefix, all read-only;
 - what the step names (:class:`Box`): its environment, layer or tests read-only, its output
   folder writable; an environment is writable only while it is built;
-- a private ``/tmp`` and an empty ``HOME`` made by the host for this step alone;
+- a private ``/tmp`` and an empty ``HOME`` made by the host for this step alone (in memory
+  where it can: :func:`~pytest_spike._core.hostfiles.scratch`);
 - new user, PID, IPC, UTS and cgroup namespaces, and a new network namespace unless the step
   is the installer's (or ``--spike-allow-network``): loopback only, and nothing listens there.
 
@@ -25,7 +26,6 @@ Where bubblewrap is missing or cannot make its namespaces, :func:`status` says w
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
 import shlex
@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_spike._core import hostfiles
 from pytest_spike.model import SANDBOX_LIMITS, SpikeError
 
 #: Variables a boxed step keeps from the caller's environment (exact names, then prefixes).
@@ -325,117 +326,7 @@ def _system_args() -> tuple[str, ...]:
     return tuple(args)
 
 
-class _EtcCopy:
-    """The box's ``/etc``: one read-only bind of a folder holding copies of the allowed files
-    of :data:`ETC_ALLOWED` (their contents, links followed, as a bind shows them) and, bound
-    on top, the allowed folders. One mount and a few instead of one per file: each bind is a
-    mount and a read-only remount in every step (about 0.2 ms each, 20 of them). The copy is
-    made once per process and made again when a source changes (size, modification time or
-    inode, looked at every step); where it cannot be made, every file is bound as before.
-    """
-
-    PREFIX = "spike-etc-"
-
-    def __init__(self, source: str = "/etc") -> None:
-        self.source = source
-        self._lock = threading.Lock()
-        self._signature: tuple[tuple[str, int, int, int], ...] | None = None
-        self._args: tuple[str, ...] = ()
-        self._folder: str | None = None
-        self._made: list[str] = []
-        self._owner = os.getpid()
-        self._registered = False
-
-    def view(self) -> tuple[tuple[str, ...], str | None]:
-        """The bubblewrap arguments of the box's ``/etc``, and the copy they bind (None: none)."""
-        files: list[tuple[str, int, int, int]] = []
-        folders: list[str] = []
-        if os.getpid() != self._owner:  # a fork: its copies are its own, never its parent's
-            with self._lock:
-                self._owner, self._made, self._signature = os.getpid(), [], None
-        for name in ETC_ALLOWED:
-            path = os.path.join(self.source, name)
-            try:
-                found = os.stat(path)
-            except OSError:
-                continue
-            if stat.S_ISDIR(found.st_mode) or not os.access(path, os.R_OK):
-                folders.append(name)  # (an unreadable file is bound, as it would have been)
-            else:
-                files.append((name, found.st_ino, found.st_size, found.st_mtime_ns))
-        signature = (*files, *((name, 0, 0, 0) for name in folders))
-        with self._lock:
-            if signature != self._signature:
-                self._signature = signature
-                self._args, self._folder = self._make([f[0] for f in files], folders)
-            return self._args, self._folder
-
-    def _make(self, files: Sequence[str], folders: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
-        binds = tuple(a for name in folders for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
-        each = tuple(a for name in files for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
-        where = scratch(0) or tempfile.gettempdir()
-        if not self._registered:
-            self._registered = True
-            atexit.register(self.remove)
-            _sweep_copies(where, self.PREFIX)
-        try:
-            folder = tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-", dir=where)
-        except OSError:
-            return each + binds, None
-        self._made.append(folder)
-        try:
-            for name in files:
-                # The source's permissions (0o700 on the folder besides: the box is this user).
-                shutil.copy(os.path.join(self.source, name), os.path.join(folder, name))
-            for name in folders:
-                os.mkdir(os.path.join(folder, name))  # the mount point of its bind
-        except OSError:
-            return each + binds, None
-        return ("--ro-bind", folder, "/etc", *binds), folder
-
-    @staticmethod
-    def mount_point(folder: str | None, path: str) -> None:
-        """Make sure a bind at ``path`` under ``/etc`` has its mount point in the (read-only)
-        copy ``folder``: a trust file or a folder a step names that the allow-list lacks."""
-        if folder is None or not path.startswith("/etc/"):
-            return
-        relative = os.path.normpath(path[len("/etc/") :])
-        target = os.path.join(folder, relative)
-        if relative.split("/", 1)[0] in ETC_ALLOWED or os.path.lexists(target):
-            return  # in an allowed folder (bound from the host) or made already
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if os.path.isdir(path):
-                os.mkdir(target)
-            else:
-                open(target, "a").close()  # noqa: SIM115 - an empty file, the mount point
-        except OSError:
-            pass
-
-    def remove(self) -> None:
-        """At exit: the copies (one made before a source changed stays while a step may use it);
-        in a fork of the process that made them, nothing (they are its parent's)."""
-        if os.getpid() != self._owner:
-            return
-        for folder in self._made:
-            shutil.rmtree(folder, ignore_errors=True)
-        self._made = []
-
-
-_etc = _EtcCopy()
-
-
-def _sweep_copies(where: str, prefix: str) -> None:
-    """Remove the folders named ``prefix`` + pid that a pytest-spike no longer running left in
-    ``where`` (killed before its exit handlers or its step's clean-up ran)."""
-    try:
-        names = [n for n in os.listdir(where) if n.startswith(prefix)]
-    except OSError:
-        return
-    for name in names:
-        owner = name[len(prefix) :].split("-", 1)[0]
-        if owner.isdigit() and int(owner) != os.getpid() and not os.path.exists(f"/proc/{owner}"):
-            shutil.rmtree(os.path.join(where, name), ignore_errors=True)
+_etc = hostfiles.EtcCopy("/etc", ETC_ALLOWED)
 
 
 def interpreter_paths(executable: str) -> list[str]:
@@ -492,61 +383,10 @@ def _outside_system(path: str) -> bool:
     return not any(path == top or path.startswith(top + "/") for top in ("/usr", "/proc", "/dev"))
 
 
-#: Where a step's HOME and audit folder are made, when it is a tmpfs with room (see
-#: :func:`scratch`): files made and removed in memory cost no journal writes.
-SCRATCH_CANDIDATES = ("/dev/shm",)
-#: The names of a step's HOME and audit folder begin with these and the maker's pid.
-HOME_PREFIX = "spike-home-"
-AUDIT_PREFIX = "spike-audit-"
-
-
-@functools.cache
-def scratch(room_mb: int) -> str | None:
-    """The folder for a step's HOME and audit folder: a tmpfs of :data:`SCRATCH_CANDIDATES` that
-    is writable, keeps access times (the decoy watch needs them), lets programs run and has
-    ``room_mb`` free, else None (the temp folder). On a busy disk, making and removing a HOME
-    of decoys cost a step up to tens of ms; the box's own ``/tmp`` is a tmpfs already, so a
-    HOME in memory holds nothing a step could not put there. Looked at once per process."""
-    try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as handle:
-            tmpfs = {
-                fields[1] for fields in map(str.split, handle) if len(fields) > 2 and fields[2] == "tmpfs"
-            }
-    except OSError:
-        return None
-    for folder in SCRATCH_CANDIDATES:
-        if folder not in tmpfs or not os.access(folder, os.W_OK | os.X_OK):
-            continue
-        try:
-            found = os.statvfs(folder)
-        except OSError:
-            continue
-        # Read-only, noatime (decoy reads unseen) or noexec (a program a step puts in its HOME
-        # would not run, as it does on the disk: Docker mounts /dev/shm noexec) rule it out.
-        if found.f_flag & (os.ST_RDONLY | getattr(os, "ST_NOATIME", 1024) | getattr(os, "ST_NOEXEC", 8)):
-            continue
-        if found.f_bavail * found.f_frsize >= room_mb * 1024 * 1024:
-            # What a run killed mid-step left here would stay in memory until a reboot.
-            for prefix in (HOME_PREFIX, AUDIT_PREFIX):
-                _sweep_copies(folder, prefix)
-            return folder
-    return None
-
-
-def scratch_room(limits: Limits) -> int:
-    """The room (MB) a step's scratch tmpfs must have: what the box's own ``/tmp`` (a tmpfs of
-    half the memory, by the kernel's default) could take before the step's memory limit."""
-    try:
-        half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (2 * 1024 * 1024)
-    except (ValueError, OSError):
-        return limits.memory_mb
-    return min(limits.memory_mb, half)
-
-
 def make_home(folder: str | None = None) -> Path:
     """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`), made in
     ``folder`` (default: the temp folder)."""
-    home = Path(tempfile.mkdtemp(prefix=f"{HOME_PREFIX}{os.getpid()}-", dir=folder))
+    home = Path(tempfile.mkdtemp(prefix=f"{hostfiles.HOME_PREFIX}{os.getpid()}-", dir=folder))
     canary = home.name.rsplit("-", 1)[-1]
     for relative, text in DECOYS.items():
         target = home / relative
