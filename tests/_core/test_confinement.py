@@ -1,7 +1,8 @@
 """A step's limits are in place before its command runs, however it is launched.
 
-Two launches: ``/bin/sh`` + ``prlimit`` before the command (where the host has them, so
-``subprocess`` may use vfork), and a preexec function between fork and exec (elsewhere).
+Two launches: ``/bin/sh`` (with its ``ulimit``, or ``prlimit``) before the command (where the
+host has them, so ``subprocess`` may use vfork), and a preexec function between fork and exec
+(elsewhere).
 Both must join the step's cgroups and set its rlimits before the step's first instruction,
 fail the step when they cannot, and never read the step's arguments as shell code.
 """
@@ -73,12 +74,19 @@ def test_a_cgroup_that_cannot_be_joined_fails_the_step_before_it_runs(
 
 
 #: Run as a user whose own hard file-size limit (1 MB) is below the step's (3 MB): raising it
-#: is refused, so the step must not start (at 1 MB it starts). No launcher for "preexec".
+#: is refused, so the step must not start (at 1 MB it starts). No launcher for "preexec", no
+#: ``ulimit`` for "sh+prlimit".
 CANNOT_RAISE = """
 import json, os, resource, sys
 from pytest_spike._core import runner, sandbox
 if sys.argv[2] == "preexec":
     sandbox.Confinement.launcher = lambda self: None
+if sys.argv[2] == "sh+prlimit":
+    sandbox._shell_sets_limits = lambda shell, memory, nproc: False
+if sys.argv[2] == "sh+ulimit":  # this very user's launcher sets the limits with ulimit
+    probe = sandbox.Confinement(sandbox.Limits(file_mb=int(sys.argv[3])))
+    assert not any(arg.endswith("prlimit") for arg in probe.launcher() or ["prlimit"]), "no ulimit"
+    probe.close()
 resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
 marker = os.path.join(sys.argv[1], "ran")
 with sandbox.use(sandbox.Policy(mode="off", limits=sandbox.Limits(file_mb=int(sys.argv[3])))):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from pytest_spike._core import behaviour, sandbox
+from pytest_spike._core import behaviour, hostfiles, sandbox
 from pytest_spike.model import SpikeError
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ def _run_boxed(
         child_env = scrub_env(env)
         child_env.update(extra_env or {})
         if not _found(argv[0], child_env.get("PATH"), where):
-            # prlimit would say it in its words; say it as a plain start would.
+            # the launcher would say it in its words; say it as a plain start would.
             return RunResult(tuple(argv), 127, "", f"cannot start {argv[0]!r}: no such file", 0.0, None)
         confinement = sandbox.Confinement(policy.limits)
         try:
@@ -263,11 +263,12 @@ def _run_boxed(
         # Already in the parent's box (a child pytest): its steps share that box.
         result = _run(argv, timeout, where, child_env, stdin_data, cap, started)
         return dataclasses.replace(result, sandbox="boxed")
-    home = sandbox.make_home()
+    scratch = hostfiles.scratch(hostfiles.scratch_room(policy.limits.memory_mb))
+    home = sandbox.make_home(scratch)
     network = box.network or policy.allow_network
     watched = [d for d in sandbox.DECOYS if not (box.network and d in behaviour.INSTALLER_READS)]
     marks, unwatched = behaviour.watch_decoys(home, watched)
-    audit = Path(tempfile.mkdtemp(prefix="spike-audit-"))
+    audit = Path(tempfile.mkdtemp(prefix=f"{hostfiles.AUDIT_PREFIX}{os.getpid()}-", dir=scratch))
     writable = [*box.write, "/tmp", sandbox.BOX_HOME, "/dev", str(audit)]
     child_env.update(behaviour.audit_env(str(audit), writable, pidns=True, decoys=list(sandbox.DECOYS)))
     child_env["PYTHONPATH"] = behaviour.python_path(child_env.get("PYTHONPATH"))
@@ -325,8 +326,8 @@ def _confined(
     argv: Sequence[str], confinement: sandbox.Confinement
 ) -> tuple[list[str], Callable[[], None] | None]:
     """The argv and preexec function that start ``argv`` within ``confinement``'s limits: a
-    launcher (sh + prlimit) where the host has one, so ``subprocess`` may use vfork, else a
-    preexec function (a fork of the whole host process)."""
+    launcher (sh with ulimit or prlimit) where the host has one, so ``subprocess`` may use
+    vfork, else a preexec function (a fork of the whole host process)."""
     prefix = None if _WINDOWS else confinement.launcher()
     if prefix is None:
         return list(argv), confinement.preexec

@@ -4,11 +4,13 @@ On Linux the box is bubblewrap (the sandbox Flatpak uses). A boxed step sees an 
 the file system, never a deny-list:
 
 - the system folders (``/usr`` and its ``/bin``, ``/lib`` links), a short list of ``/etc``
-  files (the dynamic linker's cache, CA certificates, name resolution, time zone), and the
+  files (the dynamic linker's cache, CA certificates, name resolution, time zone: copies made
+  once per process, one bind, see :class:`~pytest_spike._core.hostfiles.EtcCopy`), and the
   interpreter's own prefix, all read-only;
 - what the step names (:class:`Box`): its environment, layer or tests read-only, its output
   folder writable; an environment is writable only while it is built;
-- a private ``/tmp`` and an empty ``HOME`` made by the host for this step alone;
+- a private ``/tmp`` and an empty ``HOME`` made by the host for this step alone (in memory
+  where it can: :func:`~pytest_spike._core.hostfiles.scratch`);
 - new user, PID, IPC, UTS and cgroup namespaces, and a new network namespace unless the step
   is the installer's (or ``--spike-allow-network``): loopback only, and nothing listens there.
 
@@ -39,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_spike._core import hostfiles
 from pytest_spike.model import SANDBOX_LIMITS, SpikeError
 
 #: Variables a boxed step keeps from the caller's environment (exact names, then prefixes).
@@ -305,10 +308,14 @@ def box_env(
     return kept
 
 
-@functools.cache
 def _base_args() -> tuple[str, ...]:
-    """System folders read-only, as the host lays them out (merged /usr or not); looked at
-    once per process, not once per step."""
+    """System folders read-only, as the host lays them out (merged /usr or not), then /etc."""
+    return (*_system_args(), *_etc.view()[0])
+
+
+@functools.cache
+def _system_args() -> tuple[str, ...]:
+    """``/usr`` and the top-level links or folders into it: looked at once per process."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = Path("/", name)
@@ -316,11 +323,10 @@ def _base_args() -> tuple[str, ...]:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
-    for name in ETC_ALLOWED:
-        path = Path("/etc", name)
-        if path.exists():
-            args += ["--ro-bind", str(path), str(path)]
     return tuple(args)
+
+
+_etc = hostfiles.EtcCopy("/etc", ETC_ALLOWED)
 
 
 def interpreter_paths(executable: str) -> list[str]:
@@ -377,9 +383,10 @@ def _outside_system(path: str) -> bool:
     return not any(path == top or path.startswith(top + "/") for top in ("/usr", "/proc", "/dev"))
 
 
-def make_home() -> Path:
-    """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`)."""
-    home = Path(tempfile.mkdtemp(prefix="spike-home-"))
+def make_home(folder: str | None = None) -> Path:
+    """A fresh HOME for one step, holding only decoy credentials (see :data:`DECOYS`), made in
+    ``folder`` (default: the temp folder)."""
+    home = Path(tempfile.mkdtemp(prefix=f"{hostfiles.HOME_PREFIX}{os.getpid()}-", dir=folder))
     canary = home.name.rsplit("-", 1)[-1]
     for relative, text in DECOYS.items():
         target = home / relative
@@ -415,7 +422,8 @@ def wrap(
 ) -> list[str]:
     """The bubblewrap argv that runs ``argv`` in ``box`` (paths keep their host names)."""
     # The private /tmp first: binds below it (a step's output folder) go on top of it.
-    args = [bwrap_path(policy), *_base_args(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    etc, etc_copy = _etc.view()
+    args = [bwrap_path(policy), *_system_args(), *etc, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     read: list[str] = [
         *interpreter_paths(argv[0]),
         *box.read,
@@ -434,18 +442,24 @@ def wrap(
         for each in (path, os.path.realpath(path))
         if os.path.exists(each) and _outside_system(each)
     }
-    bound: list[str] = []
+    # The allowed /etc folders are in view already (a trust folder such as /etc/ssl/certs).
+    bound: list[str] = [
+        etc[i + 2] for i in range(len(etc) - 2) if etc[i] == "--ro-bind" and etc[i + 2] != "/etc"
+    ]
     for each in sorted(wanted, key=lambda p: (p.count("/"), p)):
         if any(_under(each, w) for w in [*bound, *write]):
             continue
         bound.append(each)
+        _etc.mount_point(etc_copy, each)
         args += ["--ro-bind", each, each]
         if os.path.isdir(each):
             args += _hidden_args(each)  # a project reached through a cwd or PYTHONPATH, too
     if box.project and os.path.isdir(box.project):
+        _etc.mount_point(etc_copy, box.project)
         args += ["--ro-bind", box.project, box.project, *_hidden_args(box.project)]
     for path in write:
         if os.path.exists(path):
+            _etc.mount_point(etc_copy, path)
             args += ["--bind", path, path]
     args += [
         "--bind",
@@ -515,24 +529,33 @@ class Confinement:
     def launcher(self) -> list[str] | None:
         """The same limits as :meth:`preexec`, as an argv prefix that runs before the step's own.
 
-        ``/bin/sh`` joins the cgroups (any failure: exit 126, the step never starts) and execs
-        ``prlimit`` (util-linux), which sets the rlimits (or fails: exit 1) and execs the step:
-        one process, every limit in place before the step's first instruction. Without a Python
-        function between fork and exec, ``subprocess`` can use vfork instead of copying the
-        whole host process. The paths are quoted, the step's argv is only ever ``"$@"``.
-        None where either tool is missing (the caller keeps :meth:`preexec`).
+        ``/bin/sh`` joins the cgroups and sets the rlimits with its ``ulimit`` (any failure:
+        exit 126, the step never starts), then execs the step: one process, every limit in
+        place before the step's first instruction. Where this shell's ``ulimit`` does not set
+        what it is asked in the units expected (tried once per process: see
+        :func:`_shell_sets_limits`), it execs util-linux's ``prlimit`` instead, which sets them
+        (or fails: exit 1) and execs the step. Without a Python function between fork and
+        exec, ``subprocess`` can use vfork instead of copying the whole host process. The paths
+        are quoted, the step's argv is only ever ``"$@"``. None where neither way is at hand
+        (the caller keeps :meth:`preexec`).
         """
+        if not os.access(_SHELL, os.X_OK):
+            return None
+        join = "".join(f"echo $$ > {shlex.quote(procs)} || exit 126\n" for procs in self._procs)
+        memory = self.limits.memory_mb if self._memory is None else None
+        if _shell_sets_limits(_SHELL, memory is not None, self._nproc is not None):
+            limits = _ulimit(self.limits.file_mb, memory, self._nproc)
+            return [_SHELL, "-c", f'{join}{limits}exec "$@"', "sh"]
         prlimit = _tool("prlimit")
-        if prlimit is None or not os.access("/bin/sh", os.X_OK):
+        if prlimit is None:
             return None
         mb = 1024 * 1024
-        limits = [f"--fsize={self.limits.file_mb * mb}", "--core=0"]
-        if self._memory is None:
-            limits.append(f"--as={self.limits.memory_mb * mb}")
+        options = [f"--fsize={self.limits.file_mb * mb}", "--core=0"]
+        if memory is not None:
+            options.append(f"--as={memory * mb}")
         if self._nproc is not None:
-            limits.append(f"--nproc={self._nproc}")
-        join = "".join(f"echo $$ > {shlex.quote(procs)} || exit 126\n" for procs in self._procs)
-        return ["/bin/sh", "-c", f'{join}exec "$@"', "sh", prlimit, *limits, "--"]
+            options.append(f"--nproc={self._nproc}")
+        return [_SHELL, "-c", f'{join}exec "$@"', "sh", prlimit, *options, "--"]
 
     def peak_memory_mb(self) -> float | None:
         if self._memory is None:
@@ -563,7 +586,11 @@ class Confinement:
         import signal as _signal
 
         for group in self.groups:
-            for _ in range(50):
+            # A box's last processes are often still exiting when its first one was reaped
+            # (the PID namespace ending them): short waits first, then up to 10 ms (half a
+            # second in all), not 10 ms each time one is left.
+            delay = 0.0005
+            for _ in range(60):
                 try:
                     pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
                 except OSError:
@@ -575,12 +602,82 @@ class Confinement:
                         os.kill(pid, _signal.SIGKILL)
                     except OSError:
                         pass
-                time.sleep(0.01)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
             try:
                 group.rmdir()
             except OSError:
                 pass
         self.groups = []
+
+
+#: The shell of the launcher (the system's POSIX shell).
+_SHELL = "/bin/sh"
+
+
+def _ulimit(file_mb: int, memory_mb: int | None, nproc: int | None) -> str:
+    """The shell lines that set a step's rlimits (POSIX units: ``-f`` in 512-byte blocks; ``-v``
+    in KB and ``-p`` processes as dash, busybox and most shells read them), hard and soft."""
+    lines = [f"ulimit -f {file_mb * 2048}", "ulimit -c 0"]
+    if memory_mb is not None:
+        lines.append(f"ulimit -v {memory_mb * 1024}")
+    if nproc is not None:
+        lines.append(f"ulimit -p {nproc}")
+    return "".join(f"{line} || exit 126\n" for line in lines)
+
+
+#: The ``/proc/self/limits`` rows the launcher's ``ulimit`` lines set, and their keys.
+_LIMIT_ROWS = {
+    "Max file size": "fsize",
+    "Max core file size": "core",
+    "Max address space": "as",
+    "Max processes": "nproc",
+}
+
+
+@functools.cache
+def _shell_sets_limits(shell: str, memory: bool, nproc: bool) -> bool:
+    """Whether ``shell``'s ``ulimit`` sets what :func:`_ulimit` asks, as the kernel reports it:
+    shells differ in units and letters (bash's ``-p`` is the pipe size). Tried once per process
+    and kind, with small values within this process's own limits; a shell that says otherwise
+    keeps ``prlimit``. Saves every step an exec (about 1 ms)."""
+    import resource
+
+    def within(kind: int, wanted: int, unit: int = 1) -> int:
+        """``wanted`` units, or fewer where this process may not go that high."""
+        return min([wanted, *(v // unit for v in resource.getrlimit(kind) if v != resource.RLIM_INFINITY)])
+
+    mb = 1024 * 1024
+    file_mb = within(resource.RLIMIT_FSIZE, 3, mb)
+    memory_mb = within(resource.RLIMIT_AS, 4096, mb) if memory else None
+    processes = within(resource.RLIMIT_NPROC, 4096) if nproc else None
+    if min(file_mb, memory_mb or 1, processes or 1) < 1:
+        return False
+    expected = {"fsize": file_mb * mb, "core": 0}
+    if memory_mb is not None:
+        expected["as"] = memory_mb * mb
+    if processes is not None:
+        expected["nproc"] = processes
+    script = _ulimit(file_mb, memory_mb, processes) + 'exec "$@"'
+    try:
+        done = subprocess.run(
+            [shell, "-c", script, "sh", "/bin/cat", "/proc/self/limits"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    found: dict[str, int] = {}
+    for line in done.stdout.splitlines():
+        for row, key in _LIMIT_ROWS.items():
+            if line.startswith(row + " ") and key in expected:
+                values = line[len(row) :].split()
+                if len(values) >= 2 and values[0] == values[1] and values[0].isdigit():
+                    found[key] = int(values[0])
+    return done.returncode == 0 and found == expected
 
 
 _counter = iter(range(1, sys.maxsize))
