@@ -58,3 +58,35 @@ def test_a_file_is_placed_over_an_earlier_copy_and_never_linked(tmp_path: Path) 
     with target.open("a") as handle:
         handle.write("# a candidate was here\n")
     assert source.read_text() == "VALUE = 1\n"
+
+
+FOR_PYTHON = (
+    "import sys; from pathlib import Path; from pytest_spike.envs import layer; "
+    "print(layer.layer_for(sys.executable, Path(sys.argv[1])))"
+)
+IMPORT_PYTEST = "import sys; sys.path.insert(0, sys.argv[1]); import pytest, _pytest._io.terminalwriter"
+
+
+def test_a_layer_for_an_interpreter_compiles_what_pytest_imports_and_not_every_lexer(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    made = subprocess.run(
+        [sys.executable, "-c", FOR_PYTHON, str(tmp_path / "cache")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    built = Path(made.stdout.strip())
+    lexers = built / "pygments" / "lexers"
+    if not lexers.is_dir():
+        pytest.skip("this pytest does not need pygments")
+    # Every module a child pytest imports from the layer (pygments' too) loads compiled.
+    child = subprocess.run(
+        [sys.executable, "-S", "-v", "-c", IMPORT_PYTEST, str(built)], env=env, capture_output=True, text=True
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    loaded = [line for line in child.stderr.splitlines() if "code object from" in line and str(built) in line]
+    assert any("pygments" in line for line in loaded) and len(loaded) > 50
+    assert [line for line in loaded if not line.endswith(".pyc'")] == []
+    # The lexers of other languages are left as source (half of a layer's compile time).
+    assert (lexers / "rust.py").is_file() and not list(lexers.glob("__pycache__/rust.*.pyc"))

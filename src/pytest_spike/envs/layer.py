@@ -52,6 +52,11 @@ _LAYER_MARKER = "spike-layer.json"
 _LAYER_FORMAT = 2
 
 
+#: Modules of a layer left uncompiled: pytest imports pygments with its Python and diff lexers
+#: only; the ~260 other lexer modules (8 MB of a layer's 12) load only when something asks
+#: pygments for another language, never in a child pytest. Compiling them was half of a
+#: layer's compile time, the larger part of a cold layer (benchmarks/README.md).
+NOT_COMPILED = r"pygments[/\\]lexers[/\\](?!(__init__|_mapping|python|diff)\.py)"
 #: Distributions a layer never holds: uv is pytest-spike's tool (a large binary), not the
 #: child pytest's; the child finds it on PATH or not at all.
 LAYER_EXCLUDED = frozenset({"uv"})
@@ -319,7 +324,9 @@ def layer_for(
             copied = _install_layer(python, staging, uv, timeout)
             how = "uv" if uv else "pip"
         compiled = runner.run(
-            [python, "-m", "compileall", "-q", "-j", "0", str(staging)], timeout=timeout, env=tool_env()
+            [python, "-m", "compileall", "-q", "-j", "0", "-x", NOT_COMPILED, str(staging)],
+            timeout=timeout,
+            env=tool_env(),
         )
         return {"python": python, "how": how, "distributions": copied, "compiled": compiled.ok}
 
