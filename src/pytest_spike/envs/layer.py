@@ -316,9 +316,15 @@ def layer_for(
     )
     final = cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
+    # An interpreter of this one's version reads this one's compiled modules: they are copied
+    # with the sources (compileall below checks each and compiles only what does not match).
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    same = (markers["implementation_name"], markers["python_version"]) == (sys.implementation.name, here)
+
     def build(staging: Path) -> dict[str, Any]:
         if copyable:
-            copied = [_copy_distribution(dist, staging) for dist in dists]
+            place = functools.partial(_place, staging=staging, final=final) if same else None
+            copied = [_copy_distribution(dist, staging, place) for dist in dists]
             how = "copy"
         else:
             copied = _install_layer(python, staging, uv, timeout)
