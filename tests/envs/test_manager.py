@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from backends import BACKENDS, hermetic  # noqa: F401
-from pkgfactory import FakeProject, build_local_index, build_wheel
+from pkgfactory import FakeProject, build_local_index
 
 from pytest_spike._core.runner import run
 from pytest_spike.envs.fit import install_findings
@@ -20,7 +20,6 @@ from pytest_spike.envs.manager import (
     MARKER,
     EnvManager,
     EnvResult,
-    find_uv,
     uv_index_args,
 )
 from pytest_spike.model import Severity, SpikeError
@@ -253,30 +252,3 @@ def test_an_index_with_credentials_installs_wheels_before_any_backend_runs(
     exposed = [f for f in findings if f.code == "install.credentials"]
     assert exposed and "in reach of a build backend" in exposed[0].message
     assert "s3cr3t" not in exposed[0].message
-
-
-def test_a_uv_environment_is_compiled_without_unused_lexers_and_without_running_pth_files(
-    tmp_path: Path,
-) -> None:
-    if find_uv() is None:
-        pytest.skip("needs uv")
-    hook = "import os; open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'pth-ran'), 'w')\n"
-    files = {
-        "pygments/__init__.py": "",
-        "pygments/lexers/__init__.py": "",
-        "pygments/lexers/python.py": "PYTHON = 1\n",
-        "pygments/lexers/rust.py": "RUST = 1\n",
-        "pygments_hook.pth": hook,
-    }
-    build_wheel(FakeProject("pygments", "2.0", files=files), tmp_path / "index")
-    manager = EnvManager(
-        tmp_path / "cache", backend="uv", index_args=["--no-index", "--find-links", str(tmp_path / "index")]
-    )
-    result = manager.ensure(["pygments"])
-    assert result.ok, result.error
-    (site,) = Path(result.path).glob("lib/python*/site-packages")
-    compiled = {path.name.split(".")[0] for path in site.rglob("__pycache__/*.pyc")}
-    # What pytest imports of pygments is compiled; the lexers of other languages are not.
-    assert {"__init__", "python"} <= compiled and "rust" not in compiled
-    # The compiler ran without the environment's site: the candidate's .pth did not run.
-    assert (site / "pygments_hook.pth").is_file() and not (site / "pth-ran").exists()
