@@ -60,11 +60,6 @@ INDEX_ENV_VARS = (
     "UV_NO_INDEX",
 )
 _PIP_CONFIG_KEYS = ("index-url", "extra-index-url", "find-links", "no-index")
-#: Modules left uncompiled in environments and layers: pytest imports pygments with its
-#: Python and diff lexers only; the ~260 other lexer modules (8 MB of pytest's 12 MB with
-#: pygments) load only when something asks pygments for another language. Compiling them
-#: was half of the compile time of an environment holding pytest (benchmarks/README.md).
-NOT_COMPILED = r"pygments[/\\]lexers[/\\](?!(__init__|_mapping|python|diff)\.py)"
 #: Variables of ours that must not leak into the tools' interpreters.
 _DROPPED_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
 _EXCERPT_LINES = 25
@@ -492,8 +487,6 @@ class EnvManager:
                 else:
                     done = self._run_all(commands, deadline, scratch, boxed)
                 built = _pip_report_sdists(report) | _uv_output_sdists(done)
-                if done.ok and self.uv is not None:
-                    self._compile(entry, deadline, scratch, boxed)
                 # Exposed only where the retry really built something from source.
                 result.credentials_exposed = result.credentials_exposed and bool(built)
         result.behaviour = [b.to_dict() for b in seen]
@@ -526,17 +519,6 @@ class EnvManager:
                 break
         return done
 
-    def _compile(self, entry: Path, deadline: float, scratch: str, boxed: Mapping[str, Any]) -> None:
-        """Byte-compile what uv installed (it leaves no .pyc), so a reused environment is not
-        compiled again on every run, but for :data:`NOT_COMPILED`. With the environment's
-        base interpreter, ``-S``: the .pth files the candidate installed do not run. Best
-        effort, as uv's ``--compile-bytecode`` is: a module that does not compile (a Python 2
-        file in a package) is left as source."""
-        folder = entry / ("Lib" if sys.platform == "win32" else "lib")
-        argv = [self.python, "-I", "-S", "-m", "compileall", "-q", "-j", "0", "-x", NOT_COMPILED, str(folder)]
-        left = max(1.0, deadline - time.monotonic())
-        run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
-
     def _credentials(self) -> bool:
         """Whether an index this manager installs from has a user or password in its URL."""
         settings = pip_index_settings()
@@ -550,7 +532,7 @@ class EnvManager:
         changed) keeps the installer from its cache: uv hard-links files from its cache, so an
         edit made in the environment is an edit of the cache's copy too."""
         if self.uv is not None:
-            # Compiled afterwards (see _compile), not with --compile-bytecode: that compiles all.
+            # uv leaves no .pyc behind; compiled now, a reused env is not recompiled each run.
             return [
                 [self.uv, "venv", "--quiet", "--python", self.python, str(entry)],
                 [
@@ -559,6 +541,7 @@ class EnvManager:
                     "install",
                     "--python",
                     python,
+                    "--compile-bytecode",
                     *(() if cached else ("--no-cache",)),
                     *uv_index_args(),
                     *self.index_args,
