@@ -37,10 +37,6 @@ class Prefetch(str, enum.Enum):
     PROJECT_META = "project_meta"
     #: the sdist of the installed version, extracted into the sdist cache
     SDIST = "sdist"
-    #: the environment the upstream tests run in (the candidate pinned, pytest, the harness)
-    HARNESS = "harness"
-    #: the fit check's resolve of the installed version with the project's requirements
-    FIT = "fit"
 
 
 @final
@@ -137,7 +133,6 @@ BUILTIN: tuple[ProbeKind, ...] = (
             "install.rebuilt",
         ),
         transient=frozenset({"install.fit_unchecked"}),
-        prefetch=frozenset({Prefetch.FIT}),
         environment_is_transient=True,
         keyed_by_project=True,
         locates_environment=True,
@@ -194,7 +189,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
             "upstream.unchecked",
         ),
         transient=frozenset({"upstream.unchecked"}),
-        prefetch=frozenset({Prefetch.SDIST, Prefetch.HARNESS}),
+        prefetch=frozenset({Prefetch.SDIST}),
         release=True,
     ),
     ProbeKind(

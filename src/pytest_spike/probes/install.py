@@ -40,9 +40,10 @@ def probe_install(ctx: ProbeContext) -> ProbeOutcome:
         return _not_installed(cand, info.get("python", ctx.python), details)
     version = str(info["version"])
     findings += _version_findings(cand, version)
-    fitted = fit(ctx)
-    if fitted is not None:
-        fit_findings, details["fit"] = fitted
+    # In the running environment the candidate already sits next to the project's packages;
+    # requirement files (spike_requirements) still ask whether it fits those.
+    if target.isolated or ctx.settings.requirement_files:
+        fit_findings, details["fit"] = _fit(ctx, version)
         findings += fit_findings
     conflicts = pip_check(ctx)
     findings += _pip_check_findings(conflicts, cand.name)
@@ -152,23 +153,8 @@ def _environment(ctx: ProbeContext) -> tuple[list[Finding], dict[str, Any]]:
     return install_findings(target.env)
 
 
-def fit(ctx: ProbeContext) -> tuple[list[Finding], dict[str, Any]] | None:
-    """Does the candidate, at the version it got, resolve next to the project's requirements?
-    None when that is not asked. Once per session and version: the session's prebuild asks
-    it beside the other candidates' probes, the probe takes its answer (or waits for it)."""
-    target, info = ctx.target(), ctx.inspect()
-    # In the running environment the candidate already sits next to the project's packages;
-    # requirement files (spike_requirements) still ask whether it fits those.
-    if not info.get("installed") or not (target.isolated or ctx.settings.requirement_files):
-        return None
-    version = str(info["version"])
-    found: tuple[list[Finding], dict[str, Any]] = ctx.remember(
-        ("fit", ctx.candidate.project, version), lambda: _fit(ctx, version)
-    )
-    return found
-
-
 def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]]:
+    """Does the candidate, at the version it got, resolve next to the project's requirements?"""
     project = ctx.project_requirements()
     pin = f"{ctx.candidate.project}=={version}"
     ctx.services.say(f"resolving {pin} with the project's requirements")

@@ -52,7 +52,17 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
             version=version,
             skipped=f"upstream tests not run: --spike-offline and the sdist {sdist.filename} is not in the cache",
         )
-    upstream = _upstream(ctx, info, source, sha256=(sdist.hashes.get("sha256") if sdist else None))
+    upstream = SpikeUpstream(
+        python=str(ctx.python),
+        dist_name=name,
+        version=version,
+        source=source,
+        workdir=ctx.workdir / f"upstream-{ctx.candidate.name}",
+        timeout=ctx.timeout,
+        package_modules=info.get("modules") or (),
+        seed=ctx.settings.upstream_seed,
+        sha256=(sdist.hashes.get("sha256") if sdist else None),
+    )
     harness: dict[str, Any] = {"environment": "candidate's, without the test harness"}
     isolated = ctx.settings.isolation != "never" and sdist is not None
     if isolated:
@@ -74,46 +84,6 @@ def probe_upstream(ctx: ProbeContext) -> ProbeOutcome:
     findings, details = upstream_findings(result)
     details["harness_environment"] = {k: v for k, v in harness.items() if k != "python"}
     return ProbeOutcome(findings=findings, details=details, version=version, skipped=unchecked_reason(result))
-
-
-def _upstream(
-    ctx: ProbeContext,
-    info: dict[str, Any],
-    source: str | None,
-    *,
-    sha256: str | None,
-    folder: str = "upstream",
-) -> SpikeUpstream:
-    """The upstream tests of the installed version, read in ``folder``-NAME of the workdir."""
-    return SpikeUpstream(
-        python=str(ctx.python),
-        dist_name=str(info["name"]),
-        version=str(info["version"]),
-        source=source,
-        workdir=ctx.workdir / f"{folder}-{ctx.candidate.name}",
-        timeout=ctx.timeout,
-        package_modules=info.get("modules") or (),
-        seed=ctx.settings.upstream_seed,
-        sha256=sha256,
-    )
-
-
-def prepare_harness(ctx: ProbeContext) -> None:
-    """Build the environment the upstream tests will run in (the candidate pinned, pytest and
-    the sdist's test harness) ahead of the probe: the session's prebuild calls it once the
-    sdist is in, so a cold run builds it beside the other candidates' probes, and the probe
-    finds it built (the environment cache's lock keeps the two from building it twice).
-    A step that fails here is done again by the probe, which reports it."""
-    info = ctx.inspect()
-    if ctx.settings.isolation == "never" or ctx.python is None or not info.get("installed"):
-        return
-    name, version = str(info["name"]), str(info["version"])
-    sdist = sdist_entry(ctx.services.index(), name, version)
-    source = ctx.sdist_source(sdist) if sdist is not None else None
-    if sdist is None or source is None:
-        return
-    upstream = _upstream(ctx, info, source, sha256=sdist.hashes.get("sha256"), folder="harness")
-    _harness_environment(ctx, upstream, name, version)
 
 
 def _harness_environment(

@@ -1,5 +1,4 @@
-"""Get every candidate ready at once: environments, evidence keys, index pages, sdists, the
-fit check's resolve and the upstream tests' environments.
+"""Get every candidate ready at once: environments, evidence keys, index pages and sdists.
 
 Started when the spike items are known (end of collection), one background thread per
 candidate up to ``MAX_THREADS``: the work is network and subprocess bound, so threads
@@ -89,17 +88,9 @@ class Prebuild:
         version = str(info["version"])
         if Prefetch.PROJECT_META in wanted:
             index.project_meta(ctx.candidate.project, version)
-        if Prefetch.FIT in wanted:
-            from pytest_spike.probes.install import fit
-
-            fit(ctx)
         if Prefetch.SDIST in wanted and ctx.python is not None:
             from pytest_spike.index.client import sdist_entry
 
             sdist = sdist_entry(index, str(info["name"]), version)
             if sdist is not None:
                 ctx.sdist_source(sdist)
-        if Prefetch.HARNESS in wanted:
-            from pytest_spike.probes.upstream import prepare_harness
-
-            prepare_harness(ctx)
