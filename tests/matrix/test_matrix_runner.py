@@ -160,25 +160,6 @@ def test_run_plans_builds_runs_and_merges_two_pythons(project: tuple[Path, dict[
     assert cells[f"py{HOST}-tomly-1.0"]["env_reused"] is True
 
 
-@needs_uv
-def test_layers_are_built_at_once_and_a_cell_builds_its_environment_first(
-    project: tuple[Path, dict[str, str]],
-) -> None:
-    root, env = project
-    # Every cell's pin fails to install: no cell ever asks for the layer.
-    (root / "test_spike.py").write_text(SPIKE.format(versions=["2.0"]))
-    done = spike_run(root, env, ".", "--python", HOST, "--json", "out.json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads((root / "out.json").read_text())
-    assert states(report) == {(HOST, "2.0"): "install_failed"}
-    (cell,) = report["matrix"]["runner"]["cells"]
-    assert cell["layer_s"] == 0.0 and cell["env_s"] > 0  # it never waited for a layer
-    # The interpreter's layer was built all the same, as soon as the plan was known, and is
-    # complete (the run waits for it rather than leave it half-built).
-    layers = list((Path(env["XDG_CACHE_HOME"]) / "pytest-spike" / "layers").glob("*/spike-layer.json"))
-    assert len(layers) == 1, layers
-
-
 def test_run_falls_back_to_venv_and_pip(project: tuple[Path, dict[str, str]]) -> None:
     root, env = project
     (root / "test_spike.py").write_text(SPIKE.format(versions=["1.1"]))

@@ -2,12 +2,12 @@
 
 For each runnable cell of a plan (the same plan as ``pytest-spike matrix``):
 
-1. the cell's environment holds only the pin, built with uv (``uv venv`` + ``uv pip
+1. the cell's interpreter gets a *layer*, pytest + pytest-spike built once per interpreter
+   and versions (:func:`pytest_spike.envs.layer.layer_for`), shared by all its cells;
+2. the cell's environment holds only the pin, built with uv (``uv venv`` + ``uv pip
    install``) or, without uv, ``venv`` + pip, cached by interpreter + pin + index settings;
-2. the cell's interpreter has a *layer*, pytest + pytest-spike built once per interpreter
-   and versions (:func:`pytest_spike.envs.layer.layer_for`), shared by all its cells and
-   started for every interpreter when the run starts; a ``.pth`` file links the
-   environment to it, after its own packages (the candidate's dependencies win);
+   a ``.pth`` file links it to the layer, after its own packages (the candidate's
+   dependencies win);
 3. ``python -m pytest --spike --spike-select NAME --spike-cell ID --spike-json ID.json``
    runs in it, in a process group of its own.
 
@@ -231,7 +231,6 @@ class MatrixRunner:
             self._out(run.cell).unlink(missing_ok=True)
         interrupted = False
         restore = sigterm_as_interrupt()
-        layers = self._prepare_layers()
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="spike-cell")
         try:
             futures: list[Future[None]] = [pool.submit(self._guarded, r) for r in runs]
@@ -245,8 +244,6 @@ class MatrixRunner:
         finally:
             restore()
         pool.shutdown(wait=True)
-        for thread in layers:  # as a cell building one would: no half-built layer is left
-            thread.join()
         for run in runs:
             if run.state not in FINAL:
                 run.state, run.detail = "interrupted", "stopped before it finished"
@@ -315,7 +312,12 @@ class MatrixRunner:
             return
         if self.stop.is_set():
             return
-        # The environment first: the layer may still be building in its own thread.
+        run.state = "layer"
+        started = time.perf_counter()
+        layer = self._layer(cell.interpreter)
+        run.layer_s = time.perf_counter() - started
+        if self.stop.is_set():
+            return
         run.state = "environment"
         started = time.perf_counter()
         env = self._manager(cell.interpreter).ensure([cell.pin])
@@ -324,12 +326,6 @@ class MatrixRunner:
         if not env.ok:
             self._env_failed(run, env)
             return
-        if self.stop.is_set():
-            return
-        run.state = "layer"
-        started = time.perf_counter()
-        layer = self._layer(cell.interpreter)
-        run.layer_s = time.perf_counter() - started
         linked = _link_layer(Path(env.path), layer)
         if linked is not None:
             # The environment's files are checked before reuse: this one is ours.
@@ -391,30 +387,8 @@ class MatrixRunner:
         with self._lock:
             return self._interp_locks.setdefault(python, threading.Lock())
 
-    def _prepare_layers(self) -> list[threading.Thread]:
-        """Start building every interpreter's layer at once, one thread each, as soon as the
-        plan is known: a cold run builds them (one from the index, for an interpreter whose
-        needs this one lacks) beside the cells' environments instead of one after another.
-        A cell takes its layer when it is ready, or builds it if its thread has not begun."""
-        pythons = dict.fromkeys(c.interpreter for c in self.plan.cells if c.status == "run" and c.interpreter)
-        threads = [
-            threading.Thread(target=self._layer_ahead, args=(python,), name="spike-layer", daemon=True)
-            for python in pythons
-        ]
-        for thread in threads:
-            thread.start()
-        return threads
-
-    def _layer_ahead(self, python: str) -> None:
-        if self.stop.is_set():
-            return
-        try:
-            self._layer(python)
-        except Exception:  # noqa: BLE001 - kept for its cells (SpikeError) or met again by them: they report it
-            return
-
     def _layer(self, python: str) -> Path:
-        with self._interp_lock(f"layer {python}"):
+        with self._interp_lock(python):
             if python not in self._layers:
                 try:
                     self._layers[python] = layer_for(python, self.cache_dir, uv=self.uv)
