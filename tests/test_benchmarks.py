@@ -223,3 +223,15 @@ def test_step_cost_times_each_kind_of_step_for_each_side(
     assert len(lines) == 3 and all(
         line.strip().startswith("boxed") and line.endswith(src) for line in lines[1:]
     )
+
+
+def test_layer_cost_builds_the_layers_of_each_side_in_a_new_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = load("layer_cost", BENCHMARKS / "layer_cost.py", monkeypatch)
+    src = str(BENCHMARKS.parent / "src")
+    first = bench.one(src, tmp_path, [sys.executable])
+    again = bench.one(src, tmp_path, [sys.executable])
+    # Each run built the layer anew (a new cache), with compileall and the box as children.
+    assert first["wall"] > 0 and again["wall"] > 0 and again["children_cpu"] > 0
+    assert [p.name for p in tmp_path.iterdir() if p.name != "uv"] == []  # each side's cache is gone

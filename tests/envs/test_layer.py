@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -125,3 +126,70 @@ def test_an_interpreters_markers_are_asked_once_per_binary(tmp_path: Path) -> No
     shim.write_text(f'#!/bin/sh\nexec {python} "$@"\n')
     shim.chmod(0o755)
     assert layer._binary_identity(str(shim)) is None  # so never kept: asked each time
+
+
+FOR_PYTHON = (
+    "import sys; from pathlib import Path; from pytest_spike.envs import layer; "
+    "print(layer.layer_for(sys.argv[2], Path(sys.argv[1])))"
+)
+IMPORT_PYTEST = "import sys; sys.path.insert(0, sys.argv[1]); import pytest, _pytest._io.terminalwriter"
+
+
+def another_python() -> str | None:
+    """A pyenv interpreter of another version than this one (3.10+), if there is one."""
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for folder in sorted(Path(root, "versions").glob("3.1*"), reverse=True):
+        if not folder.name.startswith(here + ".") and (folder / "bin" / "python").exists():
+            return str(folder / "bin" / "python")
+    return None
+
+
+def clean_env() -> dict[str, str]:
+    return {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    }
+
+
+def build_for(python: str, cache: Path) -> Path:
+    made = subprocess.run(
+        [sys.executable, "-c", FOR_PYTHON, str(cache), python],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(made.stdout.strip())
+
+
+def test_a_layer_for_another_python_compiles_what_pytest_imports_and_not_every_lexer(tmp_path: Path) -> None:
+    python = another_python()
+    if python is None:
+        pytest.skip("needs a pyenv interpreter of another version (3.10+)")
+    built = build_for(python, tmp_path / "cache")
+    lexers = built / "pygments" / "lexers"
+    if not lexers.is_dir():
+        pytest.skip("this pytest does not need pygments")
+    # Every module a child pytest imports from the layer (pygments' too) loads compiled.
+    child = subprocess.run(
+        [python, "-S", "-v", "-c", IMPORT_PYTEST, str(built)], env=clean_env(), capture_output=True, text=True
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    loaded = [line for line in child.stderr.splitlines() if "code object from" in line and str(built) in line]
+    assert any("pygments" in line for line in loaded) and len(loaded) > 50
+    assert [line for line in loaded if not line.endswith(".pyc'")] == []
+    # The lexers of other languages are left as source (half of a layer's compile time).
+    assert (lexers / "rust.py").is_file() and not list(lexers.glob("__pycache__/rust.*.pyc"))
+
+
+def test_a_layer_for_a_python_of_this_version_takes_this_ones_compiled_modules(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-c", "import _pytest.compat"], env=clean_env(), check=True)
+    compiled = Path(
+        importlib.util.cache_from_source(str(Path(pytest.__file__).parent.parent / "_pytest" / "compat.py"))
+    )
+    if not compiled.is_file():
+        pytest.skip("site-packages keeps no bytecode here (read-only)")
+    built = build_for(sys.executable, tmp_path / "cache")
+    placed = Path(importlib.util.cache_from_source(str(built / "_pytest" / "compat.py")))
+    # The same bytes: copied with the source (and found valid), not compiled again.
+    assert placed.read_bytes() == compiled.read_bytes()

@@ -55,6 +55,11 @@ _LAYER_MARKER = "spike-layer.json"
 _LAYER_FORMAT = 3
 
 
+#: Modules of a layer left uncompiled: pytest imports pygments with its Python and diff lexers
+#: only; the ~260 other lexer modules (8 MB of a layer's 12) load only when something asks
+#: pygments for another language, never in a child pytest. Compiling them was half of a
+#: layer's compile time, the larger part of a cold layer (benchmarks/README.md).
+NOT_COMPILED = r"pygments[/\\]lexers[/\\](?!(__init__|_mapping|python|diff)\.py)"
 #: Distributions a layer never holds: uv is pytest-spike's tool (a large binary), not the
 #: child pytest's; the child finds it on PATH or not at all.
 LAYER_EXCLUDED = frozenset({"uv"})
@@ -383,15 +388,23 @@ def layer_for(
     )
     final = cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
+    # An interpreter of this one's version reads this one's compiled modules: they are copied
+    # with the sources (compileall below checks each and compiles only what does not match).
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    same = (markers["implementation_name"], markers["python_version"]) == (sys.implementation.name, here)
+
     def build(staging: Path) -> dict[str, Any]:
         if copyable:
-            copied = [_copy_distribution(dist, staging) for dist in dists]
+            place = functools.partial(_place, staging=staging, final=final) if same else None
+            copied = [_copy_distribution(dist, staging, place) for dist in dists]
             how = "copy"
         else:
             copied = _install_layer(python, staging, uv, timeout)
             how = "uv" if uv else "pip"
         compiled = runner.run(
-            [python, "-m", "compileall", "-q", "-j", "0", str(staging)], timeout=timeout, env=tool_env()
+            [python, "-m", "compileall", "-q", "-j", "0", "-x", NOT_COMPILED, str(staging)],
+            timeout=timeout,
+            env=tool_env(),
         )
         return {"python": python, "how": how, "distributions": copied, "compiled": compiled.ok}
 
