@@ -74,6 +74,10 @@ class ProbeKind:
     #: as a release probe of an upgrade it compares the release with the installed version the
     #: upgrade moves from (``ProbeContext.upgrading_from``): its evidence is keyed by that too
     compares_upgrade: bool = False
+    #: it runs a child interpreter or pytest of its own for a while (README examples, docs
+    #: pages, upstream tests): run first when the session runs probes ahead, so the longest
+    #: start soonest
+    heavy: bool = False
 
     @property
     def all_codes(self) -> tuple[str, ...]:
@@ -163,6 +167,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
         version=4,
         reads=lambda s: (s.isolation, s.probe_timeout, s.allow_network),
         codes=("readme.failed", "readme.timeout", "readme.unchecked", "readme.none"),
+        heavy=True,
     ),
     ProbeKind(
         "docs",
@@ -172,6 +177,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
         codes=("docs.failed", "docs.timeout", "docs.unchecked", "docs.none", "docs.pages"),
         transient=frozenset({"docs.unchecked"}),
         prefetch=frozenset({Prefetch.SDIST}),
+        heavy=True,
     ),
     ProbeKind(
         "upstream",
@@ -191,6 +197,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
         transient=frozenset({"upstream.unchecked"}),
         prefetch=frozenset({Prefetch.SDIST}),
         release=True,
+        heavy=True,
     ),
     ProbeKind(
         "signals",

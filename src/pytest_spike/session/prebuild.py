@@ -8,12 +8,15 @@ and the sdist cache, so when a probe item needs one it is done, or it waits for 
 doing it; it never does it twice.
 
 Then, where the session runs in one process (not on an xdist worker, which does not know
-at collection which items it will be sent), the thread runs its candidate's probes ahead,
-in the order of their items, each once (``ProbeMemo.ahead``): while the main thread runs
-one candidate's probe items, the other candidates' probes run beside it, at most
-``ahead_slots()`` at a time. A probe item takes the outcome run ahead (waiting while it
-runs), or runs the probe itself when nobody started it. A probe run ahead costs its
-candidate's time box what it took, as in its item; none starts once the box is used up.
+at collection which items it will be sent), the threads run the candidates' probes ahead
+of their items, each once (``ProbeMemo.ahead``), at most ``ahead_slots()`` at a time
+beside the item the main thread runs: the heavy kinds first (README examples, docs pages,
+upstream tests: a child of their own for a while, so the longest start soonest), then the
+others, each in the candidates' and the items' order. Probes of one candidate may run at
+the same time. A probe item takes the outcome run ahead (waiting while it runs), or runs
+the probe itself when nobody started it. A probe run ahead costs its candidate's time box
+what it took, as in its item, and gets what the box has left as its limit; none starts
+once the box is used up.
 
 Nothing here reports: a step that fails in the background is not kept (see ProbeMemo),
 so the probe item that needs it does it again and turns the error into the same finding
@@ -30,6 +33,7 @@ both, and the cache keeps one.
 from __future__ import annotations
 
 import functools
+import heapq
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -75,40 +79,75 @@ class Prebuild:
         self.remaining = remaining or (lambda candidate: float("inf"))
         self.charge = charge or (lambda candidate, seconds: None)
         self._todo: list[Candidate] = []
+        #: candidates being got ready now (their probes are queued when they are)
+        self._readying = 0
+        #: probes to run ahead: (heavy first, candidate's place, the item's place, candidate, kind)
+        self._queue: list[tuple[int, int, int, Candidate, str]] = []
+        self._order: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
         self._slots = threading.BoundedSemaphore(ahead_slots())
         self._stopped = False
         self.threads: list[threading.Thread] = []
 
     def start(self, candidates: Sequence[Candidate]) -> None:
         self._todo = list(candidates)
-        for number in range(min(MAX_THREADS, len(self._todo))):
+        self._order = {c.name: place for place, c in enumerate(candidates)}
+        wanted = len(self._todo) if not self.ahead else max(len(self._todo), ahead_slots())
+        for number in range(min(MAX_THREADS, wanted)):
             thread = threading.Thread(target=self._work, name=f"spike-prebuild-{number}", daemon=True)
             self.threads.append(thread)
             thread.start()
 
     def stop(self) -> int:
         """Start nothing new, and kill what the threads still run; how many were killed."""
-        with self._lock:
+        with self._changed:
             self._stopped = True
             self._todo.clear()
+            self._queue.clear()
+            self._changed.notify_all()
         return runner.stop_started_by(self.threads)
 
-    def _next(self) -> Candidate | None:
-        with self._lock:
-            if self._stopped or not self._todo:
-                return None
-            return self._todo.pop(0)
+    def _next(self) -> Candidate | tuple[Candidate, str] | None:
+        """The next candidate to get ready, else the next probe to run ahead (waiting while
+        candidates still get ready), else None: nothing is left."""
+        with self._changed:
+            while not self._stopped:
+                if self._todo:
+                    self._readying += 1
+                    return self._todo.pop(0)
+                if self._queue:
+                    *_, candidate, name = heapq.heappop(self._queue)
+                    return candidate, name
+                if not self._readying:
+                    return None
+                self._changed.wait()
+            return None
 
     def _work(self) -> None:
-        while (candidate := self._next()) is not None:
-            try:
-                missing = self.ready(self.context(candidate))
-                self.run_ahead(
-                    candidate, [name for name in self.ahead.get(candidate.name, ()) if name in missing]
-                )
-            except Exception:  # noqa: BLE001 - the probe item does the step again and reports it
+        while (job := self._next()) is not None:
+            if isinstance(job, tuple):
+                self._run_ahead(*job)
                 continue
+            missing: set[str] = set()
+            try:
+                missing = self.ready(self.context(job))
+            except Exception:  # noqa: BLE001 - the probe item does the step again and reports it
+                pass
+            finally:
+                self._queue_probes(job, missing)
+
+    def _queue_probes(self, candidate: Candidate, missing: set[str]) -> None:
+        """Queue the candidate's probes without kept evidence, the heavy kinds first (the
+        longest start soonest), then by the candidate's and the item's place."""
+        place = self._order.get(candidate.name, len(self._order))
+        with self._changed:
+            self._readying -= 1
+            for item_place, name in enumerate(self.ahead.get(candidate.name, ())):
+                if name in missing and not self._stopped:
+                    heavy = 0 if kind(name).heavy else 1
+                    heapq.heappush(self._queue, (heavy, place, item_place, candidate, name))
+            self._changed.notify_all()
 
     def ready(self, ctx: ProbeContext) -> set[str]:
         """Build ``ctx``'s candidate's environment, find its evidence, and fetch what the
@@ -141,10 +180,10 @@ class Prebuild:
                 ctx.sdist_source(sdist)
         return missing
 
-    def run_ahead(self, candidate: Candidate, kinds: Sequence[str]) -> None:
-        """Run ``candidate``'s probes of ``kinds`` ahead of their items, in order, while its
-        time box lasts (a probe its item already took is not run again)."""
-        for name in kinds:
+    def _run_ahead(self, candidate: Candidate, name: str) -> None:
+        """Run ``candidate``'s ``name`` probe ahead of its item, while its time box lasts
+        (not when its item took it already)."""
+        try:
             with self._slots:
                 with self._lock:
                     if self._stopped:
@@ -154,6 +193,8 @@ class Prebuild:
                     return
                 ctx = self.context(candidate)
                 ctx.memo.ahead(ahead_key(candidate, name), functools.partial(self._probe, name, ctx, left))
+        except Exception:  # noqa: BLE001 - not kept: the probe item runs it again and reports it
+            return
 
     def _probe(self, name: str, ctx: ProbeContext, left: float) -> Taken:
         taken = timed_evidence(name, ctx, ahead_box=left)
