@@ -19,7 +19,6 @@ import enum
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, final
 
 #: A probe: takes the candidate's ``ProbeContext``, returns its ``ProbeOutcome``. Typed
@@ -88,9 +87,11 @@ class ProbeKind:
     def error_code(self) -> str:
         return f"{self.name}.error"
 
-    @cached_property
+    @property
     def function(self) -> Probe:
-        """The probe's function (imported on first use)."""
+        """The probe's function, from its module as imported now (not kept: an in-process
+        pytester run imports pytest-spike's modules anew, and a function kept from an older
+        import would catch the older module's exception classes, not the new ones)."""
         module, _, attr = self.probe.partition(":")
         found: Probe = getattr(importlib.import_module(module), attr)
         return found
