@@ -14,6 +14,8 @@ import shutil
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -77,6 +79,8 @@ class Services:
         self._say = say or _quiet
         self._main = threading.get_ident()
         self._queued: deque[str] = deque()
+        #: the step a background thread works for now (:meth:`speaking_for`)
+        self._step = threading.local()
         self._lock = threading.RLock()
         self._index: IndexClient | None = None
         self._envs: EnvManager | None = None
@@ -86,10 +90,22 @@ class Services:
     def say(self, text: str) -> None:
         """Tell the user what a long step is doing (queued when said from a background thread)."""
         if threading.get_ident() != self._main:
-            self._queued.append(BACKGROUND + text)
+            step = getattr(self._step, "label", None)
+            self._queued.append(BACKGROUND + (f"{step}: {text}" if step else text))
             return
         self.flush()
         self._say(text)
+
+    @contextmanager
+    def speaking_for(self, label: str) -> Iterator[None]:
+        """Lines this (background) thread says inside the ``with`` name ``label``, the step
+        they are for (``tomli upstream``: a probe run ahead of its item)."""
+        before = getattr(self._step, "label", None)
+        self._step.label = label
+        try:
+            yield
+        finally:
+            self._step.label = before
 
     def flush(self) -> None:
         """Show what background threads said (call from pytest's thread only)."""

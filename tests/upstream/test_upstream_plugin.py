@@ -134,7 +134,10 @@ def test_fetching_the_sdist_is_said_only_when_it_is_fetched(
         )
 
     cold = run()
-    cold.stdout.fnmatch_lines(["spike: uppkg upstream: fetching the sdist uppkg-1.0.tar.gz for its tests"])
+    # said by the probe run ahead of its item, in the background, naming its step
+    cold.stdout.fnmatch_lines(
+        ["spike: in the background: uppkg upstream: fetching the sdist uppkg-1.0.tar.gz for its tests"]
+    )
     # Probes re-run (--spike-fresh-probes), so the sdist is asked for again: from the cache.
     warm = run("--spike-fresh-probes")
     warm.assert_outcomes(passed=1)

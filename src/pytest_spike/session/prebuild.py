@@ -161,8 +161,10 @@ class Prebuild:
             if builtin(name) and evidence.lookup(ctx, name, reuse=reuse)[1] is None
         }
         wanted: set[Prefetch] = set()
+        ahead = self.ahead.get(ctx.candidate.name, ())
         for name in missing:
-            wanted |= kind(name).prefetch
+            if name not in ahead:  # a probe run ahead fetches what it needs itself, once
+                wanted |= kind(name).prefetch
         if not wanted:
             return missing
         info = ctx.inspect()
@@ -197,6 +199,7 @@ class Prebuild:
             return
 
     def _probe(self, name: str, ctx: ProbeContext, left: float) -> Taken:
-        taken = timed_evidence(name, ctx, ahead_box=left)
+        with ctx.services.speaking_for(f"{ctx.candidate.name} {name}"):
+            taken = timed_evidence(name, ctx, ahead_box=left)
         self.charge(ctx.candidate, taken.seconds)
         return taken

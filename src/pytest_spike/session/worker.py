@@ -127,7 +127,7 @@ class SpikeWorker:
         """Several candidates: get them ready at once, and run their probes side by side
         (see prebuild.py), for the items this session will run (after ``-k``, ``--lf``...)."""
         candidates = self.candidates or []
-        if len(candidates) < 2 or not self.settings.probes or self.config.getoption("collectonly"):
+        if not candidates or not self.settings.probes or self.config.getoption("collectonly"):
             return
         ahead: dict[str, list[str]] = {}
         wanted: set[str] = set()
