@@ -124,8 +124,8 @@ class SpikeWorker:
         self.order = {c.name: i for i, c in enumerate(candidates)}
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Several candidates: get them ready at once, and run their probes side by side
-        (see prebuild.py), for the items this session will run (after ``-k``, ``--lf``...)."""
+        """Get the candidates ready at once, and run their probes side by side (see
+        prebuild.py), for the items this session will run (after ``-k``, ``--lf``...)."""
         candidates = self.candidates or []
         if not candidates or not self.settings.probes or self.config.getoption("collectonly"):
             return
@@ -232,6 +232,7 @@ class SpikeWorker:
         try:
             return (yield)
         finally:
+            self.services.flush()  # what they said while this item ran (the last item's too)
             taken = getattr(item, "taken", None)
             if taken is None or taken.ahead_box is None:  # a probe run ahead is charged already
                 self._charge(candidate, time.monotonic() - start)
