@@ -94,24 +94,9 @@ class ProbeMemo:
                 if pending is None:
                     pending = self._pending[key] = _Pending()
             if mine:
-                break
-            while not pending.done.wait(0.1):
-                if self.on_wait is not None:
-                    self.on_wait()
+                return self._settle(key, pending, compute)
+            self._wait(pending)
             # Done (or failed: then this thread computes it and gets the error itself).
-        try:
-            value = compute()
-        except BaseException:
-            with self._lock:
-                del self._pending[key]
-                pending.failed = True
-            pending.done.set()
-            raise
-        with self._lock:
-            self._values[key] = value
-            del self._pending[key]
-        pending.done.set()
-        return value
 
     def ahead(self, key: Hashable, compute: Callable[[], object]) -> bool:
         """Compute ``key``'s value now, for one later :meth:`take` (a background thread's
@@ -122,18 +107,7 @@ class ProbeMemo:
             if key in self._taken or key in self._pending or key in self._values:
                 return False
             pending = self._pending[key] = _Pending()
-        try:
-            value = compute()
-        except BaseException:
-            with self._lock:
-                del self._pending[key]
-                pending.failed = True
-            pending.done.set()
-            raise
-        with self._lock:
-            self._values[key] = value
-            del self._pending[key]
-        pending.done.set()
+        self._settle(key, pending, compute)
         return True
 
     def ahead_started(self, key: Hashable) -> bool:
@@ -149,14 +123,35 @@ class ProbeMemo:
             self._taken.add(key)
             pending = self._pending.get(key)
         if pending is not None:
-            while not pending.done.wait(0.1):
-                if self.on_wait is not None:
-                    self.on_wait()
+            self._wait(pending)
         with self._lock:
             if key in self._values:
                 value: _T = self._values.pop(key)
                 return value
         return compute()
+
+    def _settle(self, key: Hashable, pending: _Pending, compute: Callable[[], _T]) -> _T:
+        """Compute ``key``'s value, which this thread claimed with ``pending``, and keep it
+        for the others; what raises is not kept (the next asker computes it again)."""
+        try:
+            value = compute()
+        except BaseException:
+            with self._lock:
+                del self._pending[key]
+                pending.failed = True
+            pending.done.set()
+            raise
+        with self._lock:
+            self._values[key] = value
+            del self._pending[key]
+        pending.done.set()
+        return value
+
+    def _wait(self, pending: _Pending) -> None:
+        """Until ``pending`` is done, showing what background threads said meanwhile."""
+        while not pending.done.wait(0.1):
+            if self.on_wait is not None:
+                self.on_wait()
 
 
 @dataclass
