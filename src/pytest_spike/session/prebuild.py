@@ -3,9 +3,10 @@
 Started when the session's items are known (end of collection), one background thread per
 candidate up to ``MAX_THREADS``: the work is network and subprocess bound, so threads
 suffice. Each thread first asks the same memoised steps the probes ask
-(``ProbeContext.target``, ``inspect``, the evidence lookup) and warms the index client's
-and the sdist cache, so when a probe item needs one it is done, or it waits for the thread
-doing it; it never does it twice.
+(``ProbeContext.target``, ``inspect``, the evidence lookup) and, for the probes that will
+not run ahead (on an xdist worker), warms the index client's and the sdist cache, so when
+a probe item needs one it is done, or it waits for the thread doing it; it never does it
+twice.
 
 Then, where the session runs in one process (not on an xdist worker, which does not know
 at collection which items it will be sent), the threads run the candidates' probes ahead
