@@ -27,13 +27,18 @@ def hermetic() -> Iterator[None]:
         yield
 
 
-def use_local_index(monkeypatch: pytest.MonkeyPatch, index: Path, site: Path) -> None:
+def use_find_links(monkeypatch: pytest.MonkeyPatch, index: Path) -> None:
     """Installers see only the find-links folder ``index`` (pip's settings; uv gets them from
-    pytest-spike); the run and its children import from ``site`` first."""
+    pytest-spike), and the run gets no options from this machine's PYTEST_ADDOPTS."""
     for name in (*INDEX_ENV_VARS, "PYTEST_ADDOPTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+
+
+def use_local_index(monkeypatch: pytest.MonkeyPatch, index: Path, site: Path) -> None:
+    """:func:`use_find_links`, and the run and its children import from ``site`` first."""
+    use_find_links(monkeypatch, index)
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", str(site))

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from backends import use_find_links
 from pkgfactory import FakeProject, build_wheel
 
 
@@ -22,11 +23,7 @@ def local_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     source = f"with open({str(log)!r}, 'a') as f:\n    f.write('imported\\n')\n"
     build_wheel(FakeProject("counted", "1.0", files={"counted/__init__.py": source}), folder)
-    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PYTEST_ADDOPTS"):
-        monkeypatch.delenv(name, raising=False)
+    use_find_links(monkeypatch, folder)
     return log
 
 

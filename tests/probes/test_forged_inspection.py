@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import use_find_links
 from pkgfactory import FORGED_README, FakeProject, build_wheel, pth_forger
 
 REAL_README = "# pthdist\n\n```python\nimport pthdist\nprint('the real README', pthdist.VALUE)\n```\n"
@@ -28,11 +29,7 @@ def hostile_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def offline(hostile_index: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(hostile_index))
-    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PYTEST_ADDOPTS"):
-        monkeypatch.delenv(name, raising=False)
+    use_find_links(monkeypatch, hostile_index)
     return hostile_index
 
 
