@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pkgfactory import FakeProject, build_sdist, build_wheel, pip_install_target
 
+from pytest_spike._core import runner
 from pytest_spike.model import Severity
 from pytest_spike.upstream.findings import unchecked_reason, upstream_findings
 from pytest_spike.upstream.layout import (
@@ -19,7 +22,13 @@ from pytest_spike.upstream.layout import (
     read_pytest_config,
 )
 from pytest_spike.upstream.results import TestOutcome, UpstreamResult, first_error_line
-from pytest_spike.upstream.run import SpikeUpstream, choose_sample, install_harness, render_ini
+from pytest_spike.upstream.run import (
+    _PLAN_SOURCE,
+    SpikeUpstream,
+    choose_sample,
+    install_harness,
+    render_ini,
+)
 
 NAME = "spikedemo"
 PYPROJECT = """\
@@ -54,6 +63,22 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"PYTHONPATH": target, "SPIKE_TARGET": target, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
+@pytest.fixture
+def pytests(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """What each child pytest the runner starts was asked: 'collect' or 'run' (the real
+    runner runs them; this only counts)."""
+    started: list[str] = []
+    real = runner.run
+
+    def counting(argv: list[str], *args: object, **kw: object) -> runner.RunResult:
+        if "pytest" in argv:
+            started.append("collect" if "--collect-only" in argv else "run")
+        return real(argv, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "run", counting)
+    yield started
+
+
 def make_sdist(tmp_path: Path, sdist_files: dict[str, str], **kw: object) -> Path:
     """An sdist whose own package copy says ``ORIGIN = "sdist"``: importing it is a bug."""
     project = FakeProject(
@@ -67,7 +92,7 @@ def spike(tmp_path: Path, env: dict[str, str], source: Path, **kw: object) -> Sp
 
 
 def test_sample_runs_against_the_installed_package_with_upstream_options(
-    tmp_path: Path, installed: dict[str, str]
+    tmp_path: Path, installed: dict[str, str], pytests: list[str]
 ) -> None:
     sdist = make_sdist(
         tmp_path,
@@ -99,6 +124,9 @@ def test_sample_runs_against_the_installed_package_with_upstream_options(
     )
     up = spike(tmp_path, installed, sdist)
     result = up.probe(n=10)
+    # One child collected, met test_extra.py's error and stopped as --collect-only would:
+    # its listing is the collection (no second one); then the sample ran, the failure again.
+    assert pytests == ["run", "run", "run"]
 
     assert result.status == "ran", result.reason
     assert result.collected == 4  # the slow test is deselected, --cov did not break the run
@@ -132,16 +160,51 @@ def test_sample_runs_against_the_installed_package_with_upstream_options(
     assert upstream_findings(up.run(passing))[0] == []
 
 
-def test_sample_is_deterministic_for_a_seed(tmp_path: Path, installed: dict[str, str]) -> None:
+def test_sample_is_deterministic_for_a_seed(
+    tmp_path: Path, installed: dict[str, str], pytests: list[str]
+) -> None:
     files = {f"tests/test_m{i}.py": "".join(f"def test_{j}(): pass\n" for j in range(3)) for i in range(6)}
     up = spike(tmp_path, installed, make_sdist(tmp_path, files), seed=7)
     fast = up.probe(4)  # collects only the 4 hash-chosen files
+    assert pytests == ["run"]  # collected and ran the sample in one child
     assert (fast.collected, fast.collected_files) == (12, "4 of 6")
     assert len({nodeid.split("::")[0] for nodeid in fast.sampled}) == 4  # one per file
     assert fast.count("passed") == 4
     first = up.sample(4)  # from the full collection: the same sample
     assert len(up.collect().ids) == 18 and first == fast.sampled
     assert first == choose_sample(sorted(up.collect().ids, reverse=True), 4, seed=7)
+
+
+def test_a_chosen_file_without_tests_collects_every_file_in_one_child(
+    tmp_path: Path, installed: dict[str, str], pytests: list[str]
+) -> None:
+    files = {f"tests/test_m{i}.py": "def test_a(): pass\ndef test_b(): pass\n" for i in range(4)}
+    files["tests/test_helpers.py"] = "HELPER = 1\n"  # matches python_files, holds no test
+    # a seed that chooses test_helpers.py among the 4 files collected first
+    seed = next(s for s in range(100) if "tests/test_helpers.py" in choose_sample(sorted(files), 4, s))
+    up = spike(tmp_path, installed, make_sdist(tmp_path, files), seed=seed)
+    result = up.probe(4)
+    # the 4 chosen files in one child, which ran nothing; every file in a second, which ran
+    assert pytests == ["run", "run"]
+    assert result.status == "ran" and result.count("passed") == 4
+    assert (result.collected, result.collected_files) == (8, "5 of 5")
+    assert result.sampled == choose_sample(up.collect().ids, 4, seed=seed)
+
+
+def test_the_one_child_sample_is_choose_sample() -> None:
+    """The plugin that collects and runs in one child picks its sample with its own copy
+    of choose_sample (the child has no pytest-spike): the two must agree."""
+    plugin: dict[str, object] = {}
+    exec(compile(_PLAN_SOURCE, "_spike_upstream_plan.py", "exec"), plugin)
+    sample = plugin["_sample"]
+    rng = random.Random(5)
+    for _ in range(200):
+        ids = [
+            f"tests/{rng.choice('abcdefg')}/test_{rng.randrange(9)}.py::test_{rng.randrange(30)}"
+            for _ in range(rng.randrange(0, 60))
+        ]
+        n, seed = rng.randrange(0, 12), rng.randrange(0, 1000)
+        assert sample(list(dict.fromkeys(ids)), n, seed) == choose_sample(list(dict.fromkeys(ids)), n, seed)  # type: ignore[operator]
 
 
 def test_choose_sample_ignores_listing_order_and_fills_round_robin() -> None:

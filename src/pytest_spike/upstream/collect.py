@@ -66,16 +66,23 @@ class Collector:
     #: the box upstream's tests run in (see SpikeUpstream.box)
     box: sandbox.Box | None = None
 
-    def collect(self, keyword: str | None = None, paths: Sequence[str] | None = None) -> Collection:
+    def collect(
+        self,
+        keyword: str | None = None,
+        paths: Sequence[str] | None = None,
+        *,
+        first: tuple[list[str], str] | None = None,
+    ) -> Collection:
         """What collects (from ``paths`` in the copied tests, default all of them), and how:
         falls back to prepend mode, then leaves out folders whose conftest fails to import,
-        then to ``--noconftest``. When nothing collects, the returned ``reason`` says why."""
+        then to ``--noconftest``. When nothing collects, the returned ``reason`` says why.
+        ``first``: the ids and output of the first try (the default way), made already."""
         blocked = self._cannot_collect()
         if blocked is not None:
             return blocked
         extra = (["-k", keyword] if keyword else []) + list(paths or self.paths)
         how = Collection()
-        attempt = _Attempt(*self._collect_once(extra, how), how, self._missing_plugin_notes())
+        attempt = _Attempt(*(first or self._collect_once(extra, how)), how, self.missing_plugin_notes())
         for fallback in (
             self._try_prepend,
             self._try_bringing_files,
@@ -98,7 +105,7 @@ class Collector:
         )
         return Collection(reason=reason, gap=True)
 
-    def _missing_plugin_notes(self) -> tuple[str, ...]:
+    def missing_plugin_notes(self) -> tuple[str, ...]:
         return tuple(
             f"upstream's '-p {p}' left out: not installed in the target"
             for p, ok in self.target_info().get("plugins", {}).items()
@@ -182,12 +189,15 @@ class Collector:
         output = result.stdout + "\n" + result.stderr
         if result.timed_out:
             return [], f"collection {result.describe()}"
-        ids = [
+        return self.listed(result.stdout), output
+
+    def listed(self, text: str) -> list[str]:
+        """The node ids ``--collect-only -q`` listed in ``text`` (of files in the copied tests)."""
+        return [
             ln.strip()
-            for ln in result.stdout.splitlines()
+            for ln in text.splitlines()
             if "::" in ln and (self.run_dir / ln.strip().split("::")[0]).is_file()
         ]
-        return ids, output
 
     def _bring_missing(self, output: str) -> str | None:
         """Copy the folder of a file the output says is missing from the copied tests but

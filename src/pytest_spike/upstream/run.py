@@ -73,6 +73,62 @@ def pytest_collection_modifyitems(config, items):
     config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in wanted])
     items[:] = [i for i in items if i.nodeid in wanted]
 """
+_PLAN_PLUGIN = "_spike_upstream_plan"
+#: A pytest plugin, loaded with ``-p`` from the meta folder, so that one child both collects
+#: and runs: it writes what collected and keeps the sample ``choose_sample`` picks (compared
+#: with the parent's; a test keeps the two in step). When collection had errors, the child
+#: goes on as ``--collect-only`` would (its listing is the first try of ``Collector``); when a
+#: chosen file gave no test, it runs nothing.
+_PLAN_SOURCE = """
+import hashlib
+import json
+import os
+import pytest
+
+_failed = []
+
+
+def pytest_collectreport(report):
+    if report.failed:
+        _failed.append(report.nodeid)
+
+
+def _key(seed, text):
+    return hashlib.sha256(("%s:%s" % (seed, text)).encode()).hexdigest()
+
+
+def _sample(ids, n, seed):
+    by_file = {}
+    for nodeid in ids:
+        by_file.setdefault(nodeid.split("::")[0], []).append(nodeid)
+    order = sorted(by_file, key=lambda f: _key(seed, f))
+    queues = [sorted(by_file[f], key=lambda t: _key(seed, t)) for f in order]
+    picked = []
+    for depth in range(max([len(q) for q in queues] or [0])):
+        picked += [q[depth] for q in queues if depth < len(q)]
+    return picked[: max(n, 0)]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    with open(os.environ["SPIKE_UPSTREAM_PLAN"], encoding="utf-8") as f:
+        plan = json.load(f)
+    root = str(config.rootdir)
+    ids = [i.nodeid for i in items]
+    tests = [i for i in ids if "::" in i and os.path.isfile(os.path.join(root, i.split("::")[0]))]
+    files = {i.split("::")[0] for i in tests}
+    short = [f for f in plan["require"] if f not in files]
+    picked = [] if (_failed or short) else _sample(tests, plan["n"], plan["seed"])
+    with open(plan["out"], "w", encoding="utf-8") as f:
+        json.dump({"ids": ids, "errors": len(_failed), "short": short, "picked": picked}, f)
+    if _failed:
+        config.option.collectonly = True  # pytest stops here; it lists and sums up as --collect-only
+        return
+    wanted = set(picked)
+    config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in wanted])
+    items[:] = [i for i in items if i.nodeid in wanted]
+"""
+_PLUGINS = {_SELECT_PLUGIN: _SELECT_SOURCE, _PLAN_PLUGIN: _PLAN_SOURCE}
 _PROJECT_FILES = ("PKG-INFO", "pyproject.toml", "setup.py", "setup.cfg")
 _TARGET_INFO = """
 import importlib, importlib.util, json, sys
@@ -101,6 +157,20 @@ for name in ask["modules"]:
         info["origins"][name] = f"error: {type(exc).__name__}: {exc}"
 print(json.dumps(info))
 """
+
+
+@dataclass(frozen=True)
+class _OneChild:
+    """What :meth:`SpikeUpstream._collect_and_run` gave. ``state``: ``ran`` (collected clean,
+    the sample ran: ``found``, ``sample``, ``ran``), ``short`` (a chosen file gave no test),
+    ``listed`` (collection errors: the child stopped as ``--collect-only -q`` would; its ids
+    and output in ``listing``), ``unclean`` (nothing of it is kept)."""
+
+    state: str
+    found: Collection = Collection()
+    sample: tuple[str, ...] = ()
+    ran: tuple[dict[str, TestOutcome], float] | None = None
+    listing: tuple[list[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -387,30 +457,41 @@ class SpikeUpstream:
             argv.append(f"--ignore={folder}")
         return argv + list(args)
 
-    def collect(self, keyword: str | None = None, paths: Sequence[str] | None = None) -> Collection:
+    def collect(
+        self,
+        keyword: str | None = None,
+        paths: Sequence[str] | None = None,
+        *,
+        first: tuple[list[str], str] | None = None,
+    ) -> Collection:
         """What collects (from ``paths`` in the copied tests, default all of them), and how:
         falls back to prepend mode, then leaves out folders whose conftest fails to import,
-        then to ``--noconftest``. When nothing collects, the returned ``reason`` says why."""
+        then to ``--noconftest``. When nothing collects, the returned ``reason`` says why.
+        ``first``: the first try's ids and output, when a child made it already."""
         everything = keyword is None and paths is None
         if self._collected is not None and everything:
             return self._collected
+        result = self._collector().collect(keyword, paths, first=first)
+        if everything:
+            self._collected = result
+        return result
+
+    def _collector(self) -> Collector:
         # layout first: reading it copies the tests and finds the sdist's root
-        result = Collector(
+        layout = self.layout
+        return Collector(
             python=self.python,
             run_dir=self.run_dir,
             timeout=self.timeout,
             env=self.env,
             package_modules=self.package_modules,
-            layout=self.layout,
+            layout=layout,
             paths=self._paths,
             src_root=self._src_root,
             pytest_argv=self.pytest_argv,
             target_info=self.target_info,
             box=self.box,
-        ).collect(keyword, paths)
-        if everything:
-            self._collected = result
-        return result
+        )
 
     def sample(self, n: int = DEFAULT_SAMPLE, keyword: str | None = None) -> list[str]:
         """A deterministic sample of ``n`` collected tests (seeded by ``seed``)."""
@@ -419,18 +500,24 @@ class SpikeUpstream:
     # -- running -----------------------------------------------------------------------
 
     def run(
-        self, nodeids: Sequence[str], how: Collection | None = None, *, rerun: bool = True
+        self,
+        nodeids: Sequence[str],
+        how: Collection | None = None,
+        *,
+        rerun: bool = True,
+        ran: tuple[dict[str, TestOutcome], float] | None = None,
     ) -> UpstreamResult:
         """Run the given node ids in one pytest process (the way ``how`` collected them,
         default: the full collection's way); outcomes come from JUnit XML. A failure or
         error that is not a harness gap is run once more, alone: one that passes then is
-        ``flaky``."""
+        ``flaky``. ``ran``: the outcomes and seconds of a run already made (see
+        ``_collect_and_run``)."""
         how = how or self.collect()
         result = self._result("ran", how)
         result.sampled = list(nodeids)
         if not nodeids:
             return result
-        outcomes, duration = self._run_once(nodeids, how)
+        outcomes, duration = ran or self._run_once(nodeids, how)
         again = [n for n in nodeids if outcomes[n].counts_against] if rerun else []
         if again:
             second, more = self._run_once(again, how)
@@ -447,28 +534,74 @@ class SpikeUpstream:
         """One pytest process over the files of ``nodeids``, keeping exactly those items: a
         node id named on the command line must be found by name, and classes a plugin makes
         while collecting (sqlalchemy's per-backend ones) are not."""
-        xml = self.meta_dir / "junit.xml"
-        xml.unlink(missing_ok=True)
-        watching = witness.place_plugin(self.meta_dir)  # clears the folder's compiled copies
-        (self.meta_dir / f"{_SELECT_PLUGIN}.py").write_text(_SELECT_SOURCE)
         chosen = self.meta_dir / "selected.txt"
         chosen.write_text("\n".join(nodeids) + "\n", encoding="utf-8")
         files = list(dict.fromkeys(n.split("::")[0] for n in nodeids))
+        proc = self._pytest(how, files, _SELECT_PLUGIN, SPIKE_UPSTREAM_SELECT=str(chosen))
+        return self._outcomes(proc, nodeids, how), proc.duration_s
+
+    def _collect_and_run(self, head: Sequence[str] | None, n: int) -> _OneChild:
+        """Collect ``head``'s files (None: every test path) and run the sample of what
+        collected in one pytest process, where the usual way takes two (``collect``, then
+        ``run``). When that collection is not clean, see ``_OneChild``: the caller collects
+        the usual way, with its fallbacks, from the child's listing when it left one."""
+        if not self.target_info().get("pytest"):
+            return _OneChild("unclean")  # collect() says why
+        plan, out = self.meta_dir / "plan.json", self.meta_dir / "collected.json"
+        out.unlink(missing_ok=True)
+        plan.write_text(
+            json.dumps({"seed": self.seed, "n": n, "require": list(head or ()), "out": str(out)}),
+            encoding="utf-8",
+        )
+        how = Collection()
+        proc = self._pytest(how, list(head or self._paths), _PLAN_PLUGIN, SPIKE_UPSTREAM_PLAN=str(plan))
+        try:
+            seen = json.loads(out.read_text(encoding="utf-8"))
+            listed, errors = [str(i) for i in seen["ids"]], int(seen["errors"])
+            short, picked = bool(seen["short"]), [str(i) for i in seen["picked"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return _OneChild("unclean")
+        if proc.timed_out:
+            return _OneChild("unclean")
+        if errors:
+            # The witness pointed the child's stdout at stderr: pytest's listing is there.
+            return _OneChild("listed", listing=(self._collector().listed(proc.stderr), proc.stderr + "\n"))
+        if short:
+            return _OneChild("short")
+        ids = [i for i in listed if "::" in i and (self.run_dir / i.split("::")[0]).is_file()]
+        if not ids or picked != choose_sample(ids, n, self.seed):
+            return _OneChild("unclean")
+        found = dataclasses.replace(how, ids=tuple(ids), notes=self._collector().missing_plugin_notes())
+        ran = (self._outcomes(proc, picked, found), proc.duration_s)
+        return _OneChild("ran", found, tuple(picked), ran)
+
+    def _pytest(self, how: Collection, paths: Sequence[str], plugin: str, **env: str) -> runner.RunResult:
+        """The target's pytest over ``paths`` (the way ``how`` says) with ``plugin`` (one of
+        ``_PLUGINS``), the witness and a JUnit file; ``env`` for the plugin."""
+        xml = self.meta_dir / "junit.xml"
+        xml.unlink(missing_ok=True)
+        watching = witness.place_plugin(self.meta_dir)  # clears the folder's compiled copies
+        (self.meta_dir / f"{plugin}.py").write_text(_PLUGINS[plugin])
         path = self.env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
-        env = {
+        full_env = {
             **self.env,
             "PYTHONPATH": os.pathsep.join(p for p in (str(self.meta_dir), path) if p),
-            "SPIKE_UPSTREAM_SELECT": str(chosen),
+            **env,
         }
-        proc = runner.run(
-            self.pytest_argv(
-                "-p", watching, "-q", f"--junitxml={xml}", "-p", _SELECT_PLUGIN, *files, how=how
-            ),
+        return runner.run(
+            self.pytest_argv("-p", watching, "-q", f"--junitxml={xml}", "-p", plugin, *paths, how=how),
             timeout=self.timeout,
             cwd=self.run_dir,
-            extra_env=env,
+            extra_env=full_env,
             box=self.box,
         )
+
+    def _outcomes(
+        self, proc: runner.RunResult, nodeids: Sequence[str], how: Collection
+    ) -> dict[str, TestOutcome]:
+        """The outcome of each of ``nodeids`` in ``proc``'s run: the JUnit file, checked
+        against what the child announced, and each failure judged (a harness gap or not)."""
+        xml = self.meta_dir / "junit.xml"
         found = read_junit(xml) if xml.is_file() and not proc.timed_out else {}
         seen = witness.read_seen(proc.stdout)
         found.update(self._observed(found, nodeids, seen, complete=not proc.stdout_truncated))
@@ -495,7 +628,7 @@ class SpikeUpstream:
         )
         if teardown:
             outcomes = {k: o if o.gap else dataclasses.replace(o, gap=teardown) for k, o in outcomes.items()}
-        return outcomes, proc.duration_s
+        return outcomes
 
     def _observed(
         self,
@@ -545,15 +678,24 @@ class SpikeUpstream:
                 self.notes.append("installing the test harness failed: " + " | ".join(done.errors))
         files = self.test_files()
         head = sorted(files, key=lambda f: _hash_key(self.seed, f))[:n]
+        if full_collection or len(head) == len(files):
+            head = files  # every file: collected from the test folders, as upstream would
         try:
             self._check_origins()
-            found = Collection() if full_collection else self.collect(paths=head)
-            if len({i.split("::")[0] for i in found.ids}) < len(head):
+            one = self._collect_and_run(None if head is files else head, n)
+            if one.state == "short":
                 # a chosen file gave nothing (named alone, it escapes collect_ignore too)
-                found, head = self.collect(), files
-            if not found.ids:
-                return self._result("uncollectable", found, reason=found.reason, gap=found.gap)
-            result = self.run(choose_sample(found.ids, n, self.seed), found)
+                head, one = files, self._collect_and_run(None, n)
+            if one.state == "ran":
+                found = one.found
+                result = self.run(one.sample, found, ran=one.ran)
+            else:  # collected the usual way, with its fallbacks
+                found = self.collect(paths=None if head is files else head, first=one.listing)
+                if len({i.split("::")[0] for i in found.ids}) < len(head):
+                    found, head = self.collect(), files
+                if not found.ids:
+                    return self._result("uncollectable", found, reason=found.reason, gap=found.gap)
+                result = self.run(choose_sample(found.ids, n, self.seed), found)
         except SpikeError as exc:  # the target interpreter itself would not run
             return self._result("uncollectable", reason=str(exc), gap=True)
         result.collected = len(found.ids)
