@@ -248,3 +248,38 @@ def test_in_your_tests_stage_only_the_candidates_frames_count() -> None:
     read = behaviour.Attempt("read", "~/.aws/credentials", f"{env}/lib/python3.12/site-packages/cand/x.py:1")
     (theirs,) = behaviour.attributed([behaviour.Behaviour("tests", attempts=[read])], [env])
     assert [f.severity for f in behaviour.findings([theirs])] == [Severity.CRITICAL]
+
+
+def test_pytest_caching_the_bytecode_of_a_plugin_it_rewrote_is_not_the_candidates_doing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Upstream's harness (pytest-cov, say) sits read-only in the box; pytest rewrites the
+    # asserts of every plugin it loads and tries to keep the bytecode beside it.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    plugins = tmp_path / "harness"
+    plugins.mkdir()
+    (plugins / "spike_harness_plugin.py").write_text("def pytest_configure(config):\n    assert config\n")
+    (plugins / "__pycache__").mkdir()  # installers compile what they install: the folder is there
+    tests = tmp_path / "run"
+    tests.mkdir()
+    (tests / "test_one.py").write_text("def test_one():\n    assert 1\n")
+    (tests / "pytest.ini").write_text("[pytest]\n")
+    done = runner.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "spike_harness_plugin"],
+        timeout=120,
+        cwd=tests,
+        box=sandbox.Box("upstream", write=(str(tests),)),
+        extra_env={"PYTHONPATH": str(plugins), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
+    assert done.ok, done.stdout + done.stderr
+    assert done.behaviour is not None
+    writes = [a for a in done.behaviour.attempts if a.kind == "write"]
+    assert [Path(a.what).parent for a in writes] == [plugins / "__pycache__"], writes
+    assert "_pytest/assertion/rewrite.py:" in writes[0].by
+    [finding] = [f for f in behaviour.findings([done.behaviour]) if f.code == "behaviour.writes"]
+    assert finding.severity is Severity.INFO
+    assert finding.message.startswith("upstream: pytest tried to cache the bytecode of a module it rewrote")
+    # The same write from the candidate's own code is high.
+    own = behaviour.Attempt("write", writes[0].what, by=f"{plugins}/spike_harness_plugin.py:2")
+    scored = behaviour.findings([behaviour.Behaviour("upstream", attempts=[own])])
+    assert [f.severity for f in scored] == [Severity.HIGH]

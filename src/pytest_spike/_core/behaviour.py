@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,11 @@ _HOSTILE_PROGRAMS = frozenset(
 _SYSTEM_TOOLS = frozenset(
     {"ldconfig", "gcc", "cc", "ld", "objdump", "uname", "git", "file", "lsb_release", "nproc", "getconf"}
 )
+#: pytest's assertion rewriter keeps the bytecode of each module it rewrote (test modules,
+#: conftests, plugins: pytest-cov in upstream's harness) in a ``__pycache__`` beside it; in
+#: the box, where the environment is read-only, the write is refused and pytest goes on.
+_REWRITER = re.compile(r"/_pytest/assertion/rewrite\.py:\d+$")
+_BYTECODE = re.compile(r"/__pycache__/[^/]+\.pyc(?:\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -325,6 +331,13 @@ def secrets_read(step: Behaviour) -> dict[str, str]:
     return found
 
 
+def _bytecode_cache(attempt: Attempt) -> str:
+    """Why a write is pytest caching bytecode, not the candidate's doing ('' if it is not)."""
+    if _BYTECODE.search(attempt.what) and _REWRITER.search(attempt.by):
+        return "pytest tried to cache the bytecode of a module it rewrote"
+    return ""
+
+
 def findings(seen: Sequence[Behaviour]) -> list[Finding]:
     """The ``behaviour.*`` findings of what the steps tried (each attempt once per stage)."""
     found: dict[tuple[str, str, str], Finding] = {}
@@ -376,10 +389,13 @@ def findings(seen: Sequence[Behaviour]) -> list[Finding]:
                     attempt.by,
                 )
             elif attempt.kind == "write":
+                cache = _bytecode_cache(attempt)
                 add(
                     "behaviour.writes",
-                    Severity.HIGH,
-                    f"{stage}: tried to write {attempt.what}, outside its environment and temp folder{by}",
+                    Severity.INFO if cache else Severity.HIGH,
+                    f"{stage}: {cache} ({attempt.what}); the box refused it"
+                    if cache
+                    else f"{stage}: tried to write {attempt.what}, outside its environment and temp folder{by}",
                     stage,
                     attempt.what,
                     attempt.by,
