@@ -73,10 +73,11 @@ class ProbeKind:
     #: as a release probe of an upgrade it compares the release with the installed version the
     #: upgrade moves from (``ProbeContext.upgrading_from``): its evidence is keyed by that too
     compares_upgrade: bool = False
-    #: it runs a child interpreter or pytest of its own for a while (README examples, docs
-    #: pages, upstream tests): run first when the session runs probes ahead, so the longest
-    #: start soonest
-    heavy: bool = False
+    #: how long it runs children of its own, for the order the session runs probes ahead in
+    #: (the larger first, so the longest start soonest): 0, short; 1 (``True``), a child
+    #: interpreter or pytest for a while (README examples, docs pages); 2, a chain of them
+    #: (upstream tests: the sdist, an environment with their harness, then pytest)
+    heavy: int = 0
 
     @property
     def all_codes(self) -> tuple[str, ...]:
@@ -198,7 +199,7 @@ BUILTIN: tuple[ProbeKind, ...] = (
         transient=frozenset({"upstream.unchecked"}),
         prefetch=frozenset({Prefetch.SDIST}),
         release=True,
-        heavy=True,
+        heavy=2,
     ),
     ProbeKind(
         "signals",

@@ -174,7 +174,7 @@ def test_an_interrupt_leaves_no_probe_running_ahead(spike_site: Path, tmp_path: 
         time.sleep(0.05)
 
 
-def test_probes_run_ahead_start_with_the_heavy_kinds_then_keep_the_items_order() -> None:
+def test_probes_run_ahead_start_with_the_heaviest_kinds_then_keep_the_items_order() -> None:
     from pytest_spike.model import Candidate
     from pytest_spike.session.prebuild import Prebuild
 
@@ -189,8 +189,9 @@ def test_probes_run_ahead_start_with_the_heavy_kinds_then_keep_the_items_order()
     while (job := prebuild._next()) is not None:
         assert isinstance(job, tuple)
         drained.append((job[0].name, job[1]))
+    # upstream (sdist, harness environment, pytest) before README examples, then the rest
     assert drained == [
-        ("first", "readme"), ("first", "upstream"), ("second", "readme"),
+        ("first", "upstream"), ("first", "readme"), ("second", "readme"),
         ("first", "install"), ("first", "import"), ("first", "licence"),
         ("second", "install"), ("second", "import"), ("second", "licence"),
     ]  # fmt: skip

@@ -11,8 +11,8 @@ twice.
 Then, where the session runs in one process (not on an xdist worker, which does not know
 at collection which items it will be sent), the threads run the candidates' probes ahead
 of their items, each once (``ProbeMemo.ahead``), at most ``ahead_slots()`` at a time
-beside the item the main thread runs: the heavy kinds first (README examples, docs pages,
-upstream tests: a child of their own for a while, so the longest start soonest), then the
+beside the item the main thread runs: the heavy kinds first, the heaviest first (upstream
+tests, then README examples and docs pages: ``ProbeKind.heavy``), so the longest start soonest, then the
 others, each in the candidates' and the items' order. Probes of one candidate may run at
 the same time. A probe item takes the outcome run ahead (waiting while it runs), or runs
 the probe itself when nobody started it. A probe run ahead costs its candidate's time box
@@ -82,7 +82,7 @@ class Prebuild:
         self._todo: list[Candidate] = []
         #: candidates being got ready now (their probes are queued when they are)
         self._readying = 0
-        #: probes to run ahead: (heavy first, candidate's place, the item's place, candidate, kind)
+        #: probes to run ahead: (the heaviest first, candidate's place, the item's place, candidate, kind)
         self._queue: list[tuple[int, int, int, Candidate, str]] = []
         self._order: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -146,8 +146,7 @@ class Prebuild:
             self._readying -= 1
             for item_place, name in enumerate(self.ahead.get(candidate.name, ())):
                 if name in missing and not self._stopped:
-                    heavy = 0 if kind(name).heavy else 1
-                    heapq.heappush(self._queue, (heavy, place, item_place, candidate, name))
+                    heapq.heappush(self._queue, (-int(kind(name).heavy), place, item_place, candidate, name))
             self._changed.notify_all()
 
     def ready(self, ctx: ProbeContext) -> set[str]:
