@@ -345,3 +345,33 @@ def test_only_a_real_box_counts_as_inside_one(monkeypatch: pytest.MonkeyPatch) -
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(sandbox.__file__).parents[2])}
     done = runner.run([sys.executable, "-c", code], timeout=30, env=env, box=sandbox.Box("tests"))
     assert done.stdout.split() == ["True"], done.stderr
+
+
+def test_threads_starting_their_first_boxed_steps_at_once_try_bubblewrap_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+    import threading
+
+    # A bwrap of its own path: the trial's cache holds nothing for it yet.
+    bwrap = tmp_path / "bwrap"
+    bwrap.write_text(f'#!/bin/sh\nexec {sandbox.bwrap_path(sandbox.Policy())} "$@"\n')
+    bwrap.chmod(0o755)
+    tried: list[str] = []
+    real = subprocess.run
+
+    def counting(argv: list[str], *args: object, **kw: object) -> subprocess.CompletedProcess[bytes]:
+        if argv[0] == str(bwrap):
+            tried.append(argv[-1])
+        return real(argv, *args, **kw)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(subprocess, "run", counting)
+    policy = sandbox.Policy(bwrap=str(bwrap))
+    found: list[sandbox.Status] = []
+    threads = [threading.Thread(target=lambda: found.append(sandbox.status(policy))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert tried == ["/bin/true"]
+    assert len({status.boxed for status in found}) == 1 and len(found) == 4

@@ -195,6 +195,7 @@ class Status:
 
 _policy = Policy()
 _lock = threading.Lock()
+_trial_lock = threading.Lock()
 
 
 def current() -> Policy:
@@ -228,7 +229,8 @@ def status(policy: Policy | None = None) -> Status:
         return Status(True, policy.mode, tool="bubblewrap, the parent's box")
     if policy.mode == "off":
         return Status(False, "off", "--spike-sandbox off")
-    reason = _unavailable(policy.bwrap)
+    with _trial_lock:  # threads starting their first boxed steps at once try it once
+        reason = _unavailable(policy.bwrap)
     if reason:
         return Status(False, policy.mode, reason)
     return Status(True, policy.mode, tool="bubblewrap")
