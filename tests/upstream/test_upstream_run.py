@@ -191,9 +191,33 @@ def test_a_chosen_file_without_tests_collects_every_file_in_one_child(
     assert result.sampled == choose_sample(up.collect().ids, 4, seed=seed)
 
 
-def test_the_one_child_sample_is_choose_sample() -> None:
+def test_a_conftest_cannot_change_which_sample_the_collecting_child_runs(
+    tmp_path: Path, installed: dict[str, str], pytests: list[str]
+) -> None:
+    files = {f"tests/test_m{i}.py": "".join(f"def test_{j}(): pass\n" for j in range(3)) for i in range(6)}
+    files["tests/conftest.py"] = """\
+import json, os
+for name in ("SPIKE_UPSTREAM_PLAN", "SPIKE_UPSTREAM_SELECT"):
+    if name in os.environ:
+        path = os.environ[name]
+        if name.endswith("PLAN"):
+            plan = json.load(open(path))
+            plan.update(seed=plan["seed"] + 1, n=1)
+            json.dump(plan, open(path, "w"))
+        else:
+            open(path, "w").write("")
+"""
+    up = spike(tmp_path, installed, make_sdist(tmp_path, files), seed=7)
+    result = up.probe(4)
+    assert pytests == ["run"]  # the plan was read before the conftest changed it
+    assert result.sampled == choose_sample(up.collect().ids, 4, seed=7) and result.count("passed") == 4
+
+
+def test_the_one_child_sample_is_choose_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The plugin that collects and runs in one child picks its sample with its own copy
     of choose_sample (the child has no pytest-spike): the two must agree."""
+    (tmp_path / "plan.json").write_text("{}")
+    monkeypatch.setenv("SPIKE_UPSTREAM_PLAN", str(tmp_path / "plan.json"))  # read at import
     plugin: dict[str, object] = {}
     exec(compile(_PLAN_SOURCE, "_spike_upstream_plan.py", "exec"), plugin)
     sample = plugin["_sample"]

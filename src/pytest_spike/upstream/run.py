@@ -66,10 +66,13 @@ _SELECT_SOURCE = """
 import os
 import pytest
 
+# Read when ``-p`` loads the plugin, before any conftest or test module can change the file.
+with open(os.environ["SPIKE_UPSTREAM_SELECT"], encoding="utf-8") as f:
+    _wanted = set(f.read().splitlines())
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    with open(os.environ["SPIKE_UPSTREAM_SELECT"], encoding="utf-8") as f:
-        wanted = set(f.read().splitlines())
+    wanted = _wanted
     config.hook.pytest_deselected(items=[i for i in items if i.nodeid not in wanted])
     items[:] = [i for i in items if i.nodeid in wanted]
 """
@@ -85,6 +88,9 @@ import json
 import os
 import pytest
 
+# Read when ``-p`` loads the plugin, before any conftest or test module can change the file.
+with open(os.environ["SPIKE_UPSTREAM_PLAN"], encoding="utf-8") as f:
+    _plan = json.load(f)
 _failed = []
 
 
@@ -111,8 +117,7 @@ def _sample(ids, n, seed):
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    with open(os.environ["SPIKE_UPSTREAM_PLAN"], encoding="utf-8") as f:
-        plan = json.load(f)
+    plan = _plan
     root = str(config.rootdir)
     ids = [i.nodeid for i in items]
     tests = [i for i in ids if "::" in i and os.path.isfile(os.path.join(root, i.split("::")[0]))]
