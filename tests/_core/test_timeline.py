@@ -53,3 +53,27 @@ def test_nothing_is_written_without_the_variable(tmp_path: Path, monkeypatch: py
     with timeline.span("anything", detail=1):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cache_entry_built_shows_its_lock_wait_and_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_spike.envs import digest
+    from pytest_spike.envs.store import build_once
+
+    spans = tmp_path / "timeline.jsonl"
+    monkeypatch.setenv(timeline.ENV, str(spans))
+
+    def build(folder: Path) -> dict[str, str]:
+        (folder / "a.txt").write_text("a")
+        return {"built": "yes"}
+
+    entry = tmp_path / "cache" / "entry"
+    built = build_once(entry, "marker.json", build, timeout=10, files=digest.tree_files)
+    again = build_once(entry, "marker.json", build, timeout=10, files=digest.tree_files)
+    assert (built.reused, again.reused) == (False, True)
+    rows = _spans(spans)
+    assert [(r["what"], r.get("lock"), r.get("entry")) for r in rows] == [
+        ("store-lock-wait", "entry.lock", None),
+        ("store-record", None, "entry"),
+    ]
