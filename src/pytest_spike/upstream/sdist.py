@@ -11,12 +11,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import json
 import os
 import re
 import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 import time
@@ -37,11 +35,6 @@ from pytest_spike.model import SpikeError
 MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 MAX_TOTAL_BYTES = 500 * 1024 * 1024
 MAX_MEMBERS = 20_000
-#: Archives of this size or more (packed) are unpacked in a child process (see safe_extract):
-#: a child costs ~0.1 s, unpacking in a thread of a busy session ~1-3 ms a member.
-CHILD_FROM_BYTES = 64 * 1024
-#: What unpacking in a child may take (MAX_TOTAL_BYTES on a slow disk).
-UNPACK_TIMEOUT = 600.0
 
 _CHUNK = 64 * 1024
 _SCHEMES = ("http", "https", "file")
@@ -158,73 +151,17 @@ def safe_extract(
     point outside, device files and FIFOs, more than ``max_members`` entries or more than
     ``max_total_bytes`` unpacked. Nothing is written until every member passed. Returns the
     archive's single top-level folder (``name-1.0/`` in an sdist), else ``dest``.
-
-    An archive of :data:`CHILD_FROM_BYTES` or more is unpacked by the same code in a child
-    process: in this one every system call of the unpacking waits for the interpreter lock
-    that the session's other threads hold (tomlkit's 1,100 members: 0.23 s of CPU alone,
-    1.3-3.3 s beside a spike's threads).
     """
     path = Path(archive)
     out = Path(dest)
-    in_child = path.stat().st_size >= CHILD_FROM_BYTES if path.is_file() else False
-    with timeline.span("sdist-extract", archive=path.name, child=in_child):
-        if in_child:
-            return _unpack_in_child(path, out, max_total_bytes, max_members)
-        return _unpack(path, out, max_total_bytes, max_members)
-
-
-def _unpack(path: Path, out: Path, max_total_bytes: int, max_members: int) -> Path:
-    members = _extract(path, out, max_total_bytes, max_members)
+    with timeline.span("sdist-extract", archive=path.name):
+        members = _extract(path, out, max_total_bytes, max_members)
     tops = {m.name.split("/")[0] for m in members}
     if len(tops) == 1:
         top = out / tops.pop()
         if top.is_dir() and not top.is_symlink():
             return top
     return out
-
-
-#: The child that unpacks: this pytest-spike (wherever it was imported from), isolated
-#: from the environment's Python variables and the working folder.
-_CHILD = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from pytest_spike.upstream.sdist import _child_main; _child_main(sys.argv[2:])"
-)
-_ERRORS: dict[str, type[SpikeError]] = {
-    "UnsafeArchive": UnsafeArchive,
-    "ArchiveTooLarge": ArchiveTooLarge,
-    "SpikeError": SpikeError,
-}
-
-
-def _unpack_in_child(path: Path, out: Path, max_total_bytes: int, max_members: int) -> Path:
-    from pytest_spike._core import runner  # the runner is not needed for small archives
-
-    package_root = str(Path(__file__).resolve().parents[2])
-    argv = [sys.executable, "-I", "-c", _CHILD, package_root, str(path.absolute()), str(out.absolute())]
-    done = runner.run([*argv, str(max_total_bytes), str(max_members)], timeout=UNPACK_TIMEOUT)
-    try:
-        answer = runner.last_json_line(done, f"unpacking {path.name}")
-    except SpikeError:
-        raise SpikeError(
-            f"cannot unpack {path.name}: the unpacking process {done.describe()}: {done.last_error_line()}"
-        ) from None
-    if not isinstance(answer, dict) or not isinstance(answer.get("root", answer.get("error")), str):
-        raise SpikeError(f"cannot unpack {path.name}: the unpacking process answered {str(answer)[:200]!r}")
-    if "error" in answer:
-        raise _ERRORS.get(str(answer.get("kind")), SpikeError)(answer["error"])
-    return Path(answer["root"])
-
-
-def _child_main(argv: list[str]) -> None:
-    """The unpacking child: one JSON line, the root unpacked or the error refused with."""
-    archive, dest, max_total_bytes, max_members = argv
-    try:
-        root = _unpack(Path(archive), Path(dest), int(max_total_bytes), int(max_members))
-    except SpikeError as exc:
-        kind = type(exc).__name__ if type(exc).__name__ in _ERRORS else "SpikeError"
-        print(json.dumps({"kind": kind, "error": str(exc)}))
-    else:
-        print(json.dumps({"root": str(root)}))
 
 
 def _extract(path: Path, out: Path, max_total_bytes: int, max_members: int) -> list[_Member]:
