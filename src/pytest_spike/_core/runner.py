@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from pytest_spike._core import behaviour, hostfiles, sandbox
+from pytest_spike._core import behaviour, hostfiles, sandbox, timeline
 from pytest_spike.model import SpikeError
 
 if TYPE_CHECKING:
@@ -206,6 +206,21 @@ def run(
     With ``box``, the child runs in the sandbox (see :mod:`pytest_spike._core.sandbox`);
     under ``--spike-sandbox require`` a box that cannot run raises SpikeError.
     """
+    with timeline.span("step", stage=box.stage if box else "host", argv=" ".join(argv[:4])):
+        return _run_step(argv, timeout, cwd, env, extra_env, stdin_data, cap, started, box)
+
+
+def _run_step(
+    argv: Sequence[str],
+    timeout: float,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    extra_env: Mapping[str, str] | None,
+    stdin_data: bytes | None,
+    cap: int,
+    started: Callable[[int], None] | None,
+    box: sandbox.Box | None,
+) -> RunResult:
     if box is not None:
         return _run_boxed(
             argv,

@@ -36,7 +36,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from pytest_spike._core import behaviour, sandbox
+from pytest_spike._core import behaviour, sandbox, timeline
 from pytest_spike._core.runner import RunResult, last_json_line, run
 from pytest_spike.envs import digest, inspection
 from pytest_spike.envs.store import build_once, record_host_change
@@ -453,6 +453,10 @@ class EnvManager:
             self.progress(text)
 
     def _build(self, entry: Path, requirements: list[str], candidate: str, cached: bool = True) -> EnvResult:
+        with timeline.span("env-build", candidate=candidate, python=self.python):
+            return self._build_timed(entry, requirements, candidate, cached)
+
+    def _build_timed(self, entry: Path, requirements: list[str], candidate: str, cached: bool) -> EnvResult:
         deadline = time.monotonic() + self.timeout
         start = time.perf_counter()
         self._say(f"building environment for {' '.join(requirements)} ({self.backend})")

@@ -25,6 +25,7 @@ from typing import Any, Callable, NamedTuple
 
 import filelock
 
+from pytest_spike._core import timeline
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs import digest
 from pytest_spike.model import SpikeError
@@ -45,7 +46,8 @@ class locked:
 
     def __enter__(self) -> locked:
         try:
-            self.lock.acquire(timeout=max(self.timeout, 0.0), poll_interval=0.05)
+            with timeline.span("store-lock-wait", lock=self.path.name):
+                self.lock.acquire(timeout=max(self.timeout, 0.0), poll_interval=0.05)
         except filelock.Timeout:
             raise SpikeError(
                 f"another run held {self.path} for over {self.timeout:.0f}s; "
@@ -139,7 +141,8 @@ def build_once(
             if files is not None:
                 # Recorded by the host once the build's steps have ended: nothing of the
                 # candidate's runs between this and the marker.
-                listed = _files(folder, marker, files)
+                with timeline.span("store-record", entry=entry.name):
+                    listed = _files(folder, marker, files)
                 write_atomic(files_list(folder, marker), json.dumps(listed, sort_keys=True))
                 document[FILES_DIGEST] = digest.digest(listed)
             write_atomic(folder / marker, json.dumps(document, indent=1))
