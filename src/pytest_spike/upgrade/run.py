@@ -44,11 +44,17 @@ from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Upgrade, without
 
 # The child's entry point: add the layer (pytest and pytest-spike) after the environment's
-# own packages, so the environment's pytest wins when it has one.
+# own packages, so the environment's pytest wins when it has one. Then the objects there are
+# so far (the interpreter's, pytest's: none of the project's, whose code pytest imports
+# later) are frozen out of the collector's passes: in a 500-test child the full passes over
+# them were ~0.3 s of CPU, more than a third of its run. The project's objects are collected
+# as in its own run (a frozen cycle would never be, and gc.get_objects() leaves it out).
 _BOOT = """
-import site, sys
+import gc, site, sys
 site.addsitedir(sys.argv[1])
 import pytest
+if hasattr(gc, "freeze"):
+    gc.freeze()
 sys.exit(pytest.main(sys.argv[2:]))
 """
 #: Warnings the child shows whatever the project's filters say, so deprecations are seen.
