@@ -218,9 +218,6 @@ def _rewritten_tests(tmp: Path, files: Sequence[str], rootdir: Path) -> dict[str
     against its source (a hash of it), and the name holds pytest's version
     (a target environment's own pytest rewrites them itself). Unboxed, the child keeps the
     prefix and finds them there; without a prefix, they are beside the sources it sees.
-    With its own prefix writable, the child wrote the bytecode of every module it compiled
-    there, each write checked by the box's audit hook: ~0.5 s more than not writing it
-    (benchmark 6); nothing it writes outlives it, so it writes none.
     """
     prefix = sys.pycache_prefix
     if not prefix or not sandbox.status().boxed:
@@ -233,7 +230,7 @@ def _rewritten_tests(tmp: Path, files: Sequence[str], rootdir: Path) -> dict[str
         for found in kept.glob(f"*{tail}") if kept.is_dir() else ():
             (own / relative).mkdir(parents=True, exist_ok=True)
             shutil.copy2(found, own / relative / found.name)  # its own copy: the child may write
-    return {"PYTHONPYCACHEPREFIX": str(own), "PYTHONDONTWRITEBYTECODE": "1"}
+    return {"PYTHONPYCACHEPREFIX": str(own)}
 
 
 def _stream_cap(nodeids: Sequence[str]) -> int:
