@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -178,7 +177,6 @@ def _run_child(
             WANT_ENV: str(want),
             PROGRESS_ENV: str(progress),
         }
-        extra.update(_rewritten_tests(Path(tmp), files, project.rootdir))
         env = tool_env() if upgraded else None
         # The upgraded release's code runs here: the project read-only (without .git and
         # secrets files), the layer read-only, only this run's outputs writable.
@@ -204,33 +202,6 @@ def _run_child(
         if _signal_name(done) not in CRASH_SIGNALS:
             raise SpikeError(f"the child pytest wrote no outcomes ({done.describe()}): {crash} ({python})")
         return _crashed_run(progress, nodeids, f"the interpreter crashed ({done.describe()}): {crash}")
-
-
-def _rewritten_tests(tmp: Path, files: Sequence[str], rootdir: Path) -> dict[str, str]:
-    """The variable that hands a boxed child the test modules this run's pytest rewrote,
-    where this run keeps its bytecode under a prefix (``PYTHONPYCACHEPREFIX``); else none.
-
-    pytest keeps a test module with its asserts rewritten beside the source or, under a
-    prefix, at the source's path below it. The box keeps no prefix and shows neither place
-    writable, so the child rewrote every test module again: ~0.45 s of CPU for 10 modules of
-    500 tests (benchmark 6), as much as the suite's own run. Copied into the child's own
-    folder, set as its prefix, they are read as this run read them: pytest checks each one
-    against its source (a hash of it), and the name holds pytest's version
-    (a target environment's own pytest rewrites them itself). Unboxed, the child keeps the
-    prefix and finds them there; without a prefix, they are beside the sources it sees.
-    """
-    prefix = sys.pycache_prefix
-    if not prefix or not sandbox.status().boxed:
-        return {}
-    own = tmp / "pycache"
-    tail = f".{sys.implementation.cache_tag}-pytest-{pytest.__version__}.pyc"
-    for folder in {(rootdir / name).resolve().parent for name in files}:
-        relative = Path(*folder.parts[1:])  # pytest's layout below a prefix
-        kept = Path(prefix) / relative
-        for found in kept.glob(f"*{tail}") if kept.is_dir() else ():
-            (own / relative).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(found, own / relative / found.name)  # its own copy: the child may write
-    return {"PYTHONPYCACHEPREFIX": str(own)}
 
 
 def _stream_cap(nodeids: Sequence[str]) -> int:
