@@ -3,8 +3,9 @@
 Registered by ``plugin.py`` only when an upgrade is asked for (``--spike-upgrade``, or ini
 ``spike_upgrades`` with ``--spike``), where results meet: a run without xdist or the xdist
 controller (xdist replays every worker's reports and warnings there). This run's own
-outcomes are the baseline; at the end of the session each target version's environment
-is built and the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
+outcomes are the baseline. Each target version's environment is built while it runs,
+from the session's start (:mod:`pytest_spike.upgrade.ahead`), and at the end of the
+session the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
 kept in ``config.stash[UPGRADES]``: the spike controller puts them on its scorecard, and
 without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
 """
@@ -27,7 +28,7 @@ from pytest_spike.services import Services
 from pytest_spike.settings import Settings
 from pytest_spike.upgrade.ahead import Ahead, Planned, Relay
 from pytest_spike.upgrade.findings import SuiteRun
-from pytest_spike.upgrade.run import Project
+from pytest_spike.upgrade.run import Project, finish_target, skipped_target
 
 UPGRADES = pytest.StashKey["list[UpgradeResult]"]()
 
@@ -129,8 +130,6 @@ class SpikeUpgrade:
 
     def _upgrade(self, plan: Planned, project: Project, quiet: Services, say: Relay) -> UpgradeResult:
         """One ``--spike-upgrade``: each target's suite (its environment built ahead)."""
-        from pytest_spike.upgrade.run import finish_target, skipped_target
-
         upgrade = plan.upgrade
         note = plan.targets.older_note(upgrade)
         if note:
