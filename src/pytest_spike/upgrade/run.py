@@ -44,11 +44,19 @@ from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Upgrade, without
 
 # The child's entry point: add the layer (pytest and pytest-spike) after the environment's
-# own packages, so the environment's pytest wins when it has one.
+# own packages, so the environment's pytest wins when it has one. Then the objects there are
+# so far (the interpreter's, pytest's: none of the project's, whose code pytest imports
+# later) are frozen out of the collector's passes, which otherwise walk them all again at
+# each full pass. In a 500-test child: the full passes' time (gc.callbacks) fell from ~0.29
+# to ~0.05 s, its CPU from 0.70 to 0.67 s (medians of 6, boxed, benchmark 6). The project's
+# objects are collected as in its own run (a frozen cycle would never be, and
+# gc.get_objects() leaves it out).
 _BOOT = """
-import site, sys
+import gc, site, sys
 site.addsitedir(sys.argv[1])
 import pytest
+if hasattr(gc, "freeze"):
+    gc.freeze()
 sys.exit(pytest.main(sys.argv[2:]))
 """
 #: Warnings the child shows whatever the project's filters say, so deprecations are seen.
@@ -87,8 +95,12 @@ class Project:
         return self.layer_build.result()
 
 
-def in_background(work: Callable[[], _T], name: str) -> Future[_T]:
-    """``work()`` in a daemon thread (an interrupted run does not wait for it): its future."""
+def in_background(
+    work: Callable[[], _T], name: str, threads: list[threading.Thread] | None = None
+) -> Future[_T]:
+    """``work()`` in a daemon thread (an interrupted run does not wait for it): its future.
+    The thread is added to ``threads`` (to stop what it started, see
+    :func:`pytest_spike._core.runner.stop_started_by`)."""
     done: Future[_T] = Future()
 
     def run() -> None:
@@ -97,7 +109,10 @@ def in_background(work: Callable[[], _T], name: str) -> Future[_T]:
         except BaseException as exc:  # handed to whoever asks for the result
             done.set_exception(exc)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    if threads is not None:
+        threads.append(thread)
+    thread.start()
     return done
 
 
@@ -281,30 +296,49 @@ def _crash_line(done: runner.RunResult, rootdir: Path) -> str:
 ReleaseEvidence = Callable[[str, Optional[EnvResult]], Optional[CandidateResult]]
 
 
-def upgrade_target(
+@dataclass
+class Built:
+    """A target version whose environment was built (or could not be): what
+    :func:`finish_target` needs to run the tests there. Built ahead, while the baseline
+    runs, so the suite starts as soon as the baseline ends."""
+
+    target: UpgradeTarget
+    env: EnvResult | None
+    #: when the build started (``time.monotonic()``): the target's duration counts from it
+    started: float
+
+
+def build_target(
+    upgrade: Upgrade, version: str, project: Project, envs: EnvManager, say: Callable[[str], None]
+) -> Built:
+    """The environment of one target version, with the project installed; a failure to
+    build is a finding in the target (see :func:`_build`). Then :func:`finish_target`."""
+    start = time.monotonic()
+    target = UpgradeTarget(version, moved=[describe_change(upgrade.package, upgrade.current, version)])
+    return Built(target, _build(target, upgrade, project, envs, say), start)
+
+
+def finish_target(
+    built: Built,
     upgrade: Upgrade,
-    version: str,
     project: Project,
     baseline: SuiteRun,
-    envs: EnvManager,
     say: Callable[[str], None],
     release: ReleaseEvidence | None = None,
 ) -> UpgradeTarget:
-    """One target version: build, run, re-run and diff; the release's own evidence
+    """Run, re-run and diff in the built environment; the release's own evidence
     (``release``) is taken meanwhile, in the background, and the target's level reaches its
     level at least."""
-    start = time.monotonic()
-    target = UpgradeTarget(version, moved=[describe_change(upgrade.package, upgrade.current, version)])
+    target, env = built.target, built.env
     evidence = _Background(release) if release is not None else None
-    env = _build(target, upgrade, project, envs, say)
     if env is not None and env.ok and not target.findings:  # every failure above is a finding
         _suite(target, upgrade, env, project, baseline, say, evidence)
     if evidence is not None:
-        say(f"upgrade: the release's own evidence on {upgrade.package} {version}")
-        target.release = evidence.result(version, env)
+        say(f"upgrade: the release's own evidence on {upgrade.package} {target.version}")
+        target.release = evidence.result(target.version, env)
         if target.release is not None and target.release.level.rank > target.level.rank:
             target.level = target.release.level
-    target.duration_s = time.monotonic() - start
+    target.duration_s = time.monotonic() - built.started
     return target
 
 

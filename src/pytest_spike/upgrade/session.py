@@ -3,8 +3,9 @@
 Registered by ``plugin.py`` only when an upgrade is asked for (``--spike-upgrade``, or ini
 ``spike_upgrades`` with ``--spike``), where results meet: a run without xdist or the xdist
 controller (xdist replays every worker's reports and warnings there). This run's own
-outcomes are the baseline; at the end of the session each target version's environment
-is built and the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
+outcomes are the baseline. Each target version's environment is built while it runs,
+from the session's start (:mod:`pytest_spike.upgrade.ahead`), and at the end of the
+session the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
 kept in ``config.stash[UPGRADES]``: the spike controller puts them on its scorecard, and
 without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
 """
@@ -21,9 +22,13 @@ import pytest
 from packaging.version import Version
 
 from pytest_spike import __version__
+from pytest_spike.envs.inspection import host_python
 from pytest_spike.model import Scorecard, SpikeError, UpgradeResult, current_cell
+from pytest_spike.services import Services
 from pytest_spike.settings import Settings
+from pytest_spike.upgrade.ahead import Ahead, Planned, Relay
 from pytest_spike.upgrade.findings import SuiteRun
+from pytest_spike.upgrade.run import Project, finish_target, skipped_target
 
 UPGRADES = pytest.StashKey["list[UpgradeResult]"]()
 
@@ -43,6 +48,8 @@ class SpikeUpgrade:
         self.notes: list[str] = []
         self.started = datetime.now(timezone.utc)
         self._start = time.perf_counter()
+        #: what was started with the session (None before, and once the upgrade has run)
+        self._ahead: Ahead | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "spike_probe", None) is not None or report.nodeid.startswith("spike::"):
@@ -62,8 +69,15 @@ class SpikeUpgrade:
             {"category": warning_message.category.__name__, "message": text.splitlines()[0] if text else ""}
         )
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # The targets, their environments and the layer need no baseline: made while it runs.
+        self._ahead = self._start_ahead()
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
+            if self._ahead is not None:
+                self._ahead.close(abandon=True)
+                self._ahead = None
             return
         self.baseline.duration_s = time.perf_counter() - self._start
         try:
@@ -95,84 +109,65 @@ class SpikeUpgrade:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _run(self) -> list[UpgradeResult]:
-        from pytest_spike.envs import layer
-        from pytest_spike.envs.fit import project_requirements
-        from pytest_spike.envs.inspection import host_python
-        from pytest_spike.report.progress import terminal_progress
-        from pytest_spike.services import Services
-        from pytest_spike.upgrade.plan import Upgrade, plan_targets, project_install
-        from pytest_spike.upgrade.run import Project, in_background, skipped_target, upgrade_target
-
-        say = terminal_progress(self.config) if self.config.getoption("verbose") >= 0 else (lambda text: None)
-        services = Services(self.settings, rootdir=self.config.rootpath, say=say)
+        ahead = self._ahead if self._ahead is not None else self._start_ahead()
+        self._ahead = None
         # the release's evidence is taken in a thread while the tests run: it says nothing
         quiet = Services(self.settings, rootdir=self.config.rootpath, say=lambda text: None)
-        rootdir = self.config.rootpath
-        # The layer is built while the index is asked and the first environment builds; what
-        # its build says is said from here, after the run (the terminal is this thread's).
-        heard: list[str] = []
-        cache_dir = self.settings.cache_dir
-        project = Project(
-            rootdir=rootdir,
-            inifile=self.config.inipath,
-            requirements=project_requirements(self.settings.requirement_files, root=rootdir),
-            install=project_install(rootdir),
-            layer_build=in_background(
-                lambda: layer.build_layer(cache_dir, heard.append), "spike-upgrade-layer"
-            ),
-            timeout=max(self.settings.probe_timeout, 4 * self.baseline.duration_s + 60),
-        )
-        found = []
         try:
-            for text in self.settings.upgrades:
-                upgrade = Upgrade.parse(text)
-                python = host_python()
-                planned = plan_targets(
-                    services.index(),
-                    upgrade,
-                    self.settings.upgrade_versions,
-                    python=python,
-                    downgrades=self.settings.upgrade_downgrades,
-                )
-                versions, skipped = planned.versions, planned.skipped
-                note = planned.older_note(upgrade)
-                if note:
-                    self.notes.append(f"spike upgrade: {note}")
-                    say(f"spike upgrade: {note}")
-                result = UpgradeResult(
-                    upgrade.requirement,
-                    upgrade.package,
-                    upgrade.current,
-                    baseline={
-                        "source": "this run",
-                        "tests": len(self.baseline.outcomes),
-                        "passed": sum(o == "passed" for o in self.baseline.outcomes.values()),
-                        "duration_s": round(self.baseline.duration_s, 3),
-                    },
-                )
-                release = partial(
-                    _release_evidence,
-                    upgrade.package,
-                    settings=self.settings,
-                    services=quiet,
-                    current=upgrade.current,
-                )
-                for version in versions:
-                    result.targets.append(
-                        upgrade_target(
-                            upgrade, version, project, self.baseline, services.envs(), say, release
-                        )
-                    )
-                result.targets += [skipped_target(upgrade, v, python, why) for v, why in skipped.items()]
-                result.targets.sort(key=lambda t: Version(t.version))
-                found.append(result)
-            project.layer_build.result()  # a layer that could not be built is the run's error
+            project = ahead.relay.wait(ahead.project_ready)
+            # the child's time limit follows the baseline's time
+            project.timeout = max(self.settings.probe_timeout, 4 * self.baseline.duration_s + 60)
+            plans = ahead.relay.wait(ahead.plans)
+            found = [self._upgrade(plan, project, quiet, ahead.relay) for plan in plans]
+            ahead.relay.wait(project.layer_build)  # a layer that could not be built is the run's error
+        except BaseException:
+            ahead.close(abandon=True)
+            raise
         finally:
-            services.close()
             quiet.close()
-            for line in heard:
-                say(line)
+        ahead.close()
         return found
+
+    def _upgrade(self, plan: Planned, project: Project, quiet: Services, say: Relay) -> UpgradeResult:
+        """One ``--spike-upgrade``: each target's suite (its environment built ahead)."""
+        upgrade = plan.upgrade
+        note = plan.targets.older_note(upgrade)
+        if note:
+            self.notes.append(f"spike upgrade: {note}")
+            say(f"spike upgrade: {note}")
+        result = UpgradeResult(
+            upgrade.requirement,
+            upgrade.package,
+            upgrade.current,
+            baseline={
+                "source": "this run",
+                "tests": len(self.baseline.outcomes),
+                "passed": sum(o == "passed" for o in self.baseline.outcomes.values()),
+                "duration_s": round(self.baseline.duration_s, 3),
+            },
+        )
+        release = partial(
+            _release_evidence,
+            upgrade.package,
+            settings=self.settings,
+            services=quiet,
+            current=upgrade.current,
+        )
+        for _, building in plan.builds:
+            built = say.wait(building)
+            result.targets.append(finish_target(built, upgrade, project, self.baseline, say, release))
+        python = host_python()
+        result.targets += [skipped_target(upgrade, v, python, why) for v, why in plan.targets.skipped.items()]
+        result.targets.sort(key=lambda t: Version(t.version))
+        return result
+
+    def _start_ahead(self) -> Ahead:
+        """Start what needs no baseline: the targets, their environments, the layer."""
+        from pytest_spike.report.progress import terminal_progress
+
+        config = self.config
+        say = terminal_progress(config) if config.getoption("verbose") >= 0 else (lambda text: None)
+        return Ahead(self.settings, config.rootpath, config.inipath, Relay(say))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         from pytest_spike.report.terminal import output_width, upgrade_lines

@@ -1,0 +1,210 @@
+"""The part of an upgrade spike that needs no baseline, started when the session starts.
+
+Which versions to try (the package index), their environments with the project installed,
+and the child pytest's layer depend on nothing the project's tests do: they are made in
+background threads while the tests run, so the suite can start on the new version as soon
+as the baseline ends (it waited for all of them after the baseline). The threads mostly
+wait on the installers' processes, which use the cores the tests leave. Their progress
+lines wait in a :class:`Relay` until the session's thread says something: the terminal is
+that thread's, and a line among the tests' dots would break pytest's rows.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pytest_spike._core import runner
+from pytest_spike.services import Services
+from pytest_spike.settings import Settings
+from pytest_spike.upgrade.plan import Targets, Upgrade
+from pytest_spike.upgrade.run import Built, Project, in_background
+
+_T = TypeVar("_T")
+
+#: A child that builds the layer (see :func:`build_layer`).
+_LAYER_CHILD = """
+import sys
+from pathlib import Path
+from pytest_spike.envs.layer import build_layer
+build_layer(Path(sys.argv[1]))
+"""
+
+
+def build_layer(cache_dir: Path, say: Callable[[str], None]) -> Path:
+    """The child pytest's layer, built in a process of its own when there is none yet.
+
+    Built in a thread, the copy of its ~800 files held the interpreter lock between file
+    operations while the baseline's tests ran: both slowed down, and the layer, not the
+    environment, was what the suite on the new version waited for (1.05 s in a thread
+    against 0.54 s alone, benchmark 6). A process copies them on a core of its own. The
+    build in this process then only checks the layer (~15 ms), or builds it where the
+    child could not and raises its error. A layer there already is checked here: a changed
+    one is rebuilt here and ``say`` hears why.
+    """
+    from pytest_spike.envs import layer
+
+    if not layer.layer_path(cache_dir).is_dir():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        # The same interpreter and environment (the layer's place and bytecode follow
+        # them); the cache folder as the working folder, so the project's folder is not
+        # first on the child's import path.
+        runner.run([sys.executable, "-c", _LAYER_CHILD, str(cache_dir)], timeout=300, cwd=cache_dir)
+    return layer.build_layer(cache_dir, say)
+
+
+#: How long an abandoned run waits for its building thread to notice (see :meth:`Ahead.close`).
+ABANDON_WAIT_S = 10.0
+
+
+class Relay:
+    """Progress lines of background threads, said by the session's thread: each call of
+    the relay (from that thread) first says what the threads said since, in order."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._lock = threading.Lock()
+        self._held: list[str] = []
+
+    def put(self, text: str) -> None:
+        """Keep a line of a background thread until the session's thread says something."""
+        with self._lock:
+            self._held.append(text)
+
+    def flush(self) -> None:
+        """Say the lines kept so far (from the session's thread)."""
+        with self._lock:
+            held, self._held = self._held, []
+        for text in held:
+            self._say(text)
+
+    def __call__(self, text: str) -> None:
+        self.flush()
+        self._say(text)
+
+    def wait(self, future: Future[_T]) -> _T:
+        """``future``'s result, saying the lines kept meanwhile as they come (a long build
+        says what it does while the session waits for it)."""
+        while not wait([future], timeout=0.1).done:
+            self.flush()
+        self.flush()
+        return future.result()
+
+
+@dataclass
+class Planned:
+    """One ``--spike-upgrade``: its target versions, each one's build (a future the
+    building thread completes in turn), and the versions left out."""
+
+    upgrade: Upgrade
+    targets: Targets
+    builds: list[tuple[str, Future[Built]]] = field(default_factory=list)
+
+
+class Ahead:
+    """Plans the targets and builds their environments and the layer in background threads.
+
+    ``plans`` completes once every upgrade's targets are known (or with the error that
+    stops the spike); each target's build future completes when its environment is built,
+    one after another in the order of the plans, so the first target's suite can run while
+    the next one builds.
+    """
+
+    def __init__(self, settings: Settings, rootdir: Path, inifile: Path | None, relay: Relay) -> None:
+        self.settings = settings
+        self.relay = relay
+        self.services = Services(settings, rootdir=rootdir, say=relay.put)
+        #: the threads started here: the children they run are stopped when the run is abandoned
+        self.threads: list[threading.Thread] = []
+        self.plans: Future[list[Planned]] = Future()
+        self._project: Future[Project] = Future()
+        #: set when the session no longer wants the builds: none is started after it
+        self._abandoned = threading.Event()
+        cache_dir = settings.cache_dir
+        layer_build = in_background(
+            lambda: build_layer(cache_dir, relay.put), "spike-upgrade-layer", self.threads
+        )
+        self._thread = threading.Thread(
+            target=self._work, args=(rootdir, inifile, layer_build), name="spike-upgrade-ahead", daemon=True
+        )
+        self.threads.append(self._thread)
+        self._thread.start()
+
+    @property
+    def project_ready(self) -> Future[Project]:
+        """The project, as the building thread read it (or the error it met)."""
+        return self._project
+
+    def _work(self, rootdir: Path, inifile: Path | None, layer_build: Future[Path]) -> None:
+        from pytest_spike.envs.fit import project_requirements
+        from pytest_spike.envs.inspection import host_python
+        from pytest_spike.upgrade.plan import plan_targets, project_install
+        from pytest_spike.upgrade.run import build_target
+
+        settings = self.settings
+        try:
+            project = Project(
+                rootdir=rootdir,
+                inifile=inifile,
+                requirements=project_requirements(settings.requirement_files, root=rootdir),
+                install=project_install(rootdir),
+                layer_build=layer_build,
+                # for the builds; the suite's is set from the baseline's time when it ends
+                timeout=max(settings.probe_timeout, 60),
+            )
+            self._project.set_result(project)
+            python, index, plans = host_python(), self.services.index(), []
+            for text in settings.upgrades:
+                upgrade = Upgrade.parse(text)
+                targets = plan_targets(
+                    index,
+                    upgrade,
+                    settings.upgrade_versions,
+                    python=python,
+                    downgrades=settings.upgrade_downgrades,
+                )
+                plans.append(Planned(upgrade, targets, [(v, Future()) for v in targets.versions]))
+        except BaseException as exc:  # handed to whoever waits for the plans
+            if not self._project.done():
+                self._project.set_exception(exc)
+            self.plans.set_exception(exc)
+            return
+        self.plans.set_result(plans)
+        envs = self.services.envs()
+        for plan in plans:
+            for version, done in plan.builds:
+                if self._abandoned.is_set():
+                    done.cancel()
+                    continue
+                try:
+                    done.set_result(build_target(plan.upgrade, version, project, envs, self.relay.put))
+                except BaseException as exc:
+                    done.set_exception(exc)
+
+    def close(self, *, abandon: bool = False) -> None:
+        """Say what the threads said, once the builds are done.
+
+        ``abandon`` (the session ended without a baseline to compare with, or the spike
+        failed): no build starts after it, and the installers the threads run are stopped
+        until the building thread ends (each one stopped fails its build), for at most
+        :data:`ABANDON_WAIT_S`; what the threads said is not said.
+        """
+        if abandon:
+            self._abandoned.set()
+            deadline = time.monotonic() + ABANDON_WAIT_S
+            while True:
+                runner.stop_started_by(self.threads)
+                self._thread.join(0.05)
+                if not self._thread.is_alive() or time.monotonic() > deadline:
+                    break
+            self.services.close()
+            return
+        self._thread.join()
+        self.services.close()
+        self.relay.flush()
