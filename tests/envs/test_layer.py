@@ -44,6 +44,20 @@ def test_a_new_layer_holds_the_compiled_modules_of_what_it_links(tmp_path: Path,
         pytest.skip("site-packages keeps no bytecode here (read-only)")
     assert loaded and loaded[0].endswith(".pyc'"), loaded
     assert str(built) in loaded[0]
+    if prefix:
+        # A boxed child has no prefix (the box does not keep the variable): it reads the
+        # compiled module beside the source, compiling nothing either.
+        env.pop("PYTHONPYCACHEPREFIX")
+        child = subprocess.run(
+            [sys.executable, "-S", "-v", "-c", IMPORT_FROM, str(built)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        loaded = [
+            line for line in child.stderr.splitlines() if "code object from" in line and "compat" in line
+        ]
+        assert loaded and loaded[0].endswith(".pyc'") and str(built / "_pytest" / "__pycache__") in loaded[0]
 
 
 def test_a_file_is_placed_over_an_earlier_copy_and_never_linked(tmp_path: Path) -> None:

@@ -200,23 +200,28 @@ def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
 
     A new layer without bytecode cost its first child pytest ~0.25 s of CPU compiling
     pytest and pytest-spike again. The source keeps its size and modification time, so
-    the compiled module stays valid for it; the module's place follows
-    ``sys.pycache_prefix`` as the child will (it inherits the setting).
+    the compiled module stays valid for it. It goes beside the source, in ``__pycache__``,
+    where a boxed child reads it (the box keeps no ``PYTHONPYCACHEPREFIX``, and shows the
+    layer read-only: under a prefix every boxed child compiled pytest again, ~1 s of an
+    upgrade's child), and under ``sys.pycache_prefix`` too when one is set, for unboxed
+    children, which inherit the setting.
     """
     _copy_file(source, target)
     if source.suffix != ".py":
         return
     try:
         compiled = Path(importlib.util.cache_from_source(str(source)))
-        placed = Path(importlib.util.cache_from_source(str(final / target.relative_to(staging))))
+        prefixed = Path(importlib.util.cache_from_source(str(final / target.relative_to(staging))))
     except (NotImplementedError, ValueError):
         return  # no bytecode cache in this interpreter
     if not compiled.is_file():
         return
-    if final in placed.parents:  # beside the source, in __pycache__: it moves with the folder
-        placed = staging / placed.relative_to(final)
-    placed.parent.mkdir(parents=True, exist_ok=True)  # a prefix may hold an earlier layer's
-    _copy_file(compiled, placed)
+    places = [target.parent / "__pycache__" / compiled.name]
+    if final not in prefixed.parents:
+        places.append(prefixed)
+    for placed in places:
+        placed.parent.mkdir(parents=True, exist_ok=True)  # a prefix may hold an earlier layer's
+        _copy_file(compiled, placed)
 
 
 def run_child(
@@ -404,7 +409,8 @@ def layer_for(
         compiled = runner.run(
             [python, "-m", "compileall", "-q", "-j", "0", "-x", NOT_COMPILED, str(staging)],
             timeout=timeout,
-            env=tool_env(),
+            # beside the sources, where boxed children read them (see _place)
+            env={k: v for k, v in tool_env().items() if k != "PYTHONPYCACHEPREFIX"},
         )
         return {"python": python, "how": how, "distributions": copied, "compiled": compiled.ok}
 
