@@ -656,6 +656,31 @@ def test_an_idle_session_loads_only_the_entry_modules(pytester: pytest.Pytester)
     assert not loaded - allowed, f"an idle run imported {sorted(loaded - allowed)}"
 
 
+def test_a_spike_of_an_installed_candidate_loads_no_index_client_nor_environment_manager(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    """A matrix cell's candidate is installed and its probes need no index: the index client
+    (with the network stack) and the environment manager (file locks, pip's configuration)
+    cost its start-up for nothing, so they load only when a probe asks for them."""
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_sessionfinish(session):
+            print('\\nSPIKE-MODULES ' + ' '.join(sorted(sys.modules)))
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-s", "-p", "no:cacheprovider", "--spike", "--spike-probes=import", "--spike-candidate=goodpkg"
+    )
+    result.assert_outcomes(passed=1)
+    line = next(line for line in result.outlines if line.startswith("SPIKE-MODULES "))
+    loaded = set(line.split()[1:])
+    assert "pytest_spike.probes.imports" in loaded or "pytest_spike.session.worker" in loaded
+    unwanted = {"pytest_spike.index.client", "pytest_spike.envs.manager", "http.client", "ssl"}
+    assert not loaded & unwanted, sorted(loaded & unwanted)
+
+
 ROLES_CONFTEST = """
 import os
 

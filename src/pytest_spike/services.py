@@ -19,13 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from pytest_spike.envs.manager import EnvManager
-from pytest_spike.index.client import IndexClient
 from pytest_spike.model import SpikeError, default_cache_root
-from pytest_spike.upstream.cache import SDISTS_CACHE, SdistCache
 
 if TYPE_CHECKING:  # the matrix runner and the CLI get index clients here without pytest
+    from pytest_spike.envs.manager import EnvManager
+    from pytest_spike.index.client import IndexClient
     from pytest_spike.settings import Settings
+    from pytest_spike.upstream.cache import SdistCache
 
 #: The folder of the spike cache that holds the index's answers.
 INDEX_CACHE = "index"
@@ -45,6 +45,10 @@ def index_client(
     Answers are cached in ``cache_dir`` (default: the index folder of the spike cache);
     ``offline`` answers from that cache only.
     """
+    # Imported here: the network stack (http.client, ssl) costs a warm matrix cell, whose
+    # probes answer from their cached evidence, ~10 ms of start-up for nothing.
+    from pytest_spike.index.client import IndexClient
+
     folder = cache_dir if cache_dir is not None else default_cache_root() / INDEX_CACHE
     if timeout is None:  # the client's own default
         return IndexClient(index_url, cache_dir=folder, offline=offline)
@@ -134,6 +138,8 @@ class Services:
             return self._make_envs()
 
     def _make_envs(self) -> EnvManager:
+        from pytest_spike.envs.manager import EnvManager  # see index_client
+
         if self._envs is None:
             try:
                 self._envs = EnvManager(
@@ -148,6 +154,8 @@ class Services:
 
     def sdists(self) -> SdistCache:
         """The cache of extracted sdists, for any probe that reads one (made on first use)."""
+        from pytest_spike.upstream.cache import SDISTS_CACHE, SdistCache  # see index_client
+
         with self._lock:
             if self._sdists is None:
                 self._sdists = SdistCache(

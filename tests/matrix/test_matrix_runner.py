@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from indexserver import HERMETIC_ENV
 from pkgfactory import FakeProject, build_wheel
 
+from pytest_spike._core import sandbox
 from pytest_spike.envs.inspection import host_python
 from pytest_spike.envs.manager import find_uv
 from pytest_spike.matrix.interpreters import parse_python, pyenv_root
@@ -281,3 +283,36 @@ def test_ctrl_c_before_a_cell_knows_its_version_adds_no_phantom_column(
     assert "?" not in grid["versions"] and grid["candidate"] == "tomly", grid
     assert states(report) == {(HOST, "1.0"): "low", (HOST, "1.1"): "incomplete"}
     assert "?" not in {c["version"] for c in report["candidates"]}
+
+
+@needs_uv
+@pytest.mark.skipif(not sandbox.status(sandbox.Policy()).boxed, reason="needs a box that runs here")
+def test_cells_take_the_runners_word_for_bubblewrap(project: tuple[Path, dict[str, str]]) -> None:
+    """bubblewrap is tried once per run, by the runner, not again by each cell; the cells
+    still box their steps with it."""
+    root, env = project
+    real = shutil.which("bwrap")
+    assert real is not None
+    log = root.parent / "bwrap.log"
+    bin_dir = root.parent / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "bwrap").write_text(
+        f'#!/bin/sh\necho "$(tr "\\0" " " < /proc/$PPID/cmdline | cut -c1-120) :: $*" >> {log}\nexec {real} "$@"\n'
+    )
+    (bin_dir / "bwrap").chmod(0o755)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "1.1"]))
+    (root / "pytest.ini").write_text("[pytest]\nspike_probes = import\n")
+    done = spike_run(root, env, ".", "-j", "2", "--python", HOST, "--json", "out.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert states(json.loads((root / "out.json").read_text())) == {(HOST, "1.0"): "low", (HOST, "1.1"): "low"}
+    for version in ("1.0", "1.1"):
+        cell = json.loads((root / ".spike" / "results" / f"py{HOST}-tomly-{version}.json").read_text())
+        assert cell["settings"]["sandbox"] == "sandboxed (bubblewrap)"
+        (candidate,) = cell["candidates"]
+        (probe,) = [p for p in candidate["probes"] if p["kind"] == "import"]
+        assert probe["outcome"] == "passed"
+    starts = log.read_text().splitlines()
+    trials = [line for line in starts if line.endswith("-- /bin/true")]
+    assert len(trials) == 1, starts
+    assert len(starts) > len(trials)  # the cells' imports (and the runner's installs) were boxed

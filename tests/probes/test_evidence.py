@@ -250,7 +250,7 @@ def test_evidence_is_keyed_on_pytest_spikes_own_code(tmp_path: Path) -> None:
     """A changed probe must not reuse the verdicts its old code took (the key holds this digest)."""
     import inspect
 
-    from pytest_spike.envs.layer import source_digest
+    from pytest_spike.envs.digest import source_digest
     from pytest_spike.probes import evidence
 
     package = tmp_path / "pkg"

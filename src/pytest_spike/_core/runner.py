@@ -294,6 +294,8 @@ def _run_boxed(
         child_env["PYTEST_SPIKE_READONLY"] = os.pathsep.join(_read_only_binds(wrapped))
         launch, preexec = _confined(wrapped, confinement)
         result = _run(launch, timeout, where, child_env, stdin_data, cap, started, preexec)
+        if result.returncode != 0:
+            sandbox.confirm(policy)  # a box taken on the parent's word that cannot start raises
         returncode = result.returncode
         if returncode is not None and returncode > 128:
             # bubblewrap exits 128 + N when the step's process died of signal N.

@@ -124,6 +124,15 @@ HIDDEN_NAMES = (".git", ".hg", ".svn", ".env", ".envrc", ".netrc", ".pypirc", ".
 #: runs its own steps in the same box rather than nesting another.
 INSIDE_ENV = "PYTEST_SPIKE_BOXED"
 
+#: Set by the matrix runner for the cells it starts: the bubblewrap it tried, which ran. A
+#: cell whose bubblewrap is that one skips its own trial (:func:`_unavailable`) and nothing
+#: else: the mode, the box and every step stay as they were. Anyone who can set it could
+#: already pass ``--spike-sandbox off``; candidate code never runs in the runner's process,
+#: and the box's allow-list never passes it in. A boxed step that fails in a cell that took
+#: the word makes the cell try bubblewrap then (:func:`confirm`): a box that cannot run is an
+#: error, never a step's own failure.
+TRIED_ENV = "PYTEST_SPIKE_BWRAP_TRIED"
+
 #: Where the box's own HOME appears inside it.
 BOX_HOME = "/home/spike"
 
@@ -195,6 +204,11 @@ class Status:
 
 _policy = Policy()
 _lock = threading.Lock()
+#: bubblewraps this process took as running on its parent's word (:data:`TRIED_ENV`), not yet
+#: tried here, and those a trial here then refuted (with why)
+_on_word: set[str] = set()
+_refuted: dict[str, str] = {}
+_word_lock = threading.Lock()
 _trial_lock = threading.Lock()
 
 
@@ -252,12 +266,24 @@ def require_available(policy: Policy | None = None) -> Status:
 
 @functools.cache
 def _unavailable(bwrap: str | None) -> str:
-    """Why bubblewrap cannot box here ('' when it can): tried once per process."""
+    """Why bubblewrap cannot box here ('' when it can): tried once per process, or taken on
+    the word of the parent that tried it (:data:`TRIED_ENV`)."""
     if not sys.platform.startswith("linux"):
         return f"no sandbox on {sys.platform} (bubblewrap is Linux only)"
     tool = bwrap or shutil.which("bwrap")
     if tool is None:
         return "bubblewrap is not installed"
+    with _word_lock:
+        if tool in _refuted:
+            return _refuted[tool]
+        if os.path.isabs(tool) and os.environ.get(TRIED_ENV) == tool:
+            _on_word.add(tool)
+            return ""
+    return _trial(tool)
+
+
+def _trial(tool: str) -> str:
+    """Why ``tool`` cannot make a box here ('' when it can): a box running ``/bin/true``."""
     try:
         done = subprocess.run(
             [tool, *_base_args(), "--proc", "/proc", "--dev", "/dev", "--unshare-all", "--die-with-parent"]
@@ -273,6 +299,43 @@ def _unavailable(bwrap: str | None) -> str:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         return f"bubblewrap cannot make its namespaces here ({said[-1] if said else done.returncode})"
     return ""
+
+
+def tried_env(policy: Policy | None = None) -> dict[str, str]:
+    """What a parent gives the pytest processes it starts (matrix cells) so that they need
+    not try bubblewrap again: :data:`TRIED_ENV` when bubblewrap runs here, else nothing."""
+    policy = policy or _policy
+    tool = policy.bwrap or shutil.which("bwrap")
+    if tool is None or not os.path.isabs(tool):
+        return {}
+    with _trial_lock:  # the runner's first installer step may be trying it at the same time
+        if _unavailable(policy.bwrap):
+            return {}
+    return {TRIED_ENV: tool}
+
+
+def confirm(policy: Policy | None = None) -> None:
+    """After a boxed step failed: where this process took bubblewrap on its parent's word,
+    try it now (once). A box that cannot start raises SpikeError (the step never ran; its
+    failure is not the candidate's), and from then on :func:`status` says why."""
+    policy = policy or _policy
+    tool = policy.bwrap or shutil.which("bwrap")
+    with _word_lock:
+        if tool is None:
+            return
+        if tool not in _refuted:
+            if tool not in _on_word:
+                return  # tried in this process, and it ran: the failure is the step's own
+            _on_word.discard(tool)
+            reason = _trial(tool)
+            if not reason:
+                return
+            _refuted[tool] = reason
+            _unavailable.cache_clear()  # from now on status() says why it cannot run
+    raise SpikeError(
+        f"the box could not start: {_refuted[tool]} (the run that started this one said "
+        f"{tool} ran here, {TRIED_ENV})"
+    )
 
 
 def inside() -> bool:

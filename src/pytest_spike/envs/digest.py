@@ -20,6 +20,7 @@ back (``os.utime``). It is a check against a cache that changed, not a signature
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -28,6 +29,21 @@ import sys
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Union
+
+#: The pytest_spike package folder (a layer copies it; caches key on its source).
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
+    """A hash of pytest-spike's own source: what it ran with, for caches keyed on it (here,
+    not in layer.py, so that cached evidence is looked up without the environment manager)."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(str(path.relative_to(package_dir)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
 
 #: One file's record: [size, mtime_ns] for a file ([size, mtime_ns, sha256] for a RECORD),
 #: "-> target" for a link, "dir" for a folder, "missing" for a listed file that is not there.

@@ -34,12 +34,10 @@ from packaging.utils import canonicalize_name
 from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.envs import digest, inspection
+from pytest_spike.envs.digest import PACKAGE_DIR, source_digest
 from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import Cached, build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
-
-#: The pytest_spike package folder (a layer copies it; caches key on its source).
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 # The child's entry point: add the layer after the environment's packages, then run pytest.
 _BOOT = """
@@ -91,16 +89,6 @@ def _closure(
             if req.marker is None or req.marker.evaluate({**(environment or {}), "extra": ""}):
                 queue.append(req.name)
     return list(found.values())
-
-
-@functools.cache
-def source_digest(package_dir: Path = PACKAGE_DIR) -> str:
-    """A hash of pytest-spike's own source: what it ran with, for caches keyed on it."""
-    digest = hashlib.sha256()
-    for path in sorted(package_dir.rglob("*.py")):
-        digest.update(str(path.relative_to(package_dir)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def layer_path(cache_root: Path) -> Path:

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement as _requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from pytest_spike.index.client import IndexClient, IndexUnavailable, ProjectNotFound
 from pytest_spike.model import Candidate
+
+if TYPE_CHECKING:
+    from pytest_spike.index.client import IndexClient
 
 __all__ = ["NameCheck", "check_candidates", "close_names"]
 
@@ -72,21 +75,32 @@ def _local_names() -> list[str]:
 
 
 def check_candidates(
-    candidates: Sequence[tuple[Candidate, str]], client: IndexClient, *, isolation: str = "auto"
+    candidates: Sequence[tuple[Candidate, str]],
+    make_client: Callable[[], IndexClient],
+    *,
+    isolation: str = "auto",
 ) -> NameCheck:
     """Check each (candidate, where it was declared) against the index.
 
     A candidate installed in the running environment is not asked about where that is what
     the spike tests (``isolation`` "never", or "auto" and a version it accepts): a private
-    package need not be on the index to be spiked where it is installed.
+    package need not be on the index to be spiked where it is installed. ``make_client``
+    gives the index client, asked for only when a candidate is checked: a matrix cell's
+    candidate is installed, and the client (the network stack, pip's configuration) would
+    cost its start-up ~10 ms for nothing.
     """
     errors: list[str] = []
     unchecked: list[str] = []
     others = [c.name for c, _ in candidates]
+    client: IndexClient | None = None
     for cand, where in candidates:
         local = installed_version(cand.project)
         if local is not None and (isolation == "never" or (isolation == "auto" and not cand.unmet(local))):
             continue
+        from pytest_spike.index.client import IndexUnavailable, ProjectNotFound
+
+        if client is None:
+            client = make_client()
         try:
             listing = client.listing(cand.project)
         except ProjectNotFound:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike._core.files import write_atomic
 from pytest_spike._core.interrupt import sigterm_as_interrupt
 from pytest_spike.envs.layer import layer_for
@@ -219,6 +219,7 @@ class MatrixRunner:
         self._layers: dict[str, Path | SpikeError] = {}
         self._managers: dict[str, EnvManager] = {}
         self._interp_locks: dict[str, threading.Lock] = {}
+        self._tried: Future[dict[str, str]] | None = None
 
     # -- the whole run ------------------------------------------------------------------
 
@@ -231,6 +232,11 @@ class MatrixRunner:
             self._out(run.cell).unlink(missing_ok=True)
         interrupted = False
         restore = sigterm_as_interrupt()
+        # bubblewrap is tried once here, while the first cells check their environments, and
+        # the cells take its word (sandbox.TRIED_ENV) rather than each trying it again.
+        trial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spike-box-trial")
+        self._tried = trial.submit(sandbox.tried_env)
+        trial.shutdown(wait=False)
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="spike-cell")
         try:
             futures: list[Future[None]] = [pool.submit(self._guarded, r) for r in runs]
@@ -346,7 +352,7 @@ class MatrixRunner:
             cwd=self.cwd,
             env=tool_env(),
             # the caller's PYTEST_ADDOPTS may name plugins the layer does not have (xdist)
-            extra_env={"PYTEST_ADDOPTS": ""},
+            extra_env={"PYTEST_ADDOPTS": "", **(self._tried.result() if self._tried else {})},
             started=on_start,
         )
         with self._lock:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pytest_spike._core import runner, sandbox
 from pytest_spike.envs import inspection
-from pytest_spike.envs.manager import EnvResult, tool_env
 from pytest_spike.model import Candidate, Finding, SpikeError
 
 if TYPE_CHECKING:
+    from pytest_spike.envs.manager import EnvResult
     from pytest_spike.index.client import FileEntry
     from pytest_spike.services import Services
     from pytest_spike.settings import Settings
@@ -200,6 +200,10 @@ class ProbeContext:
     @staticmethod
     def foreign_env() -> dict[str, str]:
         """The environment for interpreters other than the running one."""
+        # Imported here: a probe of an installed candidate (a matrix cell) never needs the
+        # environment manager, whose imports cost its start-up.
+        from pytest_spike.envs.manager import tool_env
+
         return tool_env()
 
     def project_requirements(self) -> list[str]:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_spike import __version__, kinds
 from pytest_spike._core.files import write_atomic
-from pytest_spike.envs.layer import source_digest
+from pytest_spike.envs.digest import source_digest
 from pytest_spike.envs.store import locked
 from pytest_spike.model import Blame, Finding, ProbeResult, SpikeError
 

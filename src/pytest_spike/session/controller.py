@@ -91,12 +91,14 @@ class SpikeController:
             ]
         except SpikeError as exc:
             raise pytest.UsageError(str(exc)) from None
-        client = index_client(
-            self.settings.index_url,
-            cache_dir=self.settings.cache_dir / INDEX_CACHE,
-            offline=self.settings.offline,
+        settings = self.settings
+        check = check_candidates(
+            declared,
+            lambda: index_client(
+                settings.index_url, cache_dir=settings.cache_dir / INDEX_CACHE, offline=settings.offline
+            ),
+            isolation=settings.isolation,
         )
-        check = check_candidates(declared, client, isolation=self.settings.isolation)
         if check.errors:
             raise pytest.UsageError("\n".join(check.errors))
 

@@ -22,7 +22,6 @@ from pytest_spike._core.files import write_atomic
 from pytest_spike._core.runner import peak_rss_mb
 from pytest_spike.data.budgets import TimeboxExceeded, alarm
 from pytest_spike.data.folder import data_findings
-from pytest_spike.envs import layer
 from pytest_spike.fixtures import DATA_USED, SpikeRecorder
 from pytest_spike.marks import CANDIDATE_KEY as _CANDIDATE
 from pytest_spike.marks import KIND_KEY as _KIND
@@ -169,7 +168,7 @@ class SpikeWorker:
                 else f"--spike-candidate {cand.requirement!r}"
             )
             declared.append((cand, where))
-        check = check_candidates(declared, self.services.index(), isolation=self.settings.isolation)
+        check = check_candidates(declared, self.services.index, isolation=self.settings.isolation)
         if check.errors:
             raise pytest.UsageError("\n".join(check.errors))
         return check.unchecked
@@ -329,6 +328,10 @@ class SpikeWorker:
             args += ["-c", str(self.config.inipath)]
         if self.settings.data:
             args += ["--spike-data", str(self.settings.data[0])]
+        # Imported here: with it come the environment manager, file locks and pip's
+        # configuration, which a matrix cell (its candidate installed) never needs.
+        from pytest_spike.envs import layer
+
         try:
             layer_dir = layer.build_layer(self.settings.cache_dir, self.services.say)
             return layer.run_child(
