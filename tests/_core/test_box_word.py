@@ -88,22 +88,21 @@ def test_a_lying_word_never_runs_a_step_unboxed_and_the_status_then_says_why(
     assert starts(log) == 2
 
 
-def test_under_require_a_lying_word_refuses_every_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_under_require_the_word_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tool, log = fake_bwrap(tmp_path)
     monkeypatch.setenv(sandbox.TRIED_ENV, tool)
     require = sandbox.Policy(mode="require", bwrap=tool)
     box = sandbox.Box("import", write=(str(tmp_path),))
     with sandbox.use(require):
-        assert sandbox.require_available().boxed
-        with pytest.raises(SpikeError, match="the box could not start"):
-            runner.run(step(tmp_path), timeout=30, box=box)
+        # tried at once, as without a word: a box that cannot run is the run's usage error
         with pytest.raises(
             SpikeError, match="--spike-sandbox require: bubblewrap cannot make its namespaces"
         ):
+            sandbox.require_available()
+        with pytest.raises(SpikeError, match="--spike-sandbox require: bubblewrap cannot make"):
             runner.run(step(tmp_path), timeout=30, box=box)
     assert not (tmp_path / "ran").exists()
+    assert starts(log) == 1  # the trial, and no step
 
 
 def test_a_word_about_another_bubblewrap_is_not_taken(
@@ -168,8 +167,8 @@ def test_a_cell_given_a_lying_word_reports_what_really_happened(
     pytester: pytest.Pytester, spike_site: Path, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
     """A pytest run told that a bubblewrap which cannot box ran: no candidate code runs in a
-    box that is not there, nor unboxed under ``require``, and every report says it was not
-    sandboxed, with bubblewrap's reason."""
+    box that is not there, and every report says it was not sandboxed, with bubblewrap's
+    reason; under ``require`` the word is not taken, and the run is a usage error."""
     bin_dir = pytester.path / "bin"
     bin_dir.mkdir()
     (bin_dir / "python").symlink_to(sys.executable)
@@ -181,17 +180,22 @@ def test_a_cell_given_a_lying_word_reports_what_really_happened(
         f"--spike-sandbox={mode}", "--spike-isolation=auto", "--spike-json=r.json", "-rs",
     )  # fmt: skip
     output = result.stdout.str()
-    result.stdout.fnmatch_lines(["candidate code: not sandboxed: bubblewrap cannot make its namespaces here"])
-    if mode == "auto":  # the import, in the running environment: its step is the one refused
-        result.stdout.fnmatch_lines(
-            [
-                "  (bwrap: No permissions to create new namespace*",
-                "  probes: import skipped",
-                "SKIPPED*spike::goodpkg::import: import probe could not run: the box could not start:*",
-            ]
+    if mode == "require":  # the word is not taken: tried at once, the run's usage error
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, output
+        result.stderr.fnmatch_lines(
+            ["ERROR: --spike-sandbox require: bubblewrap cannot make its namespaces*"]
         )
-    else:  # require: an environment of its own, whose installer step is the one refused
-        result.stdout.fnmatch_lines(["SKIPPED*spike::goodpkg::import: goodpkg is not installed*"])
+        assert starts(log) == 1 and not (pytester.path / "r.json").exists()
+        return
+    result.stdout.fnmatch_lines(["candidate code: not sandboxed: bubblewrap cannot make its namespaces here"])
+    # the import, in the running environment: its step is the one refused
+    result.stdout.fnmatch_lines(
+        [
+            "  (bwrap: No permissions to create new namespace*",
+            "  probes: import skipped",
+            "SKIPPED*spike::goodpkg::import: import probe could not run: the box could not start:*",
+        ]
+    )
     data = json.loads((pytester.path / "r.json").read_text())
     assert data["settings"]["sandbox"].startswith("not sandboxed: bubblewrap cannot make"), output
     (candidate,) = data["candidates"]

@@ -130,7 +130,8 @@ INSIDE_ENV = "PYTEST_SPIKE_BOXED"
 #: already pass ``--spike-sandbox off``; candidate code never runs in the runner's process,
 #: and the box's allow-list never passes it in. A boxed step that fails in a cell that took
 #: the word makes the cell try bubblewrap then (:func:`confirm`): a box that cannot run is an
-#: error, never a step's own failure.
+#: error, never a step's own failure. Under ``--spike-sandbox require`` the word is not taken:
+#: the cell tries bubblewrap itself, and a box that cannot run is the run's usage error.
 TRIED_ENV = "PYTEST_SPIKE_BWRAP_TRIED"
 
 #: Where the box's own HOME appears inside it.
@@ -243,8 +244,7 @@ def status(policy: Policy | None = None) -> Status:
         return Status(True, policy.mode, tool="bubblewrap, the parent's box")
     if policy.mode == "off":
         return Status(False, "off", "--spike-sandbox off")
-    with _trial_lock:  # threads starting their first boxed steps at once try it once
-        reason = _unavailable(policy.bwrap)
+    reason = _reason(policy)
     if reason:
         return Status(False, policy.mode, reason)
     return Status(True, policy.mode, tool="bubblewrap")
@@ -264,10 +264,17 @@ def require_available(policy: Policy | None = None) -> Status:
     return found
 
 
+def _reason(policy: Policy) -> str:
+    """:func:`_unavailable` for ``policy``: ``require`` asks for proof, and never takes the
+    parent's word. Threads starting their first boxed steps at once try it once."""
+    with _trial_lock:
+        return _unavailable(policy.bwrap, policy.mode != "require")
+
+
 @functools.cache
-def _unavailable(bwrap: str | None) -> str:
+def _unavailable(bwrap: str | None, take_word: bool) -> str:
     """Why bubblewrap cannot box here ('' when it can): tried once per process, or taken on
-    the word of the parent that tried it (:data:`TRIED_ENV`)."""
+    the word of the parent that tried it (:data:`TRIED_ENV`) when ``take_word``."""
     if not sys.platform.startswith("linux"):
         return f"no sandbox on {sys.platform} (bubblewrap is Linux only)"
     tool = bwrap or shutil.which("bwrap")
@@ -276,7 +283,7 @@ def _unavailable(bwrap: str | None) -> str:
     with _word_lock:
         if tool in _refuted:
             return _refuted[tool]
-        if os.path.isabs(tool) and os.environ.get(TRIED_ENV) == tool:
+        if take_word and os.path.isabs(tool) and os.environ.get(TRIED_ENV) == tool:
             _on_word.add(tool)
             return ""
     return _trial(tool)
@@ -308,9 +315,8 @@ def tried_env(policy: Policy | None = None) -> dict[str, str]:
     tool = policy.bwrap or shutil.which("bwrap")
     if tool is None or not os.path.isabs(tool):
         return {}
-    with _trial_lock:  # the runner's first installer step may be trying it at the same time
-        if _unavailable(policy.bwrap):
-            return {}
+    if _reason(policy):  # (the runner's first installer step may be trying it at the same time)
+        return {}
     return {TRIED_ENV: tool}
 
 
