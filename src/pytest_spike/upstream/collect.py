@@ -14,7 +14,7 @@ import dataclasses
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -189,14 +189,13 @@ class Collector:
         output = result.stdout + "\n" + result.stderr
         if result.timed_out:
             return [], f"collection {result.describe()}"
-        return self.listed(result.stdout), output
+        return self.listed(result.stdout.splitlines()), output
 
-    def listed(self, text: str) -> list[str]:
-        """The node ids ``--collect-only -q`` listed in ``text`` (of files in the copied tests)."""
+    def listed(self, lines: Iterable[str]) -> list[str]:
+        """The node ids among ``lines`` (``--collect-only -q``'s listing) of files in the copied
+        tests."""
         return [
-            ln.strip()
-            for ln in text.splitlines()
-            if "::" in ln and (self.run_dir / ln.strip().split("::")[0]).is_file()
+            ln.strip() for ln in lines if "::" in ln and (self.run_dir / ln.strip().split("::")[0]).is_file()
         ]
 
     def _bring_missing(self, output: str) -> str | None:

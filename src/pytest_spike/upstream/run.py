@@ -568,15 +568,17 @@ class SpikeUpstream:
             return _OneChild("unclean")
         if proc.timed_out:
             return _OneChild("unclean")
+        collector = self._collector()
         if errors:
             # The witness pointed the child's stdout at stderr: pytest's listing is there.
-            return _OneChild("listed", listing=(self._collector().listed(proc.stderr), proc.stderr + "\n"))
+            listing = collector.listed(proc.stderr.splitlines())
+            return _OneChild("listed", listing=(listing, proc.stderr + "\n"))
         if short:
             return _OneChild("short")
-        ids = [i for i in listed if "::" in i and (self.run_dir / i.split("::")[0]).is_file()]
+        ids = collector.listed(listed)
         if not ids or picked != choose_sample(ids, n, self.seed):
             return _OneChild("unclean")
-        found = dataclasses.replace(how, ids=tuple(ids), notes=self._collector().missing_plugin_notes())
+        found = dataclasses.replace(how, ids=tuple(ids), notes=collector.missing_plugin_notes())
         ran = (self._outcomes(proc, picked, found), proc.duration_s)
         return _OneChild("ran", found, tuple(picked), ran)
 
