@@ -277,7 +277,7 @@ def _unavailable(bwrap: str | None, take_word: bool) -> str:
     the word of the parent that tried it (:data:`TRIED_ENV`) when ``take_word``."""
     if not sys.platform.startswith("linux"):
         return f"no sandbox on {sys.platform} (bubblewrap is Linux only)"
-    tool = bwrap or shutil.which("bwrap")
+    tool = _found(bwrap)
     if tool is None:
         return "bubblewrap is not installed"
     with _word_lock:
@@ -312,7 +312,7 @@ def tried_env(policy: Policy | None = None) -> dict[str, str]:
     """What a parent gives the pytest processes it starts (matrix cells) so that they need
     not try bubblewrap again: :data:`TRIED_ENV` when bubblewrap runs here, else nothing."""
     policy = policy or _policy
-    tool = policy.bwrap or shutil.which("bwrap")
+    tool = _found(policy.bwrap)
     if tool is None or not os.path.isabs(tool):
         return {}
     if _reason(policy):  # (the runner's first installer step may be trying it at the same time)
@@ -325,7 +325,7 @@ def confirm(policy: Policy | None = None) -> None:
     try it now (once). A box that cannot start raises SpikeError (the step never ran; its
     failure is not the candidate's), and from then on :func:`status` says why."""
     policy = policy or _policy
-    tool = policy.bwrap or shutil.which("bwrap")
+    tool = _found(policy.bwrap)
     with _word_lock:
         if tool is None:
             return
@@ -358,7 +358,12 @@ def inside() -> bool:
 
 
 def bwrap_path(policy: Policy) -> str:
-    return policy.bwrap or shutil.which("bwrap") or "bwrap"
+    return _found(policy.bwrap) or "bwrap"
+
+
+def _found(bwrap: str | None) -> str | None:
+    """The bubblewrap a policy names, else the one on PATH (None: none)."""
+    return bwrap or shutil.which("bwrap")
 
 
 def box_env(
