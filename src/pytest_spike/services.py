@@ -10,6 +10,7 @@ Layering: above index/, envs/ and settings; below probes/ and session/. No pytes
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import threading
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from pytest_spike._core import hostfiles
 from pytest_spike.model import SpikeError, default_cache_root
 
 if TYPE_CHECKING:  # the matrix runner and the CLI get index clients here without pytest
@@ -31,6 +33,8 @@ if TYPE_CHECKING:  # the matrix runner and the CLI get index clients here withou
 INDEX_CACHE = "index"
 #: The folder of the spike cache that holds the candidates' environments.
 ENVS_CACHE = "envs"
+#: The free room (MB) the scratch tmpfs must have for a run's work folder to be made there.
+WORK_ROOM_MB = 1024
 
 
 def index_client(
@@ -164,10 +168,17 @@ class Services:
             return self._sdists
 
     def workdir(self) -> Path:
-        """A scratch folder for this process's probes, removed by :meth:`close`."""
+        """A scratch folder for this process's probes, removed by :meth:`close`.
+
+        In the scratch tmpfs where there is one with :data:`WORK_ROOM_MB` free (else the temp
+        folder): a run copies the candidates' upstream tests here, ~1,100 files for tomlkit,
+        and on a busy disk each file made cost ~0.5 ms, in memory ~0.01 ms. A run killed
+        before :meth:`close` leaves it to the next run's sweep (its name holds the pid).
+        """
         with self._lock:
             if self._workdir is None:
-                self._workdir = Path(tempfile.mkdtemp(prefix="pytest-spike-"))
+                prefix = f"{hostfiles.WORK_PREFIX}{os.getpid()}-"
+                self._workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=hostfiles.scratch(WORK_ROOM_MB)))
             return self._workdir
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ when a source changes, instead of one bind per file.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from pytest_spike._core import hostfiles, runner, sandbox
+from pytest_spike.services import WORK_ROOM_MB, Services
+from pytest_spike.settings import Settings
 
 pytestmark = pytest.mark.skipif(
     not sandbox.status(sandbox.Policy()).boxed,
@@ -139,7 +143,7 @@ def test_what_a_killed_run_left_in_the_scratch_tmpfs_is_swept(fresh_scratch: Non
     dead.wait()
     left = [
         Path(folder, f"{prefix}{dead.pid}-spiketest")
-        for prefix in (hostfiles.HOME_PREFIX, hostfiles.AUDIT_PREFIX)
+        for prefix in (hostfiles.HOME_PREFIX, hostfiles.AUDIT_PREFIX, hostfiles.WORK_PREFIX)
     ]
     live = Path(folder, f"{hostfiles.HOME_PREFIX}{os.getpid()}-spiketest")
     for path in (*left, live):
@@ -152,6 +156,63 @@ def test_what_a_killed_run_left_in_the_scratch_tmpfs_is_swept(fresh_scratch: Non
     finally:
         for path in (*left, live):
             shutil.rmtree(path, ignore_errors=True)
+
+
+#: What a boxed step sees of its working folder and of the scratch tmpfs around it.
+SEEN = r"""
+import os, sys
+print(open("tests/test_x.py").read().strip())
+print(sorted(os.listdir(os.path.dirname(os.getcwd()))))
+print(sorted(os.listdir(os.path.dirname(os.path.dirname(os.getcwd())))))
+print(sorted(os.listdir(os.path.dirname(os.path.dirname(os.path.dirname(os.getcwd()))))))
+try:
+    open("tests/test_x.py", "a").write("planted")
+except OSError as exc:
+    print("refused", exc.errno)
+"""
+
+
+def test_a_runs_work_folder_is_made_in_the_scratch_tmpfs_and_a_step_sees_only_its_own_part(
+    fresh_scratch: None, tmp_path: Path
+) -> None:
+    folder = hostfiles.scratch(WORK_ROOM_MB)
+    if folder is None:
+        pytest.skip("no tmpfs with room here")
+    services = Services(Settings(cache_dir=tmp_path), rootdir=tmp_path)
+    other = Path(tempfile.mkdtemp(prefix="spike-test-other-", dir=folder))  # another program's
+    try:
+        work = services.workdir()
+        assert work.parent == Path(folder) and work.name.startswith(f"{hostfiles.WORK_PREFIX}{os.getpid()}-")
+        run = work / "upstream-x" / "run"
+        (run / "tests").mkdir(parents=True)
+        (run / "tests" / "test_x.py").write_text("def test_x(): pass\n")
+        (work / "readme-y").mkdir()
+        done = runner.run([sys.executable, "-c", SEEN], timeout=60, cwd=str(run), box=sandbox.Box("readme"))
+        assert done.ok, done.stderr
+        lines = done.stdout.splitlines()
+        # Its folder read-only; the run's other folders and the tmpfs's other folders out of sight.
+        assert lines[:3] + lines[4:] == ["def test_x(): pass", "['run']", "['upstream-x']", "refused 30"]
+        in_view = ast.literal_eval(lines[3])  # the tmpfs: this folder and the step's audit folder
+        assert work.name in in_view and other.name not in in_view
+        assert all(name.startswith((hostfiles.WORK_PREFIX, hostfiles.AUDIT_PREFIX)) for name in in_view)
+        assert (run / "tests" / "test_x.py").read_text() == "def test_x(): pass\n"
+    finally:
+        services.close()
+        other.rmdir()
+    assert not work.exists()
+
+
+def test_without_a_tmpfs_with_room_a_runs_work_folder_is_made_in_the_temp_folder(
+    fresh_scratch: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(hostfiles, "SCRATCH_CANDIDATES", ())
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    services = Services(Settings(cache_dir=tmp_path / "cache"), rootdir=tmp_path)
+    try:
+        work = services.workdir()
+        assert work.parent == tmp_path and work.name.startswith(f"{hostfiles.WORK_PREFIX}{os.getpid()}-")
+    finally:
+        services.close()
 
 
 def test_the_room_asked_of_a_scratch_tmpfs_is_the_steps_memory_at_most() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_spike._core import runner
+from pytest_spike._core import hostfiles, runner
 from pytest_spike.probes.base import ProbeMemo
 
 
@@ -126,12 +126,12 @@ def test_a_probe_run_ahead_costs_its_candidates_time_box(pytester: pytest.Pytest
     assert {p["outcome"] for p in good["probes"]} == {"passed"}
 
 
-def _running_in(folder: Path) -> list[int]:
-    """Processes whose working folder is in ``folder``."""
+def _running_in(*prefixes: str) -> list[int]:
+    """Processes whose working folder's path begins with one of ``prefixes``."""
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if os.readlink(f"/proc/{pid}/cwd").startswith(str(folder)):
+            if os.readlink(f"/proc/{pid}/cwd").startswith(prefixes):
                 found.append(int(pid))
         except OSError:
             continue
@@ -157,20 +157,25 @@ def test_an_interrupt_leaves_no_probe_running_ahead(spike_site: Path, tmp_path: 
         argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
     ) as proc:
         assert proc.stdout is not None
+        # The probes' working folder: the run's work folder, in the scratch tmpfs or TMPDIR.
+        work = [
+            f"{folder}/{hostfiles.WORK_PREFIX}{proc.pid}-"
+            for folder in (scratch, hostfiles.scratch(1) or scratch)
+        ]
         while b"spike::hangpkg::import" not in seen:
             chunk = os.read(proc.stdout.fileno(), 4096)
             assert chunk, seen.decode()
             seen += chunk
         deadline = time.monotonic() + 30
-        while not _running_in(scratch):  # hangpkg's import child, started ahead
+        while not _running_in(*work):  # hangpkg's import child, started ahead
             assert time.monotonic() < deadline, seen.decode()
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, (seen + rest).decode()
     deadline = time.monotonic() + 5
-    while _running_in(scratch):
-        assert time.monotonic() < deadline, f"left running: {_running_in(scratch)}"
+    while _running_in(*work):
+        assert time.monotonic() < deadline, f"left running: {_running_in(*work)}"
         time.sleep(0.05)
 
 

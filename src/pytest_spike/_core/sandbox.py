@@ -456,6 +456,12 @@ def _trust_files() -> list[str]:
 
 
 def _outside_system(path: str) -> bool:
+    """Whether ``path`` is bound on its own: not a system folder in view already. A folder the
+    host made inside the scratch tmpfs (a run's work folder, see
+    :func:`~pytest_spike._core.hostfiles.scratch`) is, though ``/dev`` is the box's own; the
+    tmpfs itself never is."""
+    if any(path.startswith(folder + "/") for folder in hostfiles.SCRATCH_CANDIDATES):
+        return True
     return not any(path == top or path.startswith(top + "/") for top in ("/usr", "/proc", "/dev"))
 
 
