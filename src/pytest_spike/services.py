@@ -157,13 +157,17 @@ class Services:
         return self._envs
 
     def sdists(self) -> SdistCache:
-        """The cache of extracted sdists, for any probe that reads one (made on first use)."""
+        """The cache of sdists, for any probe that reads one (made on first use)."""
         from pytest_spike.upstream.cache import SDISTS_CACHE, SdistCache  # see index_client
 
         with self._lock:
             if self._sdists is None:
                 self._sdists = SdistCache(
-                    self.settings.cache_dir / SDISTS_CACHE, offline=self.settings.offline, say=self.say
+                    self.settings.cache_dir / SDISTS_CACHE,
+                    offline=self.settings.offline,
+                    say=self.say,
+                    # the work folder's tmpfs (see workdir): sdists are extracted there
+                    memory=self.workdir if hostfiles.scratch(WORK_ROOM_MB) else None,
                 )
             return self._sdists
 
