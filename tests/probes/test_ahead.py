@@ -194,12 +194,43 @@ def test_probes_run_ahead_start_with_the_heaviest_kinds_then_keep_the_items_orde
     while (job := prebuild._next()) is not None:
         assert isinstance(job, tuple)
         drained.append((job[0].name, job[1]))
+        prebuild._running -= 1  # ended: its slot is free again
     # upstream (sdist, harness environment, pytest) before README examples, then the rest
     assert drained == [
         ("first", "upstream"), ("first", "readme"), ("second", "readme"),
         ("first", "install"), ("first", "import"), ("first", "licence"),
         ("second", "install"), ("second", "import"), ("second", "licence"),
     ]  # fmt: skip
+
+
+def test_a_probe_is_taken_from_the_queue_when_a_slot_is_free_so_the_heaviest_waiting_runs_next() -> None:
+    from pytest_spike.model import Candidate
+    from pytest_spike.session.prebuild import Prebuild
+
+    first, second = Candidate("first"), Candidate("second")
+    kinds = ["readme", "upstream"]
+    prebuild = Prebuild(lambda c: None, kinds, ahead={"first": kinds, "second": kinds})  # type: ignore[arg-type, return-value]
+    prebuild._order = {"first": 0, "second": 1}
+    prebuild._slots = 1
+    prebuild._readying = 2
+    prebuild._queue_probes(first, {"readme"})
+    running = prebuild._next()
+    assert isinstance(running, tuple) and (running[0].name, running[1]) == ("first", "readme")
+    taken: list[object] = []
+    waiting = threading.Thread(target=lambda: taken.append(prebuild._next()), daemon=True)
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and not taken  # the only slot is taken
+    # second gets ready meanwhile: its upstream, the heavier, is queued behind nothing
+    prebuild._queue_probes(second, {"readme", "upstream"})
+    waiting.join(0.2)
+    assert waiting.is_alive() and not taken  # still no slot
+    with prebuild._changed:  # first's README examples end
+        prebuild._running -= 1
+        prebuild._changed.notify_all()
+    waiting.join(10)
+    [job] = taken
+    assert isinstance(job, tuple) and (job[0].name, job[1]) == ("second", "upstream")
 
 
 def test_no_probe_starts_ahead_once_its_candidates_time_box_is_used_up() -> None:

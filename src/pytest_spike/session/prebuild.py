@@ -87,7 +87,10 @@ class Prebuild:
         self._order: dict[str, int] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._slots = threading.BoundedSemaphore(ahead_slots())
+        #: probes run ahead now, and at most (a probe is taken from the queue only when one of
+        #: the slots is free, so the heaviest waiting is the next to run)
+        self._running = 0
+        self._slots = ahead_slots()
         self._stopped = False
         self.threads: list[threading.Thread] = []
 
@@ -110,17 +113,20 @@ class Prebuild:
         return runner.stop_started_by(self.threads)
 
     def _next(self) -> Candidate | tuple[Candidate, str] | None:
-        """The next candidate to get ready, else the next probe to run ahead (waiting while
-        candidates still get ready), else None: nothing is left."""
+        """The next candidate to get ready, else the next probe to run ahead once a slot is
+        free (waiting while candidates still get ready or the slots are taken), else None:
+        nothing is left. Taken when a slot is free, not before: a thread that took a probe
+        and then waited for a slot was overtaken by one that took a lighter probe later."""
         with self._changed:
             while not self._stopped:
                 if self._todo:
                     self._readying += 1
                     return self._todo.pop(0)
-                if self._queue:
+                if self._queue and self._running < self._slots:
+                    self._running += 1
                     *_, candidate, name = heapq.heappop(self._queue)
                     return candidate, name
-                if not self._readying:
+                if not self._queue and not self._readying:
                     return None
                 self._changed.wait()
             return None
@@ -186,17 +192,20 @@ class Prebuild:
         """Run ``candidate``'s ``name`` probe ahead of its item, while its time box lasts
         (not when its item took it already)."""
         try:
-            with self._slots:
-                with self._lock:
-                    if self._stopped:
-                        return
-                left = self.remaining(candidate)
-                if left <= 0:
+            with self._lock:
+                if self._stopped:
                     return
-                ctx = self.context(candidate)
-                ctx.memo.ahead(ahead_key(candidate, name), functools.partial(self._probe, name, ctx, left))
+            left = self.remaining(candidate)
+            if left <= 0:
+                return
+            ctx = self.context(candidate)
+            ctx.memo.ahead(ahead_key(candidate, name), functools.partial(self._probe, name, ctx, left))
         except Exception:  # noqa: BLE001 - not kept: the probe item runs it again and reports it
             return
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
 
     def _probe(self, name: str, ctx: ProbeContext, left: float) -> Taken:
         with ctx.services.speaking_for(f"{ctx.candidate.name} {name}"):
