@@ -275,7 +275,7 @@ def test_missing_harness_dependency_makes_tests_uncollectable(
 
 
 def test_broken_conftest_falls_back_to_noconftest_with_low_confidence(
-    tmp_path: Path, installed: dict[str, str]
+    tmp_path: Path, installed: dict[str, str], pytests: list[str]
 ) -> None:
     sdist = make_sdist(
         tmp_path, {"conftest.py": "import spike_missing_plugin\n", "tests/test_installed.py": USES_INSTALLED}
@@ -283,22 +283,42 @@ def test_broken_conftest_falls_back_to_noconftest_with_low_confidence(
     result = spike(tmp_path, installed, sdist).probe()
     assert result.status == "ran" and result.low_confidence and result.mode == "importlib+noconftest"
     assert result.count("passed") == 1
+    # The first child died loading the conftest (no listing: collected again, as usual); the
+    # --noconftest try collected and ran the sample in one child (two children before).
+    assert pytests == ["run", "collect", "run"]
     codes = [f.code for f in upstream_findings(result)[0]]
     assert codes == ["upstream.low_confidence"]
     assert any("spike_missing_plugin" in note for note in result.notes)
 
 
-def test_local_helper_module_retries_in_prepend_mode(tmp_path: Path, installed: dict[str, str]) -> None:
+def test_local_helper_module_retries_in_prepend_mode(
+    tmp_path: Path, installed: dict[str, str], pytests: list[str]
+) -> None:
     sdist = make_sdist(
         tmp_path,
         {
             "tests/spike_helper.py": "VALUE = 3\n",
             "tests/test_helper.py": "from spike_helper import VALUE\n\ndef test_v():\n    assert VALUE == 3\n",
+            "tests/test_other.py": "def test_a():\n    pass\n\ndef test_b():\n    assert 0, 'broken'\n",
         },
     )
-    result = spike(tmp_path, installed, sdist).probe()
+    up = spike(tmp_path, installed, sdist)
+    result = up.probe()
     assert result.status == "ran" and result.mode == "prepend"
-    assert [o.outcome for o in result.outcomes.values()] == ["passed"]
+    # importlib's child stopped at the import error; prepend's collected and ran the sample;
+    # the failure ran again, alone
+    assert pytests == ["run", "run", "run"]
+    assert {k: v.outcome for k, v in result.outcomes.items()} == {
+        "tests/test_helper.py::test_v": "passed",
+        "tests/test_other.py::test_a": "passed",
+        "tests/test_other.py::test_b": "failed",
+    }
+    # the same evidence as collecting first, then running the sample apart
+    apart = spike(tmp_path / "apart", installed, sdist)
+    found = apart.collect()
+    assert found == up.collect() and found.mode == "prepend"
+    ran = apart.run(choose_sample(found.ids, 10), found)
+    assert ran.outcomes == result.outcomes and ran.sampled == result.sampled
 
 
 def test_target_without_pytest_is_uncollectable(tmp_path: Path, installed: dict[str, str]) -> None:

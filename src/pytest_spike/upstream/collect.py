@@ -65,6 +65,9 @@ class Collector:
     target_info: Callable[[], dict[str, Any]]
     #: the box upstream's tests run in (see SpikeUpstream.box)
     box: sandbox.Box | None = None
+    #: how each try collects, ``(extra arguments, how) -> (ids, output)`` (default: a
+    #: ``--collect-only -q`` child); the probe's collects and runs its sample in one child
+    collect_once: Callable[[list[str], Collection], tuple[list[str], str]] | None = None
 
     def collect(
         self,
@@ -179,6 +182,12 @@ class Collector:
         )
 
     def _collect_once(self, extra: list[str], how: Collection) -> tuple[list[str], str]:
+        if self.collect_once is not None:
+            return self.collect_once(extra, how)
+        return self.collect_only(extra, how)
+
+    def collect_only(self, extra: list[str], how: Collection) -> tuple[list[str], str]:
+        """One ``--collect-only -q`` child: the ids it listed, and its output."""
         result = runner.run(
             self.pytest_argv("--collect-only", "-q", *extra, how=how),
             timeout=self.timeout,

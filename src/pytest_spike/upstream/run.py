@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,11 @@ class _OneChild:
     sample: tuple[str, ...] = ()
     ran: tuple[dict[str, TestOutcome], float] | None = None
     listing: tuple[list[str], str] | None = None
+
+
+def _how(collection: Collection) -> Collection:
+    """How ``collection`` was collected (its mode, conftest, folders left out), without what."""
+    return dataclasses.replace(collection, ids=(), reason="", gap=False, notes=())
 
 
 @dataclass(frozen=True)
@@ -468,20 +473,24 @@ class SpikeUpstream:
         paths: Sequence[str] | None = None,
         *,
         first: tuple[list[str], str] | None = None,
+        collect_once: Callable[[list[str], Collection], tuple[list[str], str]] | None = None,
     ) -> Collection:
         """What collects (from ``paths`` in the copied tests, default all of them), and how:
         falls back to prepend mode, then leaves out folders whose conftest fails to import,
         then to ``--noconftest``. When nothing collects, the returned ``reason`` says why.
-        ``first``: the first try's ids and output, when a child made it already."""
+        ``first``: the first try's ids and output, when a child made it already;
+        ``collect_once``: how each try collects (see ``Collector``)."""
         everything = keyword is None and paths is None
         if self._collected is not None and everything:
             return self._collected
-        result = self._collector().collect(keyword, paths, first=first)
+        result = self._collector(collect_once).collect(keyword, paths, first=first)
         if everything:
             self._collected = result
         return result
 
-    def _collector(self) -> Collector:
+    def _collector(
+        self, collect_once: Callable[[list[str], Collection], tuple[list[str], str]] | None = None
+    ) -> Collector:
         # layout first: reading it copies the tests and finds the sdist's root
         layout = self.layout
         return Collector(
@@ -496,6 +505,7 @@ class SpikeUpstream:
             pytest_argv=self.pytest_argv,
             target_info=self.target_info,
             box=self.box,
+            collect_once=collect_once,
         )
 
     def sample(self, n: int = DEFAULT_SAMPLE, keyword: str | None = None) -> list[str]:
@@ -545,11 +555,18 @@ class SpikeUpstream:
         proc = self._pytest(how, files, _SELECT_PLUGIN, SPIKE_UPSTREAM_SELECT=str(chosen))
         return self._outcomes(proc, nodeids, how), proc.duration_s
 
-    def _collect_and_run(self, head: Sequence[str] | None, n: int) -> _OneChild:
-        """Collect ``head``'s files (None: every test path) and run the sample of what
-        collected in one pytest process, where the usual way takes two (``collect``, then
-        ``run``). When that collection is not clean, see ``_OneChild``: the caller collects
-        the usual way, with its fallbacks, from the child's listing when it left one."""
+    def _collect_and_run(
+        self,
+        head: Sequence[str] | None,
+        n: int,
+        how: Collection | None = None,
+        paths: Sequence[str] | None = None,
+    ) -> _OneChild:
+        """Collect ``head``'s files (None: every test path; ``paths``: these arguments
+        instead) the way ``how`` says and run the sample of what collected in one pytest
+        process, where the usual way takes two (``collect``, then ``run``). When that
+        collection is not clean, see ``_OneChild``: the caller collects the usual way, with
+        its fallbacks, from the child's listing when it left one."""
         if not self.target_info().get("pytest"):
             return _OneChild("unclean")  # collect() says why
         plan, out = self.meta_dir / "plan.json", self.meta_dir / "collected.json"
@@ -558,15 +575,16 @@ class SpikeUpstream:
             json.dumps({"seed": self.seed, "n": n, "require": list(head or ()), "out": str(out)}),
             encoding="utf-8",
         )
-        how = Collection()
-        proc = self._pytest(how, list(head or self._paths), _PLAN_PLUGIN, SPIKE_UPSTREAM_PLAN=str(plan))
+        how = Collection() if how is None else how
+        where = list(paths) if paths is not None else list(head or self._paths)
+        proc = self._pytest(how, where, _PLAN_PLUGIN, SPIKE_UPSTREAM_PLAN=str(plan))
+        if proc.timed_out:  # in the collection or in the sample's run: collected apart
+            return _OneChild("unclean")
         try:
             seen = json.loads(out.read_text(encoding="utf-8"))
             listed, errors = [str(i) for i in seen["ids"]], int(seen["errors"])
             short, picked = bool(seen["short"]), [str(i) for i in seen["picked"]]
         except (OSError, ValueError, KeyError, TypeError):
-            return _OneChild("unclean")
-        if proc.timed_out:
             return _OneChild("unclean")
         collector = self._collector()
         if errors:
@@ -697,17 +715,49 @@ class SpikeUpstream:
                 found = one.found
                 result = self.run(one.sample, found, ran=one.ran)
             else:  # collected the usual way, with its fallbacks
-                found = self.collect(paths=None if head is files else head, first=one.listing)
+                tries: dict[Collection, _OneChild] = {}
+                paths = None if head is files else head
+                found = self.collect(
+                    paths=paths, first=one.listing, collect_once=self._running(paths, n, tries)
+                )
                 if len({i.split("::")[0] for i in found.ids}) < len(head):
                     found, head = self.collect(), files
                 if not found.ids:
                     return self._result("uncollectable", found, reason=found.reason, gap=found.gap)
-                result = self.run(choose_sample(found.ids, n, self.seed), found)
+                sample = choose_sample(found.ids, n, self.seed)
+                ran = tries.get(_how(found))
+                if ran is not None and ran.found.ids == found.ids and list(ran.sample) == sample:
+                    result = self.run(sample, found, ran=ran.ran)  # the try that collected it ran it
+                else:
+                    result = self.run(sample, found)
         except SpikeError as exc:  # the target interpreter itself would not run
             return self._result("uncollectable", reason=str(exc), gap=True)
         result.collected = len(found.ids)
         result.collected_files = f"{len(head)} of {len(files)}"
         return result
+
+    def _running(
+        self, head: Sequence[str] | None, n: int, tries: dict[Collection, _OneChild]
+    ) -> Callable[[list[str], Collection], tuple[list[str], str]]:
+        """How each fallback try of the probe's collection collects: in one child with the
+        sample's run (``_collect_and_run``), kept in ``tries`` by the way it collected. A
+        clean try is the last one (the fallbacks only act on errors), so the probe takes
+        its run when the collection it ends with is that try's and picks the same sample
+        (tomlkit's tests need prepend mode: 3 child pytests instead of 4). A try that was not
+        clean gives its listing as ``--collect-only -q`` would, or is collected that way."""
+
+        def collect_once(extra: list[str], how: Collection) -> tuple[list[str], str]:
+            if _how(how) == Collection():  # the first try's, which the probe made already
+                return self._collector().collect_only(extra, how)
+            one = self._collect_and_run(head, n, how, paths=extra)
+            if one.state == "ran":
+                tries[_how(how)] = one
+                return list(one.found.ids), ""
+            if one.listing is not None:  # collection errors: listed as --collect-only -q would
+                return one.listing
+            return self._collector().collect_only(extra, how)
+
+        return collect_once
 
     def _check_origins(self) -> None:
         """Note where the candidate's modules import from, next to the copied tests."""
