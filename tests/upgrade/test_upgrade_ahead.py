@@ -4,12 +4,15 @@ interrupted. Real local index, real environments, real child pytests."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from backends import use_local_index
+from pkgfactory import FakeProject, backend_from_sdist, build_sdist
 from test_upgrade import local_index, old_site, project, upgrades  # noqa: F401  (fixtures)
 
 from pytest_spike.upgrade.ahead import Relay
@@ -80,11 +83,31 @@ def test_the_environment_and_the_layer_are_built_while_the_baseline_runs(
     assert last_row < building < running
 
 
+#: oldlib 2.0 as an sdist whose build takes two minutes: the interrupt comes while it builds
+#: (a wheel installed in ~0.1 s, sometimes before the interrupt reached the session).
+SLOW_BUILD = FakeProject(
+    "oldlib",
+    "2.0",
+    files={"oldlib/__init__.py": "def total(xs):\n    return sum(xs)\n"},
+    sdist_files={
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "slowbackend"\nbackend-path = ["."]\n',
+        "slowbackend.py": backend_from_sdist("oldlib", "2.0", before="import time\ntime.sleep(120)"),
+    },
+)
+
+
 def test_an_interrupted_run_builds_nothing_further_and_leaves_no_thread(
     project: pytest.Pytester,  # noqa: F811
+    local_index: Path,  # noqa: F811
+    old_site: Path,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    slow = tmp_path / "slow-index"
+    slow.mkdir()
+    shutil.copy2(local_index / "oldlib-1.0-py3-none-any.whl", slow)
+    build_sdist(SLOW_BUILD, slow)
+    use_local_index(monkeypatch, slow, old_site)
     cache = tmp_path / "cache"
     monkeypatch.setenv("AHEAD_CACHE", str(cache))
     (project.path / "test_app.py").unlink()
