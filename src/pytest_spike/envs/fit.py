@@ -31,13 +31,14 @@ from pytest_spike.envs.manager import (
     EnvResult,
     choose_uv,
     installer_box,
+    installer_cache,
     normalize_requirements,
     pip_command,
     resolver_excerpt,
     tool_env,
     uv_index_args,
 )
-from pytest_spike.model import Blame, Finding, Severity, SpikeError, exact_pin
+from pytest_spike.model import Blame, Finding, Severity, SpikeError, default_cache_root, exact_pin
 
 #: Not the project's dependencies: the installers and this plugin itself. Their pins
 #: would only make the resolver fight over tooling the candidate never imports.
@@ -148,6 +149,7 @@ def _resolve(
     timeout: float,
     uv: str | None,
     index_args: Sequence[str],
+    cache: Path,
 ) -> _Resolution:
     with tempfile.TemporaryDirectory(prefix="spike-fit-") as scratch:
         cons, report = Path(scratch) / "constraints.txt", Path(scratch) / "report.json"
@@ -189,7 +191,7 @@ def _resolve(
                 *requirements,
             ]
         # The resolve runs build backends (sdists' metadata): boxed as an installer step.
-        boxed = installer_box(scratch, python, stage="resolve")
+        boxed = installer_box(scratch, python, stage="resolve", cache=cache)
         done = run(argv, timeout=timeout, env=tool_env(), stdin_data=stdin, cwd=scratch, **boxed)
         resolver = "uv" if uv is not None else "pip"
         text = done.stderr + "\n" + done.stdout
@@ -250,12 +252,15 @@ def check_fit(
     constraints: bool = True,
     backend: str = "auto",
     index_args: Sequence[str] = (),
+    cache_root: Path | None = None,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Resolve the candidate with the project's requirements for ``python``, installing nothing.
 
     With ``constraints`` (the default, right for environment pins) the project's
     requirements only limit versions; without, they are resolved too (right for
-    requirement files with ranges, slower). Returns findings and details for the report.
+    requirement files with ranges, slower). The resolver (which may run build backends for
+    sdists' metadata) uses the candidate's installer cache in ``cache_root`` (default: the
+    default cache root). Returns findings and details for the report.
     A failure that names no project requirement is not a fit problem (the install probe
     reports it) and gives no finding.
     """
@@ -263,6 +268,7 @@ def check_fit(
     project = normalize_requirements(project_reqs, "project requirement")
     uv = choose_uv(backend, "fit check backend")
     pins = exact_pins(project)
+    cache = installer_cache(cache_root or default_cache_root(), candidate)
     start = time.monotonic()
 
     def attempt(relaxed: Sequence[str]) -> _Resolution:
@@ -272,7 +278,7 @@ def check_fit(
         reqs = [candidate] + ([] if constraints else active + unpinned)
         cons = [_as_constraint(r) for r in active] if constraints else []
         left = max(1.0, timeout - (time.monotonic() - start))
-        return _resolve(python, reqs, cons, left, uv, index_args)
+        return _resolve(python, reqs, cons, left, uv, index_args, cache)
 
     outcome, relaxed = _resolve_relaxing(attempt, set(pins))
     details: dict[str, Any] = {

@@ -177,6 +177,28 @@ def tool_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
 
 
+def installer_cache(root: str | os.PathLike[str], owner: str | None) -> Path:
+    """The installer cache (uv's and pip's) of the steps that install ``owner`` (a candidate,
+    as a name or requirement; None: pytest-spike's own layer, in ``_own``, a name no
+    candidate's folder can have), in the cache root ``root``.
+
+    One per candidate: a step that installs a candidate runs build backends (the
+    candidate's, and those of any sdist it needs) with its cache writable. In one cache
+    shared by every candidate, a build wrote into the files the cache keeps of another
+    candidate's wheel, and the next environment installed from the cache held them (a
+    hostile sdist's backend changed goodpkg's module in goodpkg's rebuilt environment).
+    A candidate's own cache holds only what its own steps fetched and built."""
+    if owner is None:
+        return Path(root) / "installer" / "_own"
+    try:
+        name: str = canonicalize_name(Requirement(owner).name)
+    except InvalidRequirement:
+        name = ""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):  # a path or URL: a name of its own
+        name = "_h-" + hashlib.sha256(owner.encode()).hexdigest()[:16]  # never a project's name
+    return Path(root) / "installer" / name
+
+
 def installer_box(
     target: str | os.PathLike[str],
     python: str | None = None,
@@ -192,9 +214,9 @@ def installer_box(
     package index, but with the box's empty HOME and allow-listed environment: there is
     nothing of the user's to send. It sees ``python`` (the interpreter it installs for), the
     index's local folders (``file://`` find-links), and may write ``target``, ``write`` and
-    its own cache ``cache`` (uv's and pip's, default ``installer/`` in pytest-spike's cache
-    root; never the user's:
-    a build backend could otherwise plant wheels in the user's own installer cache).
+    its own cache ``cache`` (uv's and pip's: the :func:`installer_cache` of what it
+    installs, default pytest-spike's own in the default cache root; never the user's: a
+    build backend could otherwise plant wheels in the user's own installer cache).
     ``extra_env`` (the caller's ``PIP_*`` settings) wins over pip's configuration.
     """
     extra = {**installer_env(), **(extra_env or {})}
@@ -204,7 +226,7 @@ def installer_box(
     if extra.get("PIP_TARGET"):
         writable.append(extra["PIP_TARGET"])
         Path(extra["PIP_TARGET"]).mkdir(parents=True, exist_ok=True)
-    folder = Path(cache) if cache is not None else default_cache_root() / "installer"
+    folder = Path(cache) if cache is not None else installer_cache(default_cache_root(), None)
     (folder / "uv").mkdir(parents=True, exist_ok=True)
     (folder / "pip").mkdir(parents=True, exist_ok=True)
     writable.append(str(folder))
@@ -476,7 +498,10 @@ class EnvManager:
                 # Boxed: the installer writes only this entry, its cache and the report; no
                 # other environment of the cache is in view.
                 boxed = installer_box(
-                    entry, self.python, write=(scratch,), cache=self.cache_dir.parent / "installer"
+                    entry,
+                    self.python,
+                    write=(scratch,),
+                    cache=installer_cache(self.cache_dir.parent, candidate),
                 )
                 commands = self._commands(entry, python, requirements, report, cached)
                 if self._credentials():

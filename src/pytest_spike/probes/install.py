@@ -160,7 +160,14 @@ def _fit(ctx: ProbeContext, version: str) -> tuple[list[Finding], dict[str, Any]
     ctx.services.say(f"resolving {pin} with the project's requirements")
     try:
         # The same tool that built the environment: their index caches can disagree.
-        return check_fit(ctx.host_python, pin, project, ctx.timeout, backend=ctx.settings.backend)
+        return check_fit(
+            ctx.host_python,
+            pin,
+            project,
+            ctx.timeout,
+            backend=ctx.settings.backend,
+            cache_root=ctx.settings.cache_dir,
+        )
     except SpikeError as exc:
         unchecked = Finding(
             "install.fit_unchecked", Severity.INFO, f"fit not checked: {exc}", blame=Blame.SPIKE

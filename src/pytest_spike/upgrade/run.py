@@ -379,7 +379,13 @@ def _build(
     if not env.ok:
         say(f"upgrade: resolving {moved_req} with the project's requirements, what they pin may move")
         _, details = check_fit(
-            envs.python, moved_req, others, project.timeout, constraints=False, backend=envs.backend
+            envs.python,
+            moved_req,
+            others,
+            project.timeout,
+            constraints=False,
+            backend=envs.backend,
+            cache_root=envs.cache_dir.parent,
         )
         resolved: dict[str, str] = details.get("resolved") or {}
         if not resolved and details.get("fits") is False:

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_spike._core import runner, sandbox, witness
-from pytest_spike.envs.manager import installer_box, pip_command
-from pytest_spike.model import SpikeError
+from pytest_spike.envs.manager import installer_box, installer_cache, pip_command
+from pytest_spike.model import SpikeError, default_cache_root
 from pytest_spike.upstream.collect import Collector
 from pytest_spike.upstream.layout import (
     Harness,
@@ -210,7 +210,11 @@ def install_harness(
             constraints = Path(tmp, "constraints.txt")
             constraints.write_text(pin + "\n")
             argv += ["-c", str(constraints)]
-        boxed = installer_box(Path(python).parent.parent, python, write=(tmp,), extra_env=extra_env)
+        # the candidate's installer cache: its harness's builds cannot reach another's
+        cache = installer_cache(default_cache_root(), pin) if pin else None
+        boxed = installer_box(
+            Path(python).parent.parent, python, write=(tmp,), cache=cache, extra_env=extra_env
+        )
         result = runner.run(argv, timeout=timeout, **boxed)
     if result.ok:
         return HarnessInstall(True, duration_s=result.duration_s)
