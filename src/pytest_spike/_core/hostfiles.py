@@ -3,7 +3,8 @@
 - **The scratch tmpfs** (:func:`scratch`): where a step's HOME of decoys and its audit folder,
   and a run's work folder (the copied upstream tests, README and docs blocks), are made when
   ``/dev/shm`` is a tmpfs with room; files made and removed in memory cost no journal writes
-  (on a busy disk, tens of ms a step, and ~0.5 ms a file on this project's CI machine).
+  (on a busy disk, tens of ms a step; 0.03 to 0.55 ms a file on this project's CI machine,
+  as its disk was busy or not).
 - **The box's /etc** (:class:`EtcCopy`): the allowed files copied once per process into one
   folder, bound as ``/etc`` in one mount instead of one per file.
 

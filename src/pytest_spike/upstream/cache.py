@@ -6,8 +6,8 @@ probe that reads the sdist (the upstream tests, a documentation probe) asks
 
 Where the run's work folder is in memory (see :meth:`~pytest_spike.services.Services.workdir`),
 the cache keeps the archive and each run extracts it there: making a file on a busy disk
-costs ~0.5 ms, and tomlkit's sdist is 1,100 files (0.7 s on this project's CI machine, on a
-cold spike's longest path, against 0.1 s in memory). Elsewhere the cache keeps the extracted
+cost up to ~0.5 ms on this project's CI machine, and tomlkit's sdist is 1,100 files (0.7 s
+there, on a cold spike's longest path, against 0.1 s in memory). Elsewhere the cache keeps the extracted
 sdist, as an extraction on disk in every run would cost more than it saves.
 """
 
