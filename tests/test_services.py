@@ -47,3 +47,15 @@ def test_the_work_folder_is_made_on_demand_and_removed_on_close(tmp_path: Path) 
     assert workdir.is_dir() and workdir == services.workdir()
     services.close()
     assert not workdir.exists()
+
+
+def test_a_relative_xdg_cache_home_is_ignored_as_the_xdg_specification_asks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "../caches/xdg")
+    assert default_cache_root() == tmp_path / ".cache" / "pytest-spike"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert default_cache_root() == tmp_path / ".cache" / "pytest-spike"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_root() == tmp_path / "xdg" / "pytest-spike"

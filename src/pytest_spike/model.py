@@ -51,8 +51,16 @@ SANDBOX_LIMITS = (1024, 16384, 8192)
 
 
 def default_cache_root() -> Path:
-    """Where pytest-spike keeps what it fetched: ``$XDG_CACHE_HOME/pytest-spike``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    """Where pytest-spike keeps what it fetched: ``$XDG_CACHE_HOME/pytest-spike``.
+
+    A relative ``XDG_CACHE_HOME`` is ignored, as the XDG base directory specification asks:
+    with ``../caches``, a Python 3.9 matrix cell's interpreter path kept the ``..`` (3.11
+    normalises it), which the box cannot follow (the folder named before ``..`` is not in
+    its view): its boxed import failed with "No such file or directory", scored against
+    the candidate (``import.crashed``, blocked)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = str(Path.home() / ".cache")
     return Path(base) / "pytest-spike"
 
 
