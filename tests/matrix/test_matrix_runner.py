@@ -126,9 +126,17 @@ def test_run_plans_builds_runs_and_merges_two_pythons(project: tuple[Path, dict[
     other, _ = OTHER
     (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "2.0"]))
     args = [".", "-j", "2", "--python", HOST, "--python", other, "--python", "3.97"]
-    done = spike_run(root, env, *args, "--json", "out.json", "--md", "out.md")
+    timeline = root / "timeline.jsonl"
+    done = spike_run(
+        root, {**env, "PYTEST_SPIKE_TIMELINE": str(timeline)}, *args, "--json", "out.json", "--md", "out.md"
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
+    # the second interpreter's layer was built from the run's start, not when its first cell
+    # started (after the first interpreter's cells)
+    spans = [json.loads(line) for line in timeline.read_text().splitlines()]
+    compiled = [s for s in spans if s.get("argv", "").startswith(f"{OTHER[1]} -m compileall")]
+    assert compiled and {s["thread"] for s in compiled} == {"spike-layers-ahead"}, compiled
     report = json.loads((root / "out.json").read_text())
     assert report["complete"] is True
     assert states(report) == {
