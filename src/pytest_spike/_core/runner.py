@@ -207,36 +207,22 @@ def run(
     under ``--spike-sandbox require`` a box that cannot run raises SpikeError.
     """
     with timeline.span("step", stage=box.stage if box else "host", argv=" ".join(argv[:4])):
-        return _run_step(argv, timeout, cwd, env, extra_env, stdin_data, cap, started, box)
-
-
-def _run_step(
-    argv: Sequence[str],
-    timeout: float,
-    cwd: str | os.PathLike[str] | None,
-    env: Mapping[str, str] | None,
-    extra_env: Mapping[str, str] | None,
-    stdin_data: bytes | None,
-    cap: int,
-    started: Callable[[int], None] | None,
-    box: sandbox.Box | None,
-) -> RunResult:
-    if box is not None:
-        return _run_boxed(
-            argv,
-            box,
-            timeout=timeout,
-            cwd=cwd,
-            env=env,
-            extra_env=extra_env,
-            stdin_data=stdin_data,
-            cap=cap,
-            started=started,
-        )
-    child_env = scrub_env(env)
-    if extra_env:
-        child_env.update(extra_env)
-    return _run(argv, timeout, cwd, child_env, stdin_data, cap, started)
+        if box is not None:
+            return _run_boxed(
+                argv,
+                box,
+                timeout=timeout,
+                cwd=cwd,
+                env=env,
+                extra_env=extra_env,
+                stdin_data=stdin_data,
+                cap=cap,
+                started=started,
+            )
+        child_env = scrub_env(env)
+        if extra_env:
+            child_env.update(extra_env)
+        return _run(argv, timeout, cwd, child_env, stdin_data, cap, started)
 
 
 def _run_boxed(
