@@ -76,20 +76,14 @@ class SdistCache:
             return extracted  # extracted by a run whose work folder was on the disk
         if self.memory is not None:
             return self._in_memory(sdist, entry, digest, timeout, purpose)
-        archive = _archive(entry, digest)
-        if archive is None and self.offline:
-            return None
-        self.folder.mkdir(parents=True, exist_ok=True)
+        archive = self._archive(sdist, entry, digest, timeout, purpose)
+        if archive is None:
+            return None if self.offline else sdist.url
         staging = Path(tempfile.mkdtemp(prefix=".sdist-", dir=self.folder))
         try:
-            if archive is None:
-                # Said only here, where it is fetched: a warm run reads the cached copy.
-                self.say(f"fetching the sdist {sdist.filename} {purpose}")
-                archive = fetch_sdist(sdist.url, staging / "download", timeout=timeout, sha256=digest)
             root = safe_extract(archive, staging / "src")
-            shutil.rmtree(staging / "download", ignore_errors=True)
             (staging / _EXTRACTED).write_text(json.dumps({"root": root.relative_to(staging).as_posix()}))
-            shutil.rmtree(entry, ignore_errors=True)
+            shutil.rmtree(entry, ignore_errors=True)  # the archive, unpacked now
             os.replace(staging, entry)
         except (SpikeError, OSError):
             return sdist.url
@@ -107,13 +101,9 @@ class SdistCache:
         with lock:
             if digest in self._extracted:
                 return self._extracted[digest]
-            archive = _archive(entry, digest)
+            archive = self._archive(sdist, entry, digest, timeout, purpose)
             if archive is None:
-                if self.offline:
-                    return None
-                archive = self._fetch(sdist, entry, digest, timeout, purpose)
-                if archive is None:
-                    return sdist.url
+                return None if self.offline else sdist.url
             out = self.memory() / "sdists" / digest[:32]
             try:
                 root = str(safe_extract(archive, out))
@@ -123,10 +113,17 @@ class SdistCache:
             self._extracted[digest] = root
             return root
 
-    def _fetch(self, sdist: FileEntry, entry: Path, digest: str, timeout: float, purpose: str) -> Path | None:
-        """Fetch the archive into ``entry`` (made whole, then put in place); None when that failed."""
+    def _archive(
+        self, sdist: FileEntry, entry: Path, digest: str, timeout: float, purpose: str
+    ) -> Path | None:
+        """The archive cached in ``entry``, fetched there (made whole, then put in place) when
+        it is not; None offline without it, or when the fetch failed."""
+        archive = _cached_archive(entry, digest)
+        if archive is not None or self.offline:
+            return archive
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".sdist-", dir=self.folder))
+        # Said only here, where it is fetched: a warm run reads the cached copy.
         self.say(f"fetching the sdist {sdist.filename} {purpose}")
         try:
             archive = fetch_sdist(sdist.url, staging / "download", timeout=timeout, sha256=digest)
@@ -148,7 +145,7 @@ def _root(entry: Path) -> str | None:
         return None  # no marker, or an unreadable one: no extracted sdist
 
 
-def _archive(entry: Path, digest: str) -> Path | None:
+def _cached_archive(entry: Path, digest: str) -> Path | None:
     """The archive fetched into ``entry``, if it is there and still has its hash."""
     try:
         archive = entry / json.loads((entry / _FETCHED).read_text("utf-8"))["archive"]
