@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from _pytest.assertion.rewrite import PYC_TAIL
-from test_upgrade import cache_dir, local_index, old_site, project, upgrades  # noqa: F401  (fixtures)
+from test_upgrade import cache_dir, local_index, old_site, project, to_two, upgrades  # noqa: F401  (fixtures)
 
 from pytest_spike._core import sandbox
 
@@ -48,13 +48,7 @@ def test_the_child_freezes_pytest_s_objects_and_never_the_project_s(
 ) -> None:
     (project.path / "test_app.py").unlink()
     project.makepyfile(test_gc=CHECKS_THE_COLLECTOR)
-    result = project.runpytest(
-        "--spike-upgrade",
-        "oldlib",
-        "--spike-upgrade-versions=2.0",
-        f"--spike-cache-dir={cache_dir}",
-        "--spike-json=up.json",
-    )
+    result = project.runpytest(*to_two(cache_dir, "--spike-json=up.json"))
     result.assert_outcomes(passed=2)
     [target] = upgrades(project)["targets"]
     # both tests pass in the child too, the first time: nothing broke, flipped or was left out
@@ -89,13 +83,7 @@ def test_the_boxed_child_reads_the_rewritten_tests_the_host_kept_under_its_pycac
     )
     (mirror / (test.name[:-3] + PYC_TAIL)).write_bytes(header + marshal.dumps(code))
     monkeypatch.setenv("PYTHONPYCACHEPREFIX", str(prefix))
-    result = project.runpytest_subprocess(
-        "--spike-upgrade",
-        "oldlib",
-        "--spike-upgrade-versions=2.0",
-        f"--spike-cache-dir={cache_dir}",
-        "--spike-json=up.json",
-    )
+    result = project.runpytest_subprocess(*to_two(cache_dir, "--spike-json=up.json"))
     result.assert_outcomes(passed=1)  # the host's own run read the kept module
     [target] = upgrades(project)["targets"]
     # and so did the boxed child: rewritten from the source, the test failed on 2.0 (and,

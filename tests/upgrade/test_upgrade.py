@@ -89,6 +89,11 @@ def project(
     return pytester
 
 
+def to_two(cache: Path, *more: str) -> list[str]:
+    """The command line of an upgrade spike of oldlib to 2.0 with the spike cache ``cache``."""
+    return ["--spike-upgrade", "oldlib", "--spike-upgrade-versions=2.0", f"--spike-cache-dir={cache}", *more]
+
+
 def upgrades(pytester: pytest.Pytester) -> dict:
     data = json.loads((pytester.path / "up.json").read_text())
     assert data["schema"] == "pytest-spike/1"

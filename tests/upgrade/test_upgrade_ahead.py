@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from backends import use_local_index
 from pkgfactory import FakeProject, backend_from_sdist, build_sdist
-from test_upgrade import local_index, old_site, project, upgrades  # noqa: F401  (fixtures)
+from test_upgrade import local_index, old_site, project, to_two, upgrades  # noqa: F401  (fixtures)
 
 from pytest_spike.upgrade.ahead import Relay
 
@@ -63,13 +63,7 @@ def test_the_environment_and_the_layer_are_built_while_the_baseline_runs(
     cache = tmp_path / "cache"  # new: nothing built by an earlier test
     monkeypatch.setenv("AHEAD_CACHE", str(cache))
     project.makepyfile(test_waits=WAITS_FOR_THE_BUILDS)
-    result = project.runpytest(
-        "--spike-upgrade",
-        "oldlib",
-        "--spike-upgrade-versions=2.0",
-        f"--spike-cache-dir={cache}",
-        "--spike-json=up.json",
-    )
+    result = project.runpytest(*to_two(cache, "--spike-json=up.json"))
     result.assert_outcomes(passed=3, failed=1)
     [target] = upgrades(project)["targets"]
     assert target["version"] == "2.0" and target["compared"] == 3 and target["broken"] == 1
@@ -112,13 +106,7 @@ def test_an_interrupted_run_builds_nothing_further_and_leaves_no_thread(
     monkeypatch.setenv("AHEAD_CACHE", str(cache))
     (project.path / "test_app.py").unlink()
     project.makepyfile(test_interrupts=INTERRUPTS)
-    result = project.runpytest_inprocess(
-        "--spike-upgrade",
-        "oldlib",
-        "--spike-upgrade-versions=2.0",
-        f"--spike-cache-dir={cache}",
-        no_reraise_ctrlc=True,
-    )
+    result = project.runpytest_inprocess(*to_two(cache), no_reraise_ctrlc=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert "spike upgrade" not in result.stdout.str()
     # The threads end (their installer was stopped, no build starts after it)...
