@@ -207,3 +207,25 @@ def test_a_layer_for_a_python_of_this_version_takes_this_ones_compiled_modules(t
     placed = Path(importlib.util.cache_from_source(str(built / "_pytest" / "compat.py")))
     # The same bytes: copied with the source (and found valid), not compiled again.
     assert placed.read_bytes() == compiled.read_bytes()
+
+
+def test_a_layer_for_another_python_puts_its_bytecode_under_the_pycache_prefix(tmp_path: Path) -> None:
+    """Children that inherit a PYTHONPYCACHEPREFIX (a matrix cell's pytest) read compiled
+    modules only there: the layer's are there too, and nothing is compiled again."""
+    python = another_python()
+    if python is None:
+        pytest.skip("needs a pyenv interpreter of another version (3.10+)")
+    prefix = tmp_path / "prefix"
+    env = {**clean_env(), "PYTHONPYCACHEPREFIX": str(prefix)}
+    made = subprocess.run(
+        [sys.executable, "-c", FOR_PYTHON, str(tmp_path / "cache"), python],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    built = Path(made.stdout.strip())
+    child = subprocess.run(
+        [python, "-S", "-v", "-c", IMPORT_PYTEST, str(built)], env=env, capture_output=True, text=True
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    loaded = [line for line in child.stderr.splitlines() if "code object from" in line and str(built) in line]
+    assert len(loaded) > 50
+    assert [line for line in loaded if not (line.endswith(".pyc'") and str(prefix) in line)] == []

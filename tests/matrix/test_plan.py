@@ -60,6 +60,28 @@ def test_finder_confirms_real_interpreter_and_explains_absent_ones(tmp_path: Pat
     assert old.path is None and "not supported by pytest-spike (3.9+)" in old.reason
 
 
+def test_finder_asks_every_python_at_once(tmp_path: Path) -> None:
+    """find_all asks the versions concurrently: each fake interpreter answers only once all
+    three have been started (it waits up to 5 s for the others), so one-by-one look-ups
+    would find none of them."""
+    for version in ("3.95", "3.96", "3.97"):
+        script = tmp_path / f"python{version}"
+        script.write_text(
+            "#!/bin/sh\n"
+            f"touch {tmp_path}/started-{version}\n"
+            "i=0\n"
+            f"while [ $(ls {tmp_path} | grep -c started-) -lt 3 ]; do\n"
+            "  i=$((i+1)); [ $i -gt 50 ] && exit 1; sleep 0.1\n"
+            "done\n"
+            f"echo {version}; echo {script}\n"
+        )
+        script.chmod(0o755)
+    finder = Finder(search_path=str(tmp_path), pyenv=False, uv=False)
+    finder.find_all(["3.95", "3.96", "3.97", "3.96"])
+    found = {v: finder.find(v) for v in ("3.95", "3.96", "3.97")}
+    assert {v: i.path for v, i in found.items()} == {v: str(tmp_path / f"python{v}") for v in found}
+
+
 def test_finder_reads_pyenv_versions_folder(tmp_path: Path) -> None:
     bin_dir = tmp_path / "versions" / f"{HOST}.99" / "bin"
     bin_dir.mkdir(parents=True)

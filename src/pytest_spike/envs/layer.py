@@ -212,6 +212,21 @@ def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
         _copy_file(compiled, placed)
 
 
+def _mirror_to_prefix(staging: Path, final: Path) -> None:
+    """Copy the compiled modules of the layer being built in ``staging`` (to be renamed
+    ``final``) under ``sys.pycache_prefix`` too, when one is set: unboxed children (a matrix
+    cell's pytest) inherit the prefix and look for them only there. A layer installed anew
+    (new modification times) otherwise cost its interpreter's first two cells ~1 s of CPU
+    each, compiling pytest and pytest-spike again at the start of a cold matrix."""
+    if not sys.pycache_prefix:
+        return
+    for compiled in staging.rglob("__pycache__/*.pyc"):
+        folder = final / compiled.parent.parent.relative_to(staging)
+        placed = Path(sys.pycache_prefix) / folder.relative_to(folder.anchor) / compiled.name
+        placed.parent.mkdir(parents=True, exist_ok=True)
+        _copy_file(compiled, placed)
+
+
 def run_child(
     python: str,
     layer: Path,
@@ -400,6 +415,7 @@ def layer_for(
             # beside the sources, where boxed children read them (see _place)
             env={k: v for k, v in tool_env().items() if k != "PYTHONPYCACHEPREFIX"},
         )
+        _mirror_to_prefix(staging, final)
         return {"python": python, "how": how, "distributions": copied, "compiled": compiled.ok}
 
     _said(build_once(final, _LAYER_MARKER, build, timeout=timeout, files=digest.tree_files), say)

@@ -247,7 +247,9 @@ def build_plan(
     defaults = pytest_plan.get("defaults") or {}
     plan = MatrixPlan(rootdir=str(pytest_plan.get("rootdir", "")), paths=list(paths))
     lookup = finder or Finder(search_path="", pyenv=False, uv=False)
-    for cand in pytest_plan.get("candidates") or ():
+    candidates = list(pytest_plan.get("candidates") or ())
+    lookup.find_all(p for cand in candidates for p in _wanted_pythons(pythons, cand, defaults))
+    for cand in candidates:
         wanted = _wanted_pythons(pythons, cand, defaults)
         spec = versions or _spec_of(cand, defaults)
         chosen = _chosen_versions(client, cand, spec, wanted)

@@ -2,12 +2,12 @@
 
 For each runnable cell of a plan (the same plan as ``pytest-spike matrix``):
 
-1. the cell's interpreter gets a *layer*, pytest + pytest-spike built once per interpreter
-   and versions (:func:`pytest_spike.envs.layer.layer_for`), shared by all its cells;
-2. the cell's environment holds only the pin, built with uv (``uv venv`` + ``uv pip
+1. the cell's environment holds only the pin, built with uv (``uv venv`` + ``uv pip
    install``) or, without uv, ``venv`` + pip, cached by interpreter + pin + index settings;
-   a ``.pth`` file links it to the layer, after its own packages (the candidate's
-   dependencies win);
+2. the cell's interpreter has a *layer*, pytest + pytest-spike built once per interpreter
+   and versions (:func:`pytest_spike.envs.layer.layer_for`), shared by all its cells and
+   built from the run's start, in a thread of its own; a ``.pth`` file links the
+   environment to it, after its own packages (the candidate's dependencies win);
 3. ``python -m pytest --spike --spike-select NAME --spike-cell ID --spike-json ID.json``
    runs in it, in a process group of its own.
 
@@ -52,6 +52,10 @@ STOP_GRACE = 3.0
 #: The spike cache's folder for the cells' environments (apart from the probes' own).
 CELLS_CACHE = "cells"
 _LAYER_PTH = "_pytest_spike_layer.pth"
+#: Threads building the interpreters' layers from a run's start: a layer's build waits on
+#: the disk and the package index as much as it computes (its copy or install, then
+#: compileall), so two overlap well on two cores; more only compete with the cells.
+LAYER_BUILDERS = 2
 #: States of a cell that has ended.
 FINAL = ("done", "skipped", "install_failed", "error", "interrupted")
 
@@ -218,7 +222,7 @@ class MatrixRunner:
         self._lock = threading.Lock()
         self._layers: dict[str, Path | SpikeError] = {}
         self._managers: dict[str, EnvManager] = {}
-        self._interp_locks: dict[str, threading.Lock] = {}
+        self._interp_locks: dict[tuple[str, str], threading.Lock] = {}
         self._tried: Future[dict[str, str]] | None = None
 
     # -- the whole run ------------------------------------------------------------------
@@ -237,8 +241,17 @@ class MatrixRunner:
         trial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spike-box-trial")
         self._tried = trial.submit(sandbox.tried_env)
         trial.shutdown(wait=False)
-        ahead = threading.Thread(target=self._layers_ahead, name="spike-layers-ahead", daemon=True)
-        ahead.start()
+        pythons = list(
+            dict.fromkeys(c.interpreter for c in self.plan.cells if c.status == "run" and c.interpreter)
+        )
+        ahead = [
+            threading.Thread(
+                target=self._layers_ahead, args=(pythons,), name=f"spike-layers-ahead-{n}", daemon=True
+            )
+            for n in range(min(len(pythons), LAYER_BUILDERS))
+        ]
+        for thread in ahead:
+            thread.start()
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="spike-cell")
         try:
             futures: list[Future[None]] = [pool.submit(self._guarded, r) for r in runs]
@@ -249,7 +262,7 @@ class MatrixRunner:
         except KeyboardInterrupt:
             interrupted = True
             self._stop_all(pool)
-            runner.stop_started_by([ahead])
+            runner.stop_started_by(ahead)
         finally:
             restore()
         pool.shutdown(wait=True)
@@ -321,12 +334,8 @@ class MatrixRunner:
             return
         if self.stop.is_set():
             return
-        run.state = "layer"
-        started = time.perf_counter()
-        layer = self._layer(cell.interpreter)
-        run.layer_s = time.perf_counter() - started
-        if self.stop.is_set():
-            return
+        # The environment first: it needs no layer, and a cold run's first cells built theirs
+        # only once their interpreter's layer was ready (the layers thread is the longer path).
         run.state = "environment"
         started = time.perf_counter()
         env = self._manager(cell.interpreter).ensure([cell.pin])
@@ -334,6 +343,14 @@ class MatrixRunner:
         run.env_reused = env.reused
         if not env.ok:
             self._env_failed(run, env)
+            return
+        if self.stop.is_set():
+            return
+        run.state = "layer"
+        started = time.perf_counter()
+        layer = self._layer(cell.interpreter)
+        run.layer_s = time.perf_counter() - started
+        if self.stop.is_set():
             return
         linked = _link_layer(Path(env.path), layer)
         if linked is not None:
@@ -392,28 +409,33 @@ class MatrixRunner:
         if self.stop.is_set():  # the stop came while it was starting
             runner.stop_group(pid, signal.SIGKILL)
 
-    def _interp_lock(self, python: str) -> threading.Lock:
+    def _interp_lock(self, what: str, python: str) -> threading.Lock:
+        """The lock of ``python``'s layer or environment manager (``what``): one each, so a
+        cell sets up its manager and builds its environment while the layer is built."""
         with self._lock:
-            return self._interp_locks.setdefault(python, threading.Lock())
+            return self._interp_locks.setdefault((what, python), threading.Lock())
 
-    def _layers_ahead(self) -> None:
-        """Build each interpreter's layer, in the plan's order, from the run's start: a cell
-        takes its interpreter's layer when it starts (building it, or waiting for whoever
-        does), so the second interpreter's was built only once its first cell started,
-        after the first interpreter's cells (its compileall alone took 0.7-1.3 s of a cold
-        9-cell matrix, three times over). Stops at the run's stop; a layer that fails is
-        kept as the error its cells report."""
-        pythons = dict.fromkeys(c.interpreter for c in self.plan.cells if c.status == "run" and c.interpreter)
-        for python in pythons:
-            if self.stop.is_set():
-                return
+    def _layers_ahead(self, pythons: list[str]) -> None:
+        """Build the interpreters' layers from the run's start, taking them from ``pythons``
+        in the plan's order (:data:`LAYER_BUILDERS` threads share the list): a cell takes
+        its interpreter's layer when its environment is built (building it, or waiting for
+        whoever does). Built when a cell first needed it, the second interpreter's layer was
+        built only after the first interpreter's cells; built one after another, the layers
+        were the longest path of a cold 9-cell matrix (each a copy or an install, then
+        compileall). Stops at the run's stop; a layer that fails is kept as the error its
+        cells report."""
+        while not self.stop.is_set():
+            with self._lock:
+                if not pythons:
+                    return
+                python = pythons.pop(0)
             try:
                 self._layer(python)
             except Exception:  # noqa: BLE001, S112 - the cells meet the same error and report it
                 continue
 
     def _layer(self, python: str) -> Path:
-        with self._interp_lock(python):
+        with self._interp_lock("layer", python):
             if python not in self._layers:
                 try:
                     self._layers[python] = layer_for(python, self.cache_dir, uv=self.uv)
@@ -425,7 +447,7 @@ class MatrixRunner:
         return found
 
     def _manager(self, python: str) -> EnvManager:
-        with self._interp_lock(python):
+        with self._interp_lock("manager", python):
             if python not in self._managers:
                 backend = "uv" if self.uv else "venv"
                 manager = EnvManager(
