@@ -186,6 +186,47 @@ def test_run_falls_back_to_venv_and_pip(project: tuple[Path, dict[str, str]]) ->
     assert "note: environments: venv + pip (uv not found)" in done.stdout
 
 
+#: pytest-spike run, with the layer's build held until every cell's environment is built.
+LAYER_WAITS = """
+import runpy, sys, time
+from pytest_spike.envs.manager import MARKER
+from pytest_spike.matrix import runner
+from pytest_spike.model import SpikeError
+
+real = runner.layer_for
+
+
+def layer_after_the_environments(python, cache_root, **options):
+    deadline = time.monotonic() + 60
+    while len(list((cache_root / "cells").glob("*/" + MARKER))) < 2:
+        if time.monotonic() > deadline:
+            raise SpikeError("no environment was built ahead while the layer waited")
+        time.sleep(0.05)
+    return real(python, cache_root, **options)
+
+
+runner.layer_for = layer_after_the_environments
+runpy.run_module("pytest_spike", run_name="__main__")
+"""
+
+
+@needs_uv
+def test_environments_are_built_ahead_while_the_layer_is_built(project: tuple[Path, dict[str, str]]) -> None:
+    """One cell at a time (-j 1): the first cell's environment is built, then it waits for
+    the layer, which (held here) waits for the second cell's environment too. Only the
+    environments built ahead, beside the cells, can build it: the run ends with both
+    cells passed, not with the layer's error."""
+    root, env = project
+    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "1.1"]))
+    done = subprocess.run(
+        [sys.executable, "-c", LAYER_WAITS, "run", ".", "-j", "1", "--python", HOST, "--json", "out.json"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((root / "out.json").read_text())
+    assert states(report) == {(HOST, "1.0"): "low", (HOST, "1.1"): "low"}
+
+
 @needs_uv
 def test_ctrl_c_stops_running_cells_and_merges_what_finished(project: tuple[Path, dict[str, str]]) -> None:
     root, env = project

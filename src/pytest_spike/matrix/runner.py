@@ -223,6 +223,8 @@ class MatrixRunner:
         self._layers: dict[str, Path | SpikeError] = {}
         self._managers: dict[str, EnvManager] = {}
         self._interp_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._envs: dict[str, Future[EnvResult]] = {}
+        self._layers_wanted = 0
         self._tried: Future[dict[str, str]] | None = None
 
     # -- the whole run ------------------------------------------------------------------
@@ -241,15 +243,18 @@ class MatrixRunner:
         trial = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spike-box-trial")
         self._tried = trial.submit(sandbox.tried_env)
         trial.shutdown(wait=False)
-        pythons = list(
-            dict.fromkeys(c.interpreter for c in self.plan.cells if c.status == "run" and c.interpreter)
-        )
+        runnable = [c for c in self.plan.cells if c.status == "run" and c.interpreter]
+        pythons = list(dict.fromkeys(c.interpreter for c in runnable))
+        self._layers_wanted = len(pythons)
         ahead = [
             threading.Thread(
                 target=self._layers_ahead, args=(pythons,), name=f"spike-layers-ahead-{n}", daemon=True
             )
             for n in range(min(len(pythons), LAYER_BUILDERS))
         ]
+        ahead.append(
+            threading.Thread(target=self._envs_ahead, args=(runnable,), name="spike-envs-ahead", daemon=True)
+        )
         for thread in ahead:
             thread.start()
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="spike-cell")
@@ -338,7 +343,7 @@ class MatrixRunner:
         # only once their interpreter's layer was ready (the layers thread is the longer path).
         run.state = "environment"
         started = time.perf_counter()
-        env = self._manager(cell.interpreter).ensure([cell.pin])
+        env = self._environment(cell, cell.interpreter)
         run.env_s = time.perf_counter() - started
         run.env_reused = env.reused
         if not env.ok:
@@ -433,6 +438,37 @@ class MatrixRunner:
                 self._layer(python)
             except Exception:  # noqa: BLE001, S112 - the cells meet the same error and report it
                 continue
+
+    def _envs_ahead(self, cells: Sequence[Cell]) -> None:
+        """Build the cells' environments, in the plan's order, while layers are still being
+        built: the cells that started wait for their interpreter's layer then, and a cold
+        matrix's two first cells waited ~3 s for the first layer (an install from the index,
+        then compileall) with nothing else to do. Stops once every layer is there (the cells
+        build their own then, ``jobs`` at a time), and at the run's stop."""
+        for cell in cells:
+            with self._lock:
+                if self.stop.is_set() or len(self._layers) >= self._layers_wanted:
+                    return
+            try:
+                self._environment(cell, str(cell.interpreter))  # runnable: it has one
+            except Exception:  # noqa: BLE001, S112 - the cell meets the same error and reports it
+                continue
+
+    def _environment(self, cell: Cell, python: str) -> EnvResult:
+        """The cell's environment: built now, or by whoever started it first (the cell
+        itself, or the environments built ahead), once per run."""
+        with self._lock:
+            found = self._envs.get(cell.id)
+            mine = found is None
+            if found is None:
+                found = self._envs[cell.id] = Future()
+        if mine:
+            try:
+                found.set_result(self._manager(python).ensure([cell.pin]))
+            except BaseException as exc:
+                found.set_exception(exc)
+                raise
+        return found.result()
 
     def _layer(self, python: str) -> Path:
         with self._interp_lock("layer", python):
