@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from pytest_spike.envs import layer
 
@@ -81,6 +83,7 @@ CHILD = """
 import site, sys
 site.addsitedir(sys.argv[1])
 import pytest
+from packaging.specifiers import SpecifierSet
 code = pytest.main(["-p", "no:cacheprovider", "-q", "--spike", "--spike-probes=none", "--co", sys.argv[2]])
 loaders = {type(m.__loader__).__name__ for n, m in list(sys.modules.items()) if n.startswith("pytest_spike.")}
 print(sorted(loaders))
@@ -229,3 +232,19 @@ def test_a_layer_for_another_python_puts_its_bytecode_under_the_pycache_prefix(t
     loaded = [line for line in child.stderr.splitlines() if "code object from" in line and str(built) in line]
     assert len(loaded) > 50
     assert [line for line in loaded if not (line.endswith(".pyc'") and str(prefix) in line)] == []
+
+
+def test_a_distribution_is_copied_only_into_a_layer_for_a_python_it_admits() -> None:
+    """A copy of this interpreter's distributions is a layer only where each one's
+    Requires-Python admits the target; the others' layers are installed for it."""
+    dist = importlib.metadata.distribution("pytest")
+    spec = dist.metadata["Requires-Python"]
+    if not spec:
+        pytest.skip("this pytest states no Requires-Python")
+    admitted = next(
+        v for v in ("3.8.0", "3.9.0", "3.10.0", "3.11.0", "3.12.0", "3.13.0") if v in SpecifierSet(spec)
+    )
+    refused = [v for v in ("3.0.0", "3.8.0", "3.9.0") if v not in SpecifierSet(spec)]
+    assert layer._runs_on(dist, {"python_full_version": admitted})
+    assert refused and not layer._runs_on(dist, {"python_full_version": refused[-1]})
+    assert not layer._runs_on(dist, {})  # an interpreter that did not say: installed, not copied

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
 from pytest_spike._core import runner, sandbox, witness
@@ -364,6 +365,18 @@ def _pure(dist: metadata.Distribution) -> bool:
     return not any(f.suffix in (".so", ".pyd", ".dylib") for f in dist.files or ())
 
 
+def _runs_on(dist: metadata.Distribution, markers: dict[str, str]) -> bool:
+    """Whether ``dist``'s ``Requires-Python`` admits the interpreter ``markers`` describe: a
+    copy of this interpreter's pytest 9 (3.10+) in a 3.9 layer would not import there."""
+    spec = dist.metadata["Requires-Python"]  # None where it states none
+    if not spec:
+        return True
+    try:
+        return SpecifierSet(spec).contains(markers["python_full_version"], prereleases=True)
+    except (InvalidSpecifier, KeyError):
+        return False  # unreadable: installed for that interpreter instead, never copied
+
+
 def layer_for(
     python: str,
     cache_root: Path,
@@ -376,8 +389,8 @@ def layer_for(
 
     Two ways, fastest first (measured: copy ~0.1 s; ``uv pip install --target`` from a
     warm cache ~0.5 s, pip ~3 s): where every distribution of pytest-spike's closure for
-    ``python`` (markers evaluated there) is installed here and holds no compiled code, the
-    layer is a copy of them, as :func:`build_layer` makes for this interpreter. Otherwise
+    ``python`` (markers evaluated there) is installed here, holds no compiled code and
+    admits ``python`` (its ``Requires-Python``), the layer is a copy of them, as :func:`build_layer` makes for this interpreter. Otherwise
     the installer puts pytest and pytest-spike's requirements (resolved for ``python``) in
     the layer and the running pytest-spike package is copied beside them. Either way the
     layer is byte-compiled with ``python`` (uv leaves no ``.pyc``, and with
@@ -388,7 +401,7 @@ def layer_for(
     markers = cached_marker_environment(python, cache_root)
     missing: list[str] = []
     dists = _closure(environment=markers, missing=missing)
-    copyable = not missing and all(_pure(d) for d in dists)
+    copyable = not missing and all(_pure(d) and _runs_on(d, markers) for d in dists)
     names = sorted(f"{d.metadata['Name']}=={d.version}" for d in dists)
     package_dir = PACKAGE_DIR
     ident = json.dumps(
