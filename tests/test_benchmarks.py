@@ -167,6 +167,11 @@ def test_box_cost_judges_boxed_over_off_and_says_why_when_it_cannot_box(
     within = bench._ratio("x", [1.04, 1.0, 2.0], [1.0, 1.0, 1.0])
     assert within.value == pytest.approx(1.04) and within.ok is True
     assert bench._ratio("x", [1.1, 1.2, 1.1], [1.0, 1.0, 1.0]).ok is False
+    # Each boxed run against the off run beside it: the machine's drift between pairs (1 s,
+    # 2 s, 3 s) is not judged, where the ratio of the medians (2.0 / 1.9) would miss.
+    drifting = bench._ratio("x", [1.0, 2.0, 3.0], [0.98, 1.9, 3.1])
+    assert drifting.value == pytest.approx(1.0 / 0.98) and drifting.ok is True
+    assert "ratio of the medians 1.053" in drifting.detail[0]
     from pytest_spike._core import sandbox
 
     monkeypatch.setattr(sandbox, "status", lambda policy=None: sandbox.Status(False, "auto", "no bwrap here"))
