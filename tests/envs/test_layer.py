@@ -16,7 +16,10 @@ from packaging.specifiers import SpecifierSet
 
 from pytest_spike.envs import layer
 
-BUILD = "import sys; from pathlib import Path; from pytest_spike.envs import layer; print(layer.build_layer(Path(sys.argv[1])))"
+BUILD = (
+    "import sys; from pathlib import Path; from pytest_spike.envs import layer; "
+    "print(layer.build_layer(Path(sys.argv[1]), boxed=sys.argv[2] == 'boxed'))"
+)
 IMPORT_FROM = "import sys; sys.path.insert(0, sys.argv[1]); import _pytest.compat"
 
 
@@ -27,8 +30,9 @@ def test_a_new_layer_holds_the_compiled_modules_of_what_it_links(tmp_path: Path,
         env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
     # the running environment's pytest is compiled where this interpreter keeps bytecode
     subprocess.run([sys.executable, "-c", "import _pytest.compat"], env=env, check=True)
+    # children not boxed (--spike-sandbox off) inherit the prefix
     made = subprocess.run(
-        [sys.executable, "-c", BUILD, str(tmp_path / "cache")],
+        [sys.executable, "-c", BUILD, str(tmp_path / "cache"), "unboxed"],
         env=env,
         capture_output=True,
         text=True,
@@ -60,6 +64,15 @@ def test_a_new_layer_holds_the_compiled_modules_of_what_it_links(tmp_path: Path,
             line for line in child.stderr.splitlines() if "code object from" in line and "compat" in line
         ]
         assert loaded and loaded[0].endswith(".pyc'") and str(built / "_pytest" / "__pycache__") in loaded[0]
+        # A layer only boxed children use puts nothing under the prefix, only beside.
+        env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+        made = subprocess.run(
+            [sys.executable, "-c", BUILD, str(tmp_path / "boxed-cache"), "boxed"],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        boxed = Path(made.stdout.strip())
+        assert list(boxed.glob("_pytest/__pycache__/compat.*.pyc"))
+        assert not (tmp_path / "pycache" / boxed.relative_to(boxed.anchor)).exists()
 
 
 def test_a_file_is_placed_over_an_earlier_copy_and_never_linked(tmp_path: Path) -> None:

@@ -100,14 +100,22 @@ def layer_path(cache_root: Path) -> Path:
     return cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
-def build_layer(cache_root: Path, say: Callable[[str], None] | None = None) -> Path:
+def build_layer(
+    cache_root: Path, say: Callable[[str], None] | None = None, *, boxed: bool | None = None
+) -> Path:
     """Build (or reuse) the layer of pytest-spike and its needs for this interpreter.
 
-    ``say`` hears why a cached layer was rebuilt, when it was (a file in it changed)."""
+    ``say`` hears why a cached layer was rebuilt, when it was (a file in it changed).
+    ``boxed`` (default: this run's ``--spike-sandbox`` is not ``off``; asked without trying
+    bubblewrap, which would delay the build) says whether the children that use it run
+    in the box, which keeps no ``PYTHONPYCACHEPREFIX``: then the compiled modules go only
+    beside the sources (see :func:`_place`)."""
     final = layer_path(cache_root)
+    if boxed is None:
+        boxed = sandbox.current().mode != "off"
 
     def build(staging: Path) -> dict[str, Any]:
-        place = functools.partial(_place, staging=staging, final=final)
+        place = functools.partial(_place, staging=staging, final=final, prefix=not boxed)
         return {"distributions": [_copy_distribution(dist, staging, place) for dist in _closure()]}
 
     _said(build_once(final, _LAYER_MARKER, build, timeout=300, files=digest.tree_files), say)
@@ -183,7 +191,7 @@ def _copy_file(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
-def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
+def _place(source: Path, target: Path, *, staging: Path, final: Path, prefix: bool = True) -> None:
     """Copy ``source`` into the layer being built in ``staging`` (to be renamed
     ``final``), and the compiled module this interpreter keeps for it, where it has one.
 
@@ -192,8 +200,11 @@ def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
     the compiled module stays valid for it. It goes beside the source, in ``__pycache__``,
     where a boxed child reads it (the box keeps no ``PYTHONPYCACHEPREFIX``, and shows the
     layer read-only: under a prefix every boxed child compiled pytest again, ~1 s of an
-    upgrade's child), and under ``sys.pycache_prefix`` too when one is set, for unboxed
-    children, which inherit the setting.
+    upgrade's child), and under ``sys.pycache_prefix`` too when one is set and ``prefix``,
+    for unboxed children, which inherit the setting. A layer only boxed children use skips
+    the prefix: ~450 more files made on the critical path of a cold upgrade spike, which
+    no child read. (Reused by a later unboxed run, its children compile pytest into the
+    prefix once; nothing lands in the layer.)
     """
     _copy_file(source, target)
     if source.suffix != ".py":
@@ -206,7 +217,7 @@ def _place(source: Path, target: Path, *, staging: Path, final: Path) -> None:
     if not compiled.is_file():
         return
     places = [target.parent / "__pycache__" / compiled.name]
-    if final not in prefixed.parents:
+    if prefix and final not in prefixed.parents:
         places.append(prefixed)
     for placed in places:
         placed.parent.mkdir(parents=True, exist_ok=True)  # a prefix may hold an earlier layer's

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from pytest_spike._core import runner
+from pytest_spike._core import runner, sandbox
 from pytest_spike.services import Services
 from pytest_spike.settings import Settings
 from pytest_spike.upgrade.plan import Targets, Upgrade
@@ -33,7 +33,7 @@ _LAYER_CHILD = """
 import sys
 from pathlib import Path
 from pytest_spike.envs.layer import build_layer
-build_layer(Path(sys.argv[1]))
+build_layer(Path(sys.argv[1]), boxed=sys.argv[2] == "boxed")
 """
 
 
@@ -70,7 +70,9 @@ def _layer_child(cache_dir: Path) -> None:
     # The same interpreter and environment (the layer's place and bytecode follow them); the
     # cache folder as the working folder, so the project's folder is not first on the
     # child's import path.
-    runner.run([sys.executable, "-c", _LAYER_CHILD, str(cache_dir)], timeout=300, cwd=cache_dir)
+    # This run's --spike-sandbox (the child does not know it), as build_layer reads it.
+    boxed = "unboxed" if sandbox.current().mode == "off" else "boxed"
+    runner.run([sys.executable, "-c", _LAYER_CHILD, str(cache_dir), boxed], timeout=300, cwd=cache_dir)
 
 
 #: How long an abandoned run waits for its building thread to notice (see :meth:`Ahead.close`).
