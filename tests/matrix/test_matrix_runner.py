@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from indexserver import HERMETIC_ENV
-from pkgfactory import FakeProject, build_wheel
+from pkgfactory import FakeProject, backend_from_sdist, build_sdist, build_wheel
 
 from pytest_spike._core import sandbox
 from pytest_spike.envs.inspection import host_python
@@ -258,6 +258,68 @@ def test_ctrl_c_stops_running_cells_and_merges_what_finished(project: tuple[Path
         for _ in range(50):
             os.kill(hanging_pid, 0)
             time.sleep(0.1)
+
+
+#: tomly 1.1 as an sdist whose build takes two minutes: an interrupt comes while it builds.
+SLOW_SDIST = FakeProject(
+    "tomly",
+    "1.1",
+    sdist_files={
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "slowbackend"\nbackend-path = ["."]\n',
+        "slowbackend.py": backend_from_sdist("tomly", "1.1", before="import time\ntime.sleep(120)"),
+    },
+)
+
+
+def _building(text: str) -> list[int]:
+    """The processes whose command line holds ``text``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@needs_uv
+def test_ctrl_c_while_an_environment_builds_stops_it_and_blames_no_pin(
+    project: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """Ctrl-C while a cell's environment is built (by the cell, or ahead of it): the build
+    is stopped at once, not waited for, and the cell is interrupted, never an install that
+    failed (an interrupted build is no verdict on the pin)."""
+    root, env = project
+    index = tmp_path / "slow-index"
+    index.mkdir()
+    build_wheel(FakeProject("tomly", "1.0"), index)
+    build_sdist(SLOW_SDIST, index)
+    env["PIP_FIND_LINKS"] = str(index)
+    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "1.1"]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest_spike", "run", ".", "-j", "1", "--python", HOST, "--json", "out.json"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # The first cell has ended, and the second waits for its environment (built ahead).
+    finished = root / ".spike" / "results" / f"py{HOST}-tomly-1.0.json"
+    deadline = time.monotonic() + 120
+    while not (_building("tomly==1.1") and finished.exists()) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    assert _building("tomly==1.1") and finished.exists(), "the slow build never started"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)  # the build sleeps 120 s: it was stopped
+    assert proc.returncode == 130, out + err
+    found = states(json.loads((root / "out.json").read_text()))
+    assert found == {(HOST, "1.0"): "low", (HOST, "1.1"): found[(HOST, "1.1")]}
+    assert found[(HOST, "1.1")] in ("missing", "incomplete"), err
+    assert "install.failed" not in (root / "out.json").read_text()
+    deadline = time.monotonic() + 10
+    while _building("tomly==1.1") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _building("tomly==1.1")
 
 
 def test_plan_cache_reused_and_invalidated(

@@ -224,6 +224,7 @@ class MatrixRunner:
         self._managers: dict[str, EnvManager] = {}
         self._interp_locks: dict[tuple[str, str], threading.Lock] = {}
         self._envs: dict[str, Future[EnvResult]] = {}
+        self._cell_threads: set[threading.Thread] = set()
         self._layers_wanted = 0
         self._tried: Future[dict[str, str]] | None = None
 
@@ -267,7 +268,11 @@ class MatrixRunner:
         except KeyboardInterrupt:
             interrupted = True
             self._stop_all(pool)
-            runner.stop_started_by(ahead)
+            # the builds (installers, layers) of the threads ahead and of the cells: the
+            # cells' threads would otherwise wait for them to end
+            with self._lock:
+                cell_threads = list(self._cell_threads)
+            runner.stop_started_by([*ahead, *cell_threads])
         finally:
             restore()
         pool.shutdown(wait=True)
@@ -318,6 +323,8 @@ class MatrixRunner:
         return self.results_dir / f"{cell.id}.json"
 
     def _guarded(self, run: CellRun) -> None:
+        with self._lock:
+            self._cell_threads.add(threading.current_thread())
         try:
             self._cell(run)
         except Exception as exc:  # the spike's own failure: the cell is an error, never a pass
@@ -346,10 +353,10 @@ class MatrixRunner:
         env = self._environment(cell, cell.interpreter)
         run.env_s = time.perf_counter() - started
         run.env_reused = env.reused
+        if self.stop.is_set():
+            return  # a build the stop ended is no verdict on the pin
         if not env.ok:
             self._env_failed(run, env)
-            return
-        if self.stop.is_set():
             return
         run.state = "layer"
         started = time.perf_counter()
