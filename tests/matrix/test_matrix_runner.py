@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -109,6 +109,22 @@ def spike_run(
         [sys.executable, "-m", "pytest_spike", "run", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+
+
+def started_run(root: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``pytest-spike run`` of the project on this Python, started (to be interrupted)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest_spike", "run", ".", *args, "--python", HOST, "--json", "out.json"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_while_running(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float) -> None:
+    """Wait until ``ready()`` (at most ``timeout`` s); the run must not end meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not ready() and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
 
 
 def states(report: dict) -> dict[tuple[str, str], str]:  # type: ignore[type-arg]
@@ -232,15 +248,9 @@ def test_ctrl_c_stops_running_cells_and_merges_what_finished(project: tuple[Path
     root, env = project
     marker = root.parent / "hanging.pid"
     (root / "test_spike.py").write_text(HANGING.format(marker=str(marker)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_spike", "run", ".", "-j", "2", "--python", HOST, "--json", "out.json"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = started_run(root, env, "-j", "2")
     finished = root / ".spike" / "results" / f"py{HOST}-tomly-1.0.json"
-    deadline = time.monotonic() + 180
-    while not (marker.exists() and finished.exists()) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.2)
+    wait_while_running(proc, lambda: marker.exists() and finished.exists(), 180)
     assert marker.exists() and finished.exists(), "the hanging cell never started"
     time.sleep(0.3)  # the pid is written before the sleep starts
     hanging_pid = int(marker.read_text())
@@ -297,16 +307,10 @@ def test_ctrl_c_while_an_environment_builds_stops_it_and_blames_no_pin(
     build_sdist(SLOW_SDIST, index)
     env["PIP_FIND_LINKS"] = str(index)
     (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "1.1"]))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest_spike", "run", ".", "-j", "1", "--python", HOST, "--json", "out.json"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = started_run(root, env, "-j", "1")
     # The first cell has ended, and the second waits for its environment (built ahead).
     finished = root / ".spike" / "results" / f"py{HOST}-tomly-1.0.json"
-    deadline = time.monotonic() + 120
-    while not (_building("tomly==1.1") and finished.exists()) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.1)
+    wait_while_running(proc, lambda: bool(_building("tomly==1.1")) and finished.exists(), 120)
     assert _building("tomly==1.1") and finished.exists(), "the slow build never started"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
