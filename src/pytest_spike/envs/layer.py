@@ -401,7 +401,8 @@ def layer_for(
     Two ways, fastest first (measured: copy ~0.1 s; ``uv pip install --target`` from a
     warm cache ~0.5 s, pip ~3 s): where every distribution of pytest-spike's closure for
     ``python`` (markers evaluated there) is installed here, holds no compiled code and
-    admits ``python`` (its ``Requires-Python``), the layer is a copy of them, as :func:`build_layer` makes for this interpreter. Otherwise
+    admits ``python`` (its ``Requires-Python``), the layer is a copy of them, as
+    :func:`build_layer` makes for this interpreter. Otherwise
     the installer puts pytest and pytest-spike's requirements (resolved for ``python``) in
     the layer and the running pytest-spike package is copied beside them. Either way the
     layer is byte-compiled with ``python`` (uv leaves no ``.pyc``, and with
@@ -427,7 +428,8 @@ def layer_for(
 
     def build(staging: Path) -> dict[str, Any]:
         if copyable:
-            place = functools.partial(_place, staging=staging, final=final) if same else None
+            # the prefix gets every compiled module after compileall (_mirror_to_prefix)
+            place = functools.partial(_place, staging=staging, final=final, prefix=False) if same else None
             copied = [_copy_distribution(dist, staging, place) for dist in dists]
             how = "copy"
         else:

@@ -347,7 +347,7 @@ class MatrixRunner:
         if self.stop.is_set():
             return
         # The environment first: it needs no layer, and a cold run's first cells built theirs
-        # only once their interpreter's layer was ready (the layers thread is the longer path).
+        # only once their interpreter's layer was ready (the layers are the longer path).
         run.state = "environment"
         started = time.perf_counter()
         env = self._environment(cell, cell.interpreter)
