@@ -270,13 +270,14 @@ def test_ctrl_c_stops_running_cells_and_merges_what_finished(project: tuple[Path
             time.sleep(0.1)
 
 
-#: tomly 1.1 as an sdist whose build takes two minutes: an interrupt comes while it builds.
+#: tomly 1.7 as an sdist whose build takes two minutes: an interrupt comes while it builds
+#: (a version no other test installs: the test looks for its build among all processes).
 SLOW_SDIST = FakeProject(
     "tomly",
-    "1.1",
+    "1.7",
     sdist_files={
         "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "slowbackend"\nbackend-path = ["."]\n',
-        "slowbackend.py": backend_from_sdist("tomly", "1.1", before="import time\ntime.sleep(120)"),
+        "slowbackend.py": backend_from_sdist("tomly", "1.7", before="import time\ntime.sleep(120)"),
     },
 )
 
@@ -306,24 +307,24 @@ def test_ctrl_c_while_an_environment_builds_stops_it_and_blames_no_pin(
     build_wheel(FakeProject("tomly", "1.0"), index)
     build_sdist(SLOW_SDIST, index)
     env["PIP_FIND_LINKS"] = str(index)
-    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "1.1"]))
+    (root / "test_spike.py").write_text(SPIKE.format(versions=["1.0", "1.7"]))
     proc = started_run(root, env, "-j", "1")
     # The first cell has ended, and the second waits for its environment (built ahead).
     finished = root / ".spike" / "results" / f"py{HOST}-tomly-1.0.json"
-    wait_while_running(proc, lambda: bool(_building("tomly==1.1")) and finished.exists(), 120)
-    assert _building("tomly==1.1") and finished.exists(), "the slow build never started"
+    wait_while_running(proc, lambda: bool(_building("tomly==1.7")) and finished.exists(), 120)
+    assert _building("tomly==1.7") and finished.exists(), "the slow build never started"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)  # the build sleeps 120 s: it was stopped
     assert proc.returncode == 130, out + err
     found = states(json.loads((root / "out.json").read_text()))
-    assert found == {(HOST, "1.0"): "low", (HOST, "1.1"): found[(HOST, "1.1")]}
-    assert found[(HOST, "1.1")] in ("missing", "incomplete"), err
+    assert found == {(HOST, "1.0"): "low", (HOST, "1.7"): found[(HOST, "1.7")]}
+    assert found[(HOST, "1.7")] in ("missing", "incomplete"), err
     assert "install.failed" not in (root / "out.json").read_text()
     deadline = time.monotonic() + 10
-    while _building("tomly==1.1") and time.monotonic() < deadline:
+    while _building("tomly==1.7") and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _building("tomly==1.1")
+    assert not _building("tomly==1.7")
 
 
 def test_plan_cache_reused_and_invalidated(
