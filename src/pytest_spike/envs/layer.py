@@ -14,7 +14,6 @@ modification times, see ``digest.py``): one that changed is rebuilt, and said so
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import json
@@ -109,14 +108,19 @@ def build_layer(
     ``boxed`` (default: this run's ``--spike-sandbox`` is not ``off``; asked without trying
     bubblewrap, which would delay the build) says whether the children that use it run
     in the box, which keeps no ``PYTHONPYCACHEPREFIX``: then the compiled modules go only
-    beside the sources (see :func:`_place`)."""
+    beside the sources (:func:`_place`), else under the prefix too (:func:`_mirror_to_prefix`).
+    A layer only boxed children use skips the prefix: ~450 more files made on the critical
+    path of a cold upgrade spike, which no child read (reused by a later unboxed run, its
+    children compile pytest into the prefix once; nothing lands in the layer)."""
     final = layer_path(cache_root)
     if boxed is None:
         boxed = sandbox.current().mode != "off"
 
     def build(staging: Path) -> dict[str, Any]:
-        place = functools.partial(_place, staging=staging, final=final, prefix=not boxed)
-        return {"distributions": [_copy_distribution(dist, staging, place) for dist in _closure()]}
+        copied = [_copy_distribution(dist, staging, _place) for dist in _closure()]
+        if not boxed:
+            _mirror_to_prefix(staging, final)
+        return {"distributions": copied}
 
     _said(build_once(final, _LAYER_MARKER, build, timeout=300, files=digest.tree_files), say)
     return final
@@ -191,43 +195,36 @@ def _copy_file(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
-def _place(source: Path, target: Path, *, staging: Path, final: Path, prefix: bool = True) -> None:
-    """Copy ``source`` into the layer being built in ``staging`` (to be renamed
-    ``final``), and the compiled module this interpreter keeps for it, where it has one.
+def _place(source: Path, target: Path) -> None:
+    """Copy ``source`` into the layer at ``target``, and beside it (in ``__pycache__``) the
+    compiled module this interpreter keeps for it, where it has one.
 
     A new layer without bytecode cost its first child pytest ~0.25 s of CPU compiling
     pytest and pytest-spike again. The source keeps its size and modification time, so
-    the compiled module stays valid for it. It goes beside the source, in ``__pycache__``,
-    where a boxed child reads it (the box keeps no ``PYTHONPYCACHEPREFIX``, and shows the
-    layer read-only: under a prefix every boxed child compiled pytest again, ~1 s of an
-    upgrade's child), and under ``sys.pycache_prefix`` too when one is set and ``prefix``,
-    for unboxed children, which inherit the setting. A layer only boxed children use skips
-    the prefix: ~450 more files made on the critical path of a cold upgrade spike, which
-    no child read. (Reused by a later unboxed run, its children compile pytest into the
-    prefix once; nothing lands in the layer.)
+    the compiled module stays valid for it. Beside the source is where a boxed child reads
+    it (the box keeps no ``PYTHONPYCACHEPREFIX``, and shows the layer read-only: under a
+    prefix every boxed child compiled pytest again, ~1 s of an upgrade's child); unboxed
+    children, which inherit a prefix, get a copy there (:func:`_mirror_to_prefix`).
     """
     _copy_file(source, target)
     if source.suffix != ".py":
         return
     try:
         compiled = Path(importlib.util.cache_from_source(str(source)))
-        prefixed = Path(importlib.util.cache_from_source(str(final / target.relative_to(staging))))
     except (NotImplementedError, ValueError):
         return  # no bytecode cache in this interpreter
     if not compiled.is_file():
         return
-    places = [target.parent / "__pycache__" / compiled.name]
-    if prefix and final not in prefixed.parents:
-        places.append(prefixed)
-    for placed in places:
-        placed.parent.mkdir(parents=True, exist_ok=True)  # a prefix may hold an earlier layer's
-        _copy_file(compiled, placed)
+    placed = target.parent / "__pycache__" / compiled.name
+    placed.parent.mkdir(parents=True, exist_ok=True)
+    _copy_file(compiled, placed)
 
 
 def _mirror_to_prefix(staging: Path, final: Path) -> None:
     """Copy the compiled modules of the layer being built in ``staging`` (to be renamed
     ``final``) under ``sys.pycache_prefix`` too, when one is set: unboxed children (a matrix
-    cell's pytest) inherit the prefix and look for them only there. A layer installed anew
+    cell's pytest, a child pytest under ``--spike-sandbox off``) inherit the prefix and look
+    for them only there. A layer installed anew
     (new modification times) otherwise cost its interpreter's first two cells ~1 s of CPU
     each, compiling pytest and pytest-spike again at the start of a cold matrix."""
     if not sys.pycache_prefix:
@@ -429,7 +426,7 @@ def layer_for(
     def build(staging: Path) -> dict[str, Any]:
         if copyable:
             # the prefix gets every compiled module after compileall (_mirror_to_prefix)
-            place = functools.partial(_place, staging=staging, final=final, prefix=False) if same else None
+            place = _place if same else None
             copied = [_copy_distribution(dist, staging, place) for dist in dists]
             how = "copy"
         else:
