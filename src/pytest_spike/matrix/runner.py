@@ -225,7 +225,6 @@ class MatrixRunner:
         self._interp_locks: dict[tuple[str, str], threading.Lock] = {}
         self._envs: dict[str, Future[EnvResult]] = {}
         self._cell_threads: set[threading.Thread] = set()
-        self._layers_wanted = 0
         self._tried: Future[dict[str, str]] | None = None
 
     # -- the whole run ------------------------------------------------------------------
@@ -246,7 +245,6 @@ class MatrixRunner:
         trial.shutdown(wait=False)
         runnable = [c for c in self.plan.cells if c.status == "run" and c.interpreter]
         pythons = list(dict.fromkeys(c.interpreter for c in runnable))
-        self._layers_wanted = len(pythons)
         ahead = [
             threading.Thread(
                 target=self._layers_ahead, args=(pythons,), name=f"spike-layers-ahead-{n}", daemon=True
@@ -254,7 +252,9 @@ class MatrixRunner:
             for n in range(min(len(pythons), LAYER_BUILDERS))
         ]
         ahead.append(
-            threading.Thread(target=self._envs_ahead, args=(runnable,), name="spike-envs-ahead", daemon=True)
+            threading.Thread(
+                target=self._envs_ahead, args=(runnable, len(pythons)), name="spike-envs-ahead", daemon=True
+            )
         )
         for thread in ahead:
             thread.start()
@@ -446,15 +446,15 @@ class MatrixRunner:
             except Exception:  # noqa: BLE001, S112 - the cells meet the same error and report it
                 continue
 
-    def _envs_ahead(self, cells: Sequence[Cell]) -> None:
+    def _envs_ahead(self, cells: Sequence[Cell], layers: int) -> None:
         """Build the cells' environments, in the plan's order, while layers are still being
         built: the cells that started wait for their interpreter's layer then, and a cold
         matrix's two first cells waited ~3 s for the first layer (an install from the index,
-        then compileall) with nothing else to do. Stops once every layer is there (the cells
-        build their own then, ``jobs`` at a time), and at the run's stop."""
+        then compileall) with nothing else to do. Stops once all ``layers`` are there (the
+        cells build their own then, ``jobs`` at a time), and at the run's stop."""
         for cell in cells:
             with self._lock:
-                if self.stop.is_set() or len(self._layers) >= self._layers_wanted:
+                if self.stop.is_set() or len(self._layers) >= layers:
                     return
             try:
                 self._environment(cell, str(cell.interpreter))  # runnable: it has one
