@@ -661,12 +661,14 @@ def test_a_spike_of_an_installed_candidate_loads_no_index_client_nor_environment
 ) -> None:
     """A matrix cell's candidate is installed and its probes need no index: the index client
     (with the network stack) and the environment manager (file locks, pip's configuration)
-    cost its start-up for nothing, so they load only when a probe asks for them."""
+    cost its start-up for nothing, so they load only when a probe asks for them. Looked at
+    when pytest unconfigures, after the spike controller's end of session (which once
+    imported the upgrade session, and with it all of these, to read its results)."""
     pytester.makeconftest(
         """
         import sys
 
-        def pytest_sessionfinish(session):
+        def pytest_unconfigure(config):
             print('\\nSPIKE-MODULES ' + ' '.join(sorted(sys.modules)))
         """
     )
@@ -677,7 +679,10 @@ def test_a_spike_of_an_installed_candidate_loads_no_index_client_nor_environment
     line = next(line for line in result.outlines if line.startswith("SPIKE-MODULES "))
     loaded = set(line.split()[1:])
     assert "pytest_spike.probes.imports" in loaded or "pytest_spike.session.worker" in loaded
-    unwanted = {"pytest_spike.index.client", "pytest_spike.envs.manager", "http.client", "ssl"}
+    unwanted = {
+        "pytest_spike.index.client", "pytest_spike.envs.manager", "http.client", "ssl",
+        "pytest_spike.upgrade.session",
+    }  # fmt: skip
     assert not loaded & unwanted, sorted(loaded & unwanted)
 
 

@@ -140,7 +140,7 @@ class SpikeController:
         if self._never_ran(exitstatus):
             return
         self.scorecard = self._scorecard(complete=exitstatus != pytest.ExitCode.INTERRUPTED)
-        from pytest_spike.upgrade.session import UPGRADES  # set by the upgrade plugin, if any
+        from pytest_spike.upgrade.stash import UPGRADES  # set by the upgrade plugin, if any
 
         self.scorecard.upgrades = self.config.stash.get(UPGRADES, [])
         self.config.hook.pytest_spike_scorecard(scorecard=self.scorecard, config=self.config)

@@ -6,7 +6,7 @@ controller (xdist replays every worker's reports and warnings there). This run's
 outcomes are the baseline. Each target version's environment is built while it runs,
 from the session's start (:mod:`pytest_spike.upgrade.ahead`), and at the end of the
 session the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
-kept in ``config.stash[UPGRADES]``: the spike controller puts them on its scorecard, and
+kept in ``config.stash[UPGRADES]`` (:mod:`pytest_spike.upgrade.stash`): the spike controller puts them on its scorecard, and
 without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
 """
 
@@ -29,8 +29,7 @@ from pytest_spike.settings import Settings
 from pytest_spike.upgrade.ahead import Ahead, Planned, Relay
 from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.run import Project, finish_target, skipped_target
-
-UPGRADES = pytest.StashKey["list[UpgradeResult]"]()
+from pytest_spike.upgrade.stash import UPGRADES
 
 
 class SpikeUpgrade:
