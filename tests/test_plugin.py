@@ -686,6 +686,28 @@ def test_a_spike_of_an_installed_candidate_loads_no_index_client_nor_environment
     assert not loaded & unwanted, sorted(loaded & unwanted)
 
 
+def test_a_spike_that_reuses_its_evidence_takes_no_file_lock(
+    pytester: pytest.Pytester, spike_site: Path
+) -> None:
+    """Kept evidence is read without the evidence index's lock (it is taken to write), so a
+    warm matrix cell does not import the lock library (~9 ms of its start-up)."""
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure(config):
+            print('\\nFILELOCK ' + str('filelock' in sys.modules))
+        """
+    )
+    args = ("-s", "-p", "no:cacheprovider", "--spike", "--spike-probes=import", "--spike-candidate=goodpkg")
+    seen = []
+    for _ in range(2):
+        result = pytester.runpytest_subprocess(*args)
+        result.assert_outcomes(passed=1)
+        seen.append(next(line for line in result.outlines if line.startswith("FILELOCK ")))
+    assert seen == ["FILELOCK True", "FILELOCK False"]  # written (under the lock), then read
+
+
 ROLES_CONFTEST = """
 import os
 

@@ -23,8 +23,6 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import filelock
-
 from pytest_spike._core import timeline
 from pytest_spike._core.files import write_atomic
 from pytest_spike.envs import digest
@@ -36,15 +34,21 @@ class locked:
 
     ``filelock`` (what tox and virtualenv use) takes ``flock`` on POSIX and ``LockFileEx`` on
     Windows; each ``locked`` opens its own descriptor, so two in one process exclude each other
-    too, and a process that dies releases its lock with its descriptors.
+    too, and a process that dies releases its lock with its descriptors. Imported when a
+    lock is first made: a warm matrix cell reads its kept evidence without one, and the
+    import cost each its start-up ~9 ms.
     """
 
     def __init__(self, path: Path, timeout: float) -> None:
+        import filelock
+
         self.path = path
         self.timeout = timeout
         self.lock = filelock.FileLock(str(path))
 
     def __enter__(self) -> locked:
+        import filelock
+
         try:
             with timeline.span("store-lock-wait", lock=self.path.name):
                 self.lock.acquire(timeout=max(self.timeout, 0.0), poll_interval=0.05)
