@@ -10,6 +10,7 @@ import pytest
 from indexserver import IndexServer
 from packaging.version import Version
 
+from pytest_spike.index.order import version_key
 from pytest_spike.index.pages import (
     SIMPLE_JSON,
     Garbage,
@@ -19,7 +20,6 @@ from pytest_spike.index.pages import (
     project_of,
     releases_of,
     same_version,
-    version_key,
     with_upload_times,
 )
 

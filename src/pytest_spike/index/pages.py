@@ -288,11 +288,3 @@ def same_version(a: Any, b: Any) -> bool:
         return a is not None and b is not None and Version(str(a)) == Version(str(b))
     except InvalidVersion:
         return str(a) == str(b)
-
-
-def version_key(text: str) -> tuple[int, Any]:
-    """Sort key for version strings: valid versions in version order, then the rest as text."""
-    try:
-        return 0, Version(text)
-    except InvalidVersion:
-        return 1, text

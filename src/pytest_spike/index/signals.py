@@ -23,7 +23,7 @@ from pytest_spike.index.client import (
     Release,
     same_version,
 )
-from pytest_spike.index.pages import version_key
+from pytest_spike.index.order import version_key
 from pytest_spike.index.versions import python_allows
 from pytest_spike.model import STALE_AFTER_DAYS, YOUNG_RELEASE_DAYS, Blame, Finding, Severity
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_spike.index.pages import version_key
+from pytest_spike.index.order import version_key
 from pytest_spike.matrix.interpreters import sort_pythons
 from pytest_spike.matrix.plan import Cell
 from pytest_spike.matrix.upgrades import UpgradeJob, fill_expected, fold_upgrades

@@ -22,7 +22,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from pytest_spike.index.client import IndexClient
-from pytest_spike.index.pages import version_key
+from pytest_spike.index.order import version_key
 from pytest_spike.model import (
     Blame,
     Finding,

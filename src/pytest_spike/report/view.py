@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_spike.index.pages import version_key
+from pytest_spike.index.order import version_key
 from pytest_spike.model import Level, Scorecard
 
 
