@@ -14,10 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from backends import hermetic
 from pkgfactory import FakeProject, backend_from_sdist, build_sdist, build_wheel
 
 from pytest_spike._core import sandbox
-from pytest_spike.envs.manager import installer_cache
+from pytest_spike._core.runner import run
+from pytest_spike.envs.manager import EnvManager, find_uv, installer_cache
 
 pytestmark = pytest.mark.skipif(
     not sandbox.status(sandbox.Policy()).boxed,
@@ -41,20 +43,25 @@ for path in found:
 """
 
 
+def _hostile_sdist(name: str, before: str, index: Path) -> None:
+    """An sdist of ``name`` 1.0 in ``index`` whose build backend runs ``before`` first."""
+    project = FakeProject(
+        name,
+        "1.0",
+        files={f"{name}/__init__.py": "X = 1\n"},
+        sdist_files={
+            "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "hostile"\nbackend-path = ["."]\n',
+            "hostile.py": backend_from_sdist(name, "1.0", before=before),
+        },
+    )
+    build_sdist(project, index)
+
+
 def test_a_candidates_build_cannot_plant_code_in_another_candidates_environment(tmp_path: Path) -> None:
     index = tmp_path / "index"
     index.mkdir()
     build_wheel(FakeProject("goodpkg", "1.0", files={"goodpkg/__init__.py": "GOOD = True\n"}), index)
-    evil = FakeProject(
-        "evilbuild",
-        "1.0",
-        files={"evilbuild/__init__.py": "X = 1\n"},
-        sdist_files={
-            "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "evilbackend"\nbackend-path = ["."]\n',
-            "evilbackend.py": backend_from_sdist("evilbuild", "1.0", before=PLANT),
-        },
-    )
-    build_sdist(evil, index)
+    _hostile_sdist("evilbuild", PLANT, index)
     project = tmp_path / "project"
     project.mkdir()
     (project / "pytest.ini").write_text("[pytest]\n")
@@ -104,3 +111,68 @@ def test_each_candidate_has_an_installer_cache_of_its_own_that_no_name_shares() 
     for odd in ("./dist/x.whl", "https://host.invalid/y.tar.gz"):
         assert installer_cache(root, odd).name.startswith("_h-")
     assert installer_cache(root, "./a.whl") != installer_cache(root, "./b.whl")
+
+
+#: The backend of swapbuild: its build moves the folder its environment is being built in
+#: (in its installer cache, which it may write) and puts a link in its place. The link
+#: leads to the moved folder, so the install goes on through it; the same path, once moved
+#: in place on the host, could lead elsewhere (the box's /tmp is not the host's).
+SWAP = """\
+import glob, os
+top = os.path.dirname(os.environ.get("UV_CACHE_DIR", "/nonexistent"))
+for folder in glob.glob(top + "/building-*"):
+    os.rename(folder, folder + "-moved")
+    os.symlink(folder + "-moved", folder)
+"""
+
+
+def _manager(tmp_path: Path, index: Path) -> EnvManager:
+    return EnvManager(
+        tmp_path / "cache" / "envs", backend="uv", index_args=["--no-index", "--find-links", str(index)]
+    )
+
+
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_a_boxed_uv_build_links_its_files_from_the_candidates_cache(tmp_path: Path) -> None:
+    """Built in the cache's mount and moved in place: uv hard-links the cache's files (it
+    copied each across the box's two mounts), and the environment's script runs from it."""
+    index = tmp_path / "index"
+    index.mkdir()
+    entry_points = "[console_scripts]\ntool = tool:main\n"
+    files = {
+        "tool/__init__.py": "def main():\n    print('tool ran')\n",
+        "tool-1.0.dist-info/entry_points.txt": entry_points,
+    }
+    build_wheel(FakeProject("tool", "1.0", files=files), index)
+    with hermetic():
+        manager = _manager(tmp_path, index)
+        result = manager.ensure(["tool"])
+        again = manager.ensure(["tool"])
+    assert result.ok, result.error
+    [module] = Path(result.path).glob("lib/python*/site-packages/tool/__init__.py")
+    cache = installer_cache(manager.cache_dir.parent, "tool")
+    kept = [p for p in cache.rglob("tool/__init__.py") if os.path.samefile(p, module)]
+    assert kept and module.stat().st_nlink > 1, "the module was copied, not linked from the cache"
+    assert not list(cache.glob("building-*"))  # moved, nothing left behind
+    done = run([str(Path(result.path) / "bin" / "tool")], timeout=60)
+    assert done.stdout.strip() == "tool ran", done.stderr
+    assert again.reused and again.path == result.path  # its files, recorded after the move, match
+
+
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
+def test_a_build_that_swaps_its_folder_for_a_link_gets_no_environment(tmp_path: Path) -> None:
+    """The host moves only a real folder in place: a link there would make the environment
+    (bound in later boxes) a view of whatever it points at."""
+    index = tmp_path / "index"
+    index.mkdir()
+    _hostile_sdist("swapbuild", SWAP, index)
+    with hermetic():
+        manager = _manager(tmp_path, index)
+        result = manager.ensure(["swapbuild"])
+    assert not result.ok
+    assert "replaced its environment's folder" in result.error and result.not_candidate == ""
+    entry = manager.path(["swapbuild"])
+    assert not entry.is_symlink() and not entry.exists()
+    cache = installer_cache(manager.cache_dir.parent, "swapbuild")
+    assert list(cache.glob("building-*-moved")), "the backend did not run where the test expects"
+    assert not [p for p in cache.glob("building-*") if p.is_symlink()]  # the link is removed
