@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from pytest_spike.envs.manager import (
     MARKER,
     EnvManager,
     EnvResult,
+    _move_built,
     uv_index_args,
 )
 from pytest_spike.model import Severity, SpikeError
@@ -252,3 +255,38 @@ def test_an_index_with_credentials_installs_wheels_before_any_backend_runs(
     exposed = [f for f in findings if f.code == "install.credentials"]
     assert exposed and "in reach of a build backend" in exposed[0].message
     assert "s3cr3t" not in exposed[0].message
+
+
+def test_a_staged_build_is_moved_in_place_only_as_a_real_folder(tmp_path: Path) -> None:
+    """A boxed uv build's folder (in the candidate's installer cache) becomes the entry by a
+    rename; a link in its place is refused, the candidate's; across file systems it is
+    copied, links inside kept as links."""
+    staging = tmp_path / "installer" / "building-x"
+    (staging / "bin").mkdir(parents=True)
+    (staging / "bin" / "python").symlink_to(sys.executable)
+    entry = tmp_path / "envs" / "key"
+    entry.parent.mkdir()
+    assert _move_built(staging, entry) == ("", "")
+    assert not staging.exists() and (entry / "bin" / "python").is_symlink()
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    link = tmp_path / "installer" / "building-y"
+    link.symlink_to(elsewhere)
+    why, blame = _move_built(link, tmp_path / "envs" / "other")
+    assert "replaced its environment's folder" in why and blame == ""  # the candidate's
+    assert not (tmp_path / "envs" / "other").exists()
+
+    shm = Path("/dev/shm")
+    if not (shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(tmp_path).st_dev):
+        return  # no second file system at hand for the copy
+    far = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        (far / "bin").mkdir()
+        (far / "bin" / "python").symlink_to(sys.executable)
+        (far / "pyvenv.cfg").write_text("home = /x\n")
+        assert _move_built(far, tmp_path / "envs" / "far") == ("", "")
+        assert (tmp_path / "envs" / "far" / "bin" / "python").is_symlink()
+        assert (tmp_path / "envs" / "far" / "pyvenv.cfg").read_text() == "home = /x\n"
+    finally:
+        shutil.rmtree(far, ignore_errors=True)

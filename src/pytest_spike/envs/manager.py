@@ -16,6 +16,7 @@ pip from ensurepip (~7.5 s: ensurepip alone costs ~6.5 s).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -647,9 +648,10 @@ def _removed(folder: Path | None) -> Iterator[None]:
 def _move_built(staging: Path, entry: Path) -> tuple[str, str]:
     """Move a boxed build's staging folder to its entry, once its steps have ended (nothing
     of the candidate's runs any more); why it could not be ('' when it was) and, as
-    :attr:`EnvResult.not_candidate`, whose fault that is. Only a real
-    folder: the build could write its cache, and a link put in the folder's place would make
-    the entry (bound in later boxes) a view of whatever it points at."""
+    :attr:`EnvResult.not_candidate`, whose fault that is. Only a real folder: the build
+    could write its cache, and a link put in the folder's place would make the entry (bound
+    in later boxes) a view of whatever it points at. Across two mounts of one file system
+    (a rename cannot cross them), copied (links inside kept as links)."""
     try:
         if not stat.S_ISDIR(os.lstat(staging).st_mode):
             # The candidate's build alone could write there: its install failed.
@@ -657,7 +659,12 @@ def _move_built(staging: Path, entry: Path) -> tuple[str, str]:
                 f"the build replaced its environment's folder ({staging}) with something else than a folder",
                 "",
             )
-        os.rename(staging, entry)
+        try:
+            os.rename(staging, entry)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            shutil.copytree(staging, entry, symlinks=True)
     except OSError as exc:
         return f"the built environment could not be moved to {entry}: {exc}", "spike"
     return "", ""
