@@ -6,8 +6,9 @@ controller (xdist replays every worker's reports and warnings there). This run's
 outcomes are the baseline. Each target version's environment is built while it runs,
 from the session's start (:mod:`pytest_spike.upgrade.ahead`), and at the end of the
 session the same tests run there (:mod:`pytest_spike.upgrade.run`). The results are
-kept in ``config.stash[UPGRADES]`` (:mod:`pytest_spike.upgrade.stash`): the spike controller puts them on its scorecard, and
-without ``--spike`` this plugin writes ``--spike-json`` / ``--spike-md`` itself.
+kept in ``config.stash[UPGRADES]`` (:mod:`pytest_spike.upgrade.stash`): the spike
+controller puts them on its scorecard, and without ``--spike`` this plugin writes
+``--spike-json`` / ``--spike-md`` itself.
 """
 
 from __future__ import annotations

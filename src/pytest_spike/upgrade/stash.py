@@ -1,7 +1,7 @@
 """Where an upgrade spike leaves its results for the spike controller, apart from the
 upgrade's own modules: every ``--spike`` session looks here at its end, and importing the
 upgrade session (the index client, the network stack, the environment manager) for that
-cost each matrix cell ~25 ms of its start-up."""
+cost each matrix cell ~30 ms of its start-up."""
 
 from __future__ import annotations
 
