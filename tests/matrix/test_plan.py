@@ -18,7 +18,7 @@ from packaging.version import Version
 from pytest_spike.envs.inspection import host_python
 from pytest_spike.matrix import github, tox
 from pytest_spike.matrix.interpreters import Finder
-from pytest_spike.matrix.plan import Cell, MatrixPlan, build_plan, collect
+from pytest_spike.matrix.plan import Cell, MatrixPlan, build_plan, collect, plan_matrix
 
 HOST = host_python()
 
@@ -196,3 +196,36 @@ def test_github_matrix_from_the_real_index(tmp_path: Path, capsys: pytest.Captur
     assert len(include) == 4
     assert {e["python"] for e in include} == {"3.9", "3.13"}
     assert all(e["cell"] == f"py{e['python']}-tomli-{e['pin'].split('==')[1]}" for e in include)
+
+
+def test_the_pythons_named_are_looked_up_while_the_spike_is_collected(
+    index: IndexServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """plan_matrix asks for the command line's Pythons while pytest collects the spike (a
+    cold matrix's layers waited for both, one after the other): here the collection waits
+    up to 5 s for the fake interpreter to be asked, and fails without it."""
+    bin_dir, project, asked = tmp_path / "bin", tmp_path / "project", tmp_path / "asked"
+    bin_dir.mkdir()
+    project.mkdir()
+    script = bin_dir / "python3.95"
+    script.write_text(f"#!/bin/sh\ntouch {asked}\necho 3.95; echo {script}\n")
+    script.chmod(0o755)
+    (project / "conftest.py").write_text(
+        "import os, time\n\n"
+        "def pytest_collection(session):\n"
+        "    for _ in range(50):\n"
+        f"        if os.path.exists({str(asked)!r}):\n"
+        "            return\n"
+        "        time.sleep(0.1)\n"
+        "    raise RuntimeError('no interpreter was asked while the spike was collected')\n"
+    )
+    (project / "test_spike.py").write_text(
+        "from pytest_spike import spike\n"
+        "pytestmark = spike.candidate('tomly', versions='latest:1')\n"
+        "def test_it():\n    import tomly\n"
+    )
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), os.environ["PATH"]]))
+    plan = plan_matrix(
+        ["."], cwd=project, pythons=["3.95"], index_url=index.url, cache_dir=tmp_path / "cache"
+    )
+    assert plan.cells and all(c.interpreter == str(script) for c in plan.cells), plan.cells

@@ -107,6 +107,8 @@ class Finder:
         ~0.4 s for them one after another before its first layer could start."""
         todo = [v for v in dict.fromkeys(versions) if v not in self._known]
         if len(todo) < 2:
+            for version in todo:
+                self.find(version)
             return
         with ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="spike-find-python") as pool:
             self._known.update(zip(todo, pool.map(self._find, todo)))
