@@ -29,7 +29,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _bench import REPO, Context, Result, clean_env, find_uv, fresh_dir, in_turn, median, run_measured
+from _bench import (
+    REPO,
+    Context,
+    Result,
+    clean_env,
+    cpu_counted,
+    find_uv,
+    fresh_dir,
+    in_turn,
+    median,
+    run_measured,
+)
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -192,7 +203,7 @@ def measure(ctx: Context) -> list[Result]:
                 f"beyond baseline + build + 1x suite: {fixed:.2f}s, so the target holds for suites "
                 f"of {max(fixed, 0) / (SUITE_FACTOR - 1):.1f}s or more on the new version",
                 f"CPU time (steadier on a loaded machine): spike {median(cpu['spike']):.2f}s / budget "
-                f"{cpu_budget:.2f}s = {median(cpu['spike']) / cpu_budget:.3f}",
+                f"{cpu_budget:.2f}s = {median(cpu['spike']) / cpu_budget:.3f} ({cpu_counted()})",
                 _inside(root / "up.json"),
             ],
         )
