@@ -207,3 +207,28 @@ def test_groups_a_killed_run_left_are_swept_and_live_ones_kept() -> None:
         for group in (left, live):
             if group.exists():
                 group.rmdir()
+
+
+@pytest.mark.skipif(not BOXED, reason="no box here")
+def test_a_boxed_steps_peak_memory_is_the_boxs_or_none_never_bubblewraps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """wait4's rusage of a boxed step is bubblewrap's outer process (it exits before it
+    reaps the box's init): a few MB whatever the step used. Only a cgroup measures the box;
+    a host where none can be made (cgroup v2 without delegation, as on many CI runners)
+    reports no peak memory rather than bubblewrap's."""
+    grow = "x = bytearray(120 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1"
+    box = sandbox.Box("import")
+    probe = sandbox.Confinement(sandbox.Limits())
+    measures = probe.peak_memory_mb() is not None
+    probe.close()
+    with sandbox.use(sandbox.Policy(mode="require")):
+        if measures:
+            measured = runner.run([sys.executable, "-c", grow], timeout=60, box=box)
+            assert measured.ok, measured.stderr
+            assert measured.peak_memory_mb is not None and measured.peak_memory_mb >= 120
+        monkeypatch.setattr(sandbox, "_make_cgroups", lambda limits: [])
+        done = runner.run([sys.executable, "-c", grow], timeout=60, box=box)
+    assert done.ok, done.stderr
+    assert done.sandbox == "boxed"
+    assert done.peak_memory_mb is None

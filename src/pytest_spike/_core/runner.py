@@ -288,6 +288,9 @@ def _run_boxed(
             with contextlib.suppress(ValueError):
                 signal.Signals(returncode - 128)
                 returncode = 128 - returncode
+        # Only the step's cgroup measures the box: bubblewrap's outer process, the child
+        # whose rusage wait4 returns, exits before it reaps the box's init, so that rusage
+        # is bubblewrap's own few MB. Without a cgroup, no figure rather than that one.
         peak = confinement.peak_memory_mb()
         seen = behaviour.Behaviour(
             box.stage,
@@ -302,7 +305,7 @@ def _run_boxed(
             argv=tuple(argv),
             returncode=returncode,
             sandbox="boxed",
-            peak_memory_mb=peak if peak is not None else result.peak_memory_mb,
+            peak_memory_mb=peak,
             limits_hit=tuple(confinement.hit()),
             behaviour=seen,
         )
