@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,40 @@ def test_a_file_is_placed_over_an_earlier_copy_and_never_linked(tmp_path: Path) 
     with target.open("a") as handle:
         handle.write("# a candidate was here\n")
     assert source.read_text() == "VALUE = 1\n"
+
+
+def test_a_copy_is_a_new_file_even_where_a_link_stood(tmp_path: Path) -> None:
+    """A target that is a symbolic or a hard link to a file of the host is replaced, never
+    written through; the copy keeps the source's modification time (its compiled module
+    stays valid) and its permission bits; a source that is not there raises."""
+    source = tmp_path / "site" / "mod.py"
+    source.parent.mkdir()
+    source.write_text("VALUE = 1\n")
+    os.utime(source, ns=(1_000_000_000_123, 1_500_000_000_456_789_000))
+    source.chmod(0o640)
+    host = tmp_path / "host.txt"
+    host.write_text("the host's\n")
+    layer_dir = tmp_path / "layer"
+    layer_dir.mkdir()
+    symlinked, hardlinked = layer_dir / "a.py", layer_dir / "b.py"
+    symlinked.symlink_to(host)
+    os.link(host, hardlinked)
+    for target in (symlinked, hardlinked, layer_dir / "c.py"):
+        layer._copy_file(source, target)
+        assert not target.is_symlink() and target.read_text() == "VALUE = 1\n"
+        assert target.stat().st_mtime_ns == source.stat().st_mtime_ns
+        assert stat.S_IMODE(target.stat().st_mode) == 0o640 & ~_umask()
+    assert host.read_text() == "the host's\n" and host.stat().st_nlink == 1
+    with pytest.raises(FileNotFoundError):
+        layer._copy_file(tmp_path / "gone.py", layer_dir / "d.py")
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (Linux: /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    pytest.skip("no umask to read here")
 
 
 CHILD = """

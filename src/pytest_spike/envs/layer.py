@@ -14,6 +14,7 @@ modification times, see ``digest.py``): one that changed is rebuilt, and said so
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -91,11 +92,12 @@ def _closure(
     return list(found.values())
 
 
-def layer_path(cache_root: Path) -> Path:
-    """Where the layer for this interpreter and these exact distributions lives."""
-    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in _closure())
+def layer_path(cache_root: Path, dists: Sequence[metadata.Distribution] | None = None) -> Path:
+    """Where the layer for this interpreter and these exact distributions (default:
+    :func:`_closure`'s) lives."""
+    names = sorted(f"{d.metadata['Name']}=={d.version}" for d in (_closure() if dists is None else dists))
     package_dir = PACKAGE_DIR
-    ident = json.dumps([sys.version, sys.executable, dists, source_digest(package_dir), _LAYER_FORMAT])
+    ident = json.dumps([sys.version, sys.executable, names, source_digest(package_dir), _LAYER_FORMAT])
     return cache_root / "layers" / hashlib.sha256(ident.encode()).hexdigest()[:20]
 
 
@@ -112,12 +114,13 @@ def build_layer(
     A layer only boxed children use skips the prefix: ~450 more files made on the critical
     path of a cold upgrade spike, which no child read (reused by a later unboxed run, its
     children compile pytest into the prefix once; nothing lands in the layer)."""
-    final = layer_path(cache_root)
+    dists = _closure()  # read once: its metadata is most of working out where the layer lies
+    final = layer_path(cache_root, dists)
     if boxed is None:
         boxed = sandbox.current().mode != "off"
 
     def build(staging: Path) -> dict[str, Any]:
-        copied = [_copy_distribution(dist, staging, _place) for dist in _closure()]
+        copied = [_copy_distribution(dist, staging, _place) for dist in dists]
         if not boxed:
             _mirror_to_prefix(staging, final)
         return {"distributions": copied}
@@ -138,15 +141,17 @@ def _copy_distribution(
     each with ``place(source, target)`` (default: a copy)."""
     place = place or _copy_file
     name = str(dist.metadata["Name"])
+    folders: set[Path] = set()
     for relative in dist.files or ():
         parts = relative.parts
         if not parts or parts[0] == ".." or "__pycache__" in parts or relative.suffix == ".pth":
             continue  # scripts outside site-packages, bytecode, and editable-install hooks
-        source = Path(str(dist.locate_file(relative)))
-        if source.is_file():
-            target = dest.joinpath(*parts)
+        target = dest.joinpath(*parts)
+        if target.parent not in folders:  # one mkdir per folder, not one per file
             target.parent.mkdir(parents=True, exist_ok=True)
-            place(source, target)
+            folders.add(target.parent)
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            place(Path(str(dist.locate_file(relative))), target)  # a file RECORD lists may be gone
     if canonicalize_name(name) == "pytest-spike":
         # An editable install's RECORD lists no package files: copy the package itself.
         package = PACKAGE_DIR
@@ -190,9 +195,31 @@ def _copy_file(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target``, never link it: a hard link would share its bytes with
     the running environment (and with pytest-spike's source tree when installed editable),
     so a candidate that wrote into a layer file would write into the team's environment.
-    The copy keeps the modification time, so compiled modules stay valid for it."""
-    target.unlink(missing_ok=True)  # the package folder is placed over its RECORD's files
-    shutil.copy2(source, target)
+    The copy keeps the modification time, so compiled modules stay valid for it, and the
+    permission bits (less the umask). FileNotFoundError where ``source`` is not there.
+
+    A new file every time (``O_EXCL``, never through a link): a file there already (the
+    package folder is placed over its RECORD's files) is removed first. A layer is ~1 000
+    such copies; these are the system calls a copy needs, no more (``shutil.copy2`` also
+    compares the two files, checks each for a pipe, copies extended attributes and sets
+    the mode apart: ~2.5x as many calls, a third of a cold layer's build).
+    """
+    with open(source, "rb") as src:
+        st = os.fstat(src.fileno())
+        flags = (
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        )
+        try:
+            fd = os.open(target, flags, st.st_mode & 0o777)
+        except FileExistsError:
+            target.unlink()
+            fd = os.open(target, flags, st.st_mode & 0o777)
+        with open(fd, "wb") as dst:
+            dst.write(src.read())
+            dst.flush()
+            os.utime(
+                dst.fileno() if os.utime in os.supports_fd else target, ns=(st.st_atime_ns, st.st_mtime_ns)
+            )
 
 
 def _place(source: Path, target: Path) -> None:
@@ -213,11 +240,14 @@ def _place(source: Path, target: Path) -> None:
         compiled = Path(importlib.util.cache_from_source(str(source)))
     except (NotImplementedError, ValueError):
         return  # no bytecode cache in this interpreter
-    if not compiled.is_file():
-        return
     placed = target.parent / "__pycache__" / compiled.name
-    placed.parent.mkdir(parents=True, exist_ok=True)
-    _copy_file(compiled, placed)
+    try:
+        _copy_file(compiled, placed)
+    except FileNotFoundError:
+        if not compiled.is_file():
+            return  # none compiled for this source
+        placed.parent.mkdir(exist_ok=True)  # the first compiled module of this folder
+        _copy_file(compiled, placed)
 
 
 def _mirror_to_prefix(staging: Path, final: Path) -> None:
