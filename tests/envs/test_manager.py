@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from backends import BACKENDS, hermetic  # noqa: F401
-from pkgfactory import FakeProject, build_local_index
+from pkgfactory import FakeProject, build_local_index, build_wheel
 
 from pytest_spike._core.runner import run
 from pytest_spike.envs.fit import install_findings
@@ -290,3 +290,41 @@ def test_a_staged_build_is_moved_in_place_only_as_a_real_folder(tmp_path: Path) 
         assert (tmp_path / "envs" / "far" / "pyvenv.cfg").read_text() == "home = /x\n"
     finally:
         shutil.rmtree(far, ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_environment_is_compiled_but_for_the_modules_nobody_imports(backend: str, tmp_path: Path) -> None:
+    """A built environment holds the compiled modules of what it installed (boxed steps see
+    it read-only: without them every run compiles again), except pygments' lexers other
+    than the ones pytest loads (~300 modules in every environment that holds pytest); a
+    module that does not compile does not fail the build, and the compile step does not run
+    the environment's ``.pth`` files (candidate code)."""
+    pth = "import os, sys; open(os.path.join(sys.prefix, 'pth-ran'), 'w').close()\n"
+    files = {
+        "lexy/__init__.py": "VALUE = 1\n",
+        "lexy/py2.py": "print 'a module for another Python'\n",
+        "pygments/__init__.py": "",
+        "pygments/lexers/__init__.py": "",
+        "pygments/lexers/python.py": "NAME = 'python'\n",
+        "pygments/lexers/rust.py": "NAME = 'rust'\n",
+        "lexy-hook.pth": pth,
+    }
+    index = tmp_path / "index"
+    build_wheel(FakeProject("lexy", "1.0", files=files), index)
+    with hermetic():
+        manager = EnvManager(
+            tmp_path / "cache", backend=backend, index_args=["--no-index", "--find-links", str(index)]
+        )
+        result = manager.ensure(["lexy"])
+    assert result.ok, result.error
+    env = Path(result.path)
+    [site] = list((env / "lib").glob("python*/site-packages"))
+
+    def compiled(module: str) -> bool:
+        source = site / module
+        return any((source.parent / "__pycache__").glob(f"{source.stem}.*.pyc"))
+
+    assert compiled("lexy/__init__.py") and compiled("pygments/lexers/python.py")
+    assert compiled("pygments/lexers/__init__.py")
+    assert not compiled("pygments/lexers/rust.py") and not compiled("lexy/py2.py")
+    assert not (env / "pth-ran").exists()

@@ -36,7 +36,7 @@ from pytest_spike._core import runner, sandbox, witness
 from pytest_spike._core.files import json_object, load_json_document, write_atomic
 from pytest_spike.envs import digest, inspection
 from pytest_spike.envs.digest import PACKAGE_DIR, source_digest
-from pytest_spike.envs.manager import installer_box, pip_command, tool_env, uv_index_args
+from pytest_spike.envs.manager import NOT_COMPILED, installer_box, pip_command, tool_env, uv_index_args
 from pytest_spike.envs.store import Cached, build_once
 from pytest_spike.model import Finding, ProbeResult, SpikeError
 
@@ -54,11 +54,6 @@ _LAYER_MARKER = "spike-layer.json"
 _LAYER_FORMAT = 3
 
 
-#: Modules of a layer left uncompiled: pytest imports pygments with its Python and diff lexers
-#: only; the ~260 other lexer modules (8 MB of a layer's 12) load only when something asks
-#: pygments for another language, never in a child pytest. Compiling them was half of a
-#: layer's compile time, the larger part of a cold layer (benchmarks/README.md).
-NOT_COMPILED = r"pygments[/\\]lexers[/\\](?!(__init__|_mapping|python|diff)\.py)"
 #: Distributions a layer never holds: uv is pytest-spike's tool (a large binary), not the
 #: child pytest's; the child finds it on PATH or not at all.
 LAYER_EXCLUDED = frozenset({"uv"})

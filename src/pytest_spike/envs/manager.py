@@ -522,6 +522,8 @@ class EnvManager:
                         done = self._run_all(commands[-1:], deadline, scratch, boxed)
                 else:
                     done = self._run_all(commands, deadline, scratch, boxed)
+                if done.ok:
+                    self._compile(where, deadline, scratch, boxed)
                 built = _pip_report_sdists(report) | _uv_output_sdists(done)
                 # Exposed only where the retry really built something from source.
                 result.credentials_exposed = result.credentials_exposed and bool(built)
@@ -549,6 +551,24 @@ class EnvManager:
         _describe(result, inspected, built)
         result.ok = True
         return result
+
+    def _compile(self, where: Path, deadline: float, scratch: str, boxed: Mapping[str, Any]) -> None:
+        """Byte-compile the environment built in ``where``, all but :data:`NOT_COMPILED`.
+
+        Boxed steps see an environment read-only: without ``.pyc`` files every run would
+        compile each module it imports again. uv's ``--compile-bytecode`` (and pip's default)
+        compile every module installed, ~300 of them pygments' lexers that nothing imports
+        but pygments itself on request (pytest needs pygments from 8.4: every upstream-tests
+        environment holds them): ~0.7 s of CPU and ~0.35 s of a cold build on two cores.
+        ``-I -S``: the environment's ``.pth`` files (candidate code) do not run; compileall
+        needs only the standard library. A module that does not compile (a file for another
+        Python) is the installer's business, as it was: the result is not looked at.
+        """
+        python = str(_env_python(where))
+        lib = where / ("Lib" if sys.platform == "win32" else "lib")
+        argv = [python, "-I", "-S", "-m", "compileall", "-q", "-j", "0", "-x", NOT_COMPILED, str(lib)]
+        left = max(1.0, deadline - time.monotonic())
+        run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
 
     def _staging(self, cache: Path, entry: Path) -> Path | None:
         """Where a boxed uv builds ``entry`` before it is moved in place: a new folder in the
@@ -592,7 +612,7 @@ class EnvManager:
         changed) keeps the installer from its cache: uv hard-links files from its cache, so an
         edit made in the environment is an edit of the cache's copy too."""
         if self.uv is not None:
-            # uv leaves no .pyc behind; compiled now, a reused env is not recompiled each run.
+            # Compiled afterwards (_compile), not with --compile-bytecode, which compiles everything.
             return [
                 [self.uv, "venv", "--quiet", "--python", self.python, str(entry)],
                 [
@@ -601,7 +621,6 @@ class EnvManager:
                     "install",
                     "--python",
                     python,
-                    "--compile-bytecode",
                     *(() if cached else ("--no-cache",)),
                     *uv_index_args(),
                     *self.index_args,
@@ -615,6 +634,7 @@ class EnvManager:
             [
                 *pip,
                 "install",
+                "--no-compile",  # compiled afterwards (_compile)
                 "--no-input",
                 "--disable-pip-version-check",
                 "--progress-bar",
@@ -627,6 +647,13 @@ class EnvManager:
             ],
         ]
 
+
+#: Modules left uncompiled in environments and layers (a ``compileall -x`` pattern): pytest
+#: imports pygments with its Python and diff lexers only; the ~260 other lexer modules (8 MB
+#: of a layer's 12) load only when something asks pygments for another language, never in a
+#: child pytest. Compiling them was half of a layer's compile time, the larger part of a cold
+#: layer (benchmarks/README.md), and ~0.7 s of CPU in each environment that holds pytest.
+NOT_COMPILED = r"pygments[/\\]lexers[/\\](?!(__init__|_mapping|python|diff)\.py)"
 
 #: The staging folders of boxed builds in an installer cache (see :meth:`EnvManager._staging`).
 _STAGING_PREFIX = "building-"
