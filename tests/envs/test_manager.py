@@ -328,3 +328,21 @@ def test_an_environment_is_compiled_but_for_the_modules_nobody_imports(backend: 
     assert compiled("pygments/lexers/__init__.py")
     assert not compiled("pygments/lexers/rust.py") and not compiled("lexy/py2.py")
     assert not (env / "pth-ran").exists()
+
+
+def test_worker_processes_compile_only_an_environment_with_many_modules(tmp_path: Path) -> None:
+    """Workers cost more than a few modules take to compile (a candidate alone: +20 ms in a
+    box): they compile where there are many (pytest and pygments: 0.35 s instead of 0.5)."""
+    from pytest_spike.envs.manager import _holds_modules
+
+    lib = tmp_path / "lib" / "site-packages"
+    (lib / "pkg").mkdir(parents=True)
+    for i in range(5):
+        (lib / "pkg" / f"m{i}.py").write_text("")
+    (lib / "pkg" / "data.txt").write_text("")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for i in range(10):
+        (elsewhere / f"x{i}.py").write_text("")
+    (lib / "link").symlink_to(elsewhere, target_is_directory=True)  # not followed
+    assert _holds_modules(tmp_path / "lib", 5) and not _holds_modules(tmp_path / "lib", 6)
