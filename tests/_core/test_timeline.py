@@ -77,3 +77,23 @@ def test_a_cache_entry_built_shows_its_lock_wait_and_its_record(
         ("store-lock-wait", "entry.lock", None),
         ("store-record", None, "entry"),
     ]
+
+
+def test_a_span_that_is_not_one_block_is_recorded_with_its_own_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans = tmp_path / "timeline.jsonl"
+    monkeypatch.delenv(timeline.ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    timeline.record("nothing asked", 1.0, 2.0)  # without the variable: nothing, nowhere
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv(timeline.ENV, str(spans))
+    timeline.record("upgrade-baseline", 100.0, 101.5, tests=3)
+    [span] = _spans(spans)
+    assert span == {
+        "what": "upgrade-baseline",
+        "start": 100.0,
+        "end": 101.5,
+        "thread": "MainThread",
+        "tests": "3",
+    }

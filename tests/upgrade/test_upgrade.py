@@ -102,8 +102,10 @@ def upgrades(pytester: pytest.Pytester) -> dict:
 
 
 def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
-    project: pytest.Pytester, cache_dir: Path
+    project: pytest.Pytester, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    spans = project.path / "timeline.jsonl"
+    monkeypatch.setenv("PYTEST_SPIKE_TIMELINE", str(spans))
     result = project.runpytest(
         "--spike-upgrade",
         "oldlib",
@@ -159,6 +161,12 @@ def test_breaks_and_deprecations_are_named_and_the_1x_target_passes(
     ).stdout
     assert "oldlib 1.0 -> 2.0  HIGH  1 of 2 tests break" in shown and "no candidates" not in shown
     assert "oldlib: the suite passes on 1.5 (newest of the versions tried)" in shown
+    # The timeline has the baseline's run, and each target's suite ran after it.
+    rows = [json.loads(line) for line in spans.read_text().splitlines()]
+    [baseline] = [r for r in rows if r["what"] == "upgrade-baseline"]
+    assert baseline["tests"] == "3" and baseline["start"] < baseline["end"]
+    suites = [r for r in rows if r["what"] == "step" and r.get("stage") == "tests"]
+    assert len(suites) >= 2 and all(r["start"] >= baseline["end"] for r in suites)
 
 
 def test_import_error_at_collection_breaks_the_tests_of_that_file(

@@ -23,6 +23,7 @@ import pytest
 from packaging.version import Version
 
 from pytest_spike import __version__
+from pytest_spike._core import timeline
 from pytest_spike.envs.inspection import host_python
 from pytest_spike.model import Scorecard, SpikeError, UpgradeResult, current_cell
 from pytest_spike.services import Services
@@ -48,6 +49,7 @@ class SpikeUpgrade:
         self.notes: list[str] = []
         self.started = datetime.now(timezone.utc)
         self._start = time.perf_counter()
+        self._epoch = time.time()  # the baseline's start on the timeline (PYTEST_SPIKE_TIMELINE)
         #: what was started with the session (None before, and once the upgrade has run)
         self._ahead: Ahead | None = None
 
@@ -80,6 +82,7 @@ class SpikeUpgrade:
                 self._ahead = None
             return
         self.baseline.duration_s = time.perf_counter() - self._start
+        timeline.record("upgrade-baseline", self._epoch, time.time(), tests=len(self.baseline.outcomes))
         try:
             self.results = self._run()
         except SpikeError as exc:
