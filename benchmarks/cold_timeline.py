@@ -66,7 +66,7 @@ def main() -> int:
         bar = " " * int(begin * scale) + "#" * max(1, int((end - begin) * scale))
         label = row.get("stage") or row.get("candidate") or row.get("archive") or row.get("file") or ""
         label = label or (f"{row['tests']} tests" if "tests" in row else "")
-        argv_text = row.get("argv", "")[:50]
+        argv_text = " ".join(row.get("argv", "").split())[:50]  # a "-c" script on one line
         print(
             f"{begin:6.2f} {end:6.2f} {end - begin:5.2f} {row['thread'][-16:]:16} "
             f"{bar:{args.width}} {row['what']} {label} {argv_text}"
