@@ -525,6 +525,13 @@ class Settings:
         help="let an upgrade spike try versions older than the installed one "
         "(default: they are left out, and the run says how many)",
     )
+    upgrade_overlap: bool = option(
+        flag="--spike-upgrade-overlap",
+        action="switch",
+        default=False,
+        help="run an upgrade spike's suite on each new version while this run's tests still "
+        "run, in the box (default: after them; both suites in memory at once)",
+    )
     upstream_sample: int = option(
         flag="--spike-upstream-sample",
         ini="spike_upstream_sample",

@@ -4,6 +4,7 @@ interrupted. Real local index, real environments, real child pytests."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -15,7 +16,10 @@ from backends import use_local_index
 from pkgfactory import FakeProject, backend_from_sdist, build_sdist
 from test_upgrade import local_index, old_site, project, to_two, upgrades  # noqa: F401  (fixtures)
 
+from pytest_spike._core import sandbox
 from pytest_spike.upgrade.ahead import Relay
+
+BOXED = sandbox.status(sandbox.Policy()).boxed
 
 #: A test of the project that passes only once the upgrade's environment (oldlib 2.0
 #: installed) and the layer exist, waiting for them a bounded time: they are built while the
@@ -162,3 +166,128 @@ def test_the_relay_says_what_a_build_says_while_the_session_waits_for_it() -> No
     waiter.join(30)
     worker.join(30)
     assert waited == ["env"]
+
+
+#: With --spike-upgrade-overlap: the project's test waits (a bounded time) until the child
+#: pytest on the new version is running, so the suites overlap whatever the machine's speed.
+#: In the child it sleeps ``CHILD_SLEEP`` seconds (the box passes no variable of the test's).
+WAITS_FOR_THE_CHILD = """
+import os, time
+from pathlib import Path
+
+HERE = str(Path(__file__).resolve().parent).encode()
+
+def _child_running():
+    # this project's child (its --rootdir), not another test's that runs beside this one
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"pytest_spike.upgrade._child" in cmdline and HERE in cmdline:
+            return True
+    return False
+
+CHILD_SLEEP = 0
+
+def test_the_new_versions_suite_runs_meanwhile():
+    if os.environ.get("PYTEST_SPIKE_UPGRADE_CHILD"):
+        time.sleep(CHILD_SLEEP)
+        return
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _child_running():
+        time.sleep(0.02)
+    assert _child_running(), "no child pytest ran while this run's tests ran"
+"""
+
+
+def _spans(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.skipif(not BOXED, reason="overlap needs the box")
+def test_with_overlap_the_new_versions_suite_runs_while_the_baseline_runs(
+    project: pytest.Pytester,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same outcomes as one after the other, the child started before the baseline
+    ended; without the option the child waits for the baseline (the test would fail)."""
+    spans = tmp_path / "timeline.jsonl"
+    monkeypatch.setenv("PYTEST_SPIKE_TIMELINE", str(spans))
+    project.makepyfile(test_meanwhile=WAITS_FOR_THE_CHILD)
+    result = project.runpytest(*to_two(tmp_path / "cache", "--spike-json=up.json", "--spike-upgrade-overlap"))
+    result.assert_outcomes(passed=3, failed=1)
+    [target] = upgrades(project)["targets"]
+    assert target["compared"] == 3 and target["broken"] == 1 and target["passes"] is False
+    result.stdout.fnmatch_lines(["*upgrade: 4 tests on oldlib==2.0, started while this run's tests ran*"])
+    rows = _spans(spans)
+    [baseline] = [r for r in rows if r["what"] == "upgrade-baseline"]
+    # the suite's child (the re-runs of what flipped come after the baseline, as before)
+    [suite] = [r for r in rows if r.get("stage") == "tests" and r["thread"] == "spike-upgrade-suites"]
+    assert suite["start"] < baseline["end"]
+
+
+@pytest.mark.skipif(not BOXED, reason="overlap needs the box")
+def test_a_suite_run_early_on_other_tests_than_the_baseline_runs_again(
+    project: pytest.Pytester,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """-x stops the baseline at its first failure, before test_z_after; the early child ran
+    every test collected: not the same tests, so the suite runs again on what the baseline
+    ran."""
+    project.makepyfile(test_a_meanwhile=WAITS_FOR_THE_CHILD, test_z_after="def test_after():\n    pass\n")
+    result = project.runpytest(
+        "-x", *to_two(tmp_path / "cache", "--spike-json=up.json", "--spike-upgrade-overlap")
+    )
+    result.assert_outcomes(passed=3, failed=1)  # test_z_after never ran
+    result.stdout.fnmatch_lines(
+        ["*upgrade: the suite run early on oldlib==2.0 ran other tests than this run: running them again*"]
+    )
+    result.stdout.fnmatch_lines(["*upgrade: running 4 tests on oldlib==2.0*"])
+    [target] = upgrades(project)["targets"]
+    assert target["compared"] == 3 and target["broken"] == 1  # test_after is not among them
+
+
+@pytest.mark.skipif(not BOXED, reason="overlap needs the box")
+def test_a_suite_run_early_is_held_to_the_limit_the_baselines_time_sets(
+    project: pytest.Pytester,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    # The module the run imports (sys.modules'), not a package attribute an earlier in-process
+    # run left behind when its modules were dropped.
+    session = importlib.import_module("pytest_spike.upgrade.session")
+    monkeypatch.setattr(session, "suite_limit", lambda probe_timeout, baseline_s: 2.0)
+    project.makepyfile(test_meanwhile=WAITS_FOR_THE_CHILD.replace("CHILD_SLEEP = 0", "CHILD_SLEEP = 120"))
+    started = time.monotonic()
+    project.runpytest(
+        *to_two(
+            tmp_path / "cache",
+            "--spike-json=up.json",
+            "--spike-upgrade-overlap",
+            "--spike-probes=none",
+        )
+    )
+    assert time.monotonic() - started < 60  # the child's 120 s sleep was cut short
+    [target] = upgrades(project)["targets"]
+    [finding] = [f for f in target["findings"] if f["code"] == "upgrade.unchecked"]
+    assert "ran past its time limit" in finding["message"], target["findings"]
+    assert target["passes"] is None and target["compared"] == 0
+
+
+def test_without_the_box_the_suites_do_not_overlap_and_the_run_says_so(
+    project: pytest.Pytester,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    result = project.runpytest(
+        *to_two(tmp_path / "cache", "--spike-upgrade-overlap", "--spike-sandbox=off"), "-k", "not meanwhile"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*--spike-upgrade-overlap is off without the box (bubblewrap)*the suites ran after this run's tests*"
+        ]
+    )
+    result.stdout.fnmatch_lines(["*upgrade: running 3 tests on oldlib==2.0*"])

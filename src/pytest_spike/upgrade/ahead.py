@@ -11,10 +11,11 @@ that thread's, and a line among the tests' dots would break pytest's rows.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import TypeVar
 from pytest_spike._core import runner, sandbox
 from pytest_spike.services import Services
 from pytest_spike.settings import Settings
+from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Targets, Upgrade
 from pytest_spike.upgrade.run import Built, Project, in_background
 
@@ -77,6 +79,22 @@ def _layer_child(cache_dir: Path) -> None:
 
 #: How long an abandoned run waits for its building thread to notice (see :meth:`Ahead.close`).
 ABANDON_WAIT_S = 10.0
+#: The time limit of a suite run early (``--spike-upgrade-overlap``), before the baseline's
+#: time is known; the real one is enforced once it is (see :class:`EarlySuite`).
+EARLY_LIMIT_S = 24 * 3600.0
+
+
+@dataclass
+class EarlySuite:
+    """A target's suite run while the baseline still ran (``--spike-upgrade-overlap``)."""
+
+    #: the node ids it runs (the session's collected items)
+    nodeids: list[str]
+    done: Future[SuiteRun] = field(default_factory=Future)
+    #: when its child started (``time.monotonic()``), None until then
+    started: float | None = None
+    #: stops the child it runs (see :meth:`Ahead.stop_suites`)
+    stop: Callable[[], None] = lambda: None
 
 
 class Relay:
@@ -142,6 +160,11 @@ class Ahead:
         self._project: Future[Project] = Future()
         #: set when the session no longer wants the builds: none is started after it
         self._abandoned = threading.Event()
+        #: each target's suite, by (requirement, version): an :class:`EarlySuite` the overlap
+        #: thread claimed first, or None where the session's thread claimed it (runs it after)
+        self._suites: dict[tuple[str, str], EarlySuite | None] = {}
+        self._suites_lock = threading.Lock()
+        self._suites_thread: threading.Thread | None = None
         cache_dir = settings.cache_dir
         layer_build = in_background(
             lambda: build_layer(cache_dir, relay.put), "spike-upgrade-layer", self.threads
@@ -203,6 +226,60 @@ class Ahead:
                 except BaseException as exc:
                     done.set_exception(exc)
 
+    def start_suites(self, nodeids: Sequence[str]) -> None:
+        """(``--spike-upgrade-overlap``) Run each target's suite on ``nodeids`` as soon as
+        its environment is built, one after another, while the session's tests still run.
+        The session takes a result with :meth:`claim_suite`; a target it claimed first is
+        not run here."""
+        wanted = list(nodeids)
+
+        def suites() -> None:
+            from pytest_spike.upgrade.run import run_tests
+
+            try:
+                project = self._project.result()
+                plans = self.plans.result()
+            except BaseException:  # noqa: S110 - the session's thread meets the same error
+                return
+            early = dataclasses.replace(project, timeout=max(project.timeout, EARLY_LIMIT_S))
+            for plan in plans:
+                for version, building in plan.builds:
+                    if self._abandoned.is_set():
+                        return
+                    try:
+                        built = building.result()
+                    except BaseException:  # noqa: S112 - a failed build is the session's to report
+                        continue
+                    env = built.env
+                    if env is None or not env.ok or built.target.findings:
+                        continue
+                    suite = EarlySuite(wanted, stop=self.stop_suites)
+                    with self._suites_lock:
+                        if (plan.upgrade.requirement, version) in self._suites:
+                            continue  # the session's thread got there first
+                        self._suites[(plan.upgrade.requirement, version)] = suite
+                    try:
+                        early.layer  # noqa: B018 - built (or its error raised) before the clock starts
+                        suite.started = time.monotonic()
+                        suite.done.set_result(run_tests(env.python, early, wanted))
+                    except BaseException as exc:
+                        suite.done.set_exception(exc)
+
+        self._suites_thread = threading.Thread(target=suites, name="spike-upgrade-suites", daemon=True)
+        self.threads.append(self._suites_thread)
+        self._suites_thread.start()
+
+    def claim_suite(self, requirement: str, version: str) -> EarlySuite | None:
+        """The target's suite run early, or None: then the session's thread runs it (and no
+        early run of it starts after this)."""
+        with self._suites_lock:
+            return self._suites.setdefault((requirement, version), None)
+
+    def stop_suites(self) -> None:
+        """Stop the child the overlap thread runs (a suite past its time limit)."""
+        if self._suites_thread is not None:
+            runner.stop_started_by([self._suites_thread])
+
     def close(self, *, abandon: bool = False) -> None:
         """Say what the threads said, once the builds are done.
 
@@ -222,5 +299,7 @@ class Ahead:
             self.services.close()
             return
         self._thread.join()
+        if self._suites_thread is not None:
+            self._suites_thread.join()  # every target was claimed: its last run has ended
         self.services.close()
         self.relay.flush()

@@ -18,10 +18,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, TypeVar
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 import pytest
 
@@ -43,6 +43,9 @@ from pytest_spike.upgrade import findings
 from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, PROGRESS_ENV, WANT_ENV
 from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Upgrade, without
+
+if TYPE_CHECKING:
+    from pytest_spike.upgrade.ahead import EarlySuite
 
 # The child's entry point: add the layer (pytest and pytest-spike) after the environment's
 # own packages, so the environment's pytest wins when it has one. Then the objects there are
@@ -358,14 +361,15 @@ def finish_target(
     baseline: SuiteRun,
     say: Callable[[str], None],
     release: ReleaseEvidence | None = None,
+    early: EarlySuite | None = None,
 ) -> UpgradeTarget:
     """Run, re-run and diff in the built environment; the release's own evidence
     (``release``) is taken meanwhile, in the background, and the target's level reaches its
-    level at least."""
+    level at least. ``early``: the suite, run while the baseline ran (--spike-upgrade-overlap)."""
     target, env = built.target, built.env
     evidence = _Background(release) if release is not None else None
     if env is not None and env.ok and not target.findings:  # every failure above is a finding
-        _suite(target, upgrade, env, project, baseline, say, evidence)
+        _suite(target, upgrade, env, project, baseline, say, evidence, early)
     if evidence is not None:
         say(f"upgrade: the release's own evidence on {upgrade.package} {target.version}")
         target.release = evidence.result(target.version, env)
@@ -469,16 +473,20 @@ def _suite(
     baseline: SuiteRun,
     say: Callable[[str], None],
     evidence: _Background | None,
+    early: EarlySuite | None = None,
 ) -> None:
     """Run the tests in ``env`` (the release's evidence meanwhile), re-run what flipped, and
-    put the diff in ``target``."""
+    put the diff in ``target``. A suite run ``early`` is taken when it ran exactly the
+    tests the baseline did, within the time limit the baseline's time sets."""
     moved_req = f"{upgrade.package}=={target.version}"
     wanted = list(baseline.outcomes)
     try:
-        say(f"upgrade: running {len(wanted)} tests on {moved_req}")
         if evidence is not None:
             evidence.start(target.version, env)
-        after = run_tests(env.python, project, wanted)
+        after = _early_outcomes(early, wanted, project, moved_req, say) if early is not None else None
+        if after is None:
+            say(f"upgrade: running {len(wanted)} tests on {moved_req}")
+            after = run_tests(env.python, project, wanted)
         flips = findings.flipped(baseline, after)
         rerun_before = rerun_after = None
         if flips:
@@ -495,6 +503,41 @@ def _suite(
     # A release that forged its outcomes is not one the suite "passes on", whatever ran.
     forged = any(f.code == TAMPERED and not f.unchecked for f in result.findings)
     _done(target, result.level, not result.broken and not forged)
+
+
+#: How long a suite run early is waited for once it was stopped at its time limit.
+_STOPPED_WAIT_S = 10.0
+
+
+def _early_outcomes(
+    early: EarlySuite, wanted: Sequence[str], project: Project, moved_req: str, say: Callable[[str], None]
+) -> SuiteRun | None:
+    """The outcomes of the suite run early, or None (then it runs now): it ran other tests
+    than the baseline did (``-x`` stopped the baseline, a test was deselected late). Held to
+    the time limit the baseline's time sets (``project.timeout``, from the child's start):
+    past it, the child is stopped and SpikeError says so, as a child run now would."""
+    if set(early.nodeids) != set(wanted):
+        _stopped(early)
+        say(f"upgrade: the suite run early on {moved_req} ran other tests than this run: running them again")
+        return None
+    say(f"upgrade: {len(wanted)} tests on {moved_req}, started while this run's tests ran")
+    while not early.done.done():
+        # from its child's start, as a child started now would be timed (None: not started yet)
+        left = (early.started or time.monotonic()) + project.timeout - time.monotonic()
+        if left <= 0:
+            _stopped(early)
+            raise SpikeError(f"the child pytest ran past its time limit ({project.timeout:.0f}s)")
+        wait([early.done], timeout=min(left, 0.1))
+    return early.done.result()
+
+
+def _stopped(early: EarlySuite) -> None:
+    """Stop the suite run early, its child and any it starts next (a crashed child's tests
+    run in a new one), until it ends (at most :data:`_STOPPED_WAIT_S`)."""
+    end = time.monotonic() + _STOPPED_WAIT_S
+    while not early.done.done() and time.monotonic() < end:
+        early.stop()
+        wait([early.done], timeout=0.05)
 
 
 def skipped_target(upgrade: Upgrade, version: str, python: str, why: str) -> UpgradeTarget:

@@ -34,6 +34,12 @@ from pytest_spike.upgrade.run import Project, finish_target, skipped_target
 from pytest_spike.upgrade.stash import UPGRADES
 
 
+def suite_limit(probe_timeout: float, baseline_s: float) -> float:
+    """A child pytest's time limit on a new version: it follows the baseline's time (four
+    times it, and a minute), and is never below ``--spike-probe-timeout``."""
+    return max(probe_timeout, 4 * baseline_s + 60)
+
+
 class SpikeUpgrade:
     """Gathers this run's outcomes and warnings; runs and reports the upgrade spikes."""
 
@@ -74,6 +80,30 @@ class SpikeUpgrade:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         # The targets, their environments and the layer need no baseline: made while it runs.
         self._ahead = self._start_ahead()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """With --spike-upgrade-overlap: each target's suite starts once its environment is
+        built, while this run's tests run (in the box: each its own files and ports).
+        Not under xdist (its controller collects nothing), nor for a run with spike tests."""
+        if not self.settings.upgrade_overlap or self._ahead is None or not session.items:
+            return
+        from pytest_spike._core import sandbox
+        from pytest_spike.marks import CANDIDATE_MARK
+
+        why = ""
+        if any(
+            item.nodeid.startswith("spike::") or item.get_closest_marker(CANDIDATE_MARK)
+            for item in session.items
+        ):
+            why = "with --spike or spike tests in the run"
+        elif not sandbox.status().boxed:
+            why = "without the box (bubblewrap), two suites could meet in /tmp, ports and files"
+        if why:
+            self.notes.append(
+                f"spike upgrade: --spike-upgrade-overlap is off {why}: the suites ran after this run's tests"
+            )
+            return
+        self._ahead.start_suites([item.nodeid for item in session.items])
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR):
@@ -118,10 +148,9 @@ class SpikeUpgrade:
         quiet = Services(self.settings, rootdir=self.config.rootpath, say=lambda text: None)
         try:
             project = ahead.relay.wait(ahead.project_ready)
-            # the child's time limit follows the baseline's time
-            project.timeout = max(self.settings.probe_timeout, 4 * self.baseline.duration_s + 60)
+            project.timeout = suite_limit(self.settings.probe_timeout, self.baseline.duration_s)
             plans = ahead.relay.wait(ahead.plans)
-            found = [self._upgrade(plan, project, quiet, ahead.relay) for plan in plans]
+            found = [self._upgrade(plan, project, quiet, ahead) for plan in plans]
             ahead.relay.wait(project.layer_build)  # a layer that could not be built is the run's error
         except BaseException:
             ahead.close(abandon=True)
@@ -131,8 +160,10 @@ class SpikeUpgrade:
         ahead.close()
         return found
 
-    def _upgrade(self, plan: Planned, project: Project, quiet: Services, say: Relay) -> UpgradeResult:
-        """One ``--spike-upgrade``: each target's suite (its environment built ahead)."""
+    def _upgrade(self, plan: Planned, project: Project, quiet: Services, ahead: Ahead) -> UpgradeResult:
+        """One ``--spike-upgrade``: each target's suite (its environment built ahead, its
+        suite maybe run already: --spike-upgrade-overlap)."""
+        say = ahead.relay
         upgrade = plan.upgrade
         note = plan.targets.older_note(upgrade)
         if note:
@@ -156,9 +187,10 @@ class SpikeUpgrade:
             services=quiet,
             current=upgrade.current,
         )
-        for _, building in plan.builds:
+        for version, building in plan.builds:
             built = say.wait(building)
-            result.targets.append(finish_target(built, upgrade, project, self.baseline, say, release))
+            early = ahead.claim_suite(upgrade.requirement, version)
+            result.targets.append(finish_target(built, upgrade, project, self.baseline, say, release, early))
         python = host_python()
         result.targets += [skipped_target(upgrade, v, python, why) for v, why in plan.targets.skipped.items()]
         result.targets.sort(key=lambda t: Version(t.version))
