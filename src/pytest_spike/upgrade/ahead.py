@@ -24,9 +24,8 @@ from typing import TypeVar
 from pytest_spike._core import runner, sandbox
 from pytest_spike.services import Services
 from pytest_spike.settings import Settings
-from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Targets, Upgrade
-from pytest_spike.upgrade.run import Built, Project, in_background
+from pytest_spike.upgrade.run import Built, EarlySuite, Project, in_background
 
 _T = TypeVar("_T")
 
@@ -82,19 +81,6 @@ ABANDON_WAIT_S = 10.0
 #: The time limit of a suite run early (``--spike-upgrade-overlap``), before the baseline's
 #: time is known; the real one is enforced once it is (see :class:`EarlySuite`).
 EARLY_LIMIT_S = 24 * 3600.0
-
-
-@dataclass
-class EarlySuite:
-    """A target's suite run while the baseline still ran (``--spike-upgrade-overlap``)."""
-
-    #: the node ids it runs (the session's collected items)
-    nodeids: list[str]
-    done: Future[SuiteRun] = field(default_factory=Future)
-    #: when its child started (``time.monotonic()``), None until then
-    started: float | None = None
-    #: stops the child it runs (see :meth:`Ahead.stop_suites`)
-    stop: Callable[[], None] = lambda: None
 
 
 class Relay:

@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, TypeVar
+from typing import Optional, TypeVar
 
 import pytest
 
@@ -43,9 +43,6 @@ from pytest_spike.upgrade import findings
 from pytest_spike.upgrade._child import CHILD_ENV, OUT_ENV, PROGRESS_ENV, WANT_ENV
 from pytest_spike.upgrade.findings import SuiteRun
 from pytest_spike.upgrade.plan import Upgrade, without
-
-if TYPE_CHECKING:
-    from pytest_spike.upgrade.ahead import EarlySuite
 
 # The child's entry point: add the layer (pytest and pytest-spike) after the environment's
 # own packages, so the environment's pytest wins when it has one. Then the objects there are
@@ -342,6 +339,19 @@ class Built:
     env: EnvResult | None
     #: when the build started (``time.monotonic()``): the target's duration counts from it
     started: float
+
+
+@dataclass
+class EarlySuite:
+    """A target's suite run while the baseline still ran (``--spike-upgrade-overlap``)."""
+
+    #: the node ids it runs (the session's collected items)
+    nodeids: list[str]
+    done: Future[SuiteRun] = field(default_factory=Future)
+    #: when its child started (``time.monotonic()``), None until then
+    started: float | None = None
+    #: stops the child it runs (see :meth:`pytest_spike.upgrade.ahead.Ahead.stop_suites`)
+    stop: Callable[[], None] = lambda: None
 
 
 def build_target(
