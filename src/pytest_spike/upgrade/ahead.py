@@ -270,22 +270,31 @@ class Ahead:
         """Say what the threads said, once the builds are done.
 
         ``abandon`` (the session ended without a baseline to compare with, or the spike
-        failed): no build starts after it, and the installers the threads run are stopped
-        until the building thread ends (each one stopped fails its build), for at most
-        :data:`ABANDON_WAIT_S`; what the threads said is not said.
+        failed): no build starts after it, and the children the threads run (installers, an
+        early suite) are stopped until the building and the overlap threads end (each one
+        stopped fails its build), for at most :data:`ABANDON_WAIT_S`; what the threads said
+        is not said. Otherwise every target was claimed: what the overlap thread still runs
+        (an early suite the session turned down), nobody waits for, and it is stopped too.
         """
         if abandon:
             self._abandoned.set()
-            deadline = time.monotonic() + ABANDON_WAIT_S
-            while True:
-                runner.stop_started_by(self.threads)
-                self._thread.join(0.05)
-                if not self._thread.is_alive() or time.monotonic() > deadline:
-                    break
+            self._wind_down(self.threads, [self._thread, self._suites_thread])
             self.services.close()
             return
         self._thread.join()
         if self._suites_thread is not None:
-            self._suites_thread.join()  # every target was claimed: its last run has ended
+            self._wind_down([self._suites_thread], [self._suites_thread])
         self.services.close()
         self.relay.flush()
+
+    @staticmethod
+    def _wind_down(stopping: Sequence[threading.Thread], waiting: Sequence[threading.Thread | None]) -> None:
+        """Stop the children ``stopping`` run until ``waiting`` end, for at most
+        :data:`ABANDON_WAIT_S` (a child started meanwhile is stopped too)."""
+        deadline = time.monotonic() + ABANDON_WAIT_S
+        alive = [t for t in waiting if t is not None]
+        while alive and time.monotonic() <= deadline:
+            runner.stop_started_by(stopping)
+            for thread in alive:
+                thread.join(0.05)
+            alive = [t for t in alive if t.is_alive()]
