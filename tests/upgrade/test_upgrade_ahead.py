@@ -291,3 +291,40 @@ def test_without_the_box_the_suites_do_not_overlap_and_the_run_says_so(
         ]
     )
     result.stdout.fnmatch_lines(["*upgrade: running 3 tests on oldlib==2.0*"])
+
+
+@pytest.mark.skipif(not BOXED, reason="overlap needs the box")
+def test_an_interrupt_stops_the_suite_run_early(
+    project: pytest.Pytester,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while the early child runs (it would sleep two minutes): the run ends at once,
+    and no thread of the upgrade (nor its child) is left."""
+    waits = WAITS_FOR_THE_CHILD.replace("CHILD_SLEEP = 0", "CHILD_SLEEP = 120")
+    waits += "\n\ndef test_then_ctrl_c():\n    raise KeyboardInterrupt\n"
+    project.makepyfile(test_meanwhile=waits)
+    started = time.monotonic()
+    result = project.runpytest_inprocess(
+        *to_two(tmp_path / "cache", "--spike-upgrade-overlap"), no_reraise_ctrlc=True
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    # test_app's two and the test that found the child running (it fails otherwise)
+    assert result.parseoutcomes().get("passed") == 3, result.stdout.str()[-2000:]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (_upgrade_threads() or _children_of(project.path)):
+        time.sleep(0.05)
+    assert not _upgrade_threads() and not _children_of(project.path)
+    assert time.monotonic() - started < 60  # the child's two minutes were cut short
+
+
+def _children_of(root: Path) -> list[str]:
+    """The upgrade child pytests running for the project at ``root`` (their --rootdir)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"pytest_spike.upgrade._child" in cmdline and str(root.resolve()).encode() in cmdline:
+            found.append(proc.name)
+    return found
