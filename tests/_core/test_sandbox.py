@@ -196,6 +196,21 @@ def test_a_setsid_double_fork_dies_with_its_step(tmp_path: Path) -> None:
     assert not marker.exists(), "a daemon outlived its step"
 
 
+@needs_box
+def test_a_step_named_through_dotdot_of_a_folder_out_of_view_runs(tmp_path: Path) -> None:
+    """``../venv/bin/python -m pytest`` makes sys.executable ``<cwd>/../venv/bin/python``;
+    the box shows the venv, not the folder it is named through: the name is resolved first."""
+    tool = tmp_path / "venv" / "bin" / "tool"
+    tool.parent.mkdir(parents=True)
+    tool.write_text('#!/bin/sh\necho ran "$1"\n')
+    tool.chmod(0o755)
+    (tmp_path / "project").mkdir()
+    named = f"{tmp_path}/project/../venv/bin/tool"
+    done = runner.run([named, f"--path={tmp_path}/project/../venv"], timeout=30, box=sandbox.Box("import"))
+    assert done.ok, done.stderr
+    assert done.stdout.strip() == f"ran --path={tmp_path}/venv"
+
+
 FORK_BOMB = r"""
 import os, time
 made = 0

@@ -502,7 +502,10 @@ def wrap(
     policy: Policy,
     env: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The bubblewrap argv that runs ``argv`` in ``box`` (paths keep their host names)."""
+    """The bubblewrap argv that runs ``argv`` in ``box`` (paths keep their host names, but
+    for a ``..`` in one: see :func:`_resolved`)."""
+    argv = [_resolved(arg) for arg in argv]
+    cwd = None if cwd is None else _resolved(cwd)
     # The private /tmp first: binds below it (a step's output folder) go on top of it.
     etc, etc_copy = _etc.view()
     args = [bwrap_path(policy), *_system_args(), *etc, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
@@ -558,6 +561,24 @@ def wrap(
     if cwd is not None:
         args += ["--chdir", cwd]
     return [*args, "--", *argv]
+
+
+def _resolved(arg: str) -> str:
+    """``arg``, or the ``opt=`` value in it, with a ``..`` resolved as the host resolves it.
+
+    ``../venv/bin/python -m pytest`` makes ``sys.executable`` ``<cwd>/../venv/bin/python``:
+    the box shows the venv but not the folder the name passes through, so in the box the
+    name leads nowhere. The folder part is resolved (symlinks and ``..``, as the host's
+    kernel would); the last part is kept (a venv's ``python`` is a link that must stay one).
+    """
+    head, eq, value = arg.partition("=") if not arg.startswith("/") else ("", "", arg)
+    if not value.startswith("/") or ".." not in value.split("/") or not os.path.exists(value):
+        return arg
+    folder, name = os.path.split(value)
+    named = (
+        os.path.join(os.path.realpath(folder), name) if name not in ("", "..") else os.path.realpath(value)
+    )
+    return f"{head}{eq}{named}"
 
 
 def _under(path: str, folder: str) -> bool:
