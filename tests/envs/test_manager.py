@@ -346,3 +346,59 @@ def test_worker_processes_compile_only_an_environment_with_many_modules(tmp_path
         (elsewhere / f"x{i}.py").write_text("")
     (lib / "link").symlink_to(elsewhere, target_is_directory=True)  # not followed
     assert _holds_modules(tmp_path / "lib", 5) and not _holds_modules(tmp_path / "lib", 6)
+
+
+WRAPPER = """#!/bin/sh
+printf '%s\\t%s\\t%s\\n' "$*" "${GITHUB_TOKEN:-none}" "${HOME}" >> "$(dirname "$0")/calls"
+exec {python} "$@"
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_empty_environment_is_made_on_the_host_from_the_allow_list(
+    backend: str, tmp_path: Path, index_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``uv venv`` / ``python -m venv`` run nothing of a candidate's: made on the host (no
+    box's start), from the box's allow-list of variables (no token reaches it)."""
+    from pytest_spike._core import timeline
+
+    # The base interpreter behind a script that notes how it was started; boxed steps see
+    # the base's prefix through the pyvenv.cfg beside the script's bin/.
+    base = os.path.realpath(sys.executable)
+    interpreter = tmp_path / "wrapped" / "bin" / "python"
+    interpreter.parent.mkdir(parents=True)
+    interpreter.write_text(WRAPPER.replace("{python}", base))
+    interpreter.chmod(0o755)
+    (tmp_path / "wrapped" / "pyvenv.cfg").write_text(f"home = {os.path.dirname(base)}\n")
+    monkeypatch.setenv("GITHUB_TOKEN", "s3cr3t-gh")
+    monkeypatch.setenv(timeline.ENV, str(tmp_path / "timeline.jsonl"))
+    cache = tmp_path / "cache"
+    with hermetic():
+        result = EnvManager(cache, python=str(interpreter), backend=backend, index_args=index_args).ensure(
+            ["cand"]
+        )
+    assert result.ok, result.error
+    calls = [line.split("\t") for line in (interpreter.parent / "calls").read_text().splitlines()]
+    assert {token for _, token, _ in calls} == {"none"}  # no step of the build sees it
+    # The venv step's own start of the interpreter: pip's venv module, or uv's query of it.
+    made = [home for argv, _, home in calls if "-m venv" in argv or "get_interpreter_info" in argv]
+    assert made, calls
+    assert os.path.expanduser("~") not in made
+    steps = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    steps = [s for s in steps if s["what"] == "step"]
+    venv = next(s for s in steps if " venv" in s["argv"] or "-m venv" in s["argv"])
+    assert venv["stage"] == "host"
+    assert any(s["stage"] == "install" for s in steps[steps.index(venv) + 1 :])
+
+
+def test_uv_keeps_its_query_of_the_interpreter_in_pytest_spikes_own_cache(
+    built: tuple[EnvManager, EnvResult],
+) -> None:
+    """The venv step's uv cache is pytest-spike's own installer cache (no candidate's step
+    writes it): the next build's ``uv venv`` does not ask the interpreter again."""
+    manager, result = built
+    if manager.backend != "uv":
+        pytest.skip("uv's cache")
+    assert result.ok, result.error
+    own = manager.cache_dir.parent / "installer" / "_own" / "uv"
+    assert list(own.glob("interpreter-v*")), sorted(p.name for p in own.iterdir())

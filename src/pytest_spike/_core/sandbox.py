@@ -26,6 +26,7 @@ Where bubblewrap is missing or cannot make its namespaces, :func:`status` says w
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -306,6 +307,38 @@ def _trial(tool: str) -> str:
         said = done.stderr.decode("utf-8", "replace").strip().splitlines()
         return f"bubblewrap cannot make its namespaces here ({said[-1] if said else done.returncode})"
     return ""
+
+
+_warm_lock = threading.Lock()
+_warming: set[Policy] = set()
+
+
+def warm_up(policy: Policy | None = None) -> None:
+    """Make now, in a thread, what a process's first boxed step would make first: the trial
+    of bubblewrap (:func:`status`) and the launcher's check of the shell's ``ulimit``
+    (:func:`_shell_sets_limits`, for the limits this host's steps get). Each is made once
+    per process; a step that needs one while the thread makes it waits for it (the trial
+    under its lock) or makes it too (the check: a few ms). Once per policy and process.
+
+    For a caller whose first boxed step comes after other work (an environment build, after
+    its host-side ``venv``): the two then run beside that work, not in the step.
+    """
+    policy = policy or _policy
+    with _warm_lock:
+        if policy in _warming or policy.mode == "off":
+            return
+        _warming.add(policy)
+
+    def warm() -> None:
+        with contextlib.suppress(Exception):  # the step that needs it says what went wrong
+            if status(policy).boxed and not inside():
+                confinement = Confinement(policy.limits)
+                try:
+                    confinement.launcher()
+                finally:
+                    confinement.close()
+
+    threading.Thread(target=warm, name="spike-box-warm-up", daemon=True).start()
 
 
 def tried_env(policy: Policy | None = None) -> dict[str, str]:

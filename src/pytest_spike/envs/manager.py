@@ -508,20 +508,21 @@ class EnvManager:
                     entry if staging is None else cache, self.python, write=(scratch,), cache=cache
                 )
                 where = entry if staging is None else staging
-                commands = self._commands(where, str(_env_python(where)), requirements, report, cached)
+                make, install = self._commands(where, str(_env_python(where)), requirements, report, cached)
                 if staging is not None:
-                    commands[0].append("--relocatable")  # its scripts run from the entry, once moved
-                if self._credentials():
+                    make.append("--relocatable")  # its scripts run from the entry, once moved
+                sandbox.warm_up()  # a process's first boxed step's checks, while the venv is made
+                done = self._make_venv(make, deadline, scratch)
+                if done.ok and self._credentials():
                     # An index URL with a password: install wheels only first, so no build backend
                     # (candidate code) runs in a step that holds it; only where that fails is an
                     # sdist built with the credentials in reach, and the card says so.
-                    wheels_only = [*commands[:-1], [*commands[-1], "--only-binary", ":all:"]]
-                    done = self._run_all(wheels_only, deadline, scratch, boxed)
+                    done = self._install([*install, "--only-binary", ":all:"], deadline, scratch, boxed)
                     result.credentials_exposed = not done.ok
                     if not done.ok:
-                        done = self._run_all(commands[-1:], deadline, scratch, boxed)
-                else:
-                    done = self._run_all(commands, deadline, scratch, boxed)
+                        done = self._install(install, deadline, scratch, boxed)
+                elif done.ok:
+                    done = self._install(install, deadline, scratch, boxed)
                 if done.ok:
                     self._compile(where, deadline, scratch, boxed)
                 built = _pip_report_sdists(report) | _uv_output_sdists(done)
@@ -592,15 +593,32 @@ class EnvManager:
             return None
         return Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=cache))
 
-    def _run_all(
-        self, commands: list[list[str]], deadline: float, scratch: str, boxed: Mapping[str, Any]
-    ) -> RunResult:
-        for argv in commands:
-            left = max(1.0, deadline - time.monotonic())
-            done = run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
-            if not done.ok:
-                break
-        return done
+    def _make_venv(self, argv: list[str], deadline: float, scratch: str) -> RunResult:
+        """Make the empty environment (``uv venv``, ``python -m venv``) on the host, unboxed.
+
+        Nothing of a candidate's runs in it: the interpreter is this run's (or the matrix's),
+        the folder is new and empty, and uv's cache is pytest-spike's own (the installer
+        cache of no candidate: what a candidate's steps wrote, this step never reads). Its
+        environment is a box's allow-list, without uv's configuration files, so the
+        environment is made as it was boxed. A box cost it bubblewrap's start and uv's query
+        of the interpreter on every build (the query now kept in that cache): ~40 ms on the
+        longest path of a cold upgrade spike, where the build runs beside the tests.
+        """
+        own = installer_cache(self.cache_dir.parent, None) / "uv"
+        env = sandbox.box_env(
+            os.environ,
+            {"UV_CACHE_DIR": str(own), "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"},
+            scratch,
+        )
+        env.pop(sandbox.INSIDE_ENV, None)  # not a box
+        env.pop("PYTHONPATH", None)  # the running environment's, not the new one's
+        left = max(1.0, deadline - time.monotonic())
+        return run(argv, timeout=left, cwd=scratch, env=env)
+
+    def _install(self, argv: list[str], deadline: float, scratch: str, boxed: Mapping[str, Any]) -> RunResult:
+        """Run the installer's ``argv`` (candidate code: build backends), boxed."""
+        left = max(1.0, deadline - time.monotonic())
+        return run(argv, timeout=left, cwd=scratch, env=tool_env(), **boxed)
 
     def _credentials(self) -> bool:
         """Whether an index this manager installs from has a user or password in its URL."""
@@ -610,13 +628,14 @@ class EnvManager:
 
     def _commands(
         self, entry: Path, python: str, reqs: list[str], report: Path, cached: bool = True
-    ) -> list[list[str]]:
-        """The installer's commands; ``cached`` False (a rebuild because the environment's files
+    ) -> tuple[list[str], list[str]]:
+        """The installer's commands: the one that makes the empty environment, the one that
+        installs ``reqs`` into it. ``cached`` False (a rebuild because the environment's files
         changed) keeps the installer from its cache: uv hard-links files from its cache, so an
         edit made in the environment is an edit of the cache's copy too."""
         if self.uv is not None:
             # Compiled afterwards (_compile), not with --compile-bytecode, which compiles everything.
-            return [
+            return (
                 [self.uv, "venv", "--quiet", "--python", self.python, str(entry)],
                 [
                     self.uv,
@@ -629,10 +648,10 @@ class EnvManager:
                     *self.index_args,
                     *reqs,
                 ],
-            ]
+            )
         pip = pip_command(python)
         without_pip = [] if pip[0] == python else ["--without-pip"]
-        return [
+        return (
             [self.python, "-m", "venv", *without_pip, str(entry)],
             [
                 *pip,
@@ -648,7 +667,7 @@ class EnvManager:
                 *self.index_args,
                 *reqs,
             ],
-        ]
+        )
 
 
 #: Modules left uncompiled in environments and layers (a ``compileall -x`` pattern): pytest
