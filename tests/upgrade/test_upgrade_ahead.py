@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -328,3 +329,31 @@ def _children_of(root: Path) -> list[str]:
         if b"pytest_spike.upgrade._child" in cmdline and str(root.resolve()).encode() in cmdline:
             found.append(proc.name)
     return found
+
+
+#: Passes only where the interpreter switches threads every 0.5 ms (in the child pytest,
+#: a process of its own, nothing is asked of it).
+SWITCHES_OFTEN = """
+import os, sys
+
+def test_the_builds_get_the_interpreter_back_soon():
+    if not os.environ.get("PYTEST_SPIKE_UPGRADE_CHILD"):
+        assert sys.getswitchinterval() == 0.0005
+"""
+
+
+def test_while_the_tests_run_beside_the_builds_threads_switch_often_and_after_as_before(
+    project: pytest.Pytester,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A building thread gives up the interpreter lock at each system call: beside a test
+    that computes it waited up to 5 ms to take it back each time. While the tests run the
+    interpreter switches every 0.5 ms; after them, as it did before."""
+    before = sys.getswitchinterval()
+    (project.path / "test_app.py").unlink()
+    project.makepyfile(test_switches=SWITCHES_OFTEN)
+    result = project.runpytest_inprocess(*to_two(tmp_path / "cache", "--spike-json=up.json"))
+    result.assert_outcomes(passed=1)
+    [target] = upgrades(project)["targets"]
+    assert (target["version"], target["compared"], target["broken"]) == ("2.0", 1, 0)
+    assert sys.getswitchinterval() == before
