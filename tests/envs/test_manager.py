@@ -23,6 +23,7 @@ from pytest_spike.envs.manager import (
     EnvManager,
     EnvResult,
     _move_built,
+    find_uv,
     uv_index_args,
 )
 from pytest_spike.model import Severity, SpikeError
@@ -391,14 +392,14 @@ def test_the_empty_environment_is_made_on_the_host_from_the_allow_list(
     assert any(s["stage"] == "install" for s in steps[steps.index(venv) + 1 :])
 
 
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed")
 def test_uv_keeps_its_query_of_the_interpreter_in_pytest_spikes_own_cache(
-    built: tuple[EnvManager, EnvResult],
+    tmp_path: Path, index_args: list[str]
 ) -> None:
     """The venv step's uv cache is pytest-spike's own installer cache (no candidate's step
     writes it): the next build's ``uv venv`` does not ask the interpreter again."""
-    manager, result = built
-    if manager.backend != "uv":
-        pytest.skip("uv's cache")
+    with hermetic():
+        result = EnvManager(tmp_path / "envs", backend="uv", index_args=index_args).ensure(["dep"])
     assert result.ok, result.error
-    own = manager.cache_dir.parent / "installer" / "_own" / "uv"
+    own = tmp_path / "installer" / "_own" / "uv"
     assert list(own.glob("interpreter-v*")), sorted(p.name for p in own.iterdir())
