@@ -15,6 +15,7 @@ import pytest
 from backends import BACKENDS, hermetic  # noqa: F401
 from pkgfactory import FakeProject, build_local_index, build_wheel
 
+from pytest_spike._core import sandbox
 from pytest_spike._core.runner import run
 from pytest_spike.envs.fit import install_findings
 from pytest_spike.envs.manager import (
@@ -334,7 +335,15 @@ def test_an_environment_is_compiled_but_for_the_modules_nobody_imports(backend: 
 def test_worker_processes_compile_only_an_environment_with_many_modules(tmp_path: Path) -> None:
     """Workers cost more than a few modules take to compile (a candidate alone: +20 ms in a
     box): they compile where there are many (pytest and pygments: 0.35 s instead of 0.5)."""
-    from pytest_spike.envs.manager import _holds_modules
+    import importlib.util
+
+    from pytest_spike.envs.manager import COMPILE_SCRIPT
+
+    spec = importlib.util.spec_from_file_location("_spike_compile", COMPILE_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    holds = script.holds_modules
 
     lib = tmp_path / "lib" / "site-packages"
     (lib / "pkg").mkdir(parents=True)
@@ -346,7 +355,7 @@ def test_worker_processes_compile_only_an_environment_with_many_modules(tmp_path
     for i in range(10):
         (elsewhere / f"x{i}.py").write_text("")
     (lib / "link").symlink_to(elsewhere, target_is_directory=True)  # not followed
-    assert _holds_modules(tmp_path / "lib", 5) and not _holds_modules(tmp_path / "lib", 6)
+    assert holds(str(tmp_path / "lib"), 5) and not holds(str(tmp_path / "lib"), 6)
 
 
 WRAPPER = """#!/bin/sh
@@ -403,3 +412,26 @@ def test_uv_keeps_its_query_of_the_interpreter_in_pytest_spikes_own_cache(
     assert result.ok, result.error
     own = tmp_path / "installer" / "_own" / "uv"
     assert list(own.glob("interpreter-v*")), sorted(p.name for p in own.iterdir())
+
+
+@pytest.mark.skipif(
+    not sandbox.status(sandbox.Policy()).boxed, reason="one box for both only where steps are boxed"
+)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_install_and_its_compile_are_one_boxed_step(
+    backend: str, tmp_path: Path, index_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compile had a box of its own after the install's (~30 ms more on every build's
+    path): it runs in the install's, once the install ended well; the step is said in the
+    installer's name."""
+    from pytest_spike._core import timeline
+
+    monkeypatch.setenv(timeline.ENV, str(tmp_path / "timeline.jsonl"))
+    with hermetic():
+        result = EnvManager(tmp_path / "envs", backend=backend, index_args=index_args).ensure(["cand"])
+    assert result.ok, result.error
+    steps = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
+    boxed = [s for s in steps if s["what"] == "step" and s["stage"] == "install"]
+    assert len(boxed) == 1, boxed
+    [site] = list((Path(result.path) / "lib").glob("python*/site-packages"))
+    assert list((site / "cand" / "__pycache__").glob("__init__.*.pyc"))
