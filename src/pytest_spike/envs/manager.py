@@ -666,7 +666,7 @@ class EnvManager:
         changed) keeps the installer from its cache: uv hard-links files from its cache, so an
         edit made in the environment is an edit of the cache's copy too."""
         if self.uv is not None:
-            # Compiled afterwards (_compile), not with --compile-bytecode, which compiles everything.
+            # Compiled afterwards (_compile_argv), not with --compile-bytecode, which compiles everything.
             return (
                 [self.uv, "venv", "--quiet", "--python", self.python, str(entry)],
                 [
@@ -688,7 +688,7 @@ class EnvManager:
             [
                 *pip,
                 "install",
-                "--no-compile",  # compiled afterwards (_compile)
+                "--no-compile",  # compiled afterwards (_compile_argv)
                 "--no-input",
                 "--disable-pip-version-check",
                 "--progress-bar",
