@@ -422,8 +422,7 @@ def test_an_install_and_its_compile_are_one_boxed_step(
     backend: str, tmp_path: Path, index_args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The compile had a box of its own after the install's (~30 ms more on every build's
-    path): it runs in the install's, once the install ended well; the step is said in the
-    installer's name."""
+    path): it runs in the install's, once the install ended well."""
     from pytest_spike._core import timeline
 
     monkeypatch.setenv(timeline.ENV, str(tmp_path / "timeline.jsonl"))
