@@ -422,7 +422,8 @@ def test_an_install_and_its_compile_are_one_boxed_step(
     backend: str, tmp_path: Path, index_args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The compile had a box of its own after the install's (~30 ms more on every build's
-    path): it runs in the install's, once the install ended well."""
+    path): it runs in the install's, once the install ended well; the timeline names the
+    step by its installer, not by the shell that runs both."""
     from pytest_spike._core import timeline
 
     monkeypatch.setenv(timeline.ENV, str(tmp_path / "timeline.jsonl"))
@@ -432,5 +433,6 @@ def test_an_install_and_its_compile_are_one_boxed_step(
     steps = [json.loads(line) for line in (tmp_path / "timeline.jsonl").read_text().splitlines()]
     boxed = [s for s in steps if s["what"] == "step" and s["stage"] == "install"]
     assert len(boxed) == 1, boxed
+    assert " pip " in f" {boxed[0]['argv']} " and not boxed[0]["argv"].startswith("/bin/sh"), boxed
     [site] = list((Path(result.path) / "lib").glob("python*/site-packages"))
     assert list((site / "cand" / "__pycache__").glob("__init__.*.pyc"))

@@ -196,6 +196,7 @@ def run(
     cap: int = OUTPUT_CAP,
     started: Callable[[int], None] | None = None,
     box: sandbox.Box | None = None,
+    shown: Sequence[str] | None = None,
 ) -> RunResult:
     """Run ``argv`` with a time limit and a scrubbed environment; never raises for the child.
 
@@ -205,8 +206,10 @@ def run(
     A missing executable is reported as exit code 127 with the reason in ``stderr``.
     With ``box``, the child runs in the sandbox (see :mod:`pytest_spike._core.sandbox`);
     under ``--spike-sandbox require`` a box that cannot run raises SpikeError.
+    ``shown``: the command the timeline names the step by, where ``argv`` wraps it (a shell).
     """
-    with timeline.span("step", stage=box.stage if box else "host", argv=" ".join(argv[:4])):
+    named = " ".join((argv if shown is None else shown)[:4])
+    with timeline.span("step", stage=box.stage if box else "host", argv=named):
         if box is not None:
             return _run_boxed(
                 argv,

@@ -647,9 +647,9 @@ class EnvManager:
         python, _, _, script, lib, pattern = compile_argv
         box: sandbox.Box = boxed["box"]
         # The shell is the step's first program: the installer's own folders stay in view.
-        shown = dataclasses.replace(box, read=(*box.read, *sandbox.interpreter_paths(argv[0])))
+        in_view = dataclasses.replace(box, read=(*box.read, *sandbox.interpreter_paths(argv[0])))
         both = [_SHELL, "-c", _INSTALL_THEN_COMPILE, "sh", python, script, lib, pattern, *argv]
-        done = run(both, timeout=left, cwd=scratch, env=tool_env(), **{**boxed, "box": shown})
+        done = run(both, timeout=left, cwd=scratch, env=tool_env(), shown=argv, **{**boxed, "box": in_view})
         return dataclasses.replace(done, argv=tuple(argv))  # the installer's, in what is said
 
     def _credentials(self) -> bool:
