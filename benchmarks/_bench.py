@@ -145,6 +145,8 @@ class CpuCounter:
             base = Path("/sys/fs/cgroup", controllers, where.lstrip("/"))
             if not (base / "cpuacct.usage").exists():
                 base = Path("/sys/fs/cgroup", "cpuacct", where.lstrip("/"))
+            if not cls._made:
+                cls.sweep(base)
             cls._made += 1
             path = base / f"spike-bench-{os.getpid()}-{cls._made}"
             try:
@@ -163,10 +165,27 @@ class CpuCounter:
         return int((self.path / "cpuacct.usage").read_text()) / 1e9
 
     def close(self) -> None:
-        try:
-            self.path.rmdir()  # only once its processes have ended; a leftover stays
-        except OSError:
-            pass
+        """Remove the group once its processes have ended: a box's last ones end after its
+        outer bubblewrap (a second at most), and a group with processes cannot be removed."""
+        for _ in range(100):
+            try:
+                self.path.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.01)
+
+    @staticmethod
+    def sweep(base: Path) -> None:
+        """Remove the empty groups that runs which ended left in ``base``."""
+        for group in base.glob("spike-bench-*-*"):
+            pid = group.name.split("-")[2]
+            if pid.isdigit() and not Path("/proc", pid).exists():
+                try:
+                    group.rmdir()
+                except OSError:
+                    pass
 
 
 def cpu_counted() -> str:

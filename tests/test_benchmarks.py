@@ -262,6 +262,9 @@ def test_run_measured_counts_the_cpu_of_a_boxed_step_that_it_never_reaps(
         pytest.skip("no cgroup v1 cpuacct group can be made here: the rusage is what is counted")
     _, inside = bench.run_measured(boxed)
     assert inside > 0.5 * alone, (inside, alone)
+    # The group is gone once the box's last process ended (it had been left behind).
+    groups = Path("/sys/fs/cgroup/cpuacct").rglob(f"spike-bench-{os.getpid()}-*")
+    assert [g for g in groups if g.is_dir()] == []
     # What the rusage alone would have said: none of the box's CPU.
     monkeypatch.setattr(bench.CpuCounter, "make", classmethod(lambda cls: None))
     _, missed = bench.run_measured(boxed)
