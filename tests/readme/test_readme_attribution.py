@@ -402,7 +402,7 @@ def test_an_error_of_the_child_itself_is_reported_as_ours(tmp_path: Path) -> Non
 
     result = runner.run(runner.python_argv(PY, _child_source()), timeout=10, cwd=tmp_path, stdin_data=b"{}")
     assert result.returncode == 70
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"spike_error": "KeyError: 'limit'"}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"spike_error": "KeyError: 'argv0'"}
     (block,) = extract_blocks(md("x = 1"), "text/markdown")
     run = {"status": "failed", "error": "KeyError: 'limit'", "spike": True}
     why = attribute(Failure(block, run, ReadmeFacts.of([block]), frozenset(), 5))

@@ -171,6 +171,36 @@ def test_an_ok_written_ahead_for_a_later_block_is_a_second_result(site: Path, tm
     assert TAMPERED in findings_of(outcomes)
 
 
+def test_an_ok_written_ahead_by_a_block_run_alone_is_seen_in_the_next_fork(
+    site: Path, tmp_path: Path
+) -> None:
+    # Alone, the second and third blocks run in forks of one child: the second's fork
+    # writes an ok for the third before the third's fork ever started.
+    outcomes = run(
+        """\
+        ```python
+        pass
+        ```
+
+        ```python
+        import forgerpkg
+        forgerpkg.report_next_ok()
+        ```
+
+        ```python
+        raise RuntimeError("the third example is broken")
+        ```
+        """,
+        site,
+        tmp_path,
+    )
+    third = outcomes[2]
+    assert (third.status, third.cumulative, third.alone) == ("failed", "failed", "failed")
+    assert third.tampered == "2 results for one block"
+    assert third.error == "RuntimeError: the third example is broken"
+    assert TAMPERED in findings_of(outcomes)
+
+
 def test_honest_failures_timeouts_and_crashes_are_not_tampering(site: Path, tmp_path: Path) -> None:
     # A failure, a documented exception, an alarm, a watchdog's end and a crash: every way
     # a child legitimately reports (or fails to) keeps its result and gives no tampering.

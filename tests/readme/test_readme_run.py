@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from pkgfactory import FakeProject, build_wheel, pip_install_target
 
+from pytest_spike._core import runner
 from pytest_spike.model import Blame, Severity, SpikeError
 from pytest_spike.readme._child import is_local, output_matches
 from pytest_spike.readme.run import (
@@ -606,3 +607,87 @@ def test_blocks_run_on_the_oldest_supported_python(tmp_path: Path) -> None:
     outcomes = run_blocks(python, blocks, timeout_per_block=5, cwd=tmp_path)
     assert [o.status for o in outcomes] == ["ok", "skipped", "skipped", "ok", "ok", "ok"]
     assert outcomes[4].output_matched is True
+
+
+CRASHES = """\
+```python
+value = 1
+```
+
+```python
+import os, signal
+os.kill(os.getpid(), signal.SIGSEGV)
+```
+
+```python
+import os
+os._exit(0)
+```
+
+```python
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "spike-leftover-marker"])
+```
+
+```python
+import os
+def command(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+assert not [p for p in os.listdir("/proc") if p.isdigit() and b"spike-leftover-marker" in command(p)]
+```
+"""
+
+
+def _leftovers() -> list[str]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"spike-leftover-marker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="blocks run alone in forks only where there is fork")
+@pytest.mark.parametrize("forks", [True, False], ids=["forks", "new-interpreters"])
+def test_blocks_alone_in_forks_end_as_in_interpreters_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: bool
+) -> None:
+    """A crash, an ``os._exit(0)`` and a leftover process, each alone: the same outcomes
+    whether the blocks run alone in forks of one child or in a new interpreter each."""
+    monkeypatch.setattr("pytest_spike.readme.run.FORKS", forks)
+    starts = []
+    real = runner.run
+    monkeypatch.setattr(runner, "run", lambda *a, **k: starts.append(1) or real(*a, **k))
+    outcomes = run(CRASHES, tmp_path)
+    assert [(o.status, o.cumulative, o.alone) for o in outcomes] == [
+        ("ok", "ok", "ok"),
+        ("failed", "failed", "failed"),
+        ("failed", "failed", "failed"),
+        ("ok", "ok", "ok"),
+        ("ok", "failed", "ok"),  # in order, the leftover of the block before still runs
+    ]
+    assert outcomes[1].error == "the interpreter ended: killed by SIGSEGV"
+    assert outcomes[2].error == "the interpreter ended: exit code 0"
+    # in order: a start, then one after each crash; alone: the same, or one per block
+    assert len(starts) == (3 + 3 if forks else 3 + 4)
+    assert _leftovers() == []
+
+
+def test_blocks_alone_take_one_interpreter_start_in_forks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    starts = []
+    real = runner.run
+    monkeypatch.setattr(runner, "run", lambda *a, **k: starts.append(1) or real(*a, **k))
+    text = "\n\n".join(f"```python\nx{i} = {i}\nassert 'x{i - 1}' not in globals()\n```" for i in range(1, 6))
+    outcomes = run(text, tmp_path)
+    assert [(o.status, o.cumulative, o.alone) for o in outcomes] == [("ok", "ok", "ok")] + [
+        ("ok", "failed", "ok")
+    ] * 4
+    assert len(starts) == (2 if hasattr(os, "fork") else 5)

@@ -6,8 +6,8 @@ imports pytest_spike. Importing it (for tests) runs nothing.
 
 Protocol: the job is one JSON object on stdin (``limit``, ``grace``, ``argv0``, ``blocks``,
 ``network``: whether to allow it, ``imports``: modules the README uses without importing,
-``slow_limit``: how long a block whose CPU time keeps growing may run);
-reading it leaves stdin at EOF, so blocks that read stdin get EOF rather than hang. One
+``slow_limit``: how long a block whose CPU time keeps growing may run, ``apart``: run each
+block alone, see below); reading it leaves stdin at EOF, so blocks that read stdin get EOF rather than hang. One
 JSON line per finished block goes to the original stdout; what blocks print goes to stderr.
 A failed or timed-out block's line carries ``facts``: what the parent needs to say whose
 fault it was (the exception's kind and subject, where it was raised, whether the network
@@ -20,6 +20,13 @@ descriptor duplicated before any candidate code ran; a block that did not end ok
 leaves ``RAISED_MARK`` and its traceback on stderr. A result written from inside the block
 (candidate code that found the reporter) comes before the block's end event, or a second
 end event follows it: the host sees the contradiction.
+
+With ``apart``, each block runs alone, as in an interpreter of its own: a process forked
+from this one before any block ran here, with a fresh ``__main__``, the README's
+assumed imports made anew, and a folder of its own (``block-N`` in the working folder);
+what it left running in this process group is ended after it. A fork that ended without
+its result (it crashed, or called ``os._exit``) ends this process the same way, so the
+parent sees what it would have seen of an interpreter of its own.
 """
 
 from __future__ import annotations
@@ -462,6 +469,8 @@ class Reporter:
         self.err = err
         self.lock = threading.Lock()
         self.current: int | None = None
+        #: where a forked block's process says it reported (-1: not a fork)
+        self.said = -1
 
     def _line(self, data: dict[str, Any]) -> None:
         write_all(self.fd, (_DUMPS(data) + "\n").encode("utf-8"))
@@ -498,6 +507,8 @@ class Reporter:
             return False
         self.current = None
         self._line(dict(result, index=index))
+        if self.said >= 0:
+            write_all(self.said, b".")  # a forked block's: its parent goes on (see run_apart)
         return True
 
 
@@ -567,8 +578,6 @@ def main() -> None:
 
 
 def run_job(job: dict[str, Any], reporter: Reporter) -> None:
-    limit, grace = float(job["limit"]), float(job["grace"])
-    slow_limit = float(job.get("slow_limit") or limit)
     sys.argv = [job["argv0"]]
     sys.stdout, sys.stderr = Tracked(sys.stdout), Tracked(sys.stderr)
     socket.socket.listen = _listen  # type: ignore[method-assign,assignment]
@@ -576,12 +585,25 @@ def run_job(job: dict[str, Any], reporter: Reporter) -> None:
         refuse_network()
     if hasattr(signal, "setitimer"):
         signal.signal(signal.SIGALRM, _on_alarm)
+    if job.get("apart") and hasattr(os, "fork"):
+        for block in job["blocks"]:
+            run_apart(job, block, reporter)
+    else:
+        run_in_order(job, job["blocks"], reporter)
+    _flush()
+    os._exit(0)  # threads a block left running must not keep the process alive
+
+
+def run_in_order(job: dict[str, Any], blocks: list[dict[str, Any]], reporter: Reporter) -> None:
+    """Run ``blocks`` one after another in one fresh ``__main__`` namespace."""
+    limit, grace = float(job["limit"]), float(job["grace"])
+    slow_limit = float(job.get("slow_limit") or limit)
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = module  # so pickle and friends find the blocks' classes
     for name in job.get("imports", ()):
         assume_import(name, module.__dict__, limit)
-    for block in job["blocks"]:
+    for block in blocks:
         index, started = block["index"], time.perf_counter()
         dog = threading.Timer(limit + grace, _watchdog(reporter, index, started, grace))
         dog.daemon = True
@@ -590,12 +612,90 @@ def run_job(job: dict[str, Any], reporter: Reporter) -> None:
         result = run_block(block, module.__dict__, limit, slow_limit)
         dog.cancel()
         reporter.finish(index, dict(result, duration=time.perf_counter() - started), Activity.traceback)
+
+
+def run_apart(job: dict[str, Any], block: dict[str, Any], reporter: Reporter) -> None:
+    """Run ``block`` alone in a fork of this process (which has run no block).
+
+    The fork says it reported through a pipe of its own; one that ended without saying so
+    ends this process with its exit status or signal, after which nothing more runs here.
+    """
+    folder = f"block-{block['index']}"
+    os.mkdir(folder)
+    said, say = os.pipe()
+    _flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(said)
+            os.chdir(folder)
+            reporter.said = say
+            run_in_order(job, [block], reporter)
+            _flush()
+        except BaseException as exc:  # run_block catches the block's errors: this one is ours
+            write_all(reporter.fd, (_DUMPS({"spike_error": last_line(exc)}) + "\n").encode("utf-8"))
+            code = 70
+        finally:
+            os._exit(code)
+    os.close(say)
+    status = os.waitpid(pid, 0)[1]
+    end_group_but_me()
+    os.set_blocking(said, False)
+    try:
+        reported = os.read(said, 1) == b"."
+    except OSError:
+        reported = False
+    os.close(said)
+    if reported:
+        return
+    _flush()
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # SIGKILL, SIGSTOP: no handler to reset
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)  # a signal this process does not die of
+    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 70)
+
+
+def end_group_but_me() -> None:
+    """Kill what a forked block left running in this process group: every member but this
+    process and its ancestors (in the box the group is its init's)."""
+    try:
+        group, spared = os.getpgrp(), {os.getpid()}
+        pid = os.getppid()
+        while pid > 0 and pid not in spared:
+            spared.add(pid)
+            pid = _stat(pid)[1]
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in spared and _stat(int(entry))[2] == group:
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass  # ended while we looked
+    except OSError:
+        pass
+
+
+def _stat(pid: int) -> tuple[str, int, int]:
+    """(state, parent, group) of ``pid`` from /proc; ("", 0, -1) when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), int(fields[1]), int(fields[2])
+    except (OSError, ValueError, IndexError):
+        return "", 0, -1
+
+
+def _flush() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except Exception:  # a block may have closed or replaced them
             pass
-    os._exit(0)  # threads a block left running must not keep the process alive
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -204,6 +205,9 @@ BlockSource = Callable[[], InstalledReadme]
 
 #: Seconds a block may overrun its limit (swallowing the alarm) before its process is ended.
 GRACE_S = 2.0
+#: Whether blocks run alone in forks of one child (one process start and one box for all of
+#: them) rather than in a new interpreter each; tests turn it off to compare the two.
+FORKS = hasattr(os, "fork")
 _STARTUP_S = 10.0
 
 
@@ -232,7 +236,9 @@ def run_blocks(
     Cumulatively: one process runs the blocks in order in one ``__main__`` namespace, as a
     reader pasting them one after another would; a block that kills or hangs the process
     is reported and the rest continue in a new process (and a fresh namespace). Alone:
-    each block in its own process. Every process gets a closed stdin, ``sys.argv`` of one
+    each block in a process of its own, a fork of one child taken before any block ran in
+    it (one interpreter start and one box for them all), or a new interpreter each
+    where there is no ``fork``. Every process gets a closed stdin, ``sys.argv`` of one
     element, a fresh folder under ``cwd``, a scrubbed environment and a per-block time
     limit (an alarm, then the process is ended ``GRACE_S`` later). A block whose process
     group's CPU time kept growing up to the alarm is computing, not hung: its time is
@@ -265,13 +271,17 @@ def run_blocks(
         stage=stage,
     )
     together = run_in_order(runnable, "cumulative")
-    alone: dict[int, dict[str, Any]] = {}
-    for position, block in enumerate(runnable):
-        if position == 0:
-            alone[block.index] = together[block.index]  # nothing ran before it: same run
-        elif together[block.index]["status"] != "timeout" and not _slow_and_ok(
-            together[block.index], timeout_per_block
-        ):
+    # The first block: nothing ran before it, the cumulative run is its run alone.
+    alone = {b.index: together[b.index] for b in runnable[:1]}
+    again = [
+        b
+        for b in runnable[1:]
+        if together[b.index]["status"] != "timeout" and not _slow_and_ok(together[b.index], timeout_per_block)
+    ]
+    if again and FORKS:
+        alone.update(run_in_order(again, "alone", apart=True))
+    else:
+        for block in again:
             alone.update(run_in_order([block], f"alone-{block.index}"))
     ok = frozenset(
         b.index
@@ -298,8 +308,13 @@ def _run_in_order(
     extra_env: Mapping[str, str] | None,
     setup: Mapping[str, Any],
     stage: str,
+    apart: bool = False,
 ) -> dict[int, dict[str, Any]]:
-    """Report per block index; a new process picks up after a block that ended one."""
+    """Report per block index; a new process picks up after a block that ended one.
+
+    ``apart``: each block alone, in a fork of the child made before any block ran in it
+    (``readme._child``), as if in an interpreter of its own, all in one box.
+    """
     reports: dict[int, dict[str, Any]] = {}
     pending = list(blocks)
     while pending:
@@ -309,6 +324,7 @@ def _run_in_order(
             "slow_limit": slow_limit,
             "grace": GRACE_S,
             "argv0": stage,
+            "apart": apart,
             "blocks": [_job_block(b) for b in pending],
         }
         folder = tempfile.mkdtemp(prefix=f"{label}-", dir=cwd)
