@@ -390,3 +390,29 @@ def test_threads_starting_their_first_boxed_steps_at_once_try_bubblewrap_once(
         thread.join()
     assert tried == ["/bin/true"]
     assert len({status.boxed for status in found}) == 1 and len(found) == 4
+
+
+def test_an_unboxed_step_writes_no_bytecode_where_the_box_shows_read_only(tmp_path: Path) -> None:
+    """Unboxed, a probe's step leaves its interpreter's environment as built (no ``.pyc``
+    of a module the build did not compile, no rewritten pytest plugin): a warm run then
+    reuses the environment instead of rebuilding it. An install's step, whose box may write
+    the environment, keeps writing it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    code = "import sys; print(sys.dont_write_bytecode)"
+    root = sandbox.interpreter_paths(sys.executable)[0]
+    with sandbox.use(sandbox.Policy(mode="off")):
+        probe = runner.run([sys.executable, "-c", code], timeout=30, env=env, box=sandbox.Box("import"))
+        install = runner.run(
+            [sys.executable, "-c", code], timeout=30, env=env, box=sandbox.Box("install", write=(root,))
+        )
+        elsewhere = runner.run(
+            [sys.executable, "-c", code],
+            timeout=30,
+            env=env,
+            box=sandbox.Box("readme", write=(str(tmp_path),)),
+        )
+    assert (probe.sandbox, probe.stdout.strip()) == ("unboxed", "True")
+    assert (install.sandbox, install.stdout.strip()) == ("unboxed", "False")
+    assert elsewhere.stdout.strip() == "True"
+    assert sandbox.writes_interpreter([sys.executable], sandbox.Box("install", write=(root,)))
+    assert not sandbox.writes_interpreter([sys.executable], sandbox.Box("import"))

@@ -462,6 +462,15 @@ def interpreter_paths(executable: str) -> list[str]:
     return [p for p in dict.fromkeys(paths) if p != "/" and _outside_system(p)]
 
 
+def writes_interpreter(argv: Sequence[str], box: Box) -> bool:
+    """Whether ``box`` lets the step write the environment of the interpreter (or tool)
+    that runs it: an install's box does, a probe's shows it read-only. An unboxed step that
+    may not writes no bytecode there either (``PYTHONDONTWRITEBYTECODE``), so running a
+    cached environment leaves it as built, boxed or not."""
+    roots = interpreter_paths(argv[0]) if argv else []
+    return bool(roots) and any(_under(roots[0], folder) for folder in box.write)
+
+
 def argv_paths(args: Sequence[str]) -> list[str]:
     """Files and folders the step's own arguments name (a find-links folder, a constraints
     file, a script): the caller wrote them, so they are in view, read-only. Never ``/``, a
