@@ -414,5 +414,10 @@ def test_an_unboxed_step_writes_no_bytecode_where_the_box_shows_read_only(tmp_pa
     assert (probe.sandbox, probe.stdout.strip()) == ("unboxed", "True")
     assert (install.sandbox, install.stdout.strip()) == ("unboxed", "False")
     assert elsewhere.stdout.strip() == "True"
+    # A pycache prefix keeps the bytecode out of the environment already.
+    prefixed = dict(env, PYTHONPYCACHEPREFIX=str(tmp_path / "pycache"))
+    with sandbox.use(sandbox.Policy(mode="off")):
+        kept = runner.run([sys.executable, "-c", code], timeout=30, env=prefixed, box=sandbox.Box("import"))
+    assert kept.stdout.strip() == "False"
     assert sandbox.writes_interpreter([sys.executable], sandbox.Box("install", write=(root,)))
     assert not sandbox.writes_interpreter([sys.executable], sandbox.Box("import"))

@@ -249,10 +249,11 @@ def _run_boxed(
         # environment without credentials; every report says the run was not sandboxed.
         child_env = scrub_env(env)
         child_env.update(extra_env or {})
-        if not sandbox.writes_interpreter(argv, box):
+        if not child_env.get("PYTHONPYCACHEPREFIX") and not sandbox.writes_interpreter(argv, box):
             # The box shows the environment read-only: unboxed, Python writes no bytecode
             # into it (pytest's rewritten plugins, a module the build did not compile),
-            # else the next run finds its files changed and rebuilds it.
+            # else the next run finds its files changed and rebuilds it. A pycache prefix
+            # keeps bytecode out of it already.
             child_env["PYTHONDONTWRITEBYTECODE"] = "1"
         if not _found(argv[0], child_env.get("PATH"), where):
             # the launcher would say it in its words; say it as a plain start would.
