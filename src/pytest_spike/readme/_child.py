@@ -6,9 +6,10 @@ imports pytest_spike. Importing it (for tests) runs nothing.
 
 Protocol: the job is one JSON object on stdin (``limit``, ``grace``, ``argv0``, ``blocks``,
 ``network``: whether to allow it, ``imports``: modules the README uses without importing,
-``slow_limit``: how long a block whose CPU time keeps growing may run, ``apart``: run each
-block alone, see below); reading it leaves stdin at EOF, so blocks that read stdin get EOF rather than hang. One
-JSON line per finished block goes to the original stdout; what blocks print goes to stderr.
+``slow_limit``: how long a block whose CPU time keeps growing may run, ``apart``: each
+block alone, see below); reading it leaves stdin at EOF, so blocks that read stdin get EOF
+rather than hang. One JSON line per finished block goes to the original stdout; what
+blocks print goes to stderr.
 A failed or timed-out block's line carries ``facts``: what the parent needs to say whose
 fault it was (the exception's kind and subject, where it was raised, whether the network
 was refused, whether the block listened on a socket or was still printing).
@@ -669,9 +670,9 @@ def end_group_but_me() -> None:
         pid = os.getppid()
         while pid > 0 and pid not in spared:
             spared.add(pid)
-            pid = _stat(pid)[1]
+            pid = _stat(pid)[0]
         for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) not in spared and _stat(int(entry))[2] == group:
+            if entry.isdigit() and int(entry) not in spared and _stat(int(entry))[1] == group:
                 try:
                     os.kill(int(entry), signal.SIGKILL)
                 except OSError:
@@ -680,14 +681,14 @@ def end_group_but_me() -> None:
         pass
 
 
-def _stat(pid: int) -> tuple[str, int, int]:
-    """(state, parent, group) of ``pid`` from /proc; ("", 0, -1) when it is gone."""
+def _stat(pid: int) -> tuple[int, int]:
+    """(parent, process group) of ``pid`` from /proc; (0, -1) when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
-        return fields[0].decode(), int(fields[1]), int(fields[2])
+        return int(fields[1]), int(fields[2])
     except (OSError, ValueError, IndexError):
-        return "", 0, -1
+        return 0, -1
 
 
 def _flush() -> None:
