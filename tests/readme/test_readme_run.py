@@ -9,6 +9,7 @@ import shutil
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -642,11 +643,11 @@ assert not [p for p in os.listdir("/proc") if p.isdigit() and b"spike-leftover-m
 """
 
 
-def _leftovers() -> list[str]:
+def _leftovers(marker: str) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if b"spike-leftover-marker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            if marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
                 found.append(pid)
         except OSError:
             continue
@@ -664,7 +665,9 @@ def test_blocks_alone_in_forks_end_as_in_interpreters_of_their_own(
     starts = []
     real = runner.run
     monkeypatch.setattr(runner, "run", lambda *a, **k: starts.append(1) or real(*a, **k))
-    outcomes = run(CRASHES, tmp_path)
+    # A marker of this run's own: another test's leftover (an xdist worker's) is not ours.
+    marker = f"spike-leftover-{uuid.uuid4().hex}"
+    outcomes = run(CRASHES.replace("spike-leftover-marker", marker), tmp_path)
     assert [(o.status, o.cumulative, o.alone) for o in outcomes] == [
         ("ok", "ok", "ok"),
         ("failed", "failed", "failed"),
@@ -676,7 +679,7 @@ def test_blocks_alone_in_forks_end_as_in_interpreters_of_their_own(
     assert outcomes[2].error == "the interpreter ended: exit code 0"
     # in order: a start, then one after each crash; alone: the same, or one per block
     assert len(starts) == (3 + 3 if forks else 3 + 4)
-    assert _leftovers() == []
+    assert _leftovers(marker) == []
 
 
 def test_blocks_alone_take_one_interpreter_start_in_forks(
