@@ -249,6 +249,17 @@ def digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def hidden_here() -> list[str]:
+    """The private-key folders of this host's /etc the box shows empty (a mount each)."""
+    return [
+        name
+        for name in sandbox.ETC_HIDDEN
+        if os.path.isdir(f"/etc/{name}")
+        and not os.path.islink(f"/etc/{name}")
+        and os.access(f"/etc/{name}", os.R_OK | os.X_OK)
+    ]
+
+
 def test_the_boxs_etc_is_one_bind_of_a_copy_read_only_with_the_allowed_folders_on_top() -> None:
     names = [f"/etc/{n}" for n in sandbox.ETC_ALLOWED]
     files = [p for p in names if os.path.isfile(p) and os.access(p, os.R_OK)]
@@ -256,9 +267,10 @@ def test_the_boxs_etc_is_one_bind_of_a_copy_read_only_with_the_allowed_folders_o
     if not files:
         pytest.skip("no allowed /etc file here")
     mounts, *digests, write = etc_seen(*files)
-    # /etc itself and each allowed folder (a trust folder under /etc/ssl may be bound again),
-    # not one mount per file
-    assert len(folders) + 1 <= int(mounts) <= len(folders) + 1 + len(sandbox._TRUST_FILES)
+    # /etc itself, each allowed folder and each hidden one (a trust folder under /etc/ssl
+    # may be bound again), not one mount per file
+    least = len(folders) + 1 + len(hidden_here())
+    assert least <= int(mounts) <= least + len(sandbox._TRUST_FILES)
     # every allowed file reads as the host's (its content, links followed, as a bind showed it)
     assert digests == [f"{p} {digest(p)}" for p in files]
     assert write == "Read-only file system"
@@ -272,7 +284,7 @@ def test_a_trust_folder_in_an_allowed_etc_folder_is_not_bound_again(monkeypatch:
         monkeypatch.delenv(name, raising=False)
     folders = [n for n in sandbox.ETC_ALLOWED if os.path.isdir(f"/etc/{n}")]
     mounts, _ = etc_seen()
-    assert int(mounts) == len(folders) + 1
+    assert int(mounts) == len(folders) + 1 + len(hidden_here())
 
 
 def test_a_trust_file_in_etc_outside_the_allow_list_is_still_in_view(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -378,3 +390,48 @@ def test_the_copy_keeps_its_sources_permissions_and_a_fork_never_removes_its_par
     finally:
         copy.remove()
     assert not Path(folder).exists()
+
+
+def test_private_key_folders_in_an_allowed_etc_folder_are_empty_in_the_box(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker's look at ``/etc/ssl``: the certificates are there, the private keys a
+    user who can read them (root, the ``ssl-cert`` group) keeps beside them are not."""
+    source = tmp_path / "etc"
+    (source / "ssl" / "certs").mkdir(parents=True)
+    (source / "ssl" / "private").mkdir()
+    (source / "ssl" / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (source / "ssl" / "private" / "server.key").write_text("FAKE-PRIVATE-KEY\n")
+    (source / "hosts").write_text("127.0.0.1 localhost\n")
+    copy = hostfiles.EtcCopy(str(source), sandbox.ETC_ALLOWED, sandbox.ETC_HIDDEN)
+    monkeypatch.setattr(sandbox, "_etc", copy)
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT"):
+        monkeypatch.delenv(name, raising=False)
+    look = (
+        "import os\n"
+        "print(sorted(os.listdir('/etc/ssl/private')))\n"
+        "print(open('/etc/ssl/certs/ca.pem').read().strip())\n"
+        "try:\n"
+        "    open('/etc/ssl/private/planted', 'w')\n"
+        "    print('written')\n"
+        "except OSError as exc:\n"
+        "    print(exc.strerror)\n"
+    )
+    try:
+        done = runner.run([sys.executable, "-c", look], timeout=60, box=sandbox.Box("import"))
+    finally:
+        copy.remove()
+    if done.sandbox != "boxed":
+        pytest.skip("no bubblewrap here")
+    assert done.ok, done.stderr
+    assert done.stdout.splitlines() == ["[]", "-----BEGIN CERTIFICATE-----", "Read-only file system"]
+    assert (source / "ssl" / "private" / "server.key").read_text() == "FAKE-PRIVATE-KEY\n"
+    assert not (source / "ssl" / "private" / "planted").exists()
+    # A link pays no mount: its target is out of the box's view already.
+    (source / "ssl" / "private").rename(source / "ssl" / "elsewhere")
+    (source / "ssl" / "private").symlink_to(source / "ssl" / "elsewhere")
+    linked = hostfiles.EtcCopy(str(source), sandbox.ETC_ALLOWED, sandbox.ETC_HIDDEN)
+    try:
+        assert "--tmpfs" not in linked.view()[0]
+    finally:
+        linked.remove()

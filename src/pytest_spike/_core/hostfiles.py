@@ -79,7 +79,7 @@ def scratch_room(memory_mb: int) -> int:
 class EtcCopy:
     """The box's ``/etc``: one read-only bind of a folder holding copies of the ``allowed``
     files of ``source`` (their contents, links followed, as a bind shows them) and, bound
-    on top, the allowed folders. One mount and a few instead of one per file: each bind is a
+    on top, the allowed folders, with their ``hidden`` folders shown empty. One mount and a few instead of one per file: each bind is a
     mount and a read-only remount in every step (about 0.2 ms each, 20 of them). The copy is
     made once per process and made again when a source changes (size, modification time or
     inode, looked at every step); where it cannot be made, every file is bound as before.
@@ -87,9 +87,12 @@ class EtcCopy:
 
     PREFIX = "spike-etc-"
 
-    def __init__(self, source: str, allowed: Sequence[str]) -> None:
+    def __init__(self, source: str, allowed: Sequence[str], hidden: Sequence[str] = ()) -> None:
         self.source = source
         self.allowed = tuple(allowed)
+        #: folders inside allowed ones (``ssl/private``) shown empty and read-only, where
+        #: this user can read them: private keys, never a step's business
+        self.hidden = tuple(hidden)
         self._lock = threading.Lock()
         self._signature: tuple[tuple[str, int, int, int], ...] | None = None
         self._args: tuple[str, ...] = ()
@@ -115,15 +118,30 @@ class EtcCopy:
                 folders.append(name)  # (an unreadable file is bound, as it would have been)
             else:
                 files.append((name, found.st_ino, found.st_size, found.st_mtime_ns))
-        signature = (*files, *((name, 0, 0, 0) for name in folders))
+        hides = [name for name in self.hidden if name.split("/", 1)[0] in folders and self._readable(name)]
+        signature = (*files, *((name, 0, 0, 0) for name in folders), *((name, -1, 0, 0) for name in hides))
         with self._lock:
             if signature != self._signature:
                 self._signature = signature
-                self._args, self._folder = self._make([f[0] for f in files], folders)
+                self._args, self._folder = self._make([f[0] for f in files], folders, hides)
             return self._args, self._folder
 
-    def _make(self, files: Sequence[str], folders: Sequence[str]) -> tuple[tuple[str, ...], str | None]:
-        binds = tuple(a for name in folders for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
+    def _readable(self, name: str) -> bool:
+        """A folder (not a link: its target is out of the box's view already) this user reads."""
+        path = os.path.join(self.source, name)
+        return os.path.isdir(path) and not os.path.islink(path) and os.access(path, os.R_OK | os.X_OK)
+
+    def _make(
+        self, files: Sequence[str], folders: Sequence[str], hides: Sequence[str] = ()
+    ) -> tuple[tuple[str, ...], str | None]:
+        # An empty tmpfs on each hidden folder, read-only: on top of its allowed folder's bind.
+        hidden = tuple(
+            a for name in hides for a in ("--tmpfs", f"/etc/{name}", "--remount-ro", f"/etc/{name}")
+        )
+        binds = (
+            *(a for name in folders for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}")),
+            *hidden,
+        )
         each = tuple(a for name in files for a in ("--ro-bind", f"{self.source}/{name}", f"/etc/{name}"))
         where = scratch(0) or tempfile.gettempdir()
         if not self._registered:

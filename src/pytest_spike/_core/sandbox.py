@@ -118,6 +118,10 @@ ETC_ALLOWED = (
     "matplotlibrc",
 )
 
+#: Folders inside :data:`ETC_ALLOWED` ones that hold private keys: a step sees them empty
+#: (where this user can read them: root, or the ``ssl-cert`` group).
+ETC_HIDDEN = ("ssl/private", "pki/tls/private", "pki/CA/private")
+
 #: Files and folders of a project a step never sees, even where the project is in view.
 HIDDEN_NAMES = (".git", ".hg", ".svn", ".env", ".envrc", ".netrc", ".pypirc", ".npmrc", ".aws", ".ssh")
 
@@ -435,7 +439,7 @@ def _system_args() -> tuple[str, ...]:
     return tuple(args)
 
 
-_etc = hostfiles.EtcCopy("/etc", ETC_ALLOWED)
+_etc = hostfiles.EtcCopy("/etc", ETC_ALLOWED, ETC_HIDDEN)
 
 
 def interpreter_paths(executable: str) -> list[str]:
