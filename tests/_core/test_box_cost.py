@@ -403,6 +403,13 @@ def test_private_key_folders_in_an_allowed_etc_folder_are_empty_in_the_box(
     (source / "ssl" / "certs" / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     (source / "ssl" / "private" / "server.key").write_text("FAKE-PRIVATE-KEY\n")
     (source / "hosts").write_text("127.0.0.1 localhost\n")
+    # Red Hat's layout: the trust store is in view, the entitlement keys beside it are not.
+    for folder in ("pki/tls/certs", "pki/tls/private", "pki/ca-trust/extracted", "pki/entitlement"):
+        (source / folder).mkdir(parents=True)
+    (source / "pki/tls/certs/ca-bundle.crt").write_text("BUNDLE\n")
+    (source / "pki/ca-trust/extracted/tls-ca-bundle.pem").write_text("EXTRACTED\n")
+    (source / "pki/tls/private/localhost.key").write_text("FAKE-PRIVATE-KEY\n")
+    (source / "pki/entitlement/123-key.pem").write_text("FAKE-ENTITLEMENT-KEY\n")
     copy = hostfiles.EtcCopy(str(source), sandbox.ETC_ALLOWED, sandbox.ETC_HIDDEN)
     monkeypatch.setattr(sandbox, "_etc", copy)
     for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT"):
@@ -411,6 +418,9 @@ def test_private_key_folders_in_an_allowed_etc_folder_are_empty_in_the_box(
         "import os\n"
         "print(sorted(os.listdir('/etc/ssl/private')))\n"
         "print(open('/etc/ssl/certs/ca.pem').read().strip())\n"
+        "print(sorted(os.listdir('/etc/pki')), sorted(os.listdir('/etc/pki/tls/private')))\n"
+        "print(open('/etc/pki/tls/certs/ca-bundle.crt').read().strip())\n"
+        "print(open('/etc/pki/ca-trust/extracted/tls-ca-bundle.pem').read().strip())\n"
         "try:\n"
         "    open('/etc/ssl/private/planted', 'w')\n"
         "    print('written')\n"
@@ -424,7 +434,14 @@ def test_private_key_folders_in_an_allowed_etc_folder_are_empty_in_the_box(
     if done.sandbox != "boxed":
         pytest.skip("no bubblewrap here")
     assert done.ok, done.stderr
-    assert done.stdout.splitlines() == ["[]", "-----BEGIN CERTIFICATE-----", "Read-only file system"]
+    assert done.stdout.splitlines() == [
+        "[]",
+        "-----BEGIN CERTIFICATE-----",
+        "['ca-trust', 'tls'] []",
+        "BUNDLE",
+        "EXTRACTED",
+        "Read-only file system",
+    ]
     assert (source / "ssl" / "private" / "server.key").read_text() == "FAKE-PRIVATE-KEY\n"
     assert not (source / "ssl" / "private" / "planted").exists()
     # A link pays no mount: its target is out of the box's view already.
@@ -432,6 +449,7 @@ def test_private_key_folders_in_an_allowed_etc_folder_are_empty_in_the_box(
     (source / "ssl" / "private").symlink_to(source / "ssl" / "elsewhere")
     linked = hostfiles.EtcCopy(str(source), sandbox.ETC_ALLOWED, sandbox.ETC_HIDDEN)
     try:
-        assert "--tmpfs" not in linked.view()[0]
+        args = linked.view()[0]
+        assert "/etc/ssl/private" not in args and "/etc/pki/tls/private" in args
     finally:
         linked.remove()

@@ -118,7 +118,7 @@ class EtcCopy:
                 folders.append(name)  # (an unreadable file is bound, as it would have been)
             else:
                 files.append((name, found.st_ino, found.st_size, found.st_mtime_ns))
-        hides = [name for name in self.hidden if name.split("/", 1)[0] in folders and self._readable(name)]
+        hides = [name for name in self.hidden if _inside(name, folders) and self._readable(name)]
         signature = (*files, *((name, 0, 0, 0) for name in folders), *((name, -1, 0, 0) for name in hides))
         with self._lock:
             if signature != self._signature:
@@ -156,9 +156,11 @@ class EtcCopy:
         try:
             for name in files:
                 # The source's permissions (0o700 on the folder besides: the box is this user).
+                os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
                 shutil.copy(os.path.join(self.source, name), os.path.join(folder, name))
             for name in folders:
-                os.mkdir(os.path.join(folder, name))  # the mount point of its bind
+                # the mount point of its bind (``pki/tls``: its parent too, nothing else of it)
+                os.makedirs(os.path.join(folder, name), exist_ok=True)
         except OSError:
             return each + binds, None
         return ("--ro-bind", folder, "/etc", *binds), folder
@@ -170,7 +172,7 @@ class EtcCopy:
             return
         relative = os.path.normpath(path[len("/etc/") :])
         target = os.path.join(folder, relative)
-        if relative.split("/", 1)[0] in self.allowed or os.path.lexists(target):
+        if _inside(relative, self.allowed) or os.path.lexists(target):
             return  # in an allowed folder (bound from the host) or made already
         try:
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -189,6 +191,11 @@ class EtcCopy:
         for folder in self._made:
             shutil.rmtree(folder, ignore_errors=True)
         self._made = []
+
+
+def _inside(relative: str, names: Sequence[str]) -> bool:
+    """Whether ``relative`` (a path under /etc) is one of ``names`` or inside one."""
+    return any(relative == name or relative.startswith(name.rstrip("/") + "/") for name in names)
 
 
 def sweep(where: str, prefix: str) -> None:

@@ -100,7 +100,9 @@ ETC_ALLOWED = (
     "ssl",
     "ca-certificates",
     "ca-certificates.conf",
-    "pki",
+    # Red Hat's trust store, not the rest of /etc/pki (entitlement and consumer keys)
+    "pki/tls",
+    "pki/ca-trust",
     "resolv.conf",
     "hosts",
     "nsswitch.conf",
@@ -120,7 +122,7 @@ ETC_ALLOWED = (
 
 #: Folders inside :data:`ETC_ALLOWED` ones that hold private keys: a step sees them empty
 #: (where this user can read them: root, or the ``ssl-cert`` group).
-ETC_HIDDEN = ("ssl/private", "pki/tls/private", "pki/CA/private")
+ETC_HIDDEN = ("ssl/private", "pki/tls/private")
 
 #: Files and folders of a project a step never sees, even where the project is in view.
 HIDDEN_NAMES = (".git", ".hg", ".svn", ".env", ".envrc", ".netrc", ".pypirc", ".npmrc", ".aws", ".ssh")
