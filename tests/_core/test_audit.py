@@ -174,7 +174,8 @@ def test_reads_of_secrets_are_recorded_with_who_and_hidden_ones_are_reads(tmp_pa
         "def go(project):\n"
         "    open(os.path.expanduser('~/.aws/credentials')).read()\n"
         "    for path in ('/root/.ssh/id_rsa', '/home/runner/.config/gh/hosts.yml', '/etc/shadow',\n"
-        "                 project + '/.git/config', project + '/.netrc'):\n"
+        "                 '/etc/ssl/private/server.key', project + '/.git/config',\n"
+        "                 project + '/.netrc'):\n"
         "        try:\n"
         "            open(path).read()\n"
         "        except OSError:\n"
@@ -195,18 +196,19 @@ def test_reads_of_secrets_are_recorded_with_who_and_hidden_ones_are_reads(tmp_pa
     reads = {a.what: a.by for a in done.behaviour.attempts if a.kind == "read"}
     assert reads == {
         "~/.aws/credentials": f"{module}:3",
-        "/root/.ssh/id_rsa": f"{module}:7",
-        "/home/runner/.config/gh/hosts.yml": f"{module}:7",
-        "/etc/shadow": f"{module}:7",
-        f"{project}/.git/config": f"{module}:7",
-        f"{project}/.netrc": f"{module}:7",
+        "/root/.ssh/id_rsa": f"{module}:8",
+        "/home/runner/.config/gh/hosts.yml": f"{module}:8",
+        "/etc/shadow": f"{module}:8",
+        "/etc/ssl/private/server.key": f"{module}:8",
+        f"{project}/.git/config": f"{module}:8",
+        f"{project}/.netrc": f"{module}:8",
     }
     scored = {(f.code, f.evidence["what"]): f for f in behaviour.findings([done.behaviour])}
     secret = scored[("behaviour.secrets", "~/.aws/credentials")]
     assert secret.severity is Severity.CRITICAL and secret.evidence["by"] == f"{module}:3"
     assert scored[("behaviour.reads", "/root/.ssh/id_rsa")].severity is Severity.HIGH
     assert "outside the box" in scored[("behaviour.reads", "/etc/shadow")].message
-    assert behaviour.summary([done.behaviour]) == "import: no network, secrets (~/.aws/credentials), 5 read"
+    assert behaviour.summary([done.behaviour]) == "import: no network, secrets (~/.aws/credentials), 6 read"
     # In a README example a read outside the box is info (dotenv's examples read .env).
     readme = behaviour.Behaviour("readme", attempts=done.behaviour.attempts)
     assert {f.severity for f in behaviour.findings([readme]) if f.code == "behaviour.reads"} == {

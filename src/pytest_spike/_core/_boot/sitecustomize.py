@@ -44,7 +44,18 @@ _DECOYS = frozenset(d for d in os.environ.get("PYTEST_SPIKE_DECOYS", "").split(o
 _SECRET_FOLDERS = frozenset({".ssh", ".aws", ".gnupg", ".azure", ".kube", ".docker"})
 _SECRET_LEAVES = frozenset({".netrc", ".pypirc", ".npmrc", ".git-credentials", ".env", ".envrc"})
 _SECRET_PARTS = ("/.config/gh/", "/.config/gcloud/", "/.git/config")
-_SECRET_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/run/secrets/", "/var/run/secrets/")
+_SECRET_FILES = (
+    "/etc/shadow",
+    "/etc/gshadow",
+    "/etc/sudoers",
+    "/run/secrets/",
+    "/var/run/secrets/",
+    # private keys beside the certificates (empty in the box)
+    "/etc/ssl/private/",
+    "/etc/pki/tls/private/",
+    "/etc/pki/entitlement/",
+    "/etc/pki/consumer/",
+)
 _WATCHED = frozenset(
     {
         "open",
