@@ -3,6 +3,7 @@ the attempts the audit hooks record, through the real runner and real bubblewrap
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -285,3 +286,46 @@ def test_pytest_caching_the_bytecode_of_a_plugin_it_rewrote_is_not_the_candidate
     own = behaviour.Attempt("write", writes[0].what, by=f"{plugins}/spike_harness_plugin.py:2")
     scored = behaviour.findings([behaviour.Behaviour("upstream", attempts=[own])])
     assert [f.severity for f in scored] == [Severity.HIGH]
+
+
+def test_the_import_system_keeping_bytecode_is_nobodys_doing_a_loader_of_ones_own_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A module the build left uncompiled (pygments' lexers), read-only in the box: importing
+    # it, Python tries to keep its bytecode in the __pycache__ beside it. Without
+    # PYTHONDONTWRITEBYTECODE that was a "write outside the box" at every import (pygments'
+    # own documentation: 492 of them, HIGH). A loader of the candidate's own making writing
+    # the same file, or its code writing it, is still recorded.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    lib = tmp_path / "lib"
+    (lib / "__pycache__").mkdir(parents=True)  # the build compiled the package's other modules
+    (lib / "uncompiled.py").write_text("X = 1\n")
+    (lib / "other.py").write_text("Y = 2\n")
+    module = tmp_path / "nosy.py"
+    module.write_text(
+        "import importlib.machinery, importlib.util, sys\n"
+        "def go(lib):\n"
+        "    import uncompiled\n"
+        "    class Mine(importlib.machinery.SourceFileLoader):\n"
+        "        pass\n"
+        "    Mine('other', lib + '/other.py').get_code('other')\n"
+        "    try:\n"
+        "        open(importlib.util.cache_from_source(lib + '/uncompiled.py') + '.1', 'wb')\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    done = runner.run(
+        [sys.executable, "-c", f"import nosy; nosy.go({str(lib)!r})"],
+        timeout=60,
+        box=sandbox.Box("import"),
+        extra_env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{lib}"},
+    )
+    assert done.ok, done.stderr
+    if done.sandbox != "boxed":
+        pytest.skip("no bubblewrap here")
+    assert done.behaviour is not None
+    writes = sorted(
+        (Path(a.what).name.split(".")[0], a.by) for a in done.behaviour.attempts if a.kind == "write"
+    )
+    assert writes == [("other", f"{module}:6"), ("uncompiled", f"{module}:8")]
+    assert not (lib / "__pycache__").exists() or not any((lib / "__pycache__").iterdir())

@@ -164,6 +164,29 @@ def _read(path: Any) -> dict[str, str] | None:
     return {"kind": "read", "what": where}
 
 
+_IMPORTLIB = "<frozen importlib._bootstrap_external>"
+
+
+def _caching_bytecode() -> bool:
+    """Whether a write is the import system keeping the bytecode of a module it compiled: only
+    importlib's own frames from the write up to the ``get_code`` of a plain
+    ``SourceFileLoader`` (which compiles the real source of the file it names). It is what
+    ``PYTHONDONTWRITEBYTECODE`` would have skipped, the box refuses it where the module lies
+    read-only, and it is nobody's doing: a package whose modules the build left uncompiled
+    (pygments' lexers) would otherwise be charged with every import. A loader of the
+    candidate's own making, or any frame of its code between, is recorded as before."""
+    frame: Any = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # this file's frames: the hook's
+    while frame is not None and frame.f_code.co_filename == _IMPORTLIB:
+        if frame.f_code.co_name == "get_code":
+            external = sys.modules.get("_frozen_importlib_external")
+            loader = frame.f_locals.get("self")
+            return external is not None and type(loader) is getattr(external, "SourceFileLoader", None)
+        frame = frame.f_back
+    return False
+
+
 def _attempt(event: str, args: tuple[Any, ...]) -> dict[str, str] | None:
     if event == "open":
         path, _mode, flags = args
@@ -174,6 +197,8 @@ def _attempt(event: str, args: tuple[Any, ...]) -> dict[str, str] | None:
         where = os.path.abspath(os.fsdecode(path))
         if _writable(where) and not (where.startswith("/tmp/") and not os.path.isdir(os.path.dirname(where))):
             # (A file in a folder the box's private /tmp does not have is aimed at the host's.)
+            return None
+        if _caching_bytecode():
             return None
         return {"kind": "write", "what": where}
     if event in ("socket.connect", "socket.sendto"):
