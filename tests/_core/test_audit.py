@@ -329,3 +329,35 @@ def test_the_import_system_keeping_bytecode_is_nobodys_doing_a_loader_of_ones_ow
     )
     assert writes == [("other", f"{module}:6"), ("uncompiled", f"{module}:8")]
     assert not (lib / "__pycache__").exists() or not any((lib / "__pycache__").iterdir())
+
+
+def test_pytests_bytecode_caches_are_one_finding_a_stage_and_not_counted_as_writes() -> None:
+    # pytest tries it for every module of every plugin it rewrote (xdist: dozens): one info
+    # finding a stage with the count, not one a file, and the summary counts none of them.
+    env = "/cache/envs/abc/lib/python3.11/site-packages"
+    rewriter = f"{env}/_pytest/assertion/rewrite.py:317"
+    cached = [
+        behaviour.Attempt("write", f"{env}/xdist/__pycache__/{name}.cpython-311-pytest-9.2.0.pyc.2", rewriter)
+        for name in ("__init__", "plugin", "remote", "plugin")
+    ]
+    planted = behaviour.Attempt("write", f"{env}/requests/__init__.py", f"{env}/cand/x.py:3")
+    step = behaviour.Behaviour("upstream", attempts=[*cached, planted])
+    writes = sorted(
+        (f.severity.value, f.evidence.get("count", ""), f.message)
+        for f in behaviour.findings([step])
+        if f.code == "behaviour.writes"
+    )
+    assert writes == [
+        (
+            "high",
+            "",
+            f"upstream: tried to write {env}/requests/__init__.py, outside its environment and temp folder ({env}/cand/x.py:3)",
+        ),
+        (
+            "info",
+            "3",
+            f"upstream: pytest tried to cache the bytecode of 3 modules it rewrote ({cached[0].what}, ...); "
+            "the box refused it",
+        ),
+    ]
+    assert behaviour.summary([step]) == "upstream: no network, no secrets, 1 write"

@@ -341,6 +341,8 @@ def _bytecode_cache(attempt: Attempt) -> str:
 def findings(seen: Sequence[Behaviour]) -> list[Finding]:
     """The ``behaviour.*`` findings of what the steps tried (each attempt once per stage)."""
     found: dict[tuple[str, str, str], Finding] = {}
+    #: pytest's bytecode caches per stage (each file once): one finding a stage
+    caches: dict[str, dict[str, Attempt]] = {}
 
     def add(code: str, severity: Severity, message: str, stage: str, what: str, by: str = "") -> None:
         key = (code, stage, what)
@@ -388,14 +390,13 @@ def findings(seen: Sequence[Behaviour]) -> list[Finding]:
                     attempt.what,
                     attempt.by,
                 )
+            elif attempt.kind == "write" and _bytecode_cache(attempt):
+                caches.setdefault(stage, {}).setdefault(attempt.what, attempt)
             elif attempt.kind == "write":
-                cache = _bytecode_cache(attempt)
                 add(
                     "behaviour.writes",
-                    Severity.INFO if cache else Severity.HIGH,
-                    f"{stage}: {cache} ({attempt.what}); the box refused it"
-                    if cache
-                    else f"{stage}: tried to write {attempt.what}, outside its environment and temp folder{by}",
+                    Severity.HIGH,
+                    f"{stage}: tried to write {attempt.what}, outside its environment and temp folder{by}",
                     stage,
                     attempt.what,
                     attempt.by,
@@ -418,6 +419,19 @@ def findings(seen: Sequence[Behaviour]) -> list[Finding]:
                     stage,
                     attempt.what,
                 )
+    for stage, tried in caches.items():
+        # One finding a stage: pytest tries it for every module of every plugin it rewrote.
+        first = next(iter(tried.values()))
+        many = f"{len(tried)} modules it rewrote ({first.what}, ...)" if len(tried) > 1 else ""
+        found[("behaviour.writes", stage, first.what)] = Finding(
+            "behaviour.writes",
+            Severity.INFO,
+            f"{stage}: pytest tried to cache the bytecode of "
+            + (many or f"a module it rewrote ({first.what})")
+            + "; the box refused it",
+            {"stage": stage, "what": first.what, "by": first.by, "count": str(len(tried))},
+            Blame.CANDIDATE,
+        )
     return list(found.values())
 
 
@@ -432,7 +446,9 @@ def summary(seen: Sequence[Behaviour]) -> str:
             a
             for s in steps
             for a in s.attempts
-            if a.kind not in ("ctypes", "read") and not (a.kind == "exec" and _interpreter(a.what))
+            if a.kind not in ("ctypes", "read")
+            and not (a.kind == "exec" and _interpreter(a.what))
+            and not (a.kind == "write" and _bytecode_cache(a))
         ]
         attempts += [a for s in steps for a in s.attempts if a.kind == "read" and not a.what.startswith("~/")]
         secrets = sorted({d for s in steps for d in secrets_read(s)})
