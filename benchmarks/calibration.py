@@ -216,7 +216,12 @@ def run_panel(names: Sequence[str], work: Path, jobs: int) -> Path:
     log = work / "calibration.log"
     print(f"running {len(names)} candidates (log: {log}) ...", flush=True)
     with log.open("w") as handle:
-        done = subprocess.run(argv, cwd=project, stdout=handle, stderr=subprocess.STDOUT, check=False)
+        # As users run it: PYTHONDONTWRITEBYTECODE (set in some shells and CI images) hid
+        # what the import system tries in a read-only environment (see CHANGELOG).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        done = subprocess.run(
+            argv, cwd=project, stdout=handle, stderr=subprocess.STDOUT, check=False, env=env
+        )
     if not out.is_file():
         raise SystemExit(f"calibration: pytest exited {done.returncode} without results; see {log}")
     return out
