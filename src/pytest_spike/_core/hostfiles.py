@@ -79,10 +79,11 @@ def scratch_room(memory_mb: int) -> int:
 class EtcCopy:
     """The box's ``/etc``: one read-only bind of a folder holding copies of the ``allowed``
     files of ``source`` (their contents, links followed, as a bind shows them) and, bound
-    on top, the allowed folders, with their ``hidden`` folders shown empty. One mount and a few instead of one per file: each bind is a
-    mount and a read-only remount in every step (about 0.2 ms each, 20 of them). The copy is
-    made once per process and made again when a source changes (size, modification time or
-    inode, looked at every step); where it cannot be made, every file is bound as before.
+    on top, the allowed folders, with their ``hidden`` folders shown empty. One mount and a
+    few instead of one per file: each bind is a mount and a read-only remount in every step
+    (about 0.2 ms each, 20 of them). The copy is made once per process and made again when
+    a source changes (size, modification time or inode, looked at every step); where it
+    cannot be made, every file is bound as before.
     """
 
     PREFIX = "spike-etc-"
