@@ -196,9 +196,12 @@ def test_the_new_versions_suite_runs_meanwhile():
         time.sleep(CHILD_SLEEP)
         return
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not _child_running():
+    seen = _child_running()
+    while time.monotonic() < deadline and not seen:
         time.sleep(0.02)
-    assert _child_running(), "no child pytest ran while this run's tests ran"
+        seen = _child_running()
+    # (seen once is enough: a quick child may be gone by the time of a second look)
+    assert seen, "no child pytest ran while this run's tests ran"
 """
 
 
