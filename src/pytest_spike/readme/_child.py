@@ -49,6 +49,7 @@ import threading
 import time
 import traceback
 import types
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from typing import Any, Callable
 
@@ -108,23 +109,31 @@ def group_cpu_s() -> float:
     """CPU seconds used so far by this process group (this process, its threads, and the
     workers it started), from ``/proc``; this process alone where there is no ``/proc``."""
     try:
-        group = os.getpgrp()
-        total = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue  # ended while we looked
-            # After the command: state, ppid, pgrp, ... utime (12th), stime, cutime, cstime.
-            if int(fields[2]) == group:
-                total += sum(int(x) for x in fields[11:15])
+        # After the command: state, ppid, pgrp, ... utime (12th), stime, cutime, cstime.
+        total = sum(int(x) for _, fields in _group(os.getpgrp()) for x in fields[11:15])
         return total / _TICKS
     except (OSError, AttributeError, ValueError, IndexError):
         times = os.times()
         return times.user + times.system + times.children_user + times.children_system
+
+
+def _stat(pid: int | str) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command (state, parent, process group,
+    ...); None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None  # ended while we looked
+
+
+def _group(group: int) -> Iterator[tuple[int, list[bytes]]]:
+    """The processes of process group ``group``, each with its :func:`_stat` fields."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(entry)
+            if fields is not None and int(fields[2]) == group:
+                yield int(entry), fields
 
 
 class Clock:
@@ -666,29 +675,20 @@ def end_group_but_me() -> None:
     """Kill what a forked block left running in this process group: every member but this
     process and its ancestors (in the box the group is its init's)."""
     try:
-        group, spared = os.getpgrp(), {os.getpid()}
+        spared = {os.getpid()}
         pid = os.getppid()
         while pid > 0 and pid not in spared:
             spared.add(pid)
-            pid = _stat(pid)[0]
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) not in spared and _stat(int(entry))[1] == group:
+            fields = _stat(pid)
+            pid = int(fields[1]) if fields else 0
+        for member, _ in _group(os.getpgrp()):
+            if member not in spared:
                 try:
-                    os.kill(int(entry), signal.SIGKILL)
+                    os.kill(member, signal.SIGKILL)
                 except OSError:
                     pass  # ended while we looked
-    except OSError:
-        pass
-
-
-def _stat(pid: int) -> tuple[int, int]:
-    """(parent, process group) of ``pid`` from /proc; (0, -1) when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]), int(fields[2])
     except (OSError, ValueError, IndexError):
-        return 0, -1
+        pass
 
 
 def _flush() -> None:
