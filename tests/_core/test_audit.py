@@ -314,15 +314,10 @@ def test_the_import_system_keeping_bytecode_is_nobodys_doing_a_loader_of_ones_ow
         "    except OSError:\n"
         "        pass\n"
     )
-    done = runner.run(
-        [sys.executable, "-c", f"import nosy; nosy.go({str(lib)!r})"],
-        timeout=60,
-        box=sandbox.Box("import"),
-        extra_env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{lib}"},
+    done = boxed(
+        f"import nosy; nosy.go({str(lib)!r})", extra_env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{lib}"}
     )
     assert done.ok, done.stderr
-    if done.sandbox != "boxed":
-        pytest.skip("no bubblewrap here")
     assert done.behaviour is not None
     writes = sorted(
         (Path(a.what).name.split(".")[0], a.by) for a in done.behaviour.attempts if a.kind == "write"
